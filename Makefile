@@ -1,0 +1,31 @@
+# The two commands a new user needs are `make run` and `make test` (see README.md).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: install run test lint bench soak clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/ledger serve --demo
+
+test: install
+	$(VENV)/bin/lint-imports --config setup.cfg
+	$(VENV)/bin/ruff check ledger projections trainers policies api tests bench
+	$(VENV)/bin/pytest -q
+
+bench: install
+	$(PY) -m bench.run_all
+
+soak: install
+	LEDGER_SOAK=1 $(VENV)/bin/pytest -q tests/reliability
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

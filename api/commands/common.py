@@ -1,0 +1,30 @@
+"""What every verb shares: settings from the environment and --db, and the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from ledger.application import Ledger
+from ledger.settings import Settings
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    root = ctx.find_root()
+    url = (root.obj or {}).get("database_url")
+    return Settings.from_env(database_url=url)
+
+
+@contextmanager
+def open_ledger(ctx: click.Context, **overrides: object) -> Iterator[Ledger]:
+    settings = settings_from(ctx)
+    # One CLI process writes alone: group commit would only add a thread.
+    from dataclasses import replace
+
+    app = Ledger(replace(settings, group_commit=False, **overrides))
+    try:
+        yield app
+    finally:
+        app.close()

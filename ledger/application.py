@@ -1,0 +1,299 @@
+"""The ledger's application service: each command is get, change, save."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from ledger import ids
+from ledger.artifacts import ArtifactStore
+from ledger.domain.access import ApiKey, SigningKey
+from ledger.domain.datasets import Dataset
+from ledger.domain.deployments import Deployment
+from ledger.domain.models import Model
+from ledger.domain.predictions import Prediction
+from ledger.domain.training import TrainingRun
+from ledger.errors import AlreadyExists, Conflict, NotFound, StorageUnavailable
+from ledger.keyfiles import pepper
+from ledger.settings import Settings
+from ledger.storage import LedgerFactory, LedgerRecorder, create_engine
+
+
+def cli_actor() -> str:
+    """Who a command-line change is by: the key in LEDGER_API_KEY, else the OS user."""
+    key = os.environ.get("LEDGER_API_KEY")
+    if key:
+        return f"key:{key.split('_')[1] if key.count('_') >= 2 else 'unknown'}"
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+class Ledger(Application[UUID]):
+    """Records provenance events; reads that cross aggregates go to projections."""
+
+    name = "Ledger"
+
+    def __init__(self, settings: Settings | None = None, engine: sa.Engine | None = None):
+        self.settings = settings or Settings.from_env()
+        self.engine = engine or create_engine(self.settings.database_url)
+        super().__init__(env={"IS_SNAPSHOTTING_ENABLED": "n"})
+        self.artifacts = ArtifactStore(self.engine, self.settings.artifact_cache_bytes)
+        self.artifacts.create_table()
+        if self.settings.group_commit:
+            self.recorder.enable_group_commit(max_events=self.settings.group_commit_max_events)
+
+    def construct_factory(self, env: Any) -> LedgerFactory:
+        return LedgerFactory(env, self.engine)
+
+    @property
+    def recorder_(self) -> LedgerRecorder:
+        assert isinstance(self.recorder, LedgerRecorder)
+        return self.recorder
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        try:
+            return super().save(*objs, **kwargs)
+        except OperationalError as error:
+            raise StorageUnavailable(f"the event store is unavailable: {error}") from error
+
+    def get(self, aggregate_id: UUID, what: str) -> Any:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"{what} not found") from None
+        except OperationalError as error:
+            raise StorageUnavailable(f"the event store is unavailable: {error}") from error
+
+    # -- datasets, training runs, models ----------------------------------------
+    def register_dataset(self, **kwargs: Any) -> UUID:
+        """Register a dataset; the same content, role and source is the same dataset."""
+        dataset_id = ids.dataset_id(kwargs["fingerprint"], kwargs["role"], kwargs["source"])
+        try:
+            self.save(Dataset(**kwargs))
+        except IntegrityError:
+            pass  # already registered: content-addressed, so identical
+        return dataset_id
+
+    def start_training(self, **kwargs: Any) -> UUID:
+        run = TrainingRun(**kwargs)
+        self.save(run)
+        return run.id
+
+    def finish_training(self, run_id: UUID, model: dict[str, Any], **completed: Any) -> UUID:
+        """Complete the run and register its model in one transaction."""
+        run: TrainingRun = self.get(run_id, f"training run {run_id}")
+        registered = Model(training_run_id=str(run_id), provenance="captured", declared={}, **model)
+        run.complete(model_id=str(registered.id), **completed)
+        self.save(run, registered)
+        return registered.id
+
+    def fail_training(self, run_id: UUID, error: str, actor: str) -> None:
+        run: TrainingRun = self.get(run_id, f"training run {run_id}")
+        run.fail(error=error, actor=actor)
+        self.save(run)
+
+    def register_model(self, **kwargs: Any) -> UUID:
+        model = Model(**kwargs)
+        self.save(model)
+        return model.id
+
+    def model(self, model_id: UUID | str) -> Model:
+        return self.get(_uuid(model_id, "model"), f"model {model_id}")
+
+    def training_run(self, run_id: UUID | str) -> TrainingRun:
+        return self.get(_uuid(run_id, "training run"), f"training run {run_id}")
+
+    def dataset(self, dataset_id: UUID | str) -> Dataset:
+        return self.get(_uuid(dataset_id, "dataset"), f"dataset {dataset_id}")
+
+    # -- deployments -------------------------------------------------------------
+    def create_deployment(self, **kwargs: Any) -> Deployment:
+        kwargs.setdefault("settings", {})
+        deployment = Deployment.create(**kwargs)
+        try:
+            self.save(deployment)
+        except IntegrityError:
+            raise AlreadyExists(f"deployment {kwargs['name']!r} already exists", field="name") from None
+        return deployment
+
+    def deployment(self, name: str) -> Deployment:
+        return self.get(ids.deployment_id(name), f"deployment {name!r}")
+
+    def change_deployment(
+        self, name: str, actor: str, expected_version: int | None = None,
+        schema: dict[str, Any] | None = None, policy: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Deployment:
+        deployment = self.deployment(name)
+        if schema is not None:
+            deployment.change_schema(schema, actor, expected_version)
+            expected_version = deployment.version
+        if policy is not None:
+            deployment.change_policy(policy, actor, expected_version)
+            expected_version = deployment.version
+        if settings is not None:
+            deployment.change_settings(settings, actor, expected_version)
+        self._save_versioned(deployment)
+        return deployment
+
+    def add_model(self, name: str, model_id: UUID | str, actor: str) -> Deployment:
+        deployment = self.deployment(name)
+        model = self.model(model_id)
+        deployment.add_model(str(model.id), model.features, model.task, actor)
+        self._save_versioned(deployment)
+        return deployment
+
+    def retire_model(self, name: str, model_id: str, reason: str, actor: str) -> Deployment:
+        deployment = self.deployment(name)
+        deployment.retire_model(model_id, reason, actor)
+        self._save_versioned(deployment)
+        return deployment
+
+    def promote(self, name: str, model_id: str, reason: str, actor: str,
+                evidence: dict[str, Any] | None = None, expected_version: int | None = None) -> Deployment:
+        deployment = self.deployment(name)
+        deployment.promote(model_id, reason, actor, evidence, expected_version)
+        self._save_versioned(deployment)
+        return deployment
+
+    def _save_versioned(self, aggregate: Any) -> None:
+        # Two writers that read the same version race for the next one; the store picks one.
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            raise StaleVersion_(aggregate) from None
+
+    # -- predictions and outcomes --------------------------------------------------
+    def record_predictions(self, predictions: Sequence[Prediction]) -> list[tuple[Prediction, int | None]]:
+        """Record new predictions; a retried one returns the original (same body) or 409.
+
+        Returns each prediction as stored, with its position (None for a returned original).
+        """
+        try:
+            recordings = self.save(*predictions)
+            return [(p, r.notification.id) for p, r in zip(predictions, recordings, strict=True)]
+        except IntegrityError:
+            pass
+        results: list[tuple[Prediction, int | None]] = []
+        fresh: list[Prediction] = []
+        for prediction in predictions:
+            original = self._existing_prediction(prediction.id)
+            if original is None:
+                fresh.append(prediction)
+            elif original.body_digest != prediction.body_digest:
+                raise Conflict(
+                    f"request_id {prediction.request_id!r} was already used with a different body",
+                    field="request_id",
+                )
+        positions = {}
+        if fresh:
+            for p, r in zip(fresh, self.save(*fresh), strict=True):
+                positions[p.id] = r.notification.id
+        for prediction in predictions:
+            if prediction.id in positions:
+                results.append((prediction, positions[prediction.id]))
+            else:
+                results.append((self._existing_prediction(prediction.id), None))  # type: ignore[arg-type]
+        return results
+
+    def _existing_prediction(self, prediction_id: UUID) -> Prediction | None:
+        try:
+            return self.repository.get(prediction_id)
+        except AggregateNotFoundError:
+            return None
+
+    def prediction(self, prediction_id: UUID | str) -> Prediction:
+        return self.get(_uuid(prediction_id, "prediction"), f"prediction {prediction_id}")
+
+    def record_outcome(self, prediction_id: UUID | str, actual: Any, observed_at: str | None, actor: str) -> Prediction:
+        for _attempt in range(5):  # concurrent outcomes for one prediction race for a version
+            prediction = self.prediction(prediction_id)
+            prediction.record_outcome(actual, observed_at, actor)
+            try:
+                self.save(prediction)
+                return prediction
+            except IntegrityError:
+                continue
+        raise Conflict(f"prediction {prediction_id} is being changed concurrently; retry")
+
+    # -- keys ----------------------------------------------------------------------
+    def key_digest(self, key: str) -> str:
+        return hmac.new(pepper(self.settings.secrets_dir), key.encode(), hashlib.sha256).hexdigest()
+
+    def issue_api_key(self, role: str, actor: str, label: str = "", expires_at: str | None = None) -> tuple[str, str]:
+        """Issue a key; the secret is returned once and only its HMAC is stored."""
+        key_id = secrets.token_hex(6)
+        key = f"pl_{key_id}_{secrets.token_urlsafe(24)}"
+        self.save(ApiKey.issue(
+            key_id=key_id, role=role, secret_digest=self.key_digest(key), expires_at=expires_at,
+            label=label, actor=actor,
+        ))
+        return key_id, key
+
+    def revoke_api_key(self, key_id: str, reason: str, actor: str) -> None:
+        key: ApiKey = self.get(ids.api_key_id(key_id), f"API key {key_id}")
+        key.revoke(reason, actor)
+        self.save(key)
+
+    def authenticate(self, key: str) -> ApiKey | None:
+        """The key's record if the key is genuine, unrevoked and unexpired."""
+        parts = key.split("_")
+        if len(parts) < 3 or parts[0] != "pl":
+            return None
+        try:
+            record: ApiKey = self.repository.get(ids.api_key_id(parts[1]))
+        except AggregateNotFoundError:
+            return None
+        if not hmac.compare_digest(record.secret_digest, self.key_digest(key)):
+            return None
+        if record.revoked:
+            return None
+        if record.expires_at and datetime.fromisoformat(record.expires_at) <= datetime.now(timezone.utc):
+            return None
+        return record
+
+    def record_signing_key(self, key_id: str, public_key: str, actor: str, replaces: str | None = None) -> None:
+        new = SigningKey(key_id=key_id, algorithm="ed25519", public_key=public_key, replaces=replaces, actor=actor)
+        if replaces:
+            old: SigningKey = self.get(ids.signing_key_id(replaces), f"signing key {replaces}")
+            old.rotate(successor=key_id, actor=actor)
+            self.save(old, new)
+        else:
+            self.save(new)
+
+    def close(self) -> None:
+        super().close()
+        self.engine.dispose()
+
+
+def StaleVersion_(aggregate: Any) -> Exception:
+    from ledger.errors import StaleVersion
+
+    return StaleVersion(f"{type(aggregate).__name__.lower()} changed concurrently; read it again and retry")
+
+
+def _uuid(value: UUID | str, what: str) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise NotFound(f"{what} {value!r} not found: not a valid id") from None
+
+
+def iter_ids(values: Iterable[str]) -> list[UUID]:
+    return [_uuid(v, "id") for v in values]

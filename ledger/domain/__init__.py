@@ -1,0 +1,1 @@
+"""The provenance domain: aggregates whose nested past-tense classes are the events."""

@@ -1,0 +1,229 @@
+"""The event table, its database clock and its lean insert path.
+
+eventsourcing-sqlalchemy supplies the recorder; we add a `recorded_at` column set by
+the database under the insert lock (monotone, microseconds since the epoch, UTC), make
+the table append-only with triggers, and replace the ORM insert (one object a row) by
+one multi-row statement inside the same lock, so commit order still equals position.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+import sqlite3
+
+import psycopg2
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
+from eventsourcing_sqlalchemy.models import StoredEventRecord
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+from sqlalchemy import BigInteger, Column, Index, Integer
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.group_commit import GroupCommitter
+
+DBAPI_INTEGRITY_ERRORS = (psycopg2.IntegrityError, sqlite3.IntegrityError)
+DBAPI_OPERATIONAL_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError)
+APPLICATION_NAME = "Ledger"
+EVENTS_TABLE = "ledger_events"
+CLOCK_TABLE = "ledger_clock"
+
+
+class LedgerEventRecord(StoredEventRecord):
+    """A stored event with the database's recorded-at time (µs since epoch, UTC)."""
+
+    __abstract__ = True
+    recorded_at = Column(BigInteger().with_variant(Integer(), "sqlite"), nullable=False)
+    # define_record_class copies only the base class's own table args.
+    __table_args__ = (
+        Index("stored_aggregate_event_index", "originator_id", "originator_version", unique=True),
+    )
+
+
+def is_postgres(url_or_engine: Any) -> bool:
+    name = url_or_engine.dialect.name if hasattr(url_or_engine, "dialect") else str(url_or_engine)
+    return name.startswith("postgres")
+
+
+def create_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """An engine configured for the ledger: WAL and a long busy timeout on SQLite."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        kwargs.setdefault("connect_args", {"timeout": 60, "check_same_thread": False})
+        engine = sa.create_engine(url, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 8)
+    kwargs.setdefault("max_overflow", 16)
+    return sa.create_engine(url, **kwargs)
+
+
+class LedgerDatastore(SQLAlchemyDatastore):
+    base_stored_event_record_cls = LedgerEventRecord
+
+
+class LedgerRecorder(SQLAlchemyApplicationRecorder):
+    """Application recorder with a database clock, a multi-row insert and group commit."""
+
+    committer: GroupCommitter | None = None
+
+    def enable_group_commit(self, **kwargs: Any) -> GroupCommitter:
+        self.committer = GroupCommitter(self.insert_now, **kwargs)
+        return self.committer
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], *, session: Session | None = None, **kwargs: Any
+    ) -> Sequence[int] | None:
+        if self.committer is not None and session is None and not any(kwargs.values()):
+            return self.committer.submit(stored_events)
+        return super().insert_events(stored_events, session=session, **kwargs)
+
+    def insert_now(self, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
+        """One transaction for these events, bypassing the group committer."""
+        with self.transaction(commit=True) as session:
+            return self._insert_stored_events(session, stored_events)
+
+    def create_table(self) -> None:
+        super().create_table()
+        engine = self.datastore.engine
+        with engine.begin() as conn:  # type: ignore[union-attr]
+            create_clock_and_guards(conn)
+
+    def _insert_stored_events(
+        self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int]:
+        if not stored_events:
+            return []
+        conn = session.connection()
+        postgres = is_postgres(conn)
+        if postgres:
+            conn.exec_driver_sql(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
+        recorded_at = advance_clock(conn)
+        try:
+            if postgres:
+                ids = _insert_postgres(conn, stored_events, recorded_at)
+                conn.exec_driver_sql(f"NOTIFY {self.channel_name}")
+            else:
+                ids = _insert_sqlite(conn, stored_events, recorded_at)
+        except DBAPI_INTEGRITY_ERRORS as error:  # the raw cursor bypasses SQLAlchemy's mapping
+            raise IntegrityError(str(error)) from error
+        except DBAPI_OPERATIONAL_ERRORS as error:
+            raise OperationalError(str(error)) from error
+        return ids
+
+
+def _insert_postgres(conn: sa.Connection, events: Sequence[StoredEvent], at: int) -> list[int]:
+    from psycopg2.extras import execute_values
+
+    rows = [
+        (str(e.originator_id), e.originator_version, e.topic, e.state, at) for e in events
+    ]
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        result = execute_values(
+            cur,
+            f"INSERT INTO {EVENTS_TABLE} "
+            "(originator_id, originator_version, topic, state, recorded_at) VALUES %s RETURNING id",
+            rows,
+            template="(%s::uuid, %s, %s, %s, %s)",
+            page_size=max(len(rows), 1),
+            fetch=True,
+        )
+    finally:
+        cur.close()
+    return [r[0] for r in result]
+
+
+def _insert_sqlite(conn: sa.Connection, events: Sequence[StoredEvent], at: int) -> list[int]:
+    # The clock update above holds SQLite's single write lock, so ids are max+1..max+n.
+    before = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one()
+    rows = [
+        (_uuid_bytes(e.originator_id), e.originator_version, e.topic, e.state, at) for e in events
+    ]
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.executemany(
+            f"INSERT INTO {EVENTS_TABLE} "
+            "(originator_id, originator_version, topic, state, recorded_at) VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+    finally:
+        cur.close()
+    return list(range(before + 1, before + 1 + len(rows)))
+
+
+def _uuid_bytes(value: uuid.UUID | str) -> bytes:
+    return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
+
+
+def advance_clock(conn: sa.Connection) -> int:
+    """Take the next recorded-at from the database clock, never earlier than the last.
+
+    On SQLite this UPDATE is also what takes the database's write lock, before any read.
+    """
+    if is_postgres(conn):
+        now = "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
+        sql = f"UPDATE {CLOCK_TABLE} SET last_us = greatest(last_us, {now}) WHERE id = 1 RETURNING last_us"
+    else:
+        now = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
+        sql = f"UPDATE {CLOCK_TABLE} SET last_us = max(last_us, {now}) WHERE id = 1 RETURNING last_us"
+    return int(conn.exec_driver_sql(sql).scalar_one())
+
+
+def create_clock_and_guards(conn: sa.Connection) -> None:
+    """The clock row and the triggers that make the event table append-only."""
+    conn.exec_driver_sql(
+        f"CREATE TABLE IF NOT EXISTS {CLOCK_TABLE} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)"
+    )
+    exists = conn.exec_driver_sql(f"SELECT count(*) FROM {CLOCK_TABLE}").scalar_one()
+    if not exists:
+        conn.exec_driver_sql(f"INSERT INTO {CLOCK_TABLE} (id, last_us) VALUES (1, 0)")
+    if is_postgres(conn):
+        conn.exec_driver_sql(
+            "CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger AS $$ "
+            "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; "
+            "END $$ LANGUAGE plpgsql"
+        )
+        for name, when in (("no_update_delete", "UPDATE OR DELETE"), ("no_truncate", "TRUNCATE")):
+            level = "STATEMENT" if when == "TRUNCATE" else "ROW"
+            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {EVENTS_TABLE}_{name} ON {EVENTS_TABLE}")
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER {EVENTS_TABLE}_{name} BEFORE {when} ON {EVENTS_TABLE} "
+                f"FOR EACH {level} EXECUTE FUNCTION ledger_refuse_change()"
+            )
+    else:
+        for op in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {EVENTS_TABLE}_no_{op.lower()} "
+                f"BEFORE {op} ON {EVENTS_TABLE} "
+                f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} refused'); END"
+            )
+
+
+class LedgerFactory(SQLAlchemyFactory):
+    """Infrastructure factory: our datastore on an engine we built, and our recorder."""
+
+    datastore_class = LedgerDatastore
+    application_recorder_class = LedgerRecorder
+
+    def __init__(self, env: Any, engine: sa.Engine):
+        # Skip SQLAlchemyFactory.__init__: it would build its own engine from a URL.
+        super(SQLAlchemyFactory, self).__init__(env)
+        self._schema_name = None
+        self.datastore = LedgerDatastore(session_maker=sessionmaker(bind=engine))
