@@ -28,6 +28,7 @@ from ledger.errors import AlreadyExists, Conflict, NotFound, StorageUnavailable
 from ledger.keyfiles import pepper
 from ledger.settings import Settings
 from ledger.storage import LedgerFactory, LedgerRecorder, create_engine
+from ledger.timeline import version_at
 
 
 def cli_actor() -> str:
@@ -70,8 +71,15 @@ class Ledger(Application[UUID]):
         except OperationalError as error:
             raise StorageUnavailable(f"the event store is unavailable: {error}") from error
 
-    def get(self, aggregate_id: UUID, what: str) -> Any:
+    def get(self, aggregate_id: UUID, what: str, position: int | None = None) -> Any:
+        """The aggregate now, or as it was at a ledger position."""
         try:
+            if position is not None:
+                with self.engine.connect() as conn:
+                    version = version_at(conn, aggregate_id, position)
+                if version is None:
+                    raise NotFound(f"{what} did not exist at position {position}")
+                return self.repository.get(aggregate_id, version=version)
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"{what} not found") from None
@@ -111,8 +119,8 @@ class Ledger(Application[UUID]):
         self.save(model)
         return model.id
 
-    def model(self, model_id: UUID | str) -> Model:
-        return self.get(_uuid(model_id, "model"), f"model {model_id}")
+    def model(self, model_id: UUID | str, position: int | None = None) -> Model:
+        return self.get(_uuid(model_id, "model"), f"model {model_id}", position)
 
     def training_run(self, run_id: UUID | str) -> TrainingRun:
         return self.get(_uuid(run_id, "training run"), f"training run {run_id}")
@@ -130,8 +138,8 @@ class Ledger(Application[UUID]):
             raise AlreadyExists(f"deployment {kwargs['name']!r} already exists", field="name") from None
         return deployment
 
-    def deployment(self, name: str) -> Deployment:
-        return self.get(ids.deployment_id(name), f"deployment {name!r}")
+    def deployment(self, name: str, position: int | None = None) -> Deployment:
+        return self.get(ids.deployment_id(name), f"deployment {name!r}", position)
 
     def change_deployment(
         self, name: str, actor: str, expected_version: int | None = None,
@@ -216,8 +224,8 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
-    def prediction(self, prediction_id: UUID | str) -> Prediction:
-        return self.get(_uuid(prediction_id, "prediction"), f"prediction {prediction_id}")
+    def prediction(self, prediction_id: UUID | str, position: int | None = None) -> Prediction:
+        return self.get(_uuid(prediction_id, "prediction"), f"prediction {prediction_id}", position)
 
     def record_outcome(self, prediction_id: UUID | str, actual: Any, observed_at: str | None, actor: str) -> Prediction:
         for _attempt in range(5):  # concurrent outcomes for one prediction race for a version

@@ -1,0 +1,88 @@
+"""Instants and positions: every "as of" resolves to a ledger position first."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from ledger.errors import InvalidCommand
+from ledger.storage import EVENTS_TABLE
+
+
+def to_micros(instant: datetime) -> int:
+    if instant.tzinfo is None:
+        raise InvalidCommand("an instant needs an offset, e.g. 2026-03-03T12:00:00Z", field="as_of")
+    return int(instant.timestamp() * 1_000_000) if instant.microsecond == 0 else (
+        int(instant.replace(microsecond=0).timestamp()) * 1_000_000 + instant.microsecond
+    )
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, tz=timezone.utc).replace(microsecond=micros % 1_000_000)
+
+
+def iso(micros: int) -> str:
+    """Recorded-at as ISO-8601 UTC with microseconds and a Z."""
+    return from_micros(micros).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_as_of(text: str) -> tuple[str, int]:
+    """`pos:N` or an ISO-8601 instant with an offset -> ("position", N) or ("instant", µs)."""
+    text = text.strip()
+    if text.startswith("pos:"):
+        try:
+            position = int(text[4:])
+        except ValueError:
+            position = -1
+        if position < 0:
+            raise InvalidCommand("as_of pos:N needs a non-negative integer N", field="as_of")
+        return "position", position
+    try:
+        instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidCommand(
+            f"as_of {text!r} is neither an ISO-8601 instant with an offset nor pos:N", field="as_of"
+        ) from None
+    return "instant", to_micros(instant)
+
+
+def position_at(conn: sa.Connection | sa.Engine, micros: int) -> int:
+    """The last position recorded at or before the instant (0 when none)."""
+    sql = f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE} WHERE recorded_at <= :t"
+    if isinstance(conn, sa.Engine):
+        with conn.connect() as c:
+            return int(c.execute(sa.text(sql), {"t": micros}).scalar_one())
+    return int(conn.execute(sa.text(sql), {"t": micros}).scalar_one())
+
+
+def head_position(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one())
+
+
+def resolve_as_of(engine: sa.Engine, text: str | None) -> int | None:
+    """None for "now"; else the position the as_of names."""
+    if not text:
+        return None
+    kind, value = parse_as_of(text)
+    return value if kind == "position" else position_at(engine, value)
+
+
+def version_at(conn: sa.Connection, originator_id: object, position: int) -> int | None:
+    """An aggregate's version as of a position (None if it did not exist yet)."""
+    from ledger.storage import is_postgres
+
+    oid = str(originator_id) if is_postgres(conn) else _uuid_bytes(originator_id)
+    return conn.execute(
+        sa.text(
+            f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = :o AND id <= :p"
+        ),
+        {"o": oid, "p": position},
+    ).scalar_one()
+
+
+def _uuid_bytes(value: object) -> bytes:
+    import uuid
+
+    return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
