@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from api.commands import keys
+from api.commands import (  # one line per verb family
+    clone,
+    keys,
+)
 
 
 @click.group()
@@ -17,5 +20,10 @@ def main(ctx: click.Context, database_url: str | None) -> None:
     ctx.obj["database_url"] = database_url
 
 
-for module in (keys,):
+COMMANDS = (  # one line per verb family
+    keys,
+    clone,
+)
+
+for module in COMMANDS:
     module.register(main)

@@ -8,7 +8,7 @@ import hmac
 import os
 import secrets
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -270,7 +270,7 @@ class Ledger(Application[UUID]):
             return None
         if record.revoked:
             return None
-        if record.expires_at and datetime.fromisoformat(record.expires_at) <= datetime.now(timezone.utc):
+        if record.expires_at and datetime.fromisoformat(record.expires_at) <= datetime.now(UTC):
             return None
         return record
 

@@ -1,0 +1,105 @@
+"""A production-parallel copy of the ledger up to a position, positions and times intact."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ledger.artifacts import artifacts_table
+from ledger.errors import Conflict
+from ledger.storage import CLOCK_TABLE, EVENTS_TABLE, is_postgres
+
+PAGE = 5000
+MODEL_REGISTERED = "ledger.domain.models:Model.Registered"
+
+
+@dataclass
+class CloneReport:
+    position: int
+    events: int
+    artifacts: int
+    last_recorded_at: int
+
+
+def clone_ledger(
+    source: sa.Engine, target: sa.Engine, position: int,
+    progress: Callable[[int], None] | None = None,
+) -> CloneReport:
+    """Copy every event up to `position` and the artifacts they name into an empty ledger.
+
+    The target must have been initialised (tables and triggers) and hold no events.
+    """
+    with target.connect() as conn:
+        if conn.exec_driver_sql(f"SELECT count(*) FROM {EVENTS_TABLE}").scalar_one():
+            raise Conflict("the clone's target already holds events: give it an empty database")
+    columns = "id, originator_id, originator_version, topic, state, recorded_at"
+    events_table = sa.table(
+        EVENTS_TABLE, *(sa.column(c) for c in columns.split(", "))
+    )
+    digests: set[str] = set()
+    copied, last_id, last_at = 0, 0, 0
+    with source.connect() as src:
+        while True:
+            rows = src.execute(
+                sa.text(f"SELECT {columns} FROM {EVENTS_TABLE} WHERE id > :a AND id <= :b ORDER BY id LIMIT {PAGE}"),
+                {"a": last_id, "b": position},
+            ).fetchall()
+            if not rows:
+                break
+            batch = [_portable_row(r, is_postgres(target)) for r in rows]
+            for r in rows:
+                if r.topic == MODEL_REGISTERED:
+                    digests.add(json.loads(bytes(r.state))["artifact_digest"])
+            with target.begin() as dst:
+                dst.execute(events_table.insert(), batch)
+            copied += len(rows)
+            last_id, last_at = rows[-1].id, rows[-1].recorded_at
+            if progress:
+                progress(len(rows))
+    _copy_artifacts(source, target, digests)
+    _continue_above(target, last_id, last_at)
+    return CloneReport(position=last_id, events=copied, artifacts=len(digests), last_recorded_at=last_at)
+
+
+def _portable_row(row: sa.Row, target_postgres: bool) -> dict:
+    import uuid
+
+    oid = row.originator_id
+    oid = oid if isinstance(oid, uuid.UUID) else (uuid.UUID(bytes=bytes(oid)) if isinstance(oid, (bytes, memoryview)) else uuid.UUID(str(oid)))
+    return {
+        "id": row.id,
+        "originator_id": str(oid) if target_postgres else oid.bytes,
+        "originator_version": row.originator_version,
+        "topic": row.topic,
+        "state": bytes(row.state),
+        "recorded_at": row.recorded_at,
+    }
+
+
+def _copy_artifacts(source: sa.Engine, target: sa.Engine, digests: set[str]) -> None:
+    for digest in sorted(digests):
+        with source.connect() as src:
+            row = src.execute(sa.select(artifacts_table).where(artifacts_table.c.digest == digest)).first()
+        if row is None:
+            continue
+        with target.begin() as dst:
+            exists = dst.execute(
+                sa.select(artifacts_table.c.digest).where(artifacts_table.c.digest == digest)
+            ).first()
+            if not exists:
+                dst.execute(artifacts_table.insert().values(**row._mapping))
+
+
+def _continue_above(target: sa.Engine, last_id: int, last_at: int) -> None:
+    """New events in the clone continue above the copied positions and times."""
+    with target.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE {CLOCK_TABLE} SET last_us = :t WHERE id = 1 AND last_us < :t"), {"t": last_at}
+        )
+        if is_postgres(target) and last_id:
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{EVENTS_TABLE}', 'id'), {int(last_id)})"
+            )

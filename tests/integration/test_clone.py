@@ -1,0 +1,72 @@
+"""A clone holds exactly the events up to its instant, and continues above them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from ledger.application import Ledger
+from ledger.clone import clone_ledger
+from ledger.errors import Conflict
+from tests.conftest import drop_postgres_database, fresh_postgres_database
+
+
+def _deployment(ledger: Ledger, name: str) -> None:
+    ledger.create_deployment(
+        name=name, task="classification", schema={"features": [{"name": "x", "type": "number"}]},
+        policy={"name": "manual"}, positive_label=1, outcome_maturity_days=0, actor="test",
+    )
+
+
+@pytest.fixture
+def target(settings, tmp_path, database_url):
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'clone.db'}"
+        yield Ledger(replace(settings, database_url=url))
+        return
+    url = fresh_postgres_database()
+    app = Ledger(replace(settings, database_url=url))
+    try:
+        yield app
+    finally:
+        app.close()
+        drop_postgres_database(url)
+
+
+def _rows(ledger: Ledger) -> list[tuple]:
+    with ledger.engine.connect() as conn:
+        return [
+            (r.id, str(r.topic), bytes(r.state), r.recorded_at, r.originator_version)
+            for r in conn.exec_driver_sql(
+                "SELECT id, topic, state, recorded_at, originator_version FROM ledger_events ORDER BY id"
+            )
+        ]
+
+
+def test_clone_copies_events_up_to_a_position_unchanged_and_continues_above(ledger, target):
+    _deployment(ledger, "a")
+    digest = ledger.artifacts.put(b"model-bytes")
+    ledger.register_model(
+        name="m", artifact_digest=digest, features=["x"], algorithm="t", task="classification",
+        classes=[0, 1], training_run_id=None, provenance="declared", declared={}, actor="test",
+    )
+    cut = _rows(ledger)[-1][0]
+    _deployment(ledger, "b")
+
+    report = clone_ledger(ledger.engine, target.engine, cut)
+
+    assert report.events == 2 and report.artifacts == 1
+    assert _rows(target) == _rows(ledger)[:2]
+    assert target.artifacts.get(digest) == b"model-bytes"
+    _deployment(target, "c")
+    after = _rows(target)[-1]
+    assert after[0] > cut and after[3] >= _rows(ledger)[1][3]
+    assert target.deployment("a").name == "a"
+
+
+def test_clone_refuses_a_target_that_holds_events(ledger, target):
+    _deployment(ledger, "a")
+    _deployment(target, "z")
+    with pytest.raises(Conflict):
+        clone_ledger(ledger.engine, target.engine, 10)
