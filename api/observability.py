@@ -1,0 +1,244 @@
+"""Structured JSON logs with a request id on every line, and Prometheus metrics.
+
+Under gunicorn each worker is a process, so the metrics live in prometheus-client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `ledger serve` before any metric
+exists) and `/metrics` adds up every worker's files. Projector lag is computed at
+scrape time from the database, so it needs no shared state at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import falcon
+import structlog
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# A caller's id is echoed into logs and headers: keep it short and printable.
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/@#=+-]{1,128}$")
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+log = structlog.get_logger("ledger.api")
+
+
+# -- logging -----------------------------------------------------------------------
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def json_formatter() -> logging.Formatter:
+    """A stdlib formatter that renders any library's log record as our JSON line."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared_processors()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
+def _stderr_logger(*_args: Any) -> structlog.WriteLogger:
+    # Looked up per logger, so a replaced sys.stderr (tests, daemons) is honoured.
+    return structlog.WriteLogger(sys.stderr)
+
+
+def configure_logging(level: str | None = None) -> None:
+    """JSON lines on stderr for structlog and the standard library alike."""
+    level = (level or os.environ.get("LEDGER_LOG_LEVEL", "INFO")).upper()
+    structlog.configure(
+        processors=[
+            *_shared_processors(),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=_stderr_logger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's X-Request-Id when it is safe to echo, else a fresh one."""
+    if header and _SAFE_REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+# -- metrics ---------------------------------------------------------------------------
+@dataclass
+class Metrics:
+    """The process's metric objects, created once the multiprocess mode is decided."""
+
+    requests: Any
+    latency: Any
+    predictions: Any
+    batch_sizes: Any
+
+
+_metrics: Metrics | None = None
+
+
+def metrics() -> Metrics:
+    """The metrics, created on first use (after PROMETHEUS_MULTIPROC_DIR is set)."""
+    global _metrics
+    if _metrics is None:
+        from prometheus_client import Counter, Histogram
+
+        _metrics = Metrics(
+            requests=Counter("ledger_http_requests_total", "HTTP requests answered",
+                             ["method", "route", "status"]),
+            latency=Histogram("ledger_http_request_duration_seconds", "Time to answer a request",
+                              ["method", "route", "status"], buckets=_LATENCY_BUCKETS),
+            predictions=Counter("ledger_predictions_total", "Rows scored and served",
+                                ["deployment", "model"]),
+            batch_sizes=Histogram("ledger_group_commit_batch_callers",
+                                  "Callers whose events shared one group commit",
+                                  buckets=_BATCH_BUCKETS),
+        )
+    return _metrics
+
+
+def count_served(deployment: str, answer: Any) -> None:
+    """Count served rows by model from a prediction answer (one row or a batch)."""
+    rows = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(rows, list):
+        rows = [answer]
+    for row in rows:
+        if isinstance(row, dict) and row.get("model_id"):
+            metrics().predictions.labels(deployment=deployment, model=str(row["model_id"])).inc()
+
+
+def attach_group_commit_metrics(ledger: Any) -> None:
+    """Observe the size of every group commit the ledger's writer thread makes."""
+    recorder = getattr(ledger, "recorder", None)
+    if getattr(recorder, "committer", None) is None:
+        return
+    recorder.enable_group_commit(  # a fresh committer, before any request has used it
+        max_events=ledger.settings.group_commit_max_events,
+        on_batch=metrics().batch_sizes.observe,
+    )
+
+
+class RequestObserver:
+    """Binds a request id to every log line, logs the answer and counts it."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        request_id = request_id_from(req.get_header(REQUEST_ID_HEADER))
+        req.context.request_id = request_id
+        req.context.started = time.perf_counter()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        request_id = getattr(req.context, "request_id", None) or request_id_from(None)
+        resp.set_header(REQUEST_ID_HEADER, request_id)
+        elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
+        route = req.uri_template or "unmatched"
+        status = str(resp.status_code)
+        metrics().requests.labels(method=req.method, route=route, status=status).inc()
+        metrics().latency.labels(method=req.method, route=route, status=status).observe(elapsed)
+        if req.method == "POST" and route.endswith("/predictions") and resp.status_code < 300:
+            count_served(str(req.path.split("/")[3]), resp.media)
+        log.info("request", method=req.method, path=req.path, route=route,
+                 status=resp.status_code, duration_ms=round(elapsed * 1000, 2))
+        structlog.contextvars.clear_contextvars()
+
+
+def middleware(services: Any) -> list[Any]:
+    """The observability middleware for create_app, outermost first."""
+    ledger = getattr(services, "ledger", None)
+    if ledger is not None:
+        attach_group_commit_metrics(ledger)
+    return [RequestObserver()]
+
+
+# -- /metrics ----------------------------------------------------------------------------
+def registry() -> Any:
+    """Every worker's metrics under gunicorn; this process's otherwise."""
+    from prometheus_client import REGISTRY, CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return REGISTRY
+    collected = CollectorRegistry()
+    MultiProcessCollector(collected, path=path)
+    return collected
+
+
+class ProjectorLag:
+    """A scrape-time collector: events each projection still has to apply."""
+
+    def __init__(self, lag_of: Callable[[], dict[str, int]]):
+        self._lag_of = lag_of
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily("ledger_projector_lag_events",
+                                   "Events recorded but not yet applied, by projection", labels=["projection"])
+        try:
+            lags = self._lag_of()
+        except Exception as error:  # noqa: BLE001 - a scrape must not fail because a read did
+            log.warning("projector lag unavailable", error=str(error))
+            lags = {}
+        for name, lag in sorted(lags.items()):
+            family.add_metric([name], lag)
+        yield family
+
+
+class MetricsResource:
+    """GET /metrics: Prometheus text format (admin)."""
+
+    def __init__(self, lag_of: Callable[[], dict[str, int]] | None):
+        self._lag = ProjectorLag(lag_of) if lag_of else None
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        metrics()  # so that a fresh process still lists every family
+        body = generate_latest(registry())
+        if self._lag is not None:
+            lag_registry = CollectorRegistry()
+            lag_registry.register(self._lag)
+            body += generate_latest(lag_registry)
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.data = body
+
+
+def lag_reader(services: Any) -> Callable[[], dict[str, int]] | None:
+    """How far each projection trails the log, if the projections package can say."""
+    try:
+        from projections import lag as projection_lag  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    ledger = getattr(services, "ledger", None)
+    if ledger is None:
+        return None
+    return lambda: dict(projection_lag(ledger.engine))
+
+
+def add_routes(app: falcon.App, services: Any) -> None:
+    """Mount /metrics."""
+    app.add_route("/metrics", MetricsResource(lag_reader(services)))

@@ -1,0 +1,52 @@
+"""The request observer: request ids, JSON log lines, and counted answers."""
+
+from __future__ import annotations
+
+import json
+
+import falcon
+import falcon.testing
+import pytest
+
+from api import observability
+
+
+class Predict:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        resp.media = {"predictions": [{"model_id": "m1"}, {"model_id": "m2"}]}
+
+
+@pytest.fixture
+def client() -> falcon.testing.TestClient:
+    app = falcon.App(middleware=observability.middleware(services=None))
+    app.add_route("/v1/deployments/{name}/predictions", Predict())
+    observability.add_routes(app, services=None)
+    return falcon.testing.TestClient(app)
+
+
+def test_a_callers_request_id_is_echoed(client):
+    resp = client.simulate_post("/v1/deployments/churn/predictions", headers={"X-Request-Id": "abc-1"})
+    assert resp.headers["X-Request-Id"] == "abc-1"
+
+
+def test_an_unsafe_request_id_is_replaced_by_a_fresh_one(client):
+    resp = client.simulate_get("/nowhere", headers={"X-Request-Id": "bad id\n" * 3})
+    assert resp.status_code == 404
+    assert len(resp.headers["X-Request-Id"]) == 32
+
+
+def test_every_request_is_logged_as_json_with_its_request_id(client, capsys):
+    observability.configure_logging("INFO")
+    client.simulate_post("/v1/deployments/churn/predictions", headers={"X-Request-Id": "log-me"})
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    request_lines = [line for line in lines if line.get("event") == "request"]
+    assert request_lines[-1]["request_id"] == "log-me"
+    assert request_lines[-1]["route"] == "/v1/deployments/{name}/predictions"
+
+
+def test_metrics_count_requests_by_route_and_served_rows_by_model(client):
+    client.simulate_post("/v1/deployments/churn/predictions")
+    text = client.simulate_get("/metrics").text
+    assert 'ledger_predictions_total{deployment="churn",model="m2"}' in text
+    assert 'route="/v1/deployments/{name}/predictions"' in text
+    assert "ledger_group_commit_batch_callers" in text
