@@ -25,6 +25,7 @@ from ledger.domain.models import Model
 from ledger.domain.predictions import Prediction
 from ledger.domain.training import TrainingRun
 from ledger.errors import AlreadyExists, Conflict, NotFound, StorageUnavailable
+from ledger.health import HealthCommands
 from ledger.keyfiles import pepper
 from ledger.settings import Settings
 from ledger.storage import LedgerFactory, LedgerRecorder, create_engine
@@ -43,7 +44,7 @@ def cli_actor() -> str:
     return f"cli:{user}"
 
 
-class Ledger(Application[UUID]):
+class Ledger(HealthCommands, Application[UUID]):
     """Records provenance events; reads that cross aggregates go to projections."""
 
     name = "Ledger"
