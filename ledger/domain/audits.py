@@ -1,0 +1,26 @@
+"""Audit records: what auditors and compliance officers took out of the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+
+class Export(Aggregate):
+    """A compliance export: who exported what, pinned to which position, with which digests."""
+
+    class Recorded(Aggregate.Created):
+        kind: str
+        params: dict[str, Any]
+        position: int
+        files: list[dict[str, Any]]
+        actor: str
+
+    @event(Recorded)
+    def __init__(self, kind: str, params: dict[str, Any], position: int, files: list[dict[str, Any]], actor: str):
+        self.kind = kind
+        self.params = params
+        self.position = position
+        self.files = files
+        self.exported_by = actor
