@@ -1,0 +1,99 @@
+"""Gunicorn, embedded: one option set shared by `ledger serve` and deploy/gunicorn.conf.py.
+
+The Falcon app is built in each worker after the fork (no preload), so no database
+connection, writer thread or metric file is ever shared between processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from ledger.settings import Settings
+
+
+def default_workers() -> int:
+    """One worker per core, at least two so that one slow request never stalls all."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+def server_options(
+    host: str = "127.0.0.1", port: int = 8000, workers: int | None = None, threads: int = 8,
+) -> dict[str, Any]:
+    """Gunicorn settings: gthread workers, keep-alive off (see the note below)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers or default_workers(),
+        # Threads let one process's group committer batch many callers' inserts.
+        "worker_class": "gthread",
+        "threads": threads,
+        # With keep-alive, gthread can pin every client connection to one worker and
+        # halve throughput (MEASURED.md); closing after each answer keeps them balanced.
+        "keepalive": 0,
+        "timeout": 60,
+        "graceful_timeout": 15,
+        "preload_app": False,
+        "accesslog": None,  # every request is logged by api.observability, with its id
+        "errorlog": "-",
+        "logconfig_dict": logconfig(),
+        "child_exit": child_exit,
+        "proc_name": "ledger-api",
+    }
+
+
+def logconfig() -> dict[str, Any]:
+    """Gunicorn's own messages as the same JSON lines as ours."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "api.observability.json_formatter"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"level": "INFO", "handlers": ["stderr"]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        },
+    }
+
+
+def prepare_metrics_dir(home: Path) -> Path:
+    """A clean directory for multiprocess metrics, exported before any metric exists."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or home / "metrics")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Fold a dead worker's live gauges away so /metrics does not count it twice."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+class LedgerServer(BaseApplication):
+    """Gunicorn with our options and create_app as the application."""
+
+    def __init__(self, settings: Settings, options: dict[str, Any]):
+        self.settings = settings
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        from api.app import create_app
+        from api.observability import configure_logging
+
+        configure_logging()
+        return create_app(self.settings)

@@ -1,0 +1,7 @@
+// Served from this host: no CDN, nothing fetched from elsewhere.
+window.ui = SwaggerUIBundle({
+  url: "/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  persistAuthorization: true,
+});
