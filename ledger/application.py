@@ -9,6 +9,7 @@ import os
 import secrets
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -27,6 +28,7 @@ from ledger.domain.training import TrainingRun
 from ledger.errors import AlreadyExists, Conflict, NotFound, StorageUnavailable
 from ledger.health import HealthCommands
 from ledger.keyfiles import pepper
+from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
 from ledger.settings import Settings
 from ledger.storage import LedgerFactory, LedgerRecorder, create_engine
 from ledger.timeline import version_at
@@ -283,6 +285,16 @@ class Ledger(HealthCommands, Application[UUID]):
             self.save(old, new)
         else:
             self.save(new)
+
+    # -- privacy (ledger/privacy, docs/PRIVACY.md) ------------------------------------
+    @cached_property
+    def sealer(self) -> Sealer:
+        """Seals personal fields per subject; its key table is created on first use."""
+        return default_sealer(self.engine, self.settings.secrets_dir)
+
+    def forget_subject(self, subject_id: Any, reason: str, actor: str, deployment: str | None = None) -> ForgetResult:
+        """Record SubjectForgotten and destroy the subject's keys (crypto-shredding)."""
+        return forget(self, subject_id, reason, actor, deployment)
 
     def close(self) -> None:
         super().close()

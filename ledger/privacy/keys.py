@@ -1,0 +1,243 @@
+"""Per-subject data keys, wrapped by a master key that never enters the database.
+
+Destroying a subject's key row is what erases its personal data (crypto-shredding):
+the ciphertext stays in the append-only event log, unreadable forever.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ledger.errors import LedgerError, StorageUnavailable
+from ledger.keyfiles import read_or_create
+
+KEYS_TABLE = "ledger_subject_keys"
+WRAP_FORMAT = 1
+
+
+class Forgotten(LedgerError):
+    """The subject's key was destroyed: its personal data is erased."""
+
+    code = "forgotten"
+
+
+class MasterKeyMismatch(LedgerError):
+    """A wrapped key does not open with this master key: a configuration error, not an erasure."""
+
+    code = "master_key_mismatch"
+
+
+class MasterKey(Protocol):
+    """Wraps and unwraps data keys; an external KMS can implement this."""
+
+    def wrap(self, subject_ref: str, data_key: bytes) -> bytes: ...
+
+    def unwrap(self, subject_ref: str, wrapped: bytes) -> bytes: ...
+
+
+class SubjectKeyStore(Protocol):
+    """Data keys per (subject, scope); `destroy` must make them unrecoverable."""
+
+    def get_or_create(self, subject_ref: str, scope: str = "") -> bytes: ...
+
+    def get(self, subject_ref: str, scope: str = "") -> bytes: ...
+
+    def destroy(self, subject_ref: str, scope: str | None = None) -> int: ...
+
+    def scopes(self, subject_ref: str) -> list[str]: ...
+
+
+class LocalMasterKey:
+    """AES-256-GCM key wrap under a key from LEDGER_MASTER_KEY or `<secrets>/master.key` (0600)."""
+
+    def __init__(self, key: bytes):
+        if len(key) != 32:
+            raise MasterKeyMismatch("the master key must be 32 bytes (64 hex characters)")
+        self._aead = AESGCM(key)
+        self.key_id = hashlib.sha256(b"ledger master key id\x00" + key).digest()[:8]
+
+    @classmethod
+    def from_environment(cls, secrets_dir: Path) -> LocalMasterKey:
+        env = os.environ.get("LEDGER_MASTER_KEY")
+        if env:
+            try:
+                return cls(bytes.fromhex(env.strip()))
+            except ValueError:
+                raise MasterKeyMismatch("LEDGER_MASTER_KEY must be 64 hex characters") from None
+        try:
+            return cls(read_or_create(secrets_dir / "master.key"))
+        except FileExistsError:  # another process created it a moment ago
+            return cls(read_or_create(secrets_dir / "master.key"))
+
+    def wrap(self, subject_ref: str, data_key: bytes) -> bytes:
+        nonce = secrets.token_bytes(12)
+        # The subject ref is associated data: a wrapped key copied to another row will not open.
+        sealed = self._aead.encrypt(nonce, data_key, subject_ref.encode())
+        return bytes([WRAP_FORMAT]) + self.key_id + nonce + sealed
+
+    def unwrap(self, subject_ref: str, wrapped: bytes) -> bytes:
+        if wrapped[:1] != bytes([WRAP_FORMAT]) or wrapped[1:9] != self.key_id:
+            raise MasterKeyMismatch(
+                "a subject key was wrapped by another master key: set LEDGER_MASTER_KEY or "
+                "<secrets_dir>/master.key to the key this database was created with"
+            )
+        try:
+            return self._aead.decrypt(wrapped[9:21], wrapped[21:], subject_ref.encode())
+        except InvalidTag:
+            raise MasterKeyMismatch(f"the wrapped key of subject {subject_ref[:12]}… is corrupt") from None
+
+
+class KeyCache:
+    """Unwrapped keys of this process, bounded in size and age (other processes may destroy)."""
+
+    def __init__(self, max_keys: int = 100_000, ttl_seconds: float = 30.0):
+        self.max_keys, self.ttl = max_keys, ttl_seconds
+        self._keys: OrderedDict[tuple[str, str], tuple[bytes, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> bytes | None:
+        with self._lock:
+            hit = self._keys.get(key)
+            if hit is None or hit[1] < time.monotonic():
+                self._keys.pop(key, None)
+                return None
+            self._keys.move_to_end(key)
+            return hit[0]
+
+    def put(self, key: tuple[str, str], value: bytes) -> None:
+        with self._lock:
+            self._keys[key] = (value, time.monotonic() + self.ttl)
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+
+    def drop(self, subject_ref: str) -> None:
+        with self._lock:
+            for key in [k for k in self._keys if k[0] == subject_ref]:
+                del self._keys[key]
+
+
+class DatabaseKeyStore:
+    """Wrapped data keys in their own table (not the event log: deleting a row is the point)."""
+
+    def __init__(self, engine: sa.Engine, master: MasterKey, cache: KeyCache | None = None):
+        self.engine, self.master = engine, master
+        self.cache = cache or KeyCache()
+
+    def create_table(self) -> None:
+        blob = "BYTEA" if self.engine.dialect.name.startswith("postgres") else "BLOB"
+        with self._begin() as conn:
+            conn.exec_driver_sql(
+                f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (subject_ref VARCHAR(64) NOT NULL, "
+                f"scope VARCHAR(200) NOT NULL, wrapped_key {blob} NOT NULL, created_at BIGINT NOT NULL, "
+                "PRIMARY KEY (subject_ref, scope))"
+            )
+
+    def get_or_create(self, subject_ref: str, scope: str = "") -> bytes:
+        return self.get_or_create_many([(subject_ref, scope)])[(subject_ref, scope)]
+
+    def get_or_create_many(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """Keys for many (subject, scope) pairs: one read and at most one insert."""
+        found = {k: v for k in set(wanted) if (v := self.cache.get(k)) is not None}
+        missing = [k for k in set(wanted) if k not in found]
+        if missing:
+            found.update(self._load_or_insert(missing))
+        return found
+
+    def get(self, subject_ref: str, scope: str = "") -> bytes:
+        cached = self.cache.get((subject_ref, scope))
+        if cached is not None:
+            return cached
+        rows = self._select([(subject_ref, scope)])
+        if not rows:
+            raise Forgotten(f"subject {subject_ref[:12]}… has no key in scope {scope!r}: erased")
+        return self._remember(subject_ref, scope, rows[(subject_ref, scope)])
+
+    def destroy(self, subject_ref: str, scope: str | None = None) -> int:
+        """Delete the subject's keys (in one scope, or all); returns how many were deleted."""
+        self.cache.drop(subject_ref)
+        sql = f"DELETE FROM {KEYS_TABLE} WHERE subject_ref = :s"
+        params = {"s": subject_ref}
+        if scope is not None:
+            sql, params = sql + " AND scope = :c", {**params, "c": scope}
+        with self._begin() as conn:
+            return conn.execute(sa.text(sql), params).rowcount
+
+    def scopes(self, subject_ref: str) -> list[str]:
+        sql = f"SELECT scope FROM {KEYS_TABLE} WHERE subject_ref = :s ORDER BY scope"
+        with self._connect() as conn:
+            return [r[0] for r in conn.execute(sa.text(sql), {"s": subject_ref})]
+
+    # -- internals ---------------------------------------------------------------
+    def _remember(self, subject_ref: str, scope: str, wrapped: bytes) -> bytes:
+        key = self.master.unwrap(subject_ref, bytes(wrapped))
+        self.cache.put((subject_ref, scope), key)
+        return key
+
+    def _load_or_insert(self, missing: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        rows = self._select(missing)
+        fresh = [k for k in missing if k not in rows]
+        if fresh:
+            rows.update(self._insert(fresh))
+        return {k: self._remember(k[0], k[1], w) for k, w in rows.items()}
+
+    def _insert(self, fresh: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        now = int(time.time() * 1_000_000)
+        wrapped = {k: self.master.wrap(k[0], secrets.token_bytes(32)) for k in fresh}
+        params = [{"s": s, "c": c, "w": w, "t": now} for (s, c), w in wrapped.items()]
+        sql = f"INSERT INTO {KEYS_TABLE} (subject_ref, scope, wrapped_key, created_at) VALUES (:s, :c, :w, :t)"
+        try:
+            with self._begin() as conn:
+                conn.execute(sa.text(sql), params)
+            return wrapped
+        except sa.exc.IntegrityError:
+            # Another process created some of these keys first: use theirs.
+            for (s, c), w in wrapped.items():
+                self._insert_if_absent(s, c, w, now)
+            return self._select(fresh)
+
+    def _insert_if_absent(self, subject_ref: str, scope: str, wrapped: bytes, now: int) -> None:
+        sql = (f"INSERT INTO {KEYS_TABLE} (subject_ref, scope, wrapped_key, created_at) "
+               "VALUES (:s, :c, :w, :t) ON CONFLICT DO NOTHING")
+        with self._begin() as conn:
+            conn.execute(sa.text(sql), {"s": subject_ref, "c": scope, "w": wrapped, "t": now})
+
+    def _select(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        refs = sorted({s for s, _ in pairs})
+        sql = sa.text(f"SELECT subject_ref, scope, wrapped_key FROM {KEYS_TABLE} WHERE subject_ref IN :refs")
+        sql = sql.bindparams(sa.bindparam("refs", expanding=True))
+        wanted = set(pairs)
+        with self._connect() as conn:
+            rows = conn.execute(sql, {"refs": refs}).all()
+        return {(s, c): bytes(w) for s, c, w in rows if (s, c) in wanted}
+
+    def _begin(self) -> AbstractContextManager[sa.Connection]:
+        return _guarded(self.engine.begin)
+
+    def _connect(self) -> AbstractContextManager[sa.Connection]:
+        return _guarded(self.engine.connect)
+
+
+@contextmanager
+def _guarded(opener: Callable[[], AbstractContextManager[sa.Connection]]) -> Iterator[sa.Connection]:
+    """A key store outage becomes StorageUnavailable, so a prediction fails cleanly (503)."""
+    try:
+        with opener() as conn:
+            yield conn
+    except sa.exc.IntegrityError:
+        raise
+    except sa.exc.DBAPIError as error:
+        raise StorageUnavailable(f"the subject key store is unavailable: {error.orig}") from error
