@@ -1,0 +1,233 @@
+"""Data quality against a reference profile: pure computations, no I/O.
+
+PSI and the two-sample KS test per feature, null share, ranges, unseen categories,
+types against the deployment's schema, and the share of rows an IsolationForest
+scores as outliers. The result is the payload of a `QualityCheck.Recorded` event.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "psi": 0.2,  # the usual "significant shift" line for PSI
+    "ks_pvalue": 0.01,
+    "ks_statistic": 0.1,  # with large samples any shift is "significant"; require a real distance
+    "null_share_increase": 0.1,
+    "out_of_range_share": 0.05,
+    "unseen_share": 0.05,
+    "outlier_share": 0.1,
+    "type_error_share": 0.0,
+    "min_rows": 30,  # fewer rows say nothing about a distribution
+}
+EPSILON = 1e-4  # keeps the logarithm finite for empty bins
+OutlierScorer = Callable[[list[dict[str, Any]]], np.ndarray]
+
+
+def thresholds_from(settings: Mapping[str, Any] | None) -> dict[str, float]:
+    """The defaults overridden by a deployment's `quality_thresholds` setting."""
+    overrides = (settings or {}).get("quality_thresholds") or {}
+    return {**DEFAULT_THRESHOLDS, **{k: float(v) for k, v in overrides.items() if k in DEFAULT_THRESHOLDS}}
+
+
+def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """Population stability index of two share vectors over the same bins."""
+    e = np.clip(np.asarray(expected, dtype=float), EPSILON, None)
+    a = np.clip(np.asarray(actual, dtype=float), EPSILON, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def quantile_points(profile: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, values) of a numeric feature's reference quantiles."""
+    quantiles = profile["quantiles"]
+    if isinstance(quantiles, Mapping):
+        pairs = sorted((float(p), float(v)) for p, v in quantiles.items())
+        return np.array([p for p, _ in pairs]), np.array([v for _, v in pairs])
+    values = np.asarray(quantiles, dtype=float)
+    return np.linspace(0.0, 1.0, len(values)), values
+
+
+def numeric_bins(profile: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Interior bin edges from the reference quantiles, and the reference share of each bin.
+
+    Bins are (-inf, e1], (e1, e2], ..., (ek, inf); tied quantiles merge into one edge
+    that holds the mass up to the highest probability at that value.
+    """
+    probs, values = quantile_points(profile)
+    inner = (probs > 0) & (probs < 1)
+    mass_to: dict[float, float] = {}
+    for p, v in zip(probs[inner], values[inner], strict=True):
+        mass_to[float(v)] = max(float(p), mass_to.get(float(v), 0.0))
+    edges = np.array(sorted(mass_to))
+    cumulative = np.array([0.0, *[mass_to[e] for e in edges], 1.0])
+    return edges, np.diff(cumulative)
+
+
+def numeric_psi(profile: Mapping[str, Any], values: np.ndarray) -> float:
+    edges, expected = numeric_bins(profile)
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(expected))
+    return psi(expected, counts / max(len(values), 1))
+
+
+def categorical_psi(frequencies: Mapping[str, float], values: Sequence[Any]) -> float:
+    """PSI over the reference categories plus one bin for every unseen category."""
+    seen = [str(v) for v in values]
+    total = max(len(seen), 1)
+    categories = list(frequencies)
+    expected = [float(frequencies[c]) for c in categories] + [0.0]
+    observed = [seen.count(c) / total for c in categories]
+    observed.append(1.0 - sum(observed))
+    norm = sum(expected) or 1.0
+    return psi([e / norm for e in expected], observed)
+
+
+def reference_sample(profile: Mapping[str, Any], size: int = 200) -> np.ndarray:
+    """A stored sample if the profile has one, else the quantile function at `size` points."""
+    if profile.get("sample"):
+        return np.asarray(profile["sample"], dtype=float)
+    probs, values = quantile_points(profile)
+    return np.interp((np.arange(size) + 0.5) / size, probs, values)
+
+
+def ks_test(profile: Mapping[str, Any], values: np.ndarray) -> tuple[float, float]:
+    """The two-sample Kolmogorov-Smirnov statistic and p-value (scipy.stats.ks_2samp)."""
+    result = stats.ks_2samp(reference_sample(profile), values)
+    return float(result.statistic), float(result.pvalue)
+
+
+@dataclass
+class Report:
+    """What a quality check found: per-feature figures, one result per check, the failures."""
+
+    rows: int
+    features: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    outliers: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, check: str, feature: str | None, value: float, threshold: float, passed: bool | None = None) -> None:
+        passed = value <= threshold if passed is None else passed
+        self.results.append({"check": check, "feature": feature, "value": _round(value),
+                             "threshold": threshold, "passed": bool(passed)})
+
+    @property
+    def failing(self) -> list[str]:
+        return [f"{r['check']}:{r['feature']}" if r["feature"] else r["check"]
+                for r in self.results if not r["passed"]]
+
+
+def _round(value: float) -> float:
+    return round(float(value), 6) if math.isfinite(value) else value
+
+
+TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, float) and v.is_integer()),
+    "category": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def type_errors(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, Any]) -> list[str]:
+    """One message per row that breaks the schema: unknown, missing or mistyped fields."""
+    features = {f["name"]: f for f in schema["features"]}
+    errors = []
+    for i, row in enumerate(rows):
+        unknown = sorted(set(row) - set(features))
+        wrong = [n for n, f in features.items() if row.get(n) is not None and not TYPE_TESTS[f["type"]](row[n])]
+        absent = [n for n, f in features.items() if row.get(n) is None and f.get("required")]
+        if unknown or wrong or absent:
+            errors.append(f"row {i}: unknown {unknown}, mistyped {wrong}, missing {absent}")
+    return errors
+
+
+def may_be_missing(feature: Mapping[str, Any]) -> bool:
+    return not feature.get("required", False) and feature.get("nullable", True) is not False
+
+
+def profile_features(profile: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-feature reference entries, whether or not the profile nests them under `features`."""
+    return dict(profile.get("features", profile)) if profile else {}
+
+
+def check_rows(
+    rows: Sequence[Mapping[str, Any]], schema: Mapping[str, Any], profile: Mapping[str, Any],
+    thresholds: Mapping[str, float], scorer: OutlierScorer | None = None,
+) -> Report:
+    """Check a batch of rows against the schema and a reference profile."""
+    report = Report(rows=len(rows))
+    errors = type_errors(rows, schema)
+    report.add("schema", None, len(errors) / max(len(rows), 1), thresholds["type_error_share"])
+    report.outliers["type_errors"] = errors[:20]
+    names = {f["name"] for f in schema["features"]}
+    for name, reference in profile_features(profile).items():
+        if name in names:
+            report.features[name] = check_feature(report, name, reference, [r.get(name) for r in rows], thresholds)
+    if scorer is not None and rows:
+        flags = score_in_batches(scorer, list(rows))
+        share = float(flags.mean())
+        report.outliers.update(share=_round(share), rows=[int(i) for i in np.flatnonzero(flags)])
+        report.add("outliers", None, share, thresholds["outlier_share"])
+    return report
+
+
+def check_feature(
+    report: Report, name: str, reference: Mapping[str, Any], values: list[Any], thresholds: Mapping[str, float]
+) -> dict[str, Any]:
+    """Null share, then range and drift (numbers) or unseen categories and drift (categories)."""
+    present = [v for v in values if v is not None]
+    null_share = 1 - len(present) / max(len(values), 1)
+    allowed = float(reference.get("null_share", 0.0)) + thresholds["null_share_increase"]
+    report.add("null_share", name, null_share, round(allowed, 6))
+    figures: dict[str, Any] = {"rows": len(values), "null_share": _round(null_share)}
+    if "quantiles" in reference:
+        numbers = np.array([float(v) for v in present if TYPE_TESTS["number"](v)], dtype=float)
+        figures.update(numeric_figures(report, name, reference, numbers, thresholds))
+    elif "categories" in reference:
+        figures.update(category_figures(report, name, reference["categories"], present, thresholds))
+    return figures
+
+
+def numeric_figures(
+    report: Report, name: str, reference: Mapping[str, Any], values: np.ndarray, thresholds: Mapping[str, float]
+) -> dict[str, Any]:
+    _, points = quantile_points(reference)
+    low, high = float(reference.get("min", points[0])), float(reference.get("max", points[-1]))
+    outside = float(np.mean((values < low) | (values > high))) if len(values) else 0.0
+    report.add("range", name, outside, thresholds["out_of_range_share"])
+    figures: dict[str, Any] = {"out_of_range_share": _round(outside), "psi": None, "ks_statistic": None,
+                               "ks_pvalue": None, "mean": _round(float(values.mean())) if len(values) else None}
+    if len(values) >= thresholds["min_rows"]:
+        value, (statistic, pvalue) = numeric_psi(reference, values), ks_test(reference, values)
+        figures.update(psi=_round(value), ks_statistic=_round(statistic), ks_pvalue=_round(pvalue))
+        report.add("drift_psi", name, value, thresholds["psi"])
+        ks_drift = pvalue < thresholds["ks_pvalue"] and statistic > thresholds["ks_statistic"]
+        report.add("drift_ks", name, statistic, thresholds["ks_statistic"], passed=not ks_drift)
+    return figures
+
+
+def category_figures(
+    report: Report, name: str, frequencies: Mapping[str, float], values: list[Any], thresholds: Mapping[str, float]
+) -> dict[str, Any]:
+    unseen = [v for v in values if str(v) not in frequencies]
+    share = len(unseen) / max(len(values), 1)
+    report.add("unseen_categories", name, share, thresholds["unseen_share"])
+    figures: dict[str, Any] = {"unseen_share": _round(share), "unseen": sorted({str(v) for v in unseen})[:10],
+                               "psi": None}
+    if len(values) >= thresholds["min_rows"]:
+        value = categorical_psi(frequencies, values)
+        figures["psi"] = _round(value)
+        report.add("drift_psi", name, value, thresholds["psi"])
+    return figures
+
+
+def score_in_batches(scorer: OutlierScorer, rows: list[Mapping[str, Any]], batch_size: int = 10_000) -> np.ndarray:
+    """Outlier flags scored in micro-batches: one IsolationForest call costs ~7.5 ms however small."""
+    parts = [np.asarray(scorer(rows[i:i + batch_size]), dtype=bool) for i in range(0, len(rows), batch_size)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
