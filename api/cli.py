@@ -7,6 +7,7 @@ import click
 from api.commands import (  # one line per verb family
     clone,
     keys,
+    notary,
 )
 
 
@@ -23,6 +24,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 COMMANDS = (  # one line per verb family
     keys,
     clone,
+    notary,
 )
 
 for module in COMMANDS:

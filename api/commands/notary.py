@@ -1,0 +1,136 @@
+"""`ledger signing-key init|rotate`, `ledger digest`, `ledger verify`, `ledger notary advance`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from api.commands.common import open_ledger, settings_from
+from ledger import notary
+from ledger.application import cli_actor
+from ledger.errors import LedgerError
+from ledger.storage import create_engine
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A LedgerError becomes a one-line message and exit status 2, not a traceback."""
+    try:
+        yield
+    except LedgerError as error:
+        raise click.ClickException(error.detail) from error
+
+
+def _key_path(ctx: click.Context, given: str | None) -> Path:
+    return Path(given) if given else notary.default_key_path(settings_from(ctx))
+
+
+key_file_option = click.option("--key-file", default=None, help="Private key file (default: <secrets>/signing-key.pem).")
+
+
+@click.group("signing-key")
+def signing_key_group() -> None:
+    """Create or rotate the Ed25519 key that signs chain digests."""
+
+
+@signing_key_group.command("init")
+@key_file_option
+@click.pass_context
+def init(ctx: click.Context, key_file: str | None) -> None:
+    """Create the key pair once; refuses to overwrite an existing key."""
+    path = _key_path(ctx, key_file)
+    with _refusals(), open_ledger(ctx) as ledger:
+        key_id = notary.create_signing_key(ledger, path, cli_actor())
+    click.echo(f"signing key {key_id} created: private half {path} (keep it safe), "
+               f"public half {notary.service.public_key_path(path)} and recorded in the ledger")
+
+
+@signing_key_group.command("rotate")
+@key_file_option
+@click.pass_context
+def rotate(ctx: click.Context, key_file: str | None) -> None:
+    """Replace the signing key; the rotation is recorded as events."""
+    path = _key_path(ctx, key_file)
+    with _refusals(), open_ledger(ctx) as ledger:
+        old_id, new_id = notary.rotate_signing_key(ledger, path, cli_actor())
+    click.echo(f"signing key {old_id} retired, {new_id} is now at {path}")
+
+
+@click.command("digest")
+@key_file_option
+@click.option("--no-write", is_flag=True, help="Print only; do not write into the digest directory.")
+@click.pass_context
+def digest(ctx: click.Context, key_file: str | None, no_write: bool) -> None:
+    """Catch the chain up, sign its head and print the digest as JSON."""
+    settings = settings_from(ctx)
+    engine = create_engine(settings.database_url)
+    try:
+        with _refusals():
+            issued = notary.issue_digest(engine, _key_path(ctx, key_file),
+                                         None if no_write else settings.digests_dir)
+    finally:
+        engine.dispose()
+    click.echo(json.dumps(issued.to_json(), indent=2))
+
+
+@click.command("verify")
+@click.option("--digest", "digest_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A digest file to check (repeatable). Default: the latest in the digest directory.")
+@click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Pinned public key, PEM or base64 (repeatable: keys before and after a rotation).")
+@click.option("--from-url", default=None, help="Verify the auditor API's raw event stream instead of the database.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def verify(ctx: click.Context, digest_files: tuple[str, ...], pubkeys: tuple[str, ...],
+           from_url: str | None, as_json: bool) -> None:
+    """Recompute the chain and name the first position changed, removed, inserted or reordered."""
+    settings = settings_from(ctx)
+    with _refusals():
+        digests = [notary.load_digest(Path(f)) for f in digest_files or _default_digest(settings)]
+        public_key = [notary.load_public_key(Path(p)) for p in pubkeys] if pubkeys else None
+        report = _run_verification(settings, from_url, digests, public_key)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.render())
+    sys.exit(0 if report.ok else 1)
+
+
+def _default_digest(settings: object) -> list[Path]:
+    latest = notary.latest_digest_file(settings.digests_dir)  # type: ignore[attr-defined]
+    if latest is not None:
+        click.echo(f"checking the latest digest in the digest directory: {latest}", err=True)
+    return [latest] if latest else []
+
+
+def _run_verification(settings: object, from_url: str | None, digests: list, public_key: object):
+    if from_url:
+        return notary.verify_events(notary.iter_events_from_url(from_url), None, digests, public_key)
+    engine = create_engine(settings.database_url)  # type: ignore[attr-defined]
+    try:
+        return notary.verify_database(engine, digests, public_key)
+    finally:
+        engine.dispose()
+
+
+@click.group("notary")
+def notary_group() -> None:
+    """The hash chain's keeper."""
+
+
+@notary_group.command("advance")
+@click.pass_context
+def advance_command(ctx: click.Context) -> None:
+    """Chain every event recorded since the last run."""
+    engine = create_engine(settings_from(ctx).database_url)
+    try:
+        click.echo(f"chained up to position {notary.advance(engine)}")
+    finally:
+        engine.dispose()
+
+
+def register(group: click.Group) -> None:
+    for command in (signing_key_group, digest, verify, notary_group):
+        group.add_command(command)

@@ -1,0 +1,53 @@
+"""Tamper evidence: a hash chain over the global order, signed digests, and a verifier.
+
+Public surface (import from here):
+- chain:   RawEvent, hash_event, raw_event_to_json, raw_event_from_json, GENESIS
+- store:   advance, notary_head, iter_raw_events, iter_stored_events, iter_chain_rows
+- signing: Digest, sign_digest, load_digest, load_public_key, write_digest_file
+- service: create_signing_key, rotate_signing_key, issue_digest, DigestWriter, verify_database
+- verify:  verify_events -> VerificationReport; remote: iter_events_from_url
+"""
+
+from ledger.notary.chain import (
+    GENESIS,
+    RawEvent,
+    hash_event,
+    raw_event_from_json,
+    raw_event_to_json,
+)
+from ledger.notary.remote import iter_events_from_url
+from ledger.notary.report import Problem, VerificationReport
+from ledger.notary.service import (
+    DigestWriter,
+    create_signing_key,
+    default_key_path,
+    issue_digest,
+    rotate_signing_key,
+    verify_database,
+)
+from ledger.notary.signing import (
+    Digest,
+    latest_digest_file,
+    load_digest,
+    load_public_key,
+    sign_digest,
+    write_digest_file,
+)
+from ledger.notary.store import (
+    advance,
+    ensure_notary_tables,
+    iter_chain_rows,
+    iter_raw_events,
+    iter_stored_events,
+    notary_head,
+)
+from ledger.notary.verify import verify_events
+
+__all__ = [
+    "GENESIS", "Digest", "DigestWriter", "Problem", "RawEvent", "VerificationReport", "advance",
+    "create_signing_key", "default_key_path", "ensure_notary_tables", "hash_event", "issue_digest",
+    "iter_chain_rows", "iter_events_from_url", "iter_raw_events", "iter_stored_events",
+    "latest_digest_file", "load_digest", "load_public_key", "notary_head", "raw_event_from_json",
+    "raw_event_to_json", "rotate_signing_key", "sign_digest", "verify_database", "verify_events",
+    "write_digest_file",
+]

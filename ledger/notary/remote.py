@@ -1,0 +1,56 @@
+"""Raw events from the auditor API (JSON lines), so verification needs no database access."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+
+from ledger.errors import InvalidCommand
+from ledger.notary.chain import RawEvent, raw_event_from_json
+
+
+def iter_events_from_url(url: str, api_key: str | None = None, timeout: float = 60) -> Iterator[RawEvent]:
+    """Follow GET /v1/ledger/events pages: a line `{"next": URL-or-cursor}` names the next page.
+
+    A line carrying `next` (alone or as `next_cursor`) is a paging hint, never an event; the
+    verifier still checks that positions strictly increase across pages.
+    """
+    api_key = api_key if api_key is not None else os.environ.get("LEDGER_API_KEY")
+    next_url: str | None = url
+    seen: set[str] = set()
+    while next_url:
+        if next_url in seen:
+            raise InvalidCommand(f"the server's next cursor loops back to {next_url}")
+        seen.add(next_url)
+        next_url = yield from _read_page(next_url, api_key, timeout)
+
+
+def _read_page(url: str, api_key: str | None, timeout: float) -> Iterator[RawEvent]:
+    request = urllib.request.Request(url, headers={"Accept": "application/x-ndjson"})
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    following: str | None = None
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the auditor's URL
+        for line in response:
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            cursor = item.get("next", item.get("next_cursor")) if isinstance(item, dict) else None
+            if isinstance(item, dict) and "position" not in item:
+                following = _next_url(url, cursor) if cursor else None
+                continue
+            yield raw_event_from_json(item)
+    return following
+
+
+def _next_url(current: str, cursor: str) -> str:
+    """A full URL stays as given; a bare cursor replaces the `cursor` query parameter."""
+    if "://" in str(cursor):
+        return str(cursor)
+    parts = urllib.parse.urlsplit(current)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    query["cursor"] = str(cursor)
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))

@@ -1,0 +1,129 @@
+"""What a verification found: counts, the first problem, digest checks, a printable report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.notary.chain import GENESIS
+from ledger.notary.signing import Digest
+
+MAX_LISTED_PROBLEMS = 100
+KIND_TITLES = {
+    "changed": "event changed",
+    "reordered": "events reordered",
+    "removed": "event removed",
+    "inserted": "event inserted",
+    "chain_altered": "notary chain altered",
+    "clock_regressed": "recorded-at out of order",
+    "out_of_order": "positions out of order in the stream",
+    "digest_mismatch": "signed head does not match",
+    "digest_signature": "digest signature invalid",
+    "digest_key": "digest key not trusted",
+    "digest_not_covered": "digest not covered by the events",
+}
+
+
+@dataclass
+class Problem:
+    """One finding at one ledger position."""
+
+    kind: str
+    position: int
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "position": self.position, "detail": self.detail}
+
+
+@dataclass
+class DigestCheck:
+    position: int
+    key_id: str
+    issued_at: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VerificationReport:
+    """The verdict: ok only if every event, chain row and digest checked out."""
+
+    chain_compared: bool = False
+    events: int = 0
+    chained: int = 0
+    unchained: int = 0
+    head_position: int = 0
+    head_hash: bytes = GENESIS
+    problems: list[Problem] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    digests: list[DigestCheck] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    mismatches: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.counts
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return min(self.problems, key=lambda p: p.position) if self.problems else None
+
+    def add(self, kind: str, position: int, detail: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        if len(self.problems) < MAX_LISTED_PROBLEMS:
+            self.problems.append(Problem(kind, position, detail))
+
+    def reclassify(self, problem: Problem, kind: str, detail: str) -> None:
+        self.counts[problem.kind] -= 1
+        if not self.counts[problem.kind]:
+            del self.counts[problem.kind]
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        problem.kind, problem.detail = kind, detail
+
+    def record_digest(self, digest: Digest, failure: Problem | None) -> None:
+        if failure is not None and failure.kind == "digest_mismatch":
+            failure.detail += self._bracket(failure.position)
+        self.digests.append(DigestCheck(digest.position, digest.key_id, digest.issued_at,
+                                        failure is None, failure.detail if failure else "verified"))
+        if failure is not None:
+            self.add(failure.kind, failure.position, failure.detail)
+
+    def _bracket(self, position: int) -> str:
+        # Without chain rows a digest only bounds the change: after the last digest that held.
+        good = [d.position for d in self.digests if d.ok and d.position < position]
+        low = max(good) + 1 if good else 1
+        return f"; the first change lies in positions {low}..{position}"
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first_problem
+        return {
+            "ok": self.ok, "events": self.events, "head_position": self.head_position,
+            "head_hash": self.head_hash.hex(), "chain_compared": self.chain_compared,
+            "chained": self.chained, "unchained": self.unchained, "counts": dict(self.counts),
+            "first_problem": first.to_dict() if first else None,
+            "problems": [p.to_dict() for p in sorted(self.problems, key=lambda p: p.position)],
+            "digests": [vars(d) for d in self.digests], "warnings": list(self.warnings),
+        }
+
+    def render(self) -> str:
+        """A report a person reads: the verdict first, then where and why."""
+        lines = [f"{'OK' if self.ok else 'TAMPERED'}: {self.events} events, head at position "
+                 f"{self.head_position} ({self.head_hash.hex()})"]
+        if self.chain_compared:
+            lines.append(f"notary chain: {self.chained} rows compared, {self.unchained} events not yet chained")
+        else:
+            lines.append("notary chain: not compared (events only)")
+        first = self.first_problem
+        if first is not None:
+            lines.append(f"FIRST PROBLEM at position {first.position}: {KIND_TITLES.get(first.kind, first.kind)}"
+                         f" — {first.detail}")
+            lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items())))
+            lines += [f"  {p.position}: {p.kind}: {p.detail}" for p in sorted(self.problems, key=lambda p: p.position)[:20]]
+        for check in self.digests:
+            lines.append(f"digest at position {check.position} (key {check.key_id}, issued {check.issued_at}): "
+                         f"{'verified' if check.ok else 'FAILED: ' + check.detail}")
+        if not self.digests:
+            lines.append("no digest checked: this proves consistency with the notary's table only")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)

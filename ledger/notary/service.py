@@ -1,0 +1,154 @@
+"""What the entry points call: keys, digests (on demand and on a timer), verification."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger.errors import AlreadyExists
+from ledger.notary.report import VerificationReport
+from ledger.notary.signing import (
+    Digest,
+    key_id_for,
+    load_private_key,
+    public_key_text,
+    sign_digest,
+    write_digest_file,
+)
+from ledger.notary.store import (
+    advance,
+    has_notary_tables,
+    iter_chain_rows,
+    iter_stored_events,
+    last_position,
+    notary_head,
+)
+from ledger.notary.verify import verify_events
+
+log = logging.getLogger(__name__)
+KEY_FILE_NAME = "signing-key.pem"
+
+
+def default_key_path(settings: Any) -> Path:
+    return Path(settings.secrets_dir) / KEY_FILE_NAME
+
+
+def public_key_path(private_path: Path) -> Path:
+    return Path(private_path).with_suffix(".pub.pem")
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _write_key_pair(key: Ed25519PrivateKey, path: Path) -> None:
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write_new(path, private, 0o600)
+    public_path = public_key_path(path)
+    public_path.unlink(missing_ok=True)  # the public half is not secret; it follows the private one
+    _write_new(public_path, public, 0o644)
+
+
+def create_signing_key(ledger: Any, path: Path, actor: str) -> str:
+    """Create the key pair once: private half to `path` (0600), public half as an event."""
+    path = Path(path)
+    if path.exists():
+        raise AlreadyExists(f"a signing key already exists at {path}; use `ledger signing-key rotate`")
+    key = Ed25519PrivateKey.generate()
+    _write_key_pair(key, path)
+    key_id = key_id_for(key.public_key())
+    ledger.record_signing_key(key_id=key_id, public_key=public_key_text(key.public_key()), actor=actor)
+    return key_id
+
+
+def rotate_signing_key(ledger: Any, path: Path, actor: str) -> tuple[str, str]:
+    """Retire the key at `path` (kept beside it, renamed) and record its successor."""
+    path = Path(path)
+    old_id = key_id_for(load_private_key(path).public_key())
+    retired = path.with_name(f"signing-key.{old_id}.retired.pem")
+    os.replace(path, retired)
+    key = Ed25519PrivateKey.generate()
+    try:
+        _write_key_pair(key, path)
+    except OSError:
+        os.replace(retired, path)
+        raise
+    new_id = key_id_for(key.public_key())
+    ledger.record_signing_key(key_id=new_id, public_key=public_key_text(key.public_key()),
+                              actor=actor, replaces=old_id)
+    return old_id, new_id
+
+
+def issue_digest(engine: sa.Engine, key_path: Path, digests_dir: Path | None = None) -> Digest:
+    """Catch the chain up, sign its head, and write it to `digests_dir` when given."""
+    key = load_private_key(key_path)
+    advance(engine)
+    position, head_hash, recorded_at = notary_head(engine)
+    digest = sign_digest(key, position, head_hash, recorded_at)
+    if digests_dir is not None:
+        write_digest_file(digest, digests_dir)
+    return digest
+
+
+class DigestWriter:
+    """Writes a signed digest into a directory every `interval_seconds` (for the service)."""
+
+    def __init__(self, engine: sa.Engine, key_path: Path, digests_dir: Path, interval_seconds: float = 300):
+        self.engine, self.key_path, self.digests_dir = engine, Path(key_path), Path(digests_dir)
+        self.interval_seconds = interval_seconds
+        self.stop_event = threading.Event()
+        self._last_position: int | None = None
+
+    def write_once(self) -> Digest | None:
+        """One digest, unless the head has not moved since the last one."""
+        advance(self.engine)
+        if notary_head(self.engine)[0] == self._last_position:
+            return None
+        digest = issue_digest(self.engine, self.key_path, self.digests_dir)
+        self._last_position = digest.position
+        return digest
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.write_once()
+            except Exception:  # keep the timer alive; the next tick retries
+                log.exception("writing a chain digest failed")
+            self.stop_event.wait(self.interval_seconds)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, name="digest-writer", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+
+def verify_database(
+    engine: sa.Engine, digests: Iterable[Digest] = (), public_key: Ed25519PublicKey | None = None,
+    page: int = 5000,
+) -> VerificationReport:
+    """Verify every stored event against the notary's rows and the given digests."""
+    upto = last_position(engine)  # one bound for both reads, so the notary can run meanwhile
+    chain = iter_chain_rows(engine, 0, upto, page) if has_notary_tables(engine) else None
+    report = verify_events(iter_stored_events(engine, 0, upto, page), chain, list(digests), public_key)
+    if chain is None:
+        report.warnings.append("the notary has not run on this database: no chain rows to compare")
+    return report
