@@ -8,6 +8,7 @@ from api.commands import (  # one line per verb family
     clone,
     keys,
     notary,
+    serve,
 )
 
 
@@ -25,6 +26,7 @@ COMMANDS = (  # one line per verb family
     keys,
     clone,
     notary,
+    serve,
 )
 
 for module in COMMANDS:

@@ -1,0 +1,110 @@
+"""Auditor endpoints on the ledger itself: raw events, signed digests, verification; /healthz."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import falcon
+import orjson
+
+from api import params
+from api.schemas.ledger import HealthSchema, VerifyJobSchema
+from api.verify_jobs import VerifyJobs
+from ledger import notary
+from ledger.errors import NotFound
+
+NDJSON = "application/x-ndjson"
+DEFAULT_PAGE, MAX_PAGE = 10_000, 100_000
+SHORT_RUN_SECONDS = 2.0  # a verification finished within this answers 200 at once
+
+
+class EventsResource:
+    """GET /v1/ledger/events: stored events as JSON lines from `from`, then a `next_cursor` line."""
+
+    def __init__(self, services: Any):
+        self.engine = services.ledger.engine
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        start = max(req.get_param_as_int("from", min_value=0) or 0, params.cursor(req) + 1)
+        limit = params.limit(req, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+        resp.content_type = NDJSON
+        resp.stream = self._lines(start, limit)
+
+    def _lines(self, start: int, limit: int) -> Iterator[bytes]:
+        last, count = None, 0
+        for item in notary.iter_raw_events(self.engine, start, None, page=min(limit, 5000)):
+            yield orjson.dumps(item) + b"\n"
+            last, count = item["position"], count + 1
+            if count == limit:
+                break
+        if count == limit and last is not None:
+            yield orjson.dumps({"next_cursor": params.next_cursor(last)}) + b"\n"
+
+
+class DigestResource:
+    """GET /v1/ledger/digest: catch the chain up and sign its head now."""
+
+    def __init__(self, services: Any):
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        settings = self.services.settings
+        key_path = notary.default_key_path(settings)
+        if not key_path.exists():
+            raise NotFound("this server has no signing key: run `ledger signing-key init` on it")
+        digest = notary.issue_digest(self.services.ledger.engine, key_path, settings.digests_dir)
+        resp.media = digest.to_json()
+
+
+class VerifyResource:
+    """GET /v1/ledger/verify (200 for a short run, else 202 and a job to poll)."""
+
+    def __init__(self, services: Any):
+        engine = services.ledger.engine
+        self.jobs = VerifyJobs(engine, lambda: notary.verify_database(engine, _digests(services.settings)))
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        job_id, thread = self.jobs.start()
+        thread.join(SHORT_RUN_SECONDS)
+        job = self.jobs.get(job_id)
+        resp.media = VerifyJobSchema().dump(job)
+        if job["status"] == "running":
+            resp.status = falcon.HTTP_202
+            resp.location = f"/v1/ledger/verify/jobs/{job_id}"
+            resp.set_header("Retry-After", "2")
+
+    def on_get_job(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        resp.media = VerifyJobSchema().dump(self.jobs.get(job_id))
+
+
+def _digests(settings: Any) -> list[Any]:
+    """The latest digest this server wrote, if any, so verification also checks it."""
+    latest = notary.latest_digest_file(settings.digests_dir)
+    return [notary.load_digest(latest)] if latest else []
+
+
+class HealthResource:
+    """GET /healthz: alive, and whether the database answers."""
+
+    def __init__(self, services: Any):
+        self.engine = services.ledger.engine
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        try:
+            with self.engine.connect() as conn:
+                position = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM ledger_events").scalar_one()
+            answer = {"status": "ok", "database": "ok", "position": int(position)}
+        except Exception:  # noqa: BLE001 - liveness reports the database, it does not fail on it
+            answer, resp.status = {"status": "degraded", "database": "unavailable", "position": None}, 503
+            resp.set_header("Retry-After", "2")
+        resp.media = HealthSchema().dump(answer)
+
+
+def add_routes(app: falcon.App, services: Any) -> None:
+    verify = VerifyResource(services)
+    app.add_route("/v1/ledger/events", EventsResource(services))
+    app.add_route("/v1/ledger/digest", DigestResource(services))
+    app.add_route("/v1/ledger/verify", verify)
+    app.add_route("/v1/ledger/verify/jobs/{job_id}", verify, suffix="job")
+    app.add_route("/healthz", HealthResource(services))

@@ -1,0 +1,44 @@
+"""API key bodies: issue (admin) and the answers to issue and revoke."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+
+def _aware_instant(value: str) -> None:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError("use an ISO-8601 instant with an offset, e.g. 2027-01-01T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValidationError("the instant needs an offset, e.g. 2027-01-01T00:00:00Z")
+
+
+class KeyCreateSchema(Schema):
+    """POST /v1/keys."""
+
+    class Meta:
+        unknown = RAISE
+
+    role = fields.String(required=True, validate=validate.OneOf(("admin", "predictor", "auditor")))
+    label = fields.String(load_default="", validate=validate.Length(max=200))
+    expires_at = fields.String(load_default=None, allow_none=True, validate=_aware_instant)
+
+
+class KeyIssuedSchema(Schema):
+    """The new key: shown once, only its HMAC is stored."""
+
+    key_id = fields.String(required=True)
+    key = fields.String(required=True)
+    role = fields.String(required=True)
+    label = fields.String(required=True)
+    expires_at = fields.String(allow_none=True)
+
+
+class KeyRevokedSchema(Schema):
+    """DELETE /v1/keys/{key_id}."""
+
+    key_id = fields.String(required=True)
+    revoked = fields.Boolean(required=True)

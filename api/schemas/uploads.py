@@ -1,0 +1,39 @@
+"""Model upload: the metadata an uploader declares beside a skops file, and the answer."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+
+class ModelUploadSchema(Schema):
+    """Declared metadata of an uploaded model (marked `declared`, not captured)."""
+
+    class Meta:
+        unknown = RAISE
+
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    task = fields.String(required=True, validate=validate.OneOf(("classification", "regression")))
+    features = fields.List(fields.String(validate=validate.Length(1, 200)), required=True,
+                           validate=validate.Length(min=1))
+    algorithm = fields.String(load_default=None, allow_none=True,
+                              metadata={"description": "default: the estimator's class path"})
+    deployment = fields.String(load_default=None, allow_none=True,
+                               metadata={"description": "join this deployment as a challenger"})
+    declared = fields.Dict(keys=fields.String(), load_default=dict,
+                           metadata={"description": "free-form provenance as the uploader states it "
+                                                    "(training data, code version, metrics)"})
+
+
+class UploadedModelSchema(Schema):
+    """The registered model."""
+
+    model_id = fields.String(required=True)
+    name = fields.String(required=True)
+    task = fields.String(required=True)
+    features = fields.List(fields.String(), required=True)
+    algorithm = fields.String(required=True)
+    classes = fields.List(fields.Raw(), allow_none=True)
+    artifact_digest = fields.String(required=True)
+    provenance = fields.String(required=True)
+    declared = fields.Dict(required=True)
+    deployment = fields.String(allow_none=True)

@@ -1,0 +1,116 @@
+"""The processes `ledger serve` keeps beside gunicorn on one host: projector and digests.
+
+Run as `python -m api.sidecars --db URL`: it starts `ledger project --follow` (exactly
+one projector, never one per worker), restarts it if it dies, and runs `ledger digest`
+every digest interval. It stops when `ledger serve` does (its parent goes away).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+import structlog
+
+from api.observability import configure_logging
+
+log = structlog.get_logger("ledger.sidecars")
+RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
+
+
+def ledger_command(database_url: str, *args: str) -> list[str]:
+    """The `ledger` CLI as this interpreter runs it, on the given database."""
+    return [sys.executable, "-c", "from api.cli import main; main()", "--db", database_url, *args]
+
+
+class Child:
+    """One long-running child, restarted with backoff when it exits."""
+
+    def __init__(self, name: str, argv: Sequence[str]):
+        self.name, self.argv = name, list(argv)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.failures = 0
+        self.next_start = 0.0
+
+    def tend(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        if self.process is not None:
+            self.failures += 1
+            delay = RESTART_BACKOFF_SECONDS[min(self.failures, len(RESTART_BACKOFF_SECONDS)) - 1]
+            log.warning("sidecar exited; restarting", sidecar=self.name,
+                        returncode=self.process.returncode, restart_in_s=delay)
+            self.process, self.next_start = None, time.monotonic() + delay
+        if time.monotonic() >= self.next_start:
+            self.process = subprocess.Popen(self.argv)
+            log.info("sidecar started", sidecar=self.name, pid=self.process.pid)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def write_digest(writer: object, key_path: Path) -> None:
+    """One signed digest of the chain's head (no signing key yet: say so, don't fail)."""
+    if not key_path.exists():
+        log.warning("no signing key: digests are not written; run `ledger signing-key init`")
+        return
+    try:
+        digest = writer.write_once()  # type: ignore[attr-defined]
+    except Exception as error:  # noqa: BLE001 - the next tick retries
+        log.warning("digest not written", error=str(error))
+        return
+    if digest is not None:
+        log.info("digest written", position=digest.position)
+
+
+def digest_writer(database_url: str, interval: int) -> tuple[object, Path]:
+    """The notary's digest writer on this database, and the key file it signs with."""
+    from ledger import notary
+    from ledger.settings import Settings
+    from ledger.storage import create_engine
+
+    settings = Settings.from_env(database_url=database_url)
+    key_path = notary.default_key_path(settings)
+    engine = create_engine(database_url)
+    return notary.DigestWriter(engine, key_path, settings.digests_dir, interval), key_path
+
+
+@click.command()
+@click.option("--db", "database_url", required=True)
+@click.option("--digest-interval", type=int, default=300)
+@click.option("--projector/--no-projector", default=True)
+def main(database_url: str, digest_interval: int, projector: bool) -> None:
+    """Keep the projector running and write digests until the parent goes away."""
+    configure_logging()
+    parent = os.getppid()
+    children = [Child("projector", ledger_command(database_url, "project", "--follow"))] if projector else []
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    writer, key_path = digest_writer(database_url, digest_interval)
+    next_digest = time.monotonic() + min(digest_interval, 30)
+    try:
+        while not stopping and os.getppid() == parent:
+            for child in children:
+                child.tend()
+            if digest_interval > 0 and time.monotonic() >= next_digest:
+                write_digest(writer, key_path)
+                next_digest = time.monotonic() + digest_interval
+            time.sleep(0.5)
+    finally:
+        for child in children:
+            child.stop()
+
+
+if __name__ == "__main__":
+    main()
