@@ -6,6 +6,7 @@ import click
 
 from api.commands import (  # one line per verb family
     clone,
+    forget,
     keys,
     notary,
     serve,
@@ -27,6 +28,7 @@ COMMANDS = (  # one line per verb family
     clone,
     notary,
     serve,
+    forget,
 )
 
 for module in COMMANDS:

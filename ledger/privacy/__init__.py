@@ -10,9 +10,12 @@ Call sites (see docs/PRIVACY.md):
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 
@@ -40,15 +43,29 @@ __all__ = [
     "ERASED", "ERASED_TEXT", "KEYS_TABLE", "SUBJECT_FORGOTTEN", "DatabaseKeyStore", "ForgetResult",
     "Forgotten", "KeyCache", "LocalMasterKey", "MasterKey", "MasterKeyMismatch", "Sealer",
     "SubjectKeyStore", "default_sealer", "forget", "forget_ref", "models_trained_on", "sealed_fields",
-    "subject_ref", "trained_subjects_record",
+    "sealer_for", "subject_ref", "trained_subjects_record",
 ]
 
 
+_SEALERS: WeakKeyDictionary[sa.Engine, Sealer] = WeakKeyDictionary()
+_SEALERS_LOCK = threading.Lock()
+
+
 def default_sealer(engine: sa.Engine, secrets_dir: Path) -> Sealer:
-    """Keys in the ledger's database, wrapped by the local master key; refs keyed by the pepper."""
-    store = DatabaseKeyStore(engine, LocalMasterKey.from_environment(secrets_dir))
-    store.create_table()
-    return Sealer(store, pepper(secrets_dir))
+    """The process's sealer for this engine: one key cache, so a forget here is seen at once."""
+    with _SEALERS_LOCK:
+        sealer = _SEALERS.get(engine)
+        if sealer is None:
+            ttl = float(os.environ.get("LEDGER_KEY_CACHE_SECONDS", 30))
+            store = DatabaseKeyStore(engine, LocalMasterKey.from_environment(secrets_dir), KeyCache(ttl_seconds=ttl))
+            store.create_table()
+            sealer = _SEALERS[engine] = Sealer(store, pepper(secrets_dir))
+        return sealer
+
+
+def sealer_for(settings: Any, engine: sa.Engine) -> Sealer:
+    """The call api/services.py makes: the same sealer as `Ledger.sealer` for that engine."""
+    return default_sealer(engine, settings.secrets_dir)
 
 
 def trained_subjects_record(sealer: Sealer, subject_ids: Iterable[Any]) -> dict[str, Any]:

@@ -34,8 +34,8 @@ class Forgotten(LedgerError):
     code = "forgotten"
 
 
-class MasterKeyMismatch(LedgerError):
-    """A wrapped key does not open with this master key: a configuration error, not an erasure."""
+class MasterKeyMismatch(StorageUnavailable):
+    """A wrapped key does not open with this master key: a configuration error, never an erasure."""
 
     code = "master_key_mismatch"
 

@@ -105,12 +105,15 @@ class Sealer:
 
     def unseal_for_display(self, prediction: Any) -> dict[str, Any]:
         """Features of a Prediction (or its Made event) with sealed fields opened or "erased"."""
-        sealed = getattr(prediction, "sealed", None)
-        features = dict(prediction.features)
-        if not sealed:
-            return features
         own_id = getattr(prediction, "originator_id", None) or prediction.id
-        values = self.unseal(sealed, binding=str(own_id))
+        return self.display(prediction.features, getattr(prediction, "sealed", None), own_id)
+
+    def display(self, features: Mapping[str, Any], sealed: Mapping[str, Any] | None,
+                prediction_id: Any) -> dict[str, Any]:
+        """The same from raw parts (a projection's decoded state): personal fields or "erased"."""
+        if not sealed:
+            return dict(features)
+        values = self.unseal(sealed, binding=str(prediction_id))
         if values is ERASED:
             return {**features, **dict.fromkeys(sealed["fields"], ERASED_TEXT)}
         return {**features, **values}  # type: ignore[dict-item]
