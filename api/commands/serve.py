@@ -48,9 +48,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int | None, threads
     prepare_metrics_dir(settings.home)  # before any metric object exists in any process
     configure_logging()
     if demo:
-        from api.demo import bootstrap, print_keys
+        from api.demo import bootstrap, keys_path, print_keys
 
-        print_keys(bootstrap(settings), host, port)
+        print_keys(bootstrap(settings), keys_path(settings), host, port)
     run_sidecars = sidecars if sidecars is not None else not is_postgres(settings.database_url)
     sidecar = start_sidecars(settings) if run_sidecars else None
     try:

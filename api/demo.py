@@ -1,0 +1,112 @@
+"""`ledger serve --demo`: demo deployments, two trained models in each, and a key per role.
+
+Idempotent: a deployment that exists is left as it is, and the keys saved in
+<home>/demo-keys.json on the first start are printed again on every later one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ledger.application import Ledger
+from ledger.domain.access import ROLES
+from ledger.errors import NotFound
+from ledger.settings import Settings
+
+ACTOR = "demo:bootstrap"
+PERSONAL = ("customer_id",)  # the subject id: sealed per subject, never stored in plaintext
+
+
+def keys_path(settings: Settings) -> Path:
+    return Path(settings.home) / "demo-keys.json"
+
+
+def bootstrap(settings: Settings) -> dict[str, str]:
+    """Create what is missing of the demo and return a key per role."""
+    from dataclasses import replace
+
+    ledger = Ledger(replace(settings, group_commit=False))  # one writer: no group commit thread
+    try:
+        for name, specs in specs_by_deployment().items():
+            if not _exists(ledger, name):
+                create_deployment(ledger, name, specs)
+        ensure_signing_key(ledger, settings)
+        return ensure_keys(ledger, settings)
+    finally:
+        ledger.close()
+
+
+def specs_by_deployment() -> dict[str, list[dict[str, Any]]]:
+    """The trainers' demo specs, grouped by the deployment each joins."""
+    from trainers.demo import demo_specs
+
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for spec in demo_specs():
+        grouped[spec["deployment"]].append(spec)
+    return dict(grouped)
+
+
+def create_deployment(ledger: Ledger, name: str, specs: list[dict[str, Any]]) -> None:
+    """The deployment from its first spec's schema, then every spec trained into it."""
+    from trainers.record import train_and_record
+    from trainers.schema import deployment_schema
+
+    first = specs[0]
+    schema = deployment_schema(first)
+    for feature in schema["features"]:
+        if feature["name"] in PERSONAL:
+            feature["personal"] = True
+    ledger.create_deployment(
+        name=name, task=first["task"], schema=schema, policy={"name": "manual"},
+        positive_label=first.get("positive_label"), outcome_maturity_days=0, actor=ACTOR,
+    )
+    for spec in specs:
+        train_and_record(ledger, spec, ACTOR, deployment=name)
+    click.echo(f"demo: deployment {name!r} created with {len(specs)} models", err=True)
+
+
+def _exists(ledger: Ledger, name: str) -> bool:
+    try:
+        ledger.deployment(name)
+        return True
+    except NotFound:
+        return False
+
+
+def ensure_signing_key(ledger: Ledger, settings: Settings) -> None:
+    """A signing key, so that digests and `ledger verify` work in the demo too."""
+    from ledger import notary
+
+    path = notary.default_key_path(settings)
+    if not path.exists():
+        notary.create_signing_key(ledger, path, ACTOR)
+
+
+def ensure_keys(ledger: Ledger, settings: Settings) -> dict[str, str]:
+    """The saved demo keys, or three new ones saved (owner-only) for the next start."""
+    path = keys_path(settings)
+    if path.exists():
+        saved = json.loads(path.read_text())
+        if set(saved) == set(ROLES) and all(ledger.authenticate(key) for key in saved.values()):
+            return saved
+    keys = {role: ledger.issue_api_key(role=role, actor=ACTOR, label=f"demo {role}")[1] for role in ROLES}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(keys, out, indent=2)
+    return keys
+
+
+def print_keys(keys: dict[str, str], saved_in: Path, host: str, port: int) -> None:
+    """The three keys and where to start, on stdout."""
+    base = f"http://{host}:{port}"
+    click.echo(f"\nDemo keys (also in {saved_in}):")
+    for role in ROLES:
+        click.echo(f"  {role:<10} {keys[role]}")
+    click.echo(f"\nAPI {base}  docs {base}/docs  dashboard {base}/dashboard  (README.md has curl lines)\n")
