@@ -54,6 +54,8 @@ def _lp_topic(topic: str) -> bytes:
 
 def content_hash(recorded_at: int, originator_id: bytes, version: int, topic: str, state: Any) -> bytes:
     """SHA-256 over the event's length-prefixed fields (position excluded, see module doc)."""
+    if type(originator_id) is not bytes:  # PostgreSQL hands bytea over as a memoryview
+        originator_id = bytes(originator_id)
     head = _CONTENT_HEAD.pack(len(EVENT_TAG), EVENT_TAG, 8, recorded_at, 16, originator_id, 8, version)
     digest = hashlib.sha256(head)
     digest.update(_lp_topic(topic))

@@ -6,6 +6,7 @@ no ORM objects and no event decoding, because verification must cover millions o
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ CHAIN_TABLE = "ledger_chain"
 NOTARY_TABLE = "ledger_notary"
 # Any fixed 64-bit number: the PostgreSQL advisory lock that admits one notary writer.
 NOTARY_LOCK_KEY = 0x4C45444745524E54
-_ensured: set[str] = set()
+_ensured: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # engines whose tables exist
 
 
 class NotaryConflict(Conflict):
@@ -34,7 +35,7 @@ def _blob(conn: sa.Connection) -> str:
 
 def ensure_notary_tables(engine: sa.Engine) -> None:
     """Create the chain and head tables (idempotent; append-only like the event table)."""
-    if str(engine.url) in _ensured:
+    if engine in _ensured:
         return
     with engine.begin() as conn:
         postgres = is_postgres(conn)
@@ -51,7 +52,7 @@ def ensure_notary_tables(engine: sa.Engine) -> None:
         if not conn.exec_driver_sql(f"SELECT count(*) FROM {NOTARY_TABLE}").scalar_one():
             conn.execute(sa.text(f"INSERT INTO {NOTARY_TABLE} VALUES (1, 0, :h, NULL)"), {"h": GENESIS})
         _guard_chain_table(conn, postgres)
-    _ensured.add(str(engine.url))
+    _ensured.add(engine)
 
 
 def _guard_chain_table(conn: sa.Connection, postgres: bool) -> None:

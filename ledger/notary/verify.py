@@ -136,13 +136,25 @@ def _compare_row(rows: Any, row: Any, position: int, content: bytes, chained: by
 
 
 def _name_reorders(report: VerificationReport) -> None:
-    """A changed event whose content the notary chained at another position was moved."""
-    recorded_at = {recorded: pos for pos, (_, recorded) in report.mismatches.items()}
+    """Name what a content mismatch really is: a moved event, or a shift by one.
+
+    The content hash leaves the position out, so an event the notary chained at q and now
+    found at p is recognised; the whole tail moved up by one means an insertion at p,
+    down by one a removal at p (an attacker who renumbers rather than leaves a gap).
+    """
+    chained_at = {recorded: pos for pos, (_, recorded) in report.mismatches.items()}
+    found_at = {found: pos for pos, (found, _) in report.mismatches.items()}
     for problem in report.problems:
-        if problem.kind != "changed":
+        if problem.kind != "changed" or problem.position not in report.mismatches:
             continue
-        source = recorded_at.get(report.mismatches.get(problem.position, (b"", b""))[0])
-        if source is not None and source != problem.position:
+        p = problem.position
+        found, recorded = report.mismatches[p]
+        source = chained_at.get(found)
+        if source is None and chained_at.get(report.mismatches.get(p + 1, (b"", b""))[0]) == p:
+            report.reclassify(problem, "inserted", "a forged event here pushed the later events up by one")
+        elif source == p + 1 and recorded not in found_at:
+            report.reclassify(problem, "removed", "the event chained here is gone; the later ones moved down")
+        elif source is not None and source != p:
             report.reclassify(problem, "reordered", f"holds the event the notary chained at position {source}")
 
 
