@@ -1,0 +1,102 @@
+"""What every projection shares: its position row, its tables by generation, its contract."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from projections.events import Event
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+_meta = sa.MetaData()
+positions = sa.Table(
+    "projection_positions", _meta,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", BIGINT, nullable=False),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+
+class PositionMoved(Exception):
+    """The compare-and-set on a position found another value: someone else wrote."""
+
+
+class Projection:
+    """Read tables derived from events; `apply` writes a page's rows (never events)."""
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    topics: ClassVar[frozenset[str] | None] = None  # None: every event
+    _defined: ClassVar[dict[tuple[str, int], dict[str, sa.Table]]] = {}
+
+    def __init__(self, generation: int):
+        self.generation = generation
+        self.tables = self.tables_for(generation)
+
+    @classmethod
+    def tables_for(cls, generation: int) -> dict[str, sa.Table]:
+        """The physical tables of one generation (names end in `_g<generation>`)."""
+        key = (cls.name, generation)
+        if key not in cls._defined:
+            cls._defined[key] = cls.define(sa.MetaData(), f"_g{generation}")
+        return cls._defined[key]
+
+    @classmethod
+    def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
+        raise NotImplementedError
+
+    def apply(self, conn: sa.Connection, events: Sequence[Event]) -> None:
+        """Write what these events change, inside the caller's transaction."""
+        raise NotImplementedError
+
+    # -- table lifecycle ---------------------------------------------------------
+    def create_tables(self, conn: sa.Connection, with_indexes: bool = True) -> None:
+        for table in self.tables.values():
+            conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            if with_indexes:
+                self.create_indexes(conn, table)
+
+    def create_indexes(self, conn: sa.Connection, table: sa.Table | None = None) -> None:
+        for t in [table] if table is not None else self.tables.values():
+            for index in t.indexes:
+                index.create(conn, checkfirst=True)
+
+    def drop_tables(self, conn: sa.Connection) -> None:
+        for table in reversed(list(self.tables.values())):
+            conn.execute(sa.schema.DropTable(table, if_exists=True))
+
+
+def ensure_positions(conn: sa.Connection) -> None:
+    positions.create(conn, checkfirst=True)
+
+
+def read_position(conn: sa.Connection, name: str) -> tuple[int, int, int] | None:
+    """(position, generation, version) of a projection, or None before its first run."""
+    row = conn.execute(
+        sa.select(positions.c.position, positions.c.generation, positions.c.version)
+        .where(positions.c.name == name)
+    ).first()
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+
+
+def compare_and_set(
+    conn: sa.Connection, name: str, generation: int, old: int, new: int, version: int | None = None,
+    new_generation: int | None = None,
+) -> None:
+    """Move a position only from the value we read; 0 rows means another runner wrote."""
+    values: dict[str, Any] = {"position": new}
+    if new_generation is not None:
+        values.update(generation=new_generation, version=version)
+    result = conn.execute(
+        positions.update()
+        .where(positions.c.name == name, positions.c.generation == generation, positions.c.position == old)
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise PositionMoved(f"projection {name} moved from position {old} (generation {generation})")

@@ -1,0 +1,171 @@
+"""Follow the event table into a projection's tables, a page at a time, exactly once.
+
+Each page's rows and the new position commit in one transaction; the position moves
+by compare-and-set. A rebuild fills a new generation of tables beside the live ones
+and swaps them in with the same compare-and-set, so a follower that slipped past is
+refused and reloads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from projections import events as ev
+from projections.base import (
+    PositionMoved,
+    Projection,
+    compare_and_set,
+    ensure_positions,
+    positions,
+    read_position,
+)
+from projections.locks import runner_lock
+
+Progress = Callable[[int, int], None]
+
+
+class Runner:
+    """One projection's runner: `follow` forever, `catch_up` once, or `rebuild` beside."""
+
+    def __init__(self, engine: sa.Engine, projection: type[Projection], page_size: int = 1000,
+                 poll_interval: float = 0.2):
+        self.engine, self.cls = engine, projection
+        self.page_size, self.poll_interval = page_size, poll_interval
+        self.live: Projection | None = None
+
+    # -- following ---------------------------------------------------------------
+    def follow(self, stop: threading.Event | None = None, on_page: Progress | None = None) -> None:
+        """Hold the projection's lock and apply new events until `stop` is set."""
+        stop = stop or threading.Event()
+        lock = runner_lock(self.engine, self.cls.name)
+        lock.acquire(wait=True, poll=self.poll_interval)
+        try:
+            self.upgrade_if_needed()
+            while not stop.is_set():
+                lock.check()
+                try:
+                    moved = self.step(on_page)
+                except PositionMoved:
+                    continue  # a rebuild swapped generations: read the new state
+                if moved == 0:
+                    lock.wait(self.poll_interval)
+        finally:
+            lock.release()
+
+    def catch_up(self, on_page: Progress | None = None) -> int:
+        """Apply pages until none is left (the caller holds the lock, or is a test)."""
+        self.initialise()
+        total = 0
+        while (done := self.step(on_page)) > 0:
+            total += done
+        return total
+
+    def initialise(self) -> None:
+        """The position row and the first generation's tables, on a projection's first run."""
+        with self.engine.begin() as conn:
+            ensure_positions(conn)
+            if read_position(conn, self.cls.name) is None:
+                self.cls(1).create_tables(conn)
+                conn.execute(positions.insert().values(
+                    name=self.cls.name, position=0, generation=1, version=self.cls.version))
+
+    def upgrade_if_needed(self) -> None:
+        """A changed table schema rebuilds beside the live tables and swaps."""
+        self.initialise()
+        with self.engine.connect() as conn:
+            state = read_position(conn, self.cls.name)
+        if state is not None and state[2] != self.cls.version:
+            self.rebuild()
+
+    def step(self, on_page: Progress | None = None) -> int:
+        """One page in one transaction; returns how far the position moved (0: nothing new)."""
+        try:
+            with self.engine.begin() as conn:
+                position, generation, _ = read_position(conn, self.cls.name) or (0, 1, 0)
+                if self.live is None or self.live.generation != generation:
+                    self.live = self.cls(generation)
+                new = self._apply_page(conn, self.live, position)
+                if new == position:
+                    return 0
+                compare_and_set(conn, self.cls.name, generation, position, new)
+        except BaseException:
+            self.live = None  # in-memory caches may hold the rolled-back page
+            raise
+        if on_page:
+            on_page(new, new)
+        return new - position
+
+    def _apply_page(self, conn: sa.Connection, projection: Projection, position: int) -> int:
+        upto = ev.head(conn)
+        rows = ev.read_page(conn, position, upto, self.page_size, projection.topics)
+        if rows:
+            projection.apply(conn, [ev.decode(r) for r in rows])
+        # A short page read everything up to `upto`: ids below a committed id are final
+        # (inserts hold an EXCLUSIVE lock and commit in id order), so skip to it.
+        return rows[-1][0] if len(rows) == self.page_size else upto
+
+    # -- rebuilding ----------------------------------------------------------------
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Fill a new generation from position 0 beside the live one, then swap it in."""
+        self.initialise()
+        lock = runner_lock(self.engine, self.cls.name + ":rebuild")
+        lock.acquire(wait=True, poll=self.poll_interval)
+        try:
+            return self._rebuild(progress)
+        finally:
+            lock.release()
+
+    def _rebuild(self, progress: Progress | None) -> int:
+        with self.engine.begin() as conn:
+            _, live_generation, _ = read_position(conn, self.cls.name) or (0, 1, 0)
+        fresh = self.cls(live_generation + 1)
+        with self.engine.begin() as conn:
+            fresh.drop_tables(conn)  # leftovers of a rebuild that died
+            fresh.create_tables(conn, with_indexes=False)  # bulk load first, index after
+        position = self._fill(fresh, 0, progress)
+        with self.engine.begin() as conn:
+            fresh.create_indexes(conn)
+        with self.engine.begin() as conn:
+            while (new := self._apply_page(conn, fresh, position)) != position:
+                position = new
+            live = read_position(conn, self.cls.name)
+            assert live is not None
+            compare_and_set(conn, self.cls.name, live_generation, live[0], position,
+                            version=self.cls.version, new_generation=fresh.generation)
+        with self.engine.begin() as conn:  # after the swap commits: a follower mid-page aborts on it
+            self.cls(live_generation).drop_tables(conn)
+        self.live = None
+        return position
+
+    def _fill(self, projection: Projection, position: int, progress: Progress | None) -> int:
+        target = time.monotonic()
+        while True:
+            with self.engine.begin() as conn:
+                new = self._apply_page(conn, projection, position)
+                head = ev.head(conn) if progress else 0
+            if new == position:
+                return position
+            position = new
+            if progress and time.monotonic() >= target:
+                progress(position, head)
+                target = time.monotonic() + 0.2
+
+
+def wait_for(engine: sa.Engine, name: str, position: int, timeout: float = 5.0) -> bool:
+    """Block until projection `name` has applied `position` (True) or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            state = read_position(conn, name)
+        if state is not None and state[0] >= position:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+__all__ = ["PositionMoved", "Runner", "wait_for"]

@@ -1,0 +1,67 @@
+"""Slice values of a prediction's features: categories as they are, numbers binned.
+
+Numeric features are binned by the reference profile's quantiles of the first model
+with a profile that joined the deployment; the edges are then fixed for the
+deployment, so a slice means the same thing for every prediction and every rebuild.
+Bins are right-closed, as in policies/quality.py: (-inf, e1], (e1, e2], ..., (ek, inf).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping
+from typing import Any
+
+MISSING = "missing"
+UNBINNED = "unbinned"  # a numeric feature before any reference profile gave it edges
+ERASED = "erased"  # issue 9: a forgotten subject's counts move here
+NUMERIC = ("number", "integer")
+
+
+def quantile_edges(profile: Mapping[str, Any] | None, feature: str) -> list[float] | None:
+    """Sorted distinct interior edges from a profile's quantiles for one feature."""
+    if not profile:
+        return None
+    entry = dict(profile.get("features", profile)).get(feature)
+    if not isinstance(entry, Mapping) or "quantiles" not in entry:
+        return None
+    quantiles = entry["quantiles"]
+    if isinstance(quantiles, Mapping):
+        values = [v for p, v in sorted((float(p), v) for p, v in quantiles.items()) if 0.0 < p < 1.0]
+    else:
+        values = list(quantiles)[1:-1] if len(quantiles) > 2 else list(quantiles)
+    edges = sorted({float(v) for v in values if v is not None})
+    return edges or None
+
+
+def bin_label(value: float, edges: list[float]) -> str:
+    i = bisect.bisect_left(edges, value)
+    if i == 0:
+        return f"<={edges[0]:g}"
+    if i == len(edges):
+        return f">{edges[-1]:g}"
+    return f"({edges[i - 1]:g},{edges[i]:g}]"
+
+
+def slice_values(features: Mapping[str, Any], sliced: list[dict[str, Any]],
+                 bins: Mapping[str, list[float]]) -> dict[str, str]:
+    """{feature: slice value} for every sliceable schema feature."""
+    out: dict[str, str] = {}
+    for spec in sliced:
+        name, value = spec["name"], features.get(spec["name"])
+        if value is None:
+            out[name] = MISSING
+        elif spec["type"] in NUMERIC and not isinstance(value, bool):
+            edges = bins.get(name)
+            out[name] = bin_label(float(value), edges) if edges else UNBINNED
+        elif isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        else:
+            out[name] = str(value)
+    return out
+
+
+def sliceable(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Schema features whose plaintext the ledger holds (personal ones are sealed)."""
+    return [{"name": f["name"], "type": f["type"]} for f in schema.get("features", [])
+            if not f.get("personal") and f["name"] != schema.get("subject_field")]

@@ -1,0 +1,80 @@
+"""One consistent read of one projection: its tables, and the position they answer at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ledger.errors import LedgerError
+from projections.base import Projection, read_position
+from projections.runner import wait_for
+
+
+class ProjectionNotReady(LedgerError):
+    """The read table has not been built yet: run `ledger project --follow`."""
+
+    code = "projection_not_ready"
+
+
+@dataclass
+class Snapshot:
+    """A read transaction on a projection: `position` is what every answer is as of."""
+
+    conn: sa.Connection
+    tables: dict[str, sa.Table]
+    position: int  # the position answered at (the as_of, or the projection's when it is behind)
+    projected: int  # how far the projection has applied the log
+    requested: int | None  # the as_of asked for, None for "now"
+
+    @property
+    def complete(self) -> bool:
+        """False when an as_of beyond the projection's position was asked for."""
+        return self.requested is None or self.requested <= self.projected
+
+    def stamp(self) -> dict[str, object]:
+        """What every response says about the position it answers at."""
+        return {"position": self.position, "complete": self.complete,
+                **({"as_of": f"pos:{self.requested}"} if self.requested is not None else {})}
+
+
+@contextmanager
+def snapshot(engine: sa.Engine, projection: type[Projection], as_of: int | None = None,
+             wait: float = 0.0) -> Iterator[Snapshot]:
+    """Read one projection as of a position (None: as far as it has got).
+
+    With `wait`, a read that must see a position the projection has not reached yet waits
+    up to that many seconds for it; after that it answers at the projection's position
+    and says so (`complete` false).
+    """
+    if as_of is not None and wait > 0:
+        wait_for(engine, projection.name, as_of, wait)
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        else:
+            conn.exec_driver_sql("BEGIN")  # one WAL snapshot for every statement of this read
+        with conn.begin() if conn.dialect.name == "postgresql" else _nothing():
+            state = _state(conn, projection.name)
+            if state is None:
+                raise ProjectionNotReady(
+                    f"the {projection.name} read tables are not built yet; run `ledger project --follow`")
+            projected, generation, _ = state
+            position = projected if as_of is None else min(as_of, projected)
+            yield Snapshot(conn, projection.tables_for(generation), position, projected, as_of)
+        if conn.dialect.name != "postgresql":
+            conn.exec_driver_sql("ROLLBACK")
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _state(conn: sa.Connection, name: str) -> tuple[int, int, int] | None:
+    try:
+        return read_position(conn, name)
+    except (sa.exc.ProgrammingError, sa.exc.OperationalError):
+        return None  # no projection_positions table yet
