@@ -59,6 +59,8 @@ class SubjectKeyStore(Protocol):
 
     def scopes(self, subject_ref: str) -> list[str]: ...
 
+    def subjects_in(self, scope: str) -> set[str]: ...
+
 
 class LocalMasterKey:
     """AES-256-GCM key wrap under a key from LEDGER_MASTER_KEY or `<secrets>/master.key` (0600)."""
@@ -180,6 +182,12 @@ class DatabaseKeyStore:
         sql = f"SELECT scope FROM {KEYS_TABLE} WHERE subject_ref = :s ORDER BY scope"
         with self._connect() as conn:
             return [r[0] for r in conn.execute(sa.text(sql), {"s": subject_ref})]
+
+    def subjects_in(self, scope: str) -> set[str]:
+        """Subjects with a live key in this scope (a deployment)."""
+        sql = f"SELECT subject_ref FROM {KEYS_TABLE} WHERE scope = :c"
+        with self._connect() as conn:
+            return {r[0] for r in conn.execute(sa.text(sql), {"c": scope})}
 
     # -- internals ---------------------------------------------------------------
     def _remember(self, subject_ref: str, scope: str, wrapped: bytes) -> bytes:
