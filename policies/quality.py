@@ -44,13 +44,21 @@ def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
 
 
 def quantile_points(profile: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, values) of a numeric feature's reference quantiles."""
+    """(probabilities, values) of a numeric feature's reference quantiles, min and max included."""
     quantiles = profile["quantiles"]
     if isinstance(quantiles, Mapping):
         pairs = sorted((float(p), float(v)) for p, v in quantiles.items())
-        return np.array([p for p, _ in pairs]), np.array([v for _, v in pairs])
-    values = np.asarray(quantiles, dtype=float)
-    return np.linspace(0.0, 1.0, len(values)), values
+    else:
+        pairs = list(zip(np.linspace(0.0, 1.0, len(quantiles)).tolist(), map(float, quantiles), strict=True))
+    edges = (profile.get("histogram") or {}).get("edges") or []
+    if len(edges) == 11:  # untied decile edges: more knots for the quantile function
+        known = {p for p, _ in pairs}
+        pairs = sorted(pairs + [(i / 10, float(e)) for i, e in enumerate(edges) if 0 < i < 10 and i / 10 not in known])
+    if pairs and pairs[0][0] > 0 and profile.get("min") is not None:
+        pairs.insert(0, (0.0, float(profile["min"])))
+    if pairs and pairs[-1][0] < 1 and profile.get("max") is not None:
+        pairs.append((1.0, float(profile["max"])))
+    return np.array([p for p, _ in pairs]), np.array([v for _, v in pairs])
 
 
 def numeric_bins(profile: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +78,15 @@ def numeric_bins(profile: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def numeric_psi(profile: Mapping[str, Any], values: np.ndarray) -> float:
-    edges, expected = numeric_bins(profile)
-    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(expected))
+    """PSI over the reference histogram's decile bins if it has one, else its quantile bins."""
+    histogram = profile.get("histogram")
+    if histogram and len(histogram.get("edges") or []) > 2:
+        edges, expected = np.asarray(histogram["edges"][1:-1], dtype=float), histogram["shares"]
+        bins = np.searchsorted(edges, values, side="right")  # np.histogram's [a, b) bins
+    else:
+        edges, expected = numeric_bins(profile)
+        bins = np.searchsorted(edges, values, side="left")
+    counts = np.bincount(bins, minlength=len(expected))
     return psi(expected, counts / max(len(values), 1))
 
 
@@ -151,9 +166,12 @@ def may_be_missing(feature: Mapping[str, Any]) -> bool:
     return not feature.get("required", False) and feature.get("nullable", True) is not False
 
 
-def profile_features(profile: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def profile_features(profile: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """Per-feature reference entries, whether or not the profile nests them under `features`."""
-    return dict(profile.get("features", profile)) if profile else {}
+    if not profile:
+        return {}
+    inner = profile.get("features")
+    return dict(inner if isinstance(inner, Mapping) else profile)
 
 
 def check_rows(
@@ -167,7 +185,7 @@ def check_rows(
     report.outliers["type_errors"] = errors[:20]
     names = {f["name"] for f in schema["features"]}
     for name, reference in profile_features(profile).items():
-        if name in names:
+        if name in names and isinstance(reference, Mapping) and not reference.get("personal"):
             report.features[name] = check_feature(report, name, reference, [r.get(name) for r in rows], thresholds)
     if scorer is not None and rows:
         flags = score_in_batches(scorer, list(rows))
@@ -186,12 +204,26 @@ def check_feature(
     allowed = float(reference.get("null_share", 0.0)) + thresholds["null_share_increase"]
     report.add("null_share", name, null_share, round(allowed, 6))
     figures: dict[str, Any] = {"rows": len(values), "null_share": _round(null_share)}
-    if "quantiles" in reference:
+    if reference.get("quantiles"):
         numbers = np.array([float(v) for v in present if TYPE_TESTS["number"](v)], dtype=float)
         figures.update(numeric_figures(report, name, reference, numbers, thresholds))
-    elif "categories" in reference:
-        figures.update(category_figures(report, name, reference["categories"], present, thresholds))
+    elif reference.get("frequencies") or reference.get("categories"):
+        frequencies = reference.get("frequencies") or reference["categories"]
+        figures.update(category_figures(report, name, frequencies, present, thresholds))
+    elif reference.get("true_share") is not None:
+        figures.update(boolean_figures(report, name, float(reference["true_share"]), present, thresholds))
     return figures
+
+
+def boolean_figures(
+    report: Report, name: str, true_share: float, values: list[Any], thresholds: Mapping[str, float]
+) -> dict[str, Any]:
+    if len(values) < thresholds["min_rows"]:
+        return {"psi": None}
+    observed = sum(1 for v in values if v is True) / len(values)
+    value = psi([true_share, 1 - true_share], [observed, 1 - observed])
+    report.add("drift_psi", name, value, thresholds["psi"])
+    return {"psi": _round(value), "true_share": _round(observed)}
 
 
 def numeric_figures(
@@ -207,8 +239,11 @@ def numeric_figures(
         value, (statistic, pvalue) = numeric_psi(reference, values), ks_test(reference, values)
         figures.update(psi=_round(value), ks_statistic=_round(statistic), ks_pvalue=_round(pvalue))
         report.add("drift_psi", name, value, thresholds["psi"])
-        ks_drift = pvalue < thresholds["ks_pvalue"] and statistic > thresholds["ks_statistic"]
-        report.add("drift_ks", name, statistic, thresholds["ks_statistic"], passed=not ks_drift)
+        if reference.get("type", "number") == "number" or reference.get("sample"):
+            # KS assumes continuous data: ties in integer data against a sample rebuilt from
+            # quantiles reject even the reference itself, so integers rely on PSI.
+            ks_drift = pvalue < thresholds["ks_pvalue"] and statistic > thresholds["ks_statistic"]
+            report.add("drift_ks", name, statistic, thresholds["ks_statistic"], passed=not ks_drift)
     return figures
 
 

@@ -128,3 +128,34 @@ def test_thresholds_come_from_the_deployment_settings():
     thresholds = thresholds_from({"quality_thresholds": {"psi": 0.5, "bogus": 1}})
     assert thresholds["psi"] == 0.5 and "bogus" not in thresholds
     assert thresholds_from(None) == DEFAULT_THRESHOLDS
+
+
+DEMO_FEATURES = [
+    {"name": "tenure_months", "type": "integer"}, {"name": "monthly_charges", "type": "number"},
+    {"name": "support_calls", "type": "integer"}, {"name": "income", "type": "number"},
+    {"name": "region", "type": "category"}, {"name": "plan", "type": "category"},
+    {"name": "has_partner", "type": "boolean"},
+]
+
+
+def demo_rows(n: int, seed: int, drift: bool) -> list[dict]:
+    from trainers import demo_data
+
+    frame = demo_data.generate(n, seed=seed, drift=drift)[[f["name"] for f in DEMO_FEATURES]]
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+            for row in frame.astype(object).to_dict("records")]
+
+
+def test_the_trainers_profile_of_demo_data_finds_drift_only_when_the_switch_is_on():
+    from trainers import demo_data
+    from trainers.profile import reference_profile
+
+    training = demo_data.generate(3000, seed=1)
+    profile = reference_profile(training, DEMO_FEATURES, hasher=lambda s: s)
+    schema = {"features": DEMO_FEATURES}
+    calm = check_rows(demo_rows(500, 2, drift=False), schema, profile, DEFAULT_THRESHOLDS)
+    drifted = check_rows(demo_rows(500, 2, drift=True), schema, profile, DEFAULT_THRESHOLDS)
+    assert not [f for f in calm.failing if f.startswith("drift")]
+    assert {"drift_psi:income", "drift_psi:monthly_charges", "unseen_categories:region",
+            "null_share:income"} <= set(drifted.failing)
+    assert drifted.features["region"]["unseen"] == ["central"]
