@@ -241,6 +241,22 @@ class Ledger(HealthCommands, Application[UUID]):
                 continue
         raise Conflict(f"prediction {prediction_id} is being changed concurrently; retry")
 
+    def record_outcomes(self, outcomes: Sequence[tuple[UUID | str, Any, str | None]], actor: str) -> list[Prediction]:
+        """Record several outcomes in one transaction: all of them or, if any fails, none."""
+        for _attempt in range(5):  # concurrent outcomes for one prediction race for a version
+            changed: dict[UUID, Prediction] = {}
+            for index, (prediction_id, actual, observed_at) in enumerate(outcomes):
+                pid = _uuid(prediction_id, "prediction")
+                if pid not in changed:
+                    changed[pid] = self._existing_prediction(pid) or _missing(pid, index)
+                changed[pid].record_outcome(actual, observed_at, actor)
+            try:
+                self.save(*changed.values())
+                return [changed[_uuid(p, "prediction")] for p, _, _ in outcomes]
+            except IntegrityError:
+                continue
+        raise Conflict("these predictions are being changed concurrently; retry")
+
     # -- keys ----------------------------------------------------------------------
     def key_digest(self, key: str) -> str:
         return hmac.new(pepper(self.settings.secrets_dir), key.encode(), hashlib.sha256).hexdigest()
@@ -318,3 +334,8 @@ def _uuid(value: UUID | str, what: str) -> UUID:
 
 def iter_ids(values: Iterable[str]) -> list[UUID]:
     return [_uuid(v, "id") for v in values]
+
+
+def _missing(prediction_id: UUID, index: int) -> Any:
+    raise NotFound(f"prediction {prediction_id} (item {index}) not found; nothing was recorded",
+                   field=str(index), index=index)

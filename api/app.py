@@ -1,0 +1,85 @@
+"""The Falcon application factory: builds services, middleware, routes and error handlers."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import falcon
+import falcon.media
+import orjson
+
+from api import errors
+from api.auth import AuthMiddleware
+from api.limits import BodyLimitMiddleware
+from api import observability, openapi
+from api.resources import deployments, keys, ledger_endpoints, models, outcomes, predictions
+from api.resources import subjects  # issue 9: POST /v1/subjects/{subject_id}/forget
+from api.services import Services
+from ledger.application import Ledger
+from ledger.settings import Settings
+
+# Every module that mounts routes: each has add_routes(app, services). Add yours here
+# (one line), and its rows to api/routes.py, whose path templates must match add_route's.
+ROUTE_MODULES: tuple[Any, ...] = (
+    deployments,
+    predictions,
+    outcomes,
+    keys,
+    models,
+    ledger_endpoints,
+    observability,
+    openapi,
+    subjects,
+)
+
+
+class LedgerApp(falcon.App):
+    """falcon.App that keeps its Services (tests and start-up hooks reach them here)."""
+
+    services: Services
+
+
+class HealthResource:
+    """GET /healthz: the process is up (no database read: liveness, not readiness)."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"status": "ok"}
+
+
+def _json_handler() -> falcon.media.JSONHandler:
+    # orjson refuses NaN and Infinity tokens, and is several times faster than json.
+    return falcon.media.JSONHandler(
+        dumps=lambda obj: orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode(),
+        loads=orjson.loads,
+    )
+
+
+def middleware(services: Services) -> list[Any]:
+    """Outermost first: observability (when present), then auth, then the body limit."""
+    stack: list[Any] = []
+    try:
+        observability = importlib.import_module("api.observability")
+    except ImportError:
+        observability = None
+    if observability is not None:
+        stack.extend(observability.middleware(services))
+    stack.append(AuthMiddleware(services.keys, services.limiter))
+    stack.append(BodyLimitMiddleware(services.settings.max_body_bytes))
+    return stack
+
+
+def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -> LedgerApp:
+    """Build the WSGI app; call it after a fork (each worker owns its connections)."""
+    services = Services.build(settings, ledger)
+    app = LedgerApp(middleware=middleware(services))
+    handler = _json_handler()
+    app.req_options.media_handlers.update({falcon.MEDIA_JSON: handler})
+    app.resp_options.media_handlers.update({falcon.MEDIA_JSON: handler})
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.register(app)
+    app.add_route("/healthz", HealthResource())
+    for module in ROUTE_MODULES:
+        module.add_routes(app, services)
+    app.services = services
+    return app

@@ -1,0 +1,34 @@
+"""Body size limits (gunicorn enforces none): 411 without a length, 413 over the limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from api.errors import Problem
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies without Content-Length or over the limit, before anything reads them.
+
+    A resource may raise its own limit with a `max_body_bytes` attribute (model uploads).
+    """
+
+    def __init__(self, max_body_bytes: int):
+        self.max_body_bytes = max_body_bytes
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         params: dict[str, Any]) -> None:
+        if req.method not in BODY_METHODS or resource is None:
+            return
+        length = req.content_length
+        if length is None:
+            raise Problem(411, "length_required",
+                          "send Content-Length; chunked request bodies are not accepted")
+        limit = getattr(resource, "max_body_bytes", None) or self.max_body_bytes
+        if length > limit:
+            raise Problem(413, "body_too_large",
+                          f"the body has {length} bytes; the limit is {limit}", "body", limit=limit)

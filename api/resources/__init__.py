@@ -1,0 +1,1 @@
+"""Falcon resources: thin classes with injected services, one module per route family."""

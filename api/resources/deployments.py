@@ -1,0 +1,158 @@
+"""Deployments: create, list, read (as of), change, add and retire models, promote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import orjson
+import sqlalchemy as sa
+
+from api import params
+from api.schemas.deployments import (
+    AddModelSchema,
+    DeploymentCreateSchema,
+    DeploymentPatchSchema,
+    DeploymentSchema,
+    PromoteSchema,
+    RetireSchema,
+)
+from api.services import Services
+from ledger.errors import LedgerError
+from ledger.storage import EVENTS_TABLE
+
+CREATED_TOPIC = "ledger.domain.deployments:Deployment.Created"
+DEPLOYMENT = DeploymentSchema()
+
+
+def document(services: Services, deployment: Any, position: int | None = None) -> dict[str, Any]:
+    """A deployment as read: leader and challengers with model summaries."""
+    summaries = {m: model_summary(services, m, m == deployment.leader) for m in deployment.models}
+    return DEPLOYMENT.dump({
+        "name": deployment.name, "task": deployment.task, "version": deployment.version,
+        "schema": deployment.schema, "policy": deployment.policy, "positive_label": deployment.positive_label,
+        "outcome_maturity_days": deployment.outcome_maturity_days, "settings": deployment.settings,
+        "leader": summaries.get(deployment.leader) if deployment.leader else None,
+        "challengers": [s for m, s in summaries.items() if m != deployment.leader],
+        "leader_set_by": deployment.leader_set_by, "as_of_position": position,
+    })
+
+
+def model_summary(services: Services, model_id: str, leads: bool) -> dict[str, Any]:
+    try:
+        model = services.ledger.model(model_id)
+    except LedgerError:
+        return {"id": model_id, "role": "leader" if leads else "challenger"}
+    return {"id": model_id, "name": model.name, "algorithm": model.algorithm, "features": model.features,
+            "provenance": model.provenance, "training_run_id": model.training_run_id,
+            "role": "leader" if leads else "challenger"}
+
+
+def respond(resp: falcon.Response, services: Services, deployment: Any, status: int = 200) -> None:
+    services.deployment_changed(deployment.name)
+    resp.status = status
+    resp.etag = params.etag(deployment.version)
+    resp.media = document(services, deployment)
+
+
+def created_names(engine: sa.Engine, after: int, upto: int | None, limit: int) -> list[tuple[int, str]]:
+    """(position, name) of deployments created after a position: the list until a projection has it."""
+    sql = (f"SELECT id, state FROM {EVENTS_TABLE} WHERE topic = :t AND id > :a"
+           + (" AND id <= :u" if upto is not None else "") + " ORDER BY id LIMIT :n")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(sql), {"t": CREATED_TOPIC, "a": after, "u": upto, "n": limit}).fetchall()
+    return [(int(r[0]), orjson.loads(bytes(r[1]))["name"]) for r in rows]
+
+
+class DeploymentsResource:
+    """POST and GET /v1/deployments."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        command = params.load(req, DeploymentCreateSchema())
+        deployment = self.services.ledger.create_deployment(actor=req.context.principal.actor, **command)
+        respond(resp, self.services, deployment, 201)
+        resp.location = f"/v1/deployments/{deployment.name}"
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        ledger = self.services.ledger
+        position = params.as_of(req, ledger.engine)
+        limit = params.limit(req)
+        found = created_names(ledger.engine, params.cursor(req), position, limit)
+        items = [document(self.services, ledger.deployment(name, position), position) for _, name in found]
+        more = found[-1][0] if len(found) == limit else None
+        resp.media = {"items": items, "next_cursor": params.next_cursor(more)}
+
+
+class DeploymentResource:
+    """GET and PATCH /v1/deployments/{name}."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        position = params.as_of(req, self.services.ledger.engine)
+        deployment = self.services.ledger.deployment(name, position)
+        resp.etag = params.etag(deployment.version)
+        resp.media = document(self.services, deployment, position)
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        version = params.if_match(req)
+        change = params.load(req, DeploymentPatchSchema())
+        deployment = self.services.ledger.change_deployment(
+            name, req.context.principal.actor, expected_version=version, **change)
+        respond(resp, self.services, deployment)
+
+
+class DeploymentModelsResource:
+    """POST /v1/deployments/{name}/models: add a challenger (If-Match optional)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        version = params.if_match(req, required=False)
+        command = params.load(req, AddModelSchema())
+        if version is not None:
+            self.services.ledger.deployment(name).check_version(version)
+        deployment = self.services.ledger.add_model(name, command["model_id"], req.context.principal.actor)
+        respond(resp, self.services, deployment, 201)
+        resp.location = f"/v1/deployments/{name}/models/{command['model_id']}"
+
+
+class DeploymentModelResource:
+    """DELETE /v1/deployments/{name}/models/{model_id}: retire (an event; nothing is deleted)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str, model_id: str) -> None:
+        reason = req.get_param("reason") or (params.load(req, RetireSchema())["reason"]
+                                              if req.content_length else "retired over the API")
+        deployment = self.services.ledger.retire_model(name, model_id, reason, req.context.principal.actor)
+        respond(resp, self.services, deployment)
+
+
+class LeaderResource:
+    """PUT /v1/deployments/{name}/leader: promote a model (If-Match required)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        version = params.if_match(req)
+        command = params.load(req, PromoteSchema())
+        deployment = self.services.ledger.promote(
+            name, str(command["model_id"]), command["reason"], req.context.principal.actor,
+            expected_version=version)
+        respond(resp, self.services, deployment)
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    app.add_route("/v1/deployments", DeploymentsResource(services))
+    app.add_route("/v1/deployments/{name}", DeploymentResource(services))
+    app.add_route("/v1/deployments/{name}/models", DeploymentModelsResource(services))
+    app.add_route("/v1/deployments/{name}/models/{model_id}", DeploymentModelResource(services))
+    app.add_route("/v1/deployments/{name}/leader", LeaderResource(services))

@@ -1,0 +1,56 @@
+"""Outcomes: what came true, by prediction id or by deployment + request id.
+
+A list is all or nothing: every item is checked and the outcomes are saved in one
+transaction, so an unknown prediction (404 naming the item's index) records none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+from marshmallow import ValidationError
+
+from api import params
+from api.schemas.outcomes import OutcomeSchema
+from api.services import Services
+from ledger import ids
+
+ONE, MANY = OutcomeSchema(), OutcomeSchema(many=True)
+
+
+def prediction_ref(item: dict[str, Any]) -> str:
+    if "prediction_id" in item:
+        return str(item["prediction_id"])
+    return str(ids.prediction_id(item["deployment"], item["request_id"]))
+
+
+def outcome_answer(prediction: Any) -> dict[str, Any]:
+    latest = prediction.outcome
+    return {"prediction_id": str(prediction.id), "deployment": prediction.deployment,
+            "request_id": prediction.request_id, "actual": latest["actual"],
+            "observed_at": latest["observed_at"], "correction": latest["correction"]}
+
+
+class OutcomesResource:
+    """POST /v1/outcomes: one outcome or a list (corrections are new events)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = params.body(req)
+        many = isinstance(body, list)
+        if many and not 1 <= len(body) <= self.services.settings.max_batch_rows:
+            raise ValidationError(f"send 1 to {self.services.settings.max_batch_rows} outcomes", "body")
+        items = (MANY if many else ONE).load(body)
+        outcomes = [(prediction_ref(i), i["actual"], i["observed_at"] and i["observed_at"].isoformat())
+                    for i in (items if many else [items])]
+        recorded = self.services.ledger.record_outcomes(outcomes, req.context.principal.actor)
+        answers = [outcome_answer(p) for p in recorded]
+        resp.status = falcon.HTTP_201
+        resp.media = {"outcomes": answers} if many else answers[0]
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    app.add_route("/v1/outcomes", OutcomesResource(services))

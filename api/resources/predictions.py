@@ -1,0 +1,40 @@
+"""Predictions: score one row or a batch; read one prediction's whole provenance."""
+
+from __future__ import annotations
+
+import falcon
+
+from api import params
+from api.predicting import predict
+from api.provenance import provenance
+from api.services import Services
+
+
+class PredictionsResource:
+    """POST /v1/deployments/{name}/predictions (201 new, 200 for a retry's original)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        answer, created = predict(self.services, name, params.body(req), req.context.principal)
+        resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
+        if "prediction_id" in answer:
+            resp.location = f"/v1/predictions/{answer['prediction_id']}"
+        resp.media = answer
+
+
+class PredictionResource:
+    """GET /v1/predictions/{prediction_id}: the provenance (a predictor sees only its own)."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, prediction_id: str) -> None:
+        position = params.as_of(req, self.services.ledger.engine)
+        resp.media = provenance(self.services, prediction_id, req.context.principal, position)
+
+
+def add_routes(app: falcon.App, services: Services) -> None:
+    app.add_route("/v1/deployments/{name}/predictions", PredictionsResource(services))
+    app.add_route("/v1/predictions/{prediction_id}", PredictionResource(services))

@@ -1,0 +1,78 @@
+"""What resources are given: settings, the ledger, the scorer and the per-worker caches.
+
+`create_app` builds one Services and hands it to each module's `add_routes(app, services)`;
+resources keep the parts they need. Nothing here opens a connection at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.auth import KeyCache, RateLimiter
+from api.schemas.features import RowSchemas
+from ledger.application import Ledger
+from ledger.settings import Settings
+from policies.serving import Scorer
+
+# Options beyond ledger.settings.Settings: Settings.extra[name], else LEDGER_<NAME>, else default.
+DEFAULTS: dict[str, float] = {
+    "auth_cache_seconds": 2.0,  # a revoked key is refused on every worker within this
+    "rate_limit_per_second": 1000.0,  # per key and worker; 0 switches the limit off
+    "rate_limit_burst": 2000.0,
+    "deployment_check_seconds": 0.0,  # 0: compare the deployment's version on every request
+}
+
+
+def option(settings: Settings, name: str) -> float:
+    """An API option from Settings.extra, the environment, or its default."""
+    if name in settings.extra:
+        return float(settings.extra[name])
+    env = os.environ.get(f"LEDGER_{name.upper()}")
+    return float(env) if env is not None else DEFAULTS[name]
+
+
+@dataclass
+class Services:
+    """The dependencies every resource may be given."""
+
+    settings: Settings
+    ledger: Ledger
+    scorer: Scorer
+    keys: KeyCache
+    limiter: RateLimiter
+    row_schemas: RowSchemas
+    sealer: Any | None = None  # ledger.privacy's Sealer when personal data can be sealed
+    extras: dict[str, Any] = field(default_factory=dict)  # other modules' shared objects
+
+    @classmethod
+    def build(cls, settings: Settings | None = None, ledger: Ledger | None = None) -> Services:
+        ledger = ledger or Ledger(settings or Settings.from_env())
+        settings = settings or ledger.settings
+        return cls(
+            settings=settings,
+            ledger=ledger,
+            scorer=Scorer(ledger, check_seconds=option(settings, "deployment_check_seconds")),
+            keys=KeyCache(ledger.authenticate, ttl_seconds=option(settings, "auth_cache_seconds")),
+            limiter=RateLimiter(option(settings, "rate_limit_per_second"), option(settings, "rate_limit_burst")),
+            row_schemas=RowSchemas(),
+            sealer=make_sealer(settings, ledger),
+        )
+
+    def deployment_changed(self, name: str) -> None:
+        """This worker changed a deployment: drop its cached runtime at once."""
+        self.scorer.forget(name)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+def make_sealer(settings: Settings, ledger: Ledger) -> Any | None:
+    """The privacy module's sealer, when it offers one (personal features are sealed there)."""
+    try:
+        from ledger import privacy
+    except ImportError:
+        return None
+    factory = getattr(privacy, "sealer_for", None)
+    return factory(settings, ledger.engine) if factory else None

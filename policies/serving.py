@@ -1,0 +1,177 @@
+"""The scoring path: every active model scores every row, the policy picks the answer.
+
+A deployment's runtime (models, their column orders, the training profiles behind the
+inline flags) is built once per deployment version and reused until the version moves.
+Rows enter each model as ONE 2-D object array in that model's `features` order, built
+by trainers.matrix (the conversion its pipelines were trained on: numbers as floats with
+NaN for missing, categories as str or None).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger import ids
+from ledger.application import Ledger
+from ledger.errors import Conflict
+from ledger.storage import EVENTS_TABLE, is_postgres
+from policies.flags import Profile, merged_profile, row_flags
+from trainers.matrix import rows_to_matrix
+
+
+class NoActiveModel(Conflict):
+    """The deployment has no model to score with."""
+
+    code = "no_active_model"
+
+
+@dataclass
+class ModelRuntime:
+    """One loaded model and the column order it reads."""
+
+    model_id: str
+    estimator: Any
+    columns: list[dict[str, Any]]  # the schema's feature specs, in the model's column order
+    classifier: bool
+
+
+@dataclass
+class DeploymentRuntime:
+    """What scoring needs of one deployment version, built once and reused."""
+
+    name: str
+    version: int
+    task: str
+    schema: dict[str, Any]
+    policy: dict[str, Any]
+    leader: str | None
+    models: list[ModelRuntime]
+    profile: Profile
+    checked_at: float = field(default=0.0)
+
+    @property
+    def policy_name(self) -> str:
+        return str(self.policy.get("name", "manual"))
+
+
+@dataclass
+class RowScore:
+    """One row's outputs by model, the served model and its inline flags."""
+
+    outputs: dict[str, dict[str, Any]]
+    served_model: str
+    flags: list[str]
+
+    @property
+    def served(self) -> dict[str, Any]:
+        return self.outputs[self.served_model]
+
+
+class Scorer:
+    """Runtimes per deployment, cached per version; scores rows vectorised per model."""
+
+    def __init__(self, ledger: Ledger, check_seconds: float = 0.0):
+        self.ledger = ledger
+        self.check_seconds = check_seconds  # 0: compare the version on every request
+        self._runtimes: dict[str, DeploymentRuntime] = {}
+        self._lock = threading.Lock()
+
+    def runtime(self, name: str) -> DeploymentRuntime:
+        """The deployment's runtime at its current version (rebuilt when it moved)."""
+        cached = self._runtimes.get(name)
+        now = time.monotonic()
+        if cached is not None and now - cached.checked_at < self.check_seconds:
+            return cached
+        version = self.current_version(name) if cached is not None else None
+        if cached is not None and version == cached.version:
+            cached.checked_at = now
+            return cached
+        with self._lock:
+            built = self._build(name)
+            built.checked_at = now
+            self._runtimes[name] = built
+        return built
+
+    def forget(self, name: str) -> None:
+        """Drop a cached runtime (this process changed the deployment)."""
+        self._runtimes.pop(name, None)
+
+    def current_version(self, name: str) -> int | None:
+        """The deployment's latest version: one indexed read, no event decoding."""
+        oid = ids.deployment_id(name)
+        with self.ledger.engine.connect() as conn:
+            key: Any = str(oid) if is_postgres(conn) else oid.bytes
+            return conn.execute(
+                sa.text(f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = :o"),
+                {"o": key},
+            ).scalar_one()
+
+    def _build(self, name: str) -> DeploymentRuntime:
+        deployment = self.ledger.deployment(name)
+        specs = {f["name"]: f for f in deployment.schema["features"]}
+        models, profiles = [], []
+        for model_id in deployment.models:
+            model = self.ledger.model(model_id)
+            estimator = self.ledger.artifacts.load_model(model.artifact_digest)
+            columns = [specs[name] for name in model.features]
+            models.append(ModelRuntime(model_id, estimator, columns,
+                                       hasattr(estimator, "predict_proba") and model.task == "classification"))
+            profiles.append(self._profile_of(model))
+        return DeploymentRuntime(
+            name=name, version=deployment.version, task=deployment.task, schema=deployment.schema,
+            policy=dict(deployment.policy), leader=deployment.leader, models=models,
+            profile=merged_profile(profiles, deployment.schema),
+        )
+
+    def _profile_of(self, model: Any) -> dict[str, Any] | None:
+        if not model.training_run_id:
+            return None  # uploaded models carry no captured training profile
+        return self.ledger.training_run(model.training_run_id).reference_profile or None
+
+    def score(self, runtime: DeploymentRuntime, rows: list[dict[str, Any]]) -> list[RowScore]:
+        """Score validated rows with every active model and choose each row's served output."""
+        if not runtime.models or runtime.leader is None:
+            raise NoActiveModel(f"deployment {runtime.name!r} has no active model; add one first")
+        per_model = {m.model_id: score_model(m, rows) for m in runtime.models}
+        scores = []
+        for index, row in enumerate(rows):
+            outputs = {model_id: results[index] for model_id, results in per_model.items()}
+            scores.append(RowScore(outputs, choose(runtime, outputs), row_flags(runtime.profile, row)))
+        return scores
+
+
+def score_model(model: ModelRuntime, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's value (and probabilities for a classifier), as plain Python values."""
+    array = rows_to_matrix(rows, model.columns)
+    values = model.estimator.predict(array).tolist()
+    if not model.classifier:
+        return [{"value": v, "probabilities": None} for v in values]
+    labels = [str(label) for label in model.estimator.classes_.tolist()]
+    probabilities = model.estimator.predict_proba(array).tolist()
+    return [
+        {"value": v, "probabilities": dict(zip(labels, p, strict=True))}
+        for v, p in zip(values, probabilities, strict=True)
+    ]
+
+
+def choose(runtime: DeploymentRuntime, outputs: dict[str, dict[str, Any]]) -> str:
+    """The model whose output is served: the leader, or for majority_vote the commonest value."""
+    leader = runtime.leader if runtime.leader in outputs else next(iter(outputs))
+    if runtime.policy_name != "majority_vote" or len(outputs) < 3:
+        return leader  # with two models a disagreement is a tie, which the leader breaks
+    counts = Counter(_vote_key(o["value"]) for o in outputs.values())
+    top = max(counts.values())
+    winners = {value for value, n in counts.items() if n == top}
+    if _vote_key(outputs[leader]["value"]) in winners:
+        return leader
+    return next(m for m, o in outputs.items() if _vote_key(o["value"]) in winners)
+
+
+def _vote_key(value: Any) -> str:
+    return repr(value)
