@@ -1,0 +1,51 @@
+"""The input matrix every trained pipeline takes: one column per feature, in model order.
+
+Numbers, integers and booleans are floats (missing is NaN; booleans 1.0/0.0);
+categories are `str` or `None` (missing). The same conversion serves training
+(from a DataFrame) and serving (from JSON rows), so both score the same values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+NUMERIC_TYPES = ("number", "integer", "boolean")
+
+
+def frame_to_matrix(frame: pd.DataFrame, features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """A 2-D object array of the features' columns, in the given order."""
+    matrix = np.empty((len(frame), len(features)), dtype=object)
+    for i, feature in enumerate(features):
+        column = frame[feature["name"]]
+        if feature["type"] == "category":
+            matrix[:, i] = [None if _missing(v) else str(v) for v in column.tolist()]
+        else:
+            matrix[:, i] = column.astype("float64").to_numpy(na_value=np.nan)
+    return matrix
+
+
+def rows_to_matrix(rows: Sequence[Mapping[str, Any]], features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """The same matrix from JSON-like rows (an absent key or None is missing)."""
+    matrix = np.empty((len(rows), len(features)), dtype=object)
+    for i, feature in enumerate(features):
+        name, convert = feature["name"], _category if feature["type"] == "category" else _number
+        for r, row in enumerate(rows):
+            matrix[r, i] = convert(row.get(name))
+    return matrix
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _category(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
