@@ -1,0 +1,80 @@
+"""Quality checks on both backends: windows of recent predictions and batches, on demo data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ledger.domain.predictions import Prediction
+from policies.feeds import catch_up
+from policies.quality_windows import check_batch, check_recent_windows
+from projections import health_queries as q
+from trainers import demo_data
+from trainers.demo import DEMO_FEATURES, demo_specs
+
+NAMES = [f["name"] for f in DEMO_FEATURES]
+
+
+def demo_rows(n: int, seed: int, drift: bool) -> list[dict]:
+    frame = demo_data.generate(n, seed=seed, drift=drift)[NAMES].astype(object)
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+            for row in frame.to_dict("records")]
+
+
+@pytest.fixture
+def churn(ledger):
+    """A churn deployment with one model trained on the demo generator (drift off)."""
+    from api.demo import create_deployment
+
+    spec = next(s for s in demo_specs(rows=1500) if s["name"] == "churn-logistic")
+    create_deployment(ledger, "churn", [spec])
+    return ledger
+
+
+def record(ledger, rows: list[dict], prefix: str) -> list[str]:
+    predictions = [Prediction(
+        deployment="churn", deployment_version=1, request_id=f"{prefix}{i}", body_digest=f"{prefix}{i}",
+        features=row, sealed=None, outputs={"m": {"value": 0}}, served_model="m", policy={"name": "manual"},
+        leader="m", flags=[], scoring={"mode": "single"}, actor="test") for i, row in enumerate(rows)]
+    ledger.record_predictions(predictions)
+    return [str(p.id) for p in predictions]
+
+
+def drifted_features(check) -> set[str]:
+    return {f.split(":", 1)[1] for f in check.failing if f.startswith("drift")}
+
+
+def test_windows_of_demo_predictions_show_drift_only_with_the_drift_switch_on(churn):
+    calm_ids = record(churn, demo_rows(300, seed=11, drift=False), "calm-")
+    [calm] = check_recent_windows(churn, window=300)
+    drifted_ids = record(churn, demo_rows(300, seed=12, drift=True), "drift-")
+    [drifted] = check_recent_windows(churn, window=300)
+
+    assert calm.covers["predictions"] == calm_ids and drifted.covers["predictions"] == drifted_ids
+    assert drifted_features(calm) == set()
+    assert {"income", "monthly_charges", "region"} <= drifted_features(drifted)
+    assert drifted.reference["model_id"] == churn.deployment("churn").leader
+    assert set(drifted.outliers["predictions"]) <= set(drifted_ids)
+    assert drifted.outliers["share"] > calm.outliers["share"]
+
+
+def test_a_window_is_checked_once_and_partial_windows_wait_unless_flushed(churn):
+    record(churn, demo_rows(150, seed=3, drift=False), "a-")
+    assert check_recent_windows(churn, window=100) != []
+    assert check_recent_windows(churn, window=100) == []
+    [rest] = check_recent_windows(churn, window=100, flush=True)
+    assert rest.covers["rows"] == 50
+    catch_up(churn.engine)
+    with churn.engine.connect() as conn:
+        checks = q.quality_checks(conn, "churn")
+    assert [c["rows"] for c in checks] == [50, 100]
+    assert checks[0]["source"] == "window" and len(checks[0]["predictions"]) == 50
+
+
+def test_a_batch_sent_in_is_checked_and_recorded_once_per_batch_id(churn):
+    rows = demo_rows(200, seed=5, drift=True)
+    first = check_batch(churn, "churn", rows, actor="key:abc", batch_id="nightly-1")
+    again = check_batch(churn, "churn", rows, actor="key:abc", batch_id="nightly-1")
+    assert first.id == again.id and first.covers["batch"]["rows"] == 200
+    assert "unseen_categories:region" in first.failing
