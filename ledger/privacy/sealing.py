@@ -118,6 +118,19 @@ class Sealer:
             return {**features, **dict.fromkeys(sealed["fields"], ERASED_TEXT)}
         return {**features, **values}  # type: ignore[dict-item]
 
+    def body_digest(self, row: Mapping[str, Any], sealed: Mapping[str, Any] | None) -> str:
+        """The row's digest for retry checks; keyed by the subject's data key when sealed.
+
+        A plain sha256 of a row holding personal values would let anyone test guesses of
+        them (a customer number is easy to enumerate) even after an erasure.
+        """
+        canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
+        if not sealed:
+            return hashlib.sha256(canonical).hexdigest()
+        key = self.keys.get(sealed["subject_ref"], sealed["scope"])  # cached by the seal just made
+        mac_key = hmac.new(key, b"ledger body digest v1", hashlib.sha256).digest()
+        return "k1:" + hmac.new(mac_key, canonical, hashlib.sha256).hexdigest()
+
     # -- internals ---------------------------------------------------------------
     def _ref_for(self, schema: Mapping[str, Any], row: Mapping[str, Any], fields: list[str],
                  deployment: str) -> str | None:

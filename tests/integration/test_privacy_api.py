@@ -95,3 +95,22 @@ def test_a_key_store_outage_refuses_the_prediction_and_records_nothing(client, l
     assert count_events(ledger) == before
     with ledger.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM ledger_subject_keys")).scalar_one() == 0
+
+
+def test_the_stored_body_digest_is_keyed_so_erased_values_cannot_be_guessed(client, ledger: Ledger) -> None:
+    import hashlib
+
+    import orjson
+
+    http, keys = client
+    post = {"features": ROW, "request_id": "r-1"}
+    first = http.simulate_post("/v1/deployments/churn/predictions", headers=auth(keys, "predictor"), json=post)
+    retry = http.simulate_post("/v1/deployments/churn/predictions", headers=auth(keys, "predictor"), json=post)
+    other = http.simulate_post("/v1/deployments/churn/predictions", headers=auth(keys, "predictor"),
+                               json={"features": {**ROW, "tenure": 4.0}, "request_id": "r-1"})
+    assert first.json["prediction_id"] == retry.json["prediction_id"] and retry.json["retried"]
+    assert other.status_code == 409
+    guessable = hashlib.sha256(orjson.dumps(ROW, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    with ledger.engine.connect() as conn:
+        states = b"".join(bytes(s) for (s,) in conn.exec_driver_sql("SELECT state FROM ledger_events"))
+    assert guessable.encode() not in states and b'"body_digest":"k1:' in states.replace(b" ", b"")
