@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from projections.base import Projection
 from projections.deployments import DeploymentsProjection
+from projections.health import HealthProjection
 from projections.models import ModelsProjection
 from projections.predictions import PredictionsProjection
 
-ALL: tuple[type[Projection], ...] = (DeploymentsProjection, ModelsProjection, PredictionsProjection)
+ALL: tuple[type[Projection], ...] = (DeploymentsProjection, ModelsProjection, PredictionsProjection,
+                                     HealthProjection)
 BY_NAME: dict[str, type[Projection]] = {p.name: p for p in ALL}
 
 
