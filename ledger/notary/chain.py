@@ -19,7 +19,6 @@ import base64
 import hashlib
 import json
 import struct
-import uuid
 from typing import Any, NamedTuple
 
 GENESIS = bytes(32)
@@ -78,13 +77,30 @@ def hash_event(previous: bytes, event: RawEvent | tuple) -> tuple[bytes, bytes]:
     return content, chain_hash(previous, position, content)
 
 
+def _uuid_text(raw: bytes) -> str:
+    h = raw.hex()  # str(uuid.UUID(bytes=raw)), at a fifth of the cost
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _uuid_bytes(text: Any) -> bytes:
+    if not isinstance(text, str) or len(text) != 36 or text[8] + text[13] + text[18] + text[23] != "----":
+        raise ValueError("raw event field 'originator_id' must be a UUID in its 36-character form")
+    hex_digits = text.replace("-", "")
+    if len(hex_digits) != 32 or not hex_digits.isalnum():  # fromhex would skip whitespace
+        raise ValueError("raw event field 'originator_id' must be a UUID in its 36-character form")
+    raw = bytes.fromhex(hex_digits)
+    if len(raw) != 16:
+        raise ValueError("raw event field 'originator_id' must be a UUID in its 36-character form")
+    return raw
+
+
 def raw_event_to_json(event: RawEvent | tuple) -> dict[str, Any]:
     """The wire form served at GET /v1/ledger/events (one JSON object a line)."""
     position, recorded_at, originator_id, version, topic, state = event
     return {
         "position": position,
         "recorded_at": recorded_at,
-        "originator_id": str(uuid.UUID(bytes=bytes(originator_id))),
+        "originator_id": _uuid_text(bytes(originator_id)),
         "originator_version": version,
         "topic": topic,
         "state_b64": base64.b64encode(state).decode("ascii"),
@@ -102,6 +118,6 @@ def raw_event_from_json(item: dict[str, Any] | str | bytes) -> RawEvent:
     if not isinstance(data.get("topic"), str) or not isinstance(data.get("state_b64"), str):
         raise ValueError("raw event fields 'topic' and 'state_b64' must be strings")
     return RawEvent(
-        data["position"], data["recorded_at"], uuid.UUID(str(data["originator_id"])).bytes,
+        data["position"], data["recorded_at"], _uuid_bytes(data.get("originator_id")),
         data["originator_version"], data["topic"], base64.b64decode(data["state_b64"], validate=True),
     )

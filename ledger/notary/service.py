@@ -25,9 +25,9 @@ from ledger.notary.signing import (
 )
 from ledger.notary.store import (
     advance,
+    chain_rows,
+    event_rows,
     has_notary_tables,
-    iter_chain_rows,
-    iter_stored_events,
     last_position,
     notary_head,
 )
@@ -147,8 +147,8 @@ def verify_database(
 ) -> VerificationReport:
     """Verify every stored event against the notary's rows and the given digests."""
     upto = last_position(engine)  # one bound for both reads, so the notary can run meanwhile
-    chain = iter_chain_rows(engine, 0, upto, page) if has_notary_tables(engine) else None
-    report = verify_events(iter_stored_events(engine, 0, upto, page), chain, list(digests), public_key)
+    chain = chain_rows(engine, 0, upto, page) if has_notary_tables(engine) else None
+    report = verify_events(event_rows(engine, 0, upto, page), chain, list(digests), public_key)
     if chain is None:
         report.warnings.append("the notary has not run on this database: no chain rows to compare")
     return report

@@ -127,7 +127,7 @@ def _compare_row(rows: Any, row: Any, position: int, content: bytes, chained: by
     if row[1] != content:
         report.add("changed", position, "the stored event differs from the one the notary chained")
         if len(report.mismatches) < MAX_REMEMBERED_MISMATCHES:
-            report.mismatches[position] = (content, row[1])
+            report.mismatches[position] = (content, bytes(row[1]))
     elif row[2] != chained and not report.problems:
         report.add("chain_altered", position,
                    "the event matches but the notary's chain hash here does not: the chain table was altered")

@@ -50,7 +50,8 @@ def test_gaps_in_positions_are_chained(ledger):
             conn.exec_driver_sql("SELECT nextval(pg_get_serial_sequence('ledger_events', 'id'))")
     record(ledger, 2)
     notary.advance(ledger.engine)
-    assert notary.verify_database(ledger.engine).ok
+    report = notary.verify_database(ledger.engine)
+    assert report.ok, report.render()
     assert [r[0] for r in notary.iter_chain_rows(ledger.engine)] == [e.position for e in notary.iter_stored_events(ledger.engine)]
 
 
