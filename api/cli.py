@@ -10,6 +10,7 @@ from api.commands import (  # one line per verb family
     keys,
     notary,
     serve,
+    train,
 )
 
 
@@ -29,6 +30,7 @@ COMMANDS = (  # one line per verb family
     notary,
     serve,
     forget,
+    train,
 )
 
 for module in COMMANDS:

@@ -84,6 +84,11 @@ def split(frame: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[pd.DataFrame, p
         else:
             is_test = pd.Series(np.arange(len(ordered)) >= len(ordered) - _test_rows(len(ordered), how))
         train, test = ordered[~is_test.to_numpy()], ordered[is_test.to_numpy()]
+    elif how["stratify"]:
+        from sklearn.model_selection import train_test_split
+
+        train, test = train_test_split(frame, test_size=_test_rows(len(frame), how), random_state=how["seed"],
+                                       stratify=frame[spec["target"]])
     else:
         rng = np.random.default_rng(how["seed"])
         order = rng.permutation(len(frame))
