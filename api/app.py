@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import falcon
 import falcon.media
 import orjson
 
-from api import errors
+from api import dashboard, errors, observability, openapi, params
 from api.auth import AuthMiddleware
 from api.limits import BodyLimitMiddleware
-from api import observability, openapi
-from api.resources import deployments, keys, ledger_endpoints, models, outcomes, predictions
-from api.resources import subjects  # issue 9: POST /v1/subjects/{subject_id}/forget
+from api.resources import (
+    deployments,
+    health,  # issue 5: ingestions, quality checks, data health
+    keys,
+    ledger_endpoints,
+    models,
+    outcomes,
+    predictions,
+    subjects,  # issue 9: POST /v1/subjects/{subject_id}/forget
+)
 from api.services import Services
 from ledger.application import Ledger
 from ledger.settings import Settings
@@ -31,6 +37,8 @@ ROUTE_MODULES: tuple[Any, ...] = (
     observability,
     openapi,
     subjects,
+    health,
+    dashboard,
 )
 
 
@@ -48,25 +56,20 @@ class HealthResource:
 
 
 def _json_handler() -> falcon.media.JSONHandler:
-    # orjson refuses NaN and Infinity tokens, and is several times faster than json.
+    # orjson refuses NaN and Infinity tokens (422 via params.json_loads) and is fast.
     return falcon.media.JSONHandler(
         dumps=lambda obj: orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode(),
-        loads=orjson.loads,
+        loads=params.json_loads,
     )
 
 
 def middleware(services: Services) -> list[Any]:
-    """Outermost first: observability (when present), then auth, then the body limit."""
-    stack: list[Any] = []
-    try:
-        observability = importlib.import_module("api.observability")
-    except ImportError:
-        observability = None
-    if observability is not None:
-        stack.extend(observability.middleware(services))
-    stack.append(AuthMiddleware(services.keys, services.limiter))
-    stack.append(BodyLimitMiddleware(services.settings.max_body_bytes))
-    return stack
+    """Outermost first: observability (logs and metrics), then auth, then the body limit."""
+    return [
+        *observability.middleware(services),
+        AuthMiddleware(services.keys, services.limiter),
+        BodyLimitMiddleware(services.settings.max_body_bytes),
+    ]
 
 
 def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -> LedgerApp:

@@ -115,12 +115,12 @@ def handle_ledger_error(req: falcon.Request, resp: falcon.Response, error: le.Le
 
 def handle_validation_error(req: falcon.Request, resp: falcon.Response, error: ValidationError,
                             params: Any) -> None:
-    """422 naming every field at fault; `field` is the first one."""
+    """422 naming every field at fault; `field` is the first one ("body" for the whole body)."""
     fields = flatten_messages(error.messages)
     first = next(iter(fields), None)
     detail = "; ".join(f"{name}: {message}" for name, message in list(fields.items())[:5])
-    _respond(resp, 422, problem_body(422, "invalid_field" if first else "invalid", detail or "invalid input",
-                                     first, errors=fields))
+    code = "invalid_body" if first in (None, "body") else "invalid_field"
+    _respond(resp, 422, problem_body(422, code, detail or "invalid input", first, errors=fields))
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
@@ -157,6 +157,11 @@ def handle_malformed_media(req: falcon.Request, resp: falcon.Response, error: fa
     _respond(resp, 400, problem_body(400, "malformed_json", detail))
 
 
+def handle_missing_media(req: falcon.Request, resp: falcon.Response, error: falcon.MediaNotFoundError,
+                         params: Any) -> None:
+    _respond(resp, 400, problem_body(400, "body_required", "send a JSON body"))
+
+
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception, params: Any) -> None:
     """Anything else: logged with its traceback here, never sent to the client."""
     if isinstance(error, falcon.HTTPError | falcon.HTTPStatus):
@@ -174,3 +179,4 @@ def register(app: falcon.App) -> None:
     app.add_error_handler(le.LedgerError, handle_ledger_error)
     app.add_error_handler(ValidationError, handle_validation_error)
     app.add_error_handler(falcon.MediaMalformedError, handle_malformed_media)
+    app.add_error_handler(falcon.MediaNotFoundError, handle_missing_media)
