@@ -4,8 +4,8 @@ The event table is written behind one lock, so one transaction per prediction ca
 at a few hundred a second. Callers in a process hand their stored events to one writer
 thread that drains whatever has queued while the previous commit ran, inserts it as one
 transaction and wakes each caller with its notification ids, or with the error that
-sank it. A conflict (a retried request id) is isolated by retrying items one by one, so
-one bad item never sinks the others.
+sank it. A conflict (a retried request id) is isolated by splitting the batch in halves
+until the conflicting item stands alone, so one bad item never sinks the others.
 """
 
 from __future__ import annotations
@@ -14,18 +14,31 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 Insert = Callable[[Sequence[StoredEvent]], Sequence[int]]
 
 
-@dataclass
 class _Item:
-    events: Sequence[StoredEvent]
-    future: Future = field(default_factory=Future)
+    """One caller's events; the caller blocks on `done` until the writer releases it."""
+
+    __slots__ = ("events", "done", "ids", "error")
+
+    def __init__(self, events: Sequence[StoredEvent]):
+        self.events = events
+        # A bare lock, not a Future: the writer wakes each caller with one C-level release.
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.ids: Sequence[int] = ()
+        self.error: BaseException | None = None
+
+    def finish(self, ids: Sequence[int] = (), error: BaseException | None = None) -> None:
+        self.ids, self.error = ids, error
+        self.done.release()
+
+
+_STOP = _Item(())
 
 
 class GroupCommitter:
@@ -40,21 +53,34 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def submit(self, events: Sequence[StoredEvent], timeout: float | None = 60.0) -> Sequence[int]:
+    def submit(self, events: Sequence[StoredEvent], timeout: float = 60.0) -> Sequence[int]:
         """Insert the events atomically with others' and return their notification ids."""
         if not events:
             return []
         self._ensure_writer()
         item = _Item(events)
         self._queue.put(item)
-        return item.future.result(timeout=timeout)
+        if not item.done.acquire(timeout=timeout):
+            # The writer may still commit these events later: say so, never pretend they failed.
+            raise OperationalError(f"no acknowledgement within {timeout} s; the events may yet be recorded")
+        if item.error is not None:
+            raise item.error
+        return item.ids
+
+    def close(self) -> None:
+        """Stop the writer thread once it has committed what is queued."""
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                self._queue.put(_STOP)
+                self._thread.join(timeout=10)
+            self._thread = None
 
     def _ensure_writer(self) -> None:
         # After a fork the child has the object but not the thread: start one there.
-        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+        if self._thread is not None and self._pid == os.getpid():
             return
         with self._lock:
-            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            if self._thread is None or self._pid != os.getpid():
                 self._queue = queue.SimpleQueue()
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
@@ -71,32 +97,41 @@ class GroupCommitter:
                     break
                 batch.append(item)
                 count += len(item.events)
-            self._commit(batch)
+            stop = any(item is _STOP for item in batch)
+            batch = [item for item in batch if item is not _STOP]
+            if batch:
+                self._commit(batch)
+            if stop:
+                return
 
     def _commit(self, batch: list[_Item]) -> None:
         try:
             ids = self._insert([e for item in batch for e in item.events])
-        except IntegrityError:
+        except IntegrityError as error:
             if len(batch) == 1:
-                batch[0].future.set_exception(_fresh_integrity_error(batch[0]))
+                batch[0].finish(error=_conflict(batch[0], error))
                 return
-            for item in batch:
-                self._commit([item])
+            half = len(batch) // 2  # bisect: a lone conflict costs ~2·log2(n) transactions
+            self._commit(batch[:half])
+            self._commit(batch[half:])
             return
         except BaseException as error:  # every caller of a failed batch learns why
             for item in batch:
-                item.future.set_exception(error)
+                item.finish(error=error)
             return
         if self._on_batch:
             self._on_batch(len(batch))
         start = 0
         for item in batch:
-            item.future.set_result(list(ids[start : start + len(item.events)]))
+            item.finish(ids[start : start + len(item.events)])
             start += len(item.events)
 
 
-def _fresh_integrity_error(item: _Item) -> IntegrityError:
+def _conflict(item: _Item, cause: IntegrityError) -> IntegrityError:
     first = item.events[0]
-    return IntegrityError(
-        f"an event for {first.originator_id} at version {first.originator_version} is already recorded"
+    error = IntegrityError(
+        f"an event for {first.originator_id} at version {first.originator_version} "
+        f"(or a later one in the same save) is already recorded"
     )
+    error.__cause__ = cause
+    return error

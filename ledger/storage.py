@@ -8,15 +8,12 @@ one multi-row statement inside the same lock, so commit order still equals posit
 
 from __future__ import annotations
 
+import contextlib
 import os
-import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-import sqlite3
-
-import psycopg2
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
@@ -26,12 +23,20 @@ from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.group_commit import GroupCommitter
+from ledger.lean_insert import (
+    CLOCK_TABLE,
+    DBAPI_INTEGRITY_ERRORS,
+    DBAPI_OPERATIONAL_ERRORS,
+    EVENTS_TABLE,
+    PG_NOW_US,
+    SQLITE_NOW_US,
+    BatchWriter,
+    insert_postgres,
+    insert_sqlite,
+)
+from ledger.transcoder import OrjsonTranscoder
 
-DBAPI_INTEGRITY_ERRORS = (psycopg2.IntegrityError, sqlite3.IntegrityError)
-DBAPI_OPERATIONAL_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError)
 APPLICATION_NAME = "Ledger"
-EVENTS_TABLE = "ledger_events"
-CLOCK_TABLE = "ledger_clock"
 
 
 class LedgerEventRecord(StoredEventRecord):
@@ -82,10 +87,20 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
     """Application recorder with a database clock, a multi-row insert and group commit."""
 
     committer: GroupCommitter | None = None
+    batch_writer: BatchWriter | None = None
 
     def enable_group_commit(self, **kwargs: Any) -> GroupCommitter:
-        self.committer = GroupCommitter(self.insert_now, **kwargs)
+        """Route inserts through one writer thread with a connection of its own."""
+        self.batch_writer = BatchWriter(self.datastore.engine, self.channel_name)  # type: ignore[arg-type]
+        self.committer = GroupCommitter(self.batch_writer.insert, **kwargs)
         return self.committer
+
+    def close_writer(self) -> None:
+        """Stop the writer thread after what is queued, and close its connection."""
+        if self.committer is not None:
+            self.committer.close()
+        if self.batch_writer is not None:
+            self.batch_writer.close()
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], *, session: Session | None = None, **kwargs: Any
@@ -100,10 +115,11 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             return self._insert_stored_events(session, stored_events)
 
     def create_table(self) -> None:
-        super().create_table()
-        engine = self.datastore.engine
-        with engine.begin() as conn:  # type: ignore[union-attr]
-            create_clock_and_guards(conn)
+        engine: sa.Engine = self.datastore.engine  # type: ignore[assignment]
+        with schema_lock(engine):
+            super().create_table()
+            with engine.begin() as conn:
+                create_clock_and_guards(conn)
 
     def _insert_stored_events(
         self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -111,65 +127,18 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         if not stored_events:
             return []
         conn = session.connection()
-        postgres = is_postgres(conn)
-        if postgres:
-            conn.exec_driver_sql(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
-        recorded_at = advance_clock(conn)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            if postgres:
-                ids = _insert_postgres(conn, stored_events, recorded_at)
-                conn.exec_driver_sql(f"NOTIFY {self.channel_name}")
-            else:
-                ids = _insert_sqlite(conn, stored_events, recorded_at)
+            if is_postgres(conn):
+                cursor.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE; NOTIFY {self.channel_name}")
+                return insert_postgres(cursor, stored_events)
+            return insert_sqlite(cursor, stored_events)
         except DBAPI_INTEGRITY_ERRORS as error:  # the raw cursor bypasses SQLAlchemy's mapping
             raise IntegrityError(str(error)) from error
         except DBAPI_OPERATIONAL_ERRORS as error:
             raise OperationalError(str(error)) from error
-        return ids
-
-
-def _insert_postgres(conn: sa.Connection, events: Sequence[StoredEvent], at: int) -> list[int]:
-    from psycopg2.extras import execute_values
-
-    rows = [
-        (str(e.originator_id), e.originator_version, e.topic, e.state, at) for e in events
-    ]
-    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        result = execute_values(
-            cur,
-            f"INSERT INTO {EVENTS_TABLE} "
-            "(originator_id, originator_version, topic, state, recorded_at) VALUES %s RETURNING id",
-            rows,
-            template="(%s::uuid, %s, %s, %s, %s)",
-            page_size=max(len(rows), 1),
-            fetch=True,
-        )
-    finally:
-        cur.close()
-    return [r[0] for r in result]
-
-
-def _insert_sqlite(conn: sa.Connection, events: Sequence[StoredEvent], at: int) -> list[int]:
-    # The clock update above holds SQLite's single write lock, so ids are max+1..max+n.
-    before = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one()
-    rows = [
-        (_uuid_bytes(e.originator_id), e.originator_version, e.topic, e.state, at) for e in events
-    ]
-    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cur.executemany(
-            f"INSERT INTO {EVENTS_TABLE} "
-            "(originator_id, originator_version, topic, state, recorded_at) VALUES (?, ?, ?, ?, ?)",
-            rows,
-        )
-    finally:
-        cur.close()
-    return list(range(before + 1, before + 1 + len(rows)))
-
-
-def _uuid_bytes(value: uuid.UUID | str) -> bytes:
-    return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
+        finally:
+            cursor.close()
 
 
 def advance_clock(conn: sa.Connection) -> int:
@@ -178,12 +147,25 @@ def advance_clock(conn: sa.Connection) -> int:
     On SQLite this UPDATE is also what takes the database's write lock, before any read.
     """
     if is_postgres(conn):
-        now = "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
-        sql = f"UPDATE {CLOCK_TABLE} SET last_us = greatest(last_us, {now}) WHERE id = 1 RETURNING last_us"
+        sql = f"UPDATE {CLOCK_TABLE} SET last_us = greatest(last_us, {PG_NOW_US}) WHERE id = 1 RETURNING last_us"
     else:
-        now = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
-        sql = f"UPDATE {CLOCK_TABLE} SET last_us = max(last_us, {now}) WHERE id = 1 RETURNING last_us"
+        sql = f"UPDATE {CLOCK_TABLE} SET last_us = max(last_us, {SQLITE_NOW_US}) WHERE id = 1 RETURNING last_us"
     return int(conn.exec_driver_sql(sql).scalar_one())
+
+
+@contextlib.contextmanager
+def schema_lock(engine: sa.Engine) -> Iterator[None]:
+    """Serialise start-up DDL: workers that start together would race on the catalog."""
+    if not is_postgres(engine):
+        yield
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_advisory_lock(hashtext('ledger_schema'))")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql("SELECT pg_advisory_unlock(hashtext('ledger_schema'))")
+            conn.commit()
 
 
 def create_clock_and_guards(conn: sa.Connection) -> None:
@@ -195,6 +177,8 @@ def create_clock_and_guards(conn: sa.Connection) -> None:
     if not exists:
         conn.exec_driver_sql(f"INSERT INTO {CLOCK_TABLE} (id, last_us) VALUES (1, 0)")
     if is_postgres(conn):
+        installed = {row[0] for row in conn.exec_driver_sql(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = %(t)s::regclass", {"t": EVENTS_TABLE})}
         conn.exec_driver_sql(
             "CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger AS $$ "
             "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; "
@@ -202,7 +186,8 @@ def create_clock_and_guards(conn: sa.Connection) -> None:
         )
         for name, when in (("no_update_delete", "UPDATE OR DELETE"), ("no_truncate", "TRUNCATE")):
             level = "STATEMENT" if when == "TRUNCATE" else "ROW"
-            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {EVENTS_TABLE}_{name} ON {EVENTS_TABLE}")
+            if f"{EVENTS_TABLE}_{name}" in installed:
+                continue  # creating a trigger locks the table against every insert
             conn.exec_driver_sql(
                 f"CREATE TRIGGER {EVENTS_TABLE}_{name} BEFORE {when} ON {EVENTS_TABLE} "
                 f"FOR EACH {level} EXECUTE FUNCTION ledger_refuse_change()"
@@ -227,3 +212,17 @@ class LedgerFactory(SQLAlchemyFactory):
         super(SQLAlchemyFactory, self).__init__(env)
         self._schema_name = None
         self.datastore = LedgerDatastore(session_maker=sessionmaker(bind=engine))
+        self._recorders: list[LedgerRecorder] = []
+
+    def transcoder(self) -> OrjsonTranscoder:
+        return OrjsonTranscoder()
+
+    def application_recorder(self) -> LedgerRecorder:
+        recorder = super().application_recorder()
+        self._recorders.append(recorder)  # type: ignore[arg-type]
+        return recorder  # type: ignore[return-value]
+
+    def close(self) -> None:
+        for recorder in self._recorders:
+            recorder.close_writer()
+        super().close()

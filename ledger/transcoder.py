@@ -1,0 +1,95 @@
+"""A JSON transcoder on orjson that writes and reads what eventsourcing's JSONTranscoder does.
+
+Encoding a prediction with the standard library's encoder costs about 23 µs under the
+GIL; orjson does it in a few. Stored bytes stay readable by the plain JSONTranscoder (a
+registered type is still `{"_type_": name, "_data_": ...}`), and every event stored
+before this class existed still decodes: anything orjson would write differently is
+handed to the standard library encoder, and anything it cannot read alone to the
+standard decoder.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
+
+TYPED = b'"_type_"'
+OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+class OrjsonTranscoder(JSONTranscoder):
+    """JSONTranscoder's format at orjson's speed, falling back to it where they differ."""
+
+    def encode(self, obj: Any) -> bytes:
+        if not orjson_writes_alike(obj):
+            return super().encode(obj)  # NaN, UUIDs, non-string keys: the standard way
+        try:
+            return orjson.dumps(obj, default=self._orjson_default, option=OPTIONS)
+        except TypeError:  # a subclass or an unregistered type: json decides, or raises as before
+            return super().encode(obj)
+
+    def _orjson_default(self, o: Any) -> Any:
+        transcoding = self.types.get(type(o))
+        if transcoding is not None:
+            return {"_type_": transcoding.name, "_data_": transcoding.encode(o)}
+        if isinstance(o, str | int | float) and not isinstance(o, bool):
+            raise _Differs  # a subclass (np.float64, an enum): let json decide, as before
+        raise TranscodingNotRegisteredError(f"Object of type {type(o)} is not serializable")
+
+    def decode(self, data: bytes) -> Any:
+        if TYPED in data:
+            return self._decode_typed(data)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return super().decode(data)  # NaN and Infinity, which json writes and orjson refuses
+
+    def _decode_typed(self, data: bytes) -> Any:
+        # Typical events hold their typed values (a timestamp) at the top level only.
+        try:
+            state = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return super().decode(data)
+        if not isinstance(state, dict):
+            return super().decode(data)
+        typed = 0
+        for key, value in state.items():
+            if isinstance(value, dict) and "_type_" in value:
+                state[key] = self._decode_obj(value)
+                typed += 1
+        return state if typed == data.count(TYPED) else super().decode(data)
+
+
+class _Differs(Exception):
+    """orjson would write this value differently from the standard encoder."""
+
+
+def orjson_writes_alike(obj: Any) -> bool:
+    """Whether orjson would write `obj` as the standard encoder does (no NaN, UUID, odd key)."""
+    if type(obj) is dict:
+        if not all(type(k) is str for k in obj):
+            return False
+        values: Any = obj.values()
+    elif type(obj) is list or type(obj) is tuple:
+        values = obj
+    else:
+        return _leaf_alike(obj)
+    for v in values:  # leaves inline: a call per leaf would cost more than orjson saves
+        kind = type(v)
+        if kind is str or kind is int or kind is bool or v is None:
+            continue
+        if kind is float:
+            if v - v != 0.0:  # NaN and ±infinity, which orjson writes as null
+                return False
+        elif not orjson_writes_alike(v):
+            return False
+    return True
+
+
+def _leaf_alike(v: Any) -> bool:
+    if type(v) is float:
+        return v - v == 0.0
+    return type(v) is not uuid.UUID  # other objects reach default(), which handles them
