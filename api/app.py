@@ -13,6 +13,7 @@ from api.auth import AuthMiddleware
 from api.limits import BodyLimitMiddleware
 from api.resources import (
     deployments,
+    exports,
     health,  # issue 5: ingestions, quality checks, data health
     keys,
     ledger_endpoints,
@@ -39,6 +40,7 @@ ROUTE_MODULES: tuple[Any, ...] = (
     subjects,
     health,
     dashboard,
+    exports,
 )
 
 

@@ -6,6 +6,7 @@ import click
 
 from api.commands import (  # one line per verb family
     clone,
+    export,
     forget,
     keys,
     notary,
@@ -27,6 +28,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 COMMANDS = (  # one line per verb family
     keys,
     clone,
+    export,
     notary,
     serve,
     forget,

@@ -87,3 +87,54 @@ def test_sqlite_and_postgresql_give_the_same_bytes_for_the_same_ledger(settings,
         sqlite.close()
         postgres.close()
         drop_postgres_database(url)
+
+
+def test_ledger_export_writes_a_file_and_a_manifest_that_verifies(ledger, tmp_path, monkeypatch):
+    import hashlib
+    import json
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from click.testing import CliRunner
+
+    from api.cli import main
+    from ledger.notary import (
+        Digest,
+        create_signing_key,
+        default_key_path,
+        load_public_key,
+        verify_database,
+    )
+    from ledger.notary.service import public_key_path
+    from ledger.notary.signing import signature_valid
+
+    _populate(ledger)
+    create_signing_key(ledger, default_key_path(ledger.settings), actor="test")
+    monkeypatch.setenv("LEDGER_HOME", str(ledger.settings.home))
+    out = tmp_path / "out"
+
+    def export(to: str):
+        return CliRunner().invoke(main, ["--db", ledger.settings.database_url, "export", "--from", "2020-01-01",
+                                         "--to", to, "--format", "jsonl", "--out", str(out)])
+
+    refused = export("2099-01-01")
+    assert refused.exit_code != 0 and "future" in str(refused.exception)
+
+    end = datetime.now(UTC) + timedelta(milliseconds=200)
+    time.sleep(0.3)  # the period must be closed before it can be exported
+    result = export(end.isoformat())
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    [entry] = manifest["files"]
+    content = (out / entry["name"]).read_bytes()
+    assert hashlib.sha256(content).hexdigest() == entry["sha256"]
+    assert len(content.splitlines()) == 30
+
+    digest = Digest.from_json(manifest["digest"])
+    public = load_public_key(public_key_path(default_key_path(ledger.settings)))
+    assert digest.position == manifest["position"] and signature_valid(digest, public)
+    assert verify_database(ledger.engine, [digest], public).ok
+
+    with ledger.engine.connect() as conn:
+        topics = [t for (t,) in conn.exec_driver_sql("SELECT topic FROM ledger_events ORDER BY id")]
+    assert topics[-1] == "ledger.domain.audits:Export.Recorded"
