@@ -27,9 +27,9 @@ CLOCK_TABLE = "ledger_clock"
 PG_NOW_US = "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
 SQLITE_NOW_US = "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)"
 DBAPI_INTEGRITY_ERRORS = (psycopg2.IntegrityError, sqlite3.IntegrityError)
-DBAPI_OPERATIONAL_ERRORS = (
-    psycopg2.OperationalError, psycopg2.InterfaceError, psycopg2.InternalError, sqlite3.OperationalError,
-)
+# Anything else the database says (a lost connection, a missing table, a refusal) fails
+# the batch as unavailable storage: the API answers 503 and the client retries.
+DBAPI_OPERATIONAL_ERRORS = (psycopg2.Error, sqlite3.Error)
 
 # Rows arrive as four arrays: no per-row Python formatting; ORDINALITY keeps their order.
 PG_INSERT = (
