@@ -28,7 +28,7 @@ class TrainingFailed(LedgerError):
 
 
 def train_and_record(ledger: Ledger, spec: Mapping[str, Any], actor: str, deployment: str | None = None,
-                     rows_provider: io.RowsProvider | None = None, trigger: Mapping[str, Any] | None = None) -> UUID:
+                     rows_provider: io.RowsProvider | None = None, trigger: Mapping[str, Any] | None = None) -> str:
     """Fit the spec, record everything it rests on, and return the registered model's id."""
     spec = load_spec(spec)
     if deployment:
@@ -44,7 +44,7 @@ def train_and_record(ledger: Ledger, spec: Mapping[str, Any], actor: str, deploy
     model_id = ledger.finish_training(run_id, model={**model, "actor": actor}, actor=actor, **completed)
     if deployment:
         ledger.add_model(deployment, model_id, actor)
-    return model_id
+    return str(model_id)
 
 
 def _start(ledger: Ledger, spec: dict[str, Any], actor: str, deployment: str | None,
