@@ -19,33 +19,24 @@ import falcon
 import orjson
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields
+from marshmallow import Schema
 
 from api.routes import ROUTES, Route
+from api.schemas.common import ProblemSchema
 
 TITLE = "Provenance Ledger API"
 STATIC = Path(__file__).parent / "static" / "docs"
 PROBLEM_TYPE = "application/problem+json"
 
 
-class ProblemSchema(Schema):
-    """RFC 9457 problem details plus our stable `code`."""
-
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String(required=True)
-    code = fields.String(required=True)
-    field = fields.String(allow_none=True)
-
-
 @dataclass(frozen=True)
 class Operation:
-    """What one route takes and answers, by schema name (None: no body / generic JSON)."""
+    """What one route takes and answers, by schema name: `X[]` a list of X, a tuple one of
+    several (None: no body, or generic JSON)."""
 
     summary: str
-    request: str | None = None
-    response: str | None = None
+    request: str | tuple[str, ...] | None = None
+    response: str | tuple[str, ...] | None = None
     status: int = 200
     query: tuple[str, ...] = ()
     media: str = "application/json"
@@ -55,19 +46,20 @@ _AS_OF = ("as_of",)
 _PAGE = ("limit", "cursor")
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/v1/deployments"): Operation("Create a deployment", "DeploymentCreateSchema", "DeploymentSchema", 201),
-    ("GET", "/v1/deployments"): Operation("List deployments", None, "DeploymentListSchema", query=_AS_OF + _PAGE),
+    ("GET", "/v1/deployments"): Operation("List deployments", None, "DeploymentPageSchema", query=_AS_OF + _PAGE),
     ("GET", "/v1/deployments/{name}"): Operation("One deployment", None, "DeploymentSchema", query=_AS_OF),
     ("PATCH", "/v1/deployments/{name}"): Operation("Change policy or schema", "DeploymentPatchSchema", "DeploymentSchema"),
     ("POST", "/v1/deployments/{name}/models"): Operation("Add a challenger", "AddModelSchema", "DeploymentSchema"),
     ("DELETE", "/v1/deployments/{name}/models/{model_id}"): Operation("Retire a model", None, "DeploymentSchema"),
     ("PUT", "/v1/deployments/{name}/leader"): Operation("Promote a leader", "PromoteSchema", "DeploymentSchema"),
-    ("POST", "/v1/models"): Operation("Upload a skops model with declared metadata", "ModelUploadSchema",
-                                      "ModelSchema", 201),
+    ("POST", "/v1/models"): Operation("Upload a skops model with declared metadata", None,
+                                      "UploadedModelSchema", 201),
     ("GET", "/v1/models"): Operation("The model index", None, "ModelListSchema", query=_AS_OF + _PAGE),
     ("GET", "/v1/models/{model_id}"): Operation("One model with its provenance", None, "ModelSchema", query=_AS_OF),
     ("POST", "/v1/deployments/{name}/predictions"): Operation(
-        "Score one row or a batch", "PredictionRequestSchema", "PredictionResponseSchema"),
-    ("POST", "/v1/outcomes"): Operation("Report actual outcomes", "OutcomeRequestSchema", "OutcomeResponseSchema"),
+        "Score one row or a batch", "PredictionRequestSchema", ("PredictionResultSchema", "BatchResultSchema")),
+    ("POST", "/v1/outcomes"): Operation("Report actual outcomes", ("OutcomeSchema", "OutcomeSchema[]"),
+                                       ("OutcomeResultSchema", "OutcomeListSchema"), 201),
     ("GET", "/v1/predictions/{prediction_id}"): Operation("The provenance of one prediction", None,
                                                           "ProvenanceSchema", query=_AS_OF),
     ("GET", "/v1/predictions"): Operation("The prediction index", None, "PredictionListSchema",
@@ -76,7 +68,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                           query=_AS_OF + ("deployment", "window", "slice")),
     ("POST", "/v1/ingestions"): Operation("A feed's received count for a period", "IngestionSchema", None, 201),
     ("POST", "/v1/deployments/{name}/quality-checks"): Operation("Check rows against the reference profile",
-                                                                 "QualityCheckSchema", None),
+                                                                 "QualityCheckSchema", None, 201),
     ("GET", "/v1/data-health"): Operation("Feeds, drift, outliers, failing checks", None, None, query=_AS_OF),
     ("GET", "/v1/ledger/events"): Operation("Raw stored events as JSON lines, from a position", None, None,
                                             query=("from", "limit"), media="application/x-ndjson"),
@@ -86,7 +78,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/ledger/verify/jobs/{job_id}"): Operation("A verification job", None, "VerifyJobSchema"),
     ("GET", "/v1/exports/predictions"): Operation("Compliance export", None, None,
                                                   query=("format", "from", "to")),
-    ("POST", "/v1/subjects/{subject_id}/forget"): Operation("Erase a subject's personal data", None, None),
+    ("POST", "/v1/subjects/{subject_id}/forget"): Operation("Erase a subject's personal data", "ForgetRequestSchema",
+                                                            "ForgetResultSchema"),
     ("POST", "/v1/keys"): Operation("Issue an API key", "KeyCreateSchema", "KeyIssuedSchema", 201),
     ("DELETE", "/v1/keys/{key_id}"): Operation("Revoke an API key", None, "KeyRevokedSchema"),
     ("GET", "/healthz"): Operation("Liveness", None, "HealthSchema"),
@@ -125,11 +118,28 @@ def _query_parameters(names: tuple[str, ...]) -> list[dict[str, Any]]:
              "schema": schemas.get(name, {"type": "string"})} for name in names]
 
 
-def _body(name: str | None, media: str) -> dict[str, Any]:
-    schema: Any = schema_classes().get(name or "", None) or {"type": "object"}
-    if media != "application/json":
-        schema = {"type": "string"}
+def _schema(name: str | tuple[str, ...] | None) -> Any:
+    """A schema class, a list of one, or oneOf several; a generic object when unknown."""
+    if isinstance(name, tuple):
+        return {"oneOf": [_schema(one) for one in name]}
+    if name and name.endswith("[]"):
+        return {"type": "array", "items": _schema(name[:-2])}
+    return schema_classes().get(name or "", None) or {"type": "object"}
+
+
+def _body(name: str | tuple[str, ...] | None, media: str) -> dict[str, Any]:
+    schema = _schema(name) if media == "application/json" else {"type": "string"}
     return {"content": {media: {"schema": schema}}}
+
+
+def _upload_body() -> dict[str, Any]:
+    """POST /v1/models: multipart (file + metadata) or the raw skops bytes."""
+    metadata = {"type": "string", "description": "JSON of " + "ModelUpload (name, task, features, ...)"}
+    return {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file", "metadata"], "properties": {
+            "file": {"type": "string", "format": "binary"}, "metadata": metadata}}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    }}
 
 
 def _error_responses(route: Route, op: Operation) -> dict[str, Any]:
@@ -164,6 +174,11 @@ def operation(route: Route) -> dict[str, Any]:
     }
     if op.request:
         spec["requestBody"] = {"required": True, **_body(op.request, "application/json")}
+    if (route.method, route.path) == ("POST", "/v1/models"):
+        spec["requestBody"] = _upload_body()
+        spec["parameters"].append({"name": "X-Model-Metadata", "in": "header", "required": False,
+                                   "schema": {"type": "string"},
+                                   "description": "the metadata as JSON, with a raw skops body"})
     return spec
 
 
