@@ -138,3 +138,25 @@ def test_ledger_export_writes_a_file_and_a_manifest_that_verifies(ledger, tmp_pa
     with ledger.engine.connect() as conn:
         topics = [t for (t,) in conn.exec_driver_sql("SELECT topic FROM ledger_events ORDER BY id")]
     assert topics[-1] == "ledger.domain.audits:Export.Recorded"
+
+
+def test_the_export_endpoint_streams_the_same_bytes_its_manifest_names(ledger):
+    import hashlib
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from tests.integration.api_support import make_api
+
+    _populate(ledger)
+    api = make_api(ledger)
+    end = (datetime.now(UTC) + timedelta(milliseconds=200)).isoformat()
+    time.sleep(0.3)
+    params = {"from": "2020-01-01", "to": end, "format": "csv"}
+    body = api.call("GET", "/v1/exports/predictions", role="auditor", params=params)
+    assert body.status_code == 200, body.text
+    assert body.headers["content-type"].startswith("text/csv")
+    manifest = api.call("GET", "/v1/exports/predictions", role="auditor", params={**params, "manifest": "true"})
+    assert manifest.json["files"][0]["sha256"] == hashlib.sha256(body.content).hexdigest()
+    assert api.call("GET", "/v1/exports/predictions", role="predictor", params=params).status_code == 403
+    bad = api.call("GET", "/v1/exports/predictions", role="auditor", params={**params, "format": "xml"})
+    assert bad.status_code == 422 and bad.json["code"] == "invalid"
