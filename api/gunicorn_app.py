@@ -42,6 +42,8 @@ def server_options(
         "logconfig_dict": logconfig(),
         "child_exit": child_exit,
         "proc_name": "ledger-api",
+        # One shared default socket path would make two servers on a host collide.
+        "control_socket_disable": True,
     }
 
 
