@@ -78,6 +78,8 @@ def run_retention(ledger: Ledger, now_us: int | None = None) -> RetentionReport:
             report.refused[name] = error.detail
             continue
         report.forgotten[name] = forget_due(ledger, name, retention["days"], now_us)
+    if report.count:
+        ledger.sealer.keys.purge()  # destroyed keys leave the database files now, not at some later vacuum
     return report
 
 

@@ -21,6 +21,7 @@ def forget(ctx: click.Context, subject: str, reason: str, deployment: str | None
     with open_ledger(ctx) as ledger:
         try:
             result = ledger.forget_subject(subject, reason=reason, actor=cli_actor(), deployment=deployment)
+            ledger.sealer.keys.purge()  # an operator's erasure: make the key row physically go now
         except LedgerError as error:
             raise click.ClickException(error.detail) from error
     click.echo(json.dumps(result.as_dict(), indent=2))

@@ -61,6 +61,8 @@ class SubjectKeyStore(Protocol):
 
     def subjects_in(self, scope: str) -> set[str]: ...
 
+    def purge(self) -> None: ...
+
 
 class LocalMasterKey:
     """AES-256-GCM key wrap under a key from LEDGER_MASTER_KEY or `<secrets>/master.key` (0600)."""
@@ -140,7 +142,7 @@ class DatabaseKeyStore:
         self.cache = cache or KeyCache()
 
     def create_table(self) -> None:
-        blob = "BYTEA" if self.engine.dialect.name.startswith("postgres") else "BLOB"
+        blob = "BYTEA" if self._postgres else "BLOB"
         with self._begin() as conn:
             conn.exec_driver_sql(
                 f"CREATE TABLE IF NOT EXISTS {KEYS_TABLE} (subject_ref VARCHAR(64) NOT NULL, "
@@ -176,7 +178,26 @@ class DatabaseKeyStore:
         if scope is not None:
             sql, params = sql + " AND scope = :c", {**params, "c": scope}
         with self._begin() as conn:
+            if not self._postgres:
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")  # zero the freed bytes in the page
             return conn.execute(sa.text(sql), params).rowcount
+
+    def purge(self) -> None:
+        """Make destroyed keys physically go: rewrite the key table (PostgreSQL) or fold the WAL (SQLite).
+
+        PostgreSQL keeps a deleted row until no older transaction can see it; run this from
+        the autopilot, not per request: it locks the key table while it rewrites it.
+        """
+        if self._postgres:
+            with _guarded(self.engine.connect) as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"VACUUM FULL {KEYS_TABLE}")
+            return
+        with _guarded(self.engine.connect) as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @property
+    def _postgres(self) -> bool:
+        return self.engine.dialect.name.startswith("postgres")
 
     def scopes(self, subject_ref: str) -> list[str]:
         sql = f"SELECT scope FROM {KEYS_TABLE} WHERE subject_ref = :s ORDER BY scope"
