@@ -53,22 +53,18 @@ def specs_by_deployment() -> dict[str, list[dict[str, Any]]]:
 
 
 def create_deployment(ledger: Ledger, name: str, specs: list[dict[str, Any]]) -> None:
-    """The deployment from its first spec's schema, then every spec trained into it."""
+    """The deployment serving these specs' features, then every spec trained into it."""
     from trainers.record import train_and_record
-    from trainers.schema import deployment_schema
+    from trainers.schema import deployment_for
 
-    first = specs[0]
-    schema = deployment_schema(first)
-    for feature in schema["features"]:
-        if feature["name"] in PERSONAL:
-            feature["personal"] = True
-    ledger.create_deployment(
-        name=name, task=first["task"], schema=schema, policy={"name": "manual"},
-        positive_label=first.get("positive_label"), outcome_maturity_days=0, actor=ACTOR,
-    )
+    # Outcomes mature at once in the demo, so its performance charts fill straight away.
+    deployment = deployment_for(*specs, name=name, outcome_maturity_days=0)
+    for feature in deployment["schema"]["features"]:
+        feature["personal"] = feature["personal"] or feature["name"] in PERSONAL
+    ledger.create_deployment(**deployment, actor=ACTOR)
     for spec in specs:
         train_and_record(ledger, spec, ACTOR, deployment=name)
-    click.echo(f"demo: deployment {name!r} created with {len(specs)} models", err=True)
+    click.echo(f"demo: deployment {name!r} created with {len(specs)} trained models", err=True)
 
 
 def _exists(ledger: Ledger, name: str) -> bool:
