@@ -10,6 +10,7 @@ from api.commands import (  # one line per verb family
     forget,
     keys,
     notary,
+    reproduce,
     serve,
     train,
 )
@@ -26,6 +27,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 COMMANDS = (  # one line per verb family
+    reproduce,
     keys,
     clone,
     export,

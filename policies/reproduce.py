@@ -1,0 +1,178 @@
+"""Reproduce a recorded prediction from its artifact and features, bit for bit.
+
+Each model is scored the way the original was: alone, or at its row of a batch of the
+same rows (a row scored alone and in a batch can differ in the last bits).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import StoredEvent
+
+from ledger.application import Ledger
+from ledger.domain.predictions import Prediction
+from ledger.errors import InvalidCommand
+from ledger.storage import EVENTS_TABLE
+from policies.serving import ModelRuntime, score_model
+
+MADE = "ledger.domain.predictions:Prediction.Made"
+PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
+
+
+@dataclass
+class ModelCheck:
+    """One model's recorded output beside the reproduced one."""
+
+    model_id: str
+    artifact_digest: str
+    recorded: dict[str, Any]
+    reproduced: dict[str, Any]
+
+    @property
+    def identical(self) -> bool:
+        return self.recorded == self.reproduced
+
+
+@dataclass
+class Reproduction:
+    prediction_id: str
+    scoring: dict[str, Any]
+    checks: list[ModelCheck]
+    version_changes: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+    @property
+    def identical(self) -> bool:
+        return all(c.identical for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prediction_id": self.prediction_id, "scoring": self.scoring, "identical": self.identical,
+            "models": [{"model_id": c.model_id, "artifact_digest": c.artifact_digest,
+                        "identical": c.identical, "recorded": c.recorded, "reproduced": c.reproduced}
+                       for c in self.checks],
+            "package_versions_changed": {k: {"recorded": a, "now": b} for k, (a, b) in self.version_changes.items()},
+        }
+
+
+def reproduce(ledger: Ledger, prediction_id: str) -> Reproduction:
+    """Score the recorded features again with every recorded model and compare."""
+    prediction = ledger.prediction(prediction_id)
+    rows, index = _scoring_rows(ledger, prediction)
+    position = _position_of(ledger, prediction)
+    schema = ledger.deployment(prediction.deployment, position).schema
+    specs = {f["name"]: f for f in schema["features"]}
+    checks, changes = [], {}
+    for model_id, recorded in prediction.outputs.items():
+        model = ledger.model(model_id)
+        estimator = ledger.artifacts.load_model(model.artifact_digest)  # digest verified on load
+        runtime = ModelRuntime(model_id, estimator, [specs[n] for n in model.features],
+                               hasattr(estimator, "predict_proba") and model.task == "classification")
+        reproduced = score_model(runtime, rows)[index]
+        checks.append(ModelCheck(model_id, model.artifact_digest, recorded, reproduced))
+        if model.training_run_id and recorded != reproduced:
+            changes.update(_version_changes(ledger.training_run(model.training_run_id).code_version))
+    return Reproduction(str(prediction.id), prediction.scoring, checks, changes)
+
+
+def _features(ledger: Ledger, prediction: Any) -> dict[str, Any]:
+    features = ledger.sealer.unseal_for_display(prediction) if prediction.sealed else dict(prediction.features)
+    erased = [k for k, v in features.items() if v == "erased" and (prediction.sealed or {}).get("fields")
+              and k in prediction.sealed["fields"]]
+    if erased:
+        raise InvalidCommand(
+            f"the subject of prediction {prediction.id} was forgotten: {', '.join(erased)} cannot be restored, "
+            "so the prediction cannot be reproduced"
+        )
+    return features
+
+
+def _scoring_rows(ledger: Ledger, prediction: Prediction) -> tuple[list[dict[str, Any]], int]:
+    """The rows the original scored together, and this prediction's index among them."""
+    scoring = prediction.scoring
+    if scoring.get("mode") != "batch":
+        return [_features(ledger, prediction)], 0
+    batch = _batch_members(ledger, prediction)
+    if len(batch) != scoring["rows"]:
+        raise InvalidCommand(
+            f"found {len(batch)} of the {scoring['rows']} rows of batch {scoring['batch_id']!r}; cannot rescore it"
+        )
+    return [_features(ledger, p) for p in batch], scoring["row"]
+
+
+def _batch_members(ledger: Ledger, prediction: Prediction) -> list[Any]:
+    """The batch's predictions: saved together, so recorded at the same instant."""
+    recorded_at = _recorded_at(ledger, prediction)
+    with ledger.engine.connect() as conn:
+        records = conn.execute(
+            sa.text(f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
+                    "WHERE recorded_at = :t AND topic = :topic ORDER BY id"),
+            {"t": recorded_at, "topic": MADE},
+        ).fetchall()
+    members = {}
+    for r in records:
+        event = ledger.mapper.to_domain_event(StoredEvent(
+            originator_id=_uuid(r.originator_id), originator_version=r.originator_version, topic=r.topic,
+            state=bytes(r.state)))
+        same = event.deployment == prediction.deployment and event.scoring.get("batch_id") == prediction.scoring["batch_id"]
+        if same:
+            members[event.scoring["row"]] = _EventView(event)
+    return [members[i] for i in sorted(members)]
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(bytes=bytes(value)) if isinstance(value, (bytes, memoryview)) else uuid.UUID(str(value))
+
+
+class _EventView:
+    """A Made event read as a prediction (features, sealed, id)."""
+
+    def __init__(self, event: Any):
+        self.features, self.sealed = event.features, event.sealed
+        self.id = event.originator_id
+        self.originator_id = event.originator_id
+
+
+def _position_of(ledger: Ledger, prediction: Prediction) -> int:
+    return _made_row(ledger, prediction)[0]
+
+
+def _recorded_at(ledger: Ledger, prediction: Prediction) -> int:
+    return _made_row(ledger, prediction)[1]
+
+
+def _made_row(ledger: Ledger, prediction: Prediction) -> tuple[int, int]:
+    from ledger.storage import is_postgres
+
+    with ledger.engine.connect() as conn:
+        key: Any = str(prediction.id) if is_postgres(conn) else prediction.id.bytes
+        row = conn.execute(
+            sa.text(f"SELECT id, recorded_at FROM {EVENTS_TABLE} WHERE originator_id = :o AND originator_version = 1"),
+            {"o": key},
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def _version_changes(code_version: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:
+    """Packages whose version now differs from the one recorded at training."""
+    recorded = code_version.get("packages") or {}
+    changes = {}
+    for name in PACKAGES:
+        try:
+            now = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            now = None
+        before = recorded.get(name)
+        if before is not None and before != now:
+            changes[name] = (before, now)
+    python = code_version.get("python")
+    if python and python != platform.python_version():
+        changes["python"] = (python, platform.python_version())
+    return changes
