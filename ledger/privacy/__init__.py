@@ -56,7 +56,7 @@ def default_sealer(engine: sa.Engine, secrets_dir: Path) -> Sealer:
     with _SEALERS_LOCK:
         sealer = _SEALERS.get(engine)
         if sealer is None:
-            ttl = float(os.environ.get("LEDGER_KEY_CACHE_SECONDS", 30))
+            ttl = float(os.environ.get("LEDGER_KEY_CACHE_SECONDS", 2))  # as the API-key cache: a forget reaches every worker within it
             store = DatabaseKeyStore(engine, LocalMasterKey.from_environment(secrets_dir), KeyCache(ttl_seconds=ttl))
             store.create_table()
             sealer = _SEALERS[engine] = Sealer(store, pepper(secrets_dir))

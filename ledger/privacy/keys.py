@@ -107,7 +107,7 @@ class LocalMasterKey:
 class KeyCache:
     """Unwrapped keys of this process, bounded in size and age (other processes may destroy)."""
 
-    def __init__(self, max_keys: int = 100_000, ttl_seconds: float = 30.0):
+    def __init__(self, max_keys: int = 100_000, ttl_seconds: float = 2.0):
         self.max_keys, self.ttl = max_keys, ttl_seconds
         self._keys: OrderedDict[tuple[str, str], tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
