@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sklearn.pipeline import Pipeline
 
 from ledger import ids
 from ledger.application import Ledger
@@ -39,6 +40,9 @@ class ModelRuntime:
     estimator: Any
     columns: list[dict[str, Any]]  # the schema's feature specs, in the model's column order
     classifier: bool
+
+    def __post_init__(self) -> None:
+        self.transforms, self.final = split_pipeline(self.estimator)
 
 
 @dataclass
@@ -148,16 +152,28 @@ class Scorer:
 
 def score_model(model: ModelRuntime, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each row's value (and probabilities for a classifier), as plain Python values."""
-    array = rows_to_matrix(rows, model.columns)
-    values = model.estimator.predict(array).tolist()
+    array, final = rows_to_matrix(rows, model.columns), model.final
+    prepared = model.transforms.transform(array) if model.transforms is not None else array
+    values = final.predict(prepared).tolist()
     if not model.classifier:
         return [{"value": v, "probabilities": None} for v in values]
-    labels = [str(label) for label in model.estimator.classes_.tolist()]
-    probabilities = model.estimator.predict_proba(array).tolist()
+    labels = [str(label) for label in final.classes_.tolist()]
+    probabilities = final.predict_proba(prepared).tolist()
     return [
         {"value": v, "probabilities": dict(zip(labels, p, strict=True))}
         for v, p in zip(values, probabilities, strict=True)
     ]
+
+
+def split_pipeline(estimator: Any) -> tuple[Any | None, Any]:
+    """(a Pipeline's transforms, its final step); (None, estimator) for anything else.
+
+    Pipeline.predict and predict_proba each rerun every transform, and the transforms
+    (validation, imputation, encoding) are most of a row's cost: score runs them once.
+    """
+    if isinstance(estimator, Pipeline) and len(estimator.steps) > 1:
+        return estimator[:-1], estimator.steps[-1][1]
+    return None, estimator
 
 
 def choose(runtime: DeploymentRuntime, outputs: dict[str, dict[str, Any]]) -> str:
