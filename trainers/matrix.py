@@ -23,7 +23,7 @@ def frame_to_matrix(frame: pd.DataFrame, features: Sequence[Mapping[str, Any]]) 
     for i, feature in enumerate(features):
         column = frame[feature["name"]]
         if feature["type"] == "category":
-            matrix[:, i] = [None if _missing(v) else str(v) for v in column.tolist()]
+            matrix[:, i] = [None if _missing(v) else category_text(v) for v in column.tolist()]
         else:
             matrix[:, i] = column.astype("float64").to_numpy(na_value=np.nan)
     return matrix
@@ -33,7 +33,7 @@ def rows_to_matrix(rows: Sequence[Mapping[str, Any]], features: Sequence[Mapping
     """The same matrix from JSON-like rows (an absent key or None is missing)."""
     matrix = np.empty((len(rows), len(features)), dtype=object)
     for i, feature in enumerate(features):
-        name, convert = feature["name"], _category if feature["type"] == "category" else _number
+        name, convert = feature["name"], category_text if feature["type"] == "category" else _number
         for r, row in enumerate(rows):
             matrix[r, i] = convert(row.get(name))
     return matrix
@@ -43,8 +43,13 @@ def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _category(value: Any) -> str | None:
-    return None if value is None else str(value)
+def category_text(value: Any) -> str | None:
+    """A category level as text; 3.0 reads as "3", as a CSV column with gaps would hold it."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _missing(value: Any) -> bool:

@@ -18,7 +18,7 @@ from trainers.evaluate import evaluate
 from trainers.matrix import frame_to_matrix
 from trainers.plain import to_plain
 from trainers.schema import check_fits_schema
-from trainers.spec import load_spec
+from trainers.spec import InvalidSpec, load_spec
 
 
 class TrainingFailed(LedgerError):
@@ -30,11 +30,7 @@ class TrainingFailed(LedgerError):
 def train_and_record(ledger: Ledger, spec: Mapping[str, Any], actor: str, deployment: str | None = None,
                      rows_provider: io.RowsProvider | None = None, trigger: Mapping[str, Any] | None = None) -> str:
     """Fit the spec, record everything it rests on, and return the registered model's id."""
-    spec = load_spec(spec)
-    if deployment:
-        target = ledger.deployment(deployment)  # refuse before anything is recorded
-        check_fits_schema(spec, target.schema, deployment)
-        target.check_fits([f["name"] for f in spec["features"]], spec["task"])
+    spec = _fitting(ledger, load_spec(spec), deployment)
     run_id, train, test = _start(ledger, spec, actor, deployment, rows_provider, trigger)
     try:
         model, completed = _fit_and_store(ledger, spec, train, test)
@@ -45,6 +41,20 @@ def train_and_record(ledger: Ledger, spec: Mapping[str, Any], actor: str, deploy
     if deployment:
         ledger.add_model(deployment, model_id, actor)
     return str(model_id)
+
+
+def _fitting(ledger: Ledger, spec: dict[str, Any], deployment: str | None) -> dict[str, Any]:
+    """Refuse, before anything is recorded, a model the deployment could not take."""
+    if not deployment:
+        return spec
+    target = ledger.deployment(deployment)
+    check_fits_schema(spec, target.schema, deployment)
+    target.check_fits([f["name"] for f in spec["features"]], spec["task"])
+    declared, wanted = spec["positive_label"], target.positive_label
+    if declared is not None and wanted is not None and str(declared) != str(wanted):
+        raise InvalidSpec(f"positive_label {declared!r} differs from deployment {deployment!r}'s {wanted!r}",
+                          field="positive_label")
+    return {**spec, "positive_label": declared if declared is not None else wanted}
 
 
 def _start(ledger: Ledger, spec: dict[str, Any], actor: str, deployment: str | None,

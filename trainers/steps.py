@@ -14,7 +14,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from trainers.matrix import NUMERIC_TYPES, frame_to_matrix
+from trainers.matrix import NUMERIC_TYPES, category_text, frame_to_matrix
 from trainers.plain import to_plain
 from trainers.spec import InvalidSpec, resolve_estimator
 
@@ -48,7 +48,7 @@ def typed_frame(frame: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
 def _coerce(column: pd.Series, feature: Mapping[str, Any]) -> pd.Series:
     try:
         if feature["type"] == "category":
-            return column.astype(object).where(column.notna(), None).map(lambda v: v if v is None else str(v))
+            return column.astype(object).where(column.notna(), None).map(category_text)
         if feature["type"] == "boolean":
             return column.map(_boolean).astype("float64")
         return pd.to_numeric(column, errors="raise").astype("float64")

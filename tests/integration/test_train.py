@@ -129,3 +129,15 @@ def test_a_ledger_source_trains_on_rows_passed_in_and_a_stored_spec_retrains(led
     again = ledger.training_run(ledger.model(train_and_record(ledger, run.spec, "test", rows_provider=rows))
                                 .training_run_id)
     assert again.dataset_ids == run.dataset_ids and again.metrics == run.metrics
+
+
+def test_a_model_that_does_not_fit_the_deployment_is_refused_before_anything_is_recorded(
+    ledger: Ledger, churn_spec: dict,
+):
+    from ledger.errors import SchemaMismatch
+
+    ledger.create_deployment(actor="test", **deployment_for(churn_spec))
+    extra = {**churn_spec, "features": [*churn_spec["features"], {"name": "churn_score", "type": "number"}]}
+    with pytest.raises(SchemaMismatch, match="churn_score"):
+        train_and_record(ledger, extra, "test", deployment="churn")
+    assert count_events(ledger, "TrainingRun") == 0 and count_events(ledger, "Dataset") == 0
