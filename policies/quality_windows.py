@@ -27,6 +27,7 @@ from projections.deployments import DeploymentsProjection
 from trainers.matrix import rows_to_matrix
 
 RULE = "quality.check_recent_windows/v1"
+OUTLIER_QUANTILE = "0.01"  # rows scoring below 1% of the training rows are outliers
 DEFAULT_WINDOW = 500  # predictions per window check: enough rows for PSI and KS to mean something
 
 
@@ -53,14 +54,22 @@ def reference_for(ledger: Ledger, deployment: Deployment) -> Reference | None:
 
 
 def outlier_scorer(ledger: Ledger, profile: Mapping[str, Any]) -> OutlierScorer | None:
-    """Rows -> outlier flags from the IsolationForest stored with the model."""
+    """Rows -> outlier flags from the IsolationForest stored with the model.
+
+    A row is an outlier when it scores below the 1% quantile of the training rows' scores:
+    the forest's own `predict` cut (offset -0.5) flags most ordinary demo rows.
+    """
     detector_info, layout = profile.get("outlier_detector") or {}, profile.get("input") or []
     if not detector_info.get("artifact_digest") or not layout:
         return None
     detector = ledger.artifacts.load_model(detector_info["artifact_digest"])
+    cut = (detector_info.get("training_score_quantiles") or {}).get(OUTLIER_QUANTILE)
 
     def score(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        return np.asarray(detector.predict(rows_to_matrix(rows, layout))) == -1
+        matrix = rows_to_matrix(rows, layout)
+        if cut is None:
+            return np.asarray(detector.predict(matrix)) == -1
+        return np.asarray(detector.score_samples(matrix)) < float(cut)
 
     return score
 

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
-import pytest
-
 from ledger.domain.predictions import Prediction
 from policies.feeds import catch_up
 from policies.quality_windows import check_batch, check_recent_windows
 from projections import health_queries as q
-from trainers import demo_data
-from trainers.demo import DEMO_FEATURES, demo_specs
+from tests.integration import health_support
+from tests.integration.health_support import demo_rows
 
-NAMES = [f["name"] for f in DEMO_FEATURES]
-
-
-def demo_rows(n: int, seed: int, drift: bool) -> list[dict]:
-    frame = demo_data.generate(n, seed=seed, drift=drift)[NAMES].astype(object)
-    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
-            for row in frame.to_dict("records")]
-
-
-@pytest.fixture
-def churn(ledger):
-    """A churn deployment with one model trained on the demo generator (drift off)."""
-    from api.demo import create_deployment
-
-    spec = next(s for s in demo_specs(rows=1500) if s["name"] == "churn-logistic")
-    create_deployment(ledger, "churn", [spec])
-    return ledger
+churn = health_support.churn  # the fixture
 
 
 def record(ledger, rows: list[dict], prefix: str) -> list[str]:

@@ -1,0 +1,63 @@
+"""Data health bodies: ingestion counts, batches to check, and the data-health answer."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+
+class IngestionSchema(Schema):
+    """A feed's received count; without `period_start`, the period holding its recorded-at."""
+
+    class Meta:
+        unknown = RAISE
+
+    feed = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    period_start = fields.AwareDateTime(load_default=None, allow_none=True)
+    source = fields.String(load_default="api", validate=validate.Length(min=1, max=100))
+
+
+class IngestionResultSchema(Schema):
+    feed = fields.String()
+    count = fields.Integer()
+    period_start = fields.String(allow_none=True)
+    reported_total = fields.Integer(metadata={"description": "every count reported to the feed so far"})
+
+
+class QualityCheckSchema(Schema):
+    """Rows to check against the deployment's reference profile."""
+
+    class Meta:
+        unknown = RAISE
+
+    rows = fields.List(fields.Dict(keys=fields.String()), required=True, validate=validate.Length(min=1))
+    batch_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200),
+                             metadata={"description": "names the batch: the same id is checked once"})
+
+
+class QualityCheckResultSchema(Schema):
+    """What the check found; recorded as a QualityCheck.Recorded event."""
+
+    check_id = fields.String()
+    deployment = fields.String()
+    key = fields.String()
+    rows = fields.Integer()
+    batch = fields.Dict()
+    reference = fields.Dict(metadata={"description": "the model and training run whose profile was used"})
+    features = fields.Dict(metadata={"description": "per feature: psi, ks_statistic, ks_pvalue, null_share, ..."})
+    outlier_share = fields.Float(allow_none=True)
+    outliers = fields.List(fields.Integer(), metadata={"description": "row indexes the IsolationForest flags"})
+    results = fields.List(fields.Dict())
+    failing = fields.List(fields.String())
+    passed = fields.Boolean()
+
+
+class DataHealthSchema(Schema):
+    """Feeds with periods, deployments with quality checks and drift, and model health."""
+
+    feeds = fields.List(fields.Dict())
+    deployments = fields.List(fields.Dict())
+    model_health = fields.List(fields.Dict())
+    position = fields.Integer()
+    complete = fields.Boolean()
+    as_of = fields.String()
