@@ -8,6 +8,7 @@ from api.commands import (  # one line per verb family
     clone,
     export,
     forget,
+    health,
     keys,
     notary,
     reproduce,
@@ -35,6 +36,7 @@ COMMANDS = (  # one line per verb family
     serve,
     forget,
     train,
+    health,
 )
 
 for module in COMMANDS:
