@@ -20,6 +20,8 @@ from trainers.plain import to_plain
 from trainers.schema import check_fits_schema
 from trainers.spec import InvalidSpec, load_spec
 
+REF_HEX_DIGITS = 32
+
 
 class TrainingFailed(LedgerError):
     """Training stopped; the run is recorded as failed with this error."""
@@ -120,7 +122,10 @@ def _subjects(ledger: Ledger, train: pd.DataFrame, subject: str | None) -> dict[
     """Which subjects' rows trained the model, as keyed refs (issue 9), never the ids."""
     if not subject:
         return None
-    return {"field": subject, **trained_subjects_record(ledger.sealer, train[subject].dropna().tolist())}
+    record = trained_subjects_record(ledger.sealer, train[subject].dropna().tolist())
+    # 128-bit prefixes halve the event; forget matches prefixes of at least 16 hex digits
+    return {"field": subject, **record, "refs": [r[:REF_HEX_DIGITS] for r in record["refs"]],
+            "ref_hex_digits": REF_HEX_DIGITS}
 
 
 def _describe(error: BaseException) -> str:

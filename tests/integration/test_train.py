@@ -141,3 +141,13 @@ def test_a_model_that_does_not_fit_the_deployment_is_refused_before_anything_is_
     with pytest.raises(SchemaMismatch, match="churn_score"):
         train_and_record(ledger, extra, "test", deployment="churn")
     assert count_events(ledger, "TrainingRun") == 0 and count_events(ledger, "Dataset") == 0
+
+
+def test_forgetting_a_subject_names_the_models_that_learned_from_it(ledger: Ledger, churn_spec: dict):
+    from ledger.privacy import models_trained_on
+
+    model_id = train_and_record(ledger, churn_spec, "test")
+    frame = demo_data.generate(300, churn_spec["source"]["seed"], end=END)
+    learned = frame["customer_id"].iloc[0]  # the earliest rows are always in the training split
+    assert models_trained_on(ledger, ledger.sealer.subject_ref(learned)) == [model_id]
+    assert models_trained_on(ledger, ledger.sealer.subject_ref("C9999999")) == []
