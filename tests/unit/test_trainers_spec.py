@@ -117,3 +117,17 @@ def test_a_missing_or_broken_yaml_file_is_a_clear_refusal(tmp_path: Path):
     assert "no spec file" in refusal(tmp_path / "absent.yaml").detail
     (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
     assert "not valid YAML" in refusal(tmp_path / "broken.yaml").detail
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "specs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_spec_is_valid(path: Path):
+    loaded = load_spec(path)
+    assert loaded["name"] and loaded["deployment"] and loaded["metrics"]
+
+
+def test_there_are_example_specs_for_both_tasks_and_a_shipped_data_set():
+    kinds = {(load_spec(p)["task"], load_spec(p)["source"]["kind"]) for p in EXAMPLES}
+    assert {("classification", "demo"), ("regression", "demo"), ("classification", "sklearn")} <= kinds
