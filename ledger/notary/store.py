@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
 
 from ledger.errors import Conflict
@@ -51,8 +52,8 @@ def ensure_notary_tables(engine: sa.Engine) -> None:
             f"CREATE TABLE IF NOT EXISTS {NOTARY_TABLE} (id INTEGER PRIMARY KEY, "
             f"position BIGINT NOT NULL, head_hash {_blob(conn)} NOT NULL, recorded_at BIGINT)"
         )
-        if not conn.exec_driver_sql(f"SELECT count(*) FROM {NOTARY_TABLE}").scalar_one():
-            conn.execute(sa.text(f"INSERT INTO {NOTARY_TABLE} VALUES (1, 0, :h, NULL)"), {"h": GENESIS})
+        conn.execute(sa.text(f"INSERT INTO {NOTARY_TABLE} VALUES (1, 0, :h, NULL) ON CONFLICT (id) DO NOTHING"),
+                     {"h": GENESIS})
         _guard_chain_table(conn, postgres)
     _ensured.add(engine)
 
@@ -76,17 +77,18 @@ def has_notary_tables(engine: sa.Engine) -> bool:
     return sa.inspect(engine).has_table(CHAIN_TABLE)
 
 
-def _events_sql(postgres: bool) -> str:
-    originator = "uuid_send(originator_id)" if postgres else "originator_id"
-    return (
-        f"SELECT id, recorded_at, {originator}, originator_version, topic, state FROM {EVENTS_TABLE} "
-        "WHERE id >= ? AND id <= ? ORDER BY id LIMIT ?"
-    )
-
-
+_EVENTS_SQL = (
+    "SELECT id, recorded_at, {originator}, originator_version, topic, {state} FROM "
+    f"{EVENTS_TABLE} WHERE id >= ? ORDER BY id LIMIT ?"
+)
+_SQLITE_EVENTS = _EVENTS_SQL.format(originator="originator_id", state="state")
+_PG_EVENTS = _EVENTS_SQL.format(originator="uuid_send(originator_id)", state="state")
+# bytea leaves PostgreSQL as hex text (twice the bytes, parsed by the client); a UTF-8 state
+# sent as text costs a third of that and re-encodes to exactly the stored bytes.
+_PG_EVENTS_TEXT = _EVENTS_SQL.format(originator="uuid_send(originator_id)", state="convert_from(state, 'UTF8')")
 _CHAIN_SQL = (
     f"SELECT position, content_hash, chain_hash FROM {CHAIN_TABLE} "
-    "WHERE position >= ? AND position <= ? ORDER BY position LIMIT ?"
+    "WHERE position >= ? ORDER BY position LIMIT ?"
 )
 
 
@@ -101,15 +103,47 @@ def _fetch(conn: sa.Connection, sql: str, params: tuple) -> list[tuple]:
         cursor.close()
 
 
-def _pages(engine: sa.Engine, sql: str, lo: int, hi: int | None, page: int) -> Iterator[list[tuple]]:
-    """Keyset pages by position; each page its own short read, so a long scan holds no locks."""
+def fetch_events(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
+    """Up to `page` stored events from position `lo` on, as RawEvent-ordered tuples."""
+    if not is_postgres(conn):
+        return _fetch(conn, _SQLITE_EVENTS, (lo, page))
+    dbapi = conn.connection.dbapi_connection
+    if dbapi.encoding == "UTF8" and dbapi.get_parameter_status("server_encoding") == "UTF8":  # type: ignore[union-attr]
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("SAVEPOINT ledger_raw_read")
+            cursor.execute(_PG_EVENTS_TEXT.replace("?", "%s"), (lo, page))
+            rows = cursor.fetchall()
+            cursor.execute("RELEASE SAVEPOINT ledger_raw_read")
+            return [(r[0], r[1], r[2], r[3], r[4], r[5].encode()) for r in rows]
+        except psycopg2.DataError:  # a state that is not UTF-8 text (ciphertext, NUL): take bytes
+            cursor.execute("ROLLBACK TO SAVEPOINT ledger_raw_read")
+        finally:
+            cursor.close()
+    return _fetch(conn, _PG_EVENTS, (lo, page))
+
+
+def _fetch_chain(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
+    return _fetch(conn, _CHAIN_SQL, (lo, page))
+
+
+def _pages(engine: sa.Engine, fetch: Any, lo: int, hi: int | None, page: int) -> Iterator[list[tuple]]:
+    """Keyset pages by position; each page its own short read, so a long scan holds no locks.
+
+    The upper bound is applied here, not in SQL: a two-sided range on a freshly loaded
+    PostgreSQL table (no statistics yet) is planned as scan-everything-then-sort.
+    """
     hi = 2**62 if hi is None else hi
     while lo <= hi:
         with engine.connect() as conn:
-            rows = _fetch(conn, sql, (lo, hi, page))
+            rows = fetch(conn, lo, page)
+        full = len(rows) == page
+        if rows and rows[-1][0] > hi:
+            rows = [row for row in rows if row[0] <= hi]
+            full = False
         if rows:
             yield rows
-        if len(rows) < page:
+        if not full:
             return
         lo = rows[-1][0] + 1
 
@@ -148,15 +182,14 @@ def _prefetched(pages: Iterator[list[tuple]], depth: int = 3) -> Iterator[tuple]
 def event_rows(engine: sa.Engine, from_position: int = 0, to_position: int | None = None,
                page: int = 5000) -> Iterator[tuple]:
     """The fast path: plain tuples in RawEvent's field order, read ahead by a helper thread."""
-    sql = _events_sql(is_postgres(engine))
-    return _prefetched(_pages(engine, sql, from_position, to_position, page))
+    return _prefetched(_pages(engine, fetch_events, from_position, to_position, page))
 
 
 def chain_rows(engine: sa.Engine, from_position: int = 0, to_position: int | None = None,
                page: int = 5000) -> Iterator[tuple]:
     """The notary's rows as (position, bytes, bytes), read ahead."""
     # bytes(): psycopg2's memoryviews have format 'c' and never compare equal to bytes.
-    rows = _prefetched(_pages(engine, _CHAIN_SQL, from_position, to_position, page))
+    rows = _prefetched(_pages(engine, _fetch_chain, from_position, to_position, page))
     return ((r[0], r[1], r[2]) if type(r[1]) is bytes else (r[0], bytes(r[1]), bytes(r[2])) for r in rows)
 
 
@@ -164,7 +197,7 @@ def iter_stored_events(
     engine: sa.Engine, from_position: int = 0, to_position: int | None = None, page: int = 5000
 ) -> Iterator[RawEvent]:
     """Stored events with from_position <= position <= to_position, in order, undecoded."""
-    for rows in _pages(engine, _events_sql(is_postgres(engine)), from_position, to_position, page):
+    for rows in _pages(engine, fetch_events, from_position, to_position, page):
         for row in rows:
             yield RawEvent(row[0], row[1], bytes(row[2]), row[3], row[4], bytes(row[5]))
 
@@ -181,7 +214,7 @@ def iter_chain_rows(
     engine: sa.Engine, from_position: int = 0, to_position: int | None = None, page: int = 5000
 ) -> Iterator[tuple[int, bytes, bytes]]:
     """The notary's rows (position, content hash, chain hash), in order."""
-    for rows in _pages(engine, _CHAIN_SQL, from_position, to_position, page):
+    for rows in _pages(engine, _fetch_chain, from_position, to_position, page):
         for row in rows:
             yield row[0], bytes(row[1]), bytes(row[2])
 
@@ -225,14 +258,14 @@ def _advance_page(engine: sa.Engine, page: int) -> int | None:
     with engine.begin() as conn:
         _take_writer_lock(conn)
         old, previous, _ = _read_head(conn)
-        events = _fetch(conn, _events_sql(is_postgres(conn)), (old + 1, 2**62, page))
+        events = fetch_events(conn, old + 1, page)
         if not events:
             return None
         rows = []
         for event in events:
             content, previous = hash_event(previous, event)
-            rows.append({"p": event[0], "c": content, "h": previous})
-        conn.execute(sa.text(f"INSERT INTO {CHAIN_TABLE} VALUES (:p, :c, :h)"), rows)
+            rows.append((event[0], content, previous))
+        _insert_chain_rows(conn, rows)
         new, recorded_at = events[-1][0], events[-1][1]
         moved = conn.execute(
             sa.text(f"UPDATE {NOTARY_TABLE} SET position = :new, head_hash = :h, recorded_at = :r "
@@ -242,6 +275,20 @@ def _advance_page(engine: sa.Engine, page: int) -> int | None:
         if moved != 1:
             raise NotaryConflict("the notary's head moved under this writer; retry")
         return new
+
+
+def _insert_chain_rows(conn: sa.Connection, rows: list[tuple[int, bytes, bytes]]) -> None:
+    # One multi-row statement on PostgreSQL: executemany would be a round trip a row.
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if is_postgres(conn):
+            from psycopg2.extras import execute_values
+
+            execute_values(cursor, f"INSERT INTO {CHAIN_TABLE} VALUES %s", rows, page_size=len(rows))
+        else:
+            cursor.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?, ?, ?)", rows)
+    finally:
+        cursor.close()
 
 
 def _take_writer_lock(conn: sa.Connection) -> None:

@@ -186,3 +186,17 @@ def test_verify_from_url_follows_the_next_cursor_with_the_bearer_key(ledger, key
         server.shutdown()
     assert report.ok and report.events == 7, report.render()
     assert seen_auth == ["Bearer pl_abc_secret"] * 2
+
+
+def test_binary_states_are_chained_byte_for_byte(ledger):
+    import uuid
+
+    from eventsourcing.persistence import StoredEvent
+
+    record(ledger, 2)
+    states = [b"\x00\xff not text", "caf\u00e9 \u2603".encode(), b"{}"]
+    ledger.recorder_.insert_now([StoredEvent(uuid.uuid4(), 1, "test:Binary", s) for s in states])
+    notary.advance(ledger.engine)
+    assert [e.state for e in notary.iter_stored_events(ledger.engine)][2:] == states
+    assert list(notary.iter_chain_rows(ledger.engine)) == chain_from_scratch(ledger.engine)
+    assert notary.verify_database(ledger.engine).ok
