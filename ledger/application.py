@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from ledger import ids
+from ledger import ids, recording
 from ledger.artifacts import ArtifactStore
 from ledger.domain.access import ApiKey, SigningKey
 from ledger.domain.datasets import Dataset
@@ -194,32 +194,7 @@ class Ledger(HealthCommands, Application[UUID]):
 
         Returns each prediction as stored, with its position (None for a returned original).
         """
-        try:
-            recordings = self.save(*predictions)
-            return [(p, r.notification.id) for p, r in zip(predictions, recordings, strict=True)]
-        except IntegrityError:
-            pass
-        results: list[tuple[Prediction, int | None]] = []
-        fresh: list[Prediction] = []
-        for prediction in predictions:
-            original = self._existing_prediction(prediction.id)
-            if original is None:
-                fresh.append(prediction)
-            elif original.body_digest != prediction.body_digest:
-                raise Conflict(
-                    f"request_id {prediction.request_id!r} was already used with a different body",
-                    field="request_id",
-                )
-        positions = {}
-        if fresh:
-            for p, r in zip(fresh, self.save(*fresh), strict=True):
-                positions[p.id] = r.notification.id
-        for prediction in predictions:
-            if prediction.id in positions:
-                results.append((prediction, positions[prediction.id]))
-            else:
-                results.append((self._existing_prediction(prediction.id), None))  # type: ignore[arg-type]
-        return results
+        return recording.record_predictions(self, predictions)
 
     def _existing_prediction(self, prediction_id: UUID) -> Prediction | None:
         try:

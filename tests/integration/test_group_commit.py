@@ -183,3 +183,31 @@ def test_a_lost_postgres_connection_fails_the_batch_and_the_writer_reconnects(le
         ledger.recorder.insert_events([stored()])
     ledger.recorder.insert_events([stored()])
     assert len(rows_by_originator(ledger)) == 2
+
+
+def prediction(request_id: str, value: int = 1):  # noqa: ANN201
+    from ledger.domain.predictions import Prediction
+
+    return Prediction(deployment="churn", deployment_version=1, request_id=request_id,
+                      body_digest=f"body-{value}", features={"age": value}, sealed=None,
+                      outputs={"m": {"value": value}}, served_model="m", policy={"name": "manual"},
+                      leader="m", flags=[], scoring={"mode": "alone"}, actor="key:test")
+
+
+def test_a_batch_with_a_retried_row_records_the_new_rows_and_returns_the_original(ledger):
+    ((first, position),) = ledger.record_predictions([prediction("a")])
+    again = ledger.record_predictions([prediction("b"), prediction("a"), prediction("c"), prediction("b")])
+    assert [(p.request_id, pos is None) for p, pos in again] == [
+        ("b", False), ("a", True), ("c", False), ("b", True)]
+    assert again[1][0].id == first.id and again[1][0].version == 1
+    assert ledger.prediction(again[2][0].id).request_id == "c"
+    assert len(rows_by_originator(ledger)) == 3
+
+
+def test_a_retried_row_with_another_body_refuses_the_batch_and_records_none_of_it(ledger):
+    from ledger.errors import Conflict
+
+    ledger.record_predictions([prediction("a")])
+    with pytest.raises(Conflict, match="different body"):
+        ledger.record_predictions([prediction("new"), prediction("a", value=2)])
+    assert len(rows_by_originator(ledger)) == 1

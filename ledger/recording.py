@@ -1,0 +1,65 @@
+"""Recording predictions: the hot path, straight from the mapper to the group committer.
+
+Application.save builds a ProcessingEvent, checks runtime protocols and wraps every
+event in a Recording; for a prediction (one Made event, no snapshot, no cache) none of
+that is needed, and under many request threads it is GIL time taken from everyone. The
+events are collected once and kept, so that a batch refused for one retried request id
+can be inserted again without the retried row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from ledger.domain.predictions import Prediction
+from ledger.errors import Conflict, StorageUnavailable
+
+Recorded = list[tuple[Prediction, "int | None"]]
+
+
+def record_predictions(app: Any, predictions: Sequence[Prediction]) -> Recorded:
+    """Record new predictions; a retried one returns the original (same body) or 409."""
+    made = [p.collect_events() for p in predictions]
+    try:
+        return list(zip(predictions, insert(app, made), strict=True))
+    except IntegrityError:
+        pass  # some request ids were seen before: sort out which, insert the rest
+    fresh: dict[Any, int] = {}
+    originals: dict[Any, Prediction] = {}
+    for index, prediction in enumerate(predictions):
+        earlier = predictions[fresh[prediction.id]] if prediction.id in fresh else None
+        original = earlier or originals.get(prediction.id) or app._existing_prediction(prediction.id)
+        if original is None:
+            fresh[prediction.id] = index
+        elif original.body_digest != prediction.body_digest:
+            raise Conflict(f"request_id {prediction.request_id!r} was already used with a different body",
+                           field="request_id")
+        elif earlier is None:
+            originals[prediction.id] = original
+    try:
+        positions = dict(zip(fresh, insert(app, [made[i] for i in fresh.values()]), strict=True))
+    except IntegrityError:
+        raise Conflict("a request id of this batch is being recorded concurrently; retry") from None
+    return [
+        (p, positions[p.id]) if fresh.get(p.id) == i else (originals.get(p.id) or predictions[fresh[p.id]], None)
+        for i, p in enumerate(predictions)
+    ]
+
+
+def insert(app: Any, made: list[list[Any]]) -> list[int]:
+    """Insert each prediction's events in one transaction; each prediction's first position."""
+    if not made:
+        return []
+    stored = [app.mapper.to_stored_event(e) for events in made for e in events]
+    try:
+        ids = app.recorder.insert_events(stored)
+    except OperationalError as error:
+        raise StorageUnavailable(f"the event store is unavailable: {error}") from error
+    firsts, offset = [], 0
+    for events in made:
+        firsts.append(ids[offset])
+        offset += len(events)
+    return firsts
