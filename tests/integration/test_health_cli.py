@@ -1,0 +1,41 @@
+"""The health verbs of the command line, on both backends."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from click.testing import CliRunner
+
+from api.cli import main
+from tests.integration import health_support
+from tests.integration.health_support import demo_rows
+
+churn = health_support.churn  # the fixture
+
+
+def ledger_cli(url: str, *args: str) -> str:
+    result = CliRunner().invoke(main, ["--db", url, *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_declare_report_and_a_health_pass_flag_a_short_and_an_empty_hour(database_url):
+    assert "1000 per 3600 s" in ledger_cli(database_url, "feeds", "declare", "transactions", "--expected", "1000")
+    ledger_cli(database_url, "feeds", "report", "transactions", "300")
+    later = (datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)).isoformat()
+
+    result = json.loads(ledger_cli(database_url, "health-pass", "--now", later))
+
+    assert [(p["received"], p["flags"]) for p in result["closed_periods"]] == [(300, ["short"]), (0, ["none"])]
+
+
+def test_quality_check_of_a_drifted_csv_names_the_drifted_features(churn, tmp_path):
+    path = tmp_path / "batch.csv"
+    pd.DataFrame(demo_rows(200, seed=8, drift=True)).to_csv(path, index=False)
+
+    result = json.loads(ledger_cli(churn.settings.database_url, "quality-check", str(path), "--deployment", "churn"))
+
+    assert result["rows"] == 200
+    assert {"drift_psi:income", "unseen_categories:region"} <= set(result["failing"])
