@@ -84,7 +84,7 @@ class Sealer:
         refs = [self._ref_for(schema, row, fields, deployment) for row in rows]
         keys = self._keys_for([(r, deployment) for r in refs if r is not None])
         return [
-            self._seal_row(row, fields, ref, keys.get((ref, deployment)), deployment, request_id)
+            self._seal_row(row, fields, ref, keys.get((ref, deployment)) if ref else None, deployment, request_id)
             for row, ref, request_id in zip(rows, refs, request_ids, strict=True)
         ]
 
