@@ -87,7 +87,9 @@ def build_predictions(
     return [
         Prediction(
             deployment=runtime.name, deployment_version=runtime.version, request_id=request_id,
-            body_digest=body_digest(row), features=plain, sealed=sealed_record,
+            # issue 9 hook (privacy): a sealed row's digest is keyed by its subject's data key
+            body_digest=services.sealer.body_digest(row, sealed_record) if services.sealer else body_digest(row),
+            features=plain, sealed=sealed_record,
             outputs=score.outputs, served_model=score.served_model, policy=runtime.policy,
             leader=runtime.leader, flags=score.flags, scoring=scoring(batch_id, index, len(rows)),
             actor=principal.actor,
