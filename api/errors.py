@@ -15,6 +15,7 @@ import sqlalchemy.exc as sa_exc
 from marshmallow import ValidationError
 
 from ledger import errors as le
+from ledger.privacy.keys import Forgotten, MasterKeyMismatch
 
 log = logging.getLogger("api.errors")
 PROBLEM = "application/problem+json"
@@ -32,11 +33,13 @@ STATUS_BY_ERROR: dict[type[le.LedgerError], int] = {
     le.StorageUnavailable: 503,
     le.UntrustedArtifact: 422,
     le.ArtifactCorrupt: 500,
+    Forgotten: 410,  # the subject's key was destroyed: its personal data is gone for good
+    MasterKeyMismatch: 500,  # a configuration error on our side, not the caller's
     le.LedgerError: 400,
 }
 
 # The database went away: the client should retry, never see a 500.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     es.OperationalError, es.InterfaceError, sa_exc.OperationalError, sa_exc.InterfaceError,
     sa_exc.TimeoutError, psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError,
     TimeoutError,
@@ -46,7 +49,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 CODE_BY_STATUS = {
     400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
-    412: "precondition_failed", 413: "body_too_large", 415: "unsupported_media_type",
+    410: "gone", 412: "precondition_failed", 413: "body_too_large", 415: "unsupported_media_type",
     422: "invalid", 428: "precondition_required", 429: "rate_limited", 500: "internal_error",
     503: "unavailable",
 }

@@ -25,7 +25,7 @@ def provenance(services: Services, prediction_id: str, principal: Principal,
     prediction = ledger.prediction(prediction_id, position)
     if OWN_ROUTE and principal.role in OWN_ROUTE.own_only and prediction.caller != principal.actor:
         raise NotFound(f"prediction {prediction_id} not found")  # others' predictions stay invisible
-    deployment = ledger.repository.get(ids.deployment_id(prediction.deployment),
+    deployment: Any = ledger.repository.get(ids.deployment_id(prediction.deployment),
                                        version=prediction.deployment_version)
     made_at, recorded_at = made_position(ledger.engine, prediction.id)
     return {
