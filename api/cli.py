@@ -11,6 +11,7 @@ from api.commands import (  # one line per verb family
     health,
     keys,
     notary,
+    replay,
     reproduce,
     serve,
     train,
@@ -28,6 +29,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 COMMANDS = (  # one line per verb family
+    replay,
     reproduce,
     keys,
     clone,

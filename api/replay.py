@@ -1,0 +1,228 @@
+"""Traffic replay: historic requests sent into a running service at their original cadence.
+
+The source is either a ledger (the prediction requests recorded between two instants,
+with their outcomes later at their original delays) or a CSV/Parquet file with a time
+column (a continuous upload of data). The source is only read; nothing is recorded in it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import StoredEvent
+
+from ledger.application import Ledger
+from ledger.storage import EVENTS_TABLE
+
+MADE = "ledger.domain.predictions:Prediction.Made"
+OUTCOME = "ledger.domain.predictions:Prediction.OutcomeRecorded"
+PAGE = 2000
+
+# (method, path, body) -> (status, parsed JSON body)
+Send = Callable[[str, str, Any], tuple[int, Any]]
+
+
+@dataclass
+class Request:
+    """One request to send, `at` µs after the first one."""
+
+    at: int
+    position: int
+    path: str
+    body: Any
+    kind: str  # "prediction" | "outcome"
+
+
+@dataclass
+class ReplayStats:
+    sent: int = 0
+    failed: int = 0
+    skipped_erased: int = 0
+    last_position: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+def ledger_requests(source: Ledger, after: int, until: int, outcomes: bool = True) -> Iterator[Request]:
+    """The requests recorded in (after, until], and outcomes of those predictions recorded later."""
+    replayed: set[Any] = set()
+    first_at: int | None = None
+    pending_batch: list[tuple[int, int, Any]] = []
+    for position, recorded_at, event in _events(source, after, None if outcomes else until):
+        if first_at is None:
+            first_at = recorded_at
+        if isinstance(event, source_made_class()) and position <= until:
+            if pending_batch and not _same_batch(pending_batch[-1], recorded_at, event):
+                yield _batch_request(source, pending_batch, first_at)
+                pending_batch = []
+            if event.scoring.get("mode") == "batch":
+                pending_batch.append((position, recorded_at, event))
+            else:
+                yield from _single_request(source, position, recorded_at, event, first_at)
+            replayed.add(event.originator_id)
+        elif event.originator_id in replayed and not isinstance(event, source_made_class()):
+            if pending_batch:
+                yield _batch_request(source, pending_batch, first_at)
+                pending_batch = []
+            deployment, request_id = _prediction_key(source, event.originator_id)
+            yield Request(recorded_at - first_at, position, "/v1/outcomes",
+                          {"deployment": deployment, "request_id": request_id, "actual": event.actual,
+                           "observed_at": event.observed_at}, "outcome")
+    if pending_batch:
+        yield _batch_request(source, pending_batch, first_at or 0)
+
+
+def source_made_class() -> type:
+    from ledger.domain.predictions import Prediction
+
+    return Prediction.Made
+
+
+def _events(source: Ledger, after: int, until: int | None) -> Iterator[tuple[int, int, Any]]:
+    last = after
+    bound = "" if until is None else " AND id <= :until"
+    while True:
+        with source.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                f"SELECT id, originator_id, originator_version, topic, state, recorded_at FROM {EVENTS_TABLE} "
+                f"WHERE id > :last{bound} AND topic IN (:made, :outcome) ORDER BY id LIMIT {PAGE}"),
+                {"last": last, "until": until, "made": MADE, "outcome": OUTCOME}).fetchall()
+        if not rows:
+            return
+        for r in rows:
+            event = source.mapper.to_domain_event(StoredEvent(
+                originator_id=_uuid(r.originator_id), originator_version=r.originator_version,
+                topic=r.topic, state=bytes(r.state)))
+            yield r.id, r.recorded_at, event
+        last = rows[-1].id
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(bytes=bytes(value)) if isinstance(value, (bytes, memoryview)) else uuid.UUID(str(value))
+
+
+def _features(source: Ledger, event: Any) -> dict[str, Any] | None:
+    if not event.sealed:
+        return dict(event.features)
+    shown = source.sealer.display(event.features, event.sealed, event.originator_id)
+    if any(shown.get(f) == "erased" for f in event.sealed.get("fields", [])):
+        return None  # the subject was forgotten: this request cannot be sent again
+    return shown
+
+
+def _single_request(source: Ledger, position: int, at: int, event: Any, first: int) -> Iterator[Request]:
+    features = _features(source, event)
+    body = None if features is None else {"features": features, "request_id": event.request_id}
+    yield Request(at - first, position, f"/v1/deployments/{event.deployment}/predictions", body, "prediction")
+
+
+def _same_batch(previous: tuple[int, int, Any], recorded_at: int, event: Any) -> bool:
+    _, at, other = previous
+    return (at == recorded_at and other.deployment == event.deployment
+            and other.scoring.get("batch_id") == event.scoring.get("batch_id"))
+
+
+def _batch_request(source: Ledger, members: list[tuple[int, int, Any]], first: int) -> Request:
+    position, at, head = members[-1][0], members[0][1], members[0][2]
+    batch_id = head.scoring["batch_id"]
+    instances = []
+    for _, _, event in sorted(members, key=lambda m: m[2].scoring["row"]):
+        features = _features(source, event)
+        if features is None:
+            continue
+        own = None if event.request_id == f"{batch_id}#{event.scoring['row']}" else event.request_id
+        instances.append({**features, **({"request_id": own} if own else {})})
+    body = {"instances": instances, "request_id": batch_id} if instances else None
+    return Request(at - first, position, f"/v1/deployments/{head.deployment}/predictions", body, "prediction")
+
+
+def _prediction_key(source: Ledger, prediction_id: Any) -> tuple[str, str]:
+    prediction = source.prediction(prediction_id)
+    return prediction.deployment, prediction.request_id
+
+
+def file_requests(path: Path, deployment: str, time_column: str, skip: int = 0) -> Iterator[Request]:
+    """Rows of a CSV/Parquet file as single predictions, paced by their time column."""
+    import pandas as pd
+
+    frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    times = pd.to_datetime(frame[time_column], utc=True)
+    frame = frame.assign(_t=times).sort_values("_t", kind="stable").reset_index(drop=True)
+    first = frame["_t"].iloc[0] if len(frame) else None
+    columns = [c for c in frame.columns if c not in (time_column, "_t")]
+    for index, row in frame.iterrows():
+        if index < skip:
+            continue
+        features = {c: _plain(row[c]) for c in columns}
+        at = int((row["_t"] - first).total_seconds() * 1_000_000)
+        yield Request(at, index + 1, f"/v1/deployments/{deployment}/predictions",
+                      {"features": features, "request_id": f"replay:{path.name}:{index}"}, "prediction")
+
+
+def _plain(value: Any) -> Any:
+    import math
+
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def replay(requests: Iterator[Request], send: Send, speed: float = 1.0, max_rate: float | None = None,
+           progress: Callable[[Request], None] | None = None, clock: Callable[[], float] = time.monotonic,
+           sleep: Callable[[float], None] = time.sleep) -> ReplayStats:
+    """Send each request at its original offset divided by `speed` (0: as fast as taken)."""
+    stats = ReplayStats()
+    start = clock()
+    last_sent = 0.0
+    for request in requests:
+        if request.body is None:
+            stats.skipped_erased += 1
+            continue
+        due = start + (request.at / 1_000_000 / speed if speed > 0 else 0)
+        if max_rate:
+            due = max(due, last_sent + 1 / max_rate)
+        wait = due - clock()
+        if wait > 0:
+            sleep(wait)
+        last_sent = clock()
+        status, _ = send("POST", request.path, request.body)
+        stats.statuses[status] = stats.statuses.get(status, 0) + 1
+        stats.sent += 1
+        stats.failed += status >= 400
+        stats.last_position = request.position
+        if progress:
+            progress(request)
+    return stats
+
+
+def http_sender(base_url: str, key: str, timeout: float = 30.0) -> Send:
+    """POST JSON to a running service with a predictor key (urllib; loopback in tests)."""
+    import urllib.error
+    import urllib.request
+
+    def send(method: str, path: str, body: Any) -> tuple[int, Any]:
+        data = json.dumps(body).encode()
+        request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as answer:
+                    return answer.status, json.loads(answer.read() or b"null")
+            except urllib.error.HTTPError as error:
+                if error.code in (429, 503) and attempt < 4:
+                    time.sleep(float(error.headers.get("Retry-After", 1)))
+                    continue
+                return error.code, json.loads(error.read() or b"null")
+        return 503, None
+
+    return send

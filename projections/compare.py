@@ -1,0 +1,126 @@
+"""Compare two ledgers' answers to the same requests: the production-parallel verdict."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.application import Ledger
+from ledger.storage import EVENTS_TABLE
+
+MADE = "ledger.domain.predictions:Prediction.Made"
+OUTCOME = "ledger.domain.predictions:Prediction.OutcomeRecorded"
+PAGE = 2000
+
+
+@dataclass
+class Answer:
+    value: Any
+    served_model: str
+    outputs: dict[str, Any]
+
+
+@dataclass
+class Comparison:
+    """Agreement on the served value, per-model accuracy on outcomes, and the rows that differ."""
+
+    compared: int = 0
+    agreed: int = 0
+    only_baseline: int = 0
+    only_candidate: int = 0
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    model_metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def agreement_rate(self) -> float | None:
+        return self.agreed / self.compared if self.compared else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "compared": self.compared, "agreed": self.agreed, "agreement_rate": self.agreement_rate,
+            "only_baseline": self.only_baseline, "only_candidate": self.only_candidate,
+            "model_metrics": self.model_metrics, "differences": self.differences,
+        }
+
+
+def answers(ledger: Ledger, after: int = 0, until: int | None = None,
+            deployment: str | None = None) -> Iterator[tuple[tuple[str, str], Answer]]:
+    """(deployment, request id) -> the served answer, in position order."""
+    import orjson
+
+    last = after
+    while True:
+        bound = "" if until is None else " AND id <= :until"
+        with ledger.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                f"SELECT id, state FROM {EVENTS_TABLE} WHERE id > :last{bound} AND topic = :made "
+                f"ORDER BY id LIMIT {PAGE}"), {"last": last, "until": until, "made": MADE}).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            # The canonical stored state; these fields are plain JSON values.
+            state = orjson.loads(bytes(row.state))
+            if deployment and state["deployment"] != deployment:
+                continue
+            served = state["served_model"]
+            yield ((state["deployment"], state["request_id"]),
+                   Answer(state["outputs"][served]["value"], served, state["outputs"]))
+        last = rows[-1].id
+
+
+def outcomes(ledger: Ledger) -> dict[tuple[str, str], Any]:
+    """The latest actual outcome per (deployment, request id)."""
+    found: dict[tuple[str, str], Any] = {}
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            f"SELECT originator_id FROM {EVENTS_TABLE} WHERE topic = :o GROUP BY originator_id"),
+            {"o": OUTCOME}).fetchall()
+    for (originator_id,) in rows:
+        prediction = ledger.prediction(_uuid(originator_id))
+        if prediction.outcome is not None:
+            found[(prediction.deployment, prediction.request_id)] = prediction.outcome["actual"]
+    return found
+
+
+def _uuid(value: Any) -> Any:
+    import uuid
+
+    if isinstance(value, (bytes, memoryview)):
+        return uuid.UUID(bytes=bytes(value))
+    return value
+
+
+def compare(baseline: Ledger, candidate: Ledger, after: int = 0, deployment: str | None = None,
+            max_differences: int = 100) -> Comparison:
+    """Join both ledgers' answers on (deployment, request id); outcomes come from the baseline."""
+    base = dict(answers(baseline, after, None, deployment))
+    result = Comparison()
+    actuals = outcomes(baseline)
+    hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    seen = set()
+    for key, answer in answers(candidate, 0, None, deployment):
+        original = base.get(key)
+        if original is None:
+            result.only_candidate += 1
+            continue
+        seen.add(key)
+        result.compared += 1
+        if answer.value == original.value:
+            result.agreed += 1
+        elif len(result.differences) < max_differences:
+            result.differences.append({"deployment": key[0], "request_id": key[1],
+                                       "baseline": {"value": original.value, "model": original.served_model},
+                                       "candidate": {"value": answer.value, "model": answer.served_model}})
+        if key in actuals:
+            for side, ans in (("baseline", original), ("candidate", answer)):
+                for model_id, output in ans.outputs.items():
+                    tally = hits[f"{side}:{model_id}"]
+                    tally[0] += output["value"] == actuals[key]
+                    tally[1] += 1
+    result.only_baseline = len(base) - len(seen)
+    result.model_metrics = {k: {"accuracy": c / n, "count": n} for k, (c, n) in sorted(hits.items()) if n}
+    return result

@@ -1,0 +1,91 @@
+"""Journey 6: clone production as of an instant, replay the traffic after it, compare."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from api.replay import Request, ledger_requests, replay
+from ledger.application import Ledger
+from ledger.clone import clone_ledger
+from ledger.timeline import head_position
+from projections.compare import compare
+from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.integration.api_support import (
+    ROW,
+    deployment_with_models,
+    make_api,
+    predict,
+    register_model,
+)
+
+
+@pytest.fixture
+def parallel(settings, tmp_path, database_url):
+    """An empty ledger on the same backend: the production-parallel environment."""
+    if database_url.startswith("sqlite"):
+        app = Ledger(replace(settings, database_url=f"sqlite:///{tmp_path / 'parallel.db'}"))
+        yield app
+        app.close()
+        return
+    url = fresh_postgres_database()
+    app = Ledger(replace(settings, database_url=url))
+    try:
+        yield app
+    finally:
+        app.close()
+        drop_postgres_database(url)
+
+
+def _sender(api):
+    def send(method, path, body):
+        answer = api.call(method, path, role="predictor", json=body)
+        return answer.status_code, answer.json
+    return send
+
+
+def test_a_thousand_replayed_predictions_give_a_compare_report(ledger, parallel):
+    production = make_api(ledger)
+    deployment_with_models(production, kinds=("logistic", "tree"))
+    cut = head_position(ledger.engine)
+    rows = [{**ROW, "age": 18.0 + (i % 60), "income": 10_000.0 + 101.0 * i, "customer": f"c-{i % 50}"}
+            for i in range(1000)]
+    for start in range(0, 960, 320):
+        assert predict(production, {"instances": rows[start:start + 320], "request_id": f"b{start}"}).status_code == 201
+    for i in range(960, 1000):
+        assert predict(production, {"features": rows[i], "request_id": f"s{i}"}).status_code == 201
+    outcomes = [{"deployment": "churn", "request_id": f"b{i // 320 * 320}#{i % 320}" if i < 960 else f"s{i}",
+                 "actual": "yes"} for i in range(0, 1000, 10)]
+    assert production.call("POST", "/v1/outcomes", role="predictor", json=outcomes).status_code in (200, 201)
+
+    clone_ledger(ledger.engine, parallel.engine, cut)
+    candidate = make_api(parallel)
+    challenger = register_model(parallel, "always_yes")
+    assert candidate.call("POST", "/v1/deployments/churn/models", json={"model_id": challenger}).status_code == 201
+
+    stats = replay(ledger_requests(ledger, cut, head_position(ledger.engine)), _sender(candidate), speed=0)
+    assert stats.failed == 0 and stats.skipped_erased == 0
+    assert stats.sent == 3 + 40 + 100  # three batches, forty singles, a hundred outcomes
+
+    report = compare(ledger, parallel)
+    assert report.compared == 1000 and report.only_baseline == 0 and report.only_candidate == 0
+    assert report.agreement_rate == 1.0  # same leader, same rows: the same answers
+    assert report.model_metrics[f"candidate:{challenger}"] == {"accuracy": 1.0, "count": 100}
+    assert f"baseline:{challenger}" not in report.model_metrics  # production never had it
+
+
+def test_replay_keeps_the_original_cadence_scaled_by_speed():
+    now = [0.0]
+    sent_at = []
+    requests = iter([Request(at=s * 1_000_000, position=s, path="/p", body={}, kind="prediction") for s in (0, 10, 30)])
+
+    def send(method, path, body):
+        sent_at.append(now[0])
+        return 201, {}
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    stats = replay(requests, send, speed=20, clock=lambda: now[0], sleep=sleep)
+    assert stats.sent == 3 and sent_at == pytest.approx([0.0, 0.5, 1.5])
