@@ -44,3 +44,20 @@ def test_forget_from_the_command_line_erases_and_names_the_models(
 
 def test_forget_needs_a_reason(database_url: str) -> None:
     assert forget(database_url, SUBJECT).exit_code == 2
+
+
+def test_retention_from_the_command_line_refuses_the_floor_and_records_an_override(
+    ledger: Ledger, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEDGER_HOME", str(tmp_path))
+    populate(ledger)
+    run = CliRunner()
+
+    refused = run.invoke(main, ["--db", database_url, "retention", "set", "churn", "--days", "30"])
+    allowed = run.invoke(main, ["--db", database_url, "retention", "set", "churn", "--days", "30",
+                                "--override-reason", "DPIA 7"])
+    applied = run.invoke(main, ["--db", database_url, "retention", "run"])
+
+    assert refused.exit_code == 1 and "legal floor" in refused.output
+    assert allowed.exit_code == 0 and json.loads(allowed.stdout)["override"]["reason"] == "DPIA 7"
+    assert applied.exit_code == 0 and json.loads(applied.stdout)["forgotten"] == {"churn": []}
