@@ -67,6 +67,11 @@ class Sealer:
     def subject_ref(self, subject_id: Any) -> str:
         return subject_ref(self.ref_secret, subject_id)
 
+    def value_hash(self, feature: str, value: Any) -> str:
+        """A keyed hash of a personal value for profiles: distinct from subject refs by domain."""
+        message = b"ledger personal value v1\x00" + feature.encode() + b"\x00" + str(value).encode()
+        return hmac.new(self.ref_secret, message, hashlib.sha256).hexdigest()[:32]
+
     def seal(
         self, schema: Mapping[str, Any], features: Mapping[str, Any], *, deployment: str, request_id: str
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -161,3 +161,9 @@ def test_sealing_a_row_with_a_cached_key_takes_microseconds(engine: sa.Engine) -
     per_seal_us = (time.perf_counter() - started) / n * 1e6
     print(f"seal: {per_seal_us:.1f} µs a row")
     assert per_seal_us < 500  # generous: a noisy 2-core box measured ~30-40 µs
+
+
+def test_personal_values_hash_apart_from_subject_refs(engine: sa.Engine) -> None:
+    sealer = make_sealer(engine)
+    assert sealer.value_hash("email", "a@b.c") != sealer.subject_ref("a@b.c")
+    assert sealer.value_hash("email", "a@b.c") != sealer.value_hash("login", "a@b.c")
