@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,8 +88,9 @@ ESTIMATORS = {
 }
 
 
-def register_model(ledger: Ledger, kind: str, reversed_columns: bool = False) -> str:
-    """Fit a tiny pipeline, store its skops bytes, record a training run with a profile."""
+@functools.cache
+def fitted(kind: str, reversed_columns: bool) -> tuple[bytes, list[str], str]:
+    """(skops bytes, features, algorithm) of a tiny fitted pipeline; fitted once per test run."""
     rows, labels = training_frame()
     features = ["age", "income", "plan"]
     if reversed_columns:  # the model reads its columns in another order than the schema
@@ -96,16 +98,22 @@ def register_model(ledger: Ledger, kind: str, reversed_columns: bool = False) ->
     plan_index = features.index("plan")
     numeric = [i for i in range(3) if i != plan_index]
     model = pipeline(ESTIMATORS[kind](), numeric, [plan_index]).fit(rows, labels)
-    digest = ledger.artifacts.put(dumps_skops(model))
+    return dumps_skops(model), features, type(model[-1]).__name__
+
+
+def register_model(ledger: Ledger, kind: str, reversed_columns: bool = False) -> str:
+    """Store a tiny pipeline's skops bytes, record a training run with a profile and the model."""
+    content, features, algorithm = fitted(kind, reversed_columns)
+    digest = ledger.artifacts.put(content)
     run_id = ledger.start_training(
         spec_name=f"test-{kind}", spec={"name": kind}, deployment=None, dataset_ids={}, features=features,
-        target="label", algorithm=type(model[-1]).__name__, params={"kind": kind},
+        target="label", algorithm=algorithm, params={"kind": kind},
         code_version={"commit": "test"}, trigger=None, actor="test")
     profile = {"age": {"min": 18.0, "max": 80.0}, "income": {"min": 10_000.0, "max": 120_000.0},
                "plan": {"frequencies": {p: 1 / 3 for p in PLANS}}}
     model_id = ledger.finish_training(
         run_id, {"name": f"m-{kind}", "artifact_digest": digest, "features": features,
-                 "algorithm": type(model[-1]).__name__, "task": "classification",
+                 "algorithm": algorithm, "task": "classification",
                  "classes": ["no", "yes"], "actor": "test"},
         metrics={"accuracy": 0.9}, artifact_digest=digest, reference_profile=profile,
         trained_subjects=None, actor="test")
