@@ -38,3 +38,9 @@ class OutcomeResultSchema(Schema):
     actual = fields.Raw()
     observed_at = fields.String(allow_none=True)
     correction = fields.Boolean()
+
+
+class OutcomeListSchema(Schema):
+    """The answer to a list of outcomes, in the order sent."""
+
+    outcomes = fields.List(fields.Nested(OutcomeResultSchema))
