@@ -115,7 +115,7 @@ def fetch_events(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
             cursor.execute(_PG_EVENTS_TEXT.replace("?", "%s"), (lo, page))
             rows = cursor.fetchall()
             cursor.execute("RELEASE SAVEPOINT ledger_raw_read")
-            return [(r[0], r[1], r[2], r[3], r[4], r[5].encode()) for r in rows]
+            return [(r[0], r[1], bytes(r[2]), r[3], r[4], r[5].encode()) for r in rows]
         except psycopg2.DataError:  # a state that is not UTF-8 text (ciphertext, NUL): take bytes
             cursor.execute("ROLLBACK TO SAVEPOINT ledger_raw_read")
         finally:
@@ -124,7 +124,11 @@ def fetch_events(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
 
 
 def _fetch_chain(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
-    return _fetch(conn, _CHAIN_SQL, (lo, page))
+    rows = _fetch(conn, _CHAIN_SQL, (lo, page))
+    if rows and type(rows[0][1]) is not bytes:
+        # psycopg2's memoryviews have format 'c' and never compare equal to bytes.
+        rows = [(r[0], bytes(r[1]), bytes(r[2])) for r in rows]
+    return rows
 
 
 def _pages(engine: sa.Engine, fetch: Any, lo: int, hi: int | None, page: int) -> Iterator[list[tuple]]:
@@ -187,10 +191,8 @@ def event_rows(engine: sa.Engine, from_position: int = 0, to_position: int | Non
 
 def chain_rows(engine: sa.Engine, from_position: int = 0, to_position: int | None = None,
                page: int = 5000) -> Iterator[tuple]:
-    """The notary's rows as (position, bytes, bytes), read ahead."""
-    # bytes(): psycopg2's memoryviews have format 'c' and never compare equal to bytes.
-    rows = _prefetched(_pages(engine, _fetch_chain, from_position, to_position, page))
-    return ((r[0], r[1], r[2]) if type(r[1]) is bytes else (r[0], bytes(r[1]), bytes(r[2])) for r in rows)
+    """The notary's rows as (position, content hash, chain hash), read ahead."""
+    return _prefetched(_pages(engine, _fetch_chain, from_position, to_position, page))
 
 
 def iter_stored_events(
@@ -215,8 +217,7 @@ def iter_chain_rows(
 ) -> Iterator[tuple[int, bytes, bytes]]:
     """The notary's rows (position, content hash, chain hash), in order."""
     for rows in _pages(engine, _fetch_chain, from_position, to_position, page):
-        for row in rows:
-            yield row[0], bytes(row[1]), bytes(row[2])
+        yield from rows
 
 
 def last_position(engine: sa.Engine) -> int:
