@@ -229,6 +229,18 @@ def bench_backend(backend: str, callers_list: list[int], seconds: float, rows: l
     return figures
 
 
+def bench_splits(splits: list[str], seconds: float) -> list[Figure]:
+    """Worker processes × threads on PostgreSQL, each figure beside one process with all threads."""
+    figures = []
+    for split in splits:
+        processes, threads = (int(n) for n in split.split("x"))
+        value = in_database("postgres", lambda url, p=processes, t=threads: processes_rate(url, p, t, seconds))
+        single = in_database("postgres", lambda url, c=processes * threads: ledger_rate(url, c, seconds))
+        figures.append(Figure(f"postgres: {processes} processes × {threads} threads", value,
+                              f"1 process × {processes * threads} threads", single))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--callers", type=int, nargs="+", default=[1, 8, 32])
@@ -236,12 +248,17 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["postgres", "sqlite"])
     parser.add_argument("--raw-rows", type=int, default=8000)
     parser.add_argument("--no-library", action="store_true", help="skip the library's ORM path")
+    parser.add_argument("--splits", nargs="*", default=[], metavar="PxT",
+                        help="also measure P worker processes × T threads on PostgreSQL, e.g. 2x8 2x16")
     args = parser.parse_args()
     rows = stored_rows(args.raw_rows)
     for backend in args.backends:
         figures = bench_backend(backend, args.callers, args.seconds, rows, not args.no_library)
         print_table(f"{backend}: recorded predictions/s ({args.seconds:g} s a figure, {os.cpu_count()} cores)",
                     figures)
+    if args.splits:
+        print_table("PostgreSQL: processes × threads (gunicorn gthread workers)",
+                    bench_splits(args.splits, args.seconds))
 
 
 if __name__ == "__main__":

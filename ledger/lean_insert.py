@@ -3,10 +3,10 @@
 The writer thread is on the critical path of every caller, and each round trip to the
 database hands the GIL back to busy request threads that it must then wait for. So the
 writer keeps one DBAPI connection of its own (no pool checkout, no ping, no ORM session)
-and sends a batch in one round trip on PostgreSQL (`LOCK; NOTIFY; clock + INSERT` as one
+and sends a batch in one round trip on PostgreSQL (`NOTIFY; clock; INSERT` as one
 implicit transaction); on SQLite `BEGIN IMMEDIATE`, the clock, one executemany, `COMMIT`. The
-lock is taken before the clock is read and the rows are numbered, so commit order still
-equals position order.
+writers' lock (the clock row on PostgreSQL, the write lock on SQLite) is taken before
+the rows are numbered, so commit order still equals position order.
 """
 
 from __future__ import annotations
@@ -31,14 +31,17 @@ DBAPI_INTEGRITY_ERRORS = (psycopg2.IntegrityError, sqlite3.IntegrityError)
 # the batch as unavailable storage: the API answers 503 and the client retries.
 DBAPI_OPERATIONAL_ERRORS = (psycopg2.Error, sqlite3.Error)
 
-# Rows arrive as four arrays: no per-row Python formatting; ORDINALITY keeps their order.
+# Writers queue on the clock row, not on a table lock: the row lock is held to commit and
+# taken before any id is drawn, so commit order equals position order, and the role needs
+# no UPDATE on the event table (LOCK ... IN EXCLUSIVE MODE would demand it). Rows arrive
+# as four arrays: no per-row Python formatting; ORDINALITY keeps their order.
+PG_CLOCK = f"UPDATE {CLOCK_TABLE} SET last_us = greatest(last_us, {PG_NOW_US}) WHERE id = 1"
 PG_INSERT = (
-    f"WITH clock AS (UPDATE {CLOCK_TABLE} SET last_us = greatest(last_us, {PG_NOW_US}) "
-    "WHERE id = 1 RETURNING last_us) "
+    f"{PG_CLOCK}; "
     f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state, recorded_at) "
-    "SELECT u.o, u.v, u.t, u.s, clock.last_us "
+    f"SELECT u.o, u.v, u.t, u.s, (SELECT last_us FROM {CLOCK_TABLE} WHERE id = 1) "
     "FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::bytea[]) WITH ORDINALITY AS u(o, v, t, s, n) "
-    "CROSS JOIN clock ORDER BY u.n RETURNING id"
+    "ORDER BY u.n RETURNING id"
 )
 SQLITE_CLOCK = (
     f"UPDATE {CLOCK_TABLE} SET last_us = max(last_us, {SQLITE_NOW_US}) WHERE id = 1 RETURNING last_us"
@@ -60,7 +63,7 @@ def postgres_arrays(events: Sequence[StoredEvent]) -> tuple[list, list, list, li
 
 
 def insert_postgres(cursor: Any, events: Sequence[StoredEvent]) -> list[int]:
-    """Clock and insert in one statement; the caller holds the table lock."""
+    """Take the clock row (the writers' lock), then insert; one round trip."""
     cursor.execute(PG_INSERT, postgres_arrays(events))
     return sorted(row[0] for row in cursor.fetchall())  # ids grow in insertion order
 
@@ -109,10 +112,9 @@ class BatchWriter:
 
     def _insert_postgres(self, conn: Any, events: Sequence[StoredEvent]) -> list[int]:
         # Several statements in one query string run as one implicit transaction that
-        # commits before the answer comes back: lock, clock, insert and commit in one trip.
+        # commits before the answer comes back: clock, insert and commit in one trip.
         with conn.cursor() as cur:
-            cur.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE; NOTIFY {self.channel}; "
-                        + PG_INSERT, postgres_arrays(events))
+            cur.execute(f"NOTIFY {self.channel}; " + PG_INSERT, postgres_arrays(events))
             return sorted(row[0] for row in cur.fetchall())
 
     def _insert_sqlite(self, conn: Any, events: Sequence[StoredEvent]) -> list[int]:

@@ -1,9 +1,10 @@
 """The event table, its database clock and its lean insert path.
 
 eventsourcing-sqlalchemy supplies the recorder; we add a `recorded_at` column set by
-the database under the insert lock (monotone, microseconds since the epoch, UTC), make
+the database under the writers' lock (monotone, microseconds since the epoch, UTC), make
 the table append-only with triggers, and replace the ORM insert (one object a row) by
-one multi-row statement inside the same lock, so commit order still equals position.
+one multi-row statement under the same lock, so commit order still equals position.
+The writers' lock is the clock row on PostgreSQL (see lean_insert) and SQLite's write lock.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             if is_postgres(conn):
-                cursor.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE; NOTIFY {self.channel_name}")
+                cursor.execute(f"NOTIFY {self.channel_name}")
                 return insert_postgres(cursor, stored_events)
             return insert_sqlite(cursor, stored_events)
         except DBAPI_INTEGRITY_ERRORS as error:  # the raw cursor bypasses SQLAlchemy's mapping
@@ -169,36 +170,44 @@ def schema_lock(engine: sa.Engine) -> Iterator[None]:
 
 
 def create_clock_and_guards(conn: sa.Connection) -> None:
-    """The clock row and the triggers that make the event table append-only."""
-    conn.exec_driver_sql(
-        f"CREATE TABLE IF NOT EXISTS {CLOCK_TABLE} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)"
-    )
-    exists = conn.exec_driver_sql(f"SELECT count(*) FROM {CLOCK_TABLE}").scalar_one()
-    if not exists:
+    """The clock row and the triggers that make the event table append-only.
+
+    Only what is missing is created, so that the application's role, which may not
+    create or alter anything, starts against a schema its owner has installed.
+    """
+    if not sa.inspect(conn).has_table(CLOCK_TABLE):
+        conn.exec_driver_sql(f"CREATE TABLE {CLOCK_TABLE} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)")
+    if not conn.exec_driver_sql(f"SELECT count(*) FROM {CLOCK_TABLE}").scalar_one():
         conn.exec_driver_sql(f"INSERT INTO {CLOCK_TABLE} (id, last_us) VALUES (1, 0)")
     if is_postgres(conn):
-        installed = {row[0] for row in conn.exec_driver_sql(
-            "SELECT tgname FROM pg_trigger WHERE tgrelid = %(t)s::regclass", {"t": EVENTS_TABLE})}
+        _create_postgres_guards(conn)
+        return
+    for op in ("UPDATE", "DELETE"):
         conn.exec_driver_sql(
-            "CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger AS $$ "
-            "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; "
-            "END $$ LANGUAGE plpgsql"
+            f"CREATE TRIGGER IF NOT EXISTS {EVENTS_TABLE}_no_{op.lower()} "
+            f"BEFORE {op} ON {EVENTS_TABLE} "
+            f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} refused'); END"
         )
-        for name, when in (("no_update_delete", "UPDATE OR DELETE"), ("no_truncate", "TRUNCATE")):
-            level = "STATEMENT" if when == "TRUNCATE" else "ROW"
-            if f"{EVENTS_TABLE}_{name}" in installed:
-                continue  # creating a trigger locks the table against every insert
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER {EVENTS_TABLE}_{name} BEFORE {when} ON {EVENTS_TABLE} "
-                f"FOR EACH {level} EXECUTE FUNCTION ledger_refuse_change()"
-            )
-    else:
-        for op in ("UPDATE", "DELETE"):
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER IF NOT EXISTS {EVENTS_TABLE}_no_{op.lower()} "
-                f"BEFORE {op} ON {EVENTS_TABLE} "
-                f"BEGIN SELECT RAISE(ABORT, 'the ledger is append-only: {op} refused'); END"
-            )
+
+
+def _create_postgres_guards(conn: sa.Connection) -> None:
+    installed = {row[0] for row in conn.exec_driver_sql(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = %(t)s::regclass", {"t": EVENTS_TABLE})}
+    wanted = {f"{EVENTS_TABLE}_no_update_delete": ("UPDATE OR DELETE", "ROW"),
+              f"{EVENTS_TABLE}_no_truncate": ("TRUNCATE", "STATEMENT")}
+    missing = {name: spec for name, spec in wanted.items() if name not in installed}
+    if not missing:
+        return  # creating a trigger would lock the table against every insert
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'the ledger is append-only: %% on %% refused', TG_OP, TG_TABLE_NAME; "
+        "END $$ LANGUAGE plpgsql"
+    )
+    for name, (when, level) in missing.items():
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {name} BEFORE {when} ON {EVENTS_TABLE} "
+            f"FOR EACH {level} EXECUTE FUNCTION ledger_refuse_change()"
+        )
 
 
 class LedgerFactory(SQLAlchemyFactory):

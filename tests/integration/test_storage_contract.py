@@ -172,3 +172,43 @@ def test_a_trusted_model_loads_and_is_cached(ledger):
     loaded = ledger.artifacts.load_model(digest)
     assert loaded.predict([[1.0]])[0] == 1
     assert ledger.artifacts.load_model(digest) is loaded
+
+
+APP_GRANTS = (
+    "GRANT CONNECT ON DATABASE {db} TO {role}",
+    "GRANT USAGE ON SCHEMA public TO {role}",
+    f"GRANT SELECT, INSERT ON {EVENTS_TABLE}, ledger_artifacts TO {{role}}",
+    f"GRANT USAGE ON SEQUENCE {EVENTS_TABLE}_id_seq TO {{role}}",
+    f"GRANT SELECT, UPDATE ON {CLOCK_TABLE} TO {{role}}",
+)
+
+
+def test_the_application_role_records_with_its_grants_alone_and_cannot_rewrite(ledger, settings):
+    """docs/STORAGE.md's grants suffice: start, record, read; UPDATE/DELETE/TRUNCATE denied."""
+    if not is_postgres(ledger.engine):
+        pytest.skip("roles and grants are PostgreSQL's")
+    from ledger.application import Ledger
+    from ledger.settings import Settings
+
+    role, db = f"ledger_app_{uuid.uuid4().hex[:8]}", settings.database_url.rsplit("/", 1)[1]
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        for grant in APP_GRANTS:
+            conn.exec_driver_sql(grant.format(db=f'"{db}"', role=role))
+    app_url = settings.database_url.replace("postgres@", f"{role}@")
+    try:
+        app = Ledger(Settings(home=settings.home, database_url=app_url))
+        try:
+            ids = app.recorder.insert_events([stored(), stored()])
+            assert positions(app) == ids and app.artifacts.get(app.artifacts.put(b"m")) == b"m"
+            for statement in (f"UPDATE {EVENTS_TABLE} SET state = state", f"DELETE FROM {EVENTS_TABLE}",
+                              f"TRUNCATE {EVENTS_TABLE}", "DELETE FROM ledger_artifacts"):
+                with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                    with app.engine.begin() as conn:
+                        conn.exec_driver_sql(statement)
+        finally:
+            app.close()
+    finally:
+        with ledger.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP OWNED BY {role}")
+            conn.exec_driver_sql(f"DROP ROLE {role}")
