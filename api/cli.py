@@ -11,9 +11,11 @@ from api.commands import (  # one line per verb family
     health,
     keys,
     notary,
+    project,
     replay,
     reproduce,
     serve,
+    state,
     train,
 )
 
@@ -39,6 +41,8 @@ COMMANDS = (  # one line per verb family
     forget,
     train,
     health,
+    project,
+    state,
 )
 
 for module in COMMANDS:

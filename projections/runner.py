@@ -168,4 +168,17 @@ def wait_for(engine: sa.Engine, name: str, position: int, timeout: float = 5.0) 
         time.sleep(0.02)
 
 
-__all__ = ["PositionMoved", "Runner", "wait_for"]
+
+
+
+def bring_up_to(engine: sa.Engine, projection: type[Projection], position: int | None,
+                timeout: float = 30.0) -> None:
+    """For one-off readers (the CLI): catch up ourselves if no runner runs, else wait for it."""
+    lock = runner_lock(engine, projection.name)
+    if lock.acquire(wait=False):
+        try:
+            Runner(engine, projection).catch_up()
+        finally:
+            lock.release()
+    elif position is not None:
+        wait_for(engine, projection.name, position, timeout)
