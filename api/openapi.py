@@ -40,6 +40,7 @@ class Operation:
     status: int = 200
     query: tuple[str, ...] = ()
     media: str = "application/json"
+    also: tuple[int, ...] = ()  # other success statuses with the same answer
 
 
 _AS_OF = ("as_of",)
@@ -57,7 +58,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/models"): Operation("The model index", None, "ModelListSchema", query=_AS_OF + _PAGE),
     ("GET", "/v1/models/{model_id}"): Operation("One model with its provenance", None, "ModelSchema", query=_AS_OF),
     ("POST", "/v1/deployments/{name}/predictions"): Operation(
-        "Score one row or a batch", "PredictionRequestSchema", ("PredictionResultSchema", "BatchResultSchema")),
+        "Score one row or a batch", "PredictionRequestSchema", ("PredictionResultSchema", "BatchResultSchema"),
+        201, also=(200,)),
     ("POST", "/v1/outcomes"): Operation("Report actual outcomes", ("OutcomeSchema", "OutcomeSchema[]"),
                                        ("OutcomeResultSchema", "OutcomeListSchema"), 201),
     ("GET", "/v1/predictions/{prediction_id}"): Operation("The provenance of one prediction", None,
@@ -163,6 +165,8 @@ def operation(route: Route) -> dict[str, Any]:
     roles = ", ".join(sorted(route.roles)) or "none"
     answer = {"description": op.summary, **_body(op.response, op.media)}
     responses: dict[str, Any] = {str(op.status): answer, **_error_responses(route, op)}
+    for status in op.also:
+        responses[str(status)] = {**answer, "description": f"{op.summary} (a retried request's original)"}
     if route.path == "/v1/ledger/verify":
         responses["202"] = {"description": "a long run: poll the job", **_body("VerifyJobSchema", op.media)}
     spec: dict[str, Any] = {
