@@ -50,13 +50,6 @@ class LedgerApp(falcon.App):
     services: Services
 
 
-class HealthResource:
-    """GET /healthz: the process is up (no database read: liveness, not readiness)."""
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"status": "ok"}
-
-
 def _json_handler() -> falcon.media.JSONHandler:
     # orjson refuses NaN and Infinity tokens (422 via params.json_loads) and is fast.
     return falcon.media.JSONHandler(
@@ -83,7 +76,6 @@ def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -
     app.resp_options.media_handlers.update({falcon.MEDIA_JSON: handler})
     app.req_options.strip_url_path_trailing_slash = True
     errors.register(app)
-    app.add_route("/healthz", HealthResource())
     for module in ROUTE_MODULES:
         module.add_routes(app, services)
     app.services = services
