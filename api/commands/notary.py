@@ -17,13 +17,19 @@ from ledger.errors import LedgerError
 from ledger.storage import create_engine
 
 
+class Refused(click.ClickException):
+    """Bad input: exit status 2, so scripts can tell it from a failed verification (1)."""
+
+    exit_code = 2
+
+
 @contextmanager
 def _refusals() -> Iterator[None]:
     """A LedgerError becomes a one-line message and exit status 2, not a traceback."""
     try:
         yield
     except LedgerError as error:
-        raise click.ClickException(error.detail) from error
+        raise Refused(error.detail) from error
 
 
 def _key_path(ctx: click.Context, given: str | None) -> Path:

@@ -24,6 +24,7 @@ from ledger.notary.signing import (
     write_digest_file,
 )
 from ledger.notary.store import (
+    CHAIN_TABLE,
     advance,
     chain_rows,
     event_rows,
@@ -146,9 +147,35 @@ def verify_database(
     page: int = 5000,
 ) -> VerificationReport:
     """Verify every stored event against the notary's rows and the given digests."""
-    upto = last_position(engine)  # one bound for both reads, so the notary can run meanwhile
-    chain = chain_rows(engine, 0, upto, page) if has_notary_tables(engine) else None
+    notarised = has_notary_tables(engine)
+    # One bound for both reads, taken chain first: the notary may run meanwhile, and every
+    # chain row at or below it then has its event at or below it. Chain rows past the last
+    # event stay inside the bound, so a truncated tail shows as removed.
+    upto = max(_chain_end(engine) if notarised else 0, last_position(engine))
+    chain = chain_rows(engine, 0, upto, page) if notarised else None
     report = verify_events(event_rows(engine, 0, upto, page), chain, list(digests), public_key)
     if chain is None:
         report.warnings.append("the notary has not run on this database: no chain rows to compare")
+    else:
+        _check_head_row(engine, report)
     return report
+
+
+def _chain_end(engine: sa.Engine) -> int:
+    position = notary_head(engine)[0]
+    with engine.connect() as conn:
+        last_row = conn.exec_driver_sql(f"SELECT coalesce(max(position), 0) FROM {CHAIN_TABLE}").scalar_one()
+    return max(position, int(last_row))
+
+
+def _check_head_row(engine: sa.Engine, report: VerificationReport) -> None:
+    """The head row must name the chain's last row and repeat its hash."""
+    position, head_hash, _ = notary_head(engine)
+    if position == 0:
+        return
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE position = :p"),
+                           {"p": position}).first()
+        last_row = conn.exec_driver_sql(f"SELECT max(position) FROM {CHAIN_TABLE}").scalar_one()
+    if row is None or bytes(row[0]) != head_hash or last_row != position:
+        report.add("chain_altered", position, "the notary's head row does not match its last chain row")

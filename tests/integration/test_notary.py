@@ -200,3 +200,22 @@ def test_binary_states_are_chained_byte_for_byte(ledger):
     assert [e.state for e in notary.iter_stored_events(ledger.engine)][2:] == states
     assert list(notary.iter_chain_rows(ledger.engine)) == chain_from_scratch(ledger.engine)
     assert notary.verify_database(ledger.engine).ok
+
+
+def test_the_cli_exit_status_tells_tampering_from_bad_input(ledger, settings, tmp_path):
+    record(ledger, 3)
+    notary.advance(ledger.engine)
+    with ledger.engine.begin() as conn:  # an attacker cuts the tail off
+        if is_postgres(ledger.engine):
+            conn.exec_driver_sql("ALTER TABLE ledger_events DISABLE TRIGGER USER")
+        else:
+            conn.exec_driver_sql("DROP TRIGGER ledger_events_no_delete")
+        conn.exec_driver_sql("DELETE FROM ledger_events WHERE id = 3")
+    runner = CliRunner()
+    db = ["--db", settings.database_url]
+    tampered = runner.invoke(main, [*db, "verify"])
+    assert tampered.exit_code == 1 and "FIRST PROBLEM at position 3: event removed" in tampered.stdout
+    bad_digest = tmp_path / "bad.json"
+    bad_digest.write_text('{"position": -1}')
+    refused = runner.invoke(main, [*db, "verify", "--digest", str(bad_digest)])
+    assert refused.exit_code == 2 and "no 'head_hash' field" in refused.output

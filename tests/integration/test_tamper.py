@@ -80,6 +80,11 @@ def delete(engine, p):
         conn.execute(sa.text("DELETE FROM ledger_events WHERE id = :p"), {"p": p})
 
 
+def truncate(engine, p):
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM ledger_events WHERE id >= :p"), {"p": p})
+
+
 def swap(engine, p, q):
     with engine.begin() as conn:
         first, second = row(conn, p), row(conn, q)
@@ -137,7 +142,8 @@ def test_an_untouched_ledger_verifies(signed):
 
 
 @pytest.mark.parametrize(("attack", "expected_kind"), [
-    (flip_byte, "changed"), (shift_recorded_at, "changed"), (delete, "removed"), (insert_forged, "inserted"),
+    (flip_byte, "changed"), (shift_recorded_at, "changed"), (delete, "removed"), (truncate, "removed"),
+    (insert_forged, "inserted"),
 ])
 def test_a_single_edit_is_caught_at_its_position(signed, attack, expected_kind):
     engine, digest, key = signed
