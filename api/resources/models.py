@@ -111,7 +111,8 @@ def _classes(model: Any) -> list[Any] | None:
 
 
 def add_routes(app: falcon.App, services: Any) -> None:
-    """POST /v1/models only: the projections issue owns GET /v1/models."""
+    """POST /v1/models. Falcon keeps one resource per path: GET /v1/models (the model index,
+    the projections issue) must be an `on_get` on this same resource, not a second add_route."""
     app.add_route("/v1/models", ModelUploadResource(services))
 
 

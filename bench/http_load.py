@@ -1,0 +1,84 @@
+"""Single-row predictions/s through a real gunicorn, loopback only, bounded in time.
+
+    .venv/bin/python -m bench.http_load [--backend postgres|sqlite] [--seconds 10] [--clients 16]
+
+Starts `ledger serve --demo` on a fresh database, then `clients` threads each send
+single-row predictions (a fresh request_id each, so every request records one event)
+for `seconds`, one connection per request (the server closes after each answer).
+The load generator shares the machine's cores with the server: read the figure as a
+floor, and compare runs made the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import drop_postgres_database, fresh_postgres_database
+from tests.e2e.server import Server
+
+ROW = {"customer_id": "c-1001", "tenure_months": 7, "monthly_charges": 82.5, "support_calls": 3,
+       "income": 41000, "region": "north", "plan": "premium", "has_partner": False}
+
+
+def client(port: int, key: str, name: str, until: float, latencies: list[float], errors: list[int]) -> None:
+    """Send predictions until the deadline; record each latency (or the failing status)."""
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    i = 0
+    while time.perf_counter() < until:
+        body = json.dumps({"request_id": f"{name}-{i}", "features": ROW})
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("POST", "/v1/deployments/churn/predictions", body, headers)
+        status = connection.getresponse().status
+        connection.close()
+        (latencies.append(time.perf_counter() - started) if status in (200, 201) else errors.append(status))
+        i += 1
+
+
+def load(server: Server, key: str, seconds: float, clients: int) -> dict[str, float]:
+    latencies: list[float] = []
+    errors: list[int] = []
+    until = time.perf_counter() + seconds
+    threads = [threading.Thread(target=client, args=(server.port, key, f"c{n}", until, latencies, errors))
+               for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(latencies)
+    return {"requests_per_s": len(latencies) / seconds, "ok": len(latencies), "errors": len(errors),
+            "p50_ms": 1000 * statistics.median(ordered),
+            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as home:
+        url = fresh_postgres_database() if args.backend == "postgres" else f"sqlite:///{home}/ledger.db"
+        server = Server(Path(home), url)
+        try:
+            server.start("--demo", timeout=300)
+            key = json.loads((Path(home) / "demo-keys.json").read_text())["predictor"]
+            load(server, key, 2, args.clients)  # warm every worker's caches and connections
+            figures = load(server, key, args.seconds, args.clients)
+        finally:
+            server.stop()
+            if args.backend == "postgres":
+                drop_postgres_database(url)
+    print(f"{args.backend}, {args.clients} clients, {args.seconds:.0f} s, 2 gthread workers x 4 threads: "
+          + ", ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()
