@@ -1,0 +1,136 @@
+"""`ledger autopilot` on both backends: rules fire on evidence, retrain a challenger, never twice."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from api.cli import main
+from ledger.application import Ledger
+from ledger.errors import InvalidCommand
+from policies import autopilot_config as config
+from policies.autopilot import run_pass
+from tests.integration.api_support import Api, make_api
+from trainers import demo_data
+from trainers.demo import DEMO_FEATURES, demo_specs
+from trainers.record import train_and_record
+from trainers.schema import deployment_for
+
+END = "2026-11-01T00:00:00+00:00"
+COLUMNS = [f["name"] for f in DEMO_FEATURES] + ["customer_id"]
+DRIFT_ONLY = {"data": "source", "rules": {"drift": {"psi": 0.2, "min_rows": 100}}}
+
+
+@pytest.fixture
+def churn(ledger: Ledger) -> tuple[Api, str]:
+    """The demo churn deployment (manual policy) led by a logistic model trained on 400 demo rows."""
+    spec = next(s for s in demo_specs(end=END, rows=400) if s["name"] == "churn-logistic")
+    ledger.create_deployment(**deployment_for(spec, name="churn", outcome_maturity_days=0), actor="test")
+    leader = train_and_record(ledger, spec, "test", deployment="churn")
+    return make_api(ledger), leader
+
+
+def predict(api: Api, n: int, seed: int, drift: bool, batch: str) -> list[tuple[str, int]]:
+    """Score n demo rows in one batch through the API; returns (request id, actual churn) per row."""
+    frame = demo_data.generate(n, seed=seed, drift=drift, end=END)
+    rows = [{k: _plain(v) for k, v in row.items()} for row in frame[COLUMNS].astype(object).to_dict("records")]
+    answer = api.call("POST", "/v1/deployments/churn/predictions", role="predictor",
+                      json={"instances": rows, "request_id": batch})
+    assert answer.status_code in (200, 201), answer.text
+    return [(f"{batch}#{i}", int(actual)) for i, actual in enumerate(frame["churned"])]
+
+
+def report_outcomes(api: Api, pairs: list[tuple[str, int]]) -> None:
+    body = [{"deployment": "churn", "request_id": rid, "actual": actual} for rid, actual in pairs]
+    answer = api.call("POST", "/v1/outcomes", role="predictor", json=body)
+    assert answer.status_code in (200, 201), answer.text
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def churn_report(ledger: Ledger, **kwargs: Any) -> Any:
+    report = run_pass(ledger, **kwargs)
+    return next(d for d in report.deployments if d.name == "churn")
+
+
+def autopilot_cli(ledger: Ledger, *args: str) -> Any:
+    """`ledger autopilot ARGS` on the test's database and home (its master key)."""
+    return CliRunner().invoke(main, ["--db", ledger.settings.database_url, "autopilot", *args],
+                              env={"LEDGER_HOME": str(ledger.settings.home)})
+
+
+def test_drift_retrains_a_challenger_with_its_evidence_and_the_leader_stays(ledger, churn):
+    api, leader = churn
+    ledger.change_deployment("churn", "test", settings={"autopilot": DRIFT_ONLY})
+    predict(api, 300, seed=21, drift=True, batch="drifted")
+
+    first = churn_report(ledger)
+
+    assert first.fired == ["rule:autopilot.drift@1"] and first.model_id
+    deployment = ledger.deployment("churn")
+    assert deployment.leader == leader and first.model_id in deployment.models  # manual: never promoted
+    run = ledger.training_run(first.training_run)
+    assert run.trigger["rule"] == "rule:autopilot.drift@1" and run.trigger["version"] == 1
+    evidence = run.trigger["evidence"]
+    assert evidence["window"]["rows"] == 300 and evidence["thresholds"]["psi"] == 0.2
+    assert {"income", "monthly_charges"} <= set(evidence["drifted"])
+    assert all(value > 0.2 for value in evidence["drifted"].values())
+    assert evidence["reference"]["model_id"] == leader
+    assert ledger.model(first.model_id).registered_by == "rule:autopilot.drift@1"
+    assert run.spec["name"] == "churn-logistic"  # the leader's stored spec, trained again
+
+    again = churn_report(ledger)  # no new evidence since that retraining
+    assert again.fired == [] and again.model_id is None
+    assert len(ledger.deployment("churn").models) == 2
+
+
+def test_without_drift_no_rule_fires(ledger, churn):
+    api, leader = churn
+    ledger.change_deployment("churn", "test", settings={"autopilot": DRIFT_ONLY})
+    predict(api, 300, seed=22, drift=False, batch="calm")
+
+    report = churn_report(ledger)
+
+    assert report.configured and report.fired == [] and report.model_id is None
+    assert "no feature's PSI is above 0.2" in report.verdicts[0]["reason"]
+    assert ledger.deployment("churn").models == [leader]
+
+
+def test_retraining_from_the_ledger_reads_predictions_joined_with_matured_outcomes(ledger, churn, tmp_path):
+    api, leader = churn
+    scored = predict(api, 300, seed=23, drift=True, batch="night")
+    report_outcomes(api, scored[:240])  # the last 60 have no outcome yet
+    rules = tmp_path / "autopilot.yaml"
+    rules.write_text("deployments:\n  churn:\n    data: ledger\n    rules:\n      outcomes: {count: 200}\n")
+
+    result = autopilot_cli(ledger, "--config", str(rules), "--no-housekeeping")
+
+    assert result.exit_code == 0, result.output
+    assert "rule:autopilot.outcomes@1  FIRED  240 new matured outcomes" in result.output
+    run_id = result.output.split("(run ", 1)[1].split(")", 1)[0]
+    run = ledger.training_run(run_id)
+    assert run.trigger["evidence"]["new_outcomes"] == 240
+    assert run.trigger["data"]["mode"] == "ledger" and run.trigger["data"]["ledger_rows"] == 240
+    datasets = [ledger.dataset(i) for i in run.dataset_ids.values()]
+    assert sum(d.rows for d in datasets) == 240 and {d.source for d in datasets} == {"ledger:churn"}
+    assert run.trained_subjects and run.trained_subjects["field"] == "customer_id"  # opened, not stored plain
+    assert ledger.deployment("churn").leader == leader
+
+    second = autopilot_cli(ledger, "--config", str(rules), "--no-housekeeping")
+    assert "0 new matured outcomes" in second.output and "retrained" not in second.output
+
+
+def test_a_bad_rule_is_refused_with_the_field_to_fix():
+    with pytest.raises(InvalidCommand, match="rules.metric needs a floor"):
+        config.check({"rules": {"metric": {"metric": "f1"}}}, "deployment 'churn'")
+    with pytest.raises(InvalidCommand, match="unknown rules speed"):
+        config.check({"rules": {"speed": {}}}, "deployment 'churn'")
+    with pytest.raises(InvalidCommand, match="data must be one of"):
+        config.check({"data": "elsewhere", "rules": {}}, "deployment 'churn'")
