@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from api.commands import (  # one line per verb family
+    autopilot,
     clone,
     export,
     forget,
@@ -31,6 +32,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 COMMANDS = (  # one line per verb family
+    autopilot,
     replay,
     reproduce,
     keys,
