@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class Rate(NamedTuple):
+    """Items per second, and this process's CPU time per item (user + system, µs)."""
+
+    per_second: float
+    cpu_us: float
+
+
+def process_cpu() -> float:
+    """CPU seconds this process has used (all threads, user + system)."""
+    t = os.times()
+    return t.user + t.system
 
 
 @dataclass
@@ -17,6 +32,7 @@ class Figure:
     baseline_name: str = ""
     baseline: float | None = None
     target: str = ""
+    cpu_us: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -34,14 +50,15 @@ def rate(count: int, run: Callable[[], object], repeat: int = 1) -> float:
 
 
 def print_table(title: str, figures: list[Figure]) -> None:
-    """A Markdown table: figure, value, baseline, ratio, target."""
+    """A Markdown table: figure, value, client CPU per item, baseline, ratio, target."""
     print(f"\n### {title}\n")
-    print("| figure | /s | baseline | baseline /s | ratio | target |")
-    print("|---|---:|---|---:|---:|---|")
+    print("| figure | /s | client CPU µs/item | baseline | baseline /s | ratio | target |")
+    print("|---|---:|---:|---|---:|---:|---|")
     for f in figures:
         base = f"{f.baseline:,.0f}" if f.baseline else ""
         ratio = f"{f.ratio:.2f}×" if f.ratio is not None else ""
-        print(f"| {f.name} | {f.value:,.0f} | {f.baseline_name} | {base} | {ratio} | {f.target} |")
+        cpu = f"{f.cpu_us:,.0f}" if f.cpu_us is not None else ""
+        print(f"| {f.name} | {f.value:,.0f} | {cpu} | {f.baseline_name} | {base} | {ratio} | {f.target} |")
 
 
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

@@ -21,7 +21,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import Figure, create_postgres_database, drop_postgres_database, print_table
+from bench.common import (
+    Figure,
+    Rate,
+    create_postgres_database,
+    drop_postgres_database,
+    print_table,
+    process_cpu,
+)
 from ledger.application import Ledger
 from ledger.domain.predictions import Prediction
 from ledger.settings import Settings
@@ -56,8 +63,8 @@ def make_prediction(request_id: str, rng: random.Random) -> Prediction:
     )
 
 
-def run_callers(callers: int, seconds: float, call: Callable[[int, int], None]) -> float:
-    """Calls per second from `callers` threads that each call `call(thread, n)` until time is up."""
+def run_callers(callers: int, seconds: float, call: Callable[[int, int], None]) -> Rate:
+    """Calls/s from `callers` threads that each call `call(thread, n)` until time is up."""
     stop = time.perf_counter() + seconds
     counts = [0] * callers
     errors: list[BaseException] = []
@@ -71,17 +78,18 @@ def run_callers(callers: int, seconds: float, call: Callable[[int, int], None]) 
             errors.append(error)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(callers)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), process_cpu()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if errors:
         raise errors[0]
-    return sum(counts) / (time.perf_counter() - started)
+    done = max(sum(counts), 1)
+    return Rate(done / (time.perf_counter() - started), (process_cpu() - cpu) / done * 1e6)
 
 
-def ledger_rate(url: str, callers: int, seconds: float, group_commit: bool = True) -> float:
+def ledger_rate(url: str, callers: int, seconds: float, group_commit: bool = True) -> Rate:
     """Recorded predictions/s through Ledger.record_predictions, one prediction a call."""
     with tempfile.TemporaryDirectory() as home:
         ledger = Ledger(Settings(home=home, database_url=url, group_commit=group_commit))
@@ -97,10 +105,10 @@ def ledger_rate(url: str, callers: int, seconds: float, group_commit: bool = Tru
 
 def _process_rate(url: str, callers: int, seconds: float, start: Any, out: Any) -> None:
     start.wait()
-    out.put(ledger_rate(url, callers, seconds))
+    out.put(tuple(ledger_rate(url, callers, seconds)))
 
 
-def processes_rate(url: str, processes: int, callers: int, seconds: float) -> float:
+def processes_rate(url: str, processes: int, callers: int, seconds: float) -> Rate:
     """Predictions/s from `processes` worker processes with `callers` threads each, summed."""
     import multiprocessing
 
@@ -112,10 +120,11 @@ def processes_rate(url: str, processes: int, callers: int, seconds: float) -> fl
     for w in workers:
         w.start()
     start.set()
-    total = sum(out.get(timeout=seconds + 120) for _ in workers)
+    rates = [Rate(*out.get(timeout=seconds + 120)) for _ in workers]
     for w in workers:
         w.join()
-    return total
+    total = sum(r.per_second for r in rates)
+    return Rate(total, sum(r.per_second * r.cpu_us for r in rates) / total)
 
 
 def stored_rows(count: int) -> list[tuple[str, int, str, bytes]]:
@@ -178,7 +187,7 @@ def raw_sqlite_rate(path: str, rows: list[tuple], batch: int) -> float:
     return len(data) / elapsed
 
 
-def library_rate(url: str, callers: int, seconds: float) -> float:
+def library_rate(url: str, callers: int, seconds: float) -> Rate:
     """Predictions/s through eventsourcing-sqlalchemy's own recorder, one save a call."""
     from eventsourcing.application import Application
 
@@ -197,7 +206,7 @@ def library_rate(url: str, callers: int, seconds: float) -> float:
         app.close()
 
 
-def in_database(backend: str, measure: Callable[[str], float]) -> float:
+def in_database(backend: str, measure: Callable[[str], Any]) -> Any:
     """Run `measure` against a fresh database of the backend, then drop it."""
     if backend == "postgres":
         url = create_postgres_database()
@@ -213,7 +222,7 @@ def bench_backend(backend: str, callers_list: list[int], seconds: float, rows: l
                   with_library: bool) -> list[Figure]:
     figures = []
     for callers in callers_list:
-        value = in_database(backend, lambda url, c=callers: ledger_rate(url, c, seconds))
+        value, cpu = in_database(backend, lambda url, c=callers: ledger_rate(url, c, seconds))
         if backend == "postgres":
             raw = in_database(backend, lambda url, c=callers: raw_postgres_rate(url, rows, c))
             raw_name = f"raw execute_values, {callers} rows/txn"
@@ -221,11 +230,12 @@ def bench_backend(backend: str, callers_list: list[int], seconds: float, rows: l
             raw = in_database(backend, lambda url, c=callers: raw_sqlite_rate(url[10:], rows, c))
             raw_name = f"raw executemany, {callers} rows/txn"
         figures.append(Figure(f"{backend}: group commit, {callers} callers", value, raw_name, raw,
-                              "≥ 5,000/s at 32 (PostgreSQL)" if backend == "postgres" and callers == 32 else ""))
+                              "≥ 5,000/s at 32 (PostgreSQL)" if backend == "postgres" and callers == 32 else "",
+                              cpu))
         if with_library:
-            lib = in_database(backend, lambda url, c=callers: library_rate(url, c, seconds))
+            lib, lib_cpu = in_database(backend, lambda url, c=callers: library_rate(url, c, seconds))
             figures.append(Figure(f"{backend}: library ORM path, {callers} callers", lib, "group commit",
-                                  value))
+                                  value, cpu_us=lib_cpu))
     return figures
 
 
@@ -234,10 +244,10 @@ def bench_splits(splits: list[str], seconds: float) -> list[Figure]:
     figures = []
     for split in splits:
         processes, threads = (int(n) for n in split.split("x"))
-        value = in_database("postgres", lambda url, p=processes, t=threads: processes_rate(url, p, t, seconds))
-        single = in_database("postgres", lambda url, c=processes * threads: ledger_rate(url, c, seconds))
+        value, cpu = in_database("postgres", lambda url, p=processes, t=threads: processes_rate(url, p, t, seconds))
+        single, _ = in_database("postgres", lambda url, c=processes * threads: ledger_rate(url, c, seconds))
         figures.append(Figure(f"postgres: {processes} processes × {threads} threads", value,
-                              f"1 process × {processes * threads} threads", single))
+                              f"1 process × {processes * threads} threads", single, cpu_us=cpu))
     return figures
 
 

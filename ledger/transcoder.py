@@ -28,7 +28,7 @@ class OrjsonTranscoder(JSONTranscoder):
             return super().encode(obj)  # NaN, UUIDs, non-string keys: the standard way
         try:
             return orjson.dumps(obj, default=self._orjson_default, option=OPTIONS)
-        except TypeError:  # a subclass or an unregistered type: json decides, or raises as before
+        except TypeError:  # a subclass, a non-string key, an unregistered type: json decides
             return super().encode(obj)
 
     def _orjson_default(self, o: Any) -> Any:
@@ -68,10 +68,11 @@ class _Differs(Exception):
 
 
 def orjson_writes_alike(obj: Any) -> bool:
-    """Whether orjson would write `obj` as the standard encoder does (no NaN, UUID, odd key)."""
+    """Whether orjson would write `obj` as the standard encoder does (no NaN, no UUID).
+
+    Non-string keys need no check: orjson refuses them, and encode() falls back.
+    """
     if type(obj) is dict:
-        if not all(type(k) is str for k in obj):
-            return False
         values: Any = obj.values()
     elif type(obj) is list or type(obj) is tuple:
         values = obj

@@ -152,3 +152,38 @@ def test_an_upcaster_brings_a_version_1_event_up_to_date(mapper):
     event = mapper.to_domain_event(v1)
     assert (event.text, event.actor) == ("hello", "cli:ops")
     assert b'"class_version":2' in mapper.to_stored_event(event).state
+
+
+def standard_transcoder():  # noqa: ANN201
+    from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    return transcoder
+
+
+EDGE_PAYLOADS = [
+    {"plain": "é€", "n": 1, "f": 0.1, "b": True, "none": None, "list": [1, "a", [2.5]], "t": (1, 2)},
+    {"nan": float("nan"), "inf": [float("-inf")]},
+    {"id": uuid.UUID(int=5), "nested": {"ids": [uuid.UUID(int=6)]}},
+    {"when": datetime(2026, 1, 1, tzinfo=UTC), "deep": {"when": datetime(2026, 1, 2, tzinfo=UTC)}},
+    {"keys": {1: "int key"}},
+]
+
+
+@pytest.mark.parametrize("payload", EDGE_PAYLOADS, ids=["plain", "nan", "uuid", "datetimes", "int-keys"])
+def test_the_orjson_transcoder_writes_and_reads_what_the_standard_one_does(mapper, payload):
+    import numpy as np
+
+    ours, standard = mapper.transcoder, standard_transcoder()
+    payload = {**payload, "np": np.float64(0.5)} if "plain" in payload else payload
+    assert ours.encode(payload) == standard.encode(payload)
+    assert repr(ours.decode(standard.encode(payload))) == repr(standard.decode(standard.encode(payload)))
+
+
+def test_every_fixture_decodes_alike_with_both_transcoders(mapper):
+    standard = standard_transcoder()
+    for path in sorted(FIXTURES.glob("*.json")):
+        state = json.loads(path.read_text())["state"].encode()
+        assert mapper.transcoder.decode(state) == standard.decode(state), path.name
