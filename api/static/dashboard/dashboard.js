@@ -28,7 +28,7 @@ async function api(path, params = {}) {
   if (state.asOf) url.searchParams.set("as_of", state.asOf);
   const response = await fetch(url, { headers: { Authorization: `Bearer ${sessionStorage.getItem(KEY_ITEM)}` } });
   const body = await response.json().catch(() => ({}));
-  if (response.status === 401) forgetKey("the key was refused: " + (body.detail || "unknown key"));
+  if (response.status === 401) forgetKey("The key was refused: " + (body.detail || "unknown key"));
   if (!response.ok) throw new ApiError(response.status, body);
   return body;
 }
@@ -255,6 +255,7 @@ function renderDrift() {
 async function renderFlagged() {
   const body = $("flagged-table").tBodies[0];
   body.replaceChildren();
+  note("flagged-note", "");
   const rows = [];
   try {
     const page = await api("/v1/predictions", { flagged: "true", limit: 20 });
@@ -263,8 +264,9 @@ async function renderFlagged() {
     note("flagged-note", `Inline flags unavailable: ${error.message}`);
   }
   for (const d of state.health.deployments || []) {
-    for (const id of (d.latest.outliers || []).slice(0, 10)) {
-      if (typeof id === "string") rows.push([id, d.name, "outlier (IsolationForest)", d.latest.recorded_at]);
+    for (const check of d.checks) {  // window checks name the predictions their forest flagged
+      const ids = (check.outliers || []).filter((id) => typeof id === "string").slice(0, 10);
+      for (const id of ids) rows.push([id, d.name, `outlier (IsolationForest, ${check.key})`, check.recorded_at]);
     }
   }
   for (const [id, deployment, flags, when] of rows) {
@@ -274,7 +276,7 @@ async function renderFlagged() {
     cell(row, flags);
     cell(row, when);
   }
-  if (!rows.length) note("flagged-note", "No flagged predictions.");
+  if (!rows.length) note("flagged-note", ($("flagged-note").textContent + " No flagged predictions.").trim());
 }
 
 // -- prediction lookup ---------------------------------------------------------------
@@ -320,7 +322,7 @@ async function refresh() {
     renderDrift();
     await Promise.all([renderSlices(), renderFlagged()]);
   } catch (error) {
-    note("status", `Could not load: ${error.message}`);
+    if (error.status !== 401) note("status", `Could not load: ${error.message}`);  // 401: forgetKey said why
   }
   state.loaded = true;
   document.body.dataset.loaded = "true";
