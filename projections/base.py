@@ -73,7 +73,10 @@ class Projection:
 
 
 def ensure_positions(conn: sa.Connection) -> None:
-    positions.create(conn, checkfirst=True)
+    """The position table; DDL is serialised because runners may start together."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('ledger_projection_ddl'))")
+    conn.execute(sa.schema.CreateTable(positions, if_not_exists=True))
 
 
 def read_position(conn: sa.Connection, name: str) -> tuple[int, int, int] | None:

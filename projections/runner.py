@@ -160,7 +160,10 @@ def wait_for(engine: sa.Engine, name: str, position: int, timeout: float = 5.0) 
     deadline = time.monotonic() + timeout
     while True:
         with engine.connect() as conn:
-            state = read_position(conn, name)
+            try:
+                state = read_position(conn, name)
+            except (sa.exc.ProgrammingError, sa.exc.OperationalError):
+                state = None  # no runner has created the position table yet
         if state is not None and state[0] >= position:
             return True
         if time.monotonic() >= deadline:
