@@ -132,7 +132,7 @@ class BatchWriter:
         if self._conn is None or self._pid != os.getpid():
             fairy = self.engine.raw_connection()
             fairy.detach()  # ours for good: the pool forgets it
-            dbapi = fairy.dbapi_connection
+            dbapi: Any = fairy.dbapi_connection
             if self.postgres:
                 dbapi.autocommit = True  # no BEGIN round trip; see _insert_postgres
             else:

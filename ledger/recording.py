@@ -49,7 +49,7 @@ def record_predictions(app: Any, predictions: Sequence[Prediction]) -> Recorded:
     ]
 
 
-def insert(app: Any, made: list[list[Any]]) -> list[int]:
+def insert(app: Any, made: Sequence[Sequence[Any]]) -> list[int]:
     """Insert each prediction's events in one transaction; each prediction's first position."""
     if not made:
         return []

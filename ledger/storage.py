@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
-from eventsourcing_sqlalchemy.models import StoredEventRecord
+from eventsourcing_sqlalchemy.models import StoredEventRecord  # type: ignore[attr-defined]
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
