@@ -199,7 +199,8 @@ def test_the_application_role_records_with_its_grants_alone_and_cannot_rewrite(l
     try:
         app = Ledger(Settings(home=settings.home, database_url=app_url))
         try:
-            ids = app.recorder.insert_events([stored(), stored()])
+            ids = list(app.recorder.insert_events([stored(), stored()]))  # group commit
+            ids += app.recorder.insert_now([stored()])  # an ORM session
             assert positions(app) == ids and app.artifacts.get(app.artifacts.put(b"m")) == b"m"
             for statement in (f"UPDATE {EVENTS_TABLE} SET state = state", f"DELETE FROM {EVENTS_TABLE}",
                               f"TRUNCATE {EVENTS_TABLE}", "DELETE FROM ledger_artifacts"):
