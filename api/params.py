@@ -73,8 +73,14 @@ def etag(version: int) -> str:
 
 
 def limit(req: falcon.Request, default: int = 100, maximum: int = 1000) -> int:
-    value = req.get_param_as_int("limit", min_value=1, max_value=maximum)
-    return default if value is None else value
+    """The page size: 1..maximum (the page cap), else 422 naming `limit`."""
+    raw = req.get_param("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        raise Problem(422, "invalid_limit", f"limit must be an integer from 1 to {maximum}", "limit",
+                      maximum=maximum)
+    return int(raw)
 
 
 def cursor(req: falcon.Request) -> int:

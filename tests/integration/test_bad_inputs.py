@@ -67,6 +67,8 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], int, str, str | None]] = [
      422, "invalid", "as_of"),
     ("as_of nonsense", "auditor", "GET", "/v1/deployments/churn", {"params": {"as_of": "yesterday"}},
      422, "invalid", "as_of"),
+    ("page over the cap", "auditor", "GET", "/v1/deployments", {"params": {"limit": "1001"}}, 422,
+     "invalid_limit", "limit"),
     ("bad cursor", "auditor", "GET", "/v1/deployments", {"params": {"cursor": "!!"}}, 422, "invalid_cursor",
      "cursor"),
     ("unknown prediction", "auditor", "GET", "/v1/predictions/00000000-0000-0000-0000-000000000000", {},
