@@ -120,12 +120,13 @@ def _retrain(ledger: Ledger, deployment: Deployment, settings: Mapping[str, Any]
                        f"min_training_rows is {settings['min_training_rows']}")
         return
     trigger = {**fired[0].trigger(), "also": [v.trigger() for v in fired[1:]], "data": data,
-               "last_training": {"run_id": last.run_id, "position": last.position}, "evaluated_at": _iso(now_us)}
+               "last_training": {"run_id": last.run_id, "position": last.position}, "evaluated_at": _iso(now_us),
+               "evaluated_at_us": now_us}
     try:
         report.model_id = train_and_record(ledger, spec, fired[0].id, deployment=deployment.name,
                                            rows_provider=rows, trigger=trigger)
     except TrainingFailed as error:  # recorded as a failed run with its trigger; the pass goes on
-        report.note, report.training_run = f"retraining failed: {error.detail}", error.extra.get("run_id")
+        report.note, report.training_run = f"retraining failed: {error.detail}", str(error.extra.get("run_id"))
         return
     report.training_run = ledger.model(report.model_id).training_run_id
 
@@ -167,8 +168,12 @@ def _best_recent(ledger: Ledger) -> dict[str, Any]:
         return {"skipped": "policies.best_recent is not installed"}
     decided = {}
     for name in deployment_names(ledger):
-        if ledger.deployment(name).policy.get("name") == "best_recent":
+        if ledger.deployment(name).policy.get("name") != "best_recent":
+            continue
+        try:
             decided[name] = _plain(policy.evaluate(ledger, name))
+        except LedgerError as error:  # one deployment's refusal does not stop the others
+            decided[name] = {"error": f"{error.code}: {error.detail}"}
     return decided
 
 

@@ -17,7 +17,6 @@ from ledger.domain.deployments import Deployment
 from policies.autopilot_config import HIGHER_IS_BETTER, RULE_VERSIONS, rule_id
 from policies.autopilot_evidence import LastTraining, matured_outcomes_since, recent_features
 from policies.quality import check_rows, thresholds_from
-from policies.quality_windows import reference_for
 from projections.cubes import DAY_US
 from projections.query_performance import performance
 
@@ -53,9 +52,10 @@ class Verdict:
 
 def drift(ctx: Context, rule: Mapping[str, Any]) -> Verdict:
     """PSI per feature of the predictions since the last training against the leader's training profile."""
-    reference = reference_for(ctx.ledger, ctx.deployment)
+    reference = _leader_profile(ctx.ledger, ctx.deployment)
     if reference is None:
         return Verdict("drift", False, "the leader has no captured training profile to compare with")
+    profile, names = reference
     rows, positions = recent_features(ctx.ledger, ctx.deployment.name, ctx.last.position, rule["window"])
     window = {"rows": len(rows), "after_position": ctx.last.position,
               "from_position": positions[0] if positions else None, "to_position": positions[-1] if positions else None}
@@ -63,16 +63,27 @@ def drift(ctx: Context, rule: Mapping[str, Any]) -> Verdict:
         return Verdict("drift", False, f"{len(rows)} predictions since the last training; the rule needs "
                        f"{rule['min_rows']}", {"window": window})
     thresholds = {**thresholds_from(ctx.deployment.settings), "psi": rule["psi"]}
-    report = check_rows(rows, ctx.deployment.schema, reference.profile, thresholds)
+    report = check_rows(rows, ctx.deployment.schema, profile, thresholds)
     psi = {name: f["psi"] for name, f in sorted(report.features.items()) if f.get("psi") is not None}
     over = {name: value for name, value in psi.items() if value > rule["psi"]}
     evidence = {"psi": psi, "drifted": over, "thresholds": {"psi": rule["psi"], "min_rows": rule["min_rows"]},
-                "window": window, "reference": reference.names}
+                "window": window, "reference": names}
     if not over:
         return Verdict("drift", False, f"no feature's PSI is above {rule['psi']} over {len(rows)} predictions",
                        evidence)
     listed = ", ".join(f"{name} {value:.3f}" for name, value in sorted(over.items(), key=lambda kv: -kv[1]))
     return Verdict("drift", True, f"PSI above {rule['psi']} over {len(rows)} predictions: {listed}", evidence)
+
+
+def _leader_profile(ledger: Ledger, deployment: Deployment) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """The leader's training reference profile, and the model and run it came from."""
+    if deployment.leader is None:
+        return None
+    model = ledger.model(deployment.leader)
+    if not model.training_run_id:
+        return None
+    profile = ledger.training_run(model.training_run_id).reference_profile
+    return (profile, {"model_id": deployment.leader, "training_run_id": model.training_run_id}) if profile else None
 
 
 def metric(ctx: Context, rule: Mapping[str, Any]) -> Verdict:
@@ -82,7 +93,7 @@ def metric(ctx: Context, rule: Mapping[str, Any]) -> Verdict:
         return Verdict("metric", False, "the deployment has no leader")
     found = performance(ctx.ledger.engine, ctx.deployment.name, model=leader, window_days=rule["days"],
                         now_us=ctx.now_us)
-    row = next((r for r in found["results"] if r["model_id"] == leader and r["slice_value"] is None), {})
+    row: dict[str, Any] = next((r for r in found["results"] if r["model_id"] == leader and r["slice_value"] is None), {})
     count, value = int(row.get("count", 0)), row.get(name)
     new = matured_outcomes_since(ctx.ledger, ctx.deployment, ctx.last.position, ctx.now_us)
     tested = _test_metric(ctx.ledger, leader, name)
@@ -134,7 +145,9 @@ def outcomes(ctx: Context, rule: Mapping[str, Any]) -> Verdict:
 
 def schedule(ctx: Context, rule: Mapping[str, Any]) -> Verdict:
     """Every D days since the last training."""
-    age = (ctx.now_us - ctx.last.recorded_at) / DAY_US
+    # a pass run with an injected clock dates its retraining by that clock, not the database's
+    stamped = (ctx.last.trigger or {}).get("evaluated_at_us") if isinstance(ctx.last.trigger, dict) else None
+    age = (ctx.now_us - max(ctx.last.recorded_at, int(stamped or 0))) / DAY_US
     evidence = {"days_since_last_training": round(age, 3), "last_training_run": ctx.last.run_id,
                 "thresholds": {"days": rule["days"]}}
     fired = age >= rule["days"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from ledger.application import Ledger
 from ledger.errors import InvalidCommand
 from policies import autopilot_config as config
 from policies.autopilot import run_pass
+from projections.cubes import DAY_US
 from tests.integration.api_support import Api, make_api
 from trainers import demo_data
 from trainers.demo import DEMO_FEATURES, demo_specs
@@ -68,8 +70,12 @@ def autopilot_cli(ledger: Ledger, *args: str) -> Any:
 
 def test_drift_retrains_a_challenger_with_its_evidence_and_the_leader_stays(ledger, churn):
     api, leader = churn
-    ledger.change_deployment("churn", "test", settings={"autopilot": DRIFT_ONLY})
     predict(api, 300, seed=21, drift=True, batch="drifted")
+    ledger.change_deployment("churn", "test", settings={"autopilot": {**DRIFT_ONLY, "data": "ledger"}})
+    blocked = churn_report(ledger, housekeeping=False)  # fired, but no outcomes to learn from yet
+    assert blocked.fired == ["rule:autopilot.drift@1"] and blocked.model_id is None
+    assert blocked.note.startswith("not retrained: 0 rows of predictions with matured outcomes")
+    ledger.change_deployment("churn", "test", settings={"autopilot": DRIFT_ONLY})
 
     first = churn_report(ledger)
 
@@ -101,6 +107,9 @@ def test_without_drift_no_rule_fires(ledger, churn):
     assert report.configured and report.fired == [] and report.model_id is None
     assert "no feature's PSI is above 0.2" in report.verdicts[0]["reason"]
     assert ledger.deployment("churn").models == [leader]
+    looped = autopilot_cli(ledger, "--loop", "--interval", "1", "--passes", "2", "--no-housekeeping")
+    assert looped.exit_code == 0, looped.output
+    assert looped.output.count("autopilot pass at") == 2 and "FIRED" not in looped.output
 
 
 def test_retraining_from_the_ledger_reads_predictions_joined_with_matured_outcomes(ledger, churn, tmp_path):
@@ -125,6 +134,30 @@ def test_retraining_from_the_ledger_reads_predictions_joined_with_matured_outcom
 
     second = autopilot_cli(ledger, "--config", str(rules), "--no-housekeeping")
     assert "0 new matured outcomes" in second.output and "retrained" not in second.output
+
+
+def test_a_metric_floor_and_a_schedule_fire_together_and_retrain_once_on_source_and_ledger_rows(ledger, churn):
+    api, leader = churn
+    report_outcomes(api, predict(api, 200, seed=24, drift=True, batch="day"))
+    rules = {"metric": {"metric": "f1", "floor": 0.99, "days": 60, "min_outcomes": 100, "min_new_outcomes": 50},
+             "schedule": {"days": 30}}
+    ledger.change_deployment("churn", "test", settings={"autopilot": {"data": "both", "rules": rules}})
+    month_later = int(time.time() * 1_000_000) + 31 * DAY_US
+
+    report = churn_report(ledger, now_us=month_later)
+
+    assert report.fired == ["rule:autopilot.metric@1", "rule:autopilot.schedule@1"] and report.model_id
+    trigger = ledger.training_run(report.training_run).trigger
+    assert trigger["rule"] == "rule:autopilot.metric@1" and trigger["also"][0]["rule"] == "rule:autopilot.schedule@1"
+    evidence = trigger["evidence"]
+    assert evidence["count"] == 200 and evidence["value"] < 0.99 and evidence["model_id"] == leader
+    assert evidence["test_value"] == ledger.training_run(ledger.model(leader).training_run_id).metrics["f1"]
+    assert trigger["data"]["mode"] == "both"
+    assert trigger["data"]["source_rows"] == 400 and trigger["data"]["ledger_rows"] == 200
+    assert len(ledger.deployment("churn").models) == 2 and ledger.deployment("churn").leader == leader
+
+    again = churn_report(ledger, now_us=month_later)
+    assert again.fired == [] and again.model_id is None
 
 
 def test_a_bad_rule_is_refused_with_the_field_to_fix():
