@@ -30,6 +30,8 @@ def _refusals() -> Iterator[None]:
         yield
     except LedgerError as error:
         raise Refused(error.detail) from error
+    except (OSError, ValueError) as error:  # an unreadable file or URL (urllib's errors are OSErrors)
+        raise Refused(f"{type(error).__name__}: {error}") from error
 
 
 def _key_path(ctx: click.Context, given: str | None) -> Path:

@@ -113,8 +113,8 @@ def raw_event_from_json(item: dict[str, Any] | str | bytes) -> RawEvent:
     if not isinstance(data, dict):
         raise ValueError("a raw event must be a JSON object")
     for name in ("position", "recorded_at", "originator_version"):
-        if type(data.get(name)) is not int:
-            raise ValueError(f"raw event field {name!r} must be an integer")
+        if type(data.get(name)) is not int or not -(2**63) <= data[name] < 2**63:
+            raise ValueError(f"raw event field {name!r} must be a 64-bit integer")
     if not isinstance(data.get("topic"), str) or not isinstance(data.get("state_b64"), str):
         raise ValueError("raw event fields 'topic' and 'state_b64' must be strings")
     return RawEvent(

@@ -21,9 +21,12 @@ def iter_events_from_url(url: str, api_key: str | None = None, timeout: float = 
     api_key = api_key if api_key is not None else os.environ.get("LEDGER_API_KEY")
     next_url: str | None = url
     seen: set[str] = set()
+    origin = urllib.parse.urlsplit(url)[:2]
     while next_url:
         if next_url in seen:
             raise InvalidCommand(f"the server's next cursor loops back to {next_url}")
+        if urllib.parse.urlsplit(next_url)[:2] != origin:  # never hand the bearer key to another host
+            raise InvalidCommand(f"the server's next page {next_url} is not on {url}'s host")
         seen.add(next_url)
         next_url = yield from _read_page(next_url, api_key, timeout)
 

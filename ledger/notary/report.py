@@ -17,6 +17,7 @@ KIND_TITLES = {
     "chain_altered": "notary chain altered",
     "clock_regressed": "recorded-at out of order",
     "out_of_order": "positions out of order in the stream",
+    "malformed": "unreadable event in the stream",
     "digest_mismatch": "signed head does not match",
     "digest_signature": "digest signature invalid",
     "digest_key": "digest key not trusted",

@@ -9,6 +9,7 @@ and the head recomputed from the events must equal the signed head.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -87,29 +88,35 @@ def _walk(events: Iterable[Any], chain_rows: Any, heads: dict, keyring: _Keyring
     row = next(rows, None) if rows is not None else None
     previous, last, last_at, count = GENESIS, -1, -(2**63), 0
     key_topics = (KEY_CREATED_TOPIC, KEY_ROTATED_TOPIC)
-    for event in events:
-        if type(event) is dict:
-            event = raw_event_from_json(event)
-        position, recorded_at, originator, version, topic, state = event
-        if type(position) is not int or position <= last:
-            report.add("out_of_order", position if type(position) is int else last,
-                       f"position {position!r} follows {last}: positions must strictly increase")
-            break
-        content = content_hash(recorded_at, originator, version, topic, state)
-        previous = chain_hash(previous, position, content)
-        if rows is not None:
-            row = _compare_row(rows, row, position, content, previous, report)
-        elif recorded_at < last_at:  # the database clock never steps back; only the chain rows locate better
-            report.add("clock_regressed", position, "recorded earlier than the event before it: moved or altered")
-        if position in heads:
-            heads[position] = (previous, recorded_at)
-        if topic in key_topics:
-            keyring.observe(RawEvent(*event))
-        last, last_at, count = position, recorded_at, count + 1
+    try:
+        for event in events:
+            if type(event) is dict:
+                event = raw_event_from_json(event)
+            position, recorded_at, originator, version, topic, state = event
+            if type(position) is not int or position <= last:
+                report.add("out_of_order", last + 1, f"position {position!r} follows {last}: must strictly increase")
+                break
+            content = content_hash(recorded_at, originator, version, topic, state)
+            previous = chain_hash(previous, position, content)
+            if rows is not None:
+                row = _compare_row(rows, row, position, content, previous, report)
+            elif recorded_at < last_at:  # the database clock never steps back
+                report.add("clock_regressed", position, "recorded earlier than the event before it: moved or altered")
+            if position in heads:
+                heads[position] = (previous, recorded_at)
+            if topic in key_topics:
+                keyring.observe(RawEvent(*event))
+            last, last_at, count = position, recorded_at, count + 1
+    except (ValueError, TypeError, struct.error) as error:  # a malformed stream proves nothing after it
+        report.add("malformed", last + 1, f"unreadable event after position {last}: {error}")
+    _rest_removed(rows, row, report)
+    report.events, report.head_position, report.head_hash = count, max(last, 0), previous
+
+
+def _rest_removed(rows: Any, row: Any, report: VerificationReport) -> None:
     while row is not None:
         report.add("removed", row[0], "the notary chained an event here; the events end before it")
-        row = next(rows, None)  # type: ignore[arg-type]
-    report.events, report.head_position, report.head_hash = count, max(last, 0), previous
+        row = next(rows, None)
 
 
 def _compare_row(rows: Any, row: Any, position: int, content: bytes, chained: bytes,

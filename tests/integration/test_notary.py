@@ -219,3 +219,25 @@ def test_the_cli_exit_status_tells_tampering_from_bad_input(ledger, settings, tm
     bad_digest.write_text('{"position": -1}')
     refused = runner.invoke(main, [*db, "verify", "--digest", str(bad_digest)])
     assert refused.exit_code == 2 and "no 'head_hash' field" in refused.output
+
+
+def test_a_malformed_or_reordered_stream_is_refused_not_trusted(ledger):
+    record(ledger, 3)
+    events = [notary.raw_event_to_json(e) for e in notary.iter_stored_events(ledger.engine)]
+    huge = {**events[1], "recorded_at": 2**64}
+    assert notary.verify_events([events[0], huge, events[2]]).first_problem.kind == "malformed"
+    assert notary.verify_events([events[0], {"position": "2"}]).first_problem.kind == "malformed"
+    backwards = notary.verify_events([events[0], events[2], events[1]])
+    assert (backwards.first_problem.kind, backwards.events) == ("out_of_order", 2)
+
+
+def test_verify_from_url_refuses_a_next_page_on_another_host(monkeypatch):
+    from ledger.errors import InvalidCommand
+
+    def a_page_pointing_elsewhere(url, api_key, timeout):
+        yield from ()
+        return "http://evil.example/steal-the-key"
+
+    monkeypatch.setattr(notary.remote, "_read_page", a_page_pointing_elsewhere)
+    with pytest.raises(InvalidCommand, match="not on"):
+        list(notary.iter_events_from_url("http://127.0.0.1:1/events", api_key="k"))
