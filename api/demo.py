@@ -36,6 +36,9 @@ def bootstrap(settings: Settings) -> dict[str, str]:
         for name, specs in specs_by_deployment().items():
             if not _exists(ledger, name):
                 create_deployment(ledger, name, specs)
+        from api import demo_health
+
+        demo_health.seed(settings, ledger)  # issue 5: feeds, calm then drifted traffic, quality windows
         ensure_signing_key(ledger, settings)
         return ensure_keys(ledger, settings)
     finally:

@@ -95,6 +95,7 @@ def main(database_url: str, digest_interval: int, projector: bool) -> None:
     configure_logging()
     parent = os.getppid()
     children = [Child("projector", ledger_command(database_url, "project", "--follow"))] if projector else []
+    children.append(Child("health", ledger_command(database_url, "health-pass", "--loop")))  # feed timer (issue 5)
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     writer, key_path = digest_writer(database_url, digest_interval)

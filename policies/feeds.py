@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ledger.application import Ledger
 from ledger.domain.feeds import iso_instant, parse_instant, period_flags
-from ledger.errors import StorageUnavailable
+from ledger.errors import Conflict, StorageUnavailable
 from ledger.timeline import head_position, to_micros
 from projections import health_queries as q
 from projections.base import Projection, read_position
@@ -74,7 +74,10 @@ def close_feed(ledger: Ledger, feed: dict[str, Any], now: int) -> list[dict[str,
         with ledger.engine.connect() as conn:
             received = q.received(conn, feed["name"], start)
         period_start = datetime.fromtimestamp(start // MICROS, tz=UTC)
-        record = ledger.close_feed_period(feed["name"], period_start, received, rule=RULE)
+        try:
+            record = ledger.close_feed_period(feed["name"], period_start, received, rule=RULE)
+        except Conflict:
+            break  # another pass closed it first; the next pass goes on from where that one got
         closed.append({"feed": feed["name"], "period_start": iso_instant(period_start), "received": received,
                        "expected": record.expected_count,
                        "flags": period_flags(record.expected_count, received, record.tolerance)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -93,13 +94,20 @@ def quality_check(ctx: click.Context, file: Path, deployment: str, batch_id: str
 @click.option("--now", "now_text", default=None, help="Close periods ending by this instant (default: now).")
 @click.option("--window", type=int, default=None, help="Predictions per quality window (default: per deployment).")
 @click.option("--flush", is_flag=True, help="Also check the partial window of the newest predictions.")
+@click.option("--loop", is_flag=True, help="Run a pass every --interval seconds until stopped.")
+@click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between passes with --loop.")
 @click.pass_context
-def health_pass(ctx: click.Context, now_text: str | None, window: int | None, flush: bool) -> None:
-    """Close elapsed feed periods and check new windows of predictions, once."""
+def health_pass(ctx: click.Context, now_text: str | None, window: int | None, flush: bool, loop: bool,
+                interval: float) -> None:
+    """Close elapsed feed periods and check new windows of predictions (once, or --loop)."""
     now = datetime.fromisoformat(now_text.replace("Z", "+00:00")) if now_text else None
     with open_ledger(ctx) as ledger:
-        result = run_health_pass(ledger, now, window=window, flush=flush)
-    click.echo(json.dumps(result, indent=2))
+        while True:
+            result = run_health_pass(ledger, now, window=window, flush=flush)
+            click.echo(json.dumps(result, indent=None if loop else 2))
+            if not loop:
+                return
+            time.sleep(interval)
 
 
 def register(group: click.Group) -> None:
