@@ -35,6 +35,7 @@ class DeploymentReport:
     """One deployment's part of a pass: the rules evaluated, what fired, what was trained."""
 
     name: str
+    policy: str = "manual"
     configured: bool = False
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
@@ -89,7 +90,7 @@ class AutopilotBusy(Conflict):
 def rebuild(ledger: Ledger, name: str, file_entry: Mapping[str, Any] | None, now_us: int) -> DeploymentReport:
     """Evaluate one deployment's rules; retrain once if any fired."""
     deployment = ledger.deployment(name)
-    report = DeploymentReport(name)
+    report = DeploymentReport(name, str(deployment.policy.get("name", "manual")))
     settings = config.effective(deployment.settings.get("autopilot"), file_entry, f"deployment {name!r}")
     if settings is None or not settings["enabled"] or not settings["rules"]:
         report.note = "no autopilot rules configured" if settings is None or settings["enabled"] else "disabled"

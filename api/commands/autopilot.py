@@ -13,6 +13,9 @@ from api.commands.common import open_ledger
 from ledger.application import cli_actor
 from ledger.errors import LedgerError
 
+PROMOTES = {"best_recent": "best_recent may promote it once it wins on matured outcomes",
+            "manual": "policy manual, a person promotes"}
+
 
 @click.command("autopilot")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -77,6 +80,7 @@ def summary(report: dict[str, Any]) -> str:
         if d["model_id"]:
             lines.append(f"  retrained: model {d['model_id']} (run {d['training_run']}) joined as a challenger; "
                          f"data {json.dumps(d['data'], default=str)}")
+            lines.append(f"  leader unchanged: {PROMOTES.get(d['policy'], 'a person promotes')}")
         elif d["note"]:
             lines.append(f"  {d['note']}")
         elif not d["fired"]:
