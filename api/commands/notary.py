@@ -9,11 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from api.commands.common import open_ledger, settings_from
 from ledger import notary
 from ledger.application import cli_actor
 from ledger.errors import LedgerError
+from ledger.settings import Settings
 from ledger.storage import create_engine
 
 
@@ -106,17 +108,18 @@ def verify(ctx: click.Context, digest_files: tuple[str, ...], pubkeys: tuple[str
     sys.exit(0 if report.ok else 1)
 
 
-def _default_digest(settings: object) -> list[Path]:
-    latest = notary.latest_digest_file(settings.digests_dir)  # type: ignore[attr-defined]
+def _default_digest(settings: Settings) -> list[Path]:
+    latest = notary.latest_digest_file(settings.digests_dir)
     if latest is not None:
         click.echo(f"checking the latest digest in the digest directory: {latest}", err=True)
     return [latest] if latest else []
 
 
-def _run_verification(settings: object, from_url: str | None, digests: list, public_key: object):
+def _run_verification(settings: Settings, from_url: str | None, digests: list[notary.Digest],
+                      public_key: list[Ed25519PublicKey] | None) -> notary.VerificationReport:
     if from_url:
         return notary.verify_events(notary.iter_events_from_url(from_url), None, digests, public_key)
-    engine = create_engine(settings.database_url)  # type: ignore[attr-defined]
+    engine = create_engine(settings.database_url)
     try:
         return notary.verify_database(engine, digests, public_key)
     finally:

@@ -6,7 +6,7 @@ import json
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from ledger.errors import InvalidCommand
 from ledger.notary.chain import RawEvent, raw_event_from_json
@@ -31,7 +31,7 @@ def iter_events_from_url(url: str, api_key: str | None = None, timeout: float = 
         next_url = yield from _read_page(next_url, api_key, timeout)
 
 
-def _read_page(url: str, api_key: str | None, timeout: float) -> Iterator[RawEvent]:
+def _read_page(url: str, api_key: str | None, timeout: float) -> Generator[RawEvent, None, str | None]:
     request = urllib.request.Request(url, headers={"Accept": "application/x-ndjson"})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")

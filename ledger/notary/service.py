@@ -143,7 +143,8 @@ class DigestWriter:
 
 
 def verify_database(
-    engine: sa.Engine, digests: Iterable[Digest] = (), public_key: Ed25519PublicKey | None = None,
+    engine: sa.Engine, digests: Iterable[Digest] = (),
+    public_key: Ed25519PublicKey | Iterable[Ed25519PublicKey] | None = None,
     page: int = 5000,
 ) -> VerificationReport:
     """Verify every stored event against the notary's rows and the given digests."""

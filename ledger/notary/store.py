@@ -98,7 +98,7 @@ def _fetch(conn: sa.Connection, sql: str, params: tuple) -> list[tuple]:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(sql.replace("?", "%s") if postgres else sql, params)
-        return cursor.fetchall()
+        return list(cursor.fetchall())
     finally:
         cursor.close()
 
