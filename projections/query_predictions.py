@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from ledger.errors import InvalidCommand
 from ledger.timeline import iso
@@ -92,7 +93,8 @@ def _candidates(text: str) -> list[Any]:
 def _feature_equals(snap: Snapshot, name: str, value: Any) -> Any:
     column = snap.tables["predictions"].c.features
     if snap.conn.dialect.name == "postgresql":
-        return column.contains({name: value})  # jsonb @>, served by the GIN index
+        wanted = sa.cast(sa.literal(orjson.dumps({name: value}).decode()), postgresql.JSONB)
+        return column.op("@>")(wanted)  # served by the GIN index (jsonb_path_ops)
     extracted = sa.func.json_extract(column, f'$."{name}"')
     if isinstance(value, bool):
         return sa.func.json_type(column, f'$."{name}"') == ("true" if value else "false")

@@ -85,7 +85,7 @@ class World:
         r = self.rng
         features = {"region": r.choice(["north", "south", "east"]), "plan": r.choice(["a", "b", None]),
                     "age": round(r.uniform(18, 80), 1), "tenure": r.randint(0, 25), "vip": r.random() < 0.3}
-        outputs = {m: {"value": r.randint(0, 2) if deployment == "cls" else round(r.uniform(0, 10), 3)}
+        outputs = {m: {"value": r.randint(0, 1) if deployment == "cls" else round(r.uniform(0, 10), 3)}
                    for m in d.models}
         self.count += 1
         p = Prediction(deployment=deployment, deployment_version=d.version, request_id=f"r{self.count}",
@@ -99,7 +99,7 @@ class World:
         if not self.predictions:
             return
         deployment, pid = self.predictions[pick % len(self.predictions)]
-        actual = self.rng.randint(0, 2) if deployment == "cls" else round(self.rng.uniform(0, 10), 3)
+        actual = self.rng.randint(0, 1) if deployment == "cls" else round(self.rng.uniform(0, 10), 3)
         self.ledger.record_outcome(pid, actual, None, actor="key:test")
 
     def advance(self, hours: float) -> None:
