@@ -103,3 +103,22 @@ def next_cursor(position: int | None) -> str | None:
     if position is None:
         return None
     return base64.urlsafe_b64encode(f"p:{position}".encode()).decode().rstrip("=")
+
+
+def name_cursor(req: falcon.Request) -> str | None:
+    """The name a page of names starts after (the opaque cursor encodes it); None at first."""
+    raw = req.get_param("cursor")
+    if not raw:
+        return None
+    try:
+        kind, _, value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        kind, value = "", ""
+    if kind != "n" or not value:
+        raise Problem(422, "invalid_cursor", "cursor is not one this API issued; start from the first page",
+                      "cursor")
+    return value
+
+
+def next_name_cursor(name: str | None) -> str | None:
+    return None if name is None else base64.urlsafe_b64encode(f"n:{name}".encode()).decode().rstrip("=")

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import falcon
-import orjson
-import sqlalchemy as sa
 
-from api import params
+from api import catalog, params
 from api.schemas.deployments import (
     AddModelSchema,
     DeploymentCreateSchema,
@@ -19,9 +17,7 @@ from api.schemas.deployments import (
 )
 from api.services import Services
 from ledger.errors import LedgerError
-from ledger.storage import EVENTS_TABLE
 
-CREATED_TOPIC = "ledger.domain.deployments:Deployment.Created"
 DEPLOYMENT = DeploymentSchema()
 
 
@@ -55,15 +51,6 @@ def respond(resp: falcon.Response, services: Services, deployment: Any, status: 
     resp.media = document(services, deployment)
 
 
-def created_names(engine: sa.Engine, after: int, upto: int | None, limit: int) -> list[tuple[int, str]]:
-    """(position, name) of deployments created after a position: the list until a projection has it."""
-    sql = (f"SELECT id, state FROM {EVENTS_TABLE} WHERE topic = :t AND id > :a"
-           + (" AND id <= :u" if upto is not None else "") + " ORDER BY id LIMIT :n")
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"t": CREATED_TOPIC, "a": after, "u": upto, "n": limit}).fetchall()
-    return [(int(r[0]), orjson.loads(bytes(r[1]))["name"]) for r in rows]
-
-
 class DeploymentsResource:
     """POST and GET /v1/deployments."""
 
@@ -79,11 +66,10 @@ class DeploymentsResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         ledger = self.services.ledger
         position = params.as_of(req, ledger.engine)
-        limit = params.limit(req)
-        found = created_names(ledger.engine, params.cursor(req), position, limit)
-        items = [document(self.services, ledger.deployment(name, position), position) for _, name in found]
-        more = found[-1][0] if len(found) == limit else None
-        resp.media = {"items": items, "next_cursor": params.next_cursor(more)}
+        names, last = catalog.page(catalog.deployment_names(ledger.engine, position),
+                                   params.name_cursor(req), params.limit(req))
+        items = [document(self.services, ledger.deployment(name, position), position) for name in names]
+        resp.media = {"items": items, "next_cursor": params.next_name_cursor(last)}
 
 
 class DeploymentResource:

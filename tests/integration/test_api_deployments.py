@@ -35,6 +35,22 @@ def test_create_read_and_list_a_deployment(api: Api) -> None:
     assert [d["name"] for d in rest.json["items"]] == ["fraud"]
 
 
+def test_the_list_joins_the_projection_with_the_deployments_created_after_it(api: Api) -> None:
+    from projections.deployments import DeploymentsProjection
+    from projections.runner import Runner
+
+    create_deployment(api, "alpha")
+    Runner(api.ledger.engine, DeploymentsProjection).catch_up()
+    create_deployment(api, "beta")  # after the projection's position: read from the log's tail
+    first = api.call("GET", "/v1/deployments", role="auditor", params={"limit": 1}).json
+    rest = api.call("GET", "/v1/deployments", role="auditor", params={"cursor": first["next_cursor"]}).json
+    assert [d["name"] for d in first["items"] + rest["items"]] == ["alpha", "beta"]
+    assert rest["next_cursor"] is None
+    head = api.ledger.recorder.max_notification_id()
+    past = api.call("GET", "/v1/deployments", role="auditor", params={"as_of": f"pos:{head - 1}"}).json
+    assert [d["name"] for d in past["items"]] == ["alpha"]
+
+
 def test_a_second_deployment_with_the_same_name_is_409(api: Api) -> None:
     create_deployment(api)
     again = create_deployment(api)
