@@ -20,6 +20,7 @@ from api.resources import (
     models,
     outcomes,
     predictions,
+    queries,  # issue 4: prediction index, performance, model index
     subjects,  # issue 9: POST /v1/subjects/{subject_id}/forget
 )
 from api.services import Services
@@ -41,6 +42,7 @@ ROUTE_MODULES: tuple[Any, ...] = (
     health,
     dashboard,
     exports,
+    queries,
 )
 
 

@@ -14,6 +14,7 @@ import falcon
 import orjson
 
 from api.errors import Problem
+from api.resources.queries import model_index
 from api.schemas.uploads import ModelUploadSchema, UploadedModelSchema
 from ledger.artifacts import loads_skops
 
@@ -26,6 +27,9 @@ class ModelUploadResource:
     def __init__(self, services: Any):
         self.services = services
         self.max_body_bytes = services.settings.max_model_bytes  # read by the body limit middleware
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        model_index(self.services, req, resp)  # the model index: api/resources/queries.py
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         content, metadata = read_upload(req)
