@@ -9,6 +9,7 @@ NaN for missing, categories as str or None).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -20,10 +21,12 @@ from sklearn.pipeline import Pipeline
 
 from ledger import ids
 from ledger.application import Ledger
-from ledger.errors import Conflict
+from ledger.errors import Conflict, LedgerError
 from ledger.storage import EVENTS_TABLE, is_postgres
 from policies.flags import Profile, merged_profile, row_flags
 from trainers.matrix import rows_to_matrix
+
+log = logging.getLogger("policies.serving")
 
 
 class NoActiveModel(Conflict):
@@ -40,6 +43,7 @@ class ModelRuntime:
     estimator: Any
     columns: list[dict[str, Any]]  # the schema's feature specs, in the model's column order
     classifier: bool
+    load_error: str | None = None
 
     def __post_init__(self) -> None:
         self.transforms, self.final = split_pipeline(self.estimator)
@@ -122,16 +126,27 @@ class Scorer:
         models, profiles = [], []
         for model_id in deployment.models:
             model = self.ledger.model(model_id)
-            estimator = self.ledger.artifacts.load_model(model.artifact_digest)
+            estimator, load_error = self._load(model, leads=model_id == deployment.leader)
             columns = [specs[name] for name in model.features]
             models.append(ModelRuntime(model_id, estimator, columns,
-                                       hasattr(estimator, "predict_proba") and model.task == "classification"))
+                                       hasattr(estimator, "predict_proba") and model.task == "classification",
+                                       load_error))
             profiles.append(self._profile_of(model))
         return DeploymentRuntime(
             name=name, version=deployment.version, task=deployment.task, schema=deployment.schema,
             policy=dict(deployment.policy), leader=deployment.leader, models=models,
             profile=merged_profile(profiles, deployment.schema),
         )
+
+    def _load(self, model: Any, leads: bool) -> tuple[Any, str | None]:
+        """The estimator; a challenger that fails to load is kept, failing, so the leader still serves."""
+        try:
+            return self.ledger.artifacts.load_model(model.artifact_digest), None
+        except LedgerError as error:
+            if leads:
+                raise
+            log.warning("challenger %s of %s cannot load: %s", model.id, model.name, error.detail)
+            return None, f"{error.code}: {error.detail}"
 
     def _profile_of(self, model: Any) -> dict[str, Any] | None:
         if not model.training_run_id:
@@ -142,7 +157,7 @@ class Scorer:
         """Score validated rows with every active model and choose each row's served output."""
         if not runtime.models or runtime.leader is None:
             raise NoActiveModel(f"deployment {runtime.name!r} has no active model; add one first")
-        per_model = {m.model_id: score_model(m, rows) for m in runtime.models}
+        per_model = {m.model_id: score_isolated(m, rows, runtime.leader) for m in runtime.models}
         scores = []
         for index, row in enumerate(rows):
             outputs = {model_id: results[index] for model_id, results in per_model.items()}
@@ -150,8 +165,22 @@ class Scorer:
         return scores
 
 
+def score_isolated(model: ModelRuntime, rows: list[dict[str, Any]], leader: str | None) -> list[dict[str, Any]]:
+    """The leader's failure fails the request; a shadow's is recorded in its output instead."""
+    if model.model_id == leader:
+        return score_model(model, rows)
+    try:
+        return score_model(model, rows)
+    except Exception as error:  # noqa: BLE001 - any shadow failure must not stop serving
+        log.warning("shadow model %s failed: %s", model.model_id, error)
+        failure = f"{type(error).__name__}: {error}"[:500]
+        return [{"value": None, "probabilities": None, "error": failure} for _ in rows]
+
+
 def score_model(model: ModelRuntime, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each row's value (and probabilities for a classifier), as plain Python values."""
+    if model.load_error:
+        raise RuntimeError(f"the model could not be loaded: {model.load_error}")
     array, final = rows_to_matrix(rows, model.columns), model.final
     prepared = model.transforms.transform(array) if model.transforms is not None else array
     values = final.predict(prepared).tolist()
@@ -181,12 +210,12 @@ def choose(runtime: DeploymentRuntime, outputs: dict[str, dict[str, Any]]) -> st
     leader = runtime.leader if runtime.leader in outputs else next(iter(outputs))
     if runtime.policy_name != "majority_vote" or len(outputs) < 3:
         return leader  # with two models a disagreement is a tie, which the leader breaks
-    counts = Counter(_vote_key(o["value"]) for o in outputs.values())
+    counts = Counter(_vote_key(o["value"]) for o in outputs.values() if "error" not in o)
     top = max(counts.values())
     winners = {value for value, n in counts.items() if n == top}
     if _vote_key(outputs[leader]["value"]) in winners:
         return leader
-    return next(m for m, o in outputs.items() if _vote_key(o["value"]) in winners)
+    return next(m for m, o in outputs.items() if "error" not in o and _vote_key(o["value"]) in winners)
 
 
 def _vote_key(value: Any) -> str:

@@ -8,7 +8,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
 from policies.flags import merged_profile, row_flags
-from policies.serving import DeploymentRuntime, ModelRuntime, choose, score_model
+from policies.serving import DeploymentRuntime, ModelRuntime, choose, score_isolated, score_model
 
 SCHEMA = {"features": [{"name": "a", "type": "number"}, {"name": "b", "type": "number"},
                        {"name": "c", "type": "category", "nullable": True}]}
@@ -58,3 +58,19 @@ def test_flags_use_the_narrowest_profile_of_the_active_models() -> None:
 def test_personal_features_are_never_flagged_from_coarsened_profiles() -> None:
     profile = merged_profile([{"a": {"personal": True, "buckets": {"inner_edges": [1, 2]}}}], SCHEMA)
     assert profile.ranges == {}
+
+
+def test_a_failing_shadow_model_is_recorded_and_the_leader_still_serves() -> None:
+    broken = ModelRuntime("shadow", None, [], True, load_error="artifact_corrupt: altered")
+    outputs = score_isolated(broken, [{"a": 1.0}], leader="leader")
+    assert outputs[0]["value"] is None and "artifact_corrupt" in outputs[0]["error"]
+    votes = {"leader": {"value": "no"}, "x": {"value": "yes"}, "shadow": outputs[0]}
+    assert choose(runtime("majority_vote", "leader", ["leader", "x", "shadow"]), votes) == "leader"
+
+
+def test_a_failing_leader_fails_the_request() -> None:
+    import pytest
+
+    broken = ModelRuntime("leader", None, [], True, load_error="artifact_corrupt: altered")
+    with pytest.raises(RuntimeError):
+        score_isolated(broken, [{"a": 1.0}], leader="leader")
