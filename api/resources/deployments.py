@@ -105,7 +105,7 @@ class DeploymentModelsResource:
             self.services.ledger.deployment(name).check_version(version)
         deployment = self.services.ledger.add_model(name, command["model_id"], req.context.principal.actor)
         respond(resp, self.services, deployment, 201)
-        resp.location = f"/v1/deployments/{name}/models/{command['model_id']}"
+        resp.location = f"/v1/models/{command['model_id']}"
 
 
 class DeploymentModelResource:
