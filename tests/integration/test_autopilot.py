@@ -35,18 +35,19 @@ def churn(ledger: Ledger) -> tuple[Api, str]:
     return make_api(ledger), leader
 
 
-def predict(api: Api, n: int, seed: int, drift: bool, batch: str) -> list[tuple[str, int]]:
-    """Score n demo rows in one batch through the API; returns (request id, actual churn) per row."""
+def predict(api: Api, n: int, seed: int, drift: bool, batch: str) -> list[tuple[str, int, str]]:
+    """Score n demo rows in one batch through the API; (request id, actual churn, customer) per row."""
     frame = demo_data.generate(n, seed=seed, drift=drift, end=END)
     rows = [{k: _plain(v) for k, v in row.items()} for row in frame[COLUMNS].astype(object).to_dict("records")]
     answer = api.call("POST", "/v1/deployments/churn/predictions", role="predictor",
                       json={"instances": rows, "request_id": batch})
     assert answer.status_code in (200, 201), answer.text
-    return [(f"{batch}#{i}", int(actual)) for i, actual in enumerate(frame["churned"])]
+    return [(f"{batch}#{i}", int(actual), customer)
+            for i, (actual, customer) in enumerate(zip(frame["churned"], frame["customer_id"], strict=True))]
 
 
-def report_outcomes(api: Api, pairs: list[tuple[str, int]]) -> None:
-    body = [{"deployment": "churn", "request_id": rid, "actual": actual} for rid, actual in pairs]
+def report_outcomes(api: Api, scored: list[tuple[str, int, str]]) -> None:
+    body = [{"deployment": "churn", "request_id": rid, "actual": actual} for rid, actual, _ in scored]
     answer = api.call("POST", "/v1/outcomes", role="predictor", json=body)
     assert answer.status_code in (200, 201), answer.text
 
@@ -116,6 +117,9 @@ def test_retraining_from_the_ledger_reads_predictions_joined_with_matured_outcom
     api, leader = churn
     scored = predict(api, 300, seed=23, drift=True, batch="night")
     report_outcomes(api, scored[:240])  # the last 60 have no outcome yet
+    forgotten = scored[0][2]
+    ledger.forget_subject(forgotten, reason="asked to be forgotten", actor="test", deployment="churn")
+    erased = sum(1 for _, _, customer in scored[:240] if customer == forgotten)
     rules = tmp_path / "autopilot.yaml"
     rules.write_text("deployments:\n  churn:\n    data: ledger\n    rules:\n      outcomes: {count: 200}\n")
 
@@ -126,10 +130,13 @@ def test_retraining_from_the_ledger_reads_predictions_joined_with_matured_outcom
     run_id = result.output.split("(run ", 1)[1].split(")", 1)[0]
     run = ledger.training_run(run_id)
     assert run.trigger["evidence"]["new_outcomes"] == 240
-    assert run.trigger["data"]["mode"] == "ledger" and run.trigger["data"]["ledger_rows"] == 240
+    data = run.trigger["data"]
+    assert data["mode"] == "ledger" and data["ledger_rows_erased"] == erased >= 1
+    assert data["ledger_rows"] == 240 - erased  # a forgotten subject's rows cannot be opened: left out
     datasets = [ledger.dataset(i) for i in run.dataset_ids.values()]
-    assert sum(d.rows for d in datasets) == 240 and {d.source for d in datasets} == {"ledger:churn"}
+    assert sum(d.rows for d in datasets) == 240 - erased and {d.source for d in datasets} == {"ledger:churn"}
     assert run.trained_subjects and run.trained_subjects["field"] == "customer_id"  # opened, not stored plain
+    assert ledger.sealer.subject_ref(forgotten)[:32] not in run.trained_subjects["refs"]
     assert ledger.deployment("churn").leader == leader
 
     second = autopilot_cli(ledger, "--config", str(rules), "--no-housekeeping")
