@@ -69,7 +69,7 @@ def close_feed(ledger: Ledger, feed: dict[str, Any], now: int) -> list[dict[str,
         start = to_micros(parse_instant(record.closed_through, "closed_through"))
     else:
         start = feed["declared_at"] // width * width
-    closed = []
+    closed: list[dict[str, Any]] = []
     while start + width <= now and len(closed) < MAX_PERIODS_PER_PASS:
         with ledger.engine.connect() as conn:
             received = q.received(conn, feed["name"], start)

@@ -27,7 +27,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "min_rows": 30,  # fewer rows say nothing about a distribution
 }
 EPSILON = 1e-4  # keeps the logarithm finite for empty bins
-OutlierScorer = Callable[[list[dict[str, Any]]], np.ndarray]
+OutlierScorer = Callable[[Sequence[Mapping[str, Any]]], np.ndarray]
 
 
 def thresholds_from(settings: Mapping[str, Any] | None) -> dict[str, float]:
@@ -36,7 +36,7 @@ def thresholds_from(settings: Mapping[str, Any] | None) -> dict[str, float]:
     return {**DEFAULT_THRESHOLDS, **{k: float(v) for k, v in overrides.items() if k in DEFAULT_THRESHOLDS}}
 
 
-def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
     """Population stability index of two share vectors over the same bins."""
     e = np.clip(np.asarray(expected, dtype=float), EPSILON, None)
     a = np.clip(np.asarray(actual, dtype=float), EPSILON, None)
@@ -264,5 +264,5 @@ def category_figures(
 
 def score_in_batches(scorer: OutlierScorer, rows: list[Mapping[str, Any]], batch_size: int = 10_000) -> np.ndarray:
     """Outlier flags scored in micro-batches: one IsolationForest call costs ~7.5 ms however small."""
-    parts = [np.asarray(scorer(rows[i:i + batch_size]), dtype=bool) for i in range(0, len(rows), batch_size)]
+    parts = [np.asarray(scorer(rows[i:i + batch_size])).astype(bool) for i in range(0, len(rows), batch_size)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
