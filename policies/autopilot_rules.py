@@ -91,6 +91,9 @@ def metric(ctx: Context, rule: Mapping[str, Any]) -> Verdict:
     leader, name = ctx.deployment.leader, rule["metric"]
     if leader is None:
         return Verdict("metric", False, "the deployment has no leader")
+    if (name in ("mae", "rmse")) != (ctx.deployment.task == "regression"):
+        return Verdict("metric", False, f"{name} is not measured for a {ctx.deployment.task} deployment; "
+                       "fix rules.metric.metric")
     found = performance(ctx.ledger.engine, ctx.deployment.name, model=leader, window_days=rule["days"],
                         now_us=ctx.now_us)
     row: dict[str, Any] = next((r for r in found["results"] if r["model_id"] == leader and r["slice_value"] is None), {})
