@@ -197,3 +197,12 @@ def test_without_chain_rows_the_wire_stream_is_still_refused_by_the_digest(signe
     events = (notary.raw_event_to_json(e) for e in notary.iter_stored_events(engine))
     report = notary.verify_events(events, None, digest, key)
     assert not report.ok and report.counts == {"digest_mismatch": 1}
+
+
+def test_a_malformed_chain_row_is_reported_at_its_position(signed):
+    engine, digest, key = signed
+    unguard(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ledger_chain SET content_hash = :h WHERE position = 6"), {"h": b"\x01" * 31})
+    report = notary.verify_database(engine, [digest], key)
+    assert first(report) == (6, "changed") and report.digests[0].ok
