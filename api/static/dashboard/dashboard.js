@@ -264,12 +264,12 @@ async function renderFlagged() {
     note("flagged-note", `Inline flags unavailable: ${error.message}`);
   }
   for (const d of state.health.deployments || []) {
-    for (const check of d.checks) {  // window checks name the predictions their forest flagged
-      const ids = (check.outliers || []).filter((id) => typeof id === "string").slice(0, 10);
+    for (const check of d.checks.slice(0, 3)) {  // window checks name the predictions their forest flagged
+      const ids = (check.outliers || []).filter((id) => typeof id === "string").slice(0, 5);
       for (const id of ids) rows.push([id, d.name, `outlier (IsolationForest, ${check.key})`, check.recorded_at]);
     }
   }
-  for (const [id, deployment, flags, when] of rows) {
+  for (const [id, deployment, flags, when] of rows.slice(0, 40)) {
     const row = body.insertRow();
     lookupLink(cell(row, id), id);
     cell(row, deployment);
