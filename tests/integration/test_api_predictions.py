@@ -122,3 +122,23 @@ def test_a_predictor_reads_only_its_own_predictions(api: Api) -> None:
     other = api.ledger.issue_api_key(role="predictor", actor="test")[1]
     stranger = api.client.simulate_get(path, headers={"Authorization": f"Bearer {other}"})
     assert stranger.status_code == 404
+
+
+def test_concurrent_retries_of_one_request_record_it_once(api: Api) -> None:
+    import threading
+
+    deployment_with_models(api)
+    barrier, answers = threading.Barrier(6), []
+
+    def send() -> None:
+        barrier.wait()
+        answers.append(predict(api, {"features": ROW, "request_id": "same"}))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201]
+    assert len({a.json["prediction_id"] for a in answers}) == 1
+    assert api.ledger.prediction(answers[0].json["prediction_id"]).version == 1
