@@ -35,19 +35,20 @@ def churn(ledger: Ledger) -> tuple[Api, str]:
     return make_api(ledger), leader
 
 
-def predict(api: Api, n: int, seed: int, drift: bool, batch: str) -> list[tuple[str, int, str]]:
+def predict(api: Api, n: int, seed: int, drift: bool, batch: str,
+            deployment: str = "churn") -> list[tuple[str, int, str]]:
     """Score n demo rows in one batch through the API; (request id, actual churn, customer) per row."""
     frame = demo_data.generate(n, seed=seed, drift=drift, end=END)
     rows = [{k: _plain(v) for k, v in row.items()} for row in frame[COLUMNS].astype(object).to_dict("records")]
-    answer = api.call("POST", "/v1/deployments/churn/predictions", role="predictor",
+    answer = api.call("POST", f"/v1/deployments/{deployment}/predictions", role="predictor",
                       json={"instances": rows, "request_id": batch})
     assert answer.status_code in (200, 201), answer.text
     return [(f"{batch}#{i}", int(actual), customer)
             for i, (actual, customer) in enumerate(zip(frame["churned"], frame["customer_id"], strict=True))]
 
 
-def report_outcomes(api: Api, scored: list[tuple[str, int, str]]) -> None:
-    body = [{"deployment": "churn", "request_id": rid, "actual": actual} for rid, actual, _ in scored]
+def report_outcomes(api: Api, scored: list[tuple[str, int, str]], deployment: str = "churn") -> None:
+    body = [{"deployment": deployment, "request_id": rid, "actual": actual} for rid, actual, _ in scored]
     answer = api.call("POST", "/v1/outcomes", role="predictor", json=body)
     assert answer.status_code in (200, 201), answer.text
 
@@ -151,7 +152,7 @@ def test_a_metric_floor_and_a_schedule_fire_together_and_retrain_once_on_source_
     ledger.change_deployment("churn", "test", settings={"autopilot": {"data": "both", "rules": rules}})
     month_later = int(time.time() * 1_000_000) + 31 * DAY_US
 
-    report = churn_report(ledger, now_us=month_later)
+    report = churn_report(ledger, now_us=month_later, housekeeping=False)
 
     assert report.fired == ["rule:autopilot.metric@1", "rule:autopilot.schedule@1"] and report.model_id
     trigger = ledger.training_run(report.training_run).trigger
@@ -163,8 +164,32 @@ def test_a_metric_floor_and_a_schedule_fire_together_and_retrain_once_on_source_
     assert trigger["data"]["source_rows"] == 400 and trigger["data"]["ledger_rows"] == 200
     assert len(ledger.deployment("churn").models) == 2 and ledger.deployment("churn").leader == leader
 
-    again = churn_report(ledger, now_us=month_later)
+    again = churn_report(ledger, now_us=month_later, housekeeping=False)
     assert again.fired == [] and again.model_id is None
+
+
+def test_outcomes_count_only_once_they_have_matured(ledger, churn):
+    api, leader = churn
+    late = {**_churn_kwargs(ledger), "name": "churn-late", "outcome_maturity_days": 30}
+    ledger.create_deployment(**late, actor="test")
+    ledger.add_model("churn-late", leader, "test")  # the same trained model, another maturity
+    report_outcomes(api, predict(api, 80, seed=25, drift=False, batch="late", deployment="churn-late"),
+                    deployment="churn-late")
+    settings = {"data": "ledger", "min_training_rows": 10_000, "rules": {"outcomes": {"count": 50}}}
+    ledger.change_deployment("churn-late", "test", settings={"autopilot": settings})
+
+    today = run_pass(ledger, only=["churn-late"], housekeeping=False).deployments[0]
+    assert today.fired == [] and today.verdicts[0]["reason"].startswith("0 new matured outcomes")
+
+    later = run_pass(ledger, only=["churn-late"], housekeeping=False,
+                     now_us=int(time.time() * 1_000_000) + 31 * DAY_US).deployments[0]
+    assert later.fired == ["rule:autopilot.outcomes@1"] and later.model_id is None
+    assert later.note.startswith("not retrained: 80 rows") and later.data["ledger_rows"] == 80
+
+
+def _churn_kwargs(ledger: Ledger) -> dict[str, Any]:
+    d = ledger.deployment("churn")
+    return {"task": d.task, "schema": d.schema, "policy": d.policy, "positive_label": d.positive_label}
 
 
 def test_a_bad_rule_is_refused_with_the_field_to_fix():
