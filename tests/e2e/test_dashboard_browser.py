@@ -80,6 +80,14 @@ def predict_and_report(server: Server, keys: dict[str, str], batch: list[dict], 
     return ids
 
 
+def promote_the_challenger(server: Server, keys: dict[str, str]) -> None:
+    deployment = server.call("GET", "/v1/deployments/churn", key=keys["admin"]).json
+    challenger = deployment["challengers"][0]["id"]
+    promoted = server.call("PUT", "/v1/deployments/churn/leader", {"model_id": challenger, "reason": "e2e"},
+                           key=keys["admin"], headers={"If-Match": f'"{deployment["version"]}"'})
+    assert promoted.status == 200, promoted.body
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory):
     """A served ledger with calm traffic, a quality check, then drifted traffic and its check."""
@@ -97,6 +105,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         time.sleep(1.1)
         ids = predict_and_report(server, keys, rows(WINDOW, seed=22, drift=True), "drifted")
         check_recent_windows(ledger, window=WINDOW)
+        promote_the_challenger(server, keys)
         close_elapsed_periods(ledger, now=datetime.now(UTC) + timedelta(hours=3))
         for projection in ALL:  # here, or by waiting for the server's projector if it runs them
             catch_up(ledger.engine, projection)
@@ -177,6 +186,9 @@ def test_the_charts_show_the_figures_the_api_returns(world, page):
     for model, dataset in zip(model_health["models"], performance["datasets"], strict=False):
         assert dataset["data"] == [p["value"] for p in model["points"]]
     assert len(model_health["models"]) == 2 and any(p["value"] for p in model_health["models"][0]["points"])
+    changes = page.evaluate("() => window.dashboard.charts.performance.options.plugins.leaderLines.changes")
+    assert [c["model_id"] for c in changes] == [c["model_id"] for c in model_health["leader_changes"]]
+    assert len(changes) == 2  # the first leader, then the promotion
     assert page.locator("#deployments-table tbody tr").count() == 1
     assert page.locator("#deployments-table tbody td").nth(4).inner_text() != "—"  # a challenger
     assert page.errors == []
@@ -229,3 +241,17 @@ def test_nothing_is_fetched_from_anywhere_but_the_server(world):
     assert shutil.which("chromium") or Path(CHROMIUM).exists()
     html = (REPO / "api" / "static" / "dashboard" / "index.html").read_text()
     assert "http://" not in html and "https://" not in html
+
+
+def test_the_slice_table_shows_the_performance_the_api_returns_per_slice(world, page):
+    server, keys, _, _ = world
+    open_dashboard(page, server, keys["auditor"])
+    page.select_option("#slice-feature", "region")
+    page.wait_for_function("() => document.querySelector('#slice-table thead th')?.textContent === 'region'")
+    answer = api_json(server, keys["auditor"], "/v1/performance?deployment=churn&slice=region")
+    expected = [r for r in answer["results"] if r["slice_value"] is not None]
+    shown = page.eval_on_selector_all("#slice-table tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText))")
+    assert [row[0] for row in shown] == [r["slice_value"] for r in expected]
+    assert [int(row[2]) for row in shown] == [r["count"] for r in expected]
+    assert [row[6] for row in shown] == [f"{r['f1']:.3f}" for r in expected]
+    assert "central" in {row[0] for row in shown}  # the region only the drifted traffic has
