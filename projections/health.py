@@ -30,6 +30,7 @@ class HealthProjection(Projection):
 
     name = "health"
     version = 1
+    _by_deployment: dict[str, list[tuple[str, int]]] | None = None  # feeds per deployment, for one page
     topics = frozenset({FEED + k for k in ("Declared", "ExpectationChanged", "IngestionReported",
                                            "PeriodClosed")} | {QUALITY, ev.PREDICTION + "Made"})
 
@@ -105,8 +106,6 @@ class HealthProjection(Projection):
         if rows:
             conn.execute(self.tables["counts"].insert(), rows)
         self._by_deployment = None
-
-    _by_deployment: dict[str, list[tuple[str, int]]] | None = None
 
     def _feed_periods(self, conn: sa.Connection, event: ev.Event) -> list[tuple[str, int]]:
         """The feeds a prediction counts for, each with the period holding its recorded-at."""
