@@ -4,7 +4,8 @@ Public surface (import from here):
 - chain:   RawEvent, hash_event, raw_event_to_json, raw_event_from_json, GENESIS
 - store:   advance, notary_head, iter_raw_events, iter_stored_events, iter_chain_rows
 - signing: Digest, sign_digest, load_digest, load_public_key, write_digest_file
-- service: create_signing_key, rotate_signing_key, issue_digest, DigestWriter, verify_database
+- service: create_signing_key, rotate_signing_key, issue_digest, DigestWriter, verify_database,
+           check_continuity (TamperSuspected)
 - verify:  verify_events -> VerificationReport; remote: iter_events_from_url
 """
 
@@ -19,6 +20,8 @@ from ledger.notary.remote import iter_events_from_url
 from ledger.notary.report import Problem, VerificationReport
 from ledger.notary.service import (
     DigestWriter,
+    TamperSuspected,
+    check_continuity,
     create_signing_key,
     default_key_path,
     issue_digest,
@@ -44,10 +47,33 @@ from ledger.notary.store import (
 from ledger.notary.verify import verify_events
 
 __all__ = [
-    "GENESIS", "Digest", "DigestWriter", "Problem", "RawEvent", "VerificationReport", "advance",
-    "create_signing_key", "default_key_path", "ensure_notary_tables", "hash_event", "issue_digest",
-    "iter_chain_rows", "iter_events_from_url", "iter_raw_events", "iter_stored_events",
-    "latest_digest_file", "load_digest", "load_public_key", "notary_head", "raw_event_from_json",
-    "raw_event_to_json", "rotate_signing_key", "sign_digest", "verify_database", "verify_events",
+    "Digest",
+    "DigestWriter",
+    "GENESIS",
+    "Problem",
+    "RawEvent",
+    "TamperSuspected",
+    "VerificationReport",
+    "advance",
+    "check_continuity",
+    "create_signing_key",
+    "default_key_path",
+    "ensure_notary_tables",
+    "hash_event",
+    "issue_digest",
+    "iter_chain_rows",
+    "iter_events_from_url",
+    "iter_raw_events",
+    "iter_stored_events",
+    "latest_digest_file",
+    "load_digest",
+    "load_public_key",
+    "notary_head",
+    "raw_event_from_json",
+    "raw_event_to_json",
+    "rotate_signing_key",
+    "sign_digest",
+    "verify_database",
+    "verify_events",
     "write_digest_file",
 ]

@@ -13,11 +13,13 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.errors import AlreadyExists
+from ledger.errors import AlreadyExists, Conflict
 from ledger.notary.report import VerificationReport
 from ledger.notary.signing import (
     Digest,
     key_id_for,
+    latest_digest_file,
+    load_digest,
     load_private_key,
     public_key_text,
     sign_digest,
@@ -29,6 +31,7 @@ from ledger.notary.store import (
     chain_rows,
     event_rows,
     has_notary_tables,
+    iter_chain_rows,
     last_position,
     notary_head,
 )
@@ -96,15 +99,44 @@ def rotate_signing_key(ledger: Any, path: Path, actor: str) -> tuple[str, str]:
     return old_id, new_id
 
 
-def issue_digest(engine: sa.Engine, key_path: Path, digests_dir: Path | None = None) -> Digest:
-    """Catch the chain up, sign its head, and write it to `digests_dir` when given."""
+class TamperSuspected(Conflict):
+    """The chain no longer holds a head already signed: someone rewrote it."""
+
+    code = "tamper_suspected"
+
+
+def issue_digest(engine: sa.Engine, key_path: Path, digests_dir: Path | None = None,
+                 previous: Digest | None = None) -> Digest:
+    """Catch the chain up, sign its head, and write it to `digests_dir` when given.
+
+    Refuses to sign a chain that no longer passes through the last digest issued
+    (`previous`, by default the latest file in `digests_dir`): a rewritten chain must not
+    be certified after the fact.
+    """
     key = load_private_key(key_path)
+    if previous is None and digests_dir is not None:
+        latest = latest_digest_file(digests_dir)
+        previous = load_digest(latest) if latest else None
     advance(engine)
+    if previous is not None:
+        check_continuity(engine, previous)
     position, head_hash, recorded_at = notary_head(engine)
     digest = sign_digest(key, position, head_hash, recorded_at)
     if digests_dir is not None:
         write_digest_file(digest, digests_dir)
     return digest
+
+
+def check_continuity(engine: sa.Engine, previous: Digest) -> None:
+    """The chain row at the digest's position must still carry the signed head."""
+    if previous.position == 0:
+        return
+    row = next(iter_chain_rows(engine, previous.position, previous.position), None)
+    if row is None or row[0] != previous.position or row[2].hex() != previous.head_hash:
+        raise TamperSuspected(
+            f"the chain no longer holds the head signed at position {previous.position} "
+            f"({previous.issued_at}); refusing to sign. Run `ledger verify --digest` with that digest"
+        )
 
 
 class DigestWriter:

@@ -206,3 +206,11 @@ def test_a_malformed_chain_row_is_reported_at_its_position(signed):
         conn.execute(sa.text("UPDATE ledger_chain SET content_hash = :h WHERE position = 6"), {"h": b"\x01" * 31})
     report = notary.verify_database(engine, [digest], key)
     assert first(report) == (6, "changed") and report.digests[0].ok
+
+
+def test_the_notary_refuses_to_sign_a_rewritten_chain(signed, tmp_path):
+    engine, _, _ = signed
+    unguard(engine)
+    rewrite_chain_from(engine, 11)
+    with pytest.raises(notary.TamperSuspected, match="position 24"):
+        notary.issue_digest(engine, tmp_path / "secrets" / "signing-key.pem", tmp_path / "digests")
