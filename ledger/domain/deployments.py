@@ -33,6 +33,12 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise InvalidCommand(
             f"subject_field {subject!r} is not a feature of the schema", field="schema.subject_field"
         )
+    personal = [f["name"] for f in features if f.get("personal")]
+    if personal and subject is None:
+        raise InvalidCommand(
+            f"personal features ({', '.join(personal)}) need a subject_field naming whose data they are",
+            field="schema.subject_field",
+        )
 
 
 def check_policy(policy: dict[str, Any], task: str) -> None:
