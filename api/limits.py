@@ -22,8 +22,8 @@ class BodyLimitMiddleware:
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          params: dict[str, Any]) -> None:
-        if req.method not in BODY_METHODS or resource is None:
-            return
+        if req.method not in BODY_METHODS or resource is None or not _responds(resource, req, params):
+            return  # no body to read (a method the resource lacks gets falcon's 405)
         length = req.content_length
         if length is None:
             raise Problem(411, "length_required",
@@ -32,3 +32,9 @@ class BodyLimitMiddleware:
         if length > limit:
             raise Problem(413, "body_too_large",
                           f"the body has {length} bytes; the limit is {limit}", "body", limit=limit)
+
+
+def _responds(resource: Any, req: falcon.Request, params: dict[str, Any]) -> bool:
+    """Whether the routed resource has a responder for this method (any suffix)."""
+    method = req.method.lower()
+    return any(name == f"on_{method}" or name.startswith(f"on_{method}_") for name in dir(resource))

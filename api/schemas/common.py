@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
 
 
 class ProblemSchema(Schema):
     """RFC 9457 problem details plus a stable `code` (and `field` when one is at fault)."""
+
+    class Meta:
+        unknown = INCLUDE  # RFC 9457 extension members (e.g. `limit`, `index`) are allowed
 
     type = fields.String(required=True)
     title = fields.String(required=True)
