@@ -55,6 +55,9 @@ class Projection:
         """Write what these events change, inside the caller's transaction."""
         raise NotImplementedError
 
+    def apply_range(self, conn: sa.Connection, after: int, upto: int) -> None:
+        """Events projected in SQL, straight from the event table (before `apply` of the page)."""
+
     # -- table lifecycle ---------------------------------------------------------
     def create_tables(self, conn: sa.Connection, with_indexes: bool = True) -> None:
         for table in self.tables.values():

@@ -51,11 +51,14 @@ def contributions(prediction: Mapping[str, Any], task: str, actual: Any, hour: i
 
 
 def add_outcome(deltas: Deltas, prediction: Mapping[str, Any], task: str, actual: Any,
-                previous: tuple[bool, Any], hour: int) -> None:
-    """Add an outcome's cells, minus those of the outcome it corrects (if any)."""
-    had_previous, old = previous
+                previous: tuple[bool, Any, Any], hour: int) -> None:
+    """Add an outcome's cells, minus those of the outcome it corrects (if any).
+
+    `prediction` has deployment, day, outputs and the slices of this outcome; `previous`
+    is (corrects one?, its actual, its slices)."""
+    had_previous, old, old_slices = previous
     if had_previous:
-        for key, values in contributions(prediction, task, old, hour, -1):
+        for key, values in contributions({**prediction, "slices": old_slices}, task, old, hour, -1):
             _add(deltas[key], values)
     for key, values in contributions(prediction, task, actual, hour, +1):
         _add(deltas[key], values)

@@ -58,7 +58,7 @@ def decode(row: Any) -> Event:
     state = row[4]
     return Event(
         position=row[0], originator_id=originator_str(row[1]), version=row[2], topic=row[3],
-        state=orjson.loads(bytes(state) if isinstance(state, memoryview) else state),
+        state=orjson.loads(state),  # bytes or a memoryview (psycopg2's bytea): orjson takes both
         recorded_at=row[5],
     )
 
@@ -70,14 +70,23 @@ def head(conn: sa.Connection) -> int:
 
 def read_page(
     conn: sa.Connection, after: int, upto: int, limit: int, topics: Iterable[str] | None = None
-) -> list[Any]:
-    """Raw rows with after < id <= upto, in id order, optionally only some topics."""
+) -> tuple[list[Any], int]:
+    """Raw rows after `after` in id order, and the position the page reaches.
+
+    The id range asked for is at most `limit` wide: on a table whose statistics lag
+    (a ledger that just grew) PostgreSQL otherwise picks a bitmap scan of everything
+    after `after` and a sort, for every page.
+    """
     t = events_table
-    query = sa.select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state,
-                      t.c.recorded_at).where(t.c.id > after, t.c.id <= upto)
+    high = min(upto, after + limit)
+    # PostgreSQL sends the uuid as text: psycopg2 would build a UUID object only to str() it
+    originator = sa.cast(t.c.originator_id, sa.Text) if conn.dialect.name == "postgresql" else t.c.originator_id
+    query = sa.select(t.c.id, originator, t.c.originator_version, t.c.topic, t.c.state,
+                      t.c.recorded_at).where(t.c.id > after, t.c.id <= high)
     if topics is not None:
         query = query.where(t.c.topic.in_(sorted(topics)))
-    return list(conn.execute(query.order_by(t.c.id).limit(limit)))
+    rows = list(conn.execute(query.order_by(t.c.id)))
+    return rows, high
 
 
 def recorded_at_of(conn: sa.Connection, position: int) -> int:

@@ -6,19 +6,22 @@ runner keeps them consistent with each other at every position.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from projections import events as ev
 from projections.base import Projection
-from projections.cubes import DAY_US, HOUR_US, add_outcome, new_deltas
+from projections.bulk import add_to_cells, insert_rows
+from projections.cubes import HOUR_US, add_outcome, new_deltas
+from projections.made_sql import copy_predictions
 from projections.slicing import quantile_edges, slice_values, sliceable
-from projections.tables import prediction_tables
+from projections.tables import CUBE_KEY, prediction_tables
 
-FACTS = ("deployment", "day", "outputs", "slices")
+FACTS = ("deployment", "day", "outputs", "features")
+RECENT = 20_000  # predictions whose facts stay in memory (corrections, outcomes in bursts)
 
 
 class PredictionsProjection(Projection):
@@ -26,35 +29,39 @@ class PredictionsProjection(Projection):
 
     name = "predictions"
     version = 1
-    topics = frozenset(
-        [ev.PREDICTION + "Made", ev.PREDICTION + "OutcomeRecorded", ev.DEPLOYMENT + "Created",
+    topics = frozenset(  # decoded in Python; Prediction.Made is copied in SQL (apply_range)
+        [ev.PREDICTION + "OutcomeRecorded", ev.DEPLOYMENT + "Created",
          ev.DEPLOYMENT + "SchemaChanged", ev.DEPLOYMENT + "ModelAdded", ev.TRAINING + "Completed"]
     )
 
     def __init__(self, generation: int):
         super().__init__(generation)
         self.deployments: dict[str, dict[str, Any]] | None = None  # by deployment id, lazily loaded
+        # prediction id -> facts and latest outcome; exact because this instance applied
+        # every event since it was made (a failed page discards the instance)
+        self.recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
         return prediction_tables(metadata, suffix)
 
+    def apply_range(self, conn: sa.Connection, after: int, upto: int) -> None:
+        copy_predictions(conn, self.tables["predictions"], after, upto)
+
     def apply(self, conn: sa.Connection, events: Sequence[ev.Event]) -> None:
         if self.deployments is None:
             self._load_deployments(conn)
-        made: dict[str, dict[str, Any]] = {}
         outcomes: list[ev.Event] = []
         for e in events:
-            if e.kind == "Prediction.Made":
-                made[e.originator_id] = self._made(e)
-            elif e.kind == "Prediction.OutcomeRecorded":
+            if e.kind == "Prediction.OutcomeRecorded":
                 outcomes.append(e)
-            else:
-                self._setup(conn, e)
-        if made:
-            conn.execute(self.tables["predictions"].insert(), list(made.values()))
+                continue
+            if outcomes:  # slicing may change: count the outcomes before it under the old one
+                self._outcomes(conn, outcomes)
+                outcomes = []
+            self._setup(conn, e)
         if outcomes:
-            self._outcomes(conn, outcomes, made)
+            self._outcomes(conn, outcomes)
 
     # -- deployments and profiles (what slicing needs) ---------------------------------
     def _load_deployments(self, conn: sa.Connection) -> None:
@@ -85,46 +92,40 @@ class PredictionsProjection(Projection):
         conn.execute(t.update().where(t.c.deployment_id == e.originator_id)
                      .values(sliced=row["sliced"], bins=row["bins"]))
 
-    def _made(self, e: ev.Event) -> dict[str, Any]:
-        assert self.deployments is not None
-        s = e.state
-        deployment = next((d for d in self.deployments.values() if d["name"] == s["deployment"]), None)
-        sliced, bins = (deployment["sliced"], deployment["bins"]) if deployment else ([], {})
-        sealed = s.get("sealed") or {}
-        return {
-            "prediction_id": e.originator_id, "position": e.position, "recorded_at": e.recorded_at,
-            "day": e.recorded_at // DAY_US, "deployment": s["deployment"],
-            "deployment_version": s["deployment_version"], "served_model": s["served_model"],
-            "leader": s["leader"], "request_id": s["request_id"], "features": s["features"],
-            "outputs": s["outputs"], "flags": s["flags"], "flagged": bool(s["flags"]),
-            "slices": slice_values(s["features"], sliced, bins), "actor": s["actor"],
-            "subject_ref": sealed.get("subject_ref"),
-        }
-
     # -- outcomes ------------------------------------------------------------------------
-    def _outcomes(self, conn: sa.Connection, outcomes: list[ev.Event], made: dict[str, dict[str, Any]]) -> None:
+    def _outcomes(self, conn: sa.Connection, outcomes: list[ev.Event]) -> None:
         assert self.deployments is not None
-        ids = sorted({o.originator_id for o in outcomes})
-        facts = {pid: {k: m[k] for k in FACTS} for pid, m in made.items()}
-        facts.update(self._stored_facts(conn, [i for i in ids if i not in facts]))
-        latest = self._latest_outcomes(conn, ids)
-        tasks = {d["name"]: d["task"] for d in self.deployments.values()}
+        ids = {o.originator_id for o in outcomes}
+        known = {pid: self.recent[pid] for pid in ids if pid in self.recent}  # held for this page
+        missing = sorted(ids - known.keys())
+        if missing:
+            stored, latest = self._stored_facts(conn, missing), self._latest_outcomes(conn, missing)
+            for pid, facts in stored.items():
+                known[pid] = {**facts, "latest": latest.get(pid, (False, None, None))}
+                self._remember(pid, known[pid])
+        by_name = {d["name"]: d for d in self.deployments.values()}
         deltas, rows = new_deltas(), []
         for o in outcomes:
-            prediction = facts.get(o.originator_id)
+            prediction = known.get(o.originator_id)
             if prediction is None:
                 continue  # cannot happen in an intact log: an outcome follows its prediction
-            hour, actual = o.recorded_at // HOUR_US, o.state["actual"]
-            previous = latest.get(o.originator_id, (False, None))
-            add_outcome(deltas, prediction, tasks.get(prediction["deployment"], "classification"),
-                        actual, previous, hour)
+            hour, actual, previous = o.recorded_at // HOUR_US, o.state["actual"], prediction["latest"]
+            deployment = by_name.get(prediction["deployment"]) or {"task": "classification", "sliced": [], "bins": {}}
+            slices = slice_values(prediction["features"], deployment["sliced"], deployment["bins"])
+            add_outcome(deltas, {**prediction, "slices": slices}, deployment["task"], actual, previous, hour)
             rows.append({"position": o.position, "prediction_id": o.originator_id,
                          "recorded_at": o.recorded_at, "hour": hour, "deployment": prediction["deployment"],
-                         "actual": actual, "corrected": previous[0], "previous": previous[1],
-                         "observed_at": o.state.get("observed_at"), "actor": o.state["actor"]})
-            latest[o.originator_id] = (True, actual)
-        conn.execute(self.tables["outcomes"].insert(), rows)
+                         "actual": actual, "corrected": previous[0], "previous": previous[1], "slices": slices,
+                         "previous_slices": previous[2], "observed_at": o.state.get("observed_at"),
+                         "actor": o.state["actor"]})
+            prediction["latest"] = (True, actual, slices)
+        insert_rows(conn, self.tables["outcomes"], rows)
         self._upsert_cells(conn, deltas)
+
+    def _remember(self, prediction_id: str, facts: dict[str, Any]) -> None:
+        self.recent[prediction_id] = facts
+        if len(self.recent) > RECENT:
+            self.recent.popitem(last=False)
 
     def _stored_facts(self, conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
         if not ids:
@@ -133,22 +134,13 @@ class PredictionsProjection(Projection):
         query = sa.select(t.c.prediction_id, *(t.c[k] for k in FACTS)).where(t.c.prediction_id.in_(ids))
         return {r["prediction_id"]: dict(r) for r in conn.execute(query).mappings()}
 
-    def _latest_outcomes(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[bool, Any]]:
+    def _latest_outcomes(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[bool, Any, Any]]:
         t = self.tables["outcomes"]
-        query = sa.select(t.c.prediction_id, t.c.actual).where(t.c.prediction_id.in_(ids)).order_by(t.c.position)
-        return {r[0]: (True, r[1]) for r in conn.execute(query)}
+        query = (sa.select(t.c.prediction_id, t.c.actual, t.c.slices).where(t.c.prediction_id.in_(ids))
+                 .order_by(t.c.position))
+        return {r[0]: (True, r[1], r[2]) for r in conn.execute(query)}
 
     def _upsert_cells(self, conn: sa.Connection, deltas: Any) -> None:
-        t = self.tables["cubes"]
-        names = ("deployment", "model_id", "day", "hour", "slice_feature", "slice_value", "actual", "predicted")
-        rows = [{**dict(zip(names, key, strict=True)), "n": int(v[0]), "sum_err": v[1], "sum_abs": v[2],
+        rows = [{**dict(zip(CUBE_KEY, key, strict=True)), "n": int(v[0]), "sum_err": v[1], "sum_abs": v[2],
                  "sum_sq": v[3]} for key, v in deltas.items()]
-        insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(t)
-        statement = insert.on_conflict_do_update(
-            index_elements=list(names),
-            set_={c: t.c[c] + insert.excluded[c] for c in ("n", "sum_err", "sum_abs", "sum_sq")},
-        )
-        conn.execute(statement, rows)
-
-
-
+        add_to_cells(conn, self.tables["cubes"], CUBE_KEY, ("n", "sum_err", "sum_abs", "sum_sq"), rows)

@@ -89,8 +89,8 @@ def _tail(snap: Snapshot, info: dict[str, Any], model: str | None, feature: str,
           days: tuple[int | None, int | None], cut: int, at_us: int, sums: Sums) -> None:
     """Add the outcomes recorded in the hour of the cut, up to the cut itself."""
     o, p = snap.tables["outcomes"], snap.tables["predictions"]
-    query = (sa.select(o.c.actual, o.c.corrected, o.c.previous, o.c.hour, p.c.deployment, p.c.day,
-                       p.c.outputs, p.c.slices)
+    query = (sa.select(o.c.actual, o.c.corrected, o.c.previous, o.c.hour, o.c.slices, o.c.previous_slices,
+                       p.c.deployment, p.c.day, p.c.outputs)
              .join(p, p.c.prediction_id == o.c.prediction_id)
              .where(o.c.deployment == info["name"], o.c.recorded_at >= (at_us // HOUR_US) * HOUR_US,
                     o.c.position <= cut))
@@ -98,7 +98,8 @@ def _tail(snap: Snapshot, info: dict[str, Any], model: str | None, feature: str,
     for row in snap.conn.execute(query).mappings():
         if (days[0] is not None and row["day"] < days[0]) or (days[1] is not None and row["day"] > days[1]):
             continue
-        add_outcome(deltas, row, info["task"], row["actual"], (row["corrected"], row["previous"]), row["hour"])
+        previous = (row["corrected"], row["previous"], row["previous_slices"])
+        add_outcome(deltas, row, info["task"], row["actual"], previous, row["hour"])
     for key, values in deltas.items():
         if key[4] != feature or (model and key[1] != model):
             continue

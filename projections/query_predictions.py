@@ -117,6 +117,6 @@ def _outcomes(snap: Snapshot, ids: list[str]) -> dict[str, dict[str, Any]]:
 
 def _item(row: Any, outcome: dict[str, Any] | None) -> dict[str, Any]:
     keep = ("prediction_id", "position", "deployment", "deployment_version", "served_model", "leader",
-            "request_id", "features", "outputs", "flags", "flagged", "slices")
+            "request_id", "features", "outputs", "flags", "flagged")
     return {**{k: row[k] for k in keep}, "recorded_at": iso(row["recorded_at"]), "caller": row["actor"],
             "outcome": outcome}

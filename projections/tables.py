@@ -26,7 +26,6 @@ def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
         sa.Column("outputs", JSON, nullable=False),
         sa.Column("flags", JSON, nullable=False),
         sa.Column("flagged", sa.Boolean, nullable=False),
-        sa.Column("slices", JSON, nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("subject_ref", sa.String(128)),
         sa.Index(f"ix_pj_predictions_position{s}", "position", unique=True),
@@ -47,6 +46,8 @@ def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
         sa.Column("actual", JSON),
         sa.Column("corrected", sa.Boolean, nullable=False),
         sa.Column("previous", JSON),
+        sa.Column("slices", JSON, nullable=False),  # the slice values this outcome was counted under
+        sa.Column("previous_slices", JSON),  # those of the outcome it corrected
         sa.Column("observed_at", sa.String(64)),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Index(f"ix_pj_outcomes_prediction{s}", "prediction_id", "position"),

@@ -39,7 +39,7 @@ def labels(ledger: Ledger, deployment: str, model: str) -> tuple[list, list, lis
     rows = list_predictions(ledger.engine, deployment=deployment, has_outcome=True, limit=1000)["items"]
     actual = [r["outcome"]["actual"] for r in rows]
     predicted = [r["outputs"][model]["value"] for r in rows]
-    return actual, predicted, [r["slices"]["region"] for r in rows]
+    return actual, predicted, [r["features"]["region"] for r in rows]
 
 
 def test_performance_agrees_with_sklearn_for_every_model_and_slice(ledger: Ledger, world: World) -> None:

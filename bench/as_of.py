@@ -1,0 +1,79 @@
+"""as_of versus current latency of the prediction index and performance reads.
+
+    .venv/bin/python -m bench.as_of [--events 200000] [--repeat 20]
+
+Builds the same ledger as bench.rebuild on PostgreSQL, projects it, then times each
+read now and as of a past position (the middle of the log, and just before the head).
+Target: as_of within 2x of the same read now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import create_postgres_database, drop_postgres_database
+from bench.rebuild import build_ledger
+from ledger.application import Ledger
+from ledger.settings import Settings
+from projections import events as ev
+from projections.query_performance import performance
+from projections.query_predictions import list_predictions
+from projections.registry import ALL
+from projections.runner import Runner
+
+
+def latency_ms(run: Any, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def reads(engine: Any) -> dict[str, Any]:
+    return {
+        "prediction index, 100 newest of the deployment": lambda p: list_predictions(
+            engine, deployment="bench", limit=100, as_of=p),
+        "prediction index, feature.region=north": lambda p: list_predictions(
+            engine, features={"region": "north"}, limit=100, as_of=p),
+        "prediction index, has_outcome=false": lambda p: list_predictions(
+            engine, has_outcome=False, limit=100, as_of=p),
+        "performance, whole deployment": lambda p: performance(engine, "bench", as_of=p),
+        "performance, slice=age, last 7 days": lambda p: performance(
+            engine, "bench", slice_feature="age", window_days=7, as_of=p),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    url = create_postgres_database("ledger_bench_as_of")
+    ledger = Ledger(Settings(home=Path("var/bench"), database_url=url, group_commit=False))
+    try:
+        build_ledger(ledger, args.events)
+        for cls in ALL:
+            Runner(ledger.engine, cls).catch_up()
+        with ledger.engine.connect() as conn:
+            head = ev.head(conn)
+        print(f"\n### as_of vs now on PostgreSQL, {head:,} events (median of {args.repeat}, ms)\n")
+        print("| read | now | as_of middle | ratio | as_of head-50 | ratio |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, read in reads(ledger.engine).items():
+            now = latency_ms(lambda read=read: read(None), args.repeat)
+            middle = latency_ms(lambda read=read: read(head // 2), args.repeat)
+            recent = latency_ms(lambda read=read: read(head - 50), args.repeat)
+            print(f"| {name} | {now:.1f} | {middle:.1f} | {middle / now:.2f}× | {recent:.1f} | {recent / now:.2f}× |")
+    finally:
+        ledger.close()
+        drop_postgres_database(url)
+
+
+if __name__ == "__main__":
+    main()
