@@ -152,17 +152,20 @@ def _current_deployments(conn: sa.Connection) -> list[str]:
 
 
 def _predictions_after(engine: sa.Engine, position: int, page: int = 2000):  # noqa: ANN202 - a generator
-    """Prediction.Made events after a position, in order, a page at a time."""
+    """Prediction.Made events after a position, in order, an id range at a time."""
+    t = ev.events_table
     with engine.connect() as conn:
         upto = ev.head(conn)
-    while True:
+    while position < upto:
+        high = min(upto, position + page)
+        query = (sa.select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state,
+                           t.c.recorded_at)
+                 .where(t.c.id > position, t.c.id <= high, t.c.topic == ev.PREDICTION + "Made").order_by(t.c.id))
         with engine.connect() as conn:
-            rows = ev.read_page(conn, position, upto, page, [ev.PREDICTION + "Made"])
-        if not rows:
-            return
+            rows = conn.execute(query).all()
         for row in rows:
             yield ev.decode(row)
-        position = rows[-1][0]
+        position = high
 
 
 def _check_window(ledger: Ledger, deployment: Deployment, reference: Reference, events: list[ev.Event]) -> QualityCheck:
