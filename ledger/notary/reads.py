@@ -101,9 +101,10 @@ def _pages(engine: sa.Engine, fetch: Any, lo: int, hi: int | None, page: int) ->
     """
     hi = 2**62 if hi is None else hi
     while lo <= hi:
+        wanted = min(page, hi - lo + 1)  # positions are unique: [lo, hi] holds no more rows
         with engine.connect() as conn:
-            rows = fetch(conn, lo, page)
-        full = len(rows) == page
+            rows = fetch(conn, lo, wanted)
+        full = len(rows) == wanted
         if rows and rows[-1][0] > hi:
             rows = [row for row in rows if row[0] <= hi]
             full = False
