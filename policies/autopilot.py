@@ -21,7 +21,7 @@ from ledger.domain.deployments import Deployment
 from ledger.errors import Conflict, InvalidCommand, LedgerError
 from policies import autopilot_config as config
 from policies.autopilot_data import retraining_input
-from policies.autopilot_evidence import LastTraining, last_training, refresh
+from policies.autopilot_evidence import LastTraining, last_trainings, refresh
 from policies.autopilot_rules import Context, Verdict, evaluate
 from policies.health import run_health_pass
 from policies.retention import deployment_names, run_retention
@@ -73,12 +73,17 @@ def run_pass(ledger: Ledger, file_entries: Mapping[str, Mapping[str, Any]] | Non
         refresh(ledger)
         names = deployment_names(ledger)
         _check_names(file_entries or {}, only, names)
+        trainings = last_trainings(ledger)
         for name in names:
             if only is None or name in only:
-                report.deployments.append(rebuild(ledger, name, (file_entries or {}).get(name), now_us))
+                entry = (file_entries or {}).get(name)
+                report.deployments.append(rebuild(ledger, name, entry, trainings.get(name, NEVER), now_us))
         return report
     finally:
         lock.release()
+
+
+NEVER = LastTraining(0, 0, None, None, None)
 
 
 class AutopilotBusy(Conflict):
@@ -87,7 +92,8 @@ class AutopilotBusy(Conflict):
     code = "autopilot_busy"
 
 
-def rebuild(ledger: Ledger, name: str, file_entry: Mapping[str, Any] | None, now_us: int) -> DeploymentReport:
+def rebuild(ledger: Ledger, name: str, file_entry: Mapping[str, Any] | None, last: LastTraining,
+            now_us: int) -> DeploymentReport:
     """Evaluate one deployment's rules; retrain once if any fired."""
     deployment = ledger.deployment(name)
     report = DeploymentReport(name, str(deployment.policy.get("name", "manual")))
@@ -96,7 +102,6 @@ def rebuild(ledger: Ledger, name: str, file_entry: Mapping[str, Any] | None, now
         report.note = "no autopilot rules configured" if settings is None or settings["enabled"] else "disabled"
         return report
     report.configured = True
-    last = last_training(ledger, deployment)
     verdicts = evaluate(Context(ledger, deployment, last, now_us), settings["rules"])
     report.verdicts = [{"rule": v.id, "fired": v.fired, "reason": v.reason} for v in verdicts]
     fired = [v for v in verdicts if v.fired]

@@ -38,26 +38,24 @@ def refresh(ledger: Ledger) -> None:
     catch_up(ledger.engine, PredictionsProjection)
 
 
-def last_training(ledger: Ledger, deployment: Deployment) -> LastTraining:
-    """The newest TrainingRun.Started for this deployment (a person's or a rule's)."""
-    created = ev.DEPLOYMENT + "Created"
-    found = LastTraining(0, 0, None, None, None)
+def last_trainings(ledger: Ledger) -> dict[str, LastTraining]:
+    """Per deployment, its newest TrainingRun.Started (a person's or a rule's), else its creation.
+
+    One scan of two topics per pass, read here rather than through the projections' pager
+    so that the rules do not move when the pager does.
+    """
+    t = ev.events_table
+    query = (sa.select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state, t.c.recorded_at)
+             .where(t.c.topic.in_([ev.TRAINING + "Started", ev.DEPLOYMENT + "Created"])).order_by(t.c.id))
+    found: dict[str, LastTraining] = {}
     with ledger.engine.connect() as conn:
-        upto, after = ev.head(conn), 0
-        while rows := ev.read_page(conn, after, upto, 1000, [ev.TRAINING + "Started", created]):
-            for row in rows:
-                event = ev.decode(row)
-                if _concerns(event, deployment.name):
-                    found = LastTraining(event.position, event.recorded_at, _run_id(event),
-                                         event.state.get("actor"), event.state.get("trigger"))
-            after = rows[-1][0]
+        for row in conn.execute(query):
+            event = ev.decode(row)
+            name = event.state.get("name" if event.kind == "Deployment.Created" else "deployment")
+            if name:
+                found[name] = LastTraining(event.position, event.recorded_at, _run_id(event),
+                                           event.state.get("actor"), event.state.get("trigger"))
     return found
-
-
-def _concerns(event: ev.Event, name: str) -> bool:
-    if event.kind == "Deployment.Created":
-        return event.state.get("name") == name
-    return event.state.get("deployment") == name
 
 
 def _run_id(event: ev.Event) -> str | None:
