@@ -11,7 +11,7 @@ import click
 
 from api.commands.common import open_ledger
 from ledger.application import cli_actor
-from ledger.errors import InvalidCommand
+from ledger.errors import InvalidCommand, LedgerError
 from policies.health import run_health_pass
 from policies.quality_windows import check_batch
 
@@ -103,10 +103,13 @@ def health_pass(ctx: click.Context, now_text: str | None, window: int | None, fl
     now = datetime.fromisoformat(now_text.replace("Z", "+00:00")) if now_text else None
     with open_ledger(ctx) as ledger:
         while True:
-            result = run_health_pass(ledger, now, window=window, flush=flush)
-            click.echo(json.dumps(result, indent=None if loop else 2))
             if not loop:
+                click.echo(json.dumps(run_health_pass(ledger, now, window=window, flush=flush), indent=2))
                 return
+            try:
+                click.echo(json.dumps(run_health_pass(ledger, now, window=window, flush=flush)))
+            except LedgerError as error:  # e.g. a projector far behind: the next pass tries again
+                click.echo(f"health pass skipped: {error.detail}", err=True)
             time.sleep(interval)
 
 
