@@ -13,6 +13,7 @@ from typing import Any
 from api.auth import KeyCache, RateLimiter
 from api.schemas.features import RowSchemas
 from ledger.application import Ledger
+from ledger.privacy import Sealer, sealer_for
 from ledger.settings import Settings
 from policies.serving import Scorer
 
@@ -43,7 +44,7 @@ class Services:
     keys: KeyCache
     limiter: RateLimiter
     row_schemas: RowSchemas
-    sealer: Any | None = None  # ledger.privacy's Sealer when personal data can be sealed
+    sealer: Sealer | None = None  # always built by build(); personal features never bypass it
     extras: dict[str, Any] = field(default_factory=dict)  # other modules' shared objects
 
     @classmethod
@@ -68,11 +69,6 @@ class Services:
         self.ledger.close()
 
 
-def make_sealer(settings: Settings, ledger: Ledger) -> Any | None:
-    """The privacy module's sealer, when it offers one (personal features are sealed there)."""
-    try:
-        from ledger import privacy
-    except ImportError:
-        return None
-    factory = getattr(privacy, "sealer_for", None)
-    return factory(settings, ledger.engine) if factory else None
+def make_sealer(settings: Settings, ledger: Ledger) -> Sealer:
+    """The sealer personal features pass through; failing to build one fails start-up, never opens a leak."""
+    return sealer_for(settings, ledger.engine)
