@@ -72,6 +72,22 @@ def prepare_metrics_dir(home: Path) -> Path:
     return path
 
 
+def prepare_database(settings: Settings) -> None:
+    """Build the app once in the master and close it, so every table exists before the fork.
+
+    Workers that boot together would otherwise race to create the same tables, and
+    PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe against a concurrent twin.
+    """
+    from api.app import create_app
+
+    create_app(settings).services.close()
+
+
+def on_starting(server: Any) -> None:
+    """Gunicorn hook (deploy/gunicorn.conf.py): the tables, before any worker boots."""
+    prepare_database(Settings.from_env())
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """Fold a dead worker's live gauges away so /metrics does not count it twice."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -7,7 +7,7 @@ the database comes from LEDGER_DATABASE_URL as everywhere else.
 
 import os
 
-from api.gunicorn_app import prepare_metrics_dir, server_options
+from api.gunicorn_app import on_starting, prepare_metrics_dir, server_options  # noqa: F401 - a hook
 from ledger.settings import Settings
 
 _workers = os.environ.get("LEDGER_WORKERS")

@@ -41,7 +41,7 @@ def stop(process: subprocess.Popen[bytes] | None) -> None:
 def serve(ctx: click.Context, host: str, port: int, workers: int | None, threads: int,
           demo: bool, sidecars: bool | None) -> None:
     """Serve the API under gunicorn (the app is built in each worker, after the fork)."""
-    from api.gunicorn_app import LedgerServer, prepare_metrics_dir, server_options
+    from api.gunicorn_app import LedgerServer, prepare_database, prepare_metrics_dir, server_options
     from api.observability import configure_logging
 
     settings = settings_from(ctx)
@@ -51,6 +51,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int | None, threads
         from api.demo import bootstrap, keys_path, print_keys
 
         print_keys(bootstrap(settings), keys_path(settings), host, port)
+    prepare_database(settings)
     run_sidecars = sidecars if sidecars is not None else not is_postgres(settings.database_url)
     sidecar = start_sidecars(settings) if run_sidecars else None
     try:

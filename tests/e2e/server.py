@@ -78,6 +78,11 @@ class Server:
                 time.sleep(0.3)
         raise RuntimeError(f"the server did not answer in {timeout}s:\n{self.log.read_text()[-3000:]}")
 
+    def log_tail(self, lines: int = 40) -> str:
+        exited = self.process.poll() if self.process else None
+        tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return f"server exit status: {exited}\n{tail}"
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -58,7 +58,10 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     try:
         keys = issue_keys(home, url)
         server.start()
-        build_deployment(server, keys)
+        try:
+            build_deployment(server, keys)
+        except Exception as error:  # say what the server said, not only that it went away
+            raise AssertionError(f"setting up failed: {error}\n{server.log_tail()}") from error
         yield server, keys
     finally:
         server.stop()
