@@ -60,15 +60,27 @@ class Projection:
 
     # -- table lifecycle ---------------------------------------------------------
     def create_tables(self, conn: sa.Connection, with_indexes: bool = True) -> None:
+        """Tables with their indexes; a bulk load defers all but those `apply` looks rows up by."""
         for table in self.tables.values():
             conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
             if with_indexes:
                 self.create_indexes(conn, table)
+            else:
+                for index in table.indexes:
+                    if index.info.get("lookup"):
+                        index.create(conn, checkfirst=True)
 
     def create_indexes(self, conn: sa.Connection, table: sa.Table | None = None) -> None:
         for t in [table] if table is not None else self.tables.values():
             for index in t.indexes:
                 index.create(conn, checkfirst=True)
+
+    def analyze(self, conn: sa.Connection) -> None:
+        """Fresh statistics: without them PostgreSQL sorts whole tables for a LIMIT 100."""
+        if conn.dialect.name == "postgresql":
+            for table in self.tables.values():  # JSON columns' statistics cost most and serve no plan here
+                columns = ", ".join(c.name for c in table.columns if not isinstance(c.type, sa.JSON))
+                conn.exec_driver_sql(f"ANALYZE {table.name} ({columns})")
 
     def drop_tables(self, conn: sa.Connection) -> None:
         for table in reversed(list(self.tables.values())):

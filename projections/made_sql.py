@@ -17,13 +17,15 @@ COLUMNS = ("prediction_id, position, recorded_at, day, deployment, deployment_ve
            "request_id, features, outputs, flags, flagged, actor, subject_ref")
 
 POSTGRES = f"""
+WITH e AS MATERIALIZED (  -- parse each state once, not once per field
+    SELECT id, originator_id, recorded_at, convert_from(state, 'UTF8')::jsonb AS s
+    FROM {ev.events_table.name} WHERE id > :after AND id <= :upto AND topic = :topic)
 INSERT INTO {{table}} ({COLUMNS})
 SELECT e.originator_id::text, e.id, e.recorded_at, e.recorded_at / {DAY_US}, s->>'deployment',
        (s->>'deployment_version')::int, s->>'served_model', s->>'leader', s->>'request_id',
        s->'features', s->'outputs', s->'flags', jsonb_array_length(s->'flags') > 0, s->>'actor',
        s->'sealed'->>'subject_ref'
-FROM (SELECT id, originator_id, recorded_at, convert_from(state, 'UTF8')::jsonb AS s
-      FROM {ev.events_table.name} WHERE id > :after AND id <= :upto AND topic = :topic) AS e
+FROM e
 """
 
 _HEX = "hex(originator_id)"

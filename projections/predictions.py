@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from projections import events as ev
@@ -20,7 +21,6 @@ from projections.made_sql import copy_predictions
 from projections.slicing import quantile_edges, slice_values, sliceable
 from projections.tables import CUBE_KEY, prediction_tables
 
-FACTS = ("deployment", "day", "outputs", "features")
 RECENT = 20_000  # predictions whose facts stay in memory (corrections, outcomes in bursts)
 
 
@@ -28,7 +28,7 @@ class PredictionsProjection(Projection):
     """Prediction index (a row per prediction), outcomes by position, performance cubes."""
 
     name = "predictions"
-    version = 1
+    version = 2  # 2: slices moved from the prediction row to each outcome
     topics = frozenset(  # decoded in Python; Prediction.Made is copied in SQL (apply_range)
         [ev.PREDICTION + "OutcomeRecorded", ev.DEPLOYMENT + "Created",
          ev.DEPLOYMENT + "SchemaChanged", ev.DEPLOYMENT + "ModelAdded", ev.TRAINING + "Completed"]
@@ -128,11 +128,12 @@ class PredictionsProjection(Projection):
             self.recent.popitem(last=False)
 
     def _stored_facts(self, conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-        if not ids:
-            return {}
         t = self.tables["predictions"]
-        query = sa.select(t.c.prediction_id, *(t.c[k] for k in FACTS)).where(t.c.prediction_id.in_(ids))
-        return {r["prediction_id"]: dict(r) for r in conn.execute(query).mappings()}
+        # JSON as text, decoded by orjson: SQLAlchemy's JSON type decodes with the standard library
+        query = sa.select(t.c.prediction_id, t.c.deployment, t.c.day, sa.cast(t.c.outputs, sa.Text),
+                          sa.cast(t.c.features, sa.Text)).where(t.c.prediction_id.in_(ids))
+        return {pid: {"deployment": d, "day": day, "outputs": orjson.loads(o), "features": orjson.loads(f)}
+                for pid, d, day, o, f in conn.execute(query)}
 
     def _latest_outcomes(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[bool, Any, Any]]:
         t = self.tables["outcomes"]

@@ -140,6 +140,7 @@ class Runner:
         position = self._fill(fresh, 0, progress)
         with self.engine.begin() as conn:
             fresh.create_indexes(conn)
+            fresh.analyze(conn)  # a swapped-in table with no statistics gets bad plans
         with self.engine.begin() as conn:
             while (new := self._apply_page(conn, fresh, position)) != position:
                 position = new

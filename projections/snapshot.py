@@ -61,7 +61,11 @@ def snapshot(engine: sa.Engine, projection: type[Projection], as_of: int | None 
             if state is None:
                 raise ProjectionNotReady(
                     f"the {projection.name} read tables are not built yet; run `ledger project --follow`")
-            projected, generation, _ = state
+            projected, generation, version = state
+            if version != projection.version:
+                raise ProjectionNotReady(
+                    f"the {projection.name} read tables are version {version}, this code reads version "
+                    f"{projection.version}; run `ledger project --follow` (it rebuilds them) or --rebuild")
             position = projected if as_of is None else min(as_of, projected)
             yield Snapshot(conn, projection.tables_for(generation), position, projected, as_of)
         if conn.dialect.name != "postgresql":

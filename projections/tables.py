@@ -50,7 +50,7 @@ def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
         sa.Column("previous_slices", JSON),  # those of the outcome it corrected
         sa.Column("observed_at", sa.String(64)),
         sa.Column("actor", sa.String(200), nullable=False),
-        sa.Index(f"ix_pj_outcomes_prediction{s}", "prediction_id", "position"),
+        sa.Index(f"ix_pj_outcomes_prediction{s}", "prediction_id", "position", info={"lookup": True}),
         sa.Index(f"ix_pj_outcomes_recorded{s}", "deployment", "recorded_at"),
     )
     cubes = sa.Table(
