@@ -1,8 +1,10 @@
-"""The processes `ledger serve` keeps beside gunicorn on one host: projector and digests.
+"""The processes `ledger serve` keeps beside gunicorn on one host: projector, health, digests.
 
 Run as `python -m api.sidecars --db URL`: it starts `ledger project --follow` (exactly
-one projector, never one per worker), restarts it if it dies, and runs `ledger digest`
-every digest interval. It stops when `ledger serve` does (its parent goes away).
+one projector, never one per worker) and `ledger health-pass --loop` (the feed timer),
+restarts either if it dies, and writes a signed digest every digest interval with the
+notary's DigestWriter. It stops when `ledger serve` does (its parent goes away).
+With --no-projector it only writes digests (the compose file's `digests` service).
 """
 
 from __future__ import annotations
@@ -89,13 +91,15 @@ def digest_writer(database_url: str, interval: int) -> tuple[object, Path]:
 @click.command()
 @click.option("--db", "database_url", required=True)
 @click.option("--digest-interval", type=int, default=300)
-@click.option("--projector/--no-projector", default=True)
+@click.option("--projector/--no-projector", default=True,
+              help="Also run the projector and the health pass (single host); off: digests only.")
 def main(database_url: str, digest_interval: int, projector: bool) -> None:
     """Keep the projector running and write digests until the parent goes away."""
     configure_logging()
     parent = os.getppid()
     children = [Child("projector", ledger_command(database_url, "project", "--follow"))] if projector else []
-    children.append(Child("health", ledger_command(database_url, "health-pass", "--loop")))  # feed timer (issue 5)
+    if projector:  # one host runs it all; on a cluster `ledger autopilot --loop` runs the health pass
+        children.append(Child("health", ledger_command(database_url, "health-pass", "--loop")))  # feed timer
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     writer, key_path = digest_writer(database_url, digest_interval)
