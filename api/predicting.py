@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import orjson
@@ -33,6 +34,8 @@ def predict(services: Services, name: str, body: Any, principal: Principal) -> t
     request_ids = row_request_ids(request["request_id"], raw_rows, batch)
     rows = validate_rows(services, runtime, raw_rows, batch)
     scores = services.scorer.score(runtime, rows)
+    if not recording_on(services):
+        return unrecorded_answer(request, scores, request_ids, batch), False
     predictions = build_predictions(services, runtime, rows, scores, request_ids, request["request_id"] if batch else None, principal)
     recorded = services.ledger.record_predictions(predictions)
     answers = [row_answer(p, position is None) for p, position in recorded]
@@ -40,6 +43,26 @@ def predict(services: Services, name: str, body: Any, principal: Principal) -> t
     if not batch:
         return answers[0], created
     return {"request_id": request["request_id"], "predictions": answers}, created
+
+
+def recording_on(services: Services) -> bool:
+    """BENCHMARK BASELINE ONLY (issue 7): LEDGER_RECORD_PREDICTIONS=0 scores without recording.
+
+    Same models, same validation, same scoring; nothing is sealed or stored, so the answer
+    carries no prediction id. Never set it in production: predictions would leave no trace.
+    """
+    value = services.settings.extra.get("record_predictions", os.environ.get("LEDGER_RECORD_PREDICTIONS", "1"))
+    return str(value).strip().lower() not in ("0", "false", "no", "off")
+
+
+def unrecorded_answer(request: dict[str, Any], scores: list[RowScore], request_ids: list[str],
+                      batch: bool) -> dict[str, Any]:
+    """The answer with recording off: what row_answer says, without a prediction id."""
+    answers = [{"request_id": request_id, "model_id": score.served_model,
+                "value": score.served["value"], "probabilities": score.served.get("probabilities"),
+                "flags": score.flags, "retried": False}
+               for score, request_id in zip(scores, request_ids, strict=True)]
+    return {"request_id": request["request_id"], "predictions": answers} if batch else answers[0]
 
 
 def check_batch_size(body: Any, cap: int) -> None:
@@ -91,7 +114,7 @@ def build_predictions(
             body_digest=services.sealer.body_digest(row, sealed_record) if services.sealer else body_digest(row),
             features=plain, sealed=sealed_record,
             outputs=score.outputs, served_model=score.served_model, policy=runtime.policy,
-            leader=runtime.leader, flags=score.flags, scoring=scoring(batch_id, index, len(rows)),
+            leader=runtime.leader, flags=score.flags, scoring=scoring(batch_id, index, len(rows), score.scorers),
             actor=principal.actor,
         )
         for index, (row, score, request_id, (plain, sealed_record)) in enumerate(
@@ -107,10 +130,13 @@ def seal_personal(services: Services, runtime: DeploymentRuntime, rows: list[dic
     return services.sealer.seal_many(runtime.schema, rows, deployment=runtime.name, request_ids=request_ids)
 
 
-def scoring(batch_id: str | None, row: int, rows: int) -> dict[str, Any]:
-    if batch_id is None:
-        return {"mode": "single"}
-    return {"mode": "batch", "batch_id": batch_id, "row": row, "rows": rows}
+def scoring(batch_id: str | None, row: int, rows: int, scorers: dict[str, str]) -> dict[str, Any]:
+    """How the row was scored: alone or row i of a batch, and by which scorer per model."""
+    how: dict[str, Any] = {"mode": "single"} if batch_id is None else {
+        "mode": "batch", "batch_id": batch_id, "row": row, "rows": rows}
+    if scorers:
+        how["scorer"] = dict(scorers)
+    return how
 
 
 def row_answer(prediction: Prediction, retried: bool) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Reproduce a recorded prediction from its artifact and features, bit for bit.
 
 Each model is scored the way the original was: alone, or at its row of a batch of the
-same rows (a row scored alone and in a batch can differ in the last bits).
+same rows (a row scored alone and in a batch can differ in the last bits), and by the
+scorer that made it (compiled-v1 or pipeline; predictions from before the compiled
+scorer existed record none and were scored by the pipeline).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ledger.application import Ledger
 from ledger.domain.predictions import Prediction
 from ledger.errors import InvalidCommand
 from ledger.storage import EVENTS_TABLE
+from policies.compiled import PIPELINE
 from policies.serving import ModelRuntime, score_model
 
 MADE = "ledger.domain.predictions:Prediction.Made"
@@ -73,11 +76,16 @@ def reproduce(ledger: Ledger, prediction_id: str) -> Reproduction:
         estimator = ledger.artifacts.load_model(model.artifact_digest)  # digest verified on load
         runtime = ModelRuntime(model_id, estimator, [specs[n] for n in model.features],
                                hasattr(estimator, "predict_proba") and model.task == "classification")
-        reproduced = score_model(runtime, rows)[index]
+        reproduced = score_model(runtime, rows, scorer_of(prediction.scoring, model_id))[index]
         checks.append(ModelCheck(model_id, model.artifact_digest, recorded, reproduced))
         if model.training_run_id and recorded != reproduced:
             changes.update(_version_changes(ledger.training_run(model.training_run_id).code_version))
     return Reproduction(str(prediction.id), prediction.scoring, checks, changes)
+
+
+def scorer_of(scoring: dict[str, Any], model_id: str) -> str:
+    """The scorer the original used for this model (pipeline when none was recorded)."""
+    return str((scoring.get("scorer") or {}).get(model_id, PIPELINE))
 
 
 def _features(ledger: Ledger, prediction: Any) -> dict[str, Any]:

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sklearn import config_context
 from sklearn.pipeline import Pipeline
 
 from ledger import ids
 from ledger.application import Ledger
 from ledger.errors import Conflict, LedgerError
 from ledger.storage import EVENTS_TABLE, is_postgres
+from policies.compiled import COMPILED, PIPELINE, CompiledModel, compile_model
 from policies.flags import Profile, merged_profile, row_flags
 from trainers.matrix import rows_to_matrix
 
@@ -47,6 +49,12 @@ class ModelRuntime:
 
     def __post_init__(self) -> None:
         self.transforms, self.final = split_pipeline(self.estimator)
+        self.compiled: CompiledModel | None = compile_model(self.estimator) if self.estimator is not None else None
+
+    @property
+    def scorer(self) -> str:
+        """How this model scores new rows: compiled when every step is known, else the pipeline."""
+        return COMPILED if self.compiled is not None else PIPELINE
 
 
 @dataclass
@@ -75,6 +83,7 @@ class RowScore:
     outputs: dict[str, dict[str, Any]]
     served_model: str
     flags: list[str]
+    scorers: dict[str, str] = field(default_factory=dict)  # model id -> compiled-v1 | pipeline
 
     @property
     def served(self) -> dict[str, Any]:
@@ -158,10 +167,11 @@ class Scorer:
         if not runtime.models or runtime.leader is None:
             raise NoActiveModel(f"deployment {runtime.name!r} has no active model; add one first")
         per_model = {m.model_id: score_isolated(m, rows, runtime.leader) for m in runtime.models}
+        scorers = {m.model_id: m.scorer for m in runtime.models}
         scores = []
         for index, row in enumerate(rows):
             outputs = {model_id: results[index] for model_id, results in per_model.items()}
-            scores.append(RowScore(outputs, choose(runtime, outputs), row_flags(runtime.profile, row)))
+            scores.append(RowScore(outputs, choose(runtime, outputs), row_flags(runtime.profile, row), scorers))
         return scores
 
 
@@ -177,21 +187,39 @@ def score_isolated(model: ModelRuntime, rows: list[dict[str, Any]], leader: str 
         return [{"value": None, "probabilities": None, "error": failure} for _ in rows]
 
 
-def score_model(model: ModelRuntime, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row's value (and probabilities for a classifier), as plain Python values."""
+def score_model(model: ModelRuntime, rows: list[dict[str, Any]], scorer: str | None = None) -> list[dict[str, Any]]:
+    """Each row's value (and probabilities for a classifier), as plain Python values.
+
+    `scorer` (compiled-v1 or pipeline; default: the model's own) is how a reproduction
+    scores the way the original did.
+    """
     if model.load_error:
         raise RuntimeError(f"the model could not be loaded: {model.load_error}")
     array, final = rows_to_matrix(rows, model.columns), model.final
-    prepared = model.transforms.transform(array) if model.transforms is not None else array
-    values = final.predict(prepared).tolist()
+    if (scorer or model.scorer) == COMPILED:
+        if model.compiled is None:
+            raise RuntimeError("the model was scored compiled but no longer compiles (a step changed)")
+        value_array, probability_array = model.compiled.score(array)
+    else:
+        value_array, probability_array = _pipeline_score(model, array)
+    values = value_array.tolist()
     if not model.classifier:
         return [{"value": v, "probabilities": None} for v in values]
     labels = [str(label) for label in final.classes_.tolist()]
-    probabilities = final.predict_proba(prepared).tolist()
+    probabilities = probability_array.tolist()
     return [
         {"value": v, "probabilities": dict(zip(labels, p, strict=True))}
         for v, p in zip(values, probabilities, strict=True)
     ]
+
+
+def _pipeline_score(model: ModelRuntime, array: Any) -> tuple[Any, Any]:
+    """Values and (for a classifier) probabilities through the fitted pipeline's own steps."""
+    # Parameters were validated at fit; data checks stay on (a NaN reaching a model is an error).
+    with config_context(skip_parameter_validation=True):
+        prepared = model.transforms.transform(array) if model.transforms is not None else array
+        values = model.final.predict(prepared)
+        return values, model.final.predict_proba(prepared) if model.classifier else None
 
 
 def split_pipeline(estimator: Any) -> tuple[Any | None, Any]:

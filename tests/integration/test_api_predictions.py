@@ -23,7 +23,7 @@ def test_a_single_row_is_scored_by_every_model_and_served_by_the_leader(api: Api
     assert result.headers["Location"] == f"/v1/predictions/{answer['prediction_id']}"
     stored = api.ledger.prediction(answer["prediction_id"])
     assert set(stored.outputs) == {leader, challenger}
-    assert stored.scoring == {"mode": "single"}
+    assert stored.scoring == {"mode": "single", "scorer": {leader: "compiled-v1", challenger: "compiled-v1"}}
     assert "customer" not in stored.features and stored.sealed is not None  # personal: sealed
 
 
@@ -55,7 +55,8 @@ def test_a_batch_scores_rows_with_their_own_or_derived_request_ids(api: Api) -> 
     assert "missing:age" in answers[1]["flags"] and "unseen_category:plan" in answers[1]["flags"]
     assert answers[2]["flags"] == ["out_of_range:income"]
     stored = api.ledger.prediction(answers[1]["prediction_id"])
-    assert stored.scoring == {"mode": "batch", "batch_id": "b-1", "row": 1, "rows": 3}
+    assert {k: v for k, v in stored.scoring.items() if k != "scorer"} == {
+        "mode": "batch", "batch_id": "b-1", "row": 1, "rows": 3}
 
 
 def test_majority_vote_serves_the_commonest_answer(api: Api) -> None:
