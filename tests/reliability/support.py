@@ -159,11 +159,15 @@ def predict_once(server: Server, key: str, request_id: str, i: int, timeout: flo
         "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Answer(response.status, dict(response.headers), response.read())
+            return Answer(response.status, lower(response.headers), response.read())
     except urllib.error.HTTPError as error:
-        return Answer(error.code, dict(error.headers), error.read())
+        return Answer(error.code, lower(error.headers), error.read())
     except (OSError, ConnectionError):
         return None
+
+
+def lower(headers) -> dict[str, str]:  # noqa: ANN001
+    return {name.lower(): value for name, value in headers.items()}
 
 
 def retrying_client(server: Server, key: str, ids: Iterable[tuple[str, int]], tally: Tally,
@@ -173,7 +177,7 @@ def retrying_client(server: Server, key: str, ids: Iterable[tuple[str, int]], ta
         while True:
             answer = predict_once(server, key, request_id, i)
             status = answer.status if answer else 0
-            tally.saw(status, answer.headers.get("Retry-After", "") if answer else "")
+            tally.saw(status, answer.headers.get("retry-after", "") if answer else "")
             if answer is not None and 200 <= status < 300:
                 tally.ack(request_id, answer.json)
                 break
