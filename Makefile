@@ -5,26 +5,31 @@ PIP := $(VENV)/bin/pip
 
 .PHONY: install run test lint bench soak clean
 
-$(VENV)/.installed: pyproject.toml
+# The service needs only the runtime packages; the tests add the dev extras.
+$(VENV)/.runtime: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
 	$(PIP) install -q -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.runtime
 
 run: install
 	$(VENV)/bin/ledger serve --demo
 
-test: install
+test: $(VENV)/.dev
 	$(VENV)/bin/lint-imports --config setup.cfg
 	$(VENV)/bin/ruff check ledger projections trainers policies api tests bench
 	$(VENV)/bin/pytest -q
 
-bench: install
+bench: $(VENV)/.dev
 	$(PY) -m bench.run_all
 
-soak: install
+soak: $(VENV)/.dev
 	LEDGER_SOAK=1 $(VENV)/bin/pytest -q tests/reliability
 
 clean:
