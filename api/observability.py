@@ -160,7 +160,8 @@ class RequestObserver:
         metrics().latency.labels(method=req.method, route=route, status=status).observe(elapsed)
         if req.method == "POST" and route.endswith("/predictions") and resp.status_code < 300:
             count_served(str(req.path.split("/")[3]), resp.media)
-        log.info("request", method=req.method, path=req.path, route=route,
+        # The route template, never the path: a path can name a person (/v1/subjects/{id}/forget).
+        log.info("request", method=req.method, route=route,
                  status=resp.status_code, duration_ms=round(elapsed * 1000, 2))
         structlog.contextvars.clear_contextvars()
 

@@ -28,6 +28,10 @@ artifacts_table = sa.Table(
 # because a crafted file can crash predict; a stored artifact was either fitted by
 # our trainers or passed the strict upload check (loads_skops with no list), and its
 # digest proves the bytes are the ones recorded, so loading from the store trusts them.
+# An uploaded file may hold a dtype (every fitted SimpleImputer does): building one runs no
+# code. Tree arrays stay refused for uploads: a crafted one can crash predict.
+UPLOAD_TRUSTED_TYPES = ("numpy.dtype",)
+
 CAPTURED_TRUSTED_TYPES = (
     "numpy.dtype",
     "sklearn.tree._tree.Tree",

@@ -16,7 +16,7 @@ import orjson
 from api.errors import Problem
 from api.resources.queries import model_index
 from api.schemas.uploads import ModelUploadSchema, UploadedModelSchema
-from ledger.artifacts import loads_skops
+from ledger.artifacts import UPLOAD_TRUSTED_TYPES, loads_skops
 
 METADATA_HEADER = "X-Model-Metadata"
 
@@ -33,7 +33,7 @@ class ModelUploadResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         content, metadata = read_upload(req)
-        model = loads_skops(content)  # untrusted types -> 422 untrusted_artifact
+        model = loads_skops(content, trusted=list(UPLOAD_TRUSTED_TYPES))  # others -> 422 untrusted_artifact
         declared = ModelUploadSchema().load(metadata)
         answer = self._register(content, model, declared, req.context.principal.actor)
         resp.media = UploadedModelSchema().dump(answer)
