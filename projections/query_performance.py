@@ -89,17 +89,24 @@ def _tail(snap: Snapshot, info: dict[str, Any], model: str | None, feature: str,
           days: tuple[int | None, int | None], cut: int, at_us: int, sums: Sums) -> None:
     """Add the outcomes recorded in the hour of the cut, up to the cut itself."""
     o, p = snap.tables["outcomes"], snap.tables["predictions"]
-    query = (sa.select(o.c.actual, o.c.corrected, o.c.previous, o.c.hour, o.c.slices, o.c.previous_slices,
-                       p.c.deployment, p.c.day, p.c.outputs)
-             .join(p, p.c.prediction_id == o.c.prediction_id)
-             .where(o.c.deployment == info["name"], o.c.recorded_at >= (at_us // HOUR_US) * HOUR_US,
-                    o.c.position <= cut))
+    outcomes = list(snap.conn.execute(
+        sa.select(o.c.prediction_id, o.c.actual, o.c.corrected, o.c.previous, o.c.hour, o.c.slices,
+                  o.c.previous_slices)
+        .where(o.c.deployment == info["name"], o.c.recorded_at >= (at_us // HOUR_US) * HOUR_US,
+               o.c.position <= cut).order_by(o.c.position)).mappings())
+    # the predictions by key, not by a join the planner may turn into a scan of the index
+    ids = sorted({row["prediction_id"] for row in outcomes})
+    facts = {r["prediction_id"]: r for r in snap.conn.execute(
+        sa.select(p.c.prediction_id, p.c.deployment, p.c.day, p.c.outputs).where(p.c.prediction_id.in_(ids))
+    ).mappings()} if ids else {}
     deltas = new_deltas()
-    for row in snap.conn.execute(query).mappings():
-        if (days[0] is not None and row["day"] < days[0]) or (days[1] is not None and row["day"] > days[1]):
+    for row in outcomes:
+        prediction = facts[row["prediction_id"]]
+        if (days[0] is not None and prediction["day"] < days[0]) or (days[1] is not None and prediction["day"] > days[1]):
             continue
         previous = (row["corrected"], row["previous"], row["previous_slices"])
-        add_outcome(deltas, row, info["task"], row["actual"], previous, row["hour"])
+        add_outcome(deltas, {**prediction, "slices": row["slices"]}, info["task"], row["actual"], previous,
+                    row["hour"])
     for key, values in deltas.items():
         if key[4] != feature or (model and key[1] != model):
             continue
