@@ -15,6 +15,7 @@ from api.commands import (  # one line per verb family
     project,
     replay,
     reproduce,
+    restore,
     serve,
     state,
     train,
@@ -45,6 +46,7 @@ COMMANDS = (  # one line per verb family
     health,
     project,
     state,
+    restore,
 )
 
 for module in COMMANDS:

@@ -24,3 +24,20 @@ class Export(Aggregate):
         self.position = position
         self.files = files
         self.exported_by = actor
+
+
+class Restore(Aggregate):
+    """A ledger restored from a backup: which dump, up to which position and chain head."""
+
+    class Recorded(Aggregate.Created):
+        source: str
+        restored_position: int
+        restored_head: str | None
+        actor: str
+
+    @event(Recorded)
+    def __init__(self, source: str, restored_position: int, restored_head: str | None, actor: str):
+        self.source = source
+        self.restored_position = restored_position
+        self.restored_head = restored_head
+        self.restored_by = actor
