@@ -16,16 +16,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sklearn import config_context
 from sklearn.pipeline import Pipeline
 
 from ledger import ids
 from ledger.application import Ledger
 from ledger.errors import Conflict, LedgerError
-from ledger.storage import EVENTS_TABLE, is_postgres
 from policies.compiled import COMPILED, PIPELINE, CompiledModel, compile_model
 from policies.flags import Profile, merged_profile, row_flags
+from policies.version_probe import VersionProbe
 from trainers.matrix import rows_to_matrix
 
 log = logging.getLogger("policies.serving")
@@ -98,6 +97,7 @@ class Scorer:
         self.check_seconds = check_seconds  # 0: compare the version on every request
         self._runtimes: dict[str, DeploymentRuntime] = {}
         self._lock = threading.Lock()
+        self._probe = VersionProbe(ledger.engine)
 
     def runtime(self, name: str) -> DeploymentRuntime:
         """The deployment's runtime at its current version (rebuilt when it moved)."""
@@ -121,13 +121,7 @@ class Scorer:
 
     def current_version(self, name: str) -> int | None:
         """The deployment's latest version: one indexed read, no event decoding."""
-        oid = ids.deployment_id(name)
-        with self.ledger.engine.connect() as conn:
-            key: Any = str(oid) if is_postgres(conn) else oid.bytes
-            return conn.execute(
-                sa.text(f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = :o"),
-                {"o": key},
-            ).scalar_one()
+        return self._probe.latest(ids.deployment_id(name))
 
     def _build(self, name: str) -> DeploymentRuntime:
         deployment = self.ledger.deployment(name)
