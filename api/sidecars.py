@@ -1,7 +1,7 @@
 """The processes `ledger serve` keeps beside gunicorn on one host: projector, health, digests.
 
 Run as `python -m api.sidecars --db URL`: it starts `ledger project --follow` (exactly
-one projector, never one per worker) and `ledger health-pass --loop` (the feed timer),
+one projector, never one per worker) and `ledger autopilot --loop` (feed timer, best_recent, retention),
 restarts either if it dies, and writes a signed digest every digest interval with the
 notary's DigestWriter. It stops when `ledger serve` does (its parent goes away).
 With --no-projector it only writes digests (the compose file's `digests` service).
@@ -98,8 +98,9 @@ def main(database_url: str, digest_interval: int, projector: bool) -> None:
     configure_logging()
     parent = os.getppid()
     children = [Child("projector", ledger_command(database_url, "project", "--follow"))] if projector else []
-    if projector:  # one host runs it all; on a cluster `ledger autopilot --loop` runs the health pass
-        children.append(Child("health", ledger_command(database_url, "health-pass", "--loop")))  # feed timer
+    if projector:  # one host runs it all; on a cluster `ledger autopilot --loop` runs as its own service
+        # feed timer, quality windows, best_recent, retention and any configured rebuild rules
+        children.append(Child("autopilot", ledger_command(database_url, "autopilot", "--loop", "--interval", "60")))
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     writer, key_path = digest_writer(database_url, digest_interval)

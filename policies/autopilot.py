@@ -10,7 +10,6 @@ waits for a person.
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
 from ledger.errors import Conflict, InvalidCommand, LedgerError
 from policies import autopilot_config as config
+from policies import best_recent
 from policies.autopilot_data import retraining_input
 from policies.autopilot_evidence import LastTraining, last_trainings, refresh
 from policies.autopilot_rules import Context, Verdict, evaluate
@@ -167,17 +167,13 @@ def _housekeeping(ledger: Ledger, now_us: int) -> dict[str, Any]:
 
 
 def _best_recent(ledger: Ledger) -> dict[str, Any]:
-    """Let best_recent decide for the deployments that use it (when that policy is installed)."""
-    try:
-        policy = importlib.import_module("policies.best_recent")
-    except ModuleNotFoundError:
-        return {"skipped": "policies.best_recent is not installed"}
+    """Let best_recent decide for the deployments that use it."""
     decided = {}
     for name in deployment_names(ledger):
         if ledger.deployment(name).policy.get("name") != "best_recent":
             continue
         try:
-            decided[name] = _plain(policy.evaluate(ledger, name))
+            decided[name] = _plain(best_recent.evaluate(ledger, name))
         except LedgerError as error:  # one deployment's refusal does not stop the others
             decided[name] = {"error": f"{error.code}: {error.detail}"}
     return decided
