@@ -17,7 +17,9 @@ class Predict:
 
 
 @pytest.fixture
-def client() -> falcon.testing.TestClient:
+def client(monkeypatch) -> falcon.testing.TestClient:
+    # Single-process mode: an earlier in-process `serve` may have left the multiprocess dir set.
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     app = falcon.App(middleware=observability.middleware(services=None))
     app.add_route("/v1/deployments/{name}/predictions", Predict())
     observability.add_routes(app, services=None)
