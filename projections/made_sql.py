@@ -14,7 +14,8 @@ from projections.cubes import DAY_US
 
 MADE = ev.PREDICTION + "Made"
 COLUMNS = ("prediction_id, position, recorded_at, day, deployment, deployment_version, served_model, leader, "
-           "request_id, features, outputs, flags, flagged, actor, subject_ref")
+           "request_id, features, outputs, flags, flagged, actor, subject_ref, "
+           "sealed_fields")
 
 POSTGRES = f"""
 WITH e AS MATERIALIZED (  -- parse each state once, not once per field
@@ -24,7 +25,7 @@ INSERT INTO {{table}} ({COLUMNS})
 SELECT e.originator_id::text, e.id, e.recorded_at, e.recorded_at / {DAY_US}, s->>'deployment',
        (s->>'deployment_version')::int, s->>'served_model', s->>'leader', s->>'request_id',
        s->'features', s->'outputs', s->'flags', jsonb_array_length(s->'flags') > 0, s->>'actor',
-       s->'sealed'->>'subject_ref'
+       s->'sealed'->>'subject_ref', s->'sealed'->'fields'
 FROM e
 """
 
@@ -36,7 +37,7 @@ SELECT lower({_UUID}), id, recorded_at, recorded_at / {DAY_US}, json_extract(s, 
        json_extract(s, '$.deployment_version'), json_extract(s, '$.served_model'), json_extract(s, '$.leader'),
        json_extract(s, '$.request_id'), json_extract(s, '$.features'), json_extract(s, '$.outputs'),
        json_extract(s, '$.flags'), json_array_length(s, '$.flags') > 0, json_extract(s, '$.actor'),
-       json_extract(s, '$.sealed.subject_ref')
+       json_extract(s, '$.sealed.subject_ref'), json_extract(s, '$.sealed.fields')
 FROM (SELECT id, originator_id, recorded_at, CAST(state AS TEXT) AS s
       FROM {ev.events_table.name} WHERE id > :after AND id <= :upto AND topic = :topic)
 """

@@ -17,6 +17,7 @@ from projections import events as ev
 from projections.base import Projection
 from projections.bulk import add_to_cells, insert_rows
 from projections.cubes import HOUR_US, add_outcome, new_deltas
+from projections.erasure import FORGOTTEN, erased_slices, forget
 from projections.made_sql import copy_predictions
 from projections.slicing import quantile_edges, slice_values, sliceable
 from projections.tables import CUBE_KEY, prediction_tables
@@ -28,10 +29,10 @@ class PredictionsProjection(Projection):
     """Prediction index (a row per prediction), outcomes by position, performance cubes."""
 
     name = "predictions"
-    version = 2  # 2: slices moved from the prediction row to each outcome
+    version = 3  # 2: slices moved from the prediction row to each outcome; 3: erasure (issue 9)
     topics = frozenset(  # decoded in Python; Prediction.Made is copied in SQL (apply_range)
         [ev.PREDICTION + "OutcomeRecorded", ev.DEPLOYMENT + "Created",
-         ev.DEPLOYMENT + "SchemaChanged", ev.DEPLOYMENT + "ModelAdded", ev.TRAINING + "Completed"]
+         ev.DEPLOYMENT + "SchemaChanged", ev.DEPLOYMENT + "ModelAdded", ev.TRAINING + "Completed", FORGOTTEN]
     )
 
     def __init__(self, generation: int):
@@ -59,7 +60,10 @@ class PredictionsProjection(Projection):
             if outcomes:  # slicing may change: count the outcomes before it under the old one
                 self._outcomes(conn, outcomes)
                 outcomes = []
-            self._setup(conn, e)
+            if e.kind == "Subject.Forgotten":
+                self._forget(conn, e)
+            else:
+                self._setup(conn, e)
         if outcomes:
             self._outcomes(conn, outcomes)
 
@@ -92,6 +96,13 @@ class PredictionsProjection(Projection):
         conn.execute(t.update().where(t.c.deployment_id == e.originator_id)
                      .values(sliced=row["sliced"], bins=row["bins"]))
 
+    def _forget(self, conn: sa.Connection, e: ev.Event) -> None:
+        """Mark the subject's rows erased and move their counts to the `erased` slice."""
+        assert self.deployments is not None
+        tasks = {d["name"]: d["task"] for d in self.deployments.values()}
+        for prediction_id in forget(conn, self.tables, tasks, e):
+            self.recent.pop(prediction_id, None)  # its cached slices are no longer the counted ones
+
     # -- outcomes ------------------------------------------------------------------------
     def _outcomes(self, conn: sa.Connection, outcomes: list[ev.Event]) -> None:
         assert self.deployments is not None
@@ -112,6 +123,8 @@ class PredictionsProjection(Projection):
             hour, actual, previous = o.recorded_at // HOUR_US, o.state["actual"], prediction["latest"]
             deployment = by_name.get(prediction["deployment"]) or {"task": "classification", "sliced": [], "bins": {}}
             slices = slice_values(prediction["features"], deployment["sliced"], deployment["bins"])
+            if prediction["erased"]:  # a forgotten subject's later outcomes are counted as erased too
+                slices = erased_slices(slices)
             add_outcome(deltas, {**prediction, "slices": slices}, deployment["task"], actual, previous, hour)
             rows.append({"position": o.position, "prediction_id": o.originator_id,
                          "recorded_at": o.recorded_at, "hour": hour, "deployment": prediction["deployment"],
@@ -131,9 +144,10 @@ class PredictionsProjection(Projection):
         t = self.tables["predictions"]
         # JSON as text, decoded by orjson: SQLAlchemy's JSON type decodes with the standard library
         query = sa.select(t.c.prediction_id, t.c.deployment, t.c.day, sa.cast(t.c.outputs, sa.Text),
-                          sa.cast(t.c.features, sa.Text)).where(t.c.prediction_id.in_(ids))
-        return {pid: {"deployment": d, "day": day, "outputs": orjson.loads(o), "features": orjson.loads(f)}
-                for pid, d, day, o, f in conn.execute(query)}
+                          sa.cast(t.c.features, sa.Text), t.c.erased_at).where(t.c.prediction_id.in_(ids))
+        return {pid: {"deployment": d, "day": day, "outputs": orjson.loads(o), "features": orjson.loads(f),
+                      "erased": erased_at is not None}
+                for pid, d, day, o, f, erased_at in conn.execute(query)}
 
     def _latest_outcomes(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[bool, Any, Any]]:
         t = self.tables["outcomes"]

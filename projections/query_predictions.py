@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql
 from ledger.errors import InvalidCommand
 from ledger.timeline import iso
 from projections.predictions import PredictionsProjection
+from projections.slicing import ERASED
 from projections.snapshot import Snapshot, snapshot
 
 MAX_LIMIT = 1000
@@ -52,7 +53,7 @@ def list_predictions(engine: sa.Engine, *, deployment: str | None = None, model:
         rows = list(snap.conn.execute(query.order_by(p.c.position.desc()).limit(limit + 1)).mappings())
         more, rows = len(rows) > limit, rows[:limit]
         outcomes = _outcomes(snap, [r["prediction_id"] for r in rows])
-        items = [_item(r, outcomes.get(r["prediction_id"])) for r in rows]
+        items = [_item(r, outcomes.get(r["prediction_id"]), snap.position) for r in rows]
         next_cursor = encode_cursor(snap.position, rows[-1]["position"]) if more else None
         return {"items": items, "next_cursor": next_cursor, **snap.stamp()}
 
@@ -115,8 +116,11 @@ def _outcomes(snap: Snapshot, ids: list[str]) -> dict[str, dict[str, Any]]:
             for r in snap.conn.execute(query).mappings()}
 
 
-def _item(row: Any, outcome: dict[str, Any] | None) -> dict[str, Any]:
+def _item(row: Any, outcome: dict[str, Any] | None, position: int) -> dict[str, Any]:
     keep = ("prediction_id", "position", "deployment", "deployment_version", "served_model", "leader",
-            "request_id", "features", "outputs", "flags", "flagged")
-    return {**{k: row[k] for k in keep}, "recorded_at": iso(row["recorded_at"]), "caller": row["actor"],
-            "outcome": outcome}
+            "request_id", "outputs", "flags", "flagged")
+    # the index never holds personal values; an erased row names its sealed fields as erased
+    erased = row["erased_at"] is not None and row["erased_at"] <= position
+    features = {**row["features"], **dict.fromkeys(row["sealed_fields"] or [], ERASED)} if erased else row["features"]
+    return {**{k: row[k] for k in keep}, "features": features, "erased": erased,
+            "recorded_at": iso(row["recorded_at"]), "caller": row["actor"], "outcome": outcome}

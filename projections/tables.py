@@ -28,11 +28,13 @@ def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
         sa.Column("flagged", sa.Boolean, nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("subject_ref", sa.String(128)),
+        sa.Column("sealed_fields", JSON),  # names of the sealed (personal) fields; never their values
+        sa.Column("erased_at", BIGINT),  # position of the Subject.Forgotten that erased this row
         sa.Index(f"ix_pj_predictions_position{s}", "position", unique=True),
         sa.Index(f"ix_pj_predictions_deployment{s}", "deployment", "position"),
         sa.Index(f"ix_pj_predictions_served{s}", "served_model", "position"),
         sa.Index(f"ix_pj_predictions_recorded{s}", "recorded_at"),
-        sa.Index(f"ix_pj_predictions_subject{s}", "subject_ref"),
+        sa.Index(f"ix_pj_predictions_subject{s}", "subject_ref", info={"lookup": True}),  # a forget finds rows
         sa.Index(f"ix_pj_predictions_features{s}", "features", postgresql_using="gin",
                  postgresql_ops={"features": "jsonb_path_ops"}),
     )

@@ -240,11 +240,11 @@ def project_all(ledger: Ledger) -> None:
 
 
 def read_table_totals(engine: sa.Engine) -> dict[str, int]:
-    """Rows of every read table, and the cubes' summed counts."""
+    """Rows of every read table, and the cubes' summed counts (a forget adds `erased` cells, not counts)."""
     totals = {}
     with engine.connect() as conn:
         for table in sa.inspect(engine).get_table_names():
-            if table.startswith("pj_"):
+            if table.startswith("pj_") and not table.startswith("pj_cubes"):
                 totals[table] = conn.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar_one()
             if table.startswith("pj_cubes"):
                 totals[f"{table}.n"] = conn.exec_driver_sql(f'SELECT sum(n) FROM "{table}"').scalar_one()

@@ -1,0 +1,76 @@
+"""Subject.Forgotten in the prediction projection: rows marked erased, counts moved to `erased`.
+
+Works on the read tables only (the subject's prediction rows and their outcome rows),
+never on the log. Only rows before the event's position are touched, so the result
+does not depend on how events were paged: a rebuild gives the same tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from projections import events as ev
+from projections.bulk import add_to_cells
+from projections.cubes import Deltas, add_outcome, new_deltas
+from projections.slicing import ERASED
+from projections.tables import CUBE_KEY
+
+FORGOTTEN = ev.PREFIX + "subjects:Subject.Forgotten"
+
+
+def erased_slices(slices: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The same slice features, every value `erased`."""
+    return None if slices is None else {feature: ERASED for feature in slices}
+
+
+def forget(conn: sa.Connection, tables: Mapping[str, sa.Table], tasks: Mapping[str, str],
+           event: ev.Event) -> list[str]:
+    """Erase the subject's rows made before the event; returns the prediction ids erased."""
+    p, o = tables["predictions"], tables["outcomes"]
+    scope = [p.c.subject_ref == event.state["subject_ref"], p.c.erased_at.is_(None),
+             p.c.position < event.position]
+    if event.state.get("deployment") is not None:  # None: every deployment
+        scope.append(p.c.deployment == event.state["deployment"])
+    facts = {r["prediction_id"]: dict(r) for r in conn.execute(
+        sa.select(p.c.prediction_id, p.c.deployment, p.c.day, p.c.outputs).where(*scope)).mappings()}
+    if not facts:
+        return []
+    outcomes = list(conn.execute(sa.select(o).where(o.c.prediction_id.in_(sorted(facts)))
+                                 .order_by(o.c.position)).mappings())
+    _move_cells(conn, tables["cubes"], _moves(outcomes, facts, tasks))
+    if outcomes:
+        conn.execute(o.update().where(o.c.position == sa.bindparam("at")).values(
+            slices=sa.bindparam("new_slices"), previous_slices=sa.bindparam("new_previous")),
+            [{"at": r["position"], "new_slices": erased_slices(r["slices"]),
+              "new_previous": erased_slices(r["previous_slices"])} for r in outcomes])
+    conn.execute(p.update().where(*scope).values(erased_at=event.position))
+    return sorted(facts)
+
+
+def _moves(outcomes: list[Mapping[str, Any]], facts: Mapping[str, Mapping[str, Any]],
+           tasks: Mapping[str, str]) -> Deltas:
+    """Each outcome's sliced contribution, taken from its slice value and added to `erased`."""
+    moves = new_deltas()
+    for row in outcomes:
+        prediction = facts[row["prediction_id"]]
+        counted = new_deltas()  # exactly what this outcome row added to the cells, correction included
+        previous = (row["corrected"], row["previous"], row["previous_slices"])
+        add_outcome(counted, {**prediction, "slices": row["slices"]},
+                    tasks.get(prediction["deployment"], "classification"), row["actual"], previous, row["hour"])
+        for key, values in counted.items():
+            if key[4] == "" or key[5] == ERASED:
+                continue  # the overall cells keep their counts; erased ones are already there
+            to = (*key[:5], ERASED, *key[6:])
+            for i in range(4):
+                moves[key][i] -= values[i]
+                moves[to][i] += values[i]
+    return moves
+
+
+def _move_cells(conn: sa.Connection, cubes: sa.Table, moves: Deltas) -> None:
+    rows = [{**dict(zip(CUBE_KEY, key, strict=True)), "n": int(v[0]), "sum_err": v[1], "sum_abs": v[2],
+             "sum_sq": v[3]} for key, v in sorted(moves.items()) if any(v)]
+    add_to_cells(conn, cubes, CUBE_KEY, ("n", "sum_err", "sum_abs", "sum_sq"), rows)
