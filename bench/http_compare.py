@@ -1,0 +1,216 @@
+"""Single-row predictions/s through gunicorn with recording on and off, loaded by wrk.
+
+    .venv/bin/python -m bench.http_compare [--seconds 15] [--clients 16 64] [--workers 2] [--profile DIR]
+
+One PostgreSQL database (fsync on), two `ledger serve` processes on it: one records
+(the product), one runs with LEDGER_RECORD_PREDICTIONS=0 (the baseline: same models,
+same validation, no recording). They are loaded one at a time, alternately, by wrk
+(Debian's; a Lua script gives every request a fresh request_id, so every recorded
+request appends one event). Server CPU per request comes from /proc (master + workers),
+the steadier signal on a shared machine. Prints one JSON document on stdout's last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.common import create_postgres_database, drop_postgres_database
+from tests.e2e.server import Server
+
+PREDICT = "/v1/deployments/churn/predictions"
+ROW = {"customer_id": "c-1001", "tenure_months": 7, "monthly_charges": 82.5, "support_calls": 3,
+       "income": 41000, "region": "north", "plan": "premium", "has_partner": False}
+TICKS = os.sysconf("SC_CLK_TCK")
+
+LUA = r"""
+-- thread_id is a global: setup() sets it in each thread's own Lua state (a local would shadow it)
+counter, thread_id, next_thread = 0, 0, 0
+function setup(thread)
+  next_thread = next_thread + 1
+  thread:set("thread_id", next_thread)
+end
+function init(args)
+  RUN = args[1] or RUN  -- a fresh prefix per wrk run: request ids never repeat across runs
+end
+function request()
+  counter = counter + 1
+  local body = string.format('{"request_id":"%s-%d-%d","features":%s}', RUN, thread_id, counter, ROW)
+  return wrk.format("POST", PATH, HEADERS, body)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
+    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+class FlaggedServer(Server):
+    """A Server whose environment adds the given variables and whose log is its own."""
+
+    extra_env: dict[str, str] = {}
+    name: str = "server"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**super().env, **self.extra_env}
+
+    @property
+    def log(self) -> Path:
+        return self.home / f"{self.name}.log"
+
+
+def lua_script(directory: Path, key: str, path: str, row: dict[str, Any]) -> Path:
+    headers = '{["Authorization"]="Bearer ' + key + '", ["Content-Type"]="application/json"}'
+    prelude = (f'RUN = "{uuid.uuid4().hex[:12]}"\nPATH = "{path}"\nHEADERS = {headers}\n'
+               f"ROW = [==[{json.dumps(row)}]==]\n")
+    script = directory / f"post-{uuid.uuid4().hex[:6]}.lua"
+    script.write_text(prelude + LUA)
+    return script
+
+
+def wrk(url: str, script: Path, clients: int, seconds: float) -> dict[str, float]:
+    """One wrk run: requests/s, latency percentiles (ms), errors."""
+    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "10s",
+               "-s", str(script), url, "--", uuid.uuid4().hex[:12]]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")]
+    if not lines:
+        raise RuntimeError(f"wrk gave no figures: {done.stdout[-500:]} {done.stderr[-500:]}")
+    line = lines[0]
+    raw = json.loads(line[len("WRKJSON "):])
+    ok = raw["requests"] - raw["status"]
+    return {"requests_per_s": ok / (raw["duration_us"] / 1e6), "ok": ok,
+            "errors": raw["status"] + raw["connect"] + raw["timeout"],
+            "p50_ms": raw["p50_us"] / 1000, "p90_ms": raw["p90_us"] / 1000, "p99_ms": raw["p99_us"] / 1000}
+
+
+def tree(pid: int) -> list[int]:
+    """The process and its children (gunicorn master and workers)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid] + [p for c in children for p in tree(int(c))]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / TICKS
+
+
+def rss_mib(pid: int) -> dict[str, float]:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {k: int(status[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
+
+
+def measured(server: Server, script: Path, clients: int, seconds: float) -> dict[str, float]:
+    pids = tree(server.process.pid)
+    cpu = cpu_seconds(pids)
+    result = wrk(server.url + PREDICT, script, clients, seconds)
+    result["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - cpu) / max(result["ok"], 1)
+    return result
+
+
+def profile(server: Server, seconds: float, script: Path, clients: int, out: Path) -> str | None:
+    """py-spy on one worker while wrk loads the server: the collapsed stacks file."""
+    spy = shutil.which("py-spy") or str(Path(os.sys.executable).with_name("py-spy"))
+    worker = tree(server.process.pid)[-1]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recorder = subprocess.Popen([spy, "record", "-r", "200", "-d", f"{seconds:.0f}", "-f", "raw", "-o", str(out),
+                                 "-p", str(worker), "--nonblocking"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    wrk(server.url + PREDICT, script, clients, seconds)
+    _, err = recorder.communicate(timeout=60)
+    return str(out) if out.exists() else f"py-spy failed: {err.strip()[-300:]}"
+
+
+def made_events(url: str) -> int:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT count(*) FROM ledger_events WHERE topic = 'ledger.domain.predictions:Prediction.Made'").scalar_one())
+    finally:
+        engine.dispose()
+
+
+def start_pair(home: Path, url: str, workers: int, threads: int) -> tuple[Server, Server, str]:
+    """The recording server (which creates the demo) and the no-recording one, on one database and home.
+
+    One home: API keys and the privacy master key live there; each keeps its own metrics directory.
+    """
+    options = ("--workers", str(workers), "--threads", str(threads))
+    on = FlaggedServer(home, url)
+    on.name, on.extra_env = "on", {"PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-on")}
+    on.start("--demo", *options, timeout=600)
+    key = json.loads((home / "demo-keys.json").read_text())["predictor"]
+    off = FlaggedServer(home, url)
+    off.name = "off"
+    off.extra_env = {"LEDGER_RECORD_PREDICTIONS": "0", "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-off")}
+    off.start(*options, timeout=300)
+    return on, off, key
+
+
+def run(seconds: float, clients: list[int], workers: int, threads: int, profile_dir: Path | None) -> dict[str, Any]:
+    url = create_postgres_database("ledger_bench_http")
+    results: dict[str, Any] = {"workers": workers, "threads": threads, "seconds": seconds, "runs": []}
+    with tempfile.TemporaryDirectory() as directory:
+        home = Path(directory)
+        on = off = None
+        try:
+            on, off, key = start_pair(home, url, workers, threads)
+            script = lua_script(home, key, PREDICT, ROW)
+            results["made_before"] = made_events(url)
+            for server in (on, off):  # warm: runtimes, schemas, key caches, connections in every worker
+                wrk(server.url + PREDICT, script, 8, 3)
+            for n in clients:
+                for label, server in (("off", off), ("on", on), ("off", off), ("on", on)):
+                    results["runs"].append({"recording": label, "clients": n, **measured(server, script, n, seconds)})
+            results["worker_rss_mib"] = {label: [rss_mib(p) for p in tree(s.process.pid)[1:]]
+                                         for label, s in (("on", on), ("off", off))}
+            if profile_dir:
+                results["profiles"] = {label: profile(s, seconds, script, max(clients), profile_dir / f"{label}.txt")
+                                       for label, s in (("on", on), ("off", off))}
+            results["made_events"] = made_events(url)  # >= the "on" runs' ok answers: no request was a retry
+            results["on_ok_measured"] = sum(r["ok"] for r in results["runs"] if r["recording"] == "on")
+        finally:
+            for server in (on, off):
+                if server is not None:
+                    server.stop()
+            drop_postgres_database(url)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--profile", type=Path, default=None, help="write py-spy collapsed stacks here")
+    args = parser.parse_args()
+    started = time.monotonic()
+    results = run(args.seconds, args.clients, args.workers, args.threads, args.profile)
+    results["wall_s"] = time.monotonic() - started
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
