@@ -135,6 +135,14 @@ def test_a_scoped_forget_moves_counts_to_erased_and_a_rebuild_equals_it(ledger: 
     assert {mine[0], mine[2]} <= gold.keys() and mine[1] not in gold
     assert_rebuild_equals_incremental(ledger)
 
+    cls = {feature: counts(ledger, "cls", feature) for feature in (None, "plan", "vip")}
+    ledger.forget_subject(ME, reason="erasure request 3", actor="key:admin")  # now everywhere
+    project(ledger)
+    assert {feature: counts(ledger, "cls", feature) for feature in cls} == cls  # erased once, not twice
+    assert {m: n for (m, v), n in counts(ledger, "reg", "plan").items() if v == "erased"} == {"m1": 2, "m2": 2}
+    assert counts(ledger, "reg") == before[("reg", None)]
+    assert_rebuild_equals_incremental(ledger)
+
 
 def test_a_forget_everywhere_erases_every_deployment_and_not_a_later_return(ledger: Ledger) -> None:
     scene = Scene(ledger)
