@@ -34,7 +34,9 @@ def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
         sa.Index(f"ix_pj_predictions_deployment{s}", "deployment", "position"),
         sa.Index(f"ix_pj_predictions_served{s}", "served_model", "position"),
         sa.Index(f"ix_pj_predictions_recorded{s}", "recorded_at"),
-        sa.Index(f"ix_pj_predictions_subject{s}", "subject_ref", info={"lookup": True}),  # a forget finds rows
+        # a forget looks rows up by subject, also mid-rebuild; rows without a subject cost the index nothing
+        sa.Index(f"ix_pj_predictions_subject{s}", "subject_ref", info={"lookup": True},
+                 postgresql_where=sa.text("subject_ref IS NOT NULL"), sqlite_where=sa.text("subject_ref IS NOT NULL")),
         sa.Index(f"ix_pj_predictions_features{s}", "features", postgresql_using="gin",
                  postgresql_ops={"features": "jsonb_path_ops"}),
     )

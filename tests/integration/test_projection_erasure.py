@@ -150,7 +150,7 @@ def test_a_forget_everywhere_erases_every_deployment_and_not_a_later_return(ledg
     project(ledger)
     before = {d: counts(ledger, d) for d in ("cls", "reg")}
 
-    ledger.forget_subject(ME, reason="erasure request 2", actor="key:admin")
+    forgotten = ledger.forget_subject(ME, reason="erasure request 2", actor="key:admin")
     back = scene.predict("reg", ME, "basic")  # the subject comes back: a new key, a row not erased
     scene.outcome(back, "reg", 3)
     project(ledger)
@@ -165,6 +165,13 @@ def test_a_forget_everywhere_erases_every_deployment_and_not_a_later_return(ledg
     assert counts(ledger, "cls") == before["cls"]
     assert rows_of(ledger, "reg")[back]["erased"] is False
     assert ("m1", "basic") in counts(ledger, "reg", "plan")
-    erased_reg = performance(ledger.engine, "reg", slice_feature="plan")["results"]
-    assert all(r["count"] for r in erased_reg)
+    for model in ("m1", "m2"):  # the error sums moved with the counts: every slicing sums to the total
+        total = [r for r in performance(ledger.engine, "reg")["results"] if r["model_id"] == model][0]
+        sliced = [r for r in performance(ledger.engine, "reg", slice_feature="plan")["results"]
+                  if r["model_id"] == model]
+        assert abs(sum(r["count"] * r["mae"] for r in sliced) - total["count"] * total["mae"]) < 1e-6
+        assert abs(sum(r["count"] * r["mean_error"] for r in sliced) - total["count"] * total["mean_error"]) < 1e-6
+    assert forgotten.position is not None
+    earlier = list_predictions(ledger.engine, deployment="cls", as_of=forgotten.position - 1)["items"]
+    assert earlier and not any(item["erased"] for item in earlier)  # the index's flag follows as_of
     assert_rebuild_equals_incremental(ledger)
