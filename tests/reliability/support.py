@@ -29,6 +29,7 @@ from ledger.settings import Settings
 from tests.e2e.server import Answer, Server, free_port
 
 SOAK = os.environ.get("LEDGER_SOAK", "") == "1"
+TIMEOUT = 7200 if SOAK else 600  # seconds per test (pytest-timeout)
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 FEATURES = ("tenure", "charges", "calls")
 PREDICT = "/v1/deployments/churn/predictions"
@@ -151,6 +152,7 @@ class Tally:
 
 def predict_once(server: Server, key: str, request_id: str, i: int, timeout: float = 15) -> Answer | None:
     """One attempt; None when the connection broke (a killed worker, a refused connect)."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -162,8 +164,9 @@ def predict_once(server: Server, key: str, request_id: str, i: int, timeout: flo
             return Answer(response.status, lower(response.headers), response.read())
     except urllib.error.HTTPError as error:
         return Answer(error.code, lower(error.headers), error.read())
-    except (OSError, ConnectionError):
+    except (OSError, http.client.HTTPException):  # reset, refused, or an answer cut short by a kill
         return None
+
 
 
 def lower(headers) -> dict[str, str]:  # noqa: ANN001
@@ -173,6 +176,14 @@ def lower(headers) -> dict[str, str]:  # noqa: ANN001
 def retrying_client(server: Server, key: str, ids: Iterable[tuple[str, int]], tally: Tally,
                     deadline: float, backoff: float = 0.05) -> None:
     """Send each request id until a 2xx answer (or the deadline): what a careful caller does."""
+    try:
+        _send_all(server, key, ids, tally, deadline, backoff)
+    except Exception as error:  # noqa: BLE001 - a dead client thread must fail the test, not hide
+        tally.gave_up.append(f"client crashed: {error!r}")
+
+
+def _send_all(server: Server, key: str, ids: Iterable[tuple[str, int]], tally: Tally,
+              deadline: float, backoff: float) -> None:
     for request_id, i in ids:
         while True:
             answer = predict_once(server, key, request_id, i)

@@ -14,9 +14,9 @@ from ledger.application import Ledger
 from ledger.settings import Settings
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.e2e.server import ledger_cli
-from tests.reliability.support import scaled
+from tests.reliability.support import TIMEOUT, scaled
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(TIMEOUT)]
 EVENTS = scaled(100, 5_000)
 RESTORED = "ledger.domain.audits:Restore.Recorded"
 

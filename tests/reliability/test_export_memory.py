@@ -22,9 +22,9 @@ from ledger.settings import Settings
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.e2e.server import Server
 from tests.integration.test_projection_world import World
-from tests.reliability.support import issue_keys, peak_rss_mb, scaled
+from tests.reliability.support import TIMEOUT, issue_keys, peak_rss_mb, scaled
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 EVENTS = scaled(20_000, 1_000_000)
 PEAK_MB = 300
 BATCH = 1000

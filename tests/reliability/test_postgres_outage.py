@@ -12,6 +12,7 @@ import pytest
 
 from tests.reliability.support import (
     SOAK,
+    TIMEOUT,
     Tally,
     ThrowawayCluster,
     recorded_predictions,
@@ -20,7 +21,7 @@ from tests.reliability.support import (
     served,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(TIMEOUT)]
 REQUESTS = scaled(1_000, 10_000)
 DOWN_SECONDS = 10.0 if SOAK else 3.0
 RECOVERY_SECONDS = 10.0

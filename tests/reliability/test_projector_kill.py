@@ -24,9 +24,9 @@ from projections.base import read_position
 from projections.registry import ALL
 from tests.integration.test_projection_runner import populate, rebuilt
 from tests.integration.test_projection_world import World, assert_same_tables, dump
-from tests.reliability.support import scaled
+from tests.reliability.support import TIMEOUT, scaled
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 ROUNDS = scaled(5, 20)
 
 

@@ -18,9 +18,9 @@ from ledger import notary
 from ledger.application import Ledger
 from ledger.settings import Settings
 from tests.integration.test_tamper import _head_at, flip_byte, rewrite_chain_from, unguard
-from tests.reliability.support import served
+from tests.reliability.support import TIMEOUT, served
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 
 
 @pytest.fixture(scope="module")

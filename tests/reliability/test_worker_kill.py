@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.reliability.support import (
+    TIMEOUT,
     Tally,
     gunicorn_workers,
     predict_once,
@@ -25,7 +26,7 @@ from tests.reliability.support import (
     served,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 REQUESTS = scaled(1_000, 10_000)
 KILLS = scaled(4, 20)
 

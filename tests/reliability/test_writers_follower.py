@@ -16,9 +16,9 @@ from projections.base import read_position
 from projections.predictions import PredictionsProjection
 from projections.runner import Runner, wait_for
 from tests.integration.test_projection_world import World
-from tests.reliability.support import scaled
+from tests.reliability.support import TIMEOUT, scaled
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
 WRITERS = 16
 EACH = scaled(150, 1_000)
 
