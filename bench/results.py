@@ -142,7 +142,7 @@ def render(results: dict[str, Any], command: str, profile_dir: Path | None) -> s
         f"{' (quick mode: small sizes)' if results.get('quick') else ''}.",
         f"Machine: 2 cores shared with other sessions; load average {results['load_before'][0]:.1f} before, "
         f"{results['load_after'][0]:.1f} after. Every ratio compares two figures measured in the same run;",
-        "absolute numbers are noisy. Raw measurements: `bench/results.json`.", "",
+        "absolute numbers are noisy. Raw measurements: the .json file beside this one.", "",
         table.render(), "",
     ]
     parts += errors(results)

@@ -123,7 +123,7 @@ def main() -> None:
     results["load_after"] = os.getloadavg()
     results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     command = "python -m bench.run_all" + " ".join([""] + sys.argv[1:])
-    (args.out.parent / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     args.out.write_text(render(results, command, profile_dir))
     print(f"[run_all] wrote {args.out}", file=sys.stderr)
 
