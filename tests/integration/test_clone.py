@@ -70,3 +70,19 @@ def test_clone_refuses_a_target_that_holds_events(ledger, target):
     _deployment(target, "z")
     with pytest.raises(Conflict):
         clone_ledger(ledger.engine, target.engine, 10)
+
+
+def test_a_clone_verifies_and_its_chain_head_equals_production_at_that_position(ledger, target):
+    from ledger.notary import advance, iter_chain_rows, notary_head, verify_database
+
+    for name in ("a", "b", "c"):
+        _deployment(ledger, name)
+    cut = _rows(ledger)[1][0]
+    clone_ledger(ledger.engine, target.engine, cut)
+
+    advance(ledger.engine)
+    advance(target.engine)
+    [(_, _, production_hash)] = list(iter_chain_rows(ledger.engine, cut, cut))
+    position, clone_hash, _ = notary_head(target.engine)
+    assert (position, clone_hash) == (cut, production_hash)
+    assert verify_database(target.engine).ok

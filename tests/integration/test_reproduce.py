@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.cli import main
+from api.demo import create_deployment as create_demo_deployment
 from ledger.domain.predictions import Prediction
 from policies.reproduce import reproduce
 from tests.integration.api_support import ROW, Api, deployment_with_models, make_api, predict
@@ -65,3 +66,25 @@ def test_an_output_that_does_not_come_out_again_is_named_and_fails_the_command(a
     monkeypatch.setenv("LEDGER_HOME", str(api.ledger.settings.home))
     run = CliRunner().invoke(main, ["--db", api.ledger.settings.database_url, "reproduce", str(forged.id)])
     assert run.exit_code == 1 and "DIFFERENT" in run.output
+
+
+def test_the_demo_models_reproduce_identically_single_and_batch(ledger) -> None:
+    """The models `ledger serve --demo` trains: a linear model and a forest, a classifier and a regressor."""
+    from trainers.demo import demo_specs
+    from trainers.demo_data import generate
+
+    api = make_api(ledger)
+    grouped: dict[str, list] = {}
+    for spec in demo_specs(rows=400):
+        grouped.setdefault(spec["deployment"], []).append(spec)
+    for name, specs in grouped.items():
+        create_demo_deployment(ledger, name, specs)
+    rows = generate(12, seed=3).drop(columns=["event_time", "churned", "lifetime_value"]).to_dict("records")
+    rows = [{k: (None if v != v else v) for k, v in row.items()} for row in rows]  # NaN is sent as null
+    for name in grouped:
+        single = predict(api, {"features": rows[0], "request_id": f"{name}-1"}, name=name)
+        batch = predict(api, {"instances": rows, "request_id": f"{name}-b"}, name=name)
+        assert single.status_code == 201 and batch.status_code == 201, (single.text, batch.text)
+        for prediction_id in (single.json["prediction_id"], batch.json["predictions"][7]["prediction_id"]):
+            result = reproduce(ledger, prediction_id)
+            assert result.identical and len(result.checks) == 2, result.to_dict()
