@@ -25,7 +25,7 @@ from tests.integration.test_projection_world import World
 from tests.reliability.support import TIMEOUT, issue_keys, peak_rss_mb, scaled
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT)]
-EVENTS = scaled(20_000, 1_000_000)
+EVENTS = scaled(10_000, 1_000_000)
 PEAK_MB = 300
 BATCH = 1000
 
