@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,22 @@ def ledger(settings: Settings) -> Iterator[Ledger]:
         yield app
     finally:
         app.close()
+
+
+@pytest.fixture
+def parallel_ledger(settings: Settings, tmp_path: Path, database_url: str) -> Iterator[Ledger]:
+    """A second, empty ledger on the same backend: a clone's target, a production-parallel one."""
+    if database_url.startswith("sqlite"):
+        url = f"sqlite:///{tmp_path / 'parallel.db'}"
+    else:
+        url = fresh_postgres_database()
+    app = Ledger(replace(settings, database_url=url))
+    try:
+        yield app
+    finally:
+        app.close()
+        if not database_url.startswith("sqlite"):
+            drop_postgres_database(url)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN001

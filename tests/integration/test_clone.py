@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from ledger.application import Ledger
 from ledger.clone import clone_ledger
 from ledger.errors import Conflict
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 
 
 def _deployment(ledger: Ledger, name: str) -> None:
@@ -20,18 +17,8 @@ def _deployment(ledger: Ledger, name: str) -> None:
 
 
 @pytest.fixture
-def target(settings, tmp_path, database_url):
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'clone.db'}"
-        yield Ledger(replace(settings, database_url=url))
-        return
-    url = fresh_postgres_database()
-    app = Ledger(replace(settings, database_url=url))
-    try:
-        yield app
-    finally:
-        app.close()
-        drop_postgres_database(url)
+def target(parallel_ledger):
+    return parallel_ledger
 
 
 def _rows(ledger: Ledger) -> list[tuple]:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from api.replay import Request, ledger_requests, replay
-from ledger.application import Ledger
 from ledger.clone import clone_ledger
 from ledger.timeline import head_position
 from projections.compare import compare
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.integration.api_support import (
     ROW,
     deployment_with_models,
@@ -22,20 +18,9 @@ from tests.integration.api_support import (
 
 
 @pytest.fixture
-def parallel(settings, tmp_path, database_url):
-    """An empty ledger on the same backend: the production-parallel environment."""
-    if database_url.startswith("sqlite"):
-        app = Ledger(replace(settings, database_url=f"sqlite:///{tmp_path / 'parallel.db'}"))
-        yield app
-        app.close()
-        return
-    url = fresh_postgres_database()
-    app = Ledger(replace(settings, database_url=url))
-    try:
-        yield app
-    finally:
-        app.close()
-        drop_postgres_database(url)
+def parallel(parallel_ledger):
+    """The production-parallel environment: an empty ledger on the same backend."""
+    return parallel_ledger
 
 
 def _sender(api):
