@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -25,7 +25,7 @@ from ledger.domain.deployments import Deployment
 from ledger.domain.models import Model
 from ledger.domain.predictions import Prediction
 from ledger.domain.training import TrainingRun
-from ledger.errors import AlreadyExists, Conflict, NotFound, StorageUnavailable
+from ledger.errors import AlreadyExists, Conflict, NotFound, StaleVersion, StorageUnavailable
 from ledger.health import HealthCommands
 from ledger.keyfiles import pepper
 from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
@@ -186,7 +186,8 @@ class Ledger(HealthCommands, Application[UUID]):
         try:
             self.save(aggregate)
         except IntegrityError:
-            raise StaleVersion_(aggregate) from None
+            kind = type(aggregate).__name__.lower()
+            raise StaleVersion(f"{kind} changed concurrently; read it again and retry") from None
 
     # -- predictions and outcomes --------------------------------------------------
     def record_predictions(self, predictions: Sequence[Prediction]) -> list[tuple[Prediction, int | None]]:
@@ -292,12 +293,6 @@ class Ledger(HealthCommands, Application[UUID]):
         self.engine.dispose()
 
 
-def StaleVersion_(aggregate: Any) -> Exception:
-    from ledger.errors import StaleVersion
-
-    return StaleVersion(f"{type(aggregate).__name__.lower()} changed concurrently; read it again and retry")
-
-
 def _uuid(value: UUID | str, what: str) -> UUID:
     if isinstance(value, UUID):
         return value
@@ -305,10 +300,6 @@ def _uuid(value: UUID | str, what: str) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise NotFound(f"{what} {value!r} not found: not a valid id") from None
-
-
-def iter_ids(values: Iterable[str]) -> list[UUID]:
-    return [_uuid(v, "id") for v in values]
 
 
 def _missing(prediction_id: UUID, index: int) -> Any:
