@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.reliability.support import (
     TIMEOUT,
     Tally,
@@ -31,18 +30,6 @@ REQUESTS = scaled(1_000, 10_000)
 KILLS = scaled(4, 20)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
-        return
-    url = fresh_postgres_database()
-    try:
-        yield url
-    finally:
-        drop_postgres_database(url)
-
-
 def kill_workers(server, clients, tally: Tally, kills: int, killed: list[int]) -> None:
     """kill -9 a random worker each time another 1/(kills+1) of the requests is acknowledged."""
     rng = random.Random(8)
@@ -57,8 +44,8 @@ def kill_workers(server, clients, tally: Tally, kills: int, killed: list[int]) -
             killed.append(victim)
 
 
-def test_every_acknowledged_prediction_is_recorded_once_through_worker_kills(database, tmp_path):
-    server, keys = served(tmp_path, database)
+def test_every_acknowledged_prediction_is_recorded_once_through_worker_kills(database_url, tmp_path):
+    server, keys = served(tmp_path, database_url)
     try:
         tally, killed = Tally(), []
         started = time.monotonic()
@@ -69,7 +56,7 @@ def test_every_acknowledged_prediction_is_recorded_once_through_worker_kills(dat
             client.join()
         killer.join()
         elapsed = time.monotonic() - started
-        recorded = recorded_predictions(database)
+        recorded = recorded_predictions(database_url)
         acknowledged = {a["prediction_id"] for a in tally.acknowledged.values()}
         print(f"\n{REQUESTS} requests, {len(killed)} workers killed, {len(tally.statuses)} attempts "
               f"({sum(1 for _, s, _ in tally.statuses if s == 0)} broken connections) in {elapsed:.1f}s")
