@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
 
 from ledger.application import Ledger
+from ledger.ids import as_uuid
 from ledger.storage import EVENTS_TABLE
 
 MADE = "ledger.domain.predictions:Prediction.Made"
@@ -97,16 +97,10 @@ def _events(source: Ledger, after: int, until: int | None) -> Iterator[tuple[int
             return
         for r in rows:
             event = source.mapper.to_domain_event(StoredEvent(
-                originator_id=_uuid(r.originator_id), originator_version=r.originator_version,
+                originator_id=as_uuid(r.originator_id), originator_version=r.originator_version,
                 topic=r.topic, state=bytes(r.state)))
             yield r.id, r.recorded_at, event
         last = rows[-1].id
-
-
-def _uuid(value: Any) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    return uuid.UUID(bytes=bytes(value)) if isinstance(value, (bytes, memoryview)) else uuid.UUID(str(value))
 
 
 def _features(source: Ledger, event: Any) -> dict[str, Any] | None:

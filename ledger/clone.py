@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from ledger.artifacts import artifacts_table
 from ledger.errors import Conflict
+from ledger.ids import as_uuid
 from ledger.storage import CLOCK_TABLE, EVENTS_TABLE, is_postgres
 
 PAGE = 5000
@@ -65,10 +66,7 @@ def clone_ledger(
 
 
 def _portable_row(row: sa.Row, target_postgres: bool) -> dict:
-    import uuid
-
-    oid = row.originator_id
-    oid = oid if isinstance(oid, uuid.UUID) else (uuid.UUID(bytes=bytes(oid)) if isinstance(oid, (bytes, memoryview)) else uuid.UUID(str(oid)))
+    oid = as_uuid(row.originator_id)
     return {
         "id": row.id,
         "originator_id": str(oid) if target_postgres else oid.bytes,

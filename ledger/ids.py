@@ -26,3 +26,12 @@ def signing_key_id(key_id: str) -> uuid.UUID:
 
 def dataset_id(fingerprint: str, role: str, source: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"dataset:{fingerprint}:{role}:{source}")
+
+
+def as_uuid(value: object) -> uuid.UUID:
+    """An originator id as read raw from either backend: 16 bytes on SQLite, a UUID or text on PostgreSQL."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, (bytes, memoryview)):
+        return uuid.UUID(bytes=bytes(value))
+    return uuid.UUID(str(value))

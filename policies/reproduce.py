@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +19,7 @@ from eventsourcing.persistence import StoredEvent
 from ledger.application import Ledger
 from ledger.domain.predictions import Prediction
 from ledger.errors import InvalidCommand
+from ledger.ids import as_uuid
 from ledger.storage import EVENTS_TABLE
 from policies.compiled import PIPELINE
 from policies.serving import ModelRuntime, score_model
@@ -125,18 +125,12 @@ def _batch_members(ledger: Ledger, prediction: Prediction) -> list[Any]:
     members = {}
     for r in records:
         event = ledger.mapper.to_domain_event(StoredEvent(
-            originator_id=_uuid(r.originator_id), originator_version=r.originator_version, topic=r.topic,
+            originator_id=as_uuid(r.originator_id), originator_version=r.originator_version, topic=r.topic,
             state=bytes(r.state)))
         same = event.deployment == prediction.deployment and event.scoring.get("batch_id") == prediction.scoring["batch_id"]
         if same:
             members[event.scoring["row"]] = _EventView(event)
     return [members[i] for i in sorted(members)]
-
-
-def _uuid(value: Any) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    return uuid.UUID(bytes=bytes(value)) if isinstance(value, (bytes, memoryview)) else uuid.UUID(str(value))
 
 
 class _EventView:

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.application import Ledger
+from ledger.ids import as_uuid
 from ledger.storage import EVENTS_TABLE
 
 MADE = "ledger.domain.predictions:Prediction.Made"
@@ -80,18 +81,10 @@ def outcomes(ledger: Ledger) -> dict[tuple[str, str], Any]:
             f"SELECT originator_id FROM {EVENTS_TABLE} WHERE topic = :o GROUP BY originator_id"),
             {"o": OUTCOME}).fetchall()
     for (originator_id,) in rows:
-        prediction = ledger.prediction(_uuid(originator_id))
+        prediction = ledger.prediction(as_uuid(originator_id))
         if prediction.outcome is not None:
             found[(prediction.deployment, prediction.request_id)] = prediction.outcome["actual"]
     return found
-
-
-def _uuid(value: Any) -> Any:
-    import uuid
-
-    if isinstance(value, (bytes, memoryview)):
-        return uuid.UUID(bytes=bytes(value))
-    return value
 
 
 def compare(baseline: Ledger, candidate: Ledger, after: int = 0, deployment: str | None = None,

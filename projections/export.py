@@ -19,6 +19,7 @@ from eventsourcing.persistence import StoredEvent
 
 from ledger.application import Ledger
 from ledger.errors import InvalidCommand
+from ledger.ids import as_uuid
 from ledger.storage import EVENTS_TABLE, is_postgres
 from ledger.timeline import iso
 
@@ -69,7 +70,7 @@ class PredictionExport:
                 return
             outcomes = self._outcomes([r.originator_id for r in page])
             for record in page:
-                yield self._row(record, outcomes.get(_key(record.originator_id)))
+                yield self._row(record, outcomes.get(str(as_uuid(record.originator_id))))
             last = page[-1].id
 
     def _page(self, after: int) -> list[Any]:
@@ -94,7 +95,7 @@ class PredictionExport:
         with self.ledger.engine.connect() as conn:
             for r in conn.execute(sql, {"ids": list(originator_ids), "topic": OUTCOME, "pos": self.request.position}):
                 event = self._decode(r)
-                found[_key(r.originator_id)] = (event.actual, r.id)
+                found[str(as_uuid(r.originator_id))] = (event.actual, r.id)
         return found
 
     def _decode(self, record: Any) -> Any:
@@ -110,7 +111,7 @@ class PredictionExport:
         return {
             "position": record.id,
             "recorded_at": iso(record.recorded_at),
-            "prediction_id": _key(record.originator_id),
+            "prediction_id": str(as_uuid(record.originator_id)),
             "deployment": made.deployment,
             "request_id": made.request_id,
             "caller": made.actor,
@@ -147,14 +148,6 @@ class PredictionExport:
                 "training_datasets": _canonical(datasets),
             }
         return self._provenance[model_id]
-
-
-def _key(originator_id: Any) -> str:
-    import uuid
-
-    if isinstance(originator_id, (bytes, memoryview)):
-        return str(uuid.UUID(bytes=bytes(originator_id)))
-    return str(originator_id)
 
 
 def write_export(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[bytes]:
