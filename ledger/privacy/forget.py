@@ -47,11 +47,11 @@ def forget(ledger: Ledger, subject_id: Any, reason: str, actor: str, deployment:
 
 def forget_ref(ledger: Ledger, ref: str, reason: str, actor: str, deployment: str | None = None) -> ForgetResult:
     """Forget by subject reference (what retention knows); the event first, then the keys."""
-    keys = ledger.sealer.keys
-    live = [s for s in keys.scopes(ref) if deployment is None or s == deployment]
+    sealer = ledger.sealer
+    live = [s for s in sealer.keys.scopes(ref) if deployment is None or s == deployment]
     subject = _existing_subject(ledger, ref)
     if not live and subject is not None and subject.is_forgotten(deployment):
-        keys.destroy(ref, deployment)  # finishes an erasure whose key deletion was interrupted
+        sealer.destroy(ref, deployment)  # finishes an erasure whose key deletion was interrupted
         return ForgetResult(ref, True, deployment)
     models = models_trained_on(ledger, ref)
     if not live and subject is None and not models:
@@ -62,7 +62,7 @@ def forget_ref(ledger: Ledger, ref: str, reason: str, actor: str, deployment: st
         recordings = ledger.save(subject)
     except IntegrityError:  # a concurrent forget of the same subject won the race
         return ForgetResult(ref, True, deployment)
-    keys.destroy(ref, deployment)
+    sealer.destroy(ref, deployment)
     return ForgetResult(ref, False, deployment, sorted(live), models, recordings[-1].notification.id)
 
 

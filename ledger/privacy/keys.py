@@ -15,11 +15,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.errors import LedgerError, StorageUnavailable
 from ledger.keyfiles import read_or_create
@@ -224,40 +225,56 @@ class DatabaseKeyStore:
         return {k: self._remember(k[0], k[1], w) for k, w in rows.items()}
 
     def _insert(self, fresh: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """One multi-row insert of new wrapped keys; where another process won the race, its key."""
         now = int(time.time() * 1_000_000)
         wrapped = {k: self.master.wrap(k[0], secrets.token_bytes(32)) for k in fresh}
-        params = [{"s": s, "c": c, "w": w, "t": now} for (s, c), w in wrapped.items()]
-        sql = f"INSERT INTO {KEYS_TABLE} (subject_ref, scope, wrapped_key, created_at) VALUES (:s, :c, :w, :t)"
-        try:
-            with self._begin() as conn:
-                conn.execute(sa.text(sql), params)
-            return wrapped
-        except sa.exc.IntegrityError:
-            # Another process created some of these keys first: use theirs.
-            for (s, c), w in wrapped.items():
-                self._insert_if_absent(s, c, w, now)
-            return self._select(fresh)
-
-    def _insert_if_absent(self, subject_ref: str, scope: str, wrapped: bytes, now: int) -> None:
-        sql = (f"INSERT INTO {KEYS_TABLE} (subject_ref, scope, wrapped_key, created_at) "
-               "VALUES (:s, :c, :w, :t) ON CONFLICT DO NOTHING")
+        params = [{"subject_ref": s, "scope": c, "wrapped_key": w, "created_at": now}
+                  for (s, c), w in wrapped.items()]
+        insert = _dialect_insert(self.engine).on_conflict_do_nothing()
         with self._begin() as conn:
-            conn.execute(sa.text(sql), {"s": subject_ref, "c": scope, "w": wrapped, "t": now})
+            inserted = set(conn.execute(insert.returning(_KEYS.c.subject_ref, _KEYS.c.scope), params).tuples())
+        lost = [k for k in fresh if k not in inserted]
+        return {**{k: wrapped[k] for k in inserted}, **(self._select(lost) if lost else {})}
 
     def _select(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         refs = sorted({s for s, _ in pairs})
-        sql = sa.text(f"SELECT subject_ref, scope, wrapped_key FROM {KEYS_TABLE} WHERE subject_ref IN :refs")
-        sql = sql.bindparams(sa.bindparam("refs", expanding=True))
-        wanted = set(pairs)
+        wanted, found = set(pairs), {}
         with self._connect() as conn:
-            rows = conn.execute(sql, {"refs": refs}).all()
-        return {(s, c): bytes(w) for s, c, w in rows if (s, c) in wanted}
+            for chunk in _chunks(refs, 100_000 if self._postgres else 500):
+                for s, c, w in conn.execute(self._select_sql(), {"refs": chunk}):
+                    if (s, c) in wanted:
+                        found[(s, c)] = bytes(w)
+        return found
+
+    def _select_sql(self) -> sa.TextClause:
+        columns = f"SELECT subject_ref, scope, wrapped_key FROM {KEYS_TABLE} WHERE subject_ref"
+        if self._postgres:  # one array parameter: no expanding IN to compile per call
+            return sa.text(f"{columns} = ANY(:refs)")
+        return sa.text(f"{columns} IN :refs").bindparams(sa.bindparam("refs", expanding=True))
 
     def _begin(self) -> AbstractContextManager[sa.Connection]:
         return _guarded(self.engine.begin)
 
     def _connect(self) -> AbstractContextManager[sa.Connection]:
         return _guarded(self.engine.connect)
+
+
+# The key table as SQLAlchemy Core sees it: its inserts are batched (insertmanyvalues).
+_KEYS = sa.Table(
+    KEYS_TABLE, sa.MetaData(),
+    sa.Column("subject_ref", sa.String(64), primary_key=True), sa.Column("scope", sa.String(200), primary_key=True),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False), sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+
+def _dialect_insert(engine: sa.Engine) -> Any:
+    """An insert that can skip keys another process created first (ON CONFLICT DO NOTHING)."""
+    return (postgresql if engine.dialect.name.startswith("postgres") else sqlite).insert(_KEYS)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 @contextmanager

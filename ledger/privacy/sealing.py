@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import secrets
-from collections.abc import Mapping, Sequence
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -19,6 +21,7 @@ from ledger.privacy.keys import Forgotten, MasterKeyMismatch, SubjectKeyStore
 
 SEAL_FORMAT = 1
 ERASED_TEXT = "erased"
+REF_PREFIX = b"ledger subject v1\x00"
 
 
 class _Erased:
@@ -42,7 +45,7 @@ ERASED = _Erased()
 
 def subject_ref(secret: bytes, subject_id: Any) -> str:
     """A keyed hash of the subject id: stable, and useless to anyone without the secret."""
-    message = b"ledger subject v1\x00" + str(subject_id).encode()
+    message = REF_PREFIX + str(subject_id).encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
@@ -63,9 +66,13 @@ class Sealer:
     def __init__(self, keys: SubjectKeyStore, ref_secret: bytes):
         self.keys = keys
         self.ref_secret = ref_secret
+        self._ref_hmac = hmac.new(ref_secret, REF_PREFIX, hashlib.sha256)  # copied per ref: no key setup
+        self._digest_keys = _DigestKeys()
 
     def subject_ref(self, subject_id: Any) -> str:
-        return subject_ref(self.ref_secret, subject_id)
+        mac = self._ref_hmac.copy()
+        mac.update(str(subject_id).encode())
+        return mac.hexdigest()
 
     def value_hash(self, feature: str, value: Any) -> str:
         """A keyed hash of a personal value for profiles: distinct from subject refs by domain."""
@@ -86,12 +93,18 @@ class Sealer:
         fields = sealed_fields(schema)
         if not fields:
             return [(dict(row), None) for row in rows]
-        refs = [self._ref_for(schema, row, fields, deployment) for row in rows]
-        keys = self._keys_for([(r, deployment) for r in refs if r is not None])
-        return [
-            self._seal_row(row, fields, ref, keys.get((ref, deployment)) if ref else None, deployment, request_id)
+        refs = self._refs_for(schema, rows, fields, deployment)
+        keys = self._keys_for([(r, deployment) for r in set(refs) if r is not None])
+        ciphers = {ref: _SubjectCipher(key) for (ref, _), key in keys.items()}  # one setup per key
+        sealed = [
+            self._seal_row(row, fields, ref, ciphers.get(ref) if ref else None, deployment, request_id)
             for row, ref, request_id in zip(rows, refs, request_ids, strict=True)
         ]
+        self._digest_keys.hold(
+            (record["nonce"], (ref, deployment, ciphers[ref].mac_key))
+            for (_, record), ref in zip(sealed, refs, strict=True) if record is not None and ref is not None
+        )
+        return sealed
 
     def unseal(self, sealed: Mapping[str, Any], binding: str | None = None) -> dict[str, Any] | _Erased:
         """The sealed values, or ERASED when the subject's key was destroyed."""
@@ -132,17 +145,39 @@ class Sealer:
         canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
         if not sealed:
             return hashlib.sha256(canonical).hexdigest()
-        key = self.keys.get(sealed["subject_ref"], sealed["scope"])  # cached by the seal just made
-        mac_key = hmac.new(key, b"ledger body digest v1", hashlib.sha256).digest()
+        mac_key = self._digest_keys.take(sealed["nonce"], sealed["subject_ref"], sealed["scope"])
+        if mac_key is None:  # not sealed by this sealer a moment ago: ask the key store
+            mac_key = _mac_key(self.keys.get(sealed["subject_ref"], sealed["scope"]))
         return "k1:" + hmac.new(mac_key, canonical, hashlib.sha256).hexdigest()
 
+    def destroy(self, subject_ref: str, scope: str | None = None) -> int:
+        """Destroy the subject's keys (see SubjectKeyStore.destroy), dropping what this sealer holds."""
+        self._digest_keys.drop(subject_ref, scope)
+        return self.keys.destroy(subject_ref, scope)
+
     # -- internals ---------------------------------------------------------------
-    def _ref_for(self, schema: Mapping[str, Any], row: Mapping[str, Any], fields: list[str],
-                 deployment: str) -> str | None:
+    def _refs_for(self, schema: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], fields: list[str],
+                  deployment: str) -> list[str | None]:
+        """Each row's subject ref; a subject seen twice in the batch is hashed once."""
         subject_field = schema.get("subject_field")
-        subject = row.get(subject_field) if subject_field else None
-        if subject is not None:
-            return self.subject_ref(subject)
+        seen: dict[str, str] = {}
+        refs: list[str | None] = []
+        for row in rows:
+            subject = row.get(subject_field) if subject_field else None
+            if subject is None:
+                refs.append(self._no_subject(row, fields, subject_field, deployment))
+                continue
+            text = str(subject)  # what the ref hashes: 1 and "1" are the same subject, 1.0 is not
+            ref = seen.get(text)
+            if ref is None:
+                ref = seen[text] = self.subject_ref(text)
+            refs.append(ref)
+        return refs
+
+    @staticmethod
+    def _no_subject(row: Mapping[str, Any], fields: list[str], subject_field: str | None,
+                    deployment: str) -> None:
+        """A row without a subject may not carry personal values: they could never be erased."""
         personal = [f for f in fields if row.get(f) is not None]
         if personal:
             fix = (f"send the subject field {subject_field!r}" if subject_field
@@ -151,7 +186,6 @@ class Sealer:
                 f"{', '.join(personal)} are personal data and need a subject to be erasable: {fix}",
                 field=subject_field or "schema.subject_field",
             )
-        return None
 
     def _keys_for(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         many = getattr(self.keys, "get_or_create_many", None)
@@ -160,21 +194,73 @@ class Sealer:
         return {pair: self.keys.get_or_create(*pair) for pair in set(pairs)}
 
     def _seal_row(
-        self, row: Mapping[str, Any], fields: list[str], ref: str | None, key: bytes | None,
+        self, row: Mapping[str, Any], fields: list[str], ref: str | None, cipher: _SubjectCipher | None,
         deployment: str, request_id: str,
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        if ref is None or key is None:  # no subject and no personal values: nothing to hide
+        if ref is None or cipher is None:  # no subject and no personal values: nothing to hide
             return dict(row), None
         present = [f for f in fields if f in row]
         plain = {k: v for k, v in row.items() if k not in present}
         binding = binding_of(deployment, request_id)
-        nonce = secrets.token_bytes(12)
+        nonce = os.urandom(12)
         payload = orjson.dumps({f: row[f] for f in present})
-        ciphertext = AESGCM(key).encrypt(nonce, payload, _aad(deployment, binding, present))
+        ciphertext = cipher.aead.encrypt(nonce, payload, _aad(deployment, binding, present))
         return plain, {
             "v": SEAL_FORMAT, "subject_ref": ref, "scope": deployment, "binding": binding,
             "fields": present, "nonce": _b64e(nonce), "ciphertext": _b64e(ciphertext),
         }
+
+
+class _SubjectCipher:
+    """One data key made ready once per batch: its AES-GCM context and its body-digest key."""
+
+    __slots__ = ("aead", "mac_key")
+
+    def __init__(self, key: bytes):
+        self.aead = AESGCM(key)
+        self.mac_key = _mac_key(key)
+
+
+class _DigestKeys:
+    """Body-digest keys of records this sealer just sealed, until the caller digests them.
+
+    A batch may take longer than the key cache's lifetime; without this, every row's
+    digest would go back to the key store. Each entry is taken once; entries never
+    taken go after `max_age` seconds or beyond `max_entries`, and a destroy drops them.
+    """
+
+    def __init__(self, max_entries: int = 200_000, max_age: float = 60.0):
+        self.max_entries, self.max_age = max_entries, max_age
+        self._held: dict[str, tuple[str, str, bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, entries: Iterable[tuple[str, tuple[str, str, bytes]]]) -> None:
+        deadline = time.monotonic() + self.max_age
+        fresh = {nonce: (ref, scope, mac_key, deadline) for nonce, (ref, scope, mac_key) in entries}
+        with self._lock:
+            self._held.update(fresh)
+            now = time.monotonic()
+            while self._held:
+                oldest = next(iter(self._held))
+                if len(self._held) <= self.max_entries and self._held[oldest][3] > now:
+                    break
+                del self._held[oldest]
+
+    def take(self, nonce: str, subject_ref: str, scope: str) -> bytes | None:
+        with self._lock:
+            held = self._held.pop(nonce, None)
+        if held is None or held[0] != subject_ref or held[1] != scope or held[3] < time.monotonic():
+            return None
+        return held[2]
+
+    def drop(self, subject_ref: str, scope: str | None) -> None:
+        with self._lock:
+            for nonce in [n for n, h in self._held.items() if h[0] == subject_ref and scope in (None, h[1])]:
+                del self._held[nonce]
+
+
+def _mac_key(key: bytes) -> bytes:
+    return hmac.new(key, b"ledger body digest v1", hashlib.sha256).digest()
 
 
 def _aad(scope: str, binding: str, fields: Sequence[str]) -> bytes:
