@@ -92,6 +92,7 @@ class Metrics:
     latency: Any
     predictions: Any
     batch_sizes: Any
+    reads: Any
 
 
 _metrics: Metrics | None = None
@@ -113,6 +114,9 @@ def metrics() -> Metrics:
             batch_sizes=Histogram("ledger_group_commit_batch_callers",
                                   "Callers whose events shared one group commit",
                                   buckets=_BATCH_BUCKETS),
+            reads=Counter("ledger_projection_reads_total",
+                          "Projection reads by where they ran: primary, standby, or fallback "
+                          "(a standby that had not caught up)", ["served_by"]),
         )
     return _metrics
 
@@ -171,6 +175,9 @@ def middleware(services: Any) -> list[Any]:
     ledger = getattr(services, "ledger", None)
     if ledger is not None:
         attach_group_commit_metrics(ledger)
+    reads = getattr(services, "reads", None)
+    if reads is not None:
+        reads.observe = lambda served_by: metrics().reads.labels(served_by=served_by).inc()
     return [RequestObserver()]
 
 

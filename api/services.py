@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.auth import KeyCache, RateLimiter
+from api.replica import ReadRouter
 from api.schemas.features import RowSchemas
 from ledger.application import Ledger
 from ledger.privacy import Sealer, sealer_for
@@ -23,6 +24,7 @@ DEFAULTS: dict[str, float] = {
     "rate_limit_per_second": 1000.0,  # per key and worker; 0 switches the limit off
     "rate_limit_burst": 2000.0,
     "deployment_check_seconds": 0.0,  # 0: compare the deployment's version on every request
+    "standby_wait_seconds": 1.0,  # a read waits this long for the standby, then the primary answers
 }
 
 
@@ -45,6 +47,7 @@ class Services:
     limiter: RateLimiter
     row_schemas: RowSchemas
     sealer: Sealer | None = None  # always built by build(); personal features never bypass it
+    reads: ReadRouter | None = None  # always built by build(); None only for hand-made Services
     extras: dict[str, Any] = field(default_factory=dict)  # other modules' shared objects
 
     @classmethod
@@ -59,13 +62,21 @@ class Services:
             limiter=RateLimiter(option(settings, "rate_limit_per_second"), option(settings, "rate_limit_burst")),
             row_schemas=RowSchemas(),
             sealer=make_sealer(settings, ledger),
+            reads=ReadRouter.for_url(ledger.engine, settings.read_database_url,
+                                     option(settings, "standby_wait_seconds")),
         )
 
     def deployment_changed(self, name: str) -> None:
         """This worker changed a deployment: drop its cached runtime at once."""
         self.scorer.forget(name)
 
+    def read_engine(self, *projections: str) -> Any:
+        """The engine for reading these projections: the standby when configured and caught up."""
+        return self.reads.engine_for(*projections) if self.reads is not None else self.ledger.engine
+
     def close(self) -> None:
+        if self.reads is not None:
+            self.reads.close()
         self.ledger.close()
 
 

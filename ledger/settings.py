@@ -21,6 +21,7 @@ class Settings:
 
     home: Path = DEFAULT_HOME
     database_url: str = ""
+    read_database_url: str = ""  # a streaming hot standby for projection reads (api/replica.py)
     group_commit: bool = True
     group_commit_max_events: int = 2000
     artifact_cache_bytes: int = 512 * 1024 * 1024
@@ -49,6 +50,7 @@ class Settings:
         settings = cls(
             home=home,
             database_url=os.environ.get("LEDGER_DATABASE_URL", ""),
+            read_database_url=os.environ.get("LEDGER_READ_DATABASE_URL", ""),
             group_commit=_env_bool("LEDGER_GROUP_COMMIT", True),
             max_batch_rows=int(os.environ.get("LEDGER_MAX_BATCH_ROWS", 10_000)),
             max_body_bytes=int(os.environ.get("LEDGER_MAX_BODY_BYTES", 64 * 1024 * 1024)),

@@ -33,7 +33,8 @@ def check_document(check: Any) -> dict[str, Any]:
 
 def data_health(services: Services, req: falcon.Request) -> dict[str, Any]:
     """Feeds and quality checks from the health tables, plus model health per deployment."""
-    engine, position = services.ledger.engine, params.as_of(req, services.ledger.engine)
+    position = params.as_of(req, services.ledger.engine)
+    engine = services.read_engine("health", "predictions", "deployments")
     deployment = req.get_param("deployment")
     with engine.connect() as conn:
         ready = health_queries.tables(conn) is not None

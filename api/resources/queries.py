@@ -1,8 +1,9 @@
 """Reads from the projections: the prediction index, performance, the model index.
 
-Every answer says the ledger position it answers at (`position`) and whether it covers
-the asked `as_of` (`complete`). `min_position=N` asks to see at least position N (a
-write just made): the read waits up to a few seconds for the projection to pass it.
+They run on the standby when one is configured (api/replica.py). Every answer says the
+ledger position it answers at (`position`) and whether it covers the asked `as_of`
+(`complete`). `min_position=N` asks to see at least position N (a write just made): the
+read waits up to a few seconds for the projection to pass it.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class PredictionIndexResource:
         as_of, wait = read_position(req, self.services)
         features = {k[len(FEATURE_PREFIX):]: v for k, v in req.params.items() if k.startswith(FEATURE_PREFIX)}
         resp.media = list_predictions(
-            self.services.ledger.engine, deployment=req.get_param("deployment"), model=req.get_param("model"),
+            self.services.read_engine("predictions"), deployment=req.get_param("deployment"), model=req.get_param("model"),
             from_us=instant(req, "from"), to_us=instant(req, "to"), features=features,
             has_outcome=flag(req, "has_outcome"), flagged=flag(req, "flagged"), limit=params.limit(req),
             cursor=req.get_param("cursor"), as_of=as_of, wait=wait)
@@ -82,7 +83,7 @@ class PerformanceResource:
             raise Problem(422, "deployment_required", "name the deployment: ?deployment=NAME", "deployment")
         as_of, wait = read_position(req, self.services)
         resp.media = performance(
-            self.services.ledger.engine, deployment, model=req.get_param("model"),
+            self.services.read_engine("predictions"), deployment, model=req.get_param("model"),
             from_us=instant(req, "from"), to_us=instant(req, "to"),
             window_days=req.get_param_as_int("window_days", min_value=1), slice_feature=req.get_param("slice"),
             as_of=as_of, wait=wait)
@@ -92,7 +93,7 @@ def model_index(services: Services, req: falcon.Request, resp: falcon.Response) 
     """GET /v1/models (mounted as the upload resource's on_get: one resource per path)."""
     as_of, wait = read_position(req, services)
     answer: dict[str, Any] = list_models(
-        services.ledger.engine, deployment=req.get_param("deployment"), limit=params.limit(req),
+        services.read_engine("models"), deployment=req.get_param("deployment"), limit=params.limit(req),
         after=params.name_cursor(req), as_of=as_of, wait=wait)
     answer["next_cursor"] = params.next_name_cursor(answer.pop("next_after"))
     resp.media = answer
@@ -106,7 +107,7 @@ class ModelResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, model_id: str) -> None:
         as_of, wait = read_position(req, self.services)
-        resp.media = get_model(self.services.ledger.engine, model_id, as_of, wait)
+        resp.media = get_model(self.services.read_engine("models"), model_id, as_of, wait)
 
 
 def add_routes(app: falcon.App, services: Services) -> None:
