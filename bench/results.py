@@ -149,6 +149,7 @@ def render(results: dict[str, Any], command: str, profile_dir: Path | None) -> s
     if "http" in results and results["http"].get("data"):
         parts += http_detail(results["http"]["data"])
     parts += scale_detail(results)
+    parts += standby_detail(results)
     if "big" in results and results["big"].get("data"):
         parts += ["## Rebuild detail", "", results["big"]["data"].get("rebuild_report", ""), ""]
         parts += as_of_detail(results["big"]["data"])
@@ -190,6 +191,26 @@ def scale_detail(results: dict[str, Any]) -> list[str]:
     return ["## Scale-out: API processes on one PostgreSQL (64 clients)", "",
             "| processes | on req/s | off req/s | ratio | on p99 ms | off p99 ms | on CPU ms/req |",
             "|---:|---:|---:|---:|---:|---:|---:|", *rows, ""]
+
+
+def standby_detail(results: dict[str, Any]) -> list[str]:
+    """Writes and auditor reads at once, reads on the primary vs on the streaming standby."""
+    data = (results.get("standby") or {}).get("data")
+    if not data:
+        return []
+    rows = ["## Reads on a streaming hot standby (bench/standby.py)", "",
+            f"{data['writers']} clients predicting and {data['readers']} auditors reading at once, "
+            f"{data['seconds']:.0f} s a run; CPU in cores busy.", "",
+            "| reads on | writes/s | write p99 ms | reads/s | read p50 ms | read p99 ms | primary CPU | "
+            "standby CPU | API CPU | replay lag max ms | reads served by |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in data["runs"]:
+        w, rd, cpu = r["writes"], r["reads"], r["cpu_per_s"]
+        served = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["reads_served_by"].items()) if v)
+        rows.append(f"| {r['reads_on']} | {w['requests_per_s']:,.0f} | {w['p99_ms']:.0f} | {rd['requests_per_s']:,.0f} | "
+                    f"{rd['p50_ms']:.1f} | {rd['p99_ms']:.0f} | {cpu['primary']:.2f} | {cpu['standby']:.2f} | "
+                    f"{cpu['api']:.2f} | {r['lag_s']['max'] * 1000:.0f} | {served} |")
+    return rows + [""]
 
 
 def as_of_detail(data: dict[str, Any]) -> list[str]:

@@ -7,7 +7,8 @@ only, each bounded by a timeout: http_compare (gunicorn + wrk, recording on vs o
 mlflow_serve (the MLflow baseline, when its venv exists or installs in time), batch_copy
 (10,000 rows vs COPY), big_ledger (rebuild vs raw read, as_of vs now, provenance p99,
 rebuild/export peak RSS) and verify (the notary over N events); with --scale, the HTTP figure
-with 1, 2 and 4 API processes on one PostgreSQL. `--quick` is laptop-sized.
+with 1, 2 and 4 API processes on one PostgreSQL, and bench.standby (auditor reads on a
+streaming hot standby made by deploy/standby.sh, against reads on the primary). `--quick` is laptop-sized.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def steps(quick: bool, profile_dir: Path | None, big_events: int | None = None) 
         "verify": (["bench.verify", "--backend", "postgres", "-n", "100000" if quick else "1000000"], 1500),
         **{f"scale{w}": (["bench.http_compare", "--seconds", seconds, "--clients", "64", "--workers", str(w)], 900)
            for w in (1, 2, 4)},
+        "standby": (["bench.standby", "--seconds", seconds], 900),
     }
 
 
@@ -101,8 +103,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small enough for a laptop (a few minutes)")
     parser.add_argument("--profile", action="store_true", help="py-spy the API workers under load")
     parser.add_argument("--only", nargs="+",
-                        choices=("http", "mlflow", "batch", "big", "verify", "scale1", "scale2", "scale4"))
-    parser.add_argument("--scale", action="store_true", help="also 1, 2 and 4 API processes (docs/SCALING.md)")
+                        choices=("http", "mlflow", "batch", "big", "verify", "scale1", "scale2", "scale4", "standby"))
+    parser.add_argument("--scale", action="store_true", help="also 1, 2 and 4 API processes, and reads on a standby (docs/SCALING.md)")
     parser.add_argument("--big-events", type=int, default=None, help="events of the large ledger (default 1M)")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
@@ -111,7 +113,7 @@ def main() -> None:
     results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
                                "load_before": os.getloadavg(), "quick": args.quick}
     for name, (module_args, timeout) in plan.items():
-        if (args.only and name not in args.only) or (not args.only and name.startswith("scale") and not args.scale):
+        if (args.only and name not in args.only) or (not args.only and name.startswith(("scale", "standby")) and not args.scale):
             continue
         if name == "mlflow" and (problem := ensure_mlflow()):
             results[name] = {"error": problem}
