@@ -1,18 +1,21 @@
-"""The whole provenance of one prediction, assembled from the events behind it."""
+"""The whole provenance of one prediction, assembled from the events behind it.
+
+One lookup costs one round trip for the prediction (its events, where it was made, its
+chain hash: ledger.read_cache.read_prediction); the deployment at its version, the models,
+their training runs and datasets never change once final and come from the ledger's cache.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-import sqlalchemy as sa
-
 from api.auth import Principal
 from api.routes import route_for
 from api.services import Services
 from ledger import ids
 from ledger.errors import LedgerError, NotFound
-from ledger.storage import EVENTS_TABLE, is_postgres
+from ledger.read_cache import PredictionRecord, read_prediction
 from ledger.timeline import iso
 
 OWN_ROUTE = route_for("GET", "/v1/predictions/{prediction_id}")
@@ -21,13 +24,11 @@ OWN_ROUTE = route_for("GET", "/v1/predictions/{prediction_id}")
 def provenance(services: Services, prediction_id: str, principal: Principal,
                position: int | None) -> dict[str, Any]:
     """Features, every output, the served model's lineage, policy, leader, outcomes, chain."""
-    ledger = services.ledger
-    prediction = ledger.prediction(prediction_id, position)
+    record = lookup(services, prediction_id, position)
+    prediction = record.prediction
     if OWN_ROUTE and principal.role in OWN_ROUTE.own_only and prediction.caller != principal.actor:
         raise NotFound(f"prediction {prediction_id} not found")  # others' predictions stay invisible
-    deployment: Any = ledger.repository.get(ids.deployment_id(prediction.deployment),
-                                       version=prediction.deployment_version)
-    made_at, recorded_at = made_position(ledger.engine, prediction.id)
+    deployment = deployment_at(services, prediction.deployment, prediction.deployment_version)
     return {
         "prediction_id": str(prediction.id), "deployment": prediction.deployment,
         "request_id": prediction.request_id, "features": features_of(services, prediction),
@@ -41,9 +42,39 @@ def provenance(services: Services, prediction_id: str, principal: Principal,
         "leader": {"model_id": prediction.leader, "set_by": deployment.leader_set_by},
         "flags": prediction.flags, "scoring": prediction.scoring, "caller": prediction.caller,
         "outcome": prediction.outcome, "outcomes": prediction.outcomes,
-        "position": made_at, "recorded_at": iso(recorded_at),
-        "chain": chain_at(ledger.engine, made_at), "as_of_position": position,
+        "position": record.position, "recorded_at": iso(record.recorded_at),
+        "chain": chain_of(record), "as_of_position": position,
     }
+
+
+def lookup(services: Services, prediction_id: str, position: int | None) -> PredictionRecord:
+    """The prediction as of the position (now when None), or NotFound as Ledger.prediction says it."""
+    try:
+        uid = UUID(str(prediction_id))
+    except ValueError:
+        raise NotFound(f"prediction {prediction_id!r} not found: not a valid id") from None
+    ledger = services.ledger
+    record = read_prediction(ledger.engine, ledger.mapper, uid, position)
+    if record is None and position is not None:
+        raise NotFound(f"prediction {prediction_id} did not exist at position {position}")
+    if record is None:
+        raise NotFound(f"prediction {prediction_id} not found")
+    return record
+
+
+def deployment_at(services: Services, name: str, version: int) -> Any:
+    """The deployment as it was at a version: no later event changes that."""
+    ledger = services.ledger
+    uid = ids.deployment_id(name)
+    return ledger.read_cache.get(("deployment", uid, version),
+                                 lambda: ledger.repository.get(uid, version=version))
+
+
+def chain_of(record: PredictionRecord) -> dict[str, Any]:
+    """The notary's chain hash at the prediction's position, or pending until the notary covers it."""
+    if record.chain_hash is None:
+        return {"status": "pending", "hash": None}
+    return {"status": "chained", "hash": record.chain_hash.hex()}
 
 
 def features_of(services: Services, prediction: Any) -> dict[str, Any]:
@@ -81,26 +112,3 @@ def dataset_summary(services: Services, dataset_id: str) -> dict[str, Any]:
         return {"id": dataset_id, "missing": True}
     return {"id": dataset_id, "fingerprint": d.fingerprint, "rows": d.rows, "time_range": d.time_range,
             "source": d.source, "role": d.role, "columns": d.columns}
-
-
-def made_position(engine: sa.Engine, prediction_id: UUID) -> tuple[int, int]:
-    """(position, recorded-at µs) of the event that made the prediction."""
-    with engine.connect() as conn:
-        key: Any = str(prediction_id) if is_postgres(conn) else prediction_id.bytes
-        row = conn.execute(sa.text(
-            f"SELECT id, recorded_at FROM {EVENTS_TABLE} WHERE originator_id = :o AND originator_version = 1"
-        ), {"o": key}).one()
-    return int(row[0]), int(row[1])
-
-
-def chain_at(engine: sa.Engine, position: int) -> dict[str, Any]:
-    """The notary's chain hash at the position, or pending until the notary covers it."""
-    try:
-        from ledger.notary.store import has_notary_tables, iter_chain_rows
-    except ImportError:
-        return {"status": "pending", "hash": None}
-    if not has_notary_tables(engine):
-        return {"status": "pending", "hash": None}
-    for _position, _content, chained in iter_chain_rows(engine, position, position):
-        return {"status": "chained", "hash": chained.hex()}
-    return {"status": "pending", "hash": None}

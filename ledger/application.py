@@ -29,6 +29,7 @@ from ledger.errors import AlreadyExists, Conflict, NotFound, StaleVersion, Stora
 from ledger.health import HealthCommands
 from ledger.keyfiles import pepper
 from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
+from ledger.read_cache import ReadCache
 from ledger.settings import Settings
 from ledger.storage import LedgerFactory, LedgerRecorder, create_engine
 from ledger.timeline import version_at
@@ -122,14 +123,25 @@ class Ledger(HealthCommands, Application[UUID]):
         self.save(model)
         return model.id
 
+    @cached_property
+    def read_cache(self) -> ReadCache:
+        """Models, datasets, finished runs, deployments at a version: what no event changes."""
+        return ReadCache()
+
     def model(self, model_id: UUID | str, position: int | None = None) -> Model:
-        return self.get(_uuid(model_id, "model"), f"model {model_id}", position)
+        uid = _uuid(model_id, "model")
+        if position is not None:  # whether it existed then is a question for the store
+            return self.get(uid, f"model {model_id}", position)
+        return self.read_cache.get(uid, lambda: self.get(uid, f"model {model_id}"))  # one event: immutable
 
     def training_run(self, run_id: UUID | str) -> TrainingRun:
-        return self.get(_uuid(run_id, "training run"), f"training run {run_id}")
+        uid = _uuid(run_id, "training run")
+        return self.read_cache.get(uid, lambda: self.get(uid, f"training run {run_id}"),
+                                   final=lambda run: run.status != "running")
 
     def dataset(self, dataset_id: UUID | str) -> Dataset:
-        return self.get(_uuid(dataset_id, "dataset"), f"dataset {dataset_id}")
+        uid = _uuid(dataset_id, "dataset")
+        return self.read_cache.get(uid, lambda: self.get(uid, f"dataset {dataset_id}"))  # one event: immutable
 
     # -- deployments -------------------------------------------------------------
     def create_deployment(self, **kwargs: Any) -> Deployment:
