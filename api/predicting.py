@@ -13,7 +13,7 @@ from api.auth import Principal
 from api.errors import Problem
 from api.schemas.predictions import PredictionRequestSchema
 from api.services import Services
-from ledger.domain.predictions import Prediction
+from ledger.domain.predictions import NewPrediction, Prediction
 from policies.serving import DeploymentRuntime, RowScore
 
 REQUEST_SCHEMA = PredictionRequestSchema()
@@ -105,10 +105,10 @@ def validate_rows(services: Services, runtime: DeploymentRuntime, raw_rows: list
 def build_predictions(
     services: Services, runtime: DeploymentRuntime, rows: list[dict[str, Any]], scores: list[RowScore],
     request_ids: list[str], batch_id: str | None, principal: Principal,
-) -> list[Prediction]:
+) -> list[NewPrediction]:
     sealed = seal_personal(services, runtime, rows, request_ids)
     return [
-        Prediction(
+        NewPrediction(
             deployment=runtime.name, deployment_version=runtime.version, request_id=request_id,
             # issue 9 hook (privacy): a sealed row's digest is keyed by its subject's data key
             body_digest=services.sealer.body_digest(row, sealed_record) if services.sealer else body_digest(row),
@@ -139,7 +139,7 @@ def scoring(batch_id: str | None, row: int, rows: int, scorers: dict[str, str]) 
     return how
 
 
-def row_answer(prediction: Prediction, retried: bool) -> dict[str, Any]:
+def row_answer(prediction: Prediction | NewPrediction, retried: bool) -> dict[str, Any]:
     served = prediction.outputs[prediction.served_model]
     return {
         "prediction_id": str(prediction.id), "request_id": prediction.request_id,

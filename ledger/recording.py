@@ -3,8 +3,9 @@
 Application.save builds a ProcessingEvent, checks runtime protocols and wraps every
 event in a Recording; for a prediction (one Made event, no snapshot, no cache) none of
 that is needed, and under many request threads it is GIL time taken from everyone. The
-events are collected once and kept, so that a batch refused for one retried request id
-can be inserted again without the retried row.
+API records NewPrediction (no aggregate at all, the same stored bytes); aggregates still
+work. The stored events are built once and kept, so that a batch refused for one retried
+request id can be inserted again without the retried row.
 """
 
 from __future__ import annotations
@@ -12,23 +13,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
-from ledger.domain.predictions import Prediction
+from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.errors import Conflict, StorageUnavailable
 
-Recorded = list[tuple[Prediction, "int | None"]]
+Recorded = list[tuple["Prediction | NewPrediction", "int | None"]]
 
 
-def record_predictions(app: Any, predictions: Sequence[Prediction]) -> Recorded:
+def record_predictions(app: Any, predictions: Sequence[Prediction | NewPrediction]) -> Recorded:
     """Record new predictions; a retried one returns the original (same body) or 409."""
-    made = [p.collect_events() for p in predictions]
+    made = [stored_events(app, p) for p in predictions]
     try:
         return list(zip(predictions, insert(app, made), strict=True))
     except IntegrityError:
         pass  # some request ids were seen before: sort out which, insert the rest
     fresh: dict[Any, int] = {}
-    originals: dict[Any, Prediction] = {}
+    originals: dict[Any, Prediction | NewPrediction] = {}
     for index, prediction in enumerate(predictions):
         earlier = predictions[fresh[prediction.id]] if prediction.id in fresh else None
         original = earlier or originals.get(prediction.id) or app._existing_prediction(prediction.id)
@@ -49,11 +50,17 @@ def record_predictions(app: Any, predictions: Sequence[Prediction]) -> Recorded:
     ]
 
 
-def insert(app: Any, made: Sequence[Sequence[Any]]) -> list[int]:
+def stored_events(app: Any, prediction: Prediction | NewPrediction) -> list[StoredEvent]:
+    if isinstance(prediction, NewPrediction):
+        return [prediction.stored_event(app.mapper)]
+    return [app.mapper.to_stored_event(e) for e in prediction.collect_events()]
+
+
+def insert(app: Any, made: Sequence[Sequence[StoredEvent]]) -> list[int]:
     """Insert each prediction's events in one transaction; each prediction's first position."""
     if not made:
         return []
-    stored = [app.mapper.to_stored_event(e) for events in made for e in events]
+    stored = [e for events in made for e in events]
     try:
         ids = app.recorder.insert_events(stored)
     except OperationalError as error:

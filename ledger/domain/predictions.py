@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import get_topic
 
 from ledger import ids
 
@@ -89,3 +94,52 @@ class Prediction(Aggregate):
             {"actual": actual, "observed_at": observed_at, "correction": correction, "actor": actor,
              "version": self.version}
         )
+
+
+PREDICTION_TOPIC = get_topic(Prediction)
+MADE_TOPIC = get_topic(Prediction.Made)
+# The event's own fields in its order (after originator id, version, timestamp and topic).
+MADE_FIELDS = tuple(f.name for f in fields(Prediction.Made))[4:]
+
+
+@dataclass(slots=True)
+class NewPrediction:
+    """A prediction to record, without the aggregate: its Made event, stored as Prediction's.
+
+    Building the aggregate, collecting its event and walking it through the mapper cost
+    ~100 µs a row on the serving path; this writes the same state dict (timestamp, topic,
+    then the fields in the event's order) through the same transcoder, byte for byte
+    (tests/unit/test_new_prediction.py), for a fraction of that.
+    """
+
+    deployment: str
+    deployment_version: int
+    request_id: str
+    body_digest: str
+    features: dict[str, Any]
+    sealed: dict[str, Any] | None
+    outputs: dict[str, Any]
+    served_model: str
+    policy: dict[str, Any]
+    leader: str | None
+    flags: list[str]
+    scoring: dict[str, Any]
+    actor: str
+    id: UUID = field(init=False)
+    timestamp: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.id = ids.prediction_id(self.deployment, self.request_id)
+        self.timestamp = Prediction.Made.create_timestamp()
+
+    def stored_event(self, mapper: Mapper[UUID]) -> StoredEvent:
+        """What mapper.to_stored_event(Prediction(...)'s Made event) returns."""
+        state: dict[str, Any] = {"timestamp": self.timestamp, "originator_topic": PREDICTION_TOPIC}
+        for name in MADE_FIELDS:
+            state[name] = getattr(self, name)
+        data = mapper.transcoder.encode(state)
+        if mapper.compressor:
+            data = mapper.compressor.compress(data)
+        if mapper.cipher:
+            data = mapper.cipher.encrypt(data)
+        return StoredEvent(originator_id=self.id, originator_version=1, topic=MADE_TOPIC, state=data)
