@@ -13,10 +13,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from projections import events as ev
-from projections.bulk import add_to_cells
-from projections.cubes import Deltas, add_outcome, new_deltas
+from projections.bulk import add_to_cells, insert_rows
+from projections.cubes import (
+    LEVELS,
+    Deltas,
+    add_outcome,
+    group,
+    new_deltas,
+    predicted_values,
+    rolled_up,
+    scored,
+)
 from projections.slicing import ERASED
-from projections.tables import CUBE_KEY
+from projections.tables import CUBE_KEY, SUMS
 
 FORGOTTEN = ev.PREFIX + "subjects:Subject.Forgotten"
 
@@ -40,7 +49,7 @@ def forget(conn: sa.Connection, tables: Mapping[str, sa.Table], tasks: Mapping[s
         return []
     outcomes = list(conn.execute(sa.select(o).where(o.c.prediction_id.in_(sorted(facts)))
                                  .order_by(o.c.position)).mappings())
-    _move_cells(conn, tables["cubes"], _moves(outcomes, facts, tasks))
+    add_deltas(conn, tables, _moves(outcomes, facts, tasks), keep_zeros=False)
     if outcomes:
         conn.execute(o.update().where(o.c.position == sa.bindparam("at")).values(
             slices=sa.bindparam("new_slices"), previous_slices=sa.bindparam("new_previous")),
@@ -56,10 +65,11 @@ def _moves(outcomes: list[Mapping[str, Any]], facts: Mapping[str, Mapping[str, A
     moves = new_deltas()
     for row in outcomes:
         prediction = facts[row["prediction_id"]]
+        task = tasks.get(prediction["deployment"], "classification")
+        fact = {**prediction, "scored": scored(predicted_values(prediction["outputs"]), task)}
         counted = new_deltas()  # exactly what this outcome row added to the cells, correction included
         previous = (row["corrected"], row["previous"], row["previous_slices"])
-        add_outcome(counted, {**prediction, "slices": row["slices"]},
-                    tasks.get(prediction["deployment"], "classification"), row["actual"], previous, row["hour"])
+        add_outcome(counted, fact, task, row["actual"], row["slices"], previous, row["epoch"])
         for key, values in counted.items():
             if key[4] == "" or key[5] == ERASED:
                 continue  # the overall cells keep their counts; erased ones are already there
@@ -70,7 +80,21 @@ def _moves(outcomes: list[Mapping[str, Any]], facts: Mapping[str, Mapping[str, A
     return moves
 
 
-def _move_cells(conn: sa.Connection, cubes: sa.Table, moves: Deltas) -> None:
-    rows = [{**dict(zip(CUBE_KEY, key, strict=True)), "n": int(v[0]), "sum_err": v[1], "sum_abs": v[2],
-             "sum_sq": v[3]} for key, v in sorted(moves.items()) if any(v)]
-    add_to_cells(conn, cubes, CUBE_KEY, ("n", "sum_err", "sum_abs", "sum_sq"), rows)
+def add_deltas(conn: sa.Connection, tables: Mapping[str, sa.Table], deltas: Deltas, keep_zeros: bool = True,
+               last: int | None = None) -> None:
+    """Add sums to the cells of every level (by epoch, and the groups of epochs above).
+
+    Cells of groups after `last`'s (the epoch counted before these deltas) cannot exist yet:
+    they are inserted, not upserted (an epoch's cells change only while it is the newest,
+    or by a forget, which touches epochs of outcomes already counted). Outcomes keep cells
+    whose sums cancel within a page, so the rows do not depend on paging."""
+    for name, span in LEVELS:
+        known = group(last, span) if last is not None else None
+        rows: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        for key, v in sorted(rolled_up(deltas, span).items()):
+            if keep_zeros or any(v):
+                rows[known is not None and key[3] > known].append(
+                    {**dict(zip(CUBE_KEY, key, strict=True)), "n": int(v[0]), "sum_err": v[1], "sum_abs": v[2],
+                     "sum_sq": v[3]})
+        add_to_cells(conn, tables[name], CUBE_KEY, SUMS, rows[0])
+        insert_rows(conn, tables[name], rows[1])

@@ -10,26 +10,28 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
 from projections import events as ev
 from projections.base import Projection
-from projections.bulk import add_to_cells, insert_rows
-from projections.cubes import HOUR_US, add_outcome, new_deltas
-from projections.erasure import FORGOTTEN, erased_slices, forget
+from projections.bulk import insert_rows
+from projections.cubes import EpochClock, add_outcome, new_deltas, predicted_values, scored
+from projections.erasure import FORGOTTEN, add_deltas, erased_slices, forget
+from projections.facts import restore_clock, stored_facts
 from projections.made_sql import copy_predictions
 from projections.slicing import quantile_edges, slice_values, sliceable
-from projections.tables import CUBE_KEY, prediction_tables
+from projections.tables import prediction_tables
 
 RECENT = 20_000  # predictions whose facts stay in memory (corrections, outcomes in bursts)
+UNKNOWN = {"task": "classification", "sliced": [], "bins": {}}  # a deployment the projection never saw
 
 
 class PredictionsProjection(Projection):
     """Prediction index (a row per prediction), outcomes by position, performance cubes."""
 
     name = "predictions"
-    version = 3  # 2: slices moved from the prediction row to each outcome; 3: erasure (issue 9)
+    version = 4  # 2: slices on each outcome; 3: erasure (issue 9); 4: cells by epoch, coarse and fine
+    rebuild_page = 25_000  # fewer pages, fewer statements: a page's outcomes are a third of it, held briefly
     topics = frozenset(  # decoded in Python; Prediction.Made is copied in SQL (apply_range)
         [ev.PREDICTION + "OutcomeRecorded", ev.DEPLOYMENT + "Created",
          ev.DEPLOYMENT + "SchemaChanged", ev.DEPLOYMENT + "ModelAdded", ev.TRAINING + "Completed", FORGOTTEN]
@@ -41,6 +43,7 @@ class PredictionsProjection(Projection):
         # prediction id -> facts and latest outcome; exact because this instance applied
         # every event since it was made (a failed page discards the instance)
         self.recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.clock: EpochClock | None = None  # restored from the outcome rows on first use
 
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
@@ -106,56 +109,43 @@ class PredictionsProjection(Projection):
     # -- outcomes ------------------------------------------------------------------------
     def _outcomes(self, conn: sa.Connection, outcomes: list[ev.Event]) -> None:
         assert self.deployments is not None
-        ids = {o.originator_id for o in outcomes}
-        known = {pid: self.recent[pid] for pid in ids if pid in self.recent}  # held for this page
-        missing = sorted(ids - known.keys())
-        if missing:
-            stored, latest = self._stored_facts(conn, missing), self._latest_outcomes(conn, missing)
-            for pid, facts in stored.items():
-                known[pid] = {**facts, "latest": latest.get(pid, (False, None, None))}
-                self._remember(pid, known[pid])
+        if self.clock is None:
+            self.clock = restore_clock(conn, self.tables["outcomes"])
         by_name = {d["name"]: d for d in self.deployments.values()}
-        deltas, rows = new_deltas(), []
+        known = self._facts(conn, {o.originator_id for o in outcomes}, by_name)
+        deltas, rows, last = new_deltas(), [], self.clock.last
         for o in outcomes:
             prediction = known.get(o.originator_id)
             if prediction is None:
                 continue  # cannot happen in an intact log: an outcome follows its prediction
-            hour, actual, previous = o.recorded_at // HOUR_US, o.state["actual"], prediction["latest"]
-            deployment = by_name.get(prediction["deployment"]) or {"task": "classification", "sliced": [], "bins": {}}
+            epoch, actual, previous = self.clock.next(o.recorded_at), o.state["actual"], prediction["latest"]
+            deployment = by_name.get(prediction["deployment"], UNKNOWN)
             slices = slice_values(prediction["features"], deployment["sliced"], deployment["bins"])
             if prediction["erased"]:  # a forgotten subject's later outcomes are counted as erased too
                 slices = erased_slices(slices)
-            add_outcome(deltas, {**prediction, "slices": slices}, deployment["task"], actual, previous, hour)
+            add_outcome(deltas, prediction, deployment["task"], actual, slices, previous, epoch)
             rows.append({"position": o.position, "prediction_id": o.originator_id,
-                         "recorded_at": o.recorded_at, "hour": hour, "deployment": prediction["deployment"],
-                         "actual": actual, "corrected": previous[0], "previous": previous[1], "slices": slices,
+                         "recorded_at": o.recorded_at, "epoch": epoch, "deployment": prediction["deployment"],
+                         "day": prediction["day"], "predicted": prediction["predicted"], "actual": actual, "corrected": previous[0], "previous": previous[1], "slices": slices,
                          "previous_slices": previous[2], "observed_at": o.state.get("observed_at"),
                          "actor": o.state["actor"]})
             prediction["latest"] = (True, actual, slices)
         insert_rows(conn, self.tables["outcomes"], rows)
-        self._upsert_cells(conn, deltas)
+        add_deltas(conn, self.tables, deltas, last=last)
+
+    def _facts(self, conn: sa.Connection, ids: set[str], by_name: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The facts of these predictions and their latest outcome, from memory or one lookup."""
+        known = {pid: self.recent[pid] for pid in ids if pid in self.recent}  # held for this page
+        missing = sorted(ids - known.keys())
+        if missing:
+            for pid, facts in stored_facts(conn, self.tables, missing).items():
+                facts["predicted"] = predicted_values(facts.pop("outputs"))
+                facts["scored"] = scored(facts["predicted"], by_name.get(facts["deployment"], UNKNOWN)["task"])
+                known[pid] = facts
+                self._remember(pid, facts)
+        return known
 
     def _remember(self, prediction_id: str, facts: dict[str, Any]) -> None:
         self.recent[prediction_id] = facts
         if len(self.recent) > RECENT:
             self.recent.popitem(last=False)
-
-    def _stored_facts(self, conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-        t = self.tables["predictions"]
-        # JSON as text, decoded by orjson: SQLAlchemy's JSON type decodes with the standard library
-        query = sa.select(t.c.prediction_id, t.c.deployment, t.c.day, sa.cast(t.c.outputs, sa.Text),
-                          sa.cast(t.c.features, sa.Text), t.c.erased_at).where(t.c.prediction_id.in_(ids))
-        return {pid: {"deployment": d, "day": day, "outputs": orjson.loads(o), "features": orjson.loads(f),
-                      "erased": erased_at is not None}
-                for pid, d, day, o, f, erased_at in conn.execute(query)}
-
-    def _latest_outcomes(self, conn: sa.Connection, ids: list[str]) -> dict[str, tuple[bool, Any, Any]]:
-        t = self.tables["outcomes"]
-        query = (sa.select(t.c.prediction_id, t.c.actual, t.c.slices).where(t.c.prediction_id.in_(ids))
-                 .order_by(t.c.position))
-        return {r[0]: (True, r[1], r[2]) for r in conn.execute(query)}
-
-    def _upsert_cells(self, conn: sa.Connection, deltas: Any) -> None:
-        rows = [{**dict(zip(CUBE_KEY, key, strict=True)), "n": int(v[0]), "sum_err": v[1], "sum_abs": v[2],
-                 "sum_sq": v[3]} for key, v in deltas.items()]
-        add_to_cells(conn, self.tables["cubes"], CUBE_KEY, ("n", "sum_err", "sum_abs", "sum_sq"), rows)

@@ -1,8 +1,9 @@
 """Performance per model and slice from the cubes, now or as known at a past position.
 
-As known at T: the cells of whole outcome hours before T's hour, plus a tail of the
-outcomes recorded in T's hour up to T itself, computed the same way the projection
-does. Nothing replays the log.
+Now: the coarse cells. As known at T, with E the epoch of the last outcome at or before T:
+the coarse cells before E's coarse group, the fine cells of that group before E, and a
+tail of E's outcomes up to T itself (at most cubes.FINE), computed with the projection's
+own code for the one slice feature asked. Nothing replays the log.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from ledger.errors import InvalidCommand, NotFound
 from projections import events as ev
 from projections import metrics
-from projections.cubes import DAY_US, HOUR_US, add_outcome, new_deltas
+from projections.cubes import DAY_US, LEVELS, add_outcome, group, new_deltas, scored
 from projections.predictions import PredictionsProjection
 from projections.snapshot import Snapshot, snapshot
 
@@ -35,11 +36,14 @@ def performance(engine: sa.Engine, deployment: str, *, model: str | None = None,
     with snapshot(engine, PredictionsProjection, as_of, wait) as snap:
         info = _deployment(snap, deployment)
         cut = None if snap.requested is None or snap.requested >= snap.projected else snap.position
-        at_us = ev.recorded_at_of(snap.conn, cut) if cut is not None else None
+        needs_at = cut is not None and window_days and not now_us and to_us is None  # the window ends at T
+        epoch, at_us = _cut(snap, cut, bool(needs_at)) if cut is not None else (None, None)
         days = _days(from_us, to_us, window_days, now_us or at_us or int(time.time() * 1e6))
-        sums = _cells(snap, deployment, model, slice_feature or "", days, at_us)
-        if cut is not None and at_us is not None:
-            _tail(snap, info, model, slice_feature or "", days, cut, at_us, sums)
+        sums: Sums = defaultdict(dict)
+        if cut is None or epoch is not None:  # else: as of a position before any outcome
+            _cells(snap, deployment, model, slice_feature or "", days, epoch, sums)
+        if cut is not None and epoch is not None:
+            _tail(snap, info, model, slice_feature or "", days, cut, epoch, sums)
         results = [_metrics(info, key, cells) for key, cells in sorted(sums.items())]
         return {"deployment": deployment, "task": info["task"], "slice": slice_feature,
                 "window": {"from": _iso_day(days[0]), "to": _iso_day(days[1])},
@@ -64,9 +68,36 @@ def _days(from_us: int | None, to_us: int | None, window_days: int | None, ref_u
     return first, last
 
 
+def _cut(snap: Snapshot, cut: int, needs_at: bool) -> tuple[int | None, int | None]:
+    """In one round trip: the epoch of the last outcome at or before the cut (None before any),
+    and the cut's recorded-at when the window ends there (ev.recorded_at_of)."""
+    o, e = snap.tables["outcomes"], ev.events_table
+    epoch = sa.select(o.c.epoch).where(o.c.position <= cut).order_by(o.c.position.desc()).limit(1)
+    at = sa.select(e.c.recorded_at).where(e.c.id <= cut).order_by(e.c.id.desc()).limit(1)
+    row = snap.conn.execute(sa.select(epoch.scalar_subquery(), at.scalar_subquery() if needs_at else sa.null())).one()
+    return (None if row[0] is None else int(row[0])), (int(row[1] or 0) if needs_at else None)
+
+
 def _cells(snap: Snapshot, deployment: str, model: str | None, feature: str,
-           days: tuple[int | None, int | None], at_us: int | None) -> Sums:
-    t = snap.tables["cubes"]
+           days: tuple[int | None, int | None], epoch: int | None, sums: Sums) -> None:
+    """Now (epoch None): every coarsest cell. Before epoch E: whole groups at each level."""
+    queries = [_sum(snap.tables["cubes"], deployment, model, feature, days)]
+    if epoch is not None:  # each level: the groups before the one E is in, from the one above's on
+        queries, start = [], None
+        for name, span in LEVELS:
+            t = snap.tables[name]
+            end = group(epoch, span)
+            query = _sum(t, deployment, model, feature, days).where(t.c.epoch < end)
+            queries.append(query.where(t.c.epoch >= start) if start is not None else query)
+            start = end
+    for m, value, actual, predicted, *values in snap.conn.execute(sa.union_all(*queries)):
+        cell = sums[(m, value)].setdefault((actual, predicted), [0.0, 0.0, 0.0, 0.0])
+        for i in range(4):
+            cell[i] += float(values[i] or 0)
+
+
+def _sum(t: sa.Table, deployment: str, model: str | None, feature: str, days: tuple[int | None, int | None]
+         ) -> sa.Select[Any]:
     query = (sa.select(t.c.model_id, t.c.slice_value, t.c.actual, t.c.predicted, sa.func.sum(t.c.n),
                        sa.func.sum(t.c.sum_err), sa.func.sum(t.c.sum_abs), sa.func.sum(t.c.sum_sq))
              .where(t.c.deployment == deployment, t.c.slice_feature == feature)
@@ -77,39 +108,34 @@ def _cells(snap: Snapshot, deployment: str, model: str | None, feature: str,
         query = query.where(t.c.day >= days[0])
     if days[1] is not None:
         query = query.where(t.c.day <= days[1])
-    if at_us is not None:
-        query = query.where(t.c.hour < at_us // HOUR_US)
-    sums: Sums = defaultdict(dict)
-    for m, value, actual, predicted, *values in snap.conn.execute(query):
-        sums[(m, value)][(actual, predicted)] = [float(v or 0) for v in values]
-    return sums
+    return query
 
 
 def _tail(snap: Snapshot, info: dict[str, Any], model: str | None, feature: str,
-          days: tuple[int | None, int | None], cut: int, at_us: int, sums: Sums) -> None:
-    """Add the outcomes recorded in the hour of the cut, up to the cut itself."""
-    o, p = snap.tables["outcomes"], snap.tables["predictions"]
-    outcomes = list(snap.conn.execute(
-        sa.select(o.c.prediction_id, o.c.actual, o.c.corrected, o.c.previous, o.c.hour, o.c.slices,
-                  o.c.previous_slices)
-        .where(o.c.deployment == info["name"], o.c.recorded_at >= (at_us // HOUR_US) * HOUR_US,
-               o.c.position <= cut).order_by(o.c.position)).mappings())
-    # the predictions by key, not by a join the planner may turn into a scan of the index
-    ids = sorted({row["prediction_id"] for row in outcomes})
-    facts = {r["prediction_id"]: r for r in snap.conn.execute(
-        sa.select(p.c.prediction_id, p.c.deployment, p.c.day, p.c.outputs).where(p.c.prediction_id.in_(ids))
-    ).mappings()} if ids else {}
-    deltas = new_deltas()
-    for row in outcomes:
-        prediction = facts[row["prediction_id"]]
-        if (days[0] is not None and prediction["day"] < days[0]) or (days[1] is not None and prediction["day"] > days[1]):
-            continue
-        previous = (row["corrected"], row["previous"], row["previous_slices"])
-        add_outcome(deltas, {**prediction, "slices": row["slices"]}, info["task"], row["actual"], previous,
-                    row["hour"])
+          days: tuple[int | None, int | None], cut: int, epoch: int, sums: Sums) -> None:
+    """Add the outcomes of the cut's epoch up to the cut itself, for the one slice feature asked.
+
+    Identical outcomes (same day, values and slice value) come once with their count."""
+    o = snap.tables["outcomes"]
+    sliced = [c[feature].as_string() for c in (o.c.slices, o.c.previous_slices)] if feature else []
+    columns = [o.c.day, o.c.corrected, *(sa.cast(c, sa.Text) for c in (o.c.predicted, o.c.actual, o.c.previous)),
+               *sliced]
+    query = (sa.select(*columns, sa.func.count())
+             .where(o.c.epoch == epoch, o.c.deployment == info["name"], o.c.position <= cut).group_by(*columns))
+    if days[0] is not None:
+        query = query.where(o.c.day >= days[0])
+    if days[1] is not None:
+        query = query.where(o.c.day <= days[1])
+    deltas, task = new_deltas(), info["task"]
+    for day, corrected, *values, times in snap.conn.execute(query):
+        predicted, actual, previous = (None if v is None else orjson.loads(v) for v in values[:3])
+        value, previous_value = values[3:] if feature else ("", "")
+        if model:
+            predicted = {m: v for m, v in predicted.items() if m == model}
+        fact = {"deployment": info["name"], "day": day, "scored": scored(predicted, task)}
+        slices, previous_slices = ({feature: v} if v is not None else {} for v in (value, previous_value))
+        add_outcome(deltas, fact, task, actual, slices, (corrected, previous, previous_slices), 0, feature, times)
     for key, values in deltas.items():
-        if key[4] != feature or (model and key[1] != model):
-            continue
         cell = sums[(key[1], key[5])].setdefault((key[6], key[7]), [0.0, 0.0, 0.0, 0.0])
         for i in range(4):
             cell[i] += values[i]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from projections.base import BIGINT, JSON
+from projections.cubes import LEVELS
 
-CUBE_KEY = ("deployment", "model_id", "day", "hour", "slice_feature", "slice_value", "actual", "predicted")
+CUBE_KEY = ("deployment", "model_id", "day", "epoch", "slice_feature", "slice_value", "actual", "predicted")
+SUMS = ("n", "sum_err", "sum_abs", "sum_sq")
 
 
 def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
-    """pj_predictions, pj_outcomes, pj_cubes and two private lookups, with suffix `s`."""
+    """pj_predictions, pj_outcomes, pj_cubes (coarse and fine) and two private lookups, with suffix `s`."""
     predictions = sa.Table(
         f"pj_predictions{s}", metadata,
         sa.Column("prediction_id", sa.String(36), primary_key=True),
@@ -45,8 +47,10 @@ def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
         sa.Column("position", BIGINT, primary_key=True),
         sa.Column("prediction_id", sa.String(36), nullable=False),
         sa.Column("recorded_at", BIGINT, nullable=False),
-        sa.Column("hour", sa.Integer, nullable=False),
+        sa.Column("epoch", BIGINT, nullable=False),  # cubes.EpochClock: the cells it was counted in
         sa.Column("deployment", sa.String(200), nullable=False),
+        sa.Column("day", sa.Integer, nullable=False),  # the prediction's day and values: the as-of tail
+        sa.Column("predicted", JSON, nullable=False),  # reads this row alone, not the prediction's too
         sa.Column("actual", JSON),
         sa.Column("corrected", sa.Boolean, nullable=False),
         sa.Column("previous", JSON),
@@ -56,23 +60,9 @@ def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Index(f"ix_pj_outcomes_prediction{s}", "prediction_id", "position", info={"lookup": True}),
         sa.Index(f"ix_pj_outcomes_recorded{s}", "deployment", "recorded_at"),
+        sa.Index(f"ix_pj_outcomes_epoch{s}", "epoch", "deployment", "position"),  # the as-of tail
     )
-    cubes = sa.Table(
-        f"pj_cubes{s}", metadata,
-        sa.Column("deployment", sa.String(200), nullable=False),
-        sa.Column("model_id", sa.String(36), nullable=False),
-        sa.Column("day", sa.Integer, nullable=False),
-        sa.Column("hour", sa.Integer, nullable=False),
-        sa.Column("slice_feature", sa.String(200), nullable=False),
-        sa.Column("slice_value", sa.String(200), nullable=False),
-        sa.Column("actual", sa.String(200), nullable=False),
-        sa.Column("predicted", sa.String(200), nullable=False),
-        sa.Column("n", BIGINT, nullable=False),
-        sa.Column("sum_err", sa.Float, nullable=False),
-        sa.Column("sum_abs", sa.Float, nullable=False),
-        sa.Column("sum_sq", sa.Float, nullable=False),
-        sa.PrimaryKeyConstraint(*CUBE_KEY, name=f"pk_pj_cubes{s}"),
-    )
+    cubes = {name: _cube_table(metadata, f"pj_{name}{s}") for name, _ in LEVELS}  # cubes.LEVELS
     deployments = sa.Table(
         f"pj_perf_deployments{s}", metadata,
         sa.Column("deployment_id", sa.String(36), primary_key=True),
@@ -87,5 +77,25 @@ def prediction_tables(metadata: sa.MetaData, s: str) -> dict[str, sa.Table]:
         sa.Column("model_id", sa.String(36), primary_key=True),
         sa.Column("edges", JSON, nullable=False),
     )
-    return {"predictions": predictions, "outcomes": outcomes, "cubes": cubes,
+    return {"predictions": predictions, "outcomes": outcomes, **cubes,
             "deployments": deployments, "profiles": profiles}
+
+
+def _cube_table(metadata: sa.MetaData, name: str) -> sa.Table:
+    return sa.Table(
+        name, metadata,
+        sa.Column("deployment", sa.String(200), nullable=False),
+        sa.Column("model_id", sa.String(36), nullable=False),
+        sa.Column("day", sa.Integer, nullable=False),
+        sa.Column("epoch", BIGINT, nullable=False),
+        sa.Column("slice_feature", sa.String(200), nullable=False),
+        sa.Column("slice_value", sa.String(200), nullable=False),
+        sa.Column("actual", sa.String(200), nullable=False),
+        sa.Column("predicted", sa.String(200), nullable=False),
+        sa.Column("n", BIGINT, nullable=False),
+        sa.Column("sum_err", sa.Float, nullable=False),
+        sa.Column("sum_abs", sa.Float, nullable=False),
+        sa.Column("sum_sq", sa.Float, nullable=False),
+        sa.PrimaryKeyConstraint(*CUBE_KEY, name=f"pk_{name}"),
+        sa.Index(f"ix_{name}_slice", "deployment", "slice_feature", "epoch"),
+    )
