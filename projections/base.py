@@ -33,6 +33,7 @@ class Projection:
     name: ClassVar[str]
     version: ClassVar[int]
     topics: ClassVar[frozenset[str] | None] = None  # None: every event
+    rebuild_page: ClassVar[int | None] = None  # events a rebuild page spans (None: the runner's default)
     _defined: ClassVar[dict[tuple[str, int], dict[str, sa.Table]]] = {}
 
     def __init__(self, generation: int):

@@ -158,7 +158,7 @@ class Runner:
         while True:
             with self.engine.begin() as conn:
                 relax_durability(conn)
-                new = self._apply_page(conn, projection, position, REBUILD_PAGE)
+                new = self._apply_page(conn, projection, position, projection.rebuild_page or REBUILD_PAGE)
                 head = ev.head(conn) if progress else 0
             if new == position:
                 return position
