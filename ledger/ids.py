@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 NAMESPACE = uuid.UUID("6f1c4c1e-3f0a-5d4b-9b7e-2c1a8e6d0b11")
+_NAMESPACE_BYTES = NAMESPACE.bytes
 
 
 def deployment_id(name: str) -> uuid.UUID:
@@ -14,6 +16,15 @@ def deployment_id(name: str) -> uuid.UUID:
 def prediction_id(deployment: str, request_id: str) -> uuid.UUID:
     """The store's uniqueness on this id is what dedupes a retried request."""
     return uuid.uuid5(NAMESPACE, f"prediction:{deployment}\x00{request_id}")
+
+
+def prediction_id_text(deployment: str, request_id: str) -> str:
+    """str(prediction_id(...)) without building a UUID object: sealing binds every batch row to it."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"prediction:{deployment}\x00{request_id}".encode()).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest[:16].hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def api_key_id(key_id: str) -> uuid.UUID:

@@ -57,7 +57,7 @@ def sealed_fields(schema: Mapping[str, Any]) -> list[str]:
 
 def binding_of(deployment: str, request_id: str) -> str:
     """Associated data: the prediction id, so a ciphertext moved to another prediction fails."""
-    return str(ids.prediction_id(deployment, request_id))
+    return ids.prediction_id_text(deployment, request_id)
 
 
 class Sealer:

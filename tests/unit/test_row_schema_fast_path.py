@@ -6,9 +6,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 
 from api.schemas.features import RowSchemas, row_schema
+from api.schemas.predictions import Rows
 
 SCHEMA = {
     "features": [
@@ -75,3 +76,12 @@ def test_valid_rows_take_the_bulk_check_and_bad_ones_leave_it() -> None:
     assert schema._fast_load([ROW, {"income": 1.5, "count": 2}]) == [
         {**ROW, "visits": 3}, {"income": 1.5, "count": 2}]
     assert schema._fast_load([ROW, {**ROW, "income": "x"}]) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.lists(st.one_of(rows, st.dictionaries(st.integers(), st.integers(), max_size=1))), values))
+def test_a_batch_body_loads_or_fails_as_a_list_of_dicts_would(instances: Any) -> None:
+    plain = Schema.from_dict({"instances": fields.List(fields.Dict(keys=fields.String()),
+                                                       validate=validate.Length(min=1))})()
+    ours = Schema.from_dict({"instances": Rows(validate=validate.Length(min=1))})()
+    assert answer(ours.load, {"instances": instances}) == answer(plain.load, {"instances": instances})
