@@ -26,7 +26,7 @@ HOUR_US = 3_600_000_000
 DAY_US = 86_400_000_000
 FINE = 256  # outcomes an epoch holds at most: the as-of tail is computed from this many rows
 # (cell table, epochs a cell spans), coarsest first: "now" reads a cell per 16,384 outcomes
-LEVELS = (("cubes", 64), ("cubes_mid", 8), ("cubes_fine", 1))
+LEVELS = (("cubes", 64), ("cubes_mid", 8), ("cubes_fine", 1))  # each span a multiple of the next
 PER_HOUR = 8192  # epoch numbers per hour (a multiple of every span); past 2M outcomes an hour the last grows
 Key = tuple[str, str, int, int, str, str, str, str]
 Deltas = defaultdict[Key, list[float]]
@@ -109,13 +109,14 @@ def add_counted(deltas: Deltas, fact: Mapping[str, Any], task: str, actual: Any,
         except (TypeError, ValueError):
             return  # no number to measure
     for model, predicted in fact["scored"]:
-        if task == "classification":
-            cell, values = (a, predicted), (sign, 0.0, 0.0, 0.0)
-        else:
-            error = predicted - a_num
-            cell, values = ("", ""), (sign, sign * error, sign * abs(error), sign * error * error)
+        if task == "classification":  # only n counts: one add a cell (this loop runs for every outcome)
+            for feature, value in slices:
+                deltas[(deployment, model, day, epoch, feature, value, a, predicted)][0] += sign
+            continue
+        error = predicted - a_num
+        values = (sign, sign * error, sign * abs(error), sign * error * error)
         for feature, value in slices:
-            sums = deltas[(deployment, model, day, epoch, feature, value, *cell)]
+            sums = deltas[(deployment, model, day, epoch, feature, value, "", "")]
             sums[0] += values[0]
             sums[1] += values[1]
             sums[2] += values[2]
@@ -143,7 +144,7 @@ def _pairs(slices: Mapping[str, str], feature: str | None) -> list[tuple[str, st
 
 
 def rolled_up(deltas: Deltas, span: int) -> Deltas:
-    """The same sums keyed by the epoch groups of one level."""
+    """The same sums keyed by the epoch groups of one level (of `deltas` by epoch, or by a finer level's groups)."""
     if span == 1:
         return deltas
     out = new_deltas()

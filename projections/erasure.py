@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from projections import events as ev
-from projections.bulk import add_to_cells, insert_rows
+from projections.bulk import add_to_cells, insert_tuples
 from projections.cubes import (
     LEVELS,
     Deltas,
@@ -88,13 +88,12 @@ def add_deltas(conn: sa.Connection, tables: Mapping[str, sa.Table], deltas: Delt
     they are inserted, not upserted (an epoch's cells change only while it is the newest,
     or by a forget, which touches epochs of outcomes already counted). Outcomes keep cells
     whose sums cancel within a page, so the rows do not depend on paging."""
-    for name, span in LEVELS:
+    for name, span in reversed(LEVELS):  # finest first: each level rolls up the one below it
+        deltas = rolled_up(deltas, span)
         known = group(last, span) if last is not None else None
-        rows: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-        for key, v in sorted(rolled_up(deltas, span).items()):
+        rows: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] = ([], [])
+        for key, v in sorted(deltas.items()):
             if keep_zeros or any(v):
-                rows[known is not None and key[3] > known].append(
-                    {**dict(zip(CUBE_KEY, key, strict=True)), "n": int(v[0]), "sum_err": v[1], "sum_abs": v[2],
-                     "sum_sq": v[3]})
+                rows[known is not None and key[3] > known].append((*key, int(v[0]), v[1], v[2], v[3]))
         add_to_cells(conn, tables[name], CUBE_KEY, SUMS, rows[0])
-        insert_rows(conn, tables[name], rows[1])
+        insert_tuples(conn, tables[name], rows[1])  # the cube tables' columns are CUBE_KEY + SUMS
