@@ -25,6 +25,8 @@ from ledger.storage import EVENTS_TABLE, is_postgres
 T = TypeVar("T")
 CHAIN_TABLE = "ledger_chain"  # ledger.notary.reads.CHAIN_TABLE, without importing the notary
 _chained: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # engines known to have the chain table
+_companions: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = weakref.WeakKeyDictionary()
+_companions_lock = threading.Lock()
 
 
 class ReadCache:
@@ -67,7 +69,19 @@ class PredictionRecord:
 def read_prediction(engine: sa.Engine, mapper: Any, prediction_id: UUID,
                     position: int | None = None) -> PredictionRecord | None:
     """The prediction's events at or before `position` (all when None), decoded; None if none."""
-    with engine.connect() as conn:
+    try:
+        return _read_prediction(engine, mapper, prediction_id, position)
+    except sa.exc.DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        # Unpinged connections (lookup_engine): the server went away since this one was last
+        # used; the pool has dropped its connections, so once more on a fresh one.
+        return _read_prediction(engine, mapper, prediction_id, position)
+
+
+def _read_prediction(engine: sa.Engine, mapper: Any, prediction_id: UUID,
+                     position: int | None) -> PredictionRecord | None:
+    with lookup_engine(engine).connect() as conn:
         postgres = is_postgres(conn)
         key: Any = str(prediction_id) if postgres else prediction_id.bytes
         chained = engine in _chained
@@ -88,6 +102,22 @@ def read_prediction(engine: sa.Engine, mapper: Any, prediction_id: UUID,
         prediction = event.mutate(prediction)
     return PredictionRecord(prediction, int(made[0]), int(made[4]),
                             bytes(chain_hash) if chain_hash is not None else None)
+
+
+def lookup_engine(engine: sa.Engine) -> sa.Engine:
+    """For PostgreSQL, a companion engine whose connections skip the ledger engine's pre-ping
+    and, in autocommit, the rollback on return: a lookup is then one round trip, not three.
+    Disposed with the ledger's engine."""
+    if not is_postgres(engine):
+        return engine  # SQLite: no ping and a local rollback, nothing to save
+    with _companions_lock:
+        companion = _companions.get(engine)
+        if companion is None:
+            companion = sa.create_engine(engine.url, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
+                                         pool_size=4, max_overflow=4)
+            sa.event.listen(engine, "engine_disposed", lambda _engine, c=companion: c.dispose())
+            _companions[engine] = companion
+    return companion
 
 
 def _events_sql(postgres: bool, chained: bool, bounded: bool) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from ledger.notary.store import advance, iter_chain_rows
 from ledger.read_cache import ReadCache, read_prediction
 from tests.integration.api_support import ROW, deployment_with_models, make_api, predict
@@ -43,3 +45,17 @@ def test_the_cache_is_bounded_and_least_recently_used_goes_first() -> None:
     cache.get("c", lambda: "C")
     assert cache.get("a", lambda: "again") == "A"
     assert cache.get("b", lambda: "reloaded") == "reloaded"
+
+
+def test_a_lookup_survives_its_pooled_connection_being_killed(ledger) -> None:
+    api = make_api(ledger)
+    deployment_with_models(api)
+    pid = UUID(predict(api, {"features": ROW, "request_id": "r-1"}).json["prediction_id"])
+    assert read_prediction(ledger.engine, ledger.mapper, pid) is not None  # pools an unpinged connection
+    if ledger.engine.dialect.name != "postgresql":
+        return  # SQLite has no server to lose
+    with ledger.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    again = read_prediction(ledger.engine, ledger.mapper, pid)
+    assert again is not None and again.prediction.id == pid
