@@ -34,10 +34,9 @@ def performance(engine: sa.Engine, deployment: str, *, model: str | None = None,
     if window_days is not None and window_days < 1:
         raise InvalidCommand("window_days must be at least 1", field="window_days")
     with snapshot(engine, PredictionsProjection, as_of, wait) as snap:
-        info = _deployment(snap, deployment)
         cut = None if snap.requested is None or snap.requested >= snap.projected else snap.position
-        needs_at = cut is not None and window_days and not now_us and to_us is None  # the window ends at T
-        epoch, at_us = _cut(snap, cut, bool(needs_at)) if cut is not None else (None, None)
+        needs_at = cut is not None and bool(window_days) and not now_us and to_us is None  # the window ends at T
+        info, epoch, at_us = _deployment(snap, deployment, cut, needs_at)
         days = _days(from_us, to_us, window_days, now_us or at_us or int(time.time() * 1e6))
         sums: Sums = defaultdict(dict)
         if cut is None or epoch is not None:  # else: as of a position before any outcome
@@ -50,12 +49,24 @@ def performance(engine: sa.Engine, deployment: str, *, model: str | None = None,
                 "results": results, **snap.stamp()}
 
 
-def _deployment(snap: Snapshot, name: str) -> dict[str, Any]:
-    t = snap.tables["deployments"]
-    row = snap.conn.execute(sa.select(t).where(t.c.name == name)).mappings().first()
+def _deployment(snap: Snapshot, name: str, cut: int | None, needs_at: bool
+                ) -> tuple[dict[str, Any], int | None, int | None]:
+    """The deployment's row and, as of a cut, in the same round trip: the epoch of the last
+    outcome at or before it (None before any) and, when the window ends there, its recorded-at."""
+    t, o, e = snap.tables["deployments"], snap.tables["outcomes"], ev.events_table
+    extra = [sa.null().label("cut_epoch"), sa.null().label("cut_at")]
+    if cut is not None:
+        epoch = sa.select(o.c.epoch).where(o.c.position <= cut).order_by(o.c.position.desc()).limit(1)
+        extra[0] = epoch.scalar_subquery().label("cut_epoch")
+    if cut is not None and needs_at:
+        at = sa.select(e.c.recorded_at).where(e.c.id <= cut).order_by(e.c.id.desc()).limit(1)  # ev.recorded_at_of
+        extra[1] = at.scalar_subquery().label("cut_at")
+    row = snap.conn.execute(sa.select(t, *extra).where(t.c.name == name)).mappings().first()
     if row is None:
         raise NotFound(f"deployment {name!r} not found in the performance tables")
-    return dict(row)
+    info = dict(row)
+    cut_epoch, cut_at = info.pop("cut_epoch"), info.pop("cut_at")
+    return info, (None if cut_epoch is None else int(cut_epoch)), (int(cut_at or 0) if needs_at else None)
 
 
 def _days(from_us: int | None, to_us: int | None, window_days: int | None, ref_us: int
@@ -68,16 +79,6 @@ def _days(from_us: int | None, to_us: int | None, window_days: int | None, ref_u
     return first, last
 
 
-def _cut(snap: Snapshot, cut: int, needs_at: bool) -> tuple[int | None, int | None]:
-    """In one round trip: the epoch of the last outcome at or before the cut (None before any),
-    and the cut's recorded-at when the window ends there (ev.recorded_at_of)."""
-    o, e = snap.tables["outcomes"], ev.events_table
-    epoch = sa.select(o.c.epoch).where(o.c.position <= cut).order_by(o.c.position.desc()).limit(1)
-    at = sa.select(e.c.recorded_at).where(e.c.id <= cut).order_by(e.c.id.desc()).limit(1)
-    row = snap.conn.execute(sa.select(epoch.scalar_subquery(), at.scalar_subquery() if needs_at else sa.null())).one()
-    return (None if row[0] is None else int(row[0])), (int(row[1] or 0) if needs_at else None)
-
-
 def _cells(snap: Snapshot, deployment: str, model: str | None, feature: str,
            days: tuple[int | None, int | None], epoch: int | None, sums: Sums) -> None:
     """Now (epoch None): every coarsest cell. Before epoch E: whole groups at each level."""
@@ -87,10 +88,12 @@ def _cells(snap: Snapshot, deployment: str, model: str | None, feature: str,
         for name, span in LEVELS:
             t = snap.tables[name]
             end = group(epoch, span)
-            query = _sum(t, deployment, model, feature, days).where(t.c.epoch < end)
-            queries.append(query.where(t.c.epoch >= start) if start is not None else query)
+            if start is None or end > start:  # else no whole group of this level before E in the one above
+                query = _sum(t, deployment, model, feature, days).where(t.c.epoch < end)
+                queries.append(query.where(t.c.epoch >= start) if start is not None else query)
             start = end
-    for m, value, actual, predicted, *values in snap.conn.execute(sa.union_all(*queries)):
+    statement = queries[0] if len(queries) == 1 else sa.union_all(*queries)
+    for m, value, actual, predicted, *values in snap.conn.execute(statement):
         cell = sums[(m, value)].setdefault((actual, predicted), [0.0, 0.0, 0.0, 0.0])
         for i in range(4):
             cell[i] += float(values[i] or 0)
