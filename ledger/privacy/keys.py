@@ -15,12 +15,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from ledger.errors import LedgerError, StorageUnavailable
 from ledger.keyfiles import read_or_create
@@ -228,11 +228,8 @@ class DatabaseKeyStore:
         """One multi-row insert of new wrapped keys; where another process won the race, its key."""
         now = int(time.time() * 1_000_000)
         wrapped = {k: self.master.wrap(k[0], secrets.token_bytes(32)) for k in fresh}
-        params = [{"subject_ref": s, "scope": c, "wrapped_key": w, "created_at": now}
-                  for (s, c), w in wrapped.items()]
-        insert = _dialect_insert(self.engine).on_conflict_do_nothing()
         with self._begin() as conn:
-            inserted = set(conn.execute(insert.returning(_KEYS.c.subject_ref, _KEYS.c.scope), params).tuples())
+            inserted = (_insert_postgres if self._postgres else _insert_sqlite)(conn, wrapped, now)
         lost = [k for k in fresh if k not in inserted]
         return {**{k: wrapped[k] for k in inserted}, **(self._select(lost) if lost else {})}
 
@@ -259,7 +256,7 @@ class DatabaseKeyStore:
         return _guarded(self.engine.connect)
 
 
-# The key table as SQLAlchemy Core sees it: its inserts are batched (insertmanyvalues).
+# The key table as SQLAlchemy Core sees it, for SQLite's batched insert.
 _KEYS = sa.Table(
     KEYS_TABLE, sa.MetaData(),
     sa.Column("subject_ref", sa.String(64), primary_key=True), sa.Column("scope", sa.String(200), primary_key=True),
@@ -267,9 +264,20 @@ _KEYS = sa.Table(
 )
 
 
-def _dialect_insert(engine: sa.Engine) -> Any:
-    """An insert that can skip keys another process created first (ON CONFLICT DO NOTHING)."""
-    return (postgresql if engine.dialect.name.startswith("postgres") else sqlite).insert(_KEYS)
+def _insert_postgres(conn: sa.Connection, wrapped: dict[tuple[str, str], bytes], now: int) -> set[tuple[str, str]]:
+    """The keys as three arrays in one statement: no per-row parameter handling."""
+    sql = (f"INSERT INTO {KEYS_TABLE} (subject_ref, scope, wrapped_key, created_at) "
+           "SELECT s, c, w, %(t)s FROM unnest(%(s)s::varchar[], %(c)s::varchar[], %(w)s::bytea[]) AS u(s, c, w) "
+           "ON CONFLICT DO NOTHING RETURNING subject_ref, scope")
+    params = {"s": [s for s, _ in wrapped], "c": [c for _, c in wrapped], "w": list(wrapped.values()), "t": now}
+    return {(s, c) for s, c in conn.exec_driver_sql(sql, params)}
+
+
+def _insert_sqlite(conn: sa.Connection, wrapped: dict[tuple[str, str], bytes], now: int) -> set[tuple[str, str]]:
+    """Batched by SQLAlchemy (insertmanyvalues); keys another process made first are skipped."""
+    params = [{"subject_ref": s, "scope": c, "wrapped_key": w, "created_at": now} for (s, c), w in wrapped.items()]
+    insert = sqlite.insert(_KEYS).on_conflict_do_nothing().returning(_KEYS.c.subject_ref, _KEYS.c.scope)
+    return set(conn.execute(insert, params).tuples())
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -148,7 +148,7 @@ class Sealer:
         mac_key = self._digest_keys.take(sealed["nonce"], sealed["subject_ref"], sealed["scope"])
         if mac_key is None:  # not sealed by this sealer a moment ago: ask the key store
             mac_key = _mac_key(self.keys.get(sealed["subject_ref"], sealed["scope"]))
-        return "k1:" + hmac.new(mac_key, canonical, hashlib.sha256).hexdigest()
+        return "k1:" + hmac.digest(mac_key, canonical, "sha256").hex()
 
     def destroy(self, subject_ref: str, scope: str | None = None) -> int:
         """Destroy the subject's keys (see SubjectKeyStore.destroy), dropping what this sealer holds."""
@@ -260,7 +260,7 @@ class _DigestKeys:
 
 
 def _mac_key(key: bytes) -> bytes:
-    return hmac.new(key, b"ledger body digest v1", hashlib.sha256).digest()
+    return hmac.digest(key, b"ledger body digest v1", "sha256")
 
 
 def _aad(scope: str, binding: str, fields: Sequence[str]) -> bytes:
