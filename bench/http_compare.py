@@ -1,13 +1,16 @@
 """Single-row predictions/s through gunicorn with recording on and off, loaded by wrk.
 
-    .venv/bin/python -m bench.http_compare [--seconds 15] [--clients 16 64] [--workers 2] [--profile DIR]
+    .venv/bin/python -m bench.http_compare [--seconds 15] [--clients 16 64] [--workers 2] [--threads 8]
+        [--profile DIR] [--env NAME=VALUE ...]
 
 One PostgreSQL database (fsync on), two `ledger serve` processes on it: one records
 (the product), one runs with LEDGER_RECORD_PREDICTIONS=0 (the baseline: same models,
 same validation, no recording). They are loaded one at a time, alternately, by wrk
 (Debian's; a Lua script gives every request a fresh request_id, so every recorded
 request appends one event). Server CPU per request comes from /proc (master + workers),
-the steadier signal on a shared machine. Prints one JSON document on stdout's last line.
+the steadier signal on a shared machine, beside PostgreSQL's (this database's backends and
+the WAL writer), how busy the whole machine was, and the mean callers per group commit.
+Prints a summary on stderr and one JSON document on stdout's last line.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -118,25 +123,70 @@ def rss_mib(pid: int) -> dict[str, float]:
     return {k: int(status[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
 
 
-def measured(server: Server, script: Path, clients: int, seconds: float) -> dict[str, float]:
-    pids = tree(server.process.pid)
-    cpu = cpu_seconds(pids)
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def postgres_pids(url: str) -> list[int]:
+    """This database's backends and PostgreSQL's WAL writer: the database side of a prediction."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [int(p) for p in conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "OR backend_type = 'walwriter'").scalars()]
+    finally:
+        engine.dispose()
+
+
+def measured(server: Server, script: Path, clients: int, seconds: float, url: str) -> dict[str, float]:
+    pids, database = tree(server.process.pid), postgres_pids(url)
+    cpu, db_cpu, (busy, total) = cpu_seconds(pids), cpu_seconds(database), machine_ticks()
     result = wrk(server.url + PREDICT, script, clients, seconds)
-    result["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - cpu) / max(result["ok"], 1)
+    ok = max(result["ok"], 1)
+    result["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - cpu) / ok
+    # Backends that existed before the run (pooled and writer connections live on).
+    result["postgres_cpu_ms_per_request"] = 1000 * (cpu_seconds(database) - db_cpu) / ok
+    busy2, total2 = machine_ticks()
+    result["machine_busy_share"] = (busy2 - busy) / max(total2 - total, 1)
     return result
 
 
-def profile(server: Server, seconds: float, script: Path, clients: int, out: Path) -> str | None:
-    """py-spy on one worker while wrk loads the server: the collapsed stacks file."""
+def profile(server: Server, seconds: float, script: Path, clients: int, out: Path, gil: bool = False) -> str | None:
+    """py-spy on one worker while wrk loads the server: the collapsed stacks file.
+
+    With `gil`, only the thread holding the GIL is sampled: where the worker's Python CPU goes.
+    """
     spy = shutil.which("py-spy") or str(Path(os.sys.executable).with_name("py-spy"))
     worker = tree(server.process.pid)[-1]
     out.parent.mkdir(parents=True, exist_ok=True)
     recorder = subprocess.Popen([spy, "record", "-r", "200", "-d", f"{seconds:.0f}", "-f", "raw", "-o", str(out),
-                                 "-p", str(worker), "--nonblocking"], stdout=subprocess.DEVNULL,
+                                 "-p", str(worker), "--nonblocking", *(["--gil"] if gil else [])], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
     wrk(server.url + PREDICT, script, clients, seconds)
     _, err = recorder.communicate(timeout=60)
     return str(out) if out.exists() else f"py-spy failed: {err.strip()[-300:]}"
+
+
+def callers_per_commit(server: Server, keys: dict[str, str]) -> float | None:
+    """Mean callers per group commit over the whole run, from the recording server's /metrics."""
+    import urllib.request
+
+    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {keys['admin']}"})
+    try:
+        text = urllib.request.urlopen(request, timeout=30).read().decode()
+    except OSError:
+        return None
+    values = {name: float(value) for name, value in (line.split()[:2] for line in text.splitlines()
+              if line.startswith("ledger_group_commit_batch_callers_") and not line.startswith("#"))
+              if not name.endswith("_bucket")}
+    count = values.get("ledger_group_commit_batch_callers_count")
+    return values.get("ledger_group_commit_batch_callers_sum", 0) / count if count else None
 
 
 def made_events(url: str) -> int:
@@ -151,43 +201,51 @@ def made_events(url: str) -> int:
         engine.dispose()
 
 
-def start_pair(home: Path, url: str, workers: int, threads: int) -> tuple[Server, Server, str]:
+def start_pair(home: Path, url: str, workers: int, threads: int,
+               env: dict[str, str] | None = None) -> tuple[Server, Server, str]:
     """The recording server (which creates the demo) and the no-recording one, on one database and home.
 
     One home: API keys and the privacy master key live there; each keeps its own metrics directory.
     """
     options = ("--workers", str(workers), "--threads", str(threads))
     on = FlaggedServer(home, url)
-    on.name, on.extra_env = "on", {"PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-on")}
+    on.name, on.extra_env = "on", {**(env or {}), "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-on")}
     on.start("--demo", *options, timeout=600)
     key = json.loads((home / "demo-keys.json").read_text())["predictor"]
     off = FlaggedServer(home, url)
     off.name = "off"
-    off.extra_env = {"LEDGER_RECORD_PREDICTIONS": "0", "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-off")}
+    off.extra_env = {**(env or {}), "LEDGER_RECORD_PREDICTIONS": "0", "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-off")}
     off.start(*options, timeout=300)
     return on, off, key
 
 
-def run(seconds: float, clients: list[int], workers: int, threads: int, profile_dir: Path | None) -> dict[str, Any]:
+def run(seconds: float, clients: list[int], workers: int, threads: int, profile_dir: Path | None,
+        env: dict[str, str] | None = None) -> dict[str, Any]:
     url = create_postgres_database("ledger_bench_http")
-    results: dict[str, Any] = {"workers": workers, "threads": threads, "seconds": seconds, "runs": []}
+    results: dict[str, Any] = {"workers": workers, "threads": threads, "seconds": seconds, "env": env or {},
+                               "runs": []}
     with tempfile.TemporaryDirectory() as directory:
         home = Path(directory)
         on = off = None
         try:
-            on, off, key = start_pair(home, url, workers, threads)
+            on, off, key = start_pair(home, url, workers, threads, env)
             script = lua_script(home, key, PREDICT, ROW)
             results["made_before"] = made_events(url)
-            for server in (on, off):  # warm: runtimes, schemas, key caches, connections in every worker
-                wrk(server.url + PREDICT, script, 8, 3)
+            # Warm: runtimes, schemas, key caches, connections in every worker and thread. Too short
+            # a warm-up left the first measured run paying start-up costs (seconds at p99).
+            for server in (on, off, on, off):
+                wrk(server.url + PREDICT, script, max(clients), 4)
             for n in clients:
                 for label, server in (("off", off), ("on", on), ("off", off), ("on", on)):
-                    results["runs"].append({"recording": label, "clients": n, **measured(server, script, n, seconds)})
+                    results["runs"].append({"recording": label, "clients": n, **measured(server, script, n, seconds, url)})
             results["worker_rss_mib"] = {label: [rss_mib(p) for p in tree(s.process.pid)[1:]]
                                          for label, s in (("on", on), ("off", off))}
             if profile_dir:
-                results["profiles"] = {label: profile(s, seconds, script, max(clients), profile_dir / f"{label}.txt")
-                                       for label, s in (("on", on), ("off", off))}
+                results["profiles"] = {
+                    f"{label}{suffix}": profile(s, seconds, script, max(clients), profile_dir / f"{label}{suffix}.txt",
+                                                gil=bool(suffix))
+                    for label, s in (("on", on), ("off", off)) for suffix in ("", "-gil")}
+            results["callers_per_commit"] = callers_per_commit(on, json.loads((home / "demo-keys.json").read_text()))
             results["made_events"] = made_events(url)  # >= the "on" runs' ok answers: no request was a retry
             results["on_ok_measured"] = sum(r["ok"] for r in results["runs"] if r["recording"] == "on")
         finally:
@@ -203,13 +261,42 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8, help="per worker, as `ledger serve` defaults")
     parser.add_argument("--profile", type=Path, default=None, help="write py-spy collapsed stacks here")
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="extra environment for both servers (e.g. LEDGER_GROUP_COMMIT=0)")
     args = parser.parse_args()
     started = time.monotonic()
-    results = run(args.seconds, args.clients, args.workers, args.threads, args.profile)
+    env = dict(pair.split("=", 1) for pair in args.env)
+    results = run(args.seconds, args.clients, args.workers, args.threads, args.profile, env)
     results["wall_s"] = time.monotonic() - started
+    results["summary"] = summary(results["runs"])
+    results["summary"].append(f"callers per group commit: {results.get('callers_per_commit')}")
+    for line in results["summary"]:
+        print(line, file=sys.stderr)
     print(json.dumps(results))
+
+
+def summary(runs: list[dict[str, Any]]) -> list[str]:
+    """One line per client count: on/off medians of req/s, p50, p99, CPU ms/req and the ratio."""
+    def median(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    lines = []
+    for n in sorted({r["clients"] for r in runs}):
+        pick = {label: [r for r in runs if r["clients"] == n and r["recording"] == label] for label in ("on", "off")}
+        figures = {label: {k: median([r[k] for r in rs]) for k in (
+            "requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "postgres_cpu_ms_per_request",
+            "machine_busy_share")} for label, rs in pick.items()}
+        on, off = figures["on"], figures["off"]
+        lines.append(
+            f"{n} clients: on {on['requests_per_s']:.0f}/s p50 {on['p50_ms']:.0f} p99 {on['p99_ms']:.0f} ms "
+            f"cpu {on['server_cpu_ms_per_request']:.2f}+pg {on['postgres_cpu_ms_per_request']:.2f} ms busy "
+            f"{on['machine_busy_share']:.2f} | off {off['requests_per_s']:.0f}/s p50 {off['p50_ms']:.0f} "
+            f"p99 {off['p99_ms']:.0f} ms cpu {off['server_cpu_ms_per_request']:.2f}+pg "
+            f"{off['postgres_cpu_ms_per_request']:.2f} ms busy {off['machine_busy_share']:.2f} | ratio "
+            f"{on['requests_per_s'] / off['requests_per_s']:.2f}x p99 {on['p99_ms'] / off['p99_ms']:.2f}x")
+    return lines
 
 
 if __name__ == "__main__":
