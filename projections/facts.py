@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from projections.cubes import HOUR_US, PER_HOUR, EpochClock
 
 
-def stored_facts(conn: sa.Connection, tables: Mapping[str, sa.Table], ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Deployment, day, outputs, features, erased, and the latest outcome of each prediction."""
+def stored_facts(conn: sa.Connection, tables: Mapping[str, sa.Table], ids: list[str], answered: list[str]
+                 ) -> dict[str, dict[str, Any]]:
+    """Deployment, day, outputs, features, erased, and the latest outcome of each prediction
+    (looked up for those of `answered`, the ids that may have one)."""
     p, o = tables["predictions"], tables["outcomes"]
     # JSON as text, decoded by orjson: SQLAlchemy's JSON type decodes with the standard library
     query = sa.select(p.c.prediction_id, p.c.deployment, p.c.day, sa.cast(p.c.outputs, sa.Text),
@@ -20,8 +22,10 @@ def stored_facts(conn: sa.Connection, tables: Mapping[str, sa.Table], ids: list[
     facts = {pid: {"deployment": d, "day": day, "outputs": orjson.loads(out), "features": orjson.loads(f),
                    "erased": erased_at is not None, "latest": (False, None, None)}
              for pid, d, day, out, f, erased_at in conn.execute(query)}
+    if not answered:
+        return facts
     latest = (sa.select(o.c.prediction_id, sa.cast(o.c.actual, sa.Text), sa.cast(o.c.slices, sa.Text))
-              .where(o.c.prediction_id.in_(ids)).order_by(o.c.position))
+              .where(o.c.prediction_id.in_(answered)).order_by(o.c.position))
     for pid, actual, slices in conn.execute(latest):
         facts[pid]["latest"] = (True, _json(actual), _json(slices))
     return facts

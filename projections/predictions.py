@@ -23,6 +23,7 @@ from projections.slicing import quantile_edges, slice_values, sliceable
 from projections.tables import prediction_tables
 
 RECENT = 20_000  # predictions whose facts stay in memory (corrections, outcomes in bursts)
+ANSWERED = 500_000  # prediction hashes kept (about 30 MB) before a rebuild looks outcomes up again
 UNKNOWN = {"task": "classification", "sliced": [], "bins": {}}  # a deployment the projection never saw
 
 
@@ -44,6 +45,9 @@ class PredictionsProjection(Projection):
         # every event since it was made (a failed page discards the instance)
         self.recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.clock: EpochClock | None = None  # restored from the outcome rows on first use
+        # hashes of the predictions with an outcome, kept while this instance has seen every
+        # outcome (it started on empty tables: a rebuild): the others need no outcome lookup
+        self.answered: set[int] | None = None
 
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
@@ -111,6 +115,7 @@ class PredictionsProjection(Projection):
         assert self.deployments is not None
         if self.clock is None:
             self.clock = restore_clock(conn, self.tables["outcomes"])
+            self.answered = set() if self.clock.last == -1 else None
         by_name = {d["name"]: d for d in self.deployments.values()}
         known = self._facts(conn, {o.originator_id for o in outcomes}, by_name)
         deltas, rows, last = new_deltas(), [], self.clock.last
@@ -130,6 +135,10 @@ class PredictionsProjection(Projection):
                          "previous_slices": previous[2], "observed_at": o.state.get("observed_at"),
                          "actor": o.state["actor"]})
             prediction["latest"] = (True, actual, slices)
+            if self.answered is not None:
+                self.answered.add(hash(o.originator_id))
+        if self.answered is not None and len(self.answered) > ANSWERED:
+            self.answered = None  # bounded memory: look outcomes up again
         insert_rows(conn, self.tables["outcomes"], rows)
         add_deltas(conn, self.tables, deltas, last=last)
 
@@ -138,7 +147,9 @@ class PredictionsProjection(Projection):
         known = {pid: self.recent[pid] for pid in ids if pid in self.recent}  # held for this page
         missing = sorted(ids - known.keys())
         if missing:
-            for pid, facts in stored_facts(conn, self.tables, missing).items():
+            answered = self.answered
+            maybe = missing if answered is None else [pid for pid in missing if hash(pid) in answered]
+            for pid, facts in stored_facts(conn, self.tables, missing, maybe).items():
                 facts["predicted"] = predicted_values(facts.pop("outputs"))
                 facts["scored"] = scored(facts["predicted"], by_name.get(facts["deployment"], UNKNOWN)["task"])
                 known[pid] = facts
