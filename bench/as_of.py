@@ -1,6 +1,6 @@
 """as_of versus current latency of the prediction index and performance reads.
 
-    .venv/bin/python -m bench.as_of [--events 200000] [--repeat 20]
+    .venv/bin/python -m bench.as_of [--events 200000] [--repeat 20] [--days 30]
 
 Builds the same ledger as bench.rebuild on PostgreSQL, projects it, then times each
 read now and as of a past position (the middle of the log, and just before the head).
@@ -53,11 +53,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--days", type=int, default=30,
+                        help="days the ledger's clock spans (0: real time, every outcome in an hour or two)")
     args = parser.parse_args()
     url = create_postgres_database("ledger_bench_as_of")
     ledger = Ledger(Settings(home=Path("var/bench"), database_url=url, group_commit=False))
     try:
-        build_ledger(ledger, args.events)
+        build_ledger(ledger, args.events, days=args.days)
         for cls in ALL:
             Runner(ledger.engine, cls).catch_up()
             with ledger.engine.begin() as conn:  # what autovacuum does after a while
