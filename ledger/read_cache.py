@@ -9,6 +9,7 @@ come back from one query on one connection.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -85,16 +86,17 @@ def _read_prediction(engine: sa.Engine, mapper: Any, prediction_id: UUID,
         postgres = is_postgres(conn)
         key: Any = str(prediction_id) if postgres else prediction_id.bytes
         chained = engine in _chained
-        rows = conn.execute(sa.text(_events_sql(postgres, chained, position is not None)),
-                            {"o": key, "p": position}).all()
+        # exec_driver_sql: a third of text()'s CPU here, and still SQLAlchemy's error handling
+        rows = conn.exec_driver_sql(_events_sql(postgres, chained, position is not None),
+                                    {"o": key, "p": position}).fetchall()
         if not rows:
             return None
         made = rows[0]
         chain_hash = made[5] if chained else None
         if not chained and made[5]:  # the notary's tables appeared since: remember, then look
             _chained.add(engine)
-            chain_hash = conn.execute(sa.text(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE position = :p"),
-                                      {"p": made[0]}).scalar()
+            chain_hash = conn.exec_driver_sql(_driver(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE position = :p",
+                                                      postgres), {"p": made[0]}).scalar()
     events = [mapper.to_domain_event(StoredEvent(originator_id=prediction_id, originator_version=row[1],
                                                  topic=row[2], state=bytes(row[3]))) for row in rows]
     prediction = None
@@ -120,6 +122,7 @@ def lookup_engine(engine: sa.Engine) -> sa.Engine:
     return companion
 
 
+@functools.cache
 def _events_sql(postgres: bool, chained: bool, bounded: bool) -> str:
     """The events by version; the sixth column is the Made row's chain hash, or whether the
     chain table exists when this engine has not seen it yet (a table cannot be joined before
@@ -131,5 +134,11 @@ def _events_sql(postgres: bool, chained: bool, bounded: bool) -> str:
     else:
         sixth = f"EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{CHAIN_TABLE}')"
     bound = " AND e.id <= :p" if bounded else ""
-    return (f"SELECT e.id, e.originator_version, e.topic, e.state, e.recorded_at, {sixth} "
-            f"FROM {EVENTS_TABLE} e WHERE e.originator_id = :o{bound} ORDER BY e.originator_version")
+    return _driver(f"SELECT e.id, e.originator_version, e.topic, e.state, e.recorded_at, {sixth} "
+                   f"FROM {EVENTS_TABLE} e WHERE e.originator_id = :o{bound} ORDER BY e.originator_version",
+                   postgres)
+
+
+def _driver(sql: str, postgres: bool) -> str:
+    """Named parameters as the driver takes them: psycopg2 %(name)s, sqlite3 :name."""
+    return sql.replace(":o", "%(o)s").replace(":p", "%(p)s") if postgres else sql
