@@ -8,7 +8,7 @@ import hmac
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -95,15 +95,14 @@ class Sealer:
             return [(dict(row), None) for row in rows]
         refs = self._refs_for(schema, rows, fields, deployment)
         keys = self._keys_for([(r, deployment) for r in set(refs) if r is not None])
-        ciphers = {ref: _SubjectCipher(key) for (ref, _), key in keys.items()}  # one setup per key
+        deadline = self._digest_keys.deadline()
+        ciphers = {ref: _SubjectCipher(ref, scope, key, deadline) for (ref, scope), key in keys.items()}
         sealed = [
             self._seal_row(row, fields, ref, ciphers.get(ref) if ref else None, deployment, request_id)
             for row, ref, request_id in zip(rows, refs, request_ids, strict=True)
         ]
-        self._digest_keys.hold(
-            (record["nonce"], (ref, deployment, ciphers[ref].mac_key))
-            for (_, record), ref in zip(sealed, refs, strict=True) if record is not None and ref is not None
-        )
+        self._digest_keys.hold({record["nonce"]: ciphers[ref]  # type: ignore[index]
+                                for (_, record), ref in zip(sealed, refs, strict=True) if record is not None})
         return sealed
 
     def unseal(self, sealed: Mapping[str, Any], binding: str | None = None) -> dict[str, Any] | _Erased:
@@ -214,9 +213,10 @@ class Sealer:
 class _SubjectCipher:
     """One data key made ready once per batch: its AES-GCM context and its body-digest key."""
 
-    __slots__ = ("aead", "mac_key")
+    __slots__ = ("aead", "deadline", "mac_key", "ref", "scope")
 
-    def __init__(self, key: bytes):
+    def __init__(self, ref: str, scope: str, key: bytes, deadline: float):
+        self.ref, self.scope, self.deadline = ref, scope, deadline
         self.aead = AESGCM(key)
         self.mac_key = _mac_key(key)
 
@@ -231,31 +231,32 @@ class _DigestKeys:
 
     def __init__(self, max_entries: int = 200_000, max_age: float = 60.0):
         self.max_entries, self.max_age = max_entries, max_age
-        self._held: dict[str, tuple[str, str, bytes, float]] = {}
+        self._held: dict[str, _SubjectCipher] = {}  # by the sealed record's nonce
         self._lock = threading.Lock()
 
-    def hold(self, entries: Iterable[tuple[str, tuple[str, str, bytes]]]) -> None:
-        deadline = time.monotonic() + self.max_age
-        fresh = {nonce: (ref, scope, mac_key, deadline) for nonce, (ref, scope, mac_key) in entries}
+    def deadline(self) -> float:
+        return time.monotonic() + self.max_age
+
+    def hold(self, fresh: dict[str, _SubjectCipher]) -> None:
         with self._lock:
             self._held.update(fresh)
             now = time.monotonic()
             while self._held:
                 oldest = next(iter(self._held))
-                if len(self._held) <= self.max_entries and self._held[oldest][3] > now:
+                if len(self._held) <= self.max_entries and self._held[oldest].deadline > now:
                     break
                 del self._held[oldest]
 
     def take(self, nonce: str, subject_ref: str, scope: str) -> bytes | None:
         with self._lock:
             held = self._held.pop(nonce, None)
-        if held is None or held[0] != subject_ref or held[1] != scope or held[3] < time.monotonic():
+        if held is None or held.ref != subject_ref or held.scope != scope or held.deadline < time.monotonic():
             return None
-        return held[2]
+        return held.mac_key
 
     def drop(self, subject_ref: str, scope: str | None) -> None:
         with self._lock:
-            for nonce in [n for n, h in self._held.items() if h[0] == subject_ref and scope in (None, h[1])]:
+            for nonce in [n for n, c in self._held.items() if c.ref == subject_ref and scope in (None, c.scope)]:
                 del self._held[nonce]
 
 
