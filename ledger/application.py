@@ -23,7 +23,7 @@ from ledger.domain.access import ApiKey, SigningKey
 from ledger.domain.datasets import Dataset
 from ledger.domain.deployments import Deployment
 from ledger.domain.models import Model
-from ledger.domain.predictions import Prediction
+from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.domain.training import TrainingRun
 from ledger.errors import AlreadyExists, Conflict, NotFound, StaleVersion, StorageUnavailable
 from ledger.health import HealthCommands
@@ -202,7 +202,9 @@ class Ledger(HealthCommands, Application[UUID]):
             raise StaleVersion(f"{kind} changed concurrently; read it again and retry") from None
 
     # -- predictions and outcomes --------------------------------------------------
-    def record_predictions(self, predictions: Sequence[Prediction]) -> list[tuple[Prediction, int | None]]:
+    def record_predictions(
+        self, predictions: Sequence[Prediction | NewPrediction],
+    ) -> list[tuple[Prediction | NewPrediction, int | None]]:
         """Record new predictions; a retried one returns the original (same body) or 409.
 
         Returns each prediction as stored, with its position (None for a returned original).
