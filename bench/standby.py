@@ -1,7 +1,10 @@
 """Writes on the primary, auditor reads on a streaming hot standby, against reads on the primary.
 
-    sudo sh deploy/standby.sh                       # once: the standby on 127.0.0.1:5433
-    .venv/bin/python -m bench.standby [--seconds 15] [--writers 16] [--readers 8]
+    .venv/bin/python -m bench.standby [--seconds 15] [--writers 16] [--readers 8] [--keep]
+
+As root, it makes a fresh standby with deploy/standby.sh (port 5433) and drops it after
+the run (--keep leaves it running): a standby left behind replays every later write on
+this machine and takes CPU from the other benchmarks.
 
 One database on the primary (fsync on), replicated to the standby. Two `ledger serve`
 processes on it: one reads its projections on the primary (the baseline), one with
@@ -59,6 +62,21 @@ def read_script(directory: Path, key: str) -> Path:
 def standby_url(primary_url: str, port: int) -> str:
     url = sa.engine.make_url(primary_url)
     return url.set(port=port).render_as_string(hide_password=False)
+
+
+def fresh_standby(port: int) -> None:
+    """A new standby of the local primary (an old one may have lost the WAL it needed)."""
+    drop_standby()
+    subprocess.run(["sh", str(Path(__file__).resolve().parents[1] / "deploy" / "standby.sh"), str(port)],
+                   check=True, capture_output=True, timeout=600)
+
+
+def drop_standby() -> None:
+    out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        version, name, *_ = line.split()
+        if name == "standby":
+            subprocess.run(["pg_dropcluster", "--stop", version, name], check=True, timeout=120)
 
 
 def require_standby(port: int) -> None:
@@ -140,8 +158,17 @@ def one_run(server: FlaggedServer, scripts: tuple[Path, Path], clients: tuple[in
     return results
 
 
-def run(seconds: float, writers: int, readers: int, port: int) -> dict[str, Any]:
-    require_standby(port)
+def run(seconds: float, writers: int, readers: int, port: int, keep: bool) -> dict[str, Any]:
+    fresh_standby(port)
+    try:
+        require_standby(port)
+        return measure(seconds, writers, readers, port)
+    finally:
+        if not keep:
+            drop_standby()
+
+
+def measure(seconds: float, writers: int, readers: int, port: int) -> dict[str, Any]:
     url = create_postgres_database("ledger_bench_standby")
     replica = standby_url(url, port)
     out: dict[str, Any] = {"seconds": seconds, "writers": writers, "readers": readers, "runs": []}
@@ -183,8 +210,9 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=16)
     parser.add_argument("--readers", type=int, default=8)
     parser.add_argument("--standby-port", type=int, default=5433)
+    parser.add_argument("--keep", action="store_true", help="leave the standby running afterwards")
     args = parser.parse_args()
-    result = run(args.seconds, args.writers, args.readers, args.standby_port)
+    result = run(args.seconds, args.writers, args.readers, args.standby_port, args.keep)
     for r in result["runs"]:
         w, rd = r["writes"], r["reads"]
         print(f"reads on {r['reads_on']:8} writes {w['requests_per_s']:6.0f}/s p99 {w['p99_ms']:6.1f} ms | "
