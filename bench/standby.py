@@ -32,7 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.common import create_postgres_database, drop_postgres_database
-from bench.http_compare import PREDICT, ROW, FlaggedServer, cpu_seconds, lua_script, tree, wrk
+from bench.http_compare import LUA, PREDICT, ROW, FlaggedServer, cpu_seconds, lua_script, tree, wrk
 from tests.e2e.server import ledger_cli
 
 READS = ("/v1/performance?deployment=churn&slice=region", "/v1/predictions?deployment=churn&limit=20")
@@ -42,14 +42,7 @@ function request()
   counter = counter + 1
   return wrk.format("GET", PATHS[(counter % #PATHS) + 1], HEADERS)
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,' ..
-    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
-end
-"""
+""" + LUA[LUA.index("function done"):]  # the same WRKJSON summary line as the predictions load
 
 
 def read_script(directory: Path, key: str) -> Path:
