@@ -38,6 +38,7 @@ class AdvisoryLock:
     def __init__(self, engine: sa.Engine, name: str):
         self.engine, self.name, self.key = engine, name, lock_key(name)
         self.conn: Any = None
+        self.held = False
 
     def acquire(self, wait: bool = True, poll: float = 0.2) -> bool:
         pooled = self.engine.raw_connection()
@@ -46,6 +47,7 @@ class AdvisoryLock:
         self.conn.autocommit = True
         while True:
             if self._query("SELECT pg_try_advisory_lock(%s)", self.key):
+                self.held = True
                 self._query(f"LISTEN {CHANNEL}")
                 return True
             if not wait:
@@ -76,8 +78,13 @@ class AdvisoryLock:
 
     def release(self) -> None:
         if self.conn is not None and not self.conn.closed:
-            self.conn.close()  # closing the session releases the advisory lock
-        self.conn = None
+            if self.held:  # the server drops a closed session's locks only when its backend exits,
+                try:  # a moment later: unlock first, so whoever asks next finds the lock free
+                    self._query("SELECT pg_advisory_unlock(%s)", self.key)
+                except LockLost:
+                    pass  # the connection is gone, and with it the lock
+            self.conn.close()
+        self.conn, self.held = None, False
 
 
 class FileLock:
