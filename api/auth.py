@@ -1,8 +1,8 @@
 """Deny by default: a Bearer key, a role the route table allows, a per-key rate limit.
 
-Key lookups are cached per worker for `auth_cache_seconds` (default 2 s), so a request
-costs no database read; a revoked key is therefore refused within that many seconds on
-every worker (at once on the worker that revoked it, which calls `KeyCache.clear`).
+Key lookups are cached per worker for `auth_cache_seconds` (default 2 s), and a key in use
+is read again in the background before its entry ends, so a request costs no database
+read; a revoked key is therefore refused within that many seconds on every worker (at once on the worker that revoked it, which calls `KeyCache.clear`).
 Rate limits are token buckets in each worker's memory: no database write per request,
 and the effective limit is per worker process.
 """
@@ -40,31 +40,66 @@ class Principal:
 
 
 class KeyCache:
-    """Bearer key -> Principal (or None), remembered for a few seconds per worker."""
+    """Bearer key -> Principal (or None), remembered for a few seconds per worker.
+
+    An entry read again in the second half of its life is refreshed by a background thread
+    while the request goes on with it, so a steadily used key never waits for the database;
+    an entry past its life is read again before answering, which keeps the revocation bound."""
 
     def __init__(self, authenticate: Any, ttl_seconds: float = 2.0, max_entries: int = 10_000):
         self._authenticate = authenticate
         self._ttl = ttl_seconds
         self._max = max_entries
         self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._refreshing: set[str] = set()
+        self._lock = threading.Lock()
+        self._generation = 0  # moved by clear(): a read begun before it must not be stored after
 
     def principal(self, key: str) -> Principal | None:
         digest = hashlib.sha256(key.encode()).hexdigest()  # raw keys are not kept in memory
         now = time.monotonic()
         hit = self._entries.get(digest)
         if hit is None or hit[0] < now:
-            record = self._authenticate(key)
-            found = Principal(record.key_id, record.role, record.expires_at) if record else None
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            hit = self._entries[digest] = (now + self._ttl, found)
+            hit = self._fetch(digest, key, now)
+        elif hit[0] - now < self._ttl / 2:
+            self._refresh_ahead(digest, key)
         principal = hit[1]
         if principal and principal.expires_at and _expired(principal.expires_at):
             return None
         return principal
 
+    def _fetch(self, digest: str, key: str, now: float) -> tuple[float, Principal | None]:
+        generation = self._generation
+        record = self._authenticate(key)
+        found = Principal(record.key_id, record.role, record.expires_at) if record else None
+        hit = (now + self._ttl, found)
+        with self._lock:
+            if generation == self._generation:
+                if len(self._entries) >= self._max:
+                    self._entries.clear()
+                self._entries[digest] = hit
+        return hit
+
+    def _refresh_ahead(self, digest: str, key: str) -> None:
+        with self._lock:
+            if digest in self._refreshing:
+                return
+            self._refreshing.add(digest)
+        threading.Thread(target=self._refresh, args=(digest, key), daemon=True).start()
+
+    def _refresh(self, digest: str, key: str) -> None:
+        try:
+            self._fetch(digest, key, time.monotonic())  # the life counts from before the read
+        except Exception:  # noqa: BLE001 - the entry expires as usual and the next request reads it
+            pass
+        finally:
+            with self._lock:
+                self._refreshing.discard(digest)
+
     def clear(self) -> None:
-        self._entries.clear()
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
 
 
 def _expired(expires_at: str) -> bool:
