@@ -2,7 +2,8 @@
 
 Key lookups are cached per worker for `auth_cache_seconds` (default 2 s), and a key in use
 is read again in the background before its entry ends, so a request costs no database
-read; a revoked key is therefore refused within that many seconds on every worker (at once on the worker that revoked it, which calls `KeyCache.clear`).
+read; a revoked key is therefore refused within that many seconds on every worker (at
+once on the worker that revoked it, which calls `KeyCache.clear`).
 Rate limits are token buckets in each worker's memory: no database write per request,
 and the effective limit is per worker process.
 """
