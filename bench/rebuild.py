@@ -1,6 +1,7 @@
 """Projection rebuild events/s on PostgreSQL beside a raw read of the same events.
 
-    .venv/bin/python -m bench.rebuild [--events 1000000 | --quick] [--keep URL]
+    .venv/bin/python -m bench.rebuild [--events 1000000 | --quick] [--days 30] [--keep] [--url URL]
+                                      [--only predictions]
 
 Builds a ledger of N events (predictions scored by three models, outcomes for about
 half of them arriving a few thousand events later, 2% corrected, spread over 30 days),
@@ -38,7 +39,7 @@ SCHEMA = {"features": [{"name": "region", "type": "category"}, {"name": "plan", 
                        {"name": "active", "type": "boolean"}]}
 
 
-def build_ledger(ledger: Ledger, events: int, seed: int = 0, days: int = 30) -> list[str]:
+def build_ledger(ledger: Ledger, events: int, seed: int = 0, days: float = 30) -> list[str]:
     """Append about `events` events; returns the model ids."""
     rng = random.Random(seed)
     ledger.create_deployment(name="bench", task="classification", schema=SCHEMA, policy={"name": "manual"},
@@ -130,23 +131,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="50,000 events")
+    parser.add_argument("--days", type=float, default=30, help="0: real time (every outcome within an hour or two)")
     parser.add_argument("--keep", action="store_true", help="keep the database and print its URL")
+    parser.add_argument("--url", help="reuse a ledger kept by --keep (not built, not dropped)")
+    parser.add_argument("--only", help="rebuild only this projection")
     args = parser.parse_args()
     events = 50_000 if args.quick else args.events
-    url = create_postgres_database("ledger_bench_rebuild")
+    url = args.url or create_postgres_database("ledger_bench_rebuild")
     ledger = Ledger(Settings(home=Path("var/bench"), database_url=url, group_commit=False))
     try:
-        _, build_s = timed(lambda: build_ledger(ledger, events))
-        report(ledger, build_s)
+        build_s = 0.0 if args.url else timed(lambda: build_ledger(ledger, events, days=args.days))[1]
+        report(ledger, build_s, args.only)
     finally:
         ledger.close()
-        if args.keep:
+        if args.keep or args.url:
             print(f"\nkept {url}", file=sys.stderr)
         else:
             drop_postgres_database(url)
 
 
-def report(ledger: Ledger, build_s: float) -> None:
+def report(ledger: Ledger, build_s: float, only: str | None = None) -> None:
     with ledger.engine.connect() as conn:
         total = ev.head(conn)
     print(f"ledger: {total:,} events built in {build_s:.0f} s")
@@ -160,7 +164,7 @@ def report(ledger: Ledger, build_s: float) -> None:
                Figure(f"library read + mapper ({lib_count:,} events)", lib_count / lib_s,
                       "raw read + decode", raw_rate)]
     rebuild_s = 0.0
-    for cls in ALL:
+    for cls in [c for c in ALL if only in (None, c.name)]:
         _, seconds = timed(lambda cls=cls: Runner(ledger.engine, cls).rebuild())
         rebuild_s += seconds
         figures.append(Figure(f"rebuild {cls.name} ({seconds:.1f} s)", total / seconds, "raw read + decode",

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from projections.events import Event
+from projections.pipeline import Writer
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -34,11 +35,13 @@ class Projection:
     version: ClassVar[int]
     topics: ClassVar[frozenset[str] | None] = None  # None: every event
     rebuild_page: ClassVar[int | None] = None  # events a rebuild page spans (None: the runner's default)
+    pipelined: ClassVar[bool] = False  # True: a rebuild on PostgreSQL hands the writes to `writer`
     _defined: ClassVar[dict[tuple[str, int], dict[str, sa.Table]]] = {}
 
     def __init__(self, generation: int):
         self.generation = generation
         self.tables = self.tables_for(generation)
+        self.writer: Writer | None = None  # set by the runner while it fills a new generation
 
     @classmethod
     def tables_for(cls, generation: int) -> dict[str, sa.Table]:
@@ -58,6 +61,9 @@ class Projection:
 
     def apply_range(self, conn: sa.Connection, after: int, upto: int) -> None:
         """Events projected in SQL, straight from the event table (before `apply` of the page)."""
+
+    def prefetch(self, after: int, upto: int) -> None:
+        """The range the next page will likely apply (a pipelined rebuild may start on it)."""
 
     # -- table lifecycle ---------------------------------------------------------
     def create_tables(self, conn: sa.Connection, with_indexes: bool = True) -> None:

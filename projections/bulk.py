@@ -54,13 +54,24 @@ def insert_tuples(conn: sa.Connection, table: sa.Table, rows: Sequence[tuple[Any
     if conn.dialect.name != "postgresql":
         conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
         return
+    copy_in(conn, table, copy_text(table, rows))
+
+
+def copy_text(table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> str:
+    """Rows (tuples of every column, in the table's order) in COPY's text format."""
     encoders = [_json if isinstance(c.type, sa.JSON) else _scalar for c in table.columns]
-    buffer = io.StringIO()
-    buffer.writelines("\t".join([encode(v) for encode, v in zip(encoders, row, strict=True)]) + "\n" for row in rows)
-    buffer.seek(0)
+    return "".join(["\t".join([encode(v) for encode, v in zip(encoders, row, strict=True)]) + "\n"
+                    for row in rows])
+
+
+def copy_in(conn: sa.Connection, table: sa.Table, text: str) -> None:
+    """One COPY of rows already in COPY's text format (PostgreSQL)."""
+    if not text:
+        return
+    columns = ", ".join(c.name for c in table.columns)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.copy_expert(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", buffer)
+        cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text))
     finally:
         cursor.close()
 

@@ -14,11 +14,12 @@ import sqlalchemy as sa
 
 from projections import events as ev
 from projections.base import Projection
-from projections.bulk import insert_rows
-from projections.cubes import EpochClock, add_outcome, new_deltas, predicted_values, scored
-from projections.erasure import FORGOTTEN, add_deltas, erased_slices, forget
+from projections.cubes import Deltas, EpochClock, add_outcome, new_deltas, predicted_values, scored
+from projections.erasure import FORGOTTEN, erased_slices, forget
 from projections.facts import restore_clock, stored_facts
 from projections.made_sql import copy_predictions
+from projections.page_writes import OUTCOME_COLUMNS, prepare, write
+from projections.pipeline import Ticket
 from projections.slicing import quantile_edges, slice_values, sliceable
 from projections.tables import prediction_tables
 
@@ -33,6 +34,7 @@ class PredictionsProjection(Projection):
     name = "predictions"
     version = 4  # 2: slices on each outcome; 3: erasure (issue 9); 4: cells by epoch, coarse and fine
     rebuild_page = 25_000  # fewer pages, fewer statements: a page's outcomes are a third of it, held briefly
+    pipelined = True  # a rebuild may run the writes on a second connection (runner, projections/pipeline.py)
     topics = frozenset(  # decoded in Python; Prediction.Made is copied in SQL (apply_range)
         [ev.PREDICTION + "OutcomeRecorded", ev.DEPLOYMENT + "Created",
          ev.DEPLOYMENT + "SchemaChanged", ev.DEPLOYMENT + "ModelAdded", ev.TRAINING + "Completed", FORGOTTEN]
@@ -48,13 +50,30 @@ class PredictionsProjection(Projection):
         # hashes of the predictions with an outcome, kept while this instance has seen every
         # outcome (it started on empty tables: a rebuild): the others need no outcome lookup
         self.answered: set[int] | None = None
+        self.ahead: tuple[int, int, Ticket] | None = None  # the next page's predictions, being copied by the writer
 
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
-        return prediction_tables(metadata, suffix)
+        tables = prediction_tables(metadata, suffix)
+        assert tuple(c.name for c in tables["outcomes"].columns) == OUTCOME_COLUMNS  # _count's row order
+        return tables
 
     def apply_range(self, conn: sa.Connection, after: int, upto: int) -> None:
-        copy_predictions(conn, self.tables["predictions"], after, upto)
+        if self.writer is None:
+            copy_predictions(conn, self.tables["predictions"], after, upto)
+            return
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == after:  # prefetched up to ahead[1] <= upto (the head only grows)
+            ahead[2].wait()
+            after = ahead[1]
+        if after < upto:
+            self.writer.call(lambda c: copy_predictions(c, self.tables["predictions"], after, upto))
+
+    def prefetch(self, after: int, upto: int) -> None:
+        """Start copying the next page's predictions while this page's outcomes are computed."""
+        if self.writer is not None and after < upto:
+            table = self.tables["predictions"]
+            self.ahead = (after, upto, self.writer.submit(lambda c: copy_predictions(c, table, after, upto)))
 
     def apply(self, conn: sa.Connection, events: Sequence[ev.Event]) -> None:
         if self.deployments is None:
@@ -107,7 +126,11 @@ class PredictionsProjection(Projection):
         """Mark the subject's rows erased and move their counts to the `erased` slice."""
         assert self.deployments is not None
         tasks = {d["name"]: d["task"] for d in self.deployments.values()}
-        for prediction_id in forget(conn, self.tables, tasks, e):
+        if self.writer is None:
+            erased = forget(conn, self.tables, tasks, e)
+        else:  # after the writes queued before it, on the writer's connection (it reads and changes their rows)
+            erased = self.writer.call(lambda c: forget(c, self.tables, tasks, e))
+        for prediction_id in erased:
             self.recent.pop(prediction_id, None)  # its cached slices are no longer the counted ones
 
     # -- outcomes ------------------------------------------------------------------------
@@ -123,24 +146,30 @@ class PredictionsProjection(Projection):
             prediction = known.get(o.originator_id)
             if prediction is None:
                 continue  # cannot happen in an intact log: an outcome follows its prediction
-            epoch, actual, previous = self.clock.next(o.recorded_at), o.state["actual"], prediction["latest"]
-            deployment = by_name.get(prediction["deployment"], UNKNOWN)
-            slices = slice_values(prediction["features"], deployment["sliced"], deployment["bins"])
-            if prediction["erased"]:  # a forgotten subject's later outcomes are counted as erased too
-                slices = erased_slices(slices)
-            add_outcome(deltas, prediction, deployment["task"], actual, slices, previous, epoch)
-            rows.append({"position": o.position, "prediction_id": o.originator_id,
-                         "recorded_at": o.recorded_at, "epoch": epoch, "deployment": prediction["deployment"],
-                         "day": prediction["day"], "predicted": prediction["predicted"], "actual": actual, "corrected": previous[0], "previous": previous[1], "slices": slices,
-                         "previous_slices": previous[2], "observed_at": o.state.get("observed_at"),
-                         "actor": o.state["actor"]})
-            prediction["latest"] = (True, actual, slices)
-            if self.answered is not None:
-                self.answered.add(hash(o.originator_id))
-        if self.answered is not None and len(self.answered) > ANSWERED:
-            self.answered = None  # bounded memory: look outcomes up again
-        insert_rows(conn, self.tables["outcomes"], rows)
-        add_deltas(conn, self.tables, deltas, last=last)
+            rows.append(self._count(deltas, o, prediction, by_name.get(prediction["deployment"], UNKNOWN)))
+        if self.answered is not None:
+            self.answered.update(hash(o.originator_id) for o in outcomes)
+            if len(self.answered) > ANSWERED:
+                self.answered = None  # bounded memory: look outcomes up again
+        writes = prepare(self.tables, conn.dialect.name == "postgresql", rows, deltas, last)
+        if self.writer is None:
+            write(conn, writes)
+        else:
+            self.writer.submit(lambda c: write(c, writes))
+
+    def _count(self, deltas: Deltas, o: ev.Event, prediction: dict[str, Any], deployment: dict[str, Any]
+               ) -> tuple[Any, ...]:
+        """Add one outcome's cells; returns its outcome row (a tuple in OUTCOME_COLUMNS' order)."""
+        assert self.clock is not None
+        epoch, actual, previous = self.clock.next(o.recorded_at), o.state["actual"], prediction["latest"]
+        slices = slice_values(prediction["features"], deployment["sliced"], deployment["bins"])
+        if prediction["erased"]:  # a forgotten subject's later outcomes are counted as erased too
+            slices = erased_slices(slices)
+        add_outcome(deltas, prediction, deployment["task"], actual, slices, previous, epoch)
+        prediction["latest"] = (True, actual, slices)
+        return (o.position, o.originator_id, o.recorded_at, epoch, prediction["deployment"], prediction["day"],
+                prediction["predicted"], actual, previous[0], previous[1], slices, previous[2],
+                o.state.get("observed_at"), o.state["actor"])
 
     def _facts(self, conn: sa.Connection, ids: set[str], by_name: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The facts of these predictions and their latest outcome, from memory or one lookup."""
@@ -149,6 +178,8 @@ class PredictionsProjection(Projection):
         if missing:
             answered = self.answered
             maybe = missing if answered is None else [pid for pid in missing if hash(pid) in answered]
+            if maybe and self.writer is not None:
+                self.writer.drain()  # their outcome rows may still be queued
             for pid, facts in stored_facts(conn, self.tables, missing, maybe).items():
                 facts["predicted"] = predicted_values(facts.pop("outputs"))
                 facts["scored"] = scored(facts["predicted"], by_name.get(facts["deployment"], UNKNOWN)["task"])

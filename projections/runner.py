@@ -24,6 +24,7 @@ from projections.base import (
     read_position,
 )
 from projections.locks import runner_lock
+from projections.pipeline import Writer
 
 Progress = Callable[[int, int], None]
 REBUILD_PAGE = 5000  # a rebuild's pages are nobody's latency: bigger pages, fewer round trips
@@ -113,8 +114,10 @@ class Runner:
         upto = ev.head(conn)
         # Every id up to `upto` that is not there never will be: ids below a committed id
         # are final (writers draw ids under the clock row lock and commit in id order).
-        rows, reached = ev.read_page(conn, position, upto, page_size or self.page_size, projection.topics)
+        size = page_size or self.page_size
+        rows, reached = ev.read_page(conn, position, upto, size, projection.topics)
         projection.apply_range(conn, position, reached)
+        projection.prefetch(reached, min(upto, reached + size))
         if rows:
             projection.apply(conn, [ev.decode(r) for r in rows])
         return reached
@@ -154,6 +157,20 @@ class Runner:
         return position
 
     def _fill(self, projection: Projection, position: int, progress: Progress | None) -> int:
+        """Pages from `position` up to the head; on PostgreSQL a pipelined projection's writes
+        run on a second connection (projections/pipeline.py), all committed on return."""
+        if not projection.pipelined or self.engine.dialect.name != "postgresql":
+            return self._fill_pages(projection, position, progress)
+        writer = projection.writer = Writer(self.engine)
+        try:
+            position = self._fill_pages(projection, position, progress)
+            writer.drain()
+            return position
+        finally:
+            projection.writer = None
+            writer.close()
+
+    def _fill_pages(self, projection: Projection, position: int, progress: Progress | None) -> int:
         target = time.monotonic()
         while True:
             with self.engine.begin() as conn:
