@@ -24,6 +24,7 @@ from projections.predictions import PredictionsProjection
 from projections.snapshot import Snapshot, snapshot
 
 Sums = dict[tuple[str, str], dict[tuple[str, str], list[float]]]
+CELL = ("model_id", "slice_value", "actual", "predicted", "n", "sum_err", "sum_abs", "sum_sq")
 
 
 def performance(engine: sa.Engine, deployment: str, *, model: str | None = None,
@@ -53,20 +54,33 @@ def _deployment(snap: Snapshot, name: str, cut: int | None, needs_at: bool
                 ) -> tuple[dict[str, Any], int | None, int | None]:
     """The deployment's row and, as of a cut, in the same round trip: the epoch of the last
     outcome at or before it (None before any) and, when the window ends there, its recorded-at."""
-    t, o, e = snap.tables["deployments"], snap.tables["outcomes"], ev.events_table
-    extra = [sa.null().label("cut_epoch"), sa.null().label("cut_at")]
-    if cut is not None:
-        epoch = sa.select(o.c.epoch).where(o.c.position <= cut).order_by(o.c.position.desc()).limit(1)
-        extra[0] = epoch.scalar_subquery().label("cut_epoch")
-    if cut is not None and needs_at:
-        at = sa.select(e.c.recorded_at).where(e.c.id <= cut).order_by(e.c.id.desc()).limit(1)  # ev.recorded_at_of
-        extra[1] = at.scalar_subquery().label("cut_at")
-    row = snap.conn.execute(sa.select(t, *extra).where(t.c.name == name)).mappings().first()
-    if row is None:
+    t = snap.tables["deployments"]
+    key = (t, snap.tables["outcomes"], cut is not None, cut is not None and needs_at)
+    rows = snap.fetch(_deployment_statement, key, {"name": name, "cut": cut})
+    if not rows:
         raise NotFound(f"deployment {name!r} not found in the performance tables")
-    info = dict(row)
-    cut_epoch, cut_at = info.pop("cut_epoch"), info.pop("cut_at")
+    *values, cut_epoch, cut_at = rows[0]
+    decode = snap.conn.dialect.name != "postgresql"  # psycopg2 decodes JSON itself
+    info = {c.name: _json(v) if decode and isinstance(c.type, sa.JSON) else v
+            for c, v in zip(t.columns, values, strict=True)}
     return info, (None if cut_epoch is None else int(cut_epoch)), (int(cut_at or 0) if needs_at else None)
+
+
+def _deployment_statement(t: sa.Table, o: sa.Table, epoch: bool, at: bool) -> sa.Select[Any]:
+    cut, e = sa.bindparam("cut"), ev.events_table
+    extra = [sa.null().label("cut_epoch"), sa.null().label("cut_at")]
+    if epoch:
+        query = sa.select(o.c.epoch).where(o.c.position <= cut).order_by(o.c.position.desc()).limit(1)
+        extra[0] = query.scalar_subquery().label("cut_epoch")
+    if at:
+        query = sa.select(e.c.recorded_at).where(e.c.id <= cut).order_by(e.c.id.desc()).limit(1)  # ev.recorded_at_of
+        extra[1] = query.scalar_subquery().label("cut_at")
+    return sa.select(t, *extra).where(t.c.name == sa.bindparam("name"))
+
+
+def _json(value: Any) -> Any:
+    """JSON text from sqlite3, except what the column's numeric affinity stored as a number."""
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def _days(from_us: int | None, to_us: int | None, window_days: int | None, ref_us: int
@@ -82,35 +96,52 @@ def _days(from_us: int | None, to_us: int | None, window_days: int | None, ref_u
 def _cells(snap: Snapshot, deployment: str, model: str | None, feature: str,
            days: tuple[int | None, int | None], epoch: int | None, sums: Sums) -> None:
     """Now (epoch None): every coarsest cell. Before epoch E: whole groups at each level."""
-    queries = [_sum(snap.tables["cubes"], deployment, model, feature, days)]
+    params: dict[str, Any] = {"deployment": deployment, "feature": feature, "model": model,
+                              "first": days[0], "last": days[1]}
+    levels: list[tuple[sa.Table, bool, bool]] = [(snap.tables["cubes"], False, False)]
     if epoch is not None:  # each level: the groups before the one E is in, from the one above's on
-        queries, start = [], None
+        levels, start = [], None
         for name, span in LEVELS:
-            t = snap.tables[name]
             end = group(epoch, span)
             if start is None or end > start:  # else no whole group of this level before E in the one above
-                query = _sum(t, deployment, model, feature, days).where(t.c.epoch < end)
-                queries.append(query.where(t.c.epoch >= start) if start is not None else query)
+                params[f"end{len(levels)}"], params[f"start{len(levels)}"] = end, start
+                levels.append((snap.tables[name], True, start is not None))
             start = end
-    statement = queries[0] if len(queries) == 1 else sa.union_all(*queries)
-    for m, value, actual, predicted, *values in snap.conn.execute(statement):
+    key = (tuple(levels), model is not None, days[0] is not None, days[1] is not None)
+    # serial: the union of levels costs enough for PostgreSQL to plan a Parallel Append, and
+    # starting its workers (5-10 ms on two busy cores) costs more than the scan (1-3 ms at 1M events)
+    for m, value, actual, predicted, *values in snap.fetch(_cells_statement, key, params, serial=True):
         cell = sums[(m, value)].setdefault((actual, predicted), [0.0, 0.0, 0.0, 0.0])
         for i in range(4):
             cell[i] += float(values[i] or 0)
 
 
-def _sum(t: sa.Table, deployment: str, model: str | None, feature: str, days: tuple[int | None, int | None]
-         ) -> sa.Select[Any]:
-    query = (sa.select(t.c.model_id, t.c.slice_value, t.c.actual, t.c.predicted, sa.func.sum(t.c.n),
-                       sa.func.sum(t.c.sum_err), sa.func.sum(t.c.sum_abs), sa.func.sum(t.c.sum_sq))
-             .where(t.c.deployment == deployment, t.c.slice_feature == feature)
-             .group_by(t.c.model_id, t.c.slice_value, t.c.actual, t.c.predicted))
+def _cells_statement(levels: tuple[tuple[sa.Table, bool, bool], ...], model: bool, first: bool, last: bool
+                     ) -> sa.Executable:
+    """The cells of each level (table, bounded by end{i}?, by start{i}?), summed in one aggregate."""
+    parts = []
+    for i, (t, before, after) in enumerate(levels):
+        part = _bounded(sa.select(*(t.c[name] for name in CELL)).where(
+            t.c.deployment == sa.bindparam("deployment"), t.c.slice_feature == sa.bindparam("feature")),
+            t, model, first, last)
+        if before:
+            part = part.where(t.c.epoch < sa.bindparam(f"end{i}"))
+        if after:
+            part = part.where(t.c.epoch >= sa.bindparam(f"start{i}"))
+        parts.append(part)
+    cells = (parts[0] if len(parts) == 1 else sa.union_all(*parts)).subquery()
+    keys = [cells.c[name] for name in CELL[:4]]
+    return sa.select(*keys, *(sa.func.sum(cells.c[name]) for name in CELL[4:])).group_by(*keys)
+
+
+def _bounded(query: sa.Select[Any], t: sa.Table, model: bool, first: bool, last: bool) -> sa.Select[Any]:
+    """Rows of one model (if asked) and of prediction days from `first` to `last` (each if given)."""
     if model:
-        query = query.where(t.c.model_id == model)
-    if days[0] is not None:
-        query = query.where(t.c.day >= days[0])
-    if days[1] is not None:
-        query = query.where(t.c.day <= days[1])
+        query = query.where(t.c.model_id == sa.bindparam("model"))
+    if first:
+        query = query.where(t.c.day >= sa.bindparam("first"))
+    if last:
+        query = query.where(t.c.day <= sa.bindparam("last"))
     return query
 
 
@@ -119,29 +150,38 @@ def _tail(snap: Snapshot, info: dict[str, Any], model: str | None, feature: str,
     """Add the outcomes of the cut's epoch up to the cut itself, for the one slice feature asked.
 
     Identical outcomes (same day, values and slice value) come once with their count."""
-    o = snap.tables["outcomes"]
-    sliced = [c[feature].as_string() for c in (o.c.slices, o.c.previous_slices)] if feature else []
-    columns = [o.c.day, o.c.corrected, *(sa.cast(c, sa.Text) for c in (o.c.predicted, o.c.actual, o.c.previous)),
-               *sliced]
-    query = (sa.select(*columns, sa.func.count())
-             .where(o.c.epoch == epoch, o.c.deployment == info["name"], o.c.position <= cut).group_by(*columns))
-    if days[0] is not None:
-        query = query.where(o.c.day >= days[0])
-    if days[1] is not None:
-        query = query.where(o.c.day <= days[1])
-    deltas, task = new_deltas(), info["task"]
-    for day, corrected, *values, times in snap.conn.execute(query):
-        predicted, actual, previous = (None if v is None else orjson.loads(v) for v in values[:3])
+    key = (snap.tables["outcomes"], snap.conn.dialect.name, bool(feature), days[0] is not None, days[1] is not None)
+    params = {"epoch": epoch, "deployment": info["name"], "cut": cut, "first": days[0], "last": days[1],
+              "feature": feature, "path": f'$."{feature}"'}  # the path as SQLAlchemy's sqlite JSON index writes it
+    deltas, task, loaded, facts = new_deltas(), info["task"], {None: None}, {}
+    for day, corrected, *values, times in snap.fetch(_tail_statement, key, params):
+        for text in values[:3]:  # a few distinct texts recur: parse each once
+            if text not in loaded:
+                loaded[text] = orjson.loads(text)
+        actual, previous = loaded[values[1]], loaded[values[2]]
+        fact = facts.get((day, values[0]))
+        if fact is None:
+            predicted = {m: v for m, v in loaded[values[0]].items() if not model or m == model}
+            fact = facts[(day, values[0])] = {"deployment": info["name"], "day": day, "scored": scored(predicted, task)}
         value, previous_value = values[3:] if feature else ("", "")
-        if model:
-            predicted = {m: v for m, v in predicted.items() if m == model}
-        fact = {"deployment": info["name"], "day": day, "scored": scored(predicted, task)}
         slices, previous_slices = ({feature: v} if v is not None else {} for v in (value, previous_value))
         add_outcome(deltas, fact, task, actual, slices, (corrected, previous, previous_slices), 0, feature, times)
-    for key, values in deltas.items():
-        cell = sums[(key[1], key[5])].setdefault((key[6], key[7]), [0.0, 0.0, 0.0, 0.0])
+    for cell_key, added in deltas.items():
+        cell = sums[(cell_key[1], cell_key[5])].setdefault((cell_key[6], cell_key[7]), [0.0, 0.0, 0.0, 0.0])
         for i in range(4):
-            cell[i] += values[i]
+            cell[i] += added[i]
+
+
+def _tail_statement(o: sa.Table, dialect: str, sliced: bool, first: bool, last: bool) -> sa.Select[Any]:
+    """E's outcome rows up to the cut, grouped by everything their cells depend on."""
+    columns = [o.c.day, o.c.corrected, *(sa.cast(c, sa.Text) for c in (o.c.predicted, o.c.actual, o.c.previous))]
+    if sliced:  # as the JSON index `slices[feature].as_string()` renders, with a plain text parameter
+        columns += [sa.func.jsonb_extract_path_text(c, sa.bindparam("feature")) if dialect == "postgresql"
+                    else sa.func.json_extract(c, sa.bindparam("path")) for c in (o.c.slices, o.c.previous_slices)]
+    query = (sa.select(*columns, sa.func.count()).group_by(*columns)
+             .where(o.c.epoch == sa.bindparam("epoch"), o.c.deployment == sa.bindparam("deployment"),
+                    o.c.position <= sa.bindparam("cut")))
+    return _bounded(query, o, False, first, last)
 
 
 def _metrics(info: dict[str, Any], key: tuple[str, str], cells: dict[tuple[str, str], list[float]]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -39,6 +41,19 @@ class Snapshot:
         return {"position": self.position, "complete": self.complete,
                 **({"as_of": f"pos:{self.requested}"} if self.requested is not None else {})}
 
+    def fetch(self, build: Callable[..., sa.Executable], key: tuple[Any, ...], params: Mapping[str, Any],
+              serial: bool = False) -> list[Any]:
+        """Rows of `build(*key)`, compiled once per key and sent through the driver.
+
+        For reads run on every request: building and compiling a statement, and SQLAlchemy's
+        cache key for it, cost more client CPU than the database spends answering. Values come
+        as the driver gives them (no type processing); parameters are named bindparams.
+        `serial`: from this statement on, PostgreSQL plans this read without parallel workers."""
+        sql, defaults, names = _compiled(self.conn.dialect, build, key, serial)
+        values = {**defaults, **params}
+        args = values if names is None else tuple(values[name] for name in names)
+        return self.conn.exec_driver_sql(sql, args).fetchall()
+
 
 @contextmanager
 def snapshot(engine: sa.Engine, projection: type[Projection], as_of: int | None = None,
@@ -70,6 +85,17 @@ def snapshot(engine: sa.Engine, projection: type[Projection], as_of: int | None 
             yield Snapshot(conn, projection.tables_for(generation), position, projected, as_of)
         if conn.dialect.name != "postgresql":
             conn.exec_driver_sql("ROLLBACK")
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(dialect: sa.Dialect, build: Callable[..., sa.Executable], key: tuple[Any, ...], serial: bool
+              ) -> tuple[str, dict[str, Any], tuple[str, ...] | None]:
+    """SQL text, the values bound at build time (limits) and, for a positional driver, the order."""
+    compiled = build(*key).compile(dialect=dialect)
+    sql = str(compiled)
+    if serial and dialect.name == "postgresql":  # in the same round trip; it lasts until the read ends
+        sql = f"SET LOCAL max_parallel_workers_per_gather = 0; {sql}"
+    return sql, dict(compiled.params), tuple(compiled.positiontup) if compiled.positional else None
 
 
 @contextmanager
