@@ -1,15 +1,17 @@
 """as_of versus current latency of the prediction index and performance reads.
 
-    .venv/bin/python -m bench.as_of [--events 200000] [--repeat 20] [--days 30]
+    .venv/bin/python -m bench.as_of [--events 200000] [--repeat 20] [--days 30] [--database URL]
 
 Builds the same ledger as bench.rebuild on PostgreSQL, projects it, then times each
-read now and as of a past position (the middle of the log, and just before the head).
+read now and as of a past position (the middle of the log, and just before the head),
+the three in turn (so a change in the machine's load falls on all three alike).
 Target: as_of within 2x of the same read now.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +37,18 @@ def latency_ms(run: Any, repeat: int) -> float:
     return statistics.median(times)
 
 
+def now_and_as_of_ms(read: Any, head: int, repeat: int) -> tuple[float, float, float]:
+    """Medians of `read` now, as of the middle and as of head-50, timed in turn `repeat` times."""
+    cuts, times = (None, head // 2, head - 50), ([], [], [])
+    for _ in range(repeat):
+        for cut, series in zip(cuts, times, strict=True):
+            started = time.perf_counter()
+            read(cut)
+            series.append((time.perf_counter() - started) * 1000)
+    now, middle, recent = (statistics.median(series) for series in times)
+    return now, middle, recent
+
+
 def reads(engine: Any) -> dict[str, Any]:
     return {
         "prediction index, 100 newest of the deployment": lambda p: list_predictions(
@@ -55,28 +69,40 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--days", type=int, default=30,
                         help="days the ledger's clock spans (0: real time, every outcome in an hour or two)")
+    parser.add_argument("--database", help="time the reads on this projected bench ledger (kept), build none")
     args = parser.parse_args()
-    url = create_postgres_database("ledger_bench_as_of")
+    url = args.database or create_postgres_database("ledger_bench_as_of")
     ledger = Ledger(Settings(home=Path("var/bench"), database_url=url, group_commit=False))
     try:
-        build_ledger(ledger, args.events, days=args.days)
-        for cls in ALL:
-            Runner(ledger.engine, cls).catch_up()
-            with ledger.engine.begin() as conn:  # what autovacuum does after a while
-                cls(1).analyze(conn)
+        if not args.database:
+            build(ledger, args.events, args.days)
         with ledger.engine.connect() as conn:
             head = ev.head(conn)
-        print(f"\n### as_of vs now on PostgreSQL, {head:,} events (median of {args.repeat}, ms)\n")
-        print("| read | now | as_of middle | ratio | as_of head-50 | ratio |")
-        print("|---|---:|---:|---:|---:|---:|")
-        for name, read in reads(ledger.engine).items():
-            now = latency_ms(lambda read=read: read(None), args.repeat)
-            middle = latency_ms(lambda read=read: read(head // 2), args.repeat)
-            recent = latency_ms(lambda read=read: read(head - 50), args.repeat)
-            print(f"| {name} | {now:.1f} | {middle:.1f} | {middle / now:.2f}× | {recent:.1f} | {recent / now:.2f}× |")
+        report(ledger.engine, head, args.repeat)
     finally:
         ledger.close()
-        drop_postgres_database(url)
+        if not args.database:
+            drop_postgres_database(url)
+
+
+def build(ledger: Ledger, events: int, days: int) -> None:
+    build_ledger(ledger, events, days=days)
+    for cls in ALL:
+        Runner(ledger.engine, cls).catch_up()
+        with ledger.engine.begin() as conn:  # what autovacuum does after a while
+            cls(1).analyze(conn)
+
+
+def report(engine: Any, head: int, repeat: int) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n### as_of vs now on PostgreSQL, {head:,} events (median of {repeat}, ms; load {load})\n")
+    print("| read | now | as_of middle | ratio | as_of head-50 | ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, read in reads(engine).items():
+        for cut in (None, head // 2, head - 50):  # warm: the first read of each compiles its statements
+            read(cut)
+        now, middle, recent = now_and_as_of_ms(read, head, repeat)
+        print(f"| {name} | {now:.1f} | {middle:.1f} | {middle / now:.2f}× | {recent:.1f} | {recent / now:.2f}× |")
 
 
 if __name__ == "__main__":
