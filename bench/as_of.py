@@ -28,15 +28,6 @@ from projections.registry import ALL
 from projections.runner import Runner
 
 
-def latency_ms(run: Any, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
-
-
 def now_and_as_of_ms(read: Any, head: int, repeat: int) -> tuple[float, float, float]:
     """Medians of `read` now, as of the middle and as of head-50, timed in turn `repeat` times."""
     cuts, times = (None, head // 2, head - 50), ([], [], [])
