@@ -68,6 +68,7 @@ class Sealer:
         self.ref_secret = ref_secret
         self._ref_hmac = hmac.new(ref_secret, REF_PREFIX, hashlib.sha256)  # copied per ref: no key setup
         self._digest_keys = _DigestKeys()
+        self._ciphers = _CipherCache(max_age=float(getattr(getattr(keys, "cache", None), "ttl", 2.0)))
 
     def subject_ref(self, subject_id: Any) -> str:
         mac = self._ref_hmac.copy()
@@ -96,7 +97,7 @@ class Sealer:
         refs = self._refs_for(schema, rows, fields, deployment)
         keys = self._keys_for([(r, deployment) for r in set(refs) if r is not None])
         deadline = self._digest_keys.deadline()
-        ciphers = {ref: _SubjectCipher(ref, scope, key, deadline) for (ref, scope), key in keys.items()}
+        ciphers = {ref: self._ciphers.get(ref, scope, key, deadline) for (ref, scope), key in keys.items()}
         sealed = [
             self._seal_row(row, fields, ref, ciphers.get(ref) if ref else None, deployment, request_id)
             for row, ref, request_id in zip(rows, refs, request_ids, strict=True)
@@ -152,6 +153,7 @@ class Sealer:
     def destroy(self, subject_ref: str, scope: str | None = None) -> int:
         """Destroy the subject's keys (see SubjectKeyStore.destroy), dropping what this sealer holds."""
         self._digest_keys.drop(subject_ref, scope)
+        self._ciphers.drop(subject_ref)
         return self.keys.destroy(subject_ref, scope)
 
     # -- internals ---------------------------------------------------------------
@@ -211,14 +213,50 @@ class Sealer:
 
 
 class _SubjectCipher:
-    """One data key made ready once per batch: its AES-GCM context and its body-digest key."""
+    """One data key made ready: its AES-GCM context and its body-digest key."""
 
-    __slots__ = ("aead", "deadline", "mac_key", "ref", "scope")
+    __slots__ = ("aead", "deadline", "expires", "key", "mac_key", "ref", "scope")
 
-    def __init__(self, ref: str, scope: str, key: bytes, deadline: float):
-        self.ref, self.scope, self.deadline = ref, scope, deadline
+    def __init__(self, ref: str, scope: str, key: bytes, deadline: float, expires: float = 0.0):
+        self.ref, self.scope, self.deadline, self.key, self.expires = ref, scope, deadline, key, expires
         self.aead = AESGCM(key)
         self.mac_key = _mac_key(key)
+
+
+class _CipherCache:
+    """Ready ciphers by (subject, scope), kept no longer than the key cache keeps keys.
+
+    AES-GCM set-up and the digest key cost more than sealing a row. A cipher serves only
+    the very key the store just returned (a destroyed, re-created key misses); expired
+    ones go as new ones come, as the key cache's do.
+    """
+
+    def __init__(self, max_age: float, max_entries: int = 10_000):
+        self.max_age, self.max_entries = max_age, max_entries
+        self._ready: dict[tuple[str, str], _SubjectCipher] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ref: str, scope: str, key: bytes, deadline: float) -> _SubjectCipher:
+        now = time.monotonic()
+        cipher = self._ready.get((ref, scope))
+        if cipher is not None and cipher.key == key and cipher.expires > now:
+            cipher.deadline = deadline  # its digest keys held for this batch live as long
+            return cipher
+        cipher = _SubjectCipher(ref, scope, key, deadline, now + self.max_age)
+        with self._lock:
+            self._ready.pop((ref, scope), None)
+            self._ready[(ref, scope)] = cipher
+            while self._ready:  # oldest first: each entry lives max_age from insertion
+                oldest = next(iter(self._ready))
+                if len(self._ready) <= self.max_entries and self._ready[oldest].expires > now:
+                    break
+                del self._ready[oldest]
+        return cipher
+
+    def drop(self, subject_ref: str) -> None:
+        with self._lock:
+            for pair in [p for p in self._ready if p[0] == subject_ref]:
+                del self._ready[pair]
 
 
 class _DigestKeys:

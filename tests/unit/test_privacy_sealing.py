@@ -167,3 +167,18 @@ def test_personal_values_hash_apart_from_subject_refs(engine: sa.Engine) -> None
     sealer = make_sealer(engine)
     assert sealer.value_hash("email", "a@b.c") != sealer.subject_ref("a@b.c")
     assert sealer.value_hash("email", "a@b.c") != sealer.value_hash("login", "a@b.c")
+
+
+def test_a_subjects_ready_cipher_serves_only_its_key_and_only_as_long_as_the_key_cache(engine: sa.Engine) -> None:
+    sealer = make_sealer(engine)
+    ref = sealer.subject_ref(ROW["email"])
+    cache = sealer._ciphers
+    first = cache.get(ref, "churn", b"k" * 32, deadline=1.0)
+    assert cache.get(ref, "churn", b"k" * 32, deadline=2.0) is first and first.deadline == 2.0
+    assert cache.get(ref, "churn", b"n" * 32, deadline=2.0) is not first  # a re-created key misses
+    _, sealed = seal(sealer, ROW)
+    assert sealer.destroy(ref) == 1 and not [p for p in cache._ready if p[0] == ref]
+    cache.max_age = 0.0
+    again = cache.get(ref, "churn", b"k" * 32, deadline=1.0)
+    assert cache.get(ref, "churn", b"k" * 32, deadline=1.0) is not again  # expired at once
+    assert sealer.unseal(sealed) is ERASED
