@@ -16,7 +16,7 @@ from projections import events as ev
 from projections.base import Projection
 from projections.cubes import Deltas, EpochClock, add_outcome, new_deltas, predicted_values, scored
 from projections.erasure import FORGOTTEN, erased_slices, forget
-from projections.facts import restore_clock, stored_facts
+from projections.facts import add_latest, decoded, page_facts, restore_clock, stored_facts
 from projections.made_sql import copy_predictions
 from projections.page_writes import OUTCOME_COLUMNS, prepare, write
 from projections.pipeline import Ticket
@@ -25,6 +25,7 @@ from projections.tables import prediction_tables
 
 RECENT = 20_000  # predictions whose facts stay in memory (corrections, outcomes in bursts)
 ANSWERED = 500_000  # prediction hashes kept (about 30 MB) before a rebuild looks outcomes up again
+OUTCOME = ev.PREDICTION + "OutcomeRecorded"
 UNKNOWN = {"task": "classification", "sliced": [], "bins": {}}  # a deployment the projection never saw
 
 
@@ -50,7 +51,10 @@ class PredictionsProjection(Projection):
         # hashes of the predictions with an outcome, kept while this instance has seen every
         # outcome (it started on empty tables: a rebuild): the others need no outcome lookup
         self.answered: set[int] | None = None
-        self.ahead: tuple[int, int, Ticket] | None = None  # the next page's predictions, being copied by the writer
+        # the next page's predictions being copied by the writer, then their outcomes' facts read
+        self.ahead: tuple[int, int, int, Ticket] | None = None  # (after, upto, forgets then, job)
+        self.prefetched: dict[str, tuple[Any, ...]] = {}  # this page's facts rows read by the writer
+        self.forgets = 0  # a forget changes facts (erased): rows read before it are dropped
 
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
@@ -62,18 +66,24 @@ class PredictionsProjection(Projection):
         if self.writer is None:
             copy_predictions(conn, self.tables["predictions"], after, upto)
             return
-        ahead, self.ahead = self.ahead, None
+        ahead, self.ahead, self.prefetched = self.ahead, None, {}
         if ahead is not None and ahead[0] == after:  # prefetched up to ahead[1] <= upto (the head only grows)
-            ahead[2].wait()
+            rows = ahead[3].wait()
+            if ahead[2] == self.forgets:
+                self.prefetched = {row[0]: row for row in rows}
             after = ahead[1]
         if after < upto:
             self.writer.call(lambda c: copy_predictions(c, self.tables["predictions"], after, upto))
 
     def prefetch(self, after: int, upto: int) -> None:
-        """Start copying the next page's predictions while this page's outcomes are computed."""
+        """Start copying the next page's predictions, and reading its outcomes' facts, while
+        this page's outcomes are computed."""
         if self.writer is not None and after < upto:
-            table = self.tables["predictions"]
-            self.ahead = (after, upto, self.writer.submit(lambda c: copy_predictions(c, table, after, upto)))
+            self.ahead = (after, upto, self.forgets, self.writer.submit(lambda c: self._next_page(c, after, upto)))
+
+    def _next_page(self, conn: sa.Connection, after: int, upto: int) -> list[tuple[Any, ...]]:
+        copy_predictions(conn, self.tables["predictions"], after, upto)
+        return page_facts(conn, self.tables, after, upto, OUTCOME)
 
     def apply(self, conn: sa.Connection, events: Sequence[ev.Event]) -> None:
         if self.deployments is None:
@@ -130,6 +140,7 @@ class PredictionsProjection(Projection):
             erased = forget(conn, self.tables, tasks, e)
         else:  # after the writes queued before it, on the writer's connection (it reads and changes their rows)
             erased = self.writer.call(lambda c: forget(c, self.tables, tasks, e))
+        self.forgets, self.prefetched = self.forgets + 1, {}
         for prediction_id in erased:
             self.recent.pop(prediction_id, None)  # its cached slices are no longer the counted ones
 
@@ -180,12 +191,24 @@ class PredictionsProjection(Projection):
             maybe = missing if answered is None else [pid for pid in missing if hash(pid) in answered]
             if maybe and self.writer is not None:
                 self.writer.drain()  # their outcome rows may still be queued
-            for pid, facts in stored_facts(conn, self.tables, missing, maybe).items():
+            for pid, facts in self._lookup(conn, missing, maybe).items():
                 facts["predicted"] = predicted_values(facts.pop("outputs"))
                 facts["scored"] = scored(facts["predicted"], by_name.get(facts["deployment"], UNKNOWN)["task"])
                 known[pid] = facts
                 self._remember(pid, facts)
         return known
+
+    def _lookup(self, conn: sa.Connection, ids: list[str], maybe: list[str]) -> dict[str, dict[str, Any]]:
+        """stored_facts, from the rows the writer read ahead where it has them."""
+        ready = [self.prefetched[pid] for pid in ids if pid in self.prefetched]
+        if not ready:
+            return stored_facts(conn, self.tables, ids, maybe)
+        facts = dict(map(decoded, ready))
+        rest = [pid for pid in ids if pid not in facts]
+        if rest:
+            facts.update(stored_facts(conn, self.tables, rest, []))
+        add_latest(conn, self.tables, facts, maybe)
+        return facts
 
     def _remember(self, prediction_id: str, facts: dict[str, Any]) -> None:
         self.recent[prediction_id] = facts

@@ -141,8 +141,8 @@ class Runner:
             fresh.drop_tables(conn)  # leftovers of a rebuild that died
             fresh.create_tables(conn, with_indexes=False)  # bulk load first, index after
         position = self._fill(fresh, 0, progress)
+        self._create_indexes(fresh)
         with self.engine.begin() as conn:
-            fresh.create_indexes(conn)
             fresh.analyze(conn)  # a swapped-in table with no statistics gets bad plans
         with self.engine.begin() as conn:
             while (new := self._apply_page(conn, fresh, position)) != position:
@@ -155,6 +155,32 @@ class Runner:
             self.cls(live_generation).drop_tables(conn)
         self.live = None
         return position
+
+    def _create_indexes(self, fresh: Projection) -> None:
+        """The deferred indexes; on PostgreSQL on two connections, the slowest (GIN) started first:
+        the GIN index of the predictions' features takes as long as all the others together."""
+        if self.engine.dialect.name != "postgresql":
+            with self.engine.begin() as conn:
+                fresh.create_indexes(conn)
+            return
+        indexes = sorted((i for t in fresh.tables.values() for i in t.indexes),
+                         key=lambda i: i.dialect_options["postgresql"].get("using") != "gin")
+        pending, errors = iter(indexes), []
+
+        def build() -> None:
+            try:
+                with self.engine.begin() as conn:
+                    for index in pending:  # shared: each index taken by one thread
+                        index.create(conn, checkfirst=True)
+            except Exception as error:  # re-raised below, on the rebuild's thread
+                errors.append(error)
+
+        helper = threading.Thread(target=build, name="rebuild-indexes")
+        helper.start()
+        build()
+        helper.join()
+        if errors:
+            raise errors[0]
 
     def _fill(self, projection: Projection, position: int, progress: Progress | None) -> int:
         """Pages from `position` up to the head; on PostgreSQL a pipelined projection's writes
