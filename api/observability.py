@@ -132,7 +132,7 @@ def count_served(deployment: str, answer: Any) -> None:
 
 
 def attach_group_commit_metrics(ledger: Any) -> None:
-    """Observe the size of every group commit the ledger makes."""
+    """Observe the size of every group commit the ledger's writer thread makes."""
     recorder = getattr(ledger, "recorder", None)
     if getattr(recorder, "committer", None) is None:
         return

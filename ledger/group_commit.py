@@ -1,21 +1,18 @@
 """Group commit: many callers' events in one transaction, each acknowledged after it.
 
 The event table is written behind one lock, so one transaction per prediction caps out
-at a few hundred a second. Callers in a process share commits, leader and followers:
-a caller that finds no commit in flight commits its own events at once, in its own
-thread; callers arriving meanwhile queue, and when the commit ends the first of them
-is woken to commit everything queued. No writer thread: a hand-off to one cost a thread
-wake-up and two GIL hand-overs per commit, under a GIL that eight request threads want.
-A conflict (a retried request id) is isolated by splitting the batch in halves until
-the conflicting item stands alone, so one bad item never sinks the others.
+at a few hundred a second. Callers in a process hand their stored events to one writer
+thread that drains whatever has queued while the previous commit ran, inserts it as one
+transaction and wakes each caller with its notification ids, or with the error that
+sank it. A conflict (a retried request id) is isolated by splitting the batch in halves
+until the conflicting item stands alone, so one bad item never sinks the others.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
@@ -24,107 +21,88 @@ Insert = Callable[[Sequence[StoredEvent]], Sequence[int]]
 
 
 class _Item:
-    """One caller's events; a follower blocks on `done` until its commit ends or it is to lead."""
+    """One caller's events; the caller blocks on `done` until the writer releases it."""
 
-    __slots__ = ("events", "done", "ids", "error", "lead")
+    __slots__ = ("events", "done", "ids", "error")
 
     def __init__(self, events: Sequence[StoredEvent]):
         self.events = events
-        # A bare lock, not a Future: a caller is woken with one C-level release.
+        # A bare lock, not a Future: the writer wakes each caller with one C-level release.
         self.done = threading.Lock()
         self.done.acquire()
         self.ids: Sequence[int] = ()
         self.error: BaseException | None = None
-        self.lead = False  # woken to commit what queued, not with a result
 
     def finish(self, ids: Sequence[int] = (), error: BaseException | None = None) -> None:
         self.ids, self.error = ids, error
         self.done.release()
 
 
+_STOP = _Item(())
+
+
 class GroupCommitter:
-    """Batches a process's concurrent inserts: one commit in flight, the next one gathering."""
+    """One writer thread per process that batches the callers' inserts."""
 
     def __init__(self, insert: Insert, max_events: int = 2000, on_batch: Callable[[int], None] | None = None):
         self._insert = insert
         self._max_events = max_events
         self._on_batch = on_batch
-        self._mutex = threading.Lock()
-        self._waiting: deque[_Item] = deque()
-        self._leading = False  # a caller is committing; newcomers queue behind it
-        self._pid = os.getpid()
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
 
     def submit(self, events: Sequence[StoredEvent], timeout: float = 60.0) -> Sequence[int]:
         """Insert the events atomically with others' and return their notification ids."""
         if not events:
             return []
+        self._ensure_writer()
         item = _Item(events)
-        if self._join(item) or self._follow(item, timeout):
-            self._lead(item)
+        self._queue.put(item)
+        if not item.done.acquire(timeout=timeout):
+            # The writer may still commit these events later: say so, never pretend they failed.
+            raise OperationalError(f"no acknowledgement within {timeout} s; the events may yet be recorded")
         if item.error is not None:
             raise item.error
         return item.ids
 
-    def waiting(self) -> int:
-        """Callers queued behind the commit in flight."""
-        with self._mutex:
-            return len(self._waiting)
+    def close(self) -> None:
+        """Stop the writer thread once it has committed what is queued."""
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+                self._queue.put(_STOP)
+                self._thread.join(timeout=10)
+            self._thread = None
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Wait (a while) for the commits in flight and queued: nothing else runs between calls."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._mutex:
-                if not self._leading or self._pid != os.getpid():
-                    return
-            time.sleep(0.005)
+    def _ensure_writer(self) -> None:
+        # After a fork the child has the object but not the thread: start one there.
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+                self._thread.start()
 
-    def _join(self, item: _Item) -> bool:
-        """Queue behind the commit in flight, or lead (True) when there is none."""
-        with self._mutex:
-            if self._pid != os.getpid():  # a forked child has the parent's state, not its callers
-                self._waiting, self._leading, self._pid = deque(), False, os.getpid()
-            if self._leading:
-                self._waiting.append(item)
-                return False
-            self._leading = True
-            return True
-
-    def _follow(self, item: _Item, timeout: float) -> bool:
-        """Wait for the item's commit; True when woken to lead the next one instead."""
-        if not item.done.acquire(timeout=timeout):
-            with self._mutex:
-                queued = item in self._waiting
-                if queued:
-                    self._waiting.remove(item)
-            if queued:
-                raise OperationalError(f"no commit within {timeout} s; the events were not recorded")
-            # Taken by a commit in flight, or made leader a moment ago (released under the mutex).
-            if not item.done.acquire(blocking=False):
-                raise OperationalError(f"no acknowledgement within {timeout} s; the events may yet be recorded")
-        return item.lead
-
-    def _lead(self, first: _Item) -> None:
-        """Commit this item with everything queued, then wake the next leader, if any."""
-        try:
-            self._commit(self._take(first))
-        finally:
-            with self._mutex:
-                if self._waiting:
-                    following = self._waiting.popleft()
-                    following.lead = True
-                    following.done.release()
-                else:
-                    self._leading = False
-
-    def _take(self, first: _Item) -> list[_Item]:
-        batch, count = [first], len(first.events)
-        with self._mutex:
-            while self._waiting and count < self._max_events:
-                item = self._waiting.popleft()
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            count = len(batch[0].events)
+            while count < self._max_events:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
                 batch.append(item)
                 count += len(item.events)
-        return batch
+            stop = any(item is _STOP for item in batch)
+            batch = [item for item in batch if item is not _STOP]
+            if batch:
+                self._commit(batch)
+            if stop:
+                return
 
     def _commit(self, batch: list[_Item]) -> None:
         try:

@@ -1,8 +1,8 @@
 """The group committer's insert: one connection, few round trips, all inside the table lock.
 
-The committing caller is on the critical path of every caller queued behind it, and each
-round trip to the database hands the GIL back to busy request threads that it must then
-wait for. So the writer keeps one DBAPI connection of its own (no pool checkout, no ping, no ORM session)
+The writer thread is on the critical path of every caller, and each round trip to the
+database hands the GIL back to busy request threads that it must then wait for. So the
+writer keeps one DBAPI connection of its own (no pool checkout, no ping, no ORM session)
 and sends a batch in one round trip on PostgreSQL (`NOTIFY; clock; INSERT` as one
 implicit transaction, the last two prepared once per connection); on SQLite `BEGIN
 IMMEDIATE`, the clock, one executemany, `COMMIT`. The writers' lock (the clock row on

@@ -91,13 +91,13 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
     batch_writer: BatchWriter | None = None
 
     def enable_group_commit(self, **kwargs: Any) -> GroupCommitter:
-        """Route inserts through the group committer and a writer connection of its own."""
+        """Route inserts through one writer thread with a connection of its own."""
         self.batch_writer = BatchWriter(self.datastore.engine, self.channel_name)  # type: ignore[arg-type]
         self.committer = GroupCommitter(self.batch_writer.insert, **kwargs)
         return self.committer
 
     def close_writer(self) -> None:
-        """Let the commits in flight finish, then close the writer connection."""
+        """Stop the writer thread after what is queued, and close its connection."""
         if self.committer is not None:
             self.committer.close()
         if self.batch_writer is not None:

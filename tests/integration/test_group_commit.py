@@ -90,7 +90,7 @@ def test_worker_processes_each_with_a_writer_store_every_acknowledged_write(ledg
 
 
 class Gate:
-    """Holds the first commit in its insert so that the next callers queue into one batch."""
+    """Holds the writer in its first insert so that the next callers queue into one batch."""
 
     def __init__(self, insert: Callable[[Sequence[StoredEvent]], Sequence[int]]):
         self.insert = insert
@@ -123,7 +123,7 @@ def submit_together(committer: GroupCommitter, gate: Gate, first: StoredEvent,
     for t in threads[1:]:
         t.start()
     deadline = time.monotonic() + 30
-    while committer.waiting() < len(events) and time.monotonic() < deadline:
+    while committer._queue.qsize() < len(events) and time.monotonic() < deadline:
         time.sleep(0.01)
     while_held()
     gate.opened.set()
