@@ -63,10 +63,10 @@ class PredictionsProjection(Projection):
         return tables
 
     def apply_range(self, conn: sa.Connection, after: int, upto: int) -> None:
+        ahead, self.ahead, self.prefetched = self.ahead, None, {}  # read-ahead rows serve one page only
         if self.writer is None:
             copy_predictions(conn, self.tables["predictions"], after, upto)
             return
-        ahead, self.ahead, self.prefetched = self.ahead, None, {}
         if ahead is not None and ahead[0] == after:  # prefetched up to ahead[1] <= upto (the head only grows)
             rows = ahead[3].wait()
             if ahead[2] == self.forgets:
