@@ -71,7 +71,7 @@ def copy_in(conn: sa.Connection, table: sa.Table, text: str) -> None:
     columns = ", ".join(c.name for c in table.columns)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text))
+        cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text), size=len(text))
     finally:
         cursor.close()
 

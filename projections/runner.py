@@ -8,9 +8,11 @@ refused and reloads.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
@@ -28,6 +30,7 @@ from projections.pipeline import Writer
 
 Progress = Callable[[int, int], None]
 REBUILD_PAGE = 5000  # a rebuild's pages are nobody's latency: bigger pages, fewer round trips
+COLLECT_PAGES = 8  # a rebuild runs Python's cyclic collector once every this many pages
 
 
 def relax_durability(conn: sa.Connection) -> None:
@@ -197,8 +200,14 @@ class Runner:
             writer.close()
 
     def _fill_pages(self, projection: Projection, position: int, progress: Progress | None) -> int:
+        with collected_by_page() as collect:
+            return self._fill_loop(projection, position, progress, collect)
+
+    def _fill_loop(self, projection: Projection, position: int, progress: Progress | None,
+                   collect: Callable[[], None]) -> int:
         target = time.monotonic()
         while True:
+            collect()
             with self.engine.begin() as conn:
                 relax_durability(conn)
                 new = self._apply_page(conn, projection, position, projection.rebuild_page or REBUILD_PAGE)
@@ -209,6 +218,34 @@ class Runner:
             if progress and time.monotonic() >= target:
                 progress(position, head)
                 target = time.monotonic() + 0.2
+
+
+@contextmanager
+def collected_by_page() -> Iterator[Callable[[], None]]:
+    """Python's cyclic collector run every COLLECT_PAGES pages (the returned call counts them)
+    instead of every 700 allocations.
+
+    A rebuild's page allocates millions of short-lived containers (decoded facts, cells,
+    rows); the automatic collector then keeps re-scanning the long-lived ones (recent
+    facts, SQLAlchemy's caches): a third of the predictions rebuild's CPU at 1M events.
+    Refcounting still frees what a page drops at once; the few cycles a page makes (a
+    transaction's objects) wait a few pages, so memory stays bounded."""
+    enabled, pages = gc.isenabled(), 0
+
+    def collect() -> None:
+        nonlocal pages
+        pages += 1
+        if pages % COLLECT_PAGES == 0:
+            gc.collect()
+
+    gc.disable()
+    gc.freeze()  # what exists before the rebuild (modules, caches) is not scanned again
+    try:
+        yield collect
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 def wait_for(engine: sa.Engine, name: str, position: int, timeout: float = 5.0) -> bool:
@@ -225,9 +262,6 @@ def wait_for(engine: sa.Engine, name: str, position: int, timeout: float = 5.0) 
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)
-
-
-
 
 
 def bring_up_to(engine: sa.Engine, projection: type[Projection], position: int | None,
