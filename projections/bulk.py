@@ -15,17 +15,23 @@ import orjson
 import sqlalchemy as sa
 
 
-def _json(value: Any) -> str:
+def json_field(value: Any) -> str:
+    """A JSON column's value in COPY's text format (None is JSON null, as SQLAlchemy's JSON type writes it)."""
     return orjson.dumps(value).decode().replace("\\", "\\\\")  # orjson escapes tabs and newlines
 
 
-def _text(text: str) -> str:
+def text_field(text: str) -> str:
+    """A string in COPY's text format (escaped only when it must be: most never need it)."""
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return text
 
 
-_BY_TYPE = {str: _text, int: repr, float: repr, bool: lambda v: "t" if v else "f", type(None): lambda v: "\\N"}
+def nullable_text(text: str | None) -> str:
+    return "\\N" if text is None else text_field(text)
+
+
+_BY_TYPE = {str: text_field, int: repr, float: repr, bool: lambda v: "t" if v else "f", type(None): lambda v: "\\N"}
 
 
 def _scalar(value: Any) -> str:
@@ -37,7 +43,7 @@ def _scalar(value: Any) -> str:
         return "t" if value else "f"
     if isinstance(value, int | float):
         return repr(value)
-    return _text(str(value))
+    return text_field(str(value))
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -59,7 +65,7 @@ def insert_tuples(conn: sa.Connection, table: sa.Table, rows: Sequence[tuple[Any
 
 def copy_text(table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> str:
     """Rows (tuples of every column, in the table's order) in COPY's text format."""
-    encoders = [_json if isinstance(c.type, sa.JSON) else _scalar for c in table.columns]
+    encoders = [json_field if isinstance(c.type, sa.JSON) else _scalar for c in table.columns]
     return "".join(["\t".join([encode(v) for encode, v in zip(encoders, row, strict=True)]) + "\n"
                     for row in rows])
 

@@ -34,13 +34,23 @@ def quantile_edges(profile: Mapping[str, Any] | None, feature: str) -> list[floa
     return edges or None
 
 
+_BIN_LABELS: dict[tuple[float, ...], list[str]] = {}  # by edges: a rebuild labels every outcome's numbers
+
+
+def bin_labels(edges: list[float]) -> list[str]:
+    """The label of each bin, in order: `<=e1`, `(e1,e2]`, ..., `>ek`."""
+    key = tuple(edges)
+    labels = _BIN_LABELS.get(key)
+    if labels is None:
+        if len(_BIN_LABELS) > 1000:
+            _BIN_LABELS.clear()
+        labels = _BIN_LABELS[key] = [f"<={edges[0]:g}", *(f"({a:g},{b:g}]" for a, b in zip(edges, edges[1:])),
+                                     f">{edges[-1]:g}"]
+    return labels
+
+
 def bin_label(value: float, edges: list[float]) -> str:
-    i = bisect.bisect_left(edges, value)
-    if i == 0:
-        return f"<={edges[0]:g}"
-    if i == len(edges):
-        return f">{edges[-1]:g}"
-    return f"({edges[i - 1]:g},{edges[i]:g}]"
+    return bin_labels(edges)[bisect.bisect_left(edges, value)]
 
 
 def slice_values(features: Mapping[str, Any], sliced: list[dict[str, Any]],
