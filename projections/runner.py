@@ -9,6 +9,7 @@ refused and reloads.
 from __future__ import annotations
 
 import gc
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from projections.pipeline import Writer
 
 Progress = Callable[[int, int], None]
 REBUILD_PAGE = 5000  # a rebuild's pages are nobody's latency: bigger pages, fewer round trips
+WRITER_SWITCH_INTERVAL = 0.0005  # seconds; see _fill
 COLLECT_PAGES = 8  # a rebuild runs Python's cyclic collector once every this many pages
 
 
@@ -191,11 +193,16 @@ class Runner:
         if not projection.pipelined or self.engine.dialect.name != "postgresql":
             return self._fill_pages(projection, position, progress)
         writer = projection.writer = Writer(self.engine)
+        # The writer thread needs the GIL back after every statement; with the default 5 ms
+        # switch interval it waits for this busy thread's turn to end, the database idle meanwhile.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(WRITER_SWITCH_INTERVAL)
         try:
             position = self._fill_pages(projection, position, progress)
             writer.drain()
             return position
         finally:
+            sys.setswitchinterval(interval)
             projection.writer = None
             writer.close()
 
