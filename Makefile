@@ -26,8 +26,12 @@ test: $(VENV)/.dev
 	$(VENV)/bin/ruff check ledger projections trainers policies api tests bench
 	$(VENV)/bin/pytest -q
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev /usr/bin/wrk
 	$(PY) -m bench.run_all
+
+# The HTTP figures are loaded by wrk, a Debian package a new machine lacks.
+/usr/bin/wrk:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 
 soak: $(VENV)/.dev
 	LEDGER_SOAK=1 $(VENV)/bin/pytest -q tests/reliability
