@@ -12,7 +12,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from projections.bulk import add_to_cells, copy_in, insert_tuples, json_field, nullable_text, text_field
+from projections.bulk import (
+    add_to_cells,
+    copy_in,
+    insert_tuples,
+    json_field,
+    nullable_text,
+    text_field,
+)
 from projections.cubes import LEVELS, Deltas, group, rolled_up
 from projections.tables import CUBE_KEY, SUMS
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 MISSING = "missing"
@@ -44,7 +45,7 @@ def bin_labels(edges: list[float]) -> list[str]:
     if labels is None:
         if len(_BIN_LABELS) > 1000:
             _BIN_LABELS.clear()
-        labels = _BIN_LABELS[key] = [f"<={edges[0]:g}", *(f"({a:g},{b:g}]" for a, b in zip(edges, edges[1:])),
+        labels = _BIN_LABELS[key] = [f"<={edges[0]:g}", *(f"({a:g},{b:g}]" for a, b in pairwise(edges)),
                                      f">{edges[-1]:g}"]
     return labels
 
