@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.auth import Principal
-from api.predicting import predict
 from api.services import Services
 from ledger.application import Ledger
 from ledger.errors import NotFound
 from ledger.settings import Settings
 from policies.health import run_health_pass
+from serving.predict import predict
 
 ACTOR = Principal(key_id="demo-traffic", role="predictor")
 TARGETS = {"churn": "churned", "lifetime-value": "lifetime_value"}
@@ -62,7 +62,7 @@ def _traffic(services: Services, name: str, target: str, drift: bool, seed_value
         chunk = records[start:start + BATCH]
         body = {"request_id": f"demo-{tag}-{start}",
                 "instances": [{k: v for k, v in r.items() if k not in NOT_FEATURES} for r in chunk]}
-        answer, _ = predict(services, name, body, ACTOR)
+        answer, _ = predict(services.serving, name, body, ACTOR.actor)
         outcomes = [(p["prediction_id"], r[target], None) for p, r in zip(answer["predictions"], chunk, strict=True)]
         services.ledger.record_outcomes(outcomes, ACTOR.actor)
 

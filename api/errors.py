@@ -29,6 +29,7 @@ STATUS_BY_ERROR: dict[type[le.LedgerError], int] = {
     le.SchemaMismatch: 409,
     le.StaleVersion: 412,
     le.InvalidCommand: 422,
+    le.TooLarge: 413,
     le.NotAuthorized: 403,
     le.StorageUnavailable: 503,
     le.UntrustedArtifact: 422,

@@ -12,11 +12,12 @@ from typing import Any
 
 from api.auth import KeyCache, RateLimiter
 from api.replica import ReadRouter
-from api.schemas.features import RowSchemas
 from ledger.application import Ledger
-from ledger.privacy import Sealer, sealer_for
+from ledger.privacy import Sealer
 from ledger.settings import Settings
-from policies.serving import Scorer
+from serving.rows import RowSchemas
+from serving.scoring import Scorer
+from serving.service import Serving
 
 # Options beyond ledger.settings.Settings: Settings.extra[name], else LEDGER_<NAME>, else default.
 DEFAULTS: dict[str, float] = {
@@ -42,11 +43,9 @@ class Services:
 
     settings: Settings
     ledger: Ledger
-    scorer: Scorer
+    serving: Serving
     keys: KeyCache
     limiter: RateLimiter
-    row_schemas: RowSchemas
-    sealer: Sealer | None = None  # always built by build(); personal features never bypass it
     reads: ReadRouter | None = None  # always built by build(); None only for hand-made Services
     extras: dict[str, Any] = field(default_factory=dict)  # other modules' shared objects
 
@@ -57,14 +56,24 @@ class Services:
         return cls(
             settings=settings,
             ledger=ledger,
-            scorer=Scorer(ledger, check_seconds=option(settings, "deployment_check_seconds")),
+            serving=Serving.build(ledger, settings, check_seconds=option(settings, "deployment_check_seconds")),
             keys=KeyCache(ledger.authenticate, ttl_seconds=option(settings, "auth_cache_seconds")),
             limiter=RateLimiter(option(settings, "rate_limit_per_second"), option(settings, "rate_limit_burst")),
-            row_schemas=RowSchemas(),
-            sealer=make_sealer(settings, ledger),
             reads=ReadRouter.for_url(ledger.engine, settings.read_database_url,
                                      option(settings, "standby_wait_seconds")),
         )
+
+    @property
+    def scorer(self) -> Scorer:
+        return self.serving.scorer
+
+    @property
+    def row_schemas(self) -> RowSchemas:
+        return self.serving.row_schemas
+
+    @property
+    def sealer(self) -> Sealer:
+        return self.serving.sealer
 
     def deployment_changed(self, name: str) -> None:
         """This worker changed a deployment: drop its cached runtime at once."""
@@ -79,7 +88,3 @@ class Services:
             self.reads.close()
         self.ledger.close()
 
-
-def make_sealer(settings: Settings, ledger: Ledger) -> Sealer:
-    """The sealer personal features pass through; failing to build one fails start-up, never opens a leak."""
-    return sealer_for(settings, ledger.engine)

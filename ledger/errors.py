@@ -41,6 +41,12 @@ class InvalidCommand(LedgerError):
     code = "invalid"
 
 
+class TooLarge(LedgerError):
+    """More than a configured cap allows (413): the message says the cap."""
+
+    code = "too_large"
+
+
 class SchemaMismatch(Conflict):
     code = "schema_mismatch"
 

@@ -32,8 +32,8 @@ PROMOTES = {"best_recent": "best_recent may promote it once it wins on matured o
 def autopilot(ctx: click.Context, config_file: Path | None, only: tuple[str, ...], loop: bool, interval: float,
               passes: int | None, no_housekeeping: bool, save: bool, as_json: bool) -> None:
     """One pass of every automatic decision (for cron), or --loop: health, best_recent, retention, rebuilds."""
-    from policies import autopilot_config as config
-    from policies.autopilot import run_pass
+    from policies.autopilot import config
+    from policies.autopilot.passes import run_pass
 
     try:
         entries = config.load_file(config_file) if config_file else {}
@@ -57,7 +57,7 @@ def autopilot(ctx: click.Context, config_file: Path | None, only: tuple[str, ...
 
 def _save(ledger: Any, entries: dict[str, dict[str, Any]]) -> None:
     """Check each entry, then record it as the deployment's `autopilot` setting."""
-    from policies.autopilot_config import check
+    from policies.autopilot.config import check
 
     if not entries:
         raise click.ClickException("--save needs --config FILE with deployments to store")

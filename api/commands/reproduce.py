@@ -8,7 +8,7 @@ import sys
 import click
 
 from api.commands.common import open_ledger
-from policies.reproduce import reproduce as reproduce_prediction
+from serving.reproduce import reproduce as reproduce_prediction
 
 
 @click.command("reproduce")

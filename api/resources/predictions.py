@@ -5,9 +5,9 @@ from __future__ import annotations
 import falcon
 
 from api import params
-from api.predicting import predict
 from api.provenance import provenance
 from api.services import Services
+from serving.predict import predict
 
 
 class PredictionsResource:
@@ -17,7 +17,7 @@ class PredictionsResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        answer, created = predict(self.services, name, params.body(req), req.context.principal)
+        answer, created = predict(self.services.serving, name, params.body(req), req.context.principal.actor)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         if "prediction_id" in answer:
             resp.location = f"/v1/predictions/{answer['prediction_id']}"

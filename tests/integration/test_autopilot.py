@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from api.cli import main
 from ledger.application import Ledger
 from ledger.errors import InvalidCommand
-from policies import autopilot_config as config
-from policies.autopilot import run_pass
+from policies.autopilot import config
+from policies.autopilot.passes import run_pass
 from projections.cubes import DAY_US
 from tests.integration.api_support import Api, make_api
 from trainers import demo_data

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from api.cli import main
 from api.demo import create_deployment as create_demo_deployment
 from ledger.domain.predictions import Prediction
-from policies.reproduce import reproduce
+from serving.reproduce import reproduce
 from tests.integration.api_support import ROW, Api, deployment_with_models, make_api, predict
 
 

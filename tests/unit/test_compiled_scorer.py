@@ -10,7 +10,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import MinMaxScaler
 
-from policies.compiled import compile_model
+from serving.compiled import compile_model
 from trainers import steps
 from trainers.demo import demo_specs
 from trainers.demo_data import generate

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError, fields, validate
 
-from api.schemas.features import RowSchemas, row_schema
 from api.schemas.predictions import Rows
+from serving.rows import RowSchemas, row_schema
 
 SCHEMA = {
     "features": [

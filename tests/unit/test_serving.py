@@ -7,8 +7,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
-from policies.flags import merged_profile, row_flags
-from policies.serving import DeploymentRuntime, ModelRuntime, choose, score_isolated, score_model
+from serving.flags import merged_profile, row_flags
+from serving.scoring import DeploymentRuntime, ModelRuntime, choose, score_isolated, score_model
 
 SCHEMA = {"features": [{"name": "a", "type": "number"}, {"name": "b", "type": "number"},
                        {"name": "c", "type": "category", "nullable": True}]}

@@ -22,12 +22,12 @@ from sklearn.pipeline import Pipeline
 from ledger import ids
 from ledger.application import Ledger
 from ledger.errors import Conflict, LedgerError
-from policies.compiled import COMPILED, PIPELINE, CompiledModel, compile_model
-from policies.flags import Profile, merged_profile, row_flags
-from policies.version_probe import VersionProbe
+from serving.compiled import COMPILED, PIPELINE, CompiledModel, compile_model
+from serving.flags import Profile, merged_profile, row_flags
+from serving.version_probe import VersionProbe
 from trainers.matrix import rows_to_matrix
 
-log = logging.getLogger("policies.serving")
+log = logging.getLogger("serving.scoring")
 
 
 class NoActiveModel(Conflict):

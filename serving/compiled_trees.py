@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier
 
-from policies.compiled import FORESTS, Unsupported
+from serving.compiled import FORESTS, Unsupported
 
 
 def tree_scorer(estimator: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]:

@@ -201,7 +201,7 @@ def _final(estimator: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarra
     if kind in (LinearRegression, Ridge):
         return _linear(estimator)
     if kind in TREES or kind in FORESTS:
-        from policies.compiled_trees import tree_scorer
+        from serving.compiled_trees import tree_scorer
 
         return tree_scorer(estimator)
     raise Unsupported(kind.__name__)

@@ -21,8 +21,8 @@ from ledger.domain.predictions import Prediction
 from ledger.errors import InvalidCommand
 from ledger.ids import as_uuid
 from ledger.storage import EVENTS_TABLE
-from policies.compiled import PIPELINE
-from policies.serving import ModelRuntime, score_model
+from serving.compiled import PIPELINE
+from serving.scoring import ModelRuntime, score_model
 
 MADE = "ledger.domain.predictions:Prediction.Made"
 PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")

@@ -19,7 +19,7 @@ from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
 from ledger.privacy.sealing import ERASED, sealed_fields
 from ledger.storage import EVENTS_TABLE
-from policies.autopilot_evidence import labelled_predictions
+from policies.autopilot.evidence import labelled_predictions
 from projections.cubes import DAY_US
 from trainers import io
 

@@ -18,11 +18,11 @@ from typing import Any
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
 from ledger.errors import Conflict, InvalidCommand, LedgerError
-from policies import autopilot_config as config
 from policies import best_recent
-from policies.autopilot_data import retraining_input
-from policies.autopilot_evidence import LastTraining, last_trainings, refresh
-from policies.autopilot_rules import Context, Verdict, evaluate
+from policies.autopilot import config
+from policies.autopilot.data import retraining_input
+from policies.autopilot.evidence import LastTraining, last_trainings, refresh
+from policies.autopilot.rules import Context, Verdict, evaluate
 from policies.health import run_health_pass
 from policies.retention import deployment_names, run_retention
 from projections import events as ev

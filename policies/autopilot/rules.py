@@ -14,8 +14,8 @@ from typing import Any
 
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
-from policies.autopilot_config import HIGHER_IS_BETTER, RULE_VERSIONS, rule_id
-from policies.autopilot_evidence import LastTraining, matured_outcomes_since, recent_features
+from policies.autopilot.config import HIGHER_IS_BETTER, RULE_VERSIONS, rule_id
+from policies.autopilot.evidence import LastTraining, matured_outcomes_since, recent_features
 from policies.quality import check_rows, thresholds_from
 from projections.cubes import DAY_US
 from projections.query_performance import performance

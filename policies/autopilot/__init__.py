@@ -1,0 +1,1 @@
+"""The autopilot: automatic decisions (best_recent, health rules, retraining, retention) on a schedule."""

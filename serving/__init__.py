@@ -1,0 +1,1 @@
+"""The prediction path: row validation, scoring, flags, routing by policy, and recording."""

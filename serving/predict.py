@@ -1,0 +1,158 @@
+"""The prediction command: validate rows, score them, record each row as a Prediction.
+
+`score_request` is everything that happens before recording; `predict` records what it
+scored. Nothing in production answers without recording: the benchmark's no-recording
+baseline composes `score_request` with `unrecorded_answer` itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from marshmallow import ValidationError
+
+from ledger.domain.predictions import NewPrediction, Prediction
+from ledger.errors import InvalidCommand, TooLarge
+from serving.requests import PredictionRequestSchema
+from serving.scoring import DeploymentRuntime, RowScore
+from serving.service import Serving
+
+REQUEST_SCHEMA = PredictionRequestSchema()
+
+
+class BatchTooLarge(TooLarge):
+    """A batch over the configured row cap."""
+
+    code = "batch_too_large"
+
+
+class DuplicateRequestId(InvalidCommand):
+    code = "duplicate_request_id"
+
+
+@dataclass(frozen=True)
+class ScoredRequest:
+    """One request's rows as validated and scored, not yet recorded."""
+
+    request_id: str
+    batch: bool
+    runtime: DeploymentRuntime
+    rows: list[dict[str, Any]]
+    scores: list[RowScore]
+    request_ids: list[str]
+
+
+def body_digest(row: dict[str, Any]) -> str:
+    """sha256 of the row's canonical JSON: what decides "same body" on a retry."""
+    return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def predict(serving: Serving, name: str, body: Any, actor: str) -> tuple[dict[str, Any], bool]:
+    """Score one row or a batch and record it; (answer, True when anything new was recorded)."""
+    scored = score_request(serving, name, body)
+    predictions = build_predictions(serving, scored, actor)
+    recorded = serving.ledger.record_predictions(predictions)
+    answers = [row_answer(p, position is None) for p, position in recorded]
+    created = any(position is not None for _, position in recorded)
+    if not scored.batch:
+        return answers[0], created
+    return {"request_id": scored.request_id, "predictions": answers}, created
+
+
+def score_request(serving: Serving, name: str, body: Any) -> ScoredRequest:
+    """The request's rows validated against the deployment's schema and scored by every active model."""
+    check_batch_size(body, serving.settings.max_batch_rows)
+    request = REQUEST_SCHEMA.load(body)
+    runtime = serving.scorer.runtime(name)
+    batch = "instances" in request
+    raw_rows = request["instances"] if batch else [request["features"]]
+    request_ids = row_request_ids(request["request_id"], raw_rows, batch)
+    rows = validate_rows(serving, runtime, raw_rows, batch)
+    scores = serving.scorer.score(runtime, rows)
+    return ScoredRequest(request["request_id"], batch, runtime, rows, scores, request_ids)
+
+
+def unrecorded_answer(scored: ScoredRequest) -> dict[str, Any]:
+    """What `predict` answers, without a prediction id: for a baseline that records nothing."""
+    answers = [{"request_id": request_id, "model_id": score.served_model,
+                "value": score.served["value"], "probabilities": score.served.get("probabilities"),
+                "flags": score.flags, "retried": False}
+               for score, request_id in zip(scored.scores, scored.request_ids, strict=True)]
+    return {"request_id": scored.request_id, "predictions": answers} if scored.batch else answers[0]
+
+
+def check_batch_size(body: Any, cap: int) -> None:
+    instances = body.get("instances") if isinstance(body, dict) else None
+    if isinstance(instances, list) and len(instances) > cap:
+        raise BatchTooLarge(f"the batch has {len(instances)} rows; the limit is {cap}: split it",
+                            field="instances", limit=cap)
+
+
+def row_request_ids(request_id: str, raw_rows: list[Any], batch: bool) -> list[str]:
+    """A batch row's own request_id, else `<batch request_id>#<index>`."""
+    if not batch:
+        return [request_id]
+    out = []
+    for index, row in enumerate(raw_rows):
+        own = row.get("request_id") if isinstance(row, dict) else None
+        if own is not None and (not isinstance(own, str) or not 1 <= len(own) <= 200):
+            raise ValidationError({"instances": {index: {"request_id": ["Not a valid request id."]}}})
+        out.append(own or f"{request_id}#{index}")
+    if len(set(out)) != len(out):
+        raise DuplicateRequestId("two rows of the batch share a request_id", field="instances")
+    return out
+
+
+def validate_rows(serving: Serving, runtime: DeploymentRuntime, raw_rows: list[Any],
+                  batch: bool) -> list[dict[str, Any]]:
+    """Each row through the deployment's generated schema; errors name instances.i.field."""
+    schema = serving.row_schemas.get(runtime.name, runtime.version, runtime.schema)
+    if batch:
+        raw_rows = [{k: v for k, v in r.items() if k != "request_id"} if isinstance(r, dict) else r
+                    for r in raw_rows]
+    try:
+        return schema.load(raw_rows, many=True)
+    except ValidationError as error:
+        messages = error.messages if batch else error.messages.get(0, error.messages)  # type: ignore[union-attr]
+        raise ValidationError({"instances" if batch else "features": messages}) from None
+
+
+def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> list[NewPrediction]:
+    runtime, rows = scored.runtime, scored.rows
+    batch_id = scored.request_id if scored.batch else None
+    sealed = serving.sealer.seal_many(runtime.schema, rows, deployment=runtime.name,
+                                      request_ids=scored.request_ids)
+    return [
+        NewPrediction(
+            deployment=runtime.name, deployment_version=runtime.version, request_id=request_id,
+            # a sealed row's digest is keyed by its subject's data key
+            body_digest=serving.sealer.body_digest(row, sealed_record),
+            features=plain, sealed=sealed_record,
+            outputs=score.outputs, served_model=score.served_model, policy=runtime.policy,
+            leader=runtime.leader, flags=score.flags, scoring=scoring(batch_id, index, len(rows), score.scorers),
+            actor=actor,
+        )
+        for index, (row, score, request_id, (plain, sealed_record)) in enumerate(
+            zip(rows, scored.scores, scored.request_ids, sealed, strict=True))
+    ]
+
+
+def scoring(batch_id: str | None, row: int, rows: int, scorers: dict[str, str]) -> dict[str, Any]:
+    """How the row was scored: alone or row i of a batch, and by which scorer per model."""
+    how: dict[str, Any] = {"mode": "single"} if batch_id is None else {
+        "mode": "batch", "batch_id": batch_id, "row": row, "rows": rows}
+    if scorers:
+        how["scorer"] = dict(scorers)
+    return how
+
+
+def row_answer(prediction: Prediction | NewPrediction, retried: bool) -> dict[str, Any]:
+    served = prediction.outputs[prediction.served_model]
+    return {
+        "prediction_id": str(prediction.id), "request_id": prediction.request_id,
+        "model_id": prediction.served_model, "value": served["value"],
+        "probabilities": served.get("probabilities"), "flags": prediction.flags, "retried": retried,
+    }

@@ -1,0 +1,41 @@
+"""The body of a prediction request: one row or a batch, and its request id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+REQUEST_ID = validate.Length(min=1, max=200)
+
+
+class Rows(fields.List):
+    """A list of JSON objects; a batch of well-formed rows skips the per-row field machinery.
+
+    Only when some row is not an object with string keys does the list go through
+    `List(Dict(keys=String()))`, whose error answer is then the one given.
+    """
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(fields.Dict(keys=fields.String()), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if type(value) is list and all(type(row) is dict and all(type(k) is str for k in row) for row in value):
+            return [dict(row) for row in value]  # copies, as Dict would make
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class PredictionRequestSchema(Schema):
+    """`{"features": {...}, "request_id": ...}` or `{"instances": [{...}], "request_id": ...}`."""
+
+    class Meta:
+        unknown = RAISE
+
+    request_id = fields.String(required=True, validate=REQUEST_ID)
+    features = fields.Dict(keys=fields.String())
+    instances = Rows(validate=validate.Length(min=1))
+
+    @validates_schema
+    def check_one_shape(self, data: dict, **_: object) -> None:
+        if ("features" in data) == ("instances" in data):
+            raise ValidationError("send either features (one row) or instances (a batch)", "features")
