@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+CODE := ledger projections trainers policies serving api tests bench
 
 .PHONY: install run test lint bench soak clean
 
@@ -23,7 +24,8 @@ run: install
 
 test: $(VENV)/.dev
 	$(VENV)/bin/lint-imports --config setup.cfg
-	$(VENV)/bin/ruff check ledger projections trainers policies api tests bench
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 	$(VENV)/bin/pytest -q
 
 bench: $(VENV)/.dev /usr/bin/wrk

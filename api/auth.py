@@ -138,8 +138,9 @@ class AuthMiddleware:
         self.keys = keys
         self.limiter = limiter
 
-    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
-                         params: dict[str, Any]) -> None:
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
         req.context.principal = None
         if resource is None:
             return  # no route: falcon answers 404
@@ -151,25 +152,40 @@ class AuthMiddleware:
             return
         principal = self._authenticate(req)
         if principal.role not in route.roles:
-            raise Problem(403, "forbidden",
-                          f"a {principal.role} key may not {req.method} {req.uri_template}; "
-                          f"allowed: {', '.join(sorted(route.roles))}")
+            raise Problem(
+                403,
+                "forbidden",
+                f"a {principal.role} key may not {req.method} {req.uri_template}; "
+                f"allowed: {', '.join(sorted(route.roles))}",
+            )
         wait = self.limiter.take(principal.key_id)
         if wait:
-            raise Problem(429, "rate_limited", "too many requests for this key; slow down",
-                          headers={"Retry-After": str(max(1, math.ceil(wait)))})
+            raise Problem(
+                429,
+                "rate_limited",
+                "too many requests for this key; slow down",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         req.context.principal = principal
 
     def _authenticate(self, req: falcon.Request) -> Principal:
         header = req.get_header("Authorization") or ""
         scheme, _, key = header.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
-            raise Problem(401, "unauthenticated", "send Authorization: Bearer <key>",
-                          headers={"WWW-Authenticate": CHALLENGE})
+            raise Problem(
+                401,
+                "unauthenticated",
+                "send Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": CHALLENGE},
+            )
         principal = self.keys.principal(key.strip())
         if principal is None:
-            raise Problem(401, "invalid_key", "the key is unknown, revoked or expired",
-                          headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'})
+            raise Problem(
+                401,
+                "invalid_key",
+                "the key is unknown, revoked or expired",
+                headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'},
+            )
         return principal
 
     def _unlisted(self, req: falcon.Request, resource: Any) -> None:
@@ -178,5 +194,8 @@ class AuthMiddleware:
             return
         if req.uri_template in PATHS and not hasattr(resource, f"on_{req.method.lower()}"):
             return  # falcon answers 405 for a method the resource does not have
-        raise Problem(403, "no_route_rule",
-                      f"{req.method} {req.uri_template} has no row in the route table (api/routes.py)")
+        raise Problem(
+            403,
+            "no_route_rule",
+            f"{req.method} {req.uri_template} has no row in the route table (api/routes.py)",
+        )

@@ -43,7 +43,9 @@ def created_after(engine: sa.Engine, after: int, upto: int | None) -> list[str]:
     if upto is not None:
         sql += " AND id <= :u"
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql + " ORDER BY id"), {"a": after, "t": CREATED_TOPIC, "u": upto}).fetchall()
+        rows = conn.execute(
+            sa.text(sql + " ORDER BY id"), {"a": after, "t": CREATED_TOPIC, "u": upto}
+        ).fetchall()
     return [orjson.loads(bytes(r[0]))["name"] for r in rows]
 
 

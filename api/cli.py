@@ -53,8 +53,13 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup)
-@click.option("--db", "database_url", envvar="LEDGER_DATABASE_URL", default=None,
-              help="Database URL (default: a SQLite file under var/).")
+@click.option(
+    "--db",
+    "database_url",
+    envvar="LEDGER_DATABASE_URL",
+    default=None,
+    help="Database URL (default: a SQLite file under var/).",
+)
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """Provenance Ledger: record, serve and prove what machine-learning models did."""

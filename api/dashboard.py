@@ -14,8 +14,10 @@ from api.services import Services
 
 STATIC = Path(__file__).parent / "static" / "dashboard"
 # The page may run only our own scripts and talk only to this origin.
-POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-          "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class DashboardResource:

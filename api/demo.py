@@ -38,7 +38,9 @@ def bootstrap(settings: Settings) -> dict[str, str]:
                 create_deployment(ledger, name, specs)
         from api import demo_health
 
-        demo_health.seed(settings, ledger)  # issue 5: feeds, calm then drifted traffic, quality windows
+        demo_health.seed(
+            settings, ledger
+        )  # issue 5: feeds, calm then drifted traffic, quality windows
         ensure_signing_key(ledger, settings)
         return ensure_keys(ledger, settings)
     finally:
@@ -94,7 +96,10 @@ def ensure_keys(ledger: Ledger, settings: Settings) -> dict[str, str]:
         saved = json.loads(path.read_text())
         if set(saved) == set(ROLES) and all(ledger.authenticate(key) for key in saved.values()):
             return saved
-    keys = {role: ledger.issue_api_key(role=role, actor=ACTOR, label=f"demo {role}")[1] for role in ROLES}
+    keys = {
+        role: ledger.issue_api_key(role=role, actor=ACTOR, label=f"demo {role}")[1]
+        for role in ROLES
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as out:
@@ -108,4 +113,6 @@ def print_keys(keys: dict[str, str], saved_in: Path, host: str, port: int) -> No
     click.echo(f"\nDemo keys (also in {saved_in}):")
     for role in ROLES:
         click.echo(f"  {role:<10} {keys[role]}")
-    click.echo(f"\nAPI {base}  docs {base}/docs  dashboard {base}/dashboard  (README.md has curl lines)\n")
+    click.echo(
+        f"\nAPI {base}  docs {base}/docs  dashboard {base}/dashboard  (README.md has curl lines)\n"
+    )

@@ -27,7 +27,12 @@ NOT_FEATURES = ("event_time", "churned", "lifetime_value")
 
 
 def drift_on() -> bool:
-    return os.environ.get("LEDGER_DEMO_DRIFT", "1").strip().lower() not in ("0", "no", "false", "off")
+    return os.environ.get("LEDGER_DEMO_DRIFT", "1").strip().lower() not in (
+        "0",
+        "no",
+        "false",
+        "off",
+    )
 
 
 def seed(settings: Settings, ledger: Ledger) -> None:
@@ -36,7 +41,9 @@ def seed(settings: Settings, ledger: Ledger) -> None:
     for name, target in TARGETS.items():
         if _seeded(ledger, name):
             continue
-        ledger.declare_feed(f"{name}-requests", ROWS_PER_PHASE, 3600, "demo:bootstrap", 0.2, deployment=name)
+        ledger.declare_feed(
+            f"{name}-requests", ROWS_PER_PHASE, 3600, "demo:bootstrap", 0.2, deployment=name
+        )
         phases = [(False, 101)] + ([(True, 102)] if drift_on() else [])
         for drift, seed_value in phases:
             _traffic(services, name, target, drift, seed_value)
@@ -59,11 +66,16 @@ def _traffic(services: Services, name: str, target: str, drift: bool, seed_value
     records = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
     tag = "drifted" if drift else "calm"
     for start in range(0, len(records), BATCH):
-        chunk = records[start:start + BATCH]
-        body = {"request_id": f"demo-{tag}-{start}",
-                "instances": [{k: v for k, v in r.items() if k not in NOT_FEATURES} for r in chunk]}
+        chunk = records[start : start + BATCH]
+        body = {
+            "request_id": f"demo-{tag}-{start}",
+            "instances": [{k: v for k, v in r.items() if k not in NOT_FEATURES} for r in chunk],
+        }
         answer, _ = predict(services.serving, name, body, ACTOR.actor)
-        outcomes = [(p["prediction_id"], r[target], None) for p, r in zip(answer["predictions"], chunk, strict=True)]
+        outcomes = [
+            (p["prediction_id"], r[target], None)
+            for p, r in zip(answer["predictions"], chunk, strict=True)
+        ]
         services.ledger.record_outcomes(outcomes, ACTOR.actor)
 
 

@@ -41,17 +41,35 @@ STATUS_BY_ERROR: dict[type[le.LedgerError], int] = {
 
 # The database went away: the client should retry, never see a 500.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    es.OperationalError, es.InterfaceError, sa_exc.OperationalError, sa_exc.InterfaceError,
-    sa_exc.TimeoutError, psycopg2.OperationalError, psycopg2.InterfaceError, sqlite3.OperationalError,
+    es.OperationalError,
+    es.InterfaceError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    psycopg2.OperationalError,
+    psycopg2.InterfaceError,
+    sqlite3.OperationalError,
     TimeoutError,
 )
 
 # Codes for falcon's own errors, by status.
 CODE_BY_STATUS = {
-    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 411: "length_required",
-    410: "gone", 412: "precondition_failed", 413: "body_too_large", 415: "unsupported_media_type",
-    422: "invalid", 428: "precondition_required", 429: "rate_limited", 500: "internal_error",
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    411: "length_required",
+    410: "gone",
+    412: "precondition_failed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    428: "precondition_required",
+    429: "rate_limited",
+    500: "internal_error",
     503: "unavailable",
 }
 
@@ -59,8 +77,15 @@ CODE_BY_STATUS = {
 class Problem(falcon.HTTPError):
     """An HTTP error with a stable code, a field at fault and extra members."""
 
-    def __init__(self, status: int, code: str, detail: str, field: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(status, description=detail, headers=headers)
         self.problem_code = code
         self.field = field
@@ -74,8 +99,9 @@ def status_of(error: le.LedgerError) -> int:
     return 400
 
 
-def problem_body(status: int, code: str, detail: str, field: str | None = None,
-                 **extra: Any) -> dict[str, Any]:
+def problem_body(
+    status: int, code: str, detail: str, field: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """The RFC 9457 members plus `code` (and `field` when one field is at fault)."""
     body: dict[str, Any] = {
         "type": f"urn:provenance-ledger:problem:{code}",
@@ -90,15 +116,18 @@ def problem_body(status: int, code: str, detail: str, field: str | None = None,
     return body
 
 
-def serialize_http_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
+def serialize_http_error(
+    req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError
+) -> None:
     """Falcon's own errors (404, 405, 415, ...) rendered as problems too."""
     status = error.status_code
     code = getattr(error, "problem_code", None) or CODE_BY_STATUS.get(status, "error")
     detail = error.description or error.title or HTTPStatus(status).phrase
     extra = getattr(error, "extra", {})
     resp.content_type = PROBLEM
-    resp.data = orjson.dumps(problem_body(status, code, detail, getattr(error, "field", None), **extra),
-                             default=str)
+    resp.data = orjson.dumps(
+        problem_body(status, code, detail, getattr(error, "field", None), **extra), default=str
+    )
 
 
 def _respond(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
@@ -107,7 +136,9 @@ def _respond(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.data = orjson.dumps(body, default=str)
 
 
-def handle_ledger_error(req: falcon.Request, resp: falcon.Response, error: le.LedgerError, params: Any) -> None:
+def handle_ledger_error(
+    req: falcon.Request, resp: falcon.Response, error: le.LedgerError, params: Any
+) -> None:
     status = status_of(error)
     extra = {k: v for k, v in error.extra.items() if k not in ("status", "type", "title")}
     if status == 503:
@@ -117,8 +148,9 @@ def handle_ledger_error(req: falcon.Request, resp: falcon.Response, error: le.Le
     _respond(resp, status, problem_body(status, error.code, error.detail, error.field, **extra))
 
 
-def handle_validation_error(req: falcon.Request, resp: falcon.Response, error: ValidationError,
-                            params: Any) -> None:
+def handle_validation_error(
+    req: falcon.Request, resp: falcon.Response, error: ValidationError, params: Any
+) -> None:
     """422 naming every field at fault; `field` is the first one ("body" for the whole body)."""
     fields = flatten_messages(error.messages)
     first = next(iter(fields), None)
@@ -140,38 +172,57 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
     return {prefix or "body": str(messages)}
 
 
-def handle_unavailable(req: falcon.Request, resp: falcon.Response, error: Exception, params: Any) -> None:
-    log.warning("storage unavailable on %s %s: %s", req.method, req.path, str(error).splitlines()[0:1])
+def handle_unavailable(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: Any
+) -> None:
+    log.warning(
+        "storage unavailable on %s %s: %s", req.method, req.path, str(error).splitlines()[0:1]
+    )
     resp.set_header("Retry-After", RETRY_AFTER_SECONDS)
-    _respond(resp, 503, problem_body(503, "storage_unavailable",
-                                     "the ledger's database is unavailable; retry shortly"))
+    _respond(
+        resp,
+        503,
+        problem_body(
+            503, "storage_unavailable", "the ledger's database is unavailable; retry shortly"
+        ),
+    )
 
 
-def handle_db_error(req: falcon.Request, resp: falcon.Response, error: sa_exc.DBAPIError, params: Any) -> None:
+def handle_db_error(
+    req: falcon.Request, resp: falcon.Response, error: sa_exc.DBAPIError, params: Any
+) -> None:
     if error.connection_invalidated or isinstance(error.orig, UNAVAILABLE_ERRORS):
         handle_unavailable(req, resp, error, params)
     else:
         handle_unexpected(req, resp, error, params)
 
 
-def handle_malformed_media(req: falcon.Request, resp: falcon.Response, error: falcon.MediaMalformedError,
-                           params: Any) -> None:
+def handle_malformed_media(
+    req: falcon.Request, resp: falcon.Response, error: falcon.MediaMalformedError, params: Any
+) -> None:
     cause = error.__cause__ or error.description
     detail = f"the body is not valid JSON ({cause}); note that NaN and Infinity are not JSON"
     _respond(resp, 400, problem_body(400, "malformed_json", detail))
 
 
-def handle_missing_media(req: falcon.Request, resp: falcon.Response, error: falcon.MediaNotFoundError,
-                         params: Any) -> None:
+def handle_missing_media(
+    req: falcon.Request, resp: falcon.Response, error: falcon.MediaNotFoundError, params: Any
+) -> None:
     _respond(resp, 400, problem_body(400, "body_required", "send a JSON body"))
 
 
-def handle_unexpected(req: falcon.Request, resp: falcon.Response, error: Exception, params: Any) -> None:
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params: Any
+) -> None:
     """Anything else: logged with its traceback here, never sent to the client."""
     if isinstance(error, falcon.HTTPError | falcon.HTTPStatus):
         raise error
     log.exception("unhandled error on %s %s", req.method, req.path)
-    _respond(resp, 500, problem_body(500, "internal_error", "an internal error occurred; it has been logged"))
+    _respond(
+        resp,
+        500,
+        problem_body(500, "internal_error", "an internal error occurred; it has been logged"),
+    )
 
 
 def register(app: falcon.App) -> None:

@@ -16,7 +16,11 @@ from ledger.timeline import iso, position_at, to_micros
 from projections.export import ExportRequest, PredictionExport, digest_stream, write_export
 
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
-MEDIA_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson", "parquet": "application/vnd.apache.parquet"}
+MEDIA_TYPES = {
+    "csv": "text/csv",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 def parse_bound(text: str, name: str) -> int:
@@ -24,7 +28,9 @@ def parse_bound(text: str, name: str) -> int:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except (ValueError, AttributeError):
-        raise InvalidCommand(f"`{name}` must be a date (2026-01-01) or an instant with an offset", field=name) from None
+        raise InvalidCommand(
+            f"`{name}` must be a date (2026-01-01) or an instant with an offset", field=name
+        ) from None
     if value.tzinfo is None:
         if len(text.strip()) > 10:
             raise InvalidCommand(f"`{name}` needs an offset, e.g. 2026-01-01T00:00:00Z", field=name)
@@ -66,7 +72,9 @@ def manifest(ledger: Ledger, request: ExportRequest, sha256: str, size: int) -> 
     """Each file's sha256, the pinned position and a signed digest of the chain there."""
     return {
         "export": "predictions",
-        "from": iso(request.start_us), "to": iso(request.end_us), "format": request.format,
+        "from": iso(request.start_us),
+        "to": iso(request.end_us),
+        "format": request.format,
         "position": request.position,
         "files": [{"name": file_name(request), "sha256": sha256, "bytes": size}],
         "digest": _signed_digest(ledger, request.position),
@@ -89,14 +97,24 @@ def _signed_digest(ledger: Ledger, position: int) -> dict[str, Any] | None:
 
 def record(ledger: Ledger, request: ExportRequest, actor: str, files: list[dict[str, Any]]) -> None:
     """Who exported what, pinned where: an audit event of its own."""
-    ledger.save(Export(
-        kind="predictions",
-        params={"from": iso(request.start_us), "to": iso(request.end_us), "format": request.format},
-        position=request.position, files=files, actor=actor,
-    ))
+    ledger.save(
+        Export(
+            kind="predictions",
+            params={
+                "from": iso(request.start_us),
+                "to": iso(request.end_us),
+                "format": request.format,
+            },
+            position=request.position,
+            files=files,
+            actor=actor,
+        )
+    )
 
 
-def export_to_directory(ledger: Ledger, request: ExportRequest, out: Path, actor: str) -> dict[str, Any]:
+def export_to_directory(
+    ledger: Ledger, request: ExportRequest, out: Path, actor: str
+) -> dict[str, Any]:
     """Write the file and manifest.json into `out`; record the export."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / file_name(request)

@@ -22,7 +22,10 @@ def default_workers() -> int:
 
 
 def server_options(
-    host: str = "127.0.0.1", port: int = 8000, workers: int | None = None, threads: int = 8,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int | None = None,
+    threads: int = 8,
 ) -> dict[str, Any]:
     """Gunicorn settings: gthread workers, keep-alive off (see the note below)."""
     return {
@@ -53,8 +56,13 @@ def logconfig() -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "api.observability.json_formatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
         "root": {"level": "INFO", "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},

@@ -20,18 +20,31 @@ class BodyLimitMiddleware:
     def __init__(self, max_body_bytes: int):
         self.max_body_bytes = max_body_bytes
 
-    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
-                         params: dict[str, Any]) -> None:
-        if req.method not in BODY_METHODS or resource is None or not _responds(resource, req, params):
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
+    ) -> None:
+        if (
+            req.method not in BODY_METHODS
+            or resource is None
+            or not _responds(resource, req, params)
+        ):
             return  # no body to read (a method the resource lacks gets falcon's 405)
         length = req.content_length
         if length is None:
-            raise Problem(411, "length_required",
-                          "send Content-Length; chunked request bodies are not accepted")
+            raise Problem(
+                411,
+                "length_required",
+                "send Content-Length; chunked request bodies are not accepted",
+            )
         limit = getattr(resource, "max_body_bytes", None) or self.max_body_bytes
         if length > limit:
-            raise Problem(413, "body_too_large",
-                          f"the body has {length} bytes; the limit is {limit}", "body", limit=limit)
+            raise Problem(
+                413,
+                "body_too_large",
+                f"the body has {length} bytes; the limit is {limit}",
+                "body",
+                limit=limit,
+            )
 
 
 def _responds(resource: Any, req: falcon.Request, params: dict[str, Any]) -> bool:

@@ -105,18 +105,31 @@ def metrics() -> Metrics:
         from prometheus_client import Counter, Histogram
 
         _metrics = Metrics(
-            requests=Counter("ledger_http_requests_total", "HTTP requests answered",
-                             ["method", "route", "status"]),
-            latency=Histogram("ledger_http_request_duration_seconds", "Time to answer a request",
-                              ["method", "route", "status"], buckets=_LATENCY_BUCKETS),
-            predictions=Counter("ledger_predictions_total", "Rows scored and served",
-                                ["deployment", "model"]),
-            batch_sizes=Histogram("ledger_group_commit_batch_callers",
-                                  "Callers whose events shared one group commit",
-                                  buckets=_BATCH_BUCKETS),
-            reads=Counter("ledger_projection_reads_total",
-                          "Projection reads by where they ran: primary, standby, or fallback "
-                          "(a standby that had not caught up)", ["served_by"]),
+            requests=Counter(
+                "ledger_http_requests_total",
+                "HTTP requests answered",
+                ["method", "route", "status"],
+            ),
+            latency=Histogram(
+                "ledger_http_request_duration_seconds",
+                "Time to answer a request",
+                ["method", "route", "status"],
+                buckets=_LATENCY_BUCKETS,
+            ),
+            predictions=Counter(
+                "ledger_predictions_total", "Rows scored and served", ["deployment", "model"]
+            ),
+            batch_sizes=Histogram(
+                "ledger_group_commit_batch_callers",
+                "Callers whose events shared one group commit",
+                buckets=_BATCH_BUCKETS,
+            ),
+            reads=Counter(
+                "ledger_projection_reads_total",
+                "Projection reads by where they ran: primary, standby, or fallback "
+                "(a standby that had not caught up)",
+                ["served_by"],
+            ),
         )
     return _metrics
 
@@ -165,8 +178,13 @@ class RequestObserver:
         if req.method == "POST" and route.endswith("/predictions") and resp.status_code < 300:
             count_served(str(req.path.split("/")[3]), resp.media)
         # The route template, never the path: a path can name a person (/v1/subjects/{id}/forget).
-        log.info("request", method=req.method, route=route,
-                 status=resp.status_code, duration_ms=round(elapsed * 1000, 2))
+        log.info(
+            "request",
+            method=req.method,
+            route=route,
+            status=resp.status_code,
+            duration_ms=round(elapsed * 1000, 2),
+        )
         structlog.contextvars.clear_contextvars()
 
 
@@ -204,8 +222,11 @@ class ProjectorLag:
     def collect(self) -> Any:
         from prometheus_client.core import GaugeMetricFamily
 
-        family = GaugeMetricFamily("ledger_projector_lag_events",
-                                   "Events recorded but not yet applied, by projection", labels=["projection"])
+        family = GaugeMetricFamily(
+            "ledger_projector_lag_events",
+            "Events recorded but not yet applied, by projection",
+            labels=["projection"],
+        )
         try:
             lags = self._lag_of()
         except Exception as error:  # noqa: BLE001 - a scrape must not fail because a read did

@@ -46,44 +46,102 @@ class Operation:
 _AS_OF = ("as_of",)
 _PAGE = ("limit", "cursor")
 OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("POST", "/v1/deployments"): Operation("Create a deployment", "DeploymentCreateSchema", "DeploymentSchema", 201),
-    ("GET", "/v1/deployments"): Operation("List deployments", None, "DeploymentPageSchema", query=_AS_OF + _PAGE),
-    ("GET", "/v1/deployments/{name}"): Operation("One deployment", None, "DeploymentSchema", query=_AS_OF),
-    ("PATCH", "/v1/deployments/{name}"): Operation("Change policy or schema", "DeploymentPatchSchema", "DeploymentSchema"),
-    ("POST", "/v1/deployments/{name}/models"): Operation("Add a challenger", "AddModelSchema", "DeploymentSchema"),
-    ("DELETE", "/v1/deployments/{name}/models/{model_id}"): Operation("Retire a model", None, "DeploymentSchema"),
-    ("PUT", "/v1/deployments/{name}/leader"): Operation("Promote a leader", "PromoteSchema", "DeploymentSchema"),
-    ("POST", "/v1/models"): Operation("Upload a skops model with declared metadata", None,
-                                      "UploadedModelSchema", 201),
-    ("GET", "/v1/models"): Operation("The model index", None, "ModelListSchema", query=_AS_OF + _PAGE),
-    ("GET", "/v1/models/{model_id}"): Operation("One model with its provenance", None, "ModelSchema", query=_AS_OF),
+    ("POST", "/v1/deployments"): Operation(
+        "Create a deployment", "DeploymentCreateSchema", "DeploymentSchema", 201
+    ),
+    ("GET", "/v1/deployments"): Operation(
+        "List deployments", None, "DeploymentPageSchema", query=_AS_OF + _PAGE
+    ),
+    ("GET", "/v1/deployments/{name}"): Operation(
+        "One deployment", None, "DeploymentSchema", query=_AS_OF
+    ),
+    ("PATCH", "/v1/deployments/{name}"): Operation(
+        "Change policy or schema", "DeploymentPatchSchema", "DeploymentSchema"
+    ),
+    ("POST", "/v1/deployments/{name}/models"): Operation(
+        "Add a challenger", "AddModelSchema", "DeploymentSchema"
+    ),
+    ("DELETE", "/v1/deployments/{name}/models/{model_id}"): Operation(
+        "Retire a model", None, "DeploymentSchema"
+    ),
+    ("PUT", "/v1/deployments/{name}/leader"): Operation(
+        "Promote a leader", "PromoteSchema", "DeploymentSchema"
+    ),
+    ("POST", "/v1/models"): Operation(
+        "Upload a skops model with declared metadata", None, "UploadedModelSchema", 201
+    ),
+    ("GET", "/v1/models"): Operation(
+        "The model index", None, "ModelListSchema", query=_AS_OF + _PAGE
+    ),
+    ("GET", "/v1/models/{model_id}"): Operation(
+        "One model with its provenance", None, "ModelSchema", query=_AS_OF
+    ),
     ("POST", "/v1/deployments/{name}/predictions"): Operation(
-        "Score one row or a batch", "PredictionRequestSchema", ("PredictionResultSchema", "BatchResultSchema"),
-        201, also=(200,)),
-    ("POST", "/v1/outcomes"): Operation("Report actual outcomes", ("OutcomeSchema", "OutcomeSchema[]"),
-                                       ("OutcomeResultSchema", "OutcomeListSchema"), 201),
-    ("GET", "/v1/predictions/{prediction_id}"): Operation("The provenance of one prediction", None,
-                                                          "ProvenanceSchema", query=_AS_OF),
-    ("GET", "/v1/predictions"): Operation("The prediction index", None, "PredictionListSchema",
-                                          query=_AS_OF + _PAGE + ("deployment", "model_id", "from", "to")),
-    ("GET", "/v1/performance"): Operation("Metrics per model, window and slice", None, "PerformanceSchema",
-                                          query=_AS_OF + ("deployment", "window", "slice")),
-    ("POST", "/v1/ingestions"): Operation("A feed's received count for a period", "IngestionSchema",
-                                                  "IngestionResultSchema", 201),
-    ("POST", "/v1/deployments/{name}/quality-checks"): Operation("Check rows against the reference profile",
-                                                                 "QualityCheckSchema", "QualityCheckResultSchema", 201),
-    ("GET", "/v1/data-health"): Operation("Feeds, drift, outliers, failing checks, model health", None,
-                                          "DataHealthSchema", query=_AS_OF + ("deployment", "limit", "checks", "days")),
-    ("GET", "/v1/ledger/events"): Operation("Raw stored events as JSON lines, from a position", None, None,
-                                            query=("from", "limit"), media="application/x-ndjson"),
+        "Score one row or a batch",
+        "PredictionRequestSchema",
+        ("PredictionResultSchema", "BatchResultSchema"),
+        201,
+        also=(200,),
+    ),
+    ("POST", "/v1/outcomes"): Operation(
+        "Report actual outcomes",
+        ("OutcomeSchema", "OutcomeSchema[]"),
+        ("OutcomeResultSchema", "OutcomeListSchema"),
+        201,
+    ),
+    ("GET", "/v1/predictions/{prediction_id}"): Operation(
+        "The provenance of one prediction", None, "ProvenanceSchema", query=_AS_OF
+    ),
+    ("GET", "/v1/predictions"): Operation(
+        "The prediction index",
+        None,
+        "PredictionListSchema",
+        query=_AS_OF + _PAGE + ("deployment", "model_id", "from", "to"),
+    ),
+    ("GET", "/v1/performance"): Operation(
+        "Metrics per model, window and slice",
+        None,
+        "PerformanceSchema",
+        query=_AS_OF + ("deployment", "window", "slice"),
+    ),
+    ("POST", "/v1/ingestions"): Operation(
+        "A feed's received count for a period", "IngestionSchema", "IngestionResultSchema", 201
+    ),
+    ("POST", "/v1/deployments/{name}/quality-checks"): Operation(
+        "Check rows against the reference profile",
+        "QualityCheckSchema",
+        "QualityCheckResultSchema",
+        201,
+    ),
+    ("GET", "/v1/data-health"): Operation(
+        "Feeds, drift, outliers, failing checks, model health",
+        None,
+        "DataHealthSchema",
+        query=_AS_OF + ("deployment", "limit", "checks", "days"),
+    ),
+    ("GET", "/v1/ledger/events"): Operation(
+        "Raw stored events as JSON lines, from a position",
+        None,
+        None,
+        query=("from", "limit"),
+        media="application/x-ndjson",
+    ),
     ("GET", "/v1/ledger/digest"): Operation("The signed head of the chain", None, "DigestSchema"),
-    ("GET", "/v1/ledger/verify"): Operation("Verify the chain (long runs answer 202 and a job)", None,
-                                            "VerifyJobSchema", query=("from", "to")),
-    ("GET", "/v1/ledger/verify/jobs/{job_id}"): Operation("A verification job", None, "VerifyJobSchema"),
-    ("GET", "/v1/exports/predictions"): Operation("Compliance export", None, None,
-                                                  query=("format", "from", "to")),
-    ("POST", "/v1/subjects/{subject_id}/forget"): Operation("Erase a subject's personal data", "ForgetRequestSchema",
-                                                            "ForgetResultSchema"),
+    ("GET", "/v1/ledger/verify"): Operation(
+        "Verify the chain (long runs answer 202 and a job)",
+        None,
+        "VerifyJobSchema",
+        query=("from", "to"),
+    ),
+    ("GET", "/v1/ledger/verify/jobs/{job_id}"): Operation(
+        "A verification job", None, "VerifyJobSchema"
+    ),
+    ("GET", "/v1/exports/predictions"): Operation(
+        "Compliance export", None, None, query=("format", "from", "to")
+    ),
+    ("POST", "/v1/subjects/{subject_id}/forget"): Operation(
+        "Erase a subject's personal data", "ForgetRequestSchema", "ForgetResultSchema"
+    ),
     ("POST", "/v1/keys"): Operation("Issue an API key", "KeyCreateSchema", "KeyIssuedSchema", 201),
     ("DELETE", "/v1/keys/{key_id}"): Operation("Revoke an API key", None, "KeyRevokedSchema"),
     ("GET", "/healthz"): Operation("Liveness", None, "HealthSchema"),
@@ -112,14 +170,23 @@ def schema_classes() -> dict[str, type[Schema]]:
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in re.findall(r"{(\w+)[^}]*}", path)]
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)[^}]*}", path)
+    ]
 
 
 def _query_parameters(names: tuple[str, ...]) -> list[dict[str, Any]]:
     schemas = {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}}
-    return [{"name": name, "in": "query", "required": False,
-             "schema": schemas.get(name, {"type": "string"})} for name in names]
+    return [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": schemas.get(name, {"type": "string"}),
+        }
+        for name in names
+    ]
 
 
 def _schema(name: str | tuple[str, ...] | None) -> Any:
@@ -138,12 +205,26 @@ def _body(name: str | tuple[str, ...] | None, media: str) -> dict[str, Any]:
 
 def _upload_body() -> dict[str, Any]:
     """POST /v1/models: multipart (file + metadata) or the raw skops bytes."""
-    metadata = {"type": "string", "description": "JSON of " + "ModelUpload (name, task, features, ...)"}
-    return {"required": True, "content": {
-        "multipart/form-data": {"schema": {"type": "object", "required": ["file", "metadata"], "properties": {
-            "file": {"type": "string", "format": "binary"}, "metadata": metadata}}},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-    }}
+    metadata = {
+        "type": "string",
+        "description": "JSON of " + "ModelUpload (name, task, features, ...)",
+    }
+    return {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "metadata"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "metadata": metadata,
+                    },
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
 
 
 def _error_responses(route: Route, op: Operation) -> dict[str, Any]:
@@ -156,7 +237,10 @@ def _error_responses(route: Route, op: Operation) -> dict[str, Any]:
     if "{" in route.path:
         statuses.append("404")
     statuses.append("503")
-    out = {status: {"description": "a problem (RFC 9457) with a stable code", **problem} for status in statuses}
+    out = {
+        status: {"description": "a problem (RFC 9457) with a stable code", **problem}
+        for status in statuses
+    }
     out["default"]["description"] = "any other refusal, always as a problem"
     return out
 
@@ -168,9 +252,15 @@ def operation(route: Route) -> dict[str, Any]:
     answer = {"description": op.summary, **_body(op.response, op.media)}
     responses: dict[str, Any] = {str(op.status): answer, **_error_responses(route, op)}
     for status in op.also:
-        responses[str(status)] = {**answer, "description": f"{op.summary} (a retried request's original)"}
+        responses[str(status)] = {
+            **answer,
+            "description": f"{op.summary} (a retried request's original)",
+        }
     if route.path == "/v1/ledger/verify":
-        responses["202"] = {"description": "a long run: poll the job", **_body("VerifyJobSchema", op.media)}
+        responses["202"] = {
+            "description": "a long run: poll the job",
+            **_body("VerifyJobSchema", op.media),
+        }
     spec: dict[str, Any] = {
         "summary": op.summary,
         "description": f"Roles: {roles}.",
@@ -182,16 +272,27 @@ def operation(route: Route) -> dict[str, Any]:
         spec["requestBody"] = {"required": True, **_body(op.request, "application/json")}
     if (route.method, route.path) == ("POST", "/v1/models"):
         spec["requestBody"] = _upload_body()
-        spec["parameters"].append({"name": "X-Model-Metadata", "in": "header", "required": False,
-                                   "schema": {"type": "string"},
-                                   "description": "the metadata as JSON, with a raw skops body"})
+        spec["parameters"].append(
+            {
+                "name": "X-Model-Metadata",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "the metadata as JSON, with a raw skops body",
+            }
+        )
     return spec
 
 
 def build_spec(routes: tuple[Route, ...] = ROUTES) -> dict[str, Any]:
     """The OpenAPI 3 document for the routes."""
-    spec = APISpec(title=TITLE, version="1", openapi_version="3.0.3", plugins=[MarshmallowPlugin()],
-                   info={"description": "An event-sourced provenance ledger for ML models in production."})
+    spec = APISpec(
+        title=TITLE,
+        version="1",
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "An event-sourced provenance ledger for ML models in production."},
+    )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Problem", schema=ProblemSchema)
     by_path: dict[str, dict[str, Any]] = {}
@@ -218,8 +319,12 @@ class OpenApiResource:
 class DocsResource:
     """GET /docs and its vendored files (Swagger UI, no CDN)."""
 
-    TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css",
-             ".png": "image/png"}
+    TYPES = {
+        ".html": "text/html; charset=utf-8",
+        ".js": "text/javascript",
+        ".css": "text/css",
+        ".png": "image/png",
+    }
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._send(resp, "index.html")
@@ -230,7 +335,12 @@ class DocsResource:
     def _send(self, resp: falcon.Response, name: str) -> None:
         path = STATIC / name
         # Only files that sit directly in the vendored directory: no traversal.
-        if "/" in name or name.startswith(".") or not path.is_file() or path.suffix not in self.TYPES:
+        if (
+            "/" in name
+            or name.startswith(".")
+            or not path.is_file()
+            or path.suffix not in self.TYPES
+        ):
             raise falcon.HTTPNotFound(description=f"no docs file named {name!r}")
         resp.content_type = self.TYPES[path.suffix]
         resp.data = path.read_bytes()

@@ -26,8 +26,10 @@ def json_loads(data: bytes | str) -> Any:
 
 def _refuse_non_finite(data: bytes | str) -> None:
     def refuse(token: str) -> float:
-        raise ValidationError(f"{token} is not a JSON number: send finite numbers, and null for a missing value",
-                              "body")
+        raise ValidationError(
+            f"{token} is not a JSON number: send finite numbers, and null for a missing value",
+            "body",
+        )
 
     def parse_float(token: str) -> float:
         value = float(token)
@@ -59,12 +61,17 @@ def if_match(req: falcon.Request, required: bool = True) -> int | None:
     raw = req.get_header("If-Match")
     if raw is None:
         if required:
-            raise Problem(428, "if_match_required",
-                          "send If-Match with the deployment's version (its ETag) to change it")
+            raise Problem(
+                428,
+                "if_match_required",
+                "send If-Match with the deployment's version (its ETag) to change it",
+            )
         return None
     text = raw.strip().removeprefix("W/").strip('"')
     if not text.isdigit():
-        raise Problem(422, "invalid_if_match", f"If-Match {raw!r} is not a version number", "If-Match")
+        raise Problem(
+            422, "invalid_if_match", f"If-Match {raw!r} is not a version number", "If-Match"
+        )
     return int(text)
 
 
@@ -78,8 +85,13 @@ def limit(req: falcon.Request, default: int = 100, maximum: int = 1000) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise Problem(422, "invalid_limit", f"limit must be an integer from 1 to {maximum}", "limit",
-                      maximum=maximum)
+        raise Problem(
+            422,
+            "invalid_limit",
+            f"limit must be an integer from 1 to {maximum}",
+            "limit",
+            maximum=maximum,
+        )
     return int(raw)
 
 
@@ -95,8 +107,12 @@ def cursor(req: falcon.Request) -> int:
             return int(value)
     except (ValueError, UnicodeDecodeError):
         pass
-    raise Problem(422, "invalid_cursor", "cursor is not one this API issued; start from the first page",
-                  "cursor")
+    raise Problem(
+        422,
+        "invalid_cursor",
+        "cursor is not one this API issued; start from the first page",
+        "cursor",
+    )
 
 
 def next_cursor(position: int | None) -> str | None:
@@ -111,14 +127,24 @@ def name_cursor(req: falcon.Request) -> str | None:
     if not raw:
         return None
     try:
-        kind, _, value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().partition(":")
+        kind, _, value = (
+            base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().partition(":")
+        )
     except (ValueError, UnicodeDecodeError):
         kind, value = "", ""
     if kind != "n" or not value:
-        raise Problem(422, "invalid_cursor", "cursor is not one this API issued; start from the first page",
-                      "cursor")
+        raise Problem(
+            422,
+            "invalid_cursor",
+            "cursor is not one this API issued; start from the first page",
+            "cursor",
+        )
     return value
 
 
 def next_name_cursor(name: str | None) -> str | None:
-    return None if name is None else base64.urlsafe_b64encode(f"n:{name}".encode()).decode().rstrip("=")
+    return (
+        None
+        if name is None
+        else base64.urlsafe_b64encode(f"n:{name}".encode()).decode().rstrip("=")
+    )

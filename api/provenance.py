@@ -21,29 +21,45 @@ from ledger.timeline import iso
 OWN_ROUTE = route_for("GET", "/v1/predictions/{prediction_id}")
 
 
-def provenance(services: Services, prediction_id: str, principal: Principal,
-               position: int | None) -> dict[str, Any]:
+def provenance(
+    services: Services, prediction_id: str, principal: Principal, position: int | None
+) -> dict[str, Any]:
     """Features, every output, the served model's lineage, policy, leader, outcomes, chain."""
     record = lookup(services, prediction_id, position)
     prediction = record.prediction
     if OWN_ROUTE and principal.role in OWN_ROUTE.own_only and prediction.caller != principal.actor:
-        raise NotFound(f"prediction {prediction_id} not found")  # others' predictions stay invisible
+        raise NotFound(
+            f"prediction {prediction_id} not found"
+        )  # others' predictions stay invisible
     deployment = deployment_at(services, prediction.deployment, prediction.deployment_version)
     return {
-        "prediction_id": str(prediction.id), "deployment": prediction.deployment,
-        "request_id": prediction.request_id, "features": features_of(services, prediction),
+        "prediction_id": str(prediction.id),
+        "deployment": prediction.deployment,
+        "request_id": prediction.request_id,
+        "features": features_of(services, prediction),
         "sealed_fields": (prediction.sealed or {}).get("fields", []),
         "outputs": prediction.outputs,
-        "served": {**model_lineage(services, prediction.served_model),
-                   **prediction.outputs[prediction.served_model]},
-        "shadow": [{**model_summary(services, m), **out} for m, out in prediction.outputs.items()
-                   if m != prediction.served_model],
-        "policy": prediction.policy, "deployment_version": prediction.deployment_version,
+        "served": {
+            **model_lineage(services, prediction.served_model),
+            **prediction.outputs[prediction.served_model],
+        },
+        "shadow": [
+            {**model_summary(services, m), **out}
+            for m, out in prediction.outputs.items()
+            if m != prediction.served_model
+        ],
+        "policy": prediction.policy,
+        "deployment_version": prediction.deployment_version,
         "leader": {"model_id": prediction.leader, "set_by": deployment.leader_set_by},
-        "flags": prediction.flags, "scoring": prediction.scoring, "caller": prediction.caller,
-        "outcome": prediction.outcome, "outcomes": prediction.outcomes,
-        "position": record.position, "recorded_at": iso(record.recorded_at),
-        "chain": chain_of(record), "as_of_position": position,
+        "flags": prediction.flags,
+        "scoring": prediction.scoring,
+        "caller": prediction.caller,
+        "outcome": prediction.outcome,
+        "outcomes": prediction.outcomes,
+        "position": record.position,
+        "recorded_at": iso(record.recorded_at),
+        "chain": chain_of(record),
+        "as_of_position": position,
     }
 
 
@@ -66,8 +82,9 @@ def deployment_at(services: Services, name: str, version: int) -> Any:
     """The deployment as it was at a version: no later event changes that."""
     ledger = services.ledger
     uid = ids.deployment_id(name)
-    return ledger.read_cache.get(("deployment", uid, version),
-                                 lambda: ledger.repository.get(uid, version=version))
+    return ledger.read_cache.get(
+        ("deployment", uid, version), lambda: ledger.repository.get(uid, version=version)
+    )
 
 
 def chain_of(record: PredictionRecord) -> dict[str, Any]:
@@ -85,21 +102,37 @@ def features_of(services: Services, prediction: Any) -> dict[str, Any]:
 
 def model_summary(services: Services, model_id: str) -> dict[str, Any]:
     model = services.ledger.model(model_id)
-    return {"model_id": model_id, "name": model.name, "algorithm": model.algorithm,
-            "features": model.features, "provenance": model.provenance, "artifact_digest": model.artifact_digest}
+    return {
+        "model_id": model_id,
+        "name": model.name,
+        "algorithm": model.algorithm,
+        "features": model.features,
+        "provenance": model.provenance,
+        "artifact_digest": model.artifact_digest,
+    }
 
 
 def model_lineage(services: Services, model_id: str) -> dict[str, Any]:
     """The model with its training run (spec, params, code, metrics) and datasets."""
     model = services.ledger.model(model_id)
-    summary = {**model_summary(services, model_id), "declared": model.declared,
-               "registered_by": model.registered_by, "training_run": None}
+    summary = {
+        **model_summary(services, model_id),
+        "declared": model.declared,
+        "registered_by": model.registered_by,
+        "training_run": None,
+    }
     if model.training_run_id:
         run = services.ledger.training_run(model.training_run_id)
         summary["training_run"] = {
-            "id": str(run.id), "spec_name": run.spec_name, "algorithm": run.algorithm, "params": run.params,
-            "code_version": run.code_version, "metrics": run.metrics, "target": run.target,
-            "trigger": run.trigger, "status": run.status,
+            "id": str(run.id),
+            "spec_name": run.spec_name,
+            "algorithm": run.algorithm,
+            "params": run.params,
+            "code_version": run.code_version,
+            "metrics": run.metrics,
+            "target": run.target,
+            "trigger": run.trigger,
+            "status": run.status,
             "datasets": {role: dataset_summary(services, d) for role, d in run.dataset_ids.items()},
         }
     return summary
@@ -110,5 +143,12 @@ def dataset_summary(services: Services, dataset_id: str) -> dict[str, Any]:
         d = services.ledger.dataset(dataset_id)
     except LedgerError:
         return {"id": dataset_id, "missing": True}
-    return {"id": dataset_id, "fingerprint": d.fingerprint, "rows": d.rows, "time_range": d.time_range,
-            "source": d.source, "role": d.role, "columns": d.columns}
+    return {
+        "id": dataset_id,
+        "fingerprint": d.fingerprint,
+        "rows": d.rows,
+        "time_range": d.time_range,
+        "source": d.source,
+        "role": d.role,
+        "columns": d.columns,
+    }

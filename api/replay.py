@@ -49,7 +49,9 @@ class ReplayStats:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
-def ledger_requests(source: Ledger, after: int, until: int, outcomes: bool = True) -> Iterator[Request]:
+def ledger_requests(
+    source: Ledger, after: int, until: int, outcomes: bool = True
+) -> Iterator[Request]:
     """The requests recorded in (after, until], and outcomes of those predictions recorded later."""
     replayed: set[Any] = set()
     first_at: int | None = None
@@ -71,9 +73,18 @@ def ledger_requests(source: Ledger, after: int, until: int, outcomes: bool = Tru
                 yield _batch_request(source, pending_batch, first_at)
                 pending_batch = []
             deployment, request_id = _prediction_key(source, event.originator_id)
-            yield Request(recorded_at - first_at, position, "/v1/outcomes",
-                          {"deployment": deployment, "request_id": request_id, "actual": event.actual,
-                           "observed_at": event.observed_at}, "outcome")
+            yield Request(
+                recorded_at - first_at,
+                position,
+                "/v1/outcomes",
+                {
+                    "deployment": deployment,
+                    "request_id": request_id,
+                    "actual": event.actual,
+                    "observed_at": event.observed_at,
+                },
+                "outcome",
+            )
     if pending_batch:
         yield _batch_request(source, pending_batch, first_at or 0)
 
@@ -89,16 +100,24 @@ def _events(source: Ledger, after: int, until: int | None) -> Iterator[tuple[int
     bound = "" if until is None else " AND id <= :until"
     while True:
         with source.engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                f"SELECT id, originator_id, originator_version, topic, state, recorded_at FROM {EVENTS_TABLE} "
-                f"WHERE id > :last{bound} AND topic IN (:made, :outcome) ORDER BY id LIMIT {PAGE}"),
-                {"last": last, "until": until, "made": MADE, "outcome": OUTCOME}).fetchall()
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT id, originator_id, originator_version, topic, state, recorded_at FROM {EVENTS_TABLE} "
+                    f"WHERE id > :last{bound} AND topic IN (:made, :outcome) ORDER BY id LIMIT {PAGE}"
+                ),
+                {"last": last, "until": until, "made": MADE, "outcome": OUTCOME},
+            ).fetchall()
         if not rows:
             return
         for r in rows:
-            event = source.mapper.to_domain_event(StoredEvent(
-                originator_id=as_uuid(r.originator_id), originator_version=r.originator_version,
-                topic=r.topic, state=bytes(r.state)))
+            event = source.mapper.to_domain_event(
+                StoredEvent(
+                    originator_id=as_uuid(r.originator_id),
+                    originator_version=r.originator_version,
+                    topic=r.topic,
+                    state=bytes(r.state),
+                )
+            )
             yield r.id, r.recorded_at, event
         last = rows[-1].id
 
@@ -112,16 +131,23 @@ def _features(source: Ledger, event: Any) -> dict[str, Any] | None:
     return shown
 
 
-def _single_request(source: Ledger, position: int, at: int, event: Any, first: int) -> Iterator[Request]:
+def _single_request(
+    source: Ledger, position: int, at: int, event: Any, first: int
+) -> Iterator[Request]:
     features = _features(source, event)
     body = None if features is None else {"features": features, "request_id": event.request_id}
-    yield Request(at - first, position, f"/v1/deployments/{event.deployment}/predictions", body, "prediction")
+    yield Request(
+        at - first, position, f"/v1/deployments/{event.deployment}/predictions", body, "prediction"
+    )
 
 
 def _same_batch(previous: tuple[int, int, Any], recorded_at: int, event: Any) -> bool:
     _, at, other = previous
-    return (at == recorded_at and other.deployment == event.deployment
-            and other.scoring.get("batch_id") == event.scoring.get("batch_id"))
+    return (
+        at == recorded_at
+        and other.deployment == event.deployment
+        and other.scoring.get("batch_id") == event.scoring.get("batch_id")
+    )
 
 
 def _batch_request(source: Ledger, members: list[tuple[int, int, Any]], first: int) -> Request:
@@ -135,7 +161,9 @@ def _batch_request(source: Ledger, members: list[tuple[int, int, Any]], first: i
         own = None if event.request_id == f"{batch_id}#{event.scoring['row']}" else event.request_id
         instances.append({**features, **({"request_id": own} if own else {})})
     body = {"instances": instances, "request_id": batch_id} if instances else None
-    return Request(at - first, position, f"/v1/deployments/{head.deployment}/predictions", body, "prediction")
+    return Request(
+        at - first, position, f"/v1/deployments/{head.deployment}/predictions", body, "prediction"
+    )
 
 
 def _prediction_key(source: Ledger, prediction_id: Any) -> tuple[str, str]:
@@ -143,7 +171,9 @@ def _prediction_key(source: Ledger, prediction_id: Any) -> tuple[str, str]:
     return prediction.deployment, prediction.request_id
 
 
-def file_requests(path: Path, deployment: str, time_column: str, skip: int = 0) -> Iterator[Request]:
+def file_requests(
+    path: Path, deployment: str, time_column: str, skip: int = 0
+) -> Iterator[Request]:
     """Rows of a CSV/Parquet file as single predictions, paced by their time column."""
     import pandas as pd
 
@@ -157,8 +187,13 @@ def file_requests(path: Path, deployment: str, time_column: str, skip: int = 0) 
             continue
         features = {c: _plain(row[c]) for c in columns}
         at = int((row["_t"] - first).total_seconds() * 1_000_000)
-        yield Request(at, index + 1, f"/v1/deployments/{deployment}/predictions",
-                      {"features": features, "request_id": f"replay:{path.name}:{index}"}, "prediction")
+        yield Request(
+            at,
+            index + 1,
+            f"/v1/deployments/{deployment}/predictions",
+            {"features": features, "request_id": f"replay:{path.name}:{index}"},
+            "prediction",
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -171,9 +206,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def replay(requests: Iterator[Request], send: Send, speed: float = 1.0, max_rate: float | None = None,
-           progress: Callable[[Request], None] | None = None, clock: Callable[[], float] = time.monotonic,
-           sleep: Callable[[float], None] = time.sleep) -> ReplayStats:
+def replay(
+    requests: Iterator[Request],
+    send: Send,
+    speed: float = 1.0,
+    max_rate: float | None = None,
+    progress: Callable[[Request], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReplayStats:
     """Send each request at its original offset divided by `speed` (0: as fast as taken)."""
     stats = ReplayStats()
     start = clock()
@@ -206,8 +247,12 @@ def http_sender(base_url: str, key: str, timeout: float = 30.0) -> Send:
 
     def send(method: str, path: str, body: Any) -> tuple[int, Any]:
         data = json.dumps(body).encode()
-        request = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method, headers={
-            "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            base_url.rstrip("/") + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
         for attempt in range(5):
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as answer:

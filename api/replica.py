@@ -30,7 +30,9 @@ class ReadRouter:
     primary: sa.Engine
     standby: sa.Engine | None = None
     wait_seconds: float = 1.0  # how long a read waits for the standby before it asks the primary
-    observe: Callable[[str], None] = lambda served_by: None  # /metrics counts reads by where they ran
+    observe: Callable[[str], None] = lambda served_by: (
+        None
+    )  # /metrics counts reads by where they ran
 
     @classmethod
     def for_url(cls, primary: sa.Engine, url: str, wait_seconds: float = 1.0) -> ReadRouter:
@@ -62,8 +64,10 @@ class ReadRouter:
                 except (sa.exc.ProgrammingError, sa.exc.OperationalError):
                     states = {}  # the standby has not replayed the position table yet
                 conn.rollback()  # a new snapshot for the next poll
-                if all((state := states.get(name)) is not None and state[0] >= floor
-                       for name, floor in floors.items()):
+                if all(
+                    (state := states.get(name)) is not None and state[0] >= floor
+                    for name, floor in floors.items()
+                ):
                     return True
                 if time.monotonic() >= deadline:
                     return False

@@ -56,11 +56,16 @@ class Services:
         return cls(
             settings=settings,
             ledger=ledger,
-            serving=Serving.build(ledger, settings, check_seconds=option(settings, "deployment_check_seconds")),
+            serving=Serving.build(
+                ledger, settings, check_seconds=option(settings, "deployment_check_seconds")
+            ),
             keys=KeyCache(ledger.authenticate, ttl_seconds=option(settings, "auth_cache_seconds")),
-            limiter=RateLimiter(option(settings, "rate_limit_per_second"), option(settings, "rate_limit_burst")),
-            reads=ReadRouter.for_url(ledger.engine, settings.read_database_url,
-                                     option(settings, "standby_wait_seconds")),
+            limiter=RateLimiter(
+                option(settings, "rate_limit_per_second"), option(settings, "rate_limit_burst")
+            ),
+            reads=ReadRouter.for_url(
+                ledger.engine, settings.read_database_url, option(settings, "standby_wait_seconds")
+            ),
         )
 
     @property
@@ -87,4 +92,3 @@ class Services:
         if self.reads is not None:
             self.reads.close()
         self.ledger.close()
-

@@ -46,8 +46,12 @@ class Child:
         if self.process is not None:
             self.failures += 1
             delay = RESTART_BACKOFF_SECONDS[min(self.failures, len(RESTART_BACKOFF_SECONDS)) - 1]
-            log.warning("sidecar exited; restarting", sidecar=self.name,
-                        returncode=self.process.returncode, restart_in_s=delay)
+            log.warning(
+                "sidecar exited; restarting",
+                sidecar=self.name,
+                returncode=self.process.returncode,
+                restart_in_s=delay,
+            )
             self.process, self.next_start = None, time.monotonic() + delay
         if time.monotonic() >= self.next_start:
             self.process = subprocess.Popen(self.argv)
@@ -91,16 +95,29 @@ def digest_writer(database_url: str, interval: int) -> tuple[object, Path]:
 @click.command()
 @click.option("--db", "database_url", required=True)
 @click.option("--digest-interval", type=int, default=300)
-@click.option("--projector/--no-projector", default=True,
-              help="Also run the projector and the health pass (single host); off: digests only.")
+@click.option(
+    "--projector/--no-projector",
+    default=True,
+    help="Also run the projector and the health pass (single host); off: digests only.",
+)
 def main(database_url: str, digest_interval: int, projector: bool) -> None:
     """Keep the projector running and write digests until the parent goes away."""
     configure_logging()
     parent = os.getppid()
-    children = [Child("projector", ledger_command(database_url, "project", "--follow"))] if projector else []
-    if projector:  # one host runs it all; on a cluster `ledger autopilot --loop` runs as its own service
+    children = (
+        [Child("projector", ledger_command(database_url, "project", "--follow"))]
+        if projector
+        else []
+    )
+    if (
+        projector
+    ):  # one host runs it all; on a cluster `ledger autopilot --loop` runs as its own service
         # feed timer, quality windows, best_recent, retention and any configured rebuild rules
-        children.append(Child("autopilot", ledger_command(database_url, "autopilot", "--loop", "--interval", "60")))
+        children.append(
+            Child(
+                "autopilot", ledger_command(database_url, "autopilot", "--loop", "--interval", "60")
+            )
+        )
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     writer, key_path = digest_writer(database_url, digest_interval)

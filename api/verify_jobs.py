@@ -14,7 +14,8 @@ from ledger.errors import NotFound
 
 metadata = sa.MetaData()
 jobs = sa.Table(
-    "ledger_verify_jobs", metadata,
+    "ledger_verify_jobs",
+    metadata,
     sa.Column("job_id", sa.String(32), primary_key=True),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("started_at", sa.String(40), nullable=False),
@@ -40,18 +41,26 @@ class VerifyJobs:
         job_id = uuid.uuid4().hex
         with self.engine.begin() as conn:
             conn.execute(jobs.insert().values(job_id=job_id, status="running", started_at=_now()))
-        thread = threading.Thread(target=self._run, args=(job_id,), name=f"verify-{job_id[:8]}", daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(job_id,), name=f"verify-{job_id[:8]}", daemon=True
+        )
         thread.start()
         return job_id, thread
 
     def _run(self, job_id: str) -> None:
         try:
             report = self._verify()
-            values = {"status": "done", "ok": bool(report.ok), "report": orjson.dumps(report.to_dict()).decode()}
+            values = {
+                "status": "done",
+                "ok": bool(report.ok),
+                "report": orjson.dumps(report.to_dict()).decode(),
+            }
         except Exception as error:  # noqa: BLE001 - the poller learns why, the worker lives on
             values = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
         with self.engine.begin() as conn:
-            conn.execute(jobs.update().where(jobs.c.job_id == job_id).values(finished_at=_now(), **values))
+            conn.execute(
+                jobs.update().where(jobs.c.job_id == job_id).values(finished_at=_now(), **values)
+            )
 
     def get(self, job_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:

@@ -31,8 +31,11 @@ def run(url: str, n: int, profile: bool) -> tuple[list[float], float]:
             headers = {"Authorization": f"Bearer {api.keys['predictor']}"}
             post = api.client.simulate_post
             for i in range(50):  # warm caches: runtime, schemas, keys, connections
-                post("/v1/deployments/churn/predictions", headers=headers,
-                     json={"features": ROW, "request_id": f"warm-{i}"})
+                post(
+                    "/v1/deployments/churn/predictions",
+                    headers=headers,
+                    json={"features": ROW, "request_id": f"warm-{i}"},
+                )
             profiler = cProfile.Profile() if profile else None
             times = []
             if profiler:
@@ -40,8 +43,11 @@ def run(url: str, n: int, profile: bool) -> tuple[list[float], float]:
             cpu_started = time.process_time()
             for i in range(n):
                 started = time.perf_counter()
-                result = post("/v1/deployments/churn/predictions", headers=headers,
-                              json={"features": ROW, "request_id": f"r-{i}"})
+                result = post(
+                    "/v1/deployments/churn/predictions",
+                    headers=headers,
+                    json={"features": ROW, "request_id": f"r-{i}"},
+                )
                 times.append(time.perf_counter() - started)
                 assert result.status_code == 201, result.text
             cpu_per_request = (time.process_time() - cpu_started) / n
@@ -71,9 +77,11 @@ def main() -> None:
             finally:
                 drop_postgres_database(url)
         ms = sorted(t * 1000 for t in times)
-        print(f"{backend}: n={len(ms)} median {statistics.median(ms):.2f} ms, "
-              f"p90 {ms[int(len(ms) * 0.9)]:.2f} ms, p99 {ms[int(len(ms) * 0.99)]:.2f} ms, "
-              f"CPU {cpu * 1000:.2f} ms a request (this process, all threads)")
+        print(
+            f"{backend}: n={len(ms)} median {statistics.median(ms):.2f} ms, "
+            f"p90 {ms[int(len(ms) * 0.9)]:.2f} ms, p99 {ms[int(len(ms) * 0.99)]:.2f} ms, "
+            f"CPU {cpu * 1000:.2f} ms a request (this process, all threads)"
+        )
 
 
 if __name__ == "__main__":

@@ -45,14 +45,23 @@ def reads(engine: Any, now_us: int | None = None) -> dict[str, Any]:
     ledger's last event when its clock runs ahead of the wall clock, so both windows hold data)."""
     return {
         "prediction index, 100 newest of the deployment": lambda p: list_predictions(
-            engine, deployment="bench", limit=100, as_of=p),
+            engine, deployment="bench", limit=100, as_of=p
+        ),
         "prediction index, feature.region=north": lambda p: list_predictions(
-            engine, features={"region": "north"}, limit=100, as_of=p),
+            engine, features={"region": "north"}, limit=100, as_of=p
+        ),
         "prediction index, has_outcome=false": lambda p: list_predictions(
-            engine, has_outcome=False, limit=100, as_of=p),
+            engine, has_outcome=False, limit=100, as_of=p
+        ),
         "performance, whole deployment": lambda p: performance(engine, "bench", as_of=p),
         "performance, slice=age, last 7 days": lambda p: performance(
-            engine, "bench", slice_feature="age", window_days=7, as_of=p, now_us=None if p else now_us),
+            engine,
+            "bench",
+            slice_feature="age",
+            window_days=7,
+            as_of=p,
+            now_us=None if p else now_us,
+        ),
     }
 
 
@@ -60,9 +69,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--days", type=int, default=30,
-                        help="days the ledger's clock spans (0: real time, every outcome in an hour or two)")
-    parser.add_argument("--database", help="time the reads on this projected bench ledger (kept), build none")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        help="days the ledger's clock spans (0: real time, every outcome in an hour or two)",
+    )
+    parser.add_argument(
+        "--database", help="time the reads on this projected bench ledger (kept), build none"
+    )
     args = parser.parse_args()
     url = args.database or create_postgres_database("ledger_bench_as_of")
     ledger = Ledger(Settings(home=Path("var/bench"), database_url=url, group_commit=False))
@@ -89,14 +104,22 @@ def build(ledger: Ledger, events: int, days: int) -> None:
 
 def report(engine: Any, head: int, now_us: int, repeat: int) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n### as_of vs now on PostgreSQL, {head:,} events (median of {repeat}, ms; load {load})\n")
+    print(
+        f"\n### as_of vs now on PostgreSQL, {head:,} events (median of {repeat}, ms; load {load})\n"
+    )
     print("| read | now | as_of middle | ratio | as_of head-50 | ratio |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, read in reads(engine, now_us).items():
-        for cut in (None, head // 2, head - 50):  # warm: the first read of each compiles its statements
+        for cut in (
+            None,
+            head // 2,
+            head - 50,
+        ):  # warm: the first read of each compiles its statements
             read(cut)
         now, middle, recent = now_and_as_of_ms(read, head, repeat)
-        print(f"| {name} | {now:.1f} | {middle:.1f} | {middle / now:.2f}× | {recent:.1f} | {recent / now:.2f}× |")
+        print(
+            f"| {name} | {now:.1f} | {middle:.1f} | {middle / now:.2f}× | {recent:.1f} | {recent / now:.2f}× |"
+        )
 
 
 if __name__ == "__main__":

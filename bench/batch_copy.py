@@ -30,7 +30,10 @@ from tests.integration.api_support import ROW, deployment_with_models, make_api
 
 
 def rows(n: int) -> list[dict[str, Any]]:
-    return [{**ROW, "age": 18.0 + i % 60, "income": 20_000.0 + 37 * i, "customer": f"c-{i % 5000}"} for i in range(n)]
+    return [
+        {**ROW, "age": 18.0 + i % 60, "income": 20_000.0 + 37 * i, "customer": f"c-{i % 5000}"}
+        for i in range(n)
+    ]
 
 
 class GcClock:
@@ -58,8 +61,11 @@ def scored_batch(api: Any, body: list[dict[str, Any]], batch_id: str) -> tuple[f
     headers = {"Authorization": f"Bearer {api.keys['predictor']}"}
     with GcClock() as collector:
         wall, cpu = time.perf_counter(), time.process_time()
-        answer = api.client.simulate_post("/v1/deployments/churn/predictions", headers=headers,
-                                          json={"instances": body, "request_id": batch_id})
+        answer = api.client.simulate_post(
+            "/v1/deployments/churn/predictions",
+            headers=headers,
+            json={"instances": body, "request_id": batch_id},
+        )
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     if answer.status_code != 201:
         raise RuntimeError(answer.text[:500])
@@ -68,7 +74,9 @@ def scored_batch(api: Any, body: list[dict[str, Any]], batch_id: str) -> tuple[f
 
 def head(ledger: Ledger) -> int:
     with ledger.engine.connect() as conn:
-        return int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one())
+        return int(
+            conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one()
+        )
 
 
 def copy_rows(ledger: Ledger, after: int) -> tuple[float, float, int]:
@@ -76,15 +84,21 @@ def copy_rows(ledger: Ledger, after: int) -> tuple[float, float, int]:
     with ledger.engine.begin() as conn:
         stored = conn.exec_driver_sql(
             f"SELECT originator_id, originator_version, topic, state, recorded_at FROM {EVENTS_TABLE} "
-            "WHERE id > %(a)s ORDER BY id", {"a": after}).fetchall()
-        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS bench_copy (LIKE {EVENTS_TABLE} INCLUDING ALL)")
+            "WHERE id > %(a)s ORDER BY id",
+            {"a": after},
+        ).fetchall()
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS bench_copy (LIKE {EVENTS_TABLE} INCLUDING ALL)"
+        )
     text = "".join(f"{r[0]}\t{r[1]}\t{r[2]}\t\\\\x{bytes(r[3]).hex()}\t{r[4]}\n" for r in stored)
     raw = ledger.engine.raw_connection()
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         with raw.cursor() as cursor:
-            cursor.copy_expert("COPY bench_copy (originator_id, originator_version, topic, state, recorded_at) FROM STDIN",
-                               io.StringIO(text))
+            cursor.copy_expert(
+                "COPY bench_copy (originator_id, originator_version, topic, state, recorded_at) FROM STDIN",
+                io.StringIO(text),
+            )
         raw.commit()
         return time.perf_counter() - wall, time.process_time() - cpu, len(stored)
     finally:
@@ -110,12 +124,18 @@ def run(n: int, repeat: int) -> dict[str, Any]:
             drop_postgres_database(url)
     wall = statistics.median(w for w, _, _ in ledger_runs)
     copy_wall = statistics.median(w for w, _, _ in copy_runs)
-    return {"rows": n, "copied_rows": copy_runs[0][2],
-            "ledger_rows_per_s": n / wall, "ledger_wall_s": wall,
-            "ledger_cpu_s": statistics.median(c for _, c, _ in ledger_runs),
-            "ledger_gc_s": statistics.median(g for _, _, g in ledger_runs),
-            "copy_rows_per_s": n / copy_wall, "copy_wall_s": copy_wall,
-            "copy_cpu_s": statistics.median(c for _, c, _ in copy_runs), "ratio": copy_wall / wall}
+    return {
+        "rows": n,
+        "copied_rows": copy_runs[0][2],
+        "ledger_rows_per_s": n / wall,
+        "ledger_wall_s": wall,
+        "ledger_cpu_s": statistics.median(c for _, c, _ in ledger_runs),
+        "ledger_gc_s": statistics.median(g for _, _, g in ledger_runs),
+        "copy_rows_per_s": n / copy_wall,
+        "copy_wall_s": copy_wall,
+        "copy_cpu_s": statistics.median(c for _, c, _ in copy_runs),
+        "ratio": copy_wall / wall,
+    }
 
 
 def main() -> None:

@@ -58,7 +58,9 @@ def print_table(title: str, figures: list[Figure]) -> None:
         base = f"{f.baseline:,.0f}" if f.baseline else ""
         ratio = f"{f.ratio:.2f}×" if f.ratio is not None else ""
         cpu = f"{f.cpu_us:,.0f}" if f.cpu_us is not None else ""
-        print(f"| {f.name} | {f.value:,.0f} | {cpu} | {f.baseline_name} | {base} | {ratio} | {f.target} |")
+        print(
+            f"| {f.name} | {f.value:,.0f} | {cpu} | {f.baseline_name} | {base} | {ratio} | {f.target} |"
+        )
 
 
 PG_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

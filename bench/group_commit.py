@@ -41,8 +41,12 @@ MODELS = ("7d6f3c1e-1111-4a4b-9c2d-000000000001", "7d6f3c1e-1111-4a4b-9c2d-00000
 def scored_row(rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
     """30 features as a request sends them, and two models' outputs for them."""
     features: dict[str, Any] = {f"x{i:02d}": round(rng.gauss(0, 1), 6) for i in range(26)}
-    features.update(region=rng.choice(REGIONS), plan=rng.choice(PLANS), tenure=rng.randint(0, 120),
-                    subject_id=None)
+    features.update(
+        region=rng.choice(REGIONS),
+        plan=rng.choice(PLANS),
+        tenure=rng.randint(0, 120),
+        subject_id=None,
+    )
     p = rng.random()
     outputs = {m: {"value": int(p > 0.5), "probabilities": {"0": 1 - p, "1": p}} for m in MODELS}
     return features, outputs
@@ -56,10 +60,19 @@ def make_prediction(request_id: str, rng: random.Random) -> Prediction:
     """A prediction as the API records it: 30 features, two models' outputs, flags, scoring."""
     features, outputs = ROWS[rng.randrange(len(ROWS))]
     return Prediction(
-        deployment="churn", deployment_version=3, request_id=request_id,
-        body_digest=hashlib.sha256(request_id.encode()).hexdigest(), features=features, sealed=None,
-        outputs=outputs, served_model=MODELS[0], policy={"name": "manual"}, leader=MODELS[0],
-        flags=[], scoring={"mode": "alone"}, actor="key:bench01",
+        deployment="churn",
+        deployment_version=3,
+        request_id=request_id,
+        body_digest=hashlib.sha256(request_id.encode()).hexdigest(),
+        features=features,
+        sealed=None,
+        outputs=outputs,
+        served_model=MODELS[0],
+        policy={"name": "manual"},
+        leader=MODELS[0],
+        flags=[],
+        scoring={"mode": "alone"},
+        actor="key:bench01",
     )
 
 
@@ -95,6 +108,7 @@ def ledger_rate(url: str, callers: int, seconds: float, group_commit: bool = Tru
         ledger = Ledger(Settings(home=home, database_url=url, group_commit=group_commit))
         rngs = [random.Random(i) for i in range(callers)]
         try:
+
             def call(thread: int, n: int) -> None:
                 ledger.record_predictions([make_prediction(f"r{thread}-{n}", rngs[thread])])
 
@@ -114,9 +128,13 @@ def processes_rate(url: str, processes: int, callers: int, seconds: float) -> Ra
 
     ctx = multiprocessing.get_context("fork")  # like gunicorn: workers forked from one master
     start, out = ctx.Event(), ctx.Queue()
-    Ledger(Settings(home=tempfile.mkdtemp(), database_url=url)).close()  # tables exist before the race
-    workers = [ctx.Process(target=_process_rate, args=(url, callers, seconds, start, out))
-               for _ in range(processes)]
+    Ledger(
+        Settings(home=tempfile.mkdtemp(), database_url=url)
+    ).close()  # tables exist before the race
+    workers = [
+        ctx.Process(target=_process_rate, args=(url, callers, seconds, start, out))
+        for _ in range(processes)
+    ]
     for w in workers:
         w.start()
     start.set()
@@ -158,9 +176,14 @@ def raw_postgres_rate(url: str, rows: list[tuple], batch: int) -> float:
     started = time.perf_counter()
     for i in range(0, len(rows), batch):
         with conn, conn.cursor() as cur:
-            execute_values(cur, "INSERT INTO raw_events (originator_id, originator_version, topic, "
-                           "state, recorded_at) VALUES %s RETURNING id",
-                           [r + (0,) for r in rows[i:i + batch]], page_size=batch, fetch=True)
+            execute_values(
+                cur,
+                "INSERT INTO raw_events (originator_id, originator_version, topic, "
+                "state, recorded_at) VALUES %s RETURNING id",
+                [r + (0,) for r in rows[i : i + batch]],
+                page_size=batch,
+                fetch=True,
+            )
     elapsed = time.perf_counter() - started
     conn.close()
     return len(rows) / elapsed
@@ -179,8 +202,11 @@ def raw_sqlite_rate(path: str, rows: list[tuple], batch: int) -> float:
     started = time.perf_counter()
     for i in range(0, len(data), batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO raw_events (originator_id, originator_version, topic, state, "
-                         "recorded_at) VALUES (?, ?, ?, ?, ?)", data[i:i + batch])
+        conn.executemany(
+            "INSERT INTO raw_events (originator_id, originator_version, topic, state, "
+            "recorded_at) VALUES (?, ?, ?, ?, ?)",
+            data[i : i + batch],
+        )
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -192,12 +218,16 @@ def library_rate(url: str, callers: int, seconds: float) -> Rate:
     from eventsourcing.application import Application
 
     class Plain(Application):
-        env = {"PERSISTENCE_MODULE": "eventsourcing_sqlalchemy", "SQLALCHEMY_URL": url,
-               "SQLALCHEMY_POOL_SIZE": str(max(callers, 5))}
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+            "SQLALCHEMY_URL": url,
+            "SQLALCHEMY_POOL_SIZE": str(max(callers, 5)),
+        }
 
     app = Plain()
     rngs = [random.Random(i) for i in range(callers)]
     try:
+
         def call(thread: int, n: int) -> None:
             app.save(make_prediction(f"lib{thread}-{n}", rngs[thread]))
 
@@ -218,8 +248,9 @@ def in_database(backend: str, measure: Callable[[str], Any]) -> Any:
         return measure(f"sqlite:///{os.path.join(tmp, 'bench.db')}")
 
 
-def bench_backend(backend: str, callers_list: list[int], seconds: float, rows: list[tuple],
-                  with_library: bool) -> list[Figure]:
+def bench_backend(
+    backend: str, callers_list: list[int], seconds: float, rows: list[tuple], with_library: bool
+) -> list[Figure]:
     figures = []
     for callers in callers_list:
         value, cpu = in_database(backend, lambda url, c=callers: ledger_rate(url, c, seconds))
@@ -229,13 +260,31 @@ def bench_backend(backend: str, callers_list: list[int], seconds: float, rows: l
         else:
             raw = in_database(backend, lambda url, c=callers: raw_sqlite_rate(url[10:], rows, c))
             raw_name = f"raw executemany, {callers} rows/txn"
-        figures.append(Figure(f"{backend}: group commit, {callers} callers", value, raw_name, raw,
-                              "≥ 5,000/s at 32 (PostgreSQL)" if backend == "postgres" and callers == 32 else "",
-                              cpu))
-        if with_library and backend == "postgres":  # on SQLite its threads fail with "database is locked"
-            lib, lib_cpu = in_database(backend, lambda url, c=callers: library_rate(url, c, seconds))
-            figures.append(Figure(f"{backend}: library ORM path, {callers} callers", lib, "group commit",
-                                  value, cpu_us=lib_cpu))
+        figures.append(
+            Figure(
+                f"{backend}: group commit, {callers} callers",
+                value,
+                raw_name,
+                raw,
+                "≥ 5,000/s at 32 (PostgreSQL)" if backend == "postgres" and callers == 32 else "",
+                cpu,
+            )
+        )
+        if (
+            with_library and backend == "postgres"
+        ):  # on SQLite its threads fail with "database is locked"
+            lib, lib_cpu = in_database(
+                backend, lambda url, c=callers: library_rate(url, c, seconds)
+            )
+            figures.append(
+                Figure(
+                    f"{backend}: library ORM path, {callers} callers",
+                    lib,
+                    "group commit",
+                    value,
+                    cpu_us=lib_cpu,
+                )
+            )
     return figures
 
 
@@ -244,10 +293,21 @@ def bench_splits(splits: list[str], seconds: float) -> list[Figure]:
     figures = []
     for split in splits:
         processes, threads = (int(n) for n in split.split("x"))
-        value, cpu = in_database("postgres", lambda url, p=processes, t=threads: processes_rate(url, p, t, seconds))
-        single, _ = in_database("postgres", lambda url, c=processes * threads: ledger_rate(url, c, seconds))
-        figures.append(Figure(f"postgres: {processes} processes × {threads} threads", value,
-                              f"1 process × {processes * threads} threads", single, cpu_us=cpu))
+        value, cpu = in_database(
+            "postgres", lambda url, p=processes, t=threads: processes_rate(url, p, t, seconds)
+        )
+        single, _ = in_database(
+            "postgres", lambda url, c=processes * threads: ledger_rate(url, c, seconds)
+        )
+        figures.append(
+            Figure(
+                f"postgres: {processes} processes × {threads} threads",
+                value,
+                f"1 process × {processes * threads} threads",
+                single,
+                cpu_us=cpu,
+            )
+        )
     return figures
 
 
@@ -258,17 +318,26 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=["postgres", "sqlite"])
     parser.add_argument("--raw-rows", type=int, default=8000)
     parser.add_argument("--no-library", action="store_true", help="skip the library's ORM path")
-    parser.add_argument("--splits", nargs="*", default=[], metavar="PxT",
-                        help="also measure P worker processes × T threads on PostgreSQL, e.g. 2x8 2x16")
+    parser.add_argument(
+        "--splits",
+        nargs="*",
+        default=[],
+        metavar="PxT",
+        help="also measure P worker processes × T threads on PostgreSQL, e.g. 2x8 2x16",
+    )
     args = parser.parse_args()
     rows = stored_rows(args.raw_rows)
     for backend in args.backends:
         figures = bench_backend(backend, args.callers, args.seconds, rows, not args.no_library)
-        print_table(f"{backend}: recorded predictions/s ({args.seconds:g} s a figure, {os.cpu_count()} cores)",
-                    figures)
+        print_table(
+            f"{backend}: recorded predictions/s ({args.seconds:g} s a figure, {os.cpu_count()} cores)",
+            figures,
+        )
     if args.splits:
-        print_table("PostgreSQL: processes × threads (gunicorn gthread workers)",
-                    bench_splits(args.splits, args.seconds))
+        print_table(
+            "PostgreSQL: processes × threads (gunicorn gthread workers)",
+            bench_splits(args.splits, args.seconds),
+        )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,16 @@ from bench.common import create_postgres_database, drop_postgres_database
 from tests.e2e.server import Server
 
 PREDICT = "/v1/deployments/churn/predictions"
-ROW = {"customer_id": "c-1001", "tenure_months": 7, "monthly_charges": 82.5, "support_calls": 3,
-       "income": 41000, "region": "north", "plan": "premium", "has_partner": False}
+ROW = {
+    "customer_id": "c-1001",
+    "tenure_months": 7,
+    "monthly_charges": 82.5,
+    "support_calls": 3,
+    "income": 41000,
+    "region": "north",
+    "plan": "premium",
+    "has_partner": False,
+}
 TICKS = os.sysconf("SC_CLK_TCK")
 
 LUA = r"""
@@ -78,8 +86,10 @@ class FlaggedServer(Server):
 
 def lua_script(directory: Path, key: str, path: str, row: dict[str, Any]) -> Path:
     headers = '{["Authorization"]="Bearer ' + key + '", ["Content-Type"]="application/json"}'
-    prelude = (f'RUN = "{uuid.uuid4().hex[:12]}"\nPATH = "{path}"\nHEADERS = {headers}\n'
-               f"ROW = [==[{json.dumps(row)}]==]\n")
+    prelude = (
+        f'RUN = "{uuid.uuid4().hex[:12]}"\nPATH = "{path}"\nHEADERS = {headers}\n'
+        f"ROW = [==[{json.dumps(row)}]==]\n"
+    )
     script = directory / f"post-{uuid.uuid4().hex[:6]}.lua"
     script.write_text(prelude + LUA)
     return script
@@ -87,23 +97,44 @@ def lua_script(directory: Path, key: str, path: str, row: dict[str, Any]) -> Pat
 
 def wrk(url: str, script: Path, clients: int, seconds: float) -> dict[str, float]:
     """One wrk run: requests/s, latency percentiles (ms), errors."""
-    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "10s",
-               "-s", str(script), url, "--", uuid.uuid4().hex[:12]]
+    command = [
+        "wrk",
+        "-t",
+        "2",
+        "-c",
+        str(clients),
+        "-d",
+        f"{seconds:.0f}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+        "--",
+        uuid.uuid4().hex[:12],
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     lines = [x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")]
     if not lines:
         raise RuntimeError(f"wrk gave no figures: {done.stdout[-500:]} {done.stderr[-500:]}")
     line = lines[0]
-    raw = json.loads(line[len("WRKJSON "):])
+    raw = json.loads(line[len("WRKJSON ") :])
     ok = raw["requests"] - raw["status"]
-    return {"requests_per_s": ok / (raw["duration_us"] / 1e6), "ok": ok,
-            "errors": raw["status"] + raw["connect"] + raw["timeout"],
-            "p50_ms": raw["p50_us"] / 1000, "p90_ms": raw["p90_us"] / 1000, "p99_ms": raw["p99_us"] / 1000}
+    return {
+        "requests_per_s": ok / (raw["duration_us"] / 1e6),
+        "ok": ok,
+        "errors": raw["status"] + raw["connect"] + raw["timeout"],
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+    }
 
 
 def tree(pid: int) -> list[int]:
     """The process and its children (gunicorn master and workers)."""
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True
+    ).stdout.split()
     return [pid] + [p for c in children for p in tree(int(c))]
 
 
@@ -119,7 +150,11 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def rss_mib(pid: int) -> dict[str, float]:
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    status = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if ":" in line
+    )
     return {k: int(status[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
 
 
@@ -137,14 +172,20 @@ def postgres_pids(url: str) -> list[int]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return [int(p) for p in conn.exec_driver_sql(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "OR backend_type = 'walwriter'").scalars()]
+            return [
+                int(p)
+                for p in conn.exec_driver_sql(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "OR backend_type = 'walwriter'"
+                ).scalars()
+            ]
     finally:
         engine.dispose()
 
 
-def measured(server: Server, script: Path, clients: int, seconds: float, url: str) -> dict[str, float]:
+def measured(
+    server: Server, script: Path, clients: int, seconds: float, url: str
+) -> dict[str, float]:
     pids, database = tree(server.process.pid), postgres_pids(url)
     cpu, db_cpu, (busy, total) = cpu_seconds(pids), cpu_seconds(database), machine_ticks()
     result = wrk(server.url + PREDICT, script, clients, seconds)
@@ -157,7 +198,9 @@ def measured(server: Server, script: Path, clients: int, seconds: float, url: st
     return result
 
 
-def profile(server: Server, seconds: float, script: Path, clients: int, out: Path, gil: bool = False) -> str | None:
+def profile(
+    server: Server, seconds: float, script: Path, clients: int, out: Path, gil: bool = False
+) -> str | None:
     """py-spy on one worker while wrk loads the server: the collapsed stacks file.
 
     With `gil`, only the thread holding the GIL is sampled: where the worker's Python CPU goes.
@@ -165,9 +208,27 @@ def profile(server: Server, seconds: float, script: Path, clients: int, out: Pat
     spy = shutil.which("py-spy") or str(Path(os.sys.executable).with_name("py-spy"))
     worker = tree(server.process.pid)[-1]
     out.parent.mkdir(parents=True, exist_ok=True)
-    recorder = subprocess.Popen([spy, "record", "-r", "200", "-d", f"{seconds:.0f}", "-f", "raw", "-o", str(out),
-                                 "-p", str(worker), "--nonblocking", *(["--gil"] if gil else [])], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+    recorder = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "-r",
+            "200",
+            "-d",
+            f"{seconds:.0f}",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "-p",
+            str(worker),
+            "--nonblocking",
+            *(["--gil"] if gil else []),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wrk(server.url + PREDICT, script, clients, seconds)
     _, err = recorder.communicate(timeout=60)
     return str(out) if out.exists() else f"py-spy failed: {err.strip()[-300:]}"
@@ -177,14 +238,22 @@ def callers_per_commit(server: Server, keys: dict[str, str]) -> float | None:
     """Mean callers per group commit over the whole run, from the recording server's /metrics."""
     import urllib.request
 
-    request = urllib.request.Request(server.url + "/metrics", headers={"Authorization": f"Bearer {keys['admin']}"})
+    request = urllib.request.Request(
+        server.url + "/metrics", headers={"Authorization": f"Bearer {keys['admin']}"}
+    )
     try:
         text = urllib.request.urlopen(request, timeout=30).read().decode()
     except OSError:
         return None
-    values = {name: float(value) for name, value in (line.split()[:2] for line in text.splitlines()
-              if line.startswith("ledger_group_commit_batch_callers_") and not line.startswith("#"))
-              if not name.endswith("_bucket")}
+    values = {
+        name: float(value)
+        for name, value in (
+            line.split()[:2]
+            for line in text.splitlines()
+            if line.startswith("ledger_group_commit_batch_callers_") and not line.startswith("#")
+        )
+        if not name.endswith("_bucket")
+    }
     count = values.get("ledger_group_commit_batch_callers_count")
     return values.get("ledger_group_commit_batch_callers_sum", 0) / count if count else None
 
@@ -195,35 +264,57 @@ def made_events(url: str) -> int:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.exec_driver_sql(
-                "SELECT count(*) FROM ledger_events WHERE topic = 'ledger.domain.predictions:Prediction.Made'").scalar_one())
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM ledger_events WHERE topic = 'ledger.domain.predictions:Prediction.Made'"
+                ).scalar_one()
+            )
     finally:
         engine.dispose()
 
 
-def start_pair(home: Path, url: str, workers: int, threads: int,
-               env: dict[str, str] | None = None) -> tuple[Server, Server, str]:
+def start_pair(
+    home: Path, url: str, workers: int, threads: int, env: dict[str, str] | None = None
+) -> tuple[Server, Server, str]:
     """The recording server (which creates the demo) and the no-recording one, on one database and home.
 
     One home: API keys and the privacy master key live there; each keeps its own metrics directory.
     """
     options = ("--workers", str(workers), "--threads", str(threads))
     on = FlaggedServer(home, url)
-    on.name, on.extra_env = "on", {**(env or {}), "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-on")}
+    on.name, on.extra_env = (
+        "on",
+        {**(env or {}), "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-on")},
+    )
     on.start("--demo", *options, timeout=600)
     key = json.loads((home / "demo-keys.json").read_text())["predictor"]
     off = FlaggedServer(home, url)
     off.name = "off"
-    off.extra_env = {**(env or {}), "LEDGER_RECORD_PREDICTIONS": "0", "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-off")}
+    off.extra_env = {
+        **(env or {}),
+        "LEDGER_RECORD_PREDICTIONS": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-off"),
+    }
     off.start(*options, timeout=300)
     return on, off, key
 
 
-def run(seconds: float, clients: list[int], workers: int, threads: int, profile_dir: Path | None,
-        env: dict[str, str] | None = None) -> dict[str, Any]:
+def run(
+    seconds: float,
+    clients: list[int],
+    workers: int,
+    threads: int,
+    profile_dir: Path | None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     url = create_postgres_database("ledger_bench_http")
-    results: dict[str, Any] = {"workers": workers, "threads": threads, "seconds": seconds, "env": env or {},
-                               "runs": []}
+    results: dict[str, Any] = {
+        "workers": workers,
+        "threads": threads,
+        "seconds": seconds,
+        "env": env or {},
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory() as directory:
         home = Path(directory)
         on = off = None
@@ -237,17 +328,39 @@ def run(seconds: float, clients: list[int], workers: int, threads: int, profile_
                 wrk(server.url + PREDICT, script, max(clients), 4)
             for n in clients:
                 for label, server in (("off", off), ("on", on), ("off", off), ("on", on)):
-                    results["runs"].append({"recording": label, "clients": n, **measured(server, script, n, seconds, url)})
-            results["worker_rss_mib"] = {label: [rss_mib(p) for p in tree(s.process.pid)[1:]]
-                                         for label, s in (("on", on), ("off", off))}
+                    results["runs"].append(
+                        {
+                            "recording": label,
+                            "clients": n,
+                            **measured(server, script, n, seconds, url),
+                        }
+                    )
+            results["worker_rss_mib"] = {
+                label: [rss_mib(p) for p in tree(s.process.pid)[1:]]
+                for label, s in (("on", on), ("off", off))
+            }
             if profile_dir:
                 results["profiles"] = {
-                    f"{label}{suffix}": profile(s, seconds, script, max(clients), profile_dir / f"{label}{suffix}.txt",
-                                                gil=bool(suffix))
-                    for label, s in (("on", on), ("off", off)) for suffix in ("", "-gil")}
-            results["callers_per_commit"] = callers_per_commit(on, json.loads((home / "demo-keys.json").read_text()))
-            results["made_events"] = made_events(url)  # >= the "on" runs' ok answers: no request was a retry
-            results["on_ok_measured"] = sum(r["ok"] for r in results["runs"] if r["recording"] == "on")
+                    f"{label}{suffix}": profile(
+                        s,
+                        seconds,
+                        script,
+                        max(clients),
+                        profile_dir / f"{label}{suffix}.txt",
+                        gil=bool(suffix),
+                    )
+                    for label, s in (("on", on), ("off", off))
+                    for suffix in ("", "-gil")
+                }
+            results["callers_per_commit"] = callers_per_commit(
+                on, json.loads((home / "demo-keys.json").read_text())
+            )
+            results["made_events"] = made_events(
+                url
+            )  # >= the "on" runs' ok answers: no request was a retry
+            results["on_ok_measured"] = sum(
+                r["ok"] for r in results["runs"] if r["recording"] == "on"
+            )
         finally:
             for server in (on, off):
                 if server is not None:
@@ -261,10 +374,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8, help="per worker, as `ledger serve` defaults")
-    parser.add_argument("--profile", type=Path, default=None, help="write py-spy collapsed stacks here")
-    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="extra environment for both servers (e.g. LEDGER_GROUP_COMMIT=0)")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="per worker, as `ledger serve` defaults"
+    )
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write py-spy collapsed stacks here"
+    )
+    parser.add_argument(
+        "--env",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for both servers (e.g. LEDGER_GROUP_COMMIT=0)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     env = dict(pair.split("=", 1) for pair in args.env)
@@ -279,15 +401,30 @@ def main() -> None:
 
 def summary(runs: list[dict[str, Any]]) -> list[str]:
     """One line per client count: on/off medians of req/s, p50, p99, CPU ms/req and the ratio."""
+
     def median(values: list[float]) -> float:
         return statistics.median(values) if values else float("nan")
 
     lines = []
     for n in sorted({r["clients"] for r in runs}):
-        pick = {label: [r for r in runs if r["clients"] == n and r["recording"] == label] for label in ("on", "off")}
-        figures = {label: {k: median([r[k] for r in rs]) for k in (
-            "requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "postgres_cpu_ms_per_request",
-            "machine_busy_share")} for label, rs in pick.items()}
+        pick = {
+            label: [r for r in runs if r["clients"] == n and r["recording"] == label]
+            for label in ("on", "off")
+        }
+        figures = {
+            label: {
+                k: median([r[k] for r in rs])
+                for k in (
+                    "requests_per_s",
+                    "p50_ms",
+                    "p99_ms",
+                    "server_cpu_ms_per_request",
+                    "postgres_cpu_ms_per_request",
+                    "machine_busy_share",
+                )
+            }
+            for label, rs in pick.items()
+        }
         on, off = figures["on"], figures["off"]
         lines.append(
             f"{n} clients: on {on['requests_per_s']:.0f}/s p50 {on['p50_ms']:.0f} p99 {on['p99_ms']:.0f} ms "
@@ -295,7 +432,8 @@ def summary(runs: list[dict[str, Any]]) -> list[str]:
             f"{on['machine_busy_share']:.2f} | off {off['requests_per_s']:.0f}/s p50 {off['p50_ms']:.0f} "
             f"p99 {off['p99_ms']:.0f} ms cpu {off['server_cpu_ms_per_request']:.2f}+pg "
             f"{off['postgres_cpu_ms_per_request']:.2f} ms busy {off['machine_busy_share']:.2f} | ratio "
-            f"{on['requests_per_s'] / off['requests_per_s']:.2f}x p99 {on['p99_ms'] / off['p99_ms']:.2f}x")
+            f"{on['requests_per_s'] / off['requests_per_s']:.2f}x p99 {on['p99_ms'] / off['p99_ms']:.2f}x"
+        )
     return lines
 
 

@@ -24,40 +24,72 @@ from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.e2e.server import Server
 
 PREDICT, HEALTHZ = "/v1/deployments/churn/predictions", "/healthz"
-ROW = {"customer_id": "c-1001", "tenure_months": 7, "monthly_charges": 82.5, "support_calls": 3,
-       "income": 41000, "region": "north", "plan": "premium", "has_partner": False}
+ROW = {
+    "customer_id": "c-1001",
+    "tenure_months": 7,
+    "monthly_charges": 82.5,
+    "support_calls": 3,
+    "income": 41000,
+    "region": "north",
+    "plan": "premium",
+    "has_partner": False,
+}
 
 
-def client(port: int, key: str, name: str, until: float, latencies: list[float], errors: list[int],
-           path: str) -> None:
+def client(
+    port: int,
+    key: str,
+    name: str,
+    until: float,
+    latencies: list[float],
+    errors: list[int],
+    path: str,
+) -> None:
     """Send requests until the deadline; record each latency (or the failing status)."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     i = 0
     while time.perf_counter() < until:
-        body = json.dumps({"request_id": f"{name}-{i}", "features": ROW}) if path != HEALTHZ else None
+        body = (
+            json.dumps({"request_id": f"{name}-{i}", "features": ROW}) if path != HEALTHZ else None
+        )
         started = time.perf_counter()
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.request("POST" if body else "GET", path, body, headers)
         status = connection.getresponse().status
         connection.close()
-        (latencies.append(time.perf_counter() - started) if status in (200, 201) else errors.append(status))
+        (
+            latencies.append(time.perf_counter() - started)
+            if status in (200, 201)
+            else errors.append(status)
+        )
         i += 1
 
 
-def load(server: Server, key: str, seconds: float, clients: int, path: str = PREDICT) -> dict[str, float]:
+def load(
+    server: Server, key: str, seconds: float, clients: int, path: str = PREDICT
+) -> dict[str, float]:
     latencies: list[float] = []
     errors: list[int] = []
     until = time.perf_counter() + seconds
-    threads = [threading.Thread(target=client, args=(server.port, key, f"c{n}-{seconds}", until, latencies, errors, path))
-               for n in range(clients)]
+    threads = [
+        threading.Thread(
+            target=client,
+            args=(server.port, key, f"c{n}-{seconds}", until, latencies, errors, path),
+        )
+        for n in range(clients)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     ordered = sorted(latencies)
-    return {"requests_per_s": len(latencies) / seconds, "ok": len(latencies), "errors": len(errors),
-            "p50_ms": 1000 * statistics.median(ordered),
-            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))]}
+    return {
+        "requests_per_s": len(latencies) / seconds,
+        "ok": len(latencies),
+        "errors": len(errors),
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
+    }
 
 
 def main() -> None:
@@ -67,7 +99,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        url = fresh_postgres_database() if args.backend == "postgres" else f"sqlite:///{home}/ledger.db"
+        url = (
+            fresh_postgres_database()
+            if args.backend == "postgres"
+            else f"sqlite:///{home}/ledger.db"
+        )
         server = Server(Path(home), url)
         try:
             server.start("--demo", timeout=300)
@@ -82,8 +118,10 @@ def main() -> None:
             if args.backend == "postgres":
                 drop_postgres_database(url)
     for name, numbers in (("predictions", figures), ("healthz", ceiling)):
-        print(f"{args.backend} {name}, {args.clients} clients, {args.seconds:.0f} s, 2 gthread workers x 4 "
-              "threads: " + ", ".join(f"{k}={v:.1f}" for k, v in numbers.items()))
+        print(
+            f"{args.backend} {name}, {args.clients} clients, {args.seconds:.0f} s, 2 gthread workers x 4 "
+            "threads: " + ", ".join(f"{k}={v:.1f}" for k, v in numbers.items())
+        )
 
 
 if __name__ == "__main__":

@@ -37,9 +37,13 @@ mlflow.sklearn.save_model(pickle.load(open(sys.argv[1], "rb")), sys.argv[2], ser
 def leader_pickle(directory: Path) -> tuple[Path, list[str]]:
     """The demo's churn-logistic pipeline fitted as the demo fits it; its feature order."""
     spec = next(s for s in demo_specs() if s["name"] == "churn-logistic")
-    frame = steps.typed_frame(generate(spec["source"]["rows"], spec["source"]["seed"], end=spec["source"]["end"]), spec)
+    frame = steps.typed_frame(
+        generate(spec["source"]["rows"], spec["source"]["seed"], end=spec["source"]["end"]), spec
+    )
     train, _ = steps.split(frame, spec)
-    pipeline = steps.build_pipeline(spec["features"], spec["algorithm"], spec["params"], spec["seed"])
+    pipeline = steps.build_pipeline(
+        spec["features"], spec["algorithm"], spec["params"], spec["seed"]
+    )
     fitted = steps.fit(pipeline, train, spec["features"], spec["target"])
     path = directory / "leader.pkl"
     path.write_bytes(pickle.dumps(fitted))
@@ -48,23 +52,47 @@ def leader_pickle(directory: Path) -> tuple[Path, list[str]]:
 
 def body(names: list[str]) -> str:
     row = [float(ROW[n]) if isinstance(ROW[n], bool) else ROW[n] for n in names]
-    return json.dumps({"dataframe_split": {"columns": [str(i) for i in range(len(names))], "data": [row]}})
+    return json.dumps(
+        {"dataframe_split": {"columns": [str(i) for i in range(len(names))], "data": [row]}}
+    )
 
 
 def static_script(directory: Path, payload: str) -> Path:
-    prelude = ('RUN, ROW = "", ""\nPATH = "/invocations"\nHEADERS = {["Content-Type"]="application/json"}\n'
-               f"BODY = [==[{payload}]==]\n")
+    prelude = (
+        'RUN, ROW = "", ""\nPATH = "/invocations"\nHEADERS = {["Content-Type"]="application/json"}\n'
+        f"BODY = [==[{payload}]==]\n"
+    )
     script = directory / "mlflow.lua"
-    script.write_text(prelude + LUA.replace("local body = string.format(", "local body = BODY or string.format("))
+    script.write_text(
+        prelude + LUA.replace("local body = string.format(", "local body = BODY or string.format(")
+    )
     return script
 
 
 def serve(venv: Path, model: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
     with log.open("wb") as out:
-        process = subprocess.Popen([str(venv / "bin" / "mlflow"), "models", "serve", "-m", str(model), "-h", "127.0.0.1",
-                                    "-p", str(port), "--env-manager", "local", "-w", "2"],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [
+                str(venv / "bin" / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(model),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "--env-manager",
+                "local",
+                "-w",
+                "2",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:
@@ -81,13 +109,19 @@ def run(venv: Path, seconds: float, clients: list[int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         home = Path(directory)
         pickled, names = leader_pickle(home)
-        subprocess.run([str(venv / "bin" / "python"), "-c", SAVE, str(pickled), str(home / "model")], check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-c", SAVE, str(pickled), str(home / "model")],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         port = free_port()
         process = serve(venv, home / "model", port, home / "mlflow.log")
         try:
             url = f"http://127.0.0.1:{port}/invocations"
-            request = urllib.request.Request(url, body(names).encode(), {"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                url, body(names).encode(), {"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(request, timeout=30) as answer:
                 sample = json.loads(answer.read())
             script = static_script(home, body(names))
@@ -97,7 +131,9 @@ def run(venv: Path, seconds: float, clients: list[int]) -> dict[str, Any]:
                 pids = tree(process.pid)
                 cpu = cpu_seconds(pids)
                 result = wrk(url, script, n, seconds)
-                result["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - cpu) / max(result["ok"], 1)
+                result["server_cpu_ms_per_request"] = (
+                    1000 * (cpu_seconds(pids) - cpu) / max(result["ok"], 1)
+                )
                 runs.append({"clients": n, **result})
             return {"sample_answer": sample, "runs": runs}
         finally:

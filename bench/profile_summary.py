@@ -1,6 +1,6 @@
 """Summarise py-spy's collapsed stacks (`py-spy record -f raw`): where a worker's samples go.
 
-    .venv/bin/python -m bench.profile_summary FILE [--top 25]
+.venv/bin/python -m bench.profile_summary FILE [--top 25]
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def summarise(path: Path, top: int = 25) -> list[tuple[str, float, float]]:
         own[frames[-1]] += n
     if not total:
         return []
-    return [(name, 100 * n / total, 100 * own[name] / total) for name, n in inclusive.most_common(top)]
+    return [
+        (name, 100 * n / total, 100 * own[name] / total) for name, n in inclusive.most_common(top)
+    ]
 
 
 def markdown(path: Path, top: int = 25) -> str:

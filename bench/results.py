@@ -19,22 +19,36 @@ class Table:
     def __init__(self) -> None:
         self.rows: list[str] = []
 
-    def add(self, figure: str, value: str, baseline: str, ratio: str, target: str, met: bool | None,
-            command: str) -> None:
+    def add(
+        self,
+        figure: str,
+        value: str,
+        baseline: str,
+        ratio: str,
+        target: str,
+        met: bool | None,
+        command: str,
+    ) -> None:
         verdict = "n/a" if met is None else ("**met**" if met else "**missed**")
-        self.rows.append(f"| {figure} | {value} | {baseline} | {ratio} | {target} | {verdict} | `{command}` |")
+        self.rows.append(
+            f"| {figure} | {value} | {baseline} | {ratio} | {target} | {verdict} | `{command}` |"
+        )
 
     def render(self) -> str:
-        head = ["| figure | value | baseline (same run) | ratio | target | met | command |",
-                "|---|---|---|---|---|---|---|"]
+        head = [
+            "| figure | value | baseline (same run) | ratio | target | met | command |",
+            "|---|---|---|---|---|---|---|",
+        ]
         return "\n".join(head + self.rows)
 
 
 def http_runs(data: dict[str, Any], label: str, clients: int) -> dict[str, float]:
     """The mean of the alternated runs of one server at one concurrency."""
     runs = [r for r in data["runs"] if r["recording"] == label and r["clients"] == clients]
-    return {k: statistics.mean(r[k] for r in runs) for k in ("requests_per_s", "p50_ms", "p99_ms",
-                                                               "server_cpu_ms_per_request", "errors")}
+    return {
+        k: statistics.mean(r[k] for r in runs)
+        for k in ("requests_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_request", "errors")
+    }
 
 
 def add_http(table: Table, step: dict[str, Any], mlflow: dict[str, Any]) -> None:
@@ -45,84 +59,174 @@ def add_http(table: Table, step: dict[str, Any], mlflow: dict[str, Any]) -> None
     for clients in sorted({r["clients"] for r in data["runs"]}):
         on, off = http_runs(data, "on", clients), http_runs(data, "off", clients)
         ratio = on["requests_per_s"] / off["requests_per_s"]
-        table.add(f"single-row predictions/s, {clients} clients, recording on (PostgreSQL, fsync on)",
-                  f"{on['requests_per_s']:,.0f}/s (server CPU {on['server_cpu_ms_per_request']:.2f} ms/req)",
-                  f"recording off: {off['requests_per_s']:,.0f}/s ({off['server_cpu_ms_per_request']:.2f} ms/req)",
-                  f"{ratio:.2f}×", "≥ 0.8×", ratio >= 0.8, command)
+        table.add(
+            f"single-row predictions/s, {clients} clients, recording on (PostgreSQL, fsync on)",
+            f"{on['requests_per_s']:,.0f}/s (server CPU {on['server_cpu_ms_per_request']:.2f} ms/req)",
+            f"recording off: {off['requests_per_s']:,.0f}/s ({off['server_cpu_ms_per_request']:.2f} ms/req)",
+            f"{ratio:.2f}×",
+            "≥ 0.8×",
+            ratio >= 0.8,
+            command,
+        )
         p99 = on["p99_ms"] / off["p99_ms"]
-        table.add(f"p99 latency, {clients} clients (p50 {on['p50_ms']:.0f} vs {off['p50_ms']:.0f} ms)",
-                  f"{on['p99_ms']:.0f} ms", f"recording off: {off['p99_ms']:.0f} ms", f"{p99:.2f}×", "≤ 2×",
-                  p99 <= 2, command)
+        table.add(
+            f"p99 latency, {clients} clients (p50 {on['p50_ms']:.0f} vs {off['p50_ms']:.0f} ms)",
+            f"{on['p99_ms']:.0f} ms",
+            f"recording off: {off['p99_ms']:.0f} ms",
+            f"{p99:.2f}×",
+            "≤ 2×",
+            p99 <= 2,
+            command,
+        )
         add_mlflow(table, mlflow, clients, on["requests_per_s"])
     workers = [w["VmHWM"] for w in data.get("worker_rss_mib", {}).get("on", [])]
     if workers:
-        table.add("API worker RSS (peak of each worker, recording on)", ", ".join(f"{w:.0f} MiB" for w in workers),
-                  "—", "", "< 250 MB", max(workers) * 1.048576 < 250, command)
+        table.add(
+            "API worker RSS (peak of each worker, recording on)",
+            ", ".join(f"{w:.0f} MiB" for w in workers),
+            "—",
+            "",
+            "< 250 MB",
+            max(workers) * 1.048576 < 250,
+            command,
+        )
 
 
 def add_mlflow(table: Table, mlflow: dict[str, Any], clients: int, ours: float) -> None:
     runs = [r for r in (mlflow.get("data") or {}).get("runs", []) if r["clients"] == clients]
     if runs:
         theirs = runs[0]["requests_per_s"]
-        table.add(f"ours (recording on) vs `mlflow models serve`, {clients} clients", f"{ours:,.0f}/s",
-                  f"MLflow 3.17.2: {theirs:,.0f}/s ({runs[0]['server_cpu_ms_per_request']:.1f} ms CPU/req)",
-                  f"{ours / theirs:.1f}×", "≥ 10×", ours / theirs >= 10, mlflow.get("command", ""))
+        table.add(
+            f"ours (recording on) vs `mlflow models serve`, {clients} clients",
+            f"{ours:,.0f}/s",
+            f"MLflow 3.17.2: {theirs:,.0f}/s ({runs[0]['server_cpu_ms_per_request']:.1f} ms CPU/req)",
+            f"{ours / theirs:.1f}×",
+            "≥ 10×",
+            ours / theirs >= 10,
+            mlflow.get("command", ""),
+        )
         return
     low, high = MLFLOW_MEASURED
-    table.add(f"ours (recording on) vs MLflow, {clients} clients", f"{ours:,.0f}/s",
-              f"MLflow **not run here** ({mlflow.get('error', 'no data')[:120]}); MEASURED.md's {low:.0f}–{high:.0f}/s",
-              f"{ours / high:.1f}–{ours / low:.1f}×", "≥ 10×", ours / high >= 10, "MEASURED.md")
+    table.add(
+        f"ours (recording on) vs MLflow, {clients} clients",
+        f"{ours:,.0f}/s",
+        f"MLflow **not run here** ({mlflow.get('error', 'no data')[:120]}); MEASURED.md's {low:.0f}–{high:.0f}/s",
+        f"{ours / high:.1f}–{ours / low:.1f}×",
+        "≥ 10×",
+        ours / high >= 10,
+        "MEASURED.md",
+    )
 
 
 def add_batch(table: Table, step: dict[str, Any]) -> None:
     data = step.get("data")
     if not data:
-        table.add("batch of 10,000 rows scored and recorded", "failed", "", "", "", False, step.get("command", ""))
+        table.add(
+            "batch of 10,000 rows scored and recorded",
+            "failed",
+            "",
+            "",
+            "",
+            False,
+            step.get("command", ""),
+        )
         return
-    table.add(f"batch of {data['rows']:,} rows scored and recorded (in-process API)",
-              f"{data['ledger_rows_per_s']:,.0f} rows/s ({data['ledger_wall_s']:.2f} s)",
-              f"psycopg2 COPY of the same stored rows: {data['copy_rows_per_s']:,.0f} rows/s",
-              f"{data['ratio']:.2f}×", "≥ 0.5×", data["ratio"] >= 0.5, step["command"])
+    table.add(
+        f"batch of {data['rows']:,} rows scored and recorded (in-process API)",
+        f"{data['ledger_rows_per_s']:,.0f} rows/s ({data['ledger_wall_s']:.2f} s)",
+        f"psycopg2 COPY of the same stored rows: {data['copy_rows_per_s']:,.0f} rows/s",
+        f"{data['ratio']:.2f}×",
+        "≥ 0.5×",
+        data["ratio"] >= 0.5,
+        step["command"],
+    )
 
 
 def add_big(table: Table, step: dict[str, Any]) -> None:
     data, command = step.get("data"), step.get("command", "")
     if not data:
-        table.add("1M-event figures (rebuild, as_of, provenance, RSS)", "failed", "", "", "", False, command)
+        table.add(
+            "1M-event figures (rebuild, as_of, provenance, RSS)",
+            "failed",
+            "",
+            "",
+            "",
+            False,
+            command,
+        )
         return
     events = data["events"]
     report = data.get("rebuild_report", "")
     raw = re.search(r"\| raw read \+ orjson decode \| ([\d,]+) \|", report)
-    rebuilt = re.search(r"\| rebuild predictions \(([\d.]+) s\) \| ([\d,]+) \|.*?\| ([\d.]+)× \|", report)
+    rebuilt = re.search(
+        r"\| rebuild predictions \(([\d.]+) s\) \| ([\d,]+) \|.*?\| ([\d.]+)× \|", report
+    )
     if raw and rebuilt:
         ratio = float(rebuilt.group(3))
-        table.add(f"projection rebuild (predictions) of {events:,} events", f"{rebuilt.group(2)} events/s",
-                  f"raw read + decode: {raw.group(1)} events/s", f"{ratio:.2f}×", "≥ 0.5×", ratio >= 0.5, command)
+        table.add(
+            f"projection rebuild (predictions) of {events:,} events",
+            f"{rebuilt.group(2)} events/s",
+            f"raw read + decode: {raw.group(1)} events/s",
+            f"{ratio:.2f}×",
+            "≥ 0.5×",
+            ratio >= 0.5,
+            command,
+        )
     worst = max(data["as_of"], key=lambda r: r["worst_ratio"])
-    table.add(f"as_of vs now on {events:,} events (worst of {len(data['as_of'])} reads: {worst['read']})",
-              f"{max(worst['as_of_middle_ms'], worst['as_of_recent_ms']):.1f} ms", f"now: {worst['now_ms']:.1f} ms",
-              f"{worst['worst_ratio']:.2f}×", "≤ 2×", worst["worst_ratio"] <= 2, command)
+    table.add(
+        f"as_of vs now on {events:,} events (worst of {len(data['as_of'])} reads: {worst['read']})",
+        f"{max(worst['as_of_middle_ms'], worst['as_of_recent_ms']):.1f} ms",
+        f"now: {worst['now_ms']:.1f} ms",
+        f"{worst['worst_ratio']:.2f}×",
+        "≤ 2×",
+        worst["worst_ratio"] <= 2,
+        command,
+    )
     look = data["provenance"]
-    table.add(f"provenance lookup (GET /v1/predictions/{{id}}), {events:,} events stored",
-              f"p99 {look['p99_ms']:.1f} ms (p50 {look['p50_ms']:.1f})", "—", "", "p99 < 10 ms",
-              look["p99_ms"] < 10, command)
-    for key, label in (("rebuild_child", "`ledger project --rebuild predictions`"), ("export_child", "`ledger export`")):
+    table.add(
+        f"provenance lookup (GET /v1/predictions/{{id}}), {events:,} events stored",
+        f"p99 {look['p99_ms']:.1f} ms (p50 {look['p50_ms']:.1f})",
+        "—",
+        "",
+        "p99 < 10 ms",
+        look["p99_ms"] < 10,
+        command,
+    )
+    for key, label in (
+        ("rebuild_child", "`ledger project --rebuild predictions`"),
+        ("export_child", "`ledger export`"),
+    ):
         run = data.get(key, {})
         peak = run.get("peak_rss_mib")
         ok = run.get("exit") == 0 and peak is not None
-        table.add(f"peak RSS of {label} over {events:,} events", f"{peak:.0f} MiB" if peak else "failed",
-                  "—", "", "< 300 MB", ok and peak * 1.048576 < 300, command)
+        table.add(
+            f"peak RSS of {label} over {events:,} events",
+            f"{peak:.0f} MiB" if peak else "failed",
+            "—",
+            "",
+            "< 300 MB",
+            ok and peak * 1.048576 < 300,
+            command,
+        )
 
 
 def add_verify(table: Table, step: dict[str, Any]) -> None:
     data = step.get("data") or {}
     seconds = data.get("verify from the database")
     if seconds is None:
-        table.add("`ledger verify` of 1M events", "failed", "", "", "", False, step.get("command", ""))
+        table.add(
+            "`ledger verify` of 1M events", "failed", "", "", "", False, step.get("command", "")
+        )
         return
-    table.add(f"verify (notary) of {data.get('events', 0):,.0f} events from the database", f"{seconds:.1f} s",
-              f"chain build (advance): {data.get('advance (build the chain)', 0):.1f} s", "", "< 20 s", seconds < 20,
-              step["command"])
+    table.add(
+        f"verify (notary) of {data.get('events', 0):,.0f} events from the database",
+        f"{seconds:.1f} s",
+        f"chain build (advance): {data.get('advance (build the chain)', 0):.1f} s",
+        "",
+        "< 20 s",
+        seconds < 20,
+        step["command"],
+    )
 
 
 def render(results: dict[str, Any], command: str, profile_dir: Path | None) -> str:
@@ -135,15 +239,20 @@ def render(results: dict[str, Any], command: str, profile_dir: Path | None) -> s
         add_big(table, results["big"])
     if "verify" in results:
         add_verify(table, results["verify"])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     parts = [
-        "# Benchmark results (issue 7)", "",
+        "# Benchmark results (issue 7)",
+        "",
         f"Made by `{command}` at commit {commit}, {results['started']} → {results['finished']} UTC"
         f"{' (quick mode: small sizes)' if results.get('quick') else ''}.",
         f"Machine: 2 cores shared with other sessions; load average {results['load_before'][0]:.1f} before, "
         f"{results['load_after'][0]:.1f} after. Every ratio compares two figures measured in the same run;",
-        "absolute numbers are noisy. Raw measurements: the .json file beside this one.", "",
-        table.render(), "",
+        "absolute numbers are noisy. Raw measurements: the .json file beside this one.",
+        "",
+        table.render(),
+        "",
     ]
     parts += errors(results)
     if "http" in results and results["http"].get("data"):
@@ -155,24 +264,38 @@ def render(results: dict[str, Any], command: str, profile_dir: Path | None) -> s
         parts += as_of_detail(results["big"]["data"])
     if profile_dir and profile_dir.exists():
         for path in sorted(profile_dir.glob("*.txt")):
-            parts += [f"## py-spy, one API worker under load, recording {path.stem} (busy samples)", "",
-                      profile_markdown(path, 30), ""]
+            parts += [
+                f"## py-spy, one API worker under load, recording {path.stem} (busy samples)",
+                "",
+                profile_markdown(path, 30),
+                "",
+            ]
     return "\n".join(parts) + "\n"
 
 
 def errors(results: dict[str, Any]) -> list[str]:
-    lines = [f"- **{name}**: {step['error'][:600]}" for name, step in results.items()
-             if isinstance(step, dict) and step.get("error")]
+    lines = [
+        f"- **{name}**: {step['error'][:600]}"
+        for name, step in results.items()
+        if isinstance(step, dict) and step.get("error")
+    ]
     return ["## Errors", "", *lines, ""] if lines else []
 
 
 def http_detail(data: dict[str, Any]) -> list[str]:
-    rows = ["## Through gunicorn, every run (alternated: off, on, off, on)", "",
-            f"{data['workers']} workers × {data['threads']} threads (gthread), wrk -t2, {data['seconds']:.0f} s a run.", "",
-            "| recording | clients | req/s | p50 ms | p90 ms | p99 ms | server CPU ms/req | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    rows += [f"| {r['recording']} | {r['clients']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-             f"{r['p99_ms']:.1f} | {r['server_cpu_ms_per_request']:.2f} | {r['errors']} |" for r in data["runs"]]
+    rows = [
+        "## Through gunicorn, every run (alternated: off, on, off, on)",
+        "",
+        f"{data['workers']} workers × {data['threads']} threads (gthread), wrk -t2, {data['seconds']:.0f} s a run.",
+        "",
+        "| recording | clients | req/s | p50 ms | p90 ms | p99 ms | server CPU ms/req | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows += [
+        f"| {r['recording']} | {r['clients']} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
+        f"{r['p99_ms']:.1f} | {r['server_cpu_ms_per_request']:.2f} | {r['errors']} |"
+        for r in data["runs"]
+    ]
     return rows + [""]
 
 
@@ -183,14 +306,21 @@ def scale_detail(results: dict[str, Any]) -> list[str]:
         data = (results.get(f"scale{w}") or {}).get("data")
         if data:
             on, off = http_runs(data, "on", 64), http_runs(data, "off", 64)
-            rows.append(f"| {w} | {on['requests_per_s']:,.0f} | {off['requests_per_s']:,.0f} | "
-                        f"{on['requests_per_s'] / off['requests_per_s']:.2f}× | {on['p99_ms']:.0f} | {off['p99_ms']:.0f} | "
-                        f"{on['server_cpu_ms_per_request']:.2f} |")
+            rows.append(
+                f"| {w} | {on['requests_per_s']:,.0f} | {off['requests_per_s']:,.0f} | "
+                f"{on['requests_per_s'] / off['requests_per_s']:.2f}× | {on['p99_ms']:.0f} | {off['p99_ms']:.0f} | "
+                f"{on['server_cpu_ms_per_request']:.2f} |"
+            )
     if not rows:
         return []
-    return ["## Scale-out: API processes on one PostgreSQL (64 clients)", "",
-            "| processes | on req/s | off req/s | ratio | on p99 ms | off p99 ms | on CPU ms/req |",
-            "|---:|---:|---:|---:|---:|---:|---:|", *rows, ""]
+    return [
+        "## Scale-out: API processes on one PostgreSQL (64 clients)",
+        "",
+        "| processes | on req/s | off req/s | ratio | on p99 ms | off p99 ms | on CPU ms/req |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]
 
 
 def standby_detail(results: dict[str, Any]) -> list[str]:
@@ -198,24 +328,37 @@ def standby_detail(results: dict[str, Any]) -> list[str]:
     data = (results.get("standby") or {}).get("data")
     if not data:
         return []
-    rows = ["## Reads on a streaming hot standby (bench/standby.py)", "",
-            f"{data['writers']} clients predicting and {data['readers']} auditors reading at once, "
-            f"{data['seconds']:.0f} s a run; CPU in cores busy.", "",
-            "| reads on | writes/s | write p99 ms | reads/s | read p50 ms | read p99 ms | primary CPU | "
-            "standby CPU | API CPU | replay lag max ms | reads served by |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    rows = [
+        "## Reads on a streaming hot standby (bench/standby.py)",
+        "",
+        f"{data['writers']} clients predicting and {data['readers']} auditors reading at once, "
+        f"{data['seconds']:.0f} s a run; CPU in cores busy.",
+        "",
+        "| reads on | writes/s | write p99 ms | reads/s | read p50 ms | read p99 ms | primary CPU | "
+        "standby CPU | API CPU | replay lag max ms | reads served by |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in data["runs"]:
         w, rd, cpu = r["writes"], r["reads"], r["cpu_per_s"]
         served = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["reads_served_by"].items()) if v)
-        rows.append(f"| {r['reads_on']} | {w['requests_per_s']:,.0f} | {w['p99_ms']:.0f} | {rd['requests_per_s']:,.0f} | "
-                    f"{rd['p50_ms']:.1f} | {rd['p99_ms']:.0f} | {cpu['primary']:.2f} | {cpu['standby']:.2f} | "
-                    f"{cpu['api']:.2f} | {r['lag_s']['max'] * 1000:.0f} | {served} |")
+        rows.append(
+            f"| {r['reads_on']} | {w['requests_per_s']:,.0f} | {w['p99_ms']:.0f} | {rd['requests_per_s']:,.0f} | "
+            f"{rd['p50_ms']:.1f} | {rd['p99_ms']:.0f} | {cpu['primary']:.2f} | {cpu['standby']:.2f} | "
+            f"{cpu['api']:.2f} | {r['lag_s']['max'] * 1000:.0f} | {served} |"
+        )
     return rows + [""]
 
 
 def as_of_detail(data: dict[str, Any]) -> list[str]:
-    rows = ["## as_of vs now, every read (median ms)", "", "| read | now | as_of middle | as_of head-50 | worst ratio |",
-            "|---|---:|---:|---:|---:|"]
-    rows += [f"| {r['read']} | {r['now_ms']:.1f} | {r['as_of_middle_ms']:.1f} | {r['as_of_recent_ms']:.1f} | "
-             f"{r['worst_ratio']:.2f}× |" for r in data["as_of"]]
+    rows = [
+        "## as_of vs now, every read (median ms)",
+        "",
+        "| read | now | as_of middle | as_of head-50 | worst ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    rows += [
+        f"| {r['read']} | {r['now_ms']:.1f} | {r['as_of_middle_ms']:.1f} | {r['as_of_recent_ms']:.1f} | "
+        f"{r['worst_ratio']:.2f}× |"
+        for r in data["as_of"]
+    ]
     return rows + [""]

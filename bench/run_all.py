@@ -31,7 +31,9 @@ HERE = Path(__file__).resolve().parent
 MLFLOW_VENV = Path(os.environ.get("LEDGER_BENCH_MLFLOW_VENV", "/tmp/mlflow-venv"))
 
 
-def steps(quick: bool, profile_dir: Path | None, big_events: int | None = None) -> dict[str, tuple[list[str], float]]:
+def steps(
+    quick: bool, profile_dir: Path | None, big_events: int | None = None
+) -> dict[str, tuple[list[str], float]]:
     """Each figure's command (module and arguments) and its time bound in seconds."""
     seconds = "5" if quick else "15"
     http = ["bench.http_compare", "--seconds", seconds, "--clients", "16", "64"]
@@ -39,14 +41,51 @@ def steps(quick: bool, profile_dir: Path | None, big_events: int | None = None) 
         http += ["--profile", str(profile_dir)]
     return {
         "http": (http, 1200),
-        "mlflow": (["bench.mlflow_serve", "--venv", str(MLFLOW_VENV), "--seconds", seconds, "--clients", "16", "64"],
-                   600),
+        "mlflow": (
+            [
+                "bench.mlflow_serve",
+                "--venv",
+                str(MLFLOW_VENV),
+                "--seconds",
+                seconds,
+                "--clients",
+                "16",
+                "64",
+            ],
+            600,
+        ),
         "batch": (["bench.batch_copy", "--rows", "10000", "--repeat", "2" if quick else "3"], 900),
-        "big": (["bench.big_ledger", "--events", str(big_events or (50_000 if quick else 1_000_000)),
-                 "--lookups", "200" if quick else "500", "--repeat", "3"], 3600),
-        "verify": (["bench.verify", "--backend", "postgres", "-n", "100000" if quick else "1000000"], 1500),
-        **{f"scale{w}": (["bench.http_compare", "--seconds", seconds, "--clients", "64", "--workers", str(w)], 900)
-           for w in (1, 2, 4)},
+        "big": (
+            [
+                "bench.big_ledger",
+                "--events",
+                str(big_events or (50_000 if quick else 1_000_000)),
+                "--lookups",
+                "200" if quick else "500",
+                "--repeat",
+                "3",
+            ],
+            3600,
+        ),
+        "verify": (
+            ["bench.verify", "--backend", "postgres", "-n", "100000" if quick else "1000000"],
+            1500,
+        ),
+        **{
+            f"scale{w}": (
+                [
+                    "bench.http_compare",
+                    "--seconds",
+                    seconds,
+                    "--clients",
+                    "64",
+                    "--workers",
+                    str(w),
+                ],
+                900,
+            )
+            for w in (1, 2, 4)
+        },
         "standby": (["bench.standby", "--seconds", seconds], 900),
     }
 
@@ -57,10 +96,24 @@ def ensure_mlflow(timeout: float = 420) -> str | None:
         return None
     try:
         subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True, timeout=120)
-        version = subprocess.run([sys.executable, "-c", "import sklearn; print(sklearn.__version__)"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
-        subprocess.run([str(MLFLOW_VENV / "bin" / "pip"), "install", "-q", "mlflow==3.17.2", f"scikit-learn=={version}"],
-                       check=True, timeout=timeout, capture_output=True)
+        version = subprocess.run(
+            [sys.executable, "-c", "import sklearn; print(sklearn.__version__)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        subprocess.run(
+            [
+                str(MLFLOW_VENV / "bin" / "pip"),
+                "install",
+                "-q",
+                "mlflow==3.17.2",
+                f"scikit-learn=={version}",
+            ],
+            check=True,
+            timeout=timeout,
+            capture_output=True,
+        )
         return None
     except (subprocess.SubprocessError, OSError) as error:
         return f"mlflow==3.17.2 did not install in {timeout:.0f} s ({type(error).__name__})"
@@ -71,10 +124,15 @@ def run_step(module_args: list[str], timeout: float) -> dict[str, Any]:
     command = [sys.executable, "-m", *module_args]
     started = time.monotonic()
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent)
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=HERE.parent
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s", "command": shlex.join(command[1:])}
-    out: dict[str, Any] = {"command": shlex.join(["python", *command[1:]]), "wall_s": time.monotonic() - started}
+    out: dict[str, Any] = {
+        "command": shlex.join(["python", *command[1:]]),
+        "wall_s": time.monotonic() - started,
+    }
     lines = done.stdout.strip().splitlines()
     try:
         out["data"] = json.loads(lines[-1])
@@ -100,20 +158,46 @@ def parse_verify(text: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small enough for a laptop (a few minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small enough for a laptop (a few minutes)"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the API workers under load")
-    parser.add_argument("--only", nargs="+",
-                        choices=("http", "mlflow", "batch", "big", "verify", "scale1", "scale2", "scale4", "standby"))
-    parser.add_argument("--scale", action="store_true", help="also 1, 2 and 4 API processes, and reads on a standby (docs/SCALING.md)")
-    parser.add_argument("--big-events", type=int, default=None, help="events of the large ledger (default 1M)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=(
+            "http",
+            "mlflow",
+            "batch",
+            "big",
+            "verify",
+            "scale1",
+            "scale2",
+            "scale4",
+            "standby",
+        ),
+    )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="also 1, 2 and 4 API processes, and reads on a standby (docs/SCALING.md)",
+    )
+    parser.add_argument(
+        "--big-events", type=int, default=None, help="events of the large ledger (default 1M)"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     profile_dir = HERE / "profiles" if args.profile else None
     plan = steps(args.quick, profile_dir, args.big_events)
-    results: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
-                               "load_before": os.getloadavg(), "quick": args.quick}
+    results: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_before": os.getloadavg(),
+        "quick": args.quick,
+    }
     for name, (module_args, timeout) in plan.items():
-        if (args.only and name not in args.only) or (not args.only and name.startswith(("scale", "standby")) and not args.scale):
+        if (args.only and name not in args.only) or (
+            not args.only and name.startswith(("scale", "standby")) and not args.scale
+        ):
             continue
         if name == "mlflow" and (problem := ensure_mlflow()):
             results[name] = {"error": problem}

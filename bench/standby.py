@@ -35,20 +35,25 @@ from bench.common import create_postgres_database, drop_postgres_database
 from bench.http_compare import LUA, PREDICT, ROW, FlaggedServer, cpu_seconds, lua_script, tree, wrk
 from tests.e2e.server import ledger_cli
 
-READS = ("/v1/performance?deployment=churn&slice=region", "/v1/predictions?deployment=churn&limit=20")
+READS = (
+    "/v1/performance?deployment=churn&slice=region",
+    "/v1/predictions?deployment=churn&limit=20",
+)
 GET_LUA = r"""
 counter = 0
 function request()
   counter = counter + 1
   return wrk.format("GET", PATHS[(counter % #PATHS) + 1], HEADERS)
 end
-""" + LUA[LUA.index("function done"):]  # the same WRKJSON summary line as the predictions load
+""" + LUA[LUA.index("function done") :]  # the same WRKJSON summary line as the predictions load
 
 
 def read_script(directory: Path, key: str) -> Path:
     paths = "{" + ", ".join(f'"{p}"' for p in READS) + "}"
     script = directory / f"get-{uuid.uuid4().hex[:6]}.lua"
-    script.write_text(f'PATHS = {paths}\nHEADERS = {{["Authorization"]="Bearer {key}"}}\n' + GET_LUA)
+    script.write_text(
+        f'PATHS = {paths}\nHEADERS = {{["Authorization"]="Bearer {key}"}}\n' + GET_LUA
+    )
     return script
 
 
@@ -60,8 +65,12 @@ def standby_url(primary_url: str, port: int) -> str:
 def fresh_standby(port: int) -> None:
     """A new standby of the local primary (an old one may have lost the WAL it needed)."""
     drop_standby()
-    subprocess.run(["sh", str(Path(__file__).resolve().parents[1] / "deploy" / "standby.sh"), str(port)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        ["sh", str(Path(__file__).resolve().parents[1] / "deploy" / "standby.sh"), str(port)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 def drop_standby() -> None:
@@ -79,7 +88,9 @@ def require_standby(port: int) -> None:
             if not conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar_one():
                 raise SystemExit(f"127.0.0.1:{port} is not a standby")
     except sa.exc.OperationalError as error:
-        raise SystemExit(f"no standby on 127.0.0.1:{port} ({error.orig}); run `sudo sh deploy/standby.sh`") from None
+        raise SystemExit(
+            f"no standby on 127.0.0.1:{port} ({error.orig}); run `sudo sh deploy/standby.sh`"
+        ) from None
     finally:
         engine.dispose()
 
@@ -90,7 +101,9 @@ def cluster_pids(port: int) -> list[int]:
     for line in out.splitlines():
         version, name, cluster_port, *_ = line.split()
         if int(cluster_port) == port:
-            pid = Path(f"/var/lib/postgresql/{version}/{name}/postmaster.pid").read_text().split()[0]
+            pid = (
+                Path(f"/var/lib/postgresql/{version}/{name}/postmaster.pid").read_text().split()[0]
+            )
             return tree(int(pid))
     return []
 
@@ -108,7 +121,8 @@ class LagSampler(threading.Thread):
         with self.engine.connect() as conn:
             while not self.stop.wait(0.5):
                 lag = conn.exec_driver_sql(
-                    "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication").scalar()
+                    "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0) FROM pg_stat_replication"
+                ).scalar()
                 conn.rollback()
                 self.samples.append(float(lag or 0))
         self.engine.dispose()
@@ -124,18 +138,31 @@ def reads_served(server: FlaggedServer, admin: str) -> dict[str, float]:
     return counts
 
 
-def one_run(server: FlaggedServer, scripts: tuple[Path, Path], clients: tuple[int, int], seconds: float,
-            primary_url: str, ports: tuple[int, int], admin: str) -> dict[str, Any]:
+def one_run(
+    server: FlaggedServer,
+    scripts: tuple[Path, Path],
+    clients: tuple[int, int],
+    seconds: float,
+    primary_url: str,
+    ports: tuple[int, int],
+    admin: str,
+) -> dict[str, Any]:
     """Both loads at once on one server; CPU of each cluster; lag; where the reads ran."""
-    pids = {"primary": cluster_pids(ports[0]), "standby": cluster_pids(ports[1]),
-            "api": tree(server.process.pid)}
+    pids = {
+        "primary": cluster_pids(ports[0]),
+        "standby": cluster_pids(ports[1]),
+        "api": tree(server.process.pid),
+    }
     before = {name: cpu_seconds(p) for name, p in pids.items()}
     served_before = reads_served(server, admin)
     sampler = LagSampler(primary_url)
     sampler.start()
     results: dict[str, Any] = {}
-    reader = threading.Thread(target=lambda: results.update(reads=wrk(server.url + READS[0], scripts[1],
-                                                                       clients[1], seconds)))
+    reader = threading.Thread(
+        target=lambda: results.update(
+            reads=wrk(server.url + READS[0], scripts[1], clients[1], seconds)
+        )
+    )
     started = time.perf_counter()
     reader.start()
     results["writes"] = wrk(server.url + PREDICT, scripts[0], clients[0], seconds)
@@ -144,10 +171,16 @@ def one_run(server: FlaggedServer, scripts: tuple[Path, Path], clients: tuple[in
     sampler.stop.set()
     sampler.join()
     served_after = reads_served(server, admin)
-    results["cpu_per_s"] = {name: (cpu_seconds(p) - before[name]) / elapsed for name, p in pids.items()}
-    results["lag_s"] = {"max": max(sampler.samples, default=0.0),
-                        "mean": sum(sampler.samples) / max(len(sampler.samples), 1)}
-    results["reads_served_by"] = {k: served_after.get(k, 0) - served_before.get(k, 0) for k in served_after}
+    results["cpu_per_s"] = {
+        name: (cpu_seconds(p) - before[name]) / elapsed for name, p in pids.items()
+    }
+    results["lag_s"] = {
+        "max": max(sampler.samples, default=0.0),
+        "mean": sum(sampler.samples) / max(len(sampler.samples), 1),
+    }
+    results["reads_served_by"] = {
+        k: served_after.get(k, 0) - served_before.get(k, 0) for k in served_after
+    }
     return results
 
 
@@ -171,22 +204,49 @@ def measure(seconds: float, writers: int, readers: int, port: int) -> dict[str, 
         projector = None
         try:
             primary = FlaggedServer(home, url)
-            primary.name, primary.extra_env = "reads-on-primary", {"PROMETHEUS_MULTIPROC_DIR": str(home / "m1")}
+            primary.name, primary.extra_env = (
+                "reads-on-primary",
+                {"PROMETHEUS_MULTIPROC_DIR": str(home / "m1")},
+            )
             servers.append(primary.start("--demo", timeout=600))
             standby = FlaggedServer(home, url)
             standby.name = "reads-on-standby"
-            standby.extra_env = {"LEDGER_READ_DATABASE_URL": replica, "PROMETHEUS_MULTIPROC_DIR": str(home / "m2")}
+            standby.extra_env = {
+                "LEDGER_READ_DATABASE_URL": replica,
+                "PROMETHEUS_MULTIPROC_DIR": str(home / "m2"),
+            }
             servers.append(standby.start(timeout=300))
             with (home / "projector.log").open("wb") as log:
-                projector = subprocess.Popen(ledger_cli("project", "--follow"), cwd=home, env=primary.env,
-                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                projector = subprocess.Popen(
+                    ledger_cli("project", "--follow"),
+                    cwd=home,
+                    env=primary.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             keys = json.loads((home / "demo-keys.json").read_text())
-            scripts = (lua_script(home, keys["predictor"], PREDICT, ROW), read_script(home, keys["auditor"]))
+            scripts = (
+                lua_script(home, keys["predictor"], PREDICT, ROW),
+                read_script(home, keys["auditor"]),
+            )
             for server in servers:  # warm: runtimes, key caches, both engines' pools
                 one_run(server, scripts, (4, 2), 3, url, (5432, port), keys["admin"])
             for label, server in (("primary", primary), ("standby", standby)) * 2:
-                out["runs"].append({"reads_on": label, **one_run(server, scripts, (writers, readers), seconds,
-                                                                 url, (5432, port), keys["admin"])})
+                out["runs"].append(
+                    {
+                        "reads_on": label,
+                        **one_run(
+                            server,
+                            scripts,
+                            (writers, readers),
+                            seconds,
+                            url,
+                            (5432, port),
+                            keys["admin"],
+                        ),
+                    }
+                )
         finally:
             if projector is not None:
                 projector.terminate()
@@ -208,11 +268,13 @@ def main() -> None:
     result = run(args.seconds, args.writers, args.readers, args.standby_port, args.keep)
     for r in result["runs"]:
         w, rd = r["writes"], r["reads"]
-        print(f"reads on {r['reads_on']:8} writes {w['requests_per_s']:6.0f}/s p99 {w['p99_ms']:6.1f} ms | "
-              f"reads {rd['requests_per_s']:6.0f}/s p50 {rd['p50_ms']:6.1f} p99 {rd['p99_ms']:6.1f} ms | "
-              f"CPU/s primary {r['cpu_per_s']['primary']:.2f} standby {r['cpu_per_s']['standby']:.2f} "
-              f"api {r['cpu_per_s']['api']:.2f} | lag max {r['lag_s']['max'] * 1000:.1f} ms | "
-              f"served {r['reads_served_by']}")
+        print(
+            f"reads on {r['reads_on']:8} writes {w['requests_per_s']:6.0f}/s p99 {w['p99_ms']:6.1f} ms | "
+            f"reads {rd['requests_per_s']:6.0f}/s p50 {rd['p50_ms']:6.1f} p99 {rd['p99_ms']:6.1f} ms | "
+            f"CPU/s primary {r['cpu_per_s']['primary']:.2f} standby {r['cpu_per_s']['standby']:.2f} "
+            f"api {r['cpu_per_s']['api']:.2f} | lag max {r['lag_s']['max'] * 1000:.1f} ms | "
+            f"served {r['reads_served_by']}"
+        )
     print(json.dumps(result))
 
 

@@ -29,8 +29,14 @@ TOPIC = "ledger.domain.predictions:Prediction.Made"
 def fabricate(count: int, state_bytes: int, start: int) -> list[StoredEvent]:
     padding = "x" * max(state_bytes - 120, 0)
     return [
-        StoredEvent(uuid.uuid4(), 1, TOPIC,
-                    json.dumps({"request_id": f"r{start + i}", "features": {"f": padding}, "value": i}).encode())
+        StoredEvent(
+            uuid.uuid4(),
+            1,
+            TOPIC,
+            json.dumps(
+                {"request_id": f"r{start + i}", "features": {"f": padding}, "value": i}
+            ).encode(),
+        )
         for i in range(count)
     ]
 
@@ -47,8 +53,10 @@ def timed(label: str, count: int, run) -> object:
     result = run()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     # CPU seconds of this process (all its threads): steadier than wall time on a shared machine.
-    print(f"{label:<34} {seconds:8.2f} s wall {count / seconds:>10,.0f} events/s"
-          f"   {cpu:7.2f} s CPU {count / cpu:>10,.0f} events/CPU-s")
+    print(
+        f"{label:<34} {seconds:8.2f} s wall {count / seconds:>10,.0f} events/s"
+        f"   {cpu:7.2f} s CPU {count / cpu:>10,.0f} events/CPU-s"
+    )
     return result
 
 
@@ -63,15 +71,22 @@ def run(url: str, count: int, state_bytes: int, wire: bool) -> None:
         ledger = Ledger(Settings(home=Path(home), database_url=url, group_commit=False))
         try:
             print(f"{url.split(':')[0]}: {count:,} events of ~{state_bytes} B state")
-            print(f"{'insert (lean path, batches of 5000)':<34} {fill(ledger, count, state_bytes):8.2f} s")
+            print(
+                f"{'insert (lean path, batches of 5000)':<34} {fill(ledger, count, state_bytes):8.2f} s"
+            )
             engine = ledger.engine
             timed("advance (build the chain)", count, lambda: notary.advance(engine))
-            report = timed("verify from the database", count, lambda: notary.verify_database(engine))
+            report = timed(
+                "verify from the database", count, lambda: notary.verify_database(engine)
+            )
             assert report.ok and report.events == count, report.render()
             if wire:
                 chain = list(notary.iter_chain_rows(engine))
-                report = timed("verify from JSON lines (+ chain)", count,
-                               lambda: notary.verify_events(wire_events(engine), chain))
+                report = timed(
+                    "verify from JSON lines (+ chain)",
+                    count,
+                    lambda: notary.verify_events(wire_events(engine), chain),
+                )
                 assert report.ok, report.render()
         finally:
             ledger.close()
@@ -82,7 +97,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("-n", "--events", type=int, default=200_000)
     parser.add_argument("--state-bytes", type=int, default=600)
-    parser.add_argument("--wire", action="store_true", help="also time verification from the wire format")
+    parser.add_argument(
+        "--wire", action="store_true", help="also time verification from the wire format"
+    )
     args = parser.parse_args()
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory() as directory:

@@ -132,16 +132,23 @@ class Ledger(HealthCommands, Application[UUID]):
         uid = _uuid(model_id, "model")
         if position is not None:  # whether it existed then is a question for the store
             return self.get(uid, f"model {model_id}", position)
-        return self.read_cache.get(uid, lambda: self.get(uid, f"model {model_id}"))  # one event: immutable
+        return self.read_cache.get(
+            uid, lambda: self.get(uid, f"model {model_id}")
+        )  # one event: immutable
 
     def training_run(self, run_id: UUID | str) -> TrainingRun:
         uid = _uuid(run_id, "training run")
-        return self.read_cache.get(uid, lambda: self.get(uid, f"training run {run_id}"),
-                                   final=lambda run: run.status != "running")
+        return self.read_cache.get(
+            uid,
+            lambda: self.get(uid, f"training run {run_id}"),
+            final=lambda run: run.status != "running",
+        )
 
     def dataset(self, dataset_id: UUID | str) -> Dataset:
         uid = _uuid(dataset_id, "dataset")
-        return self.read_cache.get(uid, lambda: self.get(uid, f"dataset {dataset_id}"))  # one event: immutable
+        return self.read_cache.get(
+            uid, lambda: self.get(uid, f"dataset {dataset_id}")
+        )  # one event: immutable
 
     # -- deployments -------------------------------------------------------------
     def create_deployment(self, **kwargs: Any) -> Deployment:
@@ -150,15 +157,21 @@ class Ledger(HealthCommands, Application[UUID]):
         try:
             self.save(deployment)
         except IntegrityError:
-            raise AlreadyExists(f"deployment {kwargs['name']!r} already exists", field="name") from None
+            raise AlreadyExists(
+                f"deployment {kwargs['name']!r} already exists", field="name"
+            ) from None
         return deployment
 
     def deployment(self, name: str, position: int | None = None) -> Deployment:
         return self.get(ids.deployment_id(name), f"deployment {name!r}", position)
 
     def change_deployment(
-        self, name: str, actor: str, expected_version: int | None = None,
-        schema: dict[str, Any] | None = None, policy: dict[str, Any] | None = None,
+        self,
+        name: str,
+        actor: str,
+        expected_version: int | None = None,
+        schema: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
         settings: dict[str, Any] | None = None,
     ) -> Deployment:
         deployment = self.deployment(name)
@@ -186,8 +199,15 @@ class Ledger(HealthCommands, Application[UUID]):
         self._save_versioned(deployment)
         return deployment
 
-    def promote(self, name: str, model_id: str, reason: str, actor: str,
-                evidence: dict[str, Any] | None = None, expected_version: int | None = None) -> Deployment:
+    def promote(
+        self,
+        name: str,
+        model_id: str,
+        reason: str,
+        actor: str,
+        evidence: dict[str, Any] | None = None,
+        expected_version: int | None = None,
+    ) -> Deployment:
         deployment = self.deployment(name)
         deployment.promote(model_id, reason, actor, evidence, expected_version)
         self._save_versioned(deployment)
@@ -203,7 +223,8 @@ class Ledger(HealthCommands, Application[UUID]):
 
     # -- predictions and outcomes --------------------------------------------------
     def record_predictions(
-        self, predictions: Sequence[Prediction | NewPrediction],
+        self,
+        predictions: Sequence[Prediction | NewPrediction],
     ) -> list[tuple[Prediction | NewPrediction, int | None]]:
         """Record new predictions; a retried one returns the original (same body) or 409.
 
@@ -220,7 +241,9 @@ class Ledger(HealthCommands, Application[UUID]):
     def prediction(self, prediction_id: UUID | str, position: int | None = None) -> Prediction:
         return self.get(_uuid(prediction_id, "prediction"), f"prediction {prediction_id}", position)
 
-    def record_outcome(self, prediction_id: UUID | str, actual: Any, observed_at: str | None, actor: str) -> Prediction:
+    def record_outcome(
+        self, prediction_id: UUID | str, actual: Any, observed_at: str | None, actor: str
+    ) -> Prediction:
         for _attempt in range(5):  # concurrent outcomes for one prediction race for a version
             prediction = self.prediction(prediction_id)
             prediction.record_outcome(actual, observed_at, actor)
@@ -231,7 +254,9 @@ class Ledger(HealthCommands, Application[UUID]):
                 continue
         raise Conflict(f"prediction {prediction_id} is being changed concurrently; retry")
 
-    def record_outcomes(self, outcomes: Sequence[tuple[UUID | str, Any, str | None]], actor: str) -> list[Prediction]:
+    def record_outcomes(
+        self, outcomes: Sequence[tuple[UUID | str, Any, str | None]], actor: str
+    ) -> list[Prediction]:
         """Record several outcomes in one transaction: all of them or, if any fails, none."""
         for _attempt in range(5):  # concurrent outcomes for one prediction race for a version
             changed: dict[UUID, Prediction] = {}
@@ -251,14 +276,22 @@ class Ledger(HealthCommands, Application[UUID]):
     def key_digest(self, key: str) -> str:
         return hmac.new(pepper(self.settings.secrets_dir), key.encode(), hashlib.sha256).hexdigest()
 
-    def issue_api_key(self, role: str, actor: str, label: str = "", expires_at: str | None = None) -> tuple[str, str]:
+    def issue_api_key(
+        self, role: str, actor: str, label: str = "", expires_at: str | None = None
+    ) -> tuple[str, str]:
         """Issue a key; the secret is returned once and only its HMAC is stored."""
         key_id = secrets.token_hex(6)
         key = f"pl_{key_id}_{secrets.token_urlsafe(24)}"
-        self.save(ApiKey.issue(
-            key_id=key_id, role=role, secret_digest=self.key_digest(key), expires_at=expires_at,
-            label=label, actor=actor,
-        ))
+        self.save(
+            ApiKey.issue(
+                key_id=key_id,
+                role=role,
+                secret_digest=self.key_digest(key),
+                expires_at=expires_at,
+                label=label,
+                actor=actor,
+            )
+        )
         return key_id, key
 
     def revoke_api_key(self, key_id: str, reason: str, actor: str) -> None:
@@ -283,8 +316,16 @@ class Ledger(HealthCommands, Application[UUID]):
             return None
         return record
 
-    def record_signing_key(self, key_id: str, public_key: str, actor: str, replaces: str | None = None) -> None:
-        new = SigningKey(key_id=key_id, algorithm="ed25519", public_key=public_key, replaces=replaces, actor=actor)
+    def record_signing_key(
+        self, key_id: str, public_key: str, actor: str, replaces: str | None = None
+    ) -> None:
+        new = SigningKey(
+            key_id=key_id,
+            algorithm="ed25519",
+            public_key=public_key,
+            replaces=replaces,
+            actor=actor,
+        )
         if replaces:
             old: SigningKey = self.get(ids.signing_key_id(replaces), f"signing key {replaces}")
             old.rotate(successor=key_id, actor=actor)
@@ -298,7 +339,9 @@ class Ledger(HealthCommands, Application[UUID]):
         """Seals personal fields per subject; its key table is created on first use."""
         return default_sealer(self.engine, self.settings.secrets_dir)
 
-    def forget_subject(self, subject_id: Any, reason: str, actor: str, deployment: str | None = None) -> ForgetResult:
+    def forget_subject(
+        self, subject_id: Any, reason: str, actor: str, deployment: str | None = None
+    ) -> ForgetResult:
         """Record SubjectForgotten and destroy the subject's keys (crypto-shredding)."""
         return forget(self, subject_id, reason, actor, deployment)
 
@@ -317,5 +360,8 @@ def _uuid(value: UUID | str, what: str) -> UUID:
 
 
 def _missing(prediction_id: UUID, index: int) -> Any:
-    raise NotFound(f"prediction {prediction_id} (item {index}) not found; nothing was recorded",
-                   field=str(index), index=index)
+    raise NotFound(
+        f"prediction {prediction_id} (item {index}) not found; nothing was recorded",
+        field=str(index),
+        index=index,
+    )

@@ -72,9 +72,12 @@ class ArtifactStore:
 
     def exists(self, digest: str) -> bool:
         with self.engine.connect() as conn:
-            return conn.execute(
-                sa.select(artifacts_table.c.digest).where(artifacts_table.c.digest == digest)
-            ).first() is not None
+            return (
+                conn.execute(
+                    sa.select(artifacts_table.c.digest).where(artifacts_table.c.digest == digest)
+                ).first()
+                is not None
+            )
 
     def get(self, digest: str) -> bytes:
         """The artifact's bytes, refused if they no longer hash to their name."""
@@ -96,7 +99,9 @@ class ArtifactStore:
                 self._cache.move_to_end(digest)
                 return self._cache[digest][0]
         content = self.get(digest)
-        model = loads_skops(content, trusted=list(CAPTURED_TRUSTED_TYPES if trusted is None else trusted))
+        model = loads_skops(
+            content, trusted=list(CAPTURED_TRUSTED_TYPES if trusted is None else trusted)
+        )
         with self._lock:
             self._cache[digest] = (model, len(content))
             self._cached_bytes += len(content)

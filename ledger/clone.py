@@ -26,7 +26,9 @@ class CloneReport:
 
 
 def clone_ledger(
-    source: sa.Engine, target: sa.Engine, position: int,
+    source: sa.Engine,
+    target: sa.Engine,
+    position: int,
     progress: Callable[[int], None] | None = None,
 ) -> CloneReport:
     """Copy every event up to `position` and the artifacts they name into an empty ledger.
@@ -37,15 +39,15 @@ def clone_ledger(
         if conn.exec_driver_sql(f"SELECT count(*) FROM {EVENTS_TABLE}").scalar_one():
             raise Conflict("the clone's target already holds events: give it an empty database")
     columns = "id, originator_id, originator_version, topic, state, recorded_at"
-    events_table = sa.table(
-        EVENTS_TABLE, *(sa.column(c) for c in columns.split(", "))
-    )
+    events_table = sa.table(EVENTS_TABLE, *(sa.column(c) for c in columns.split(", ")))
     digests: set[str] = set()
     copied, last_id, last_at = 0, 0, 0
     with source.connect() as src:
         while True:
             rows = src.execute(
-                sa.text(f"SELECT {columns} FROM {EVENTS_TABLE} WHERE id > :a AND id <= :b ORDER BY id LIMIT {PAGE}"),
+                sa.text(
+                    f"SELECT {columns} FROM {EVENTS_TABLE} WHERE id > :a AND id <= :b ORDER BY id LIMIT {PAGE}"
+                ),
                 {"a": last_id, "b": position},
             ).fetchall()
             if not rows:
@@ -62,7 +64,9 @@ def clone_ledger(
                 progress(len(rows))
     _copy_artifacts(source, target, digests)
     _continue_above(target, last_id, last_at)
-    return CloneReport(position=last_id, events=copied, artifacts=len(digests), last_recorded_at=last_at)
+    return CloneReport(
+        position=last_id, events=copied, artifacts=len(digests), last_recorded_at=last_at
+    )
 
 
 def _portable_row(row: sa.Row, target_postgres: bool) -> dict:
@@ -80,7 +84,9 @@ def _portable_row(row: sa.Row, target_postgres: bool) -> dict:
 def _copy_artifacts(source: sa.Engine, target: sa.Engine, digests: set[str]) -> None:
     for digest in sorted(digests):
         with source.connect() as src:
-            row = src.execute(sa.select(artifacts_table).where(artifacts_table.c.digest == digest)).first()
+            row = src.execute(
+                sa.select(artifacts_table).where(artifacts_table.c.digest == digest)
+            ).first()
         if row is None:
             continue
         with target.begin() as dst:
@@ -95,7 +101,8 @@ def _continue_above(target: sa.Engine, last_id: int, last_at: int) -> None:
     """New events in the clone continue above the copied positions and times."""
     with target.begin() as conn:
         conn.execute(
-            sa.text(f"UPDATE {CLOCK_TABLE} SET last_us = :t WHERE id = 1 AND last_us < :t"), {"t": last_at}
+            sa.text(f"UPDATE {CLOCK_TABLE} SET last_us = :t WHERE id = 1 AND last_us < :t"),
+            {"t": last_at},
         )
         if is_postgres(target) and last_id:
             conn.exec_driver_sql(

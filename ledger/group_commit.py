@@ -44,7 +44,9 @@ _STOP = _Item(())
 class GroupCommitter:
     """One writer thread per process that batches the callers' inserts."""
 
-    def __init__(self, insert: Insert, max_events: int = 2000, on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self, insert: Insert, max_events: int = 2000, on_batch: Callable[[int], None] | None = None
+    ):
         self._insert = insert
         self._max_events = max_events
         self._on_batch = on_batch
@@ -62,7 +64,9 @@ class GroupCommitter:
         self._queue.put(item)
         if not item.done.acquire(timeout=timeout):
             # The writer may still commit these events later: say so, never pretend they failed.
-            raise OperationalError(f"no acknowledgement within {timeout} s; the events may yet be recorded")
+            raise OperationalError(
+                f"no acknowledgement within {timeout} s; the events may yet be recorded"
+            )
         if item.error is not None:
             raise item.error
         return item.ids

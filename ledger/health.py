@@ -20,8 +20,13 @@ class HealthCommands:
     save: Any
 
     def declare_feed(
-        self, name: str, expected_count: int, period_seconds: int, actor: str,
-        tolerance: float = 0.1, deployment: str | None = None,
+        self,
+        name: str,
+        expected_count: int,
+        period_seconds: int,
+        actor: str,
+        tolerance: float = 0.1,
+        deployment: str | None = None,
     ) -> Feed:
         """Declare a feed, or change the expectation of a declared one."""
         try:
@@ -30,8 +35,12 @@ class HealthCommands:
             feed = None
         if feed is None:
             feed = Feed.declare(
-                name=name, expected_count=expected_count, period_seconds=period_seconds,
-                tolerance=tolerance, deployment=deployment, actor=actor,
+                name=name,
+                expected_count=expected_count,
+                period_seconds=period_seconds,
+                tolerance=tolerance,
+                deployment=deployment,
+                actor=actor,
             )
         else:
             feed.change_expectation(expected_count, period_seconds, tolerance, deployment, actor)
@@ -42,7 +51,12 @@ class HealthCommands:
         return self.get(feed_id(name), f"feed {name!r}", position)
 
     def report_ingestion(
-        self, feed: str, count: int, actor: str, period_start: str | None = None, source: str = "api"
+        self,
+        feed: str,
+        count: int,
+        actor: str,
+        period_start: str | None = None,
+        source: str = "api",
     ) -> Feed:
         for _attempt in range(_RETRIES):
             record = self.feed(feed)
@@ -51,7 +65,9 @@ class HealthCommands:
                 return record
         raise Conflict(f"feed {feed!r} is being reported concurrently; retry")
 
-    def close_feed_period(self, feed: str, period_start: datetime, received: int, rule: str) -> Feed:
+    def close_feed_period(
+        self, feed: str, period_start: datetime, received: int, rule: str
+    ) -> Feed:
         """Close one elapsed period with its count; the rule that closed it is the actor."""
         for _attempt in range(_RETRIES):
             record = self.feed(feed)

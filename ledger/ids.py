@@ -20,7 +20,11 @@ def prediction_id(deployment: str, request_id: str) -> uuid.UUID:
 
 def prediction_id_text(deployment: str, request_id: str) -> str:
     """str(prediction_id(...)) without building a UUID object: sealing binds every batch row to it."""
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"prediction:{deployment}\x00{request_id}".encode()).digest())
+    digest = bytearray(
+        hashlib.sha1(
+            _NAMESPACE_BYTES + f"prediction:{deployment}\x00{request_id}".encode()
+        ).digest()
+    )
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest[:16].hex()

@@ -47,12 +47,11 @@ PG_INSERT = f"{PG_CLOCK}; " + PG_ROWS.format("%s", "%s", "%s", "%s")
 # nor plans them per batch, which was about half of its CPU for a one-row batch.
 PG_PREPARE = (
     f"PREPARE ledger_clock AS {PG_CLOCK}; "
-    "PREPARE ledger_rows(uuid[], int[], text[], bytea[]) AS " + PG_ROWS.format("$1", "$2", "$3", "$4")
+    "PREPARE ledger_rows(uuid[], int[], text[], bytea[]) AS "
+    + PG_ROWS.format("$1", "$2", "$3", "$4")
 )
 PG_EXECUTE = "EXECUTE ledger_clock; EXECUTE ledger_rows(%s::uuid[], %s, %s, %s)"
-SQLITE_CLOCK = (
-    f"UPDATE {CLOCK_TABLE} SET last_us = max(last_us, {SQLITE_NOW_US}) WHERE id = 1 RETURNING last_us"
-)
+SQLITE_CLOCK = f"UPDATE {CLOCK_TABLE} SET last_us = max(last_us, {SQLITE_NOW_US}) WHERE id = 1 RETURNING last_us"
 SQLITE_INSERT = (
     f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state, recorded_at) "
     "VALUES (?, ?, ?, ?, ?)"
@@ -79,9 +78,13 @@ def insert_sqlite(cursor: Any, events: Sequence[StoredEvent]) -> list[int]:
     """Clock, then the rows; the clock UPDATE takes SQLite's write lock before any read."""
     at = cursor.execute(SQLITE_CLOCK).fetchone()[0]
     before = cursor.execute(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").fetchone()[0]
-    cursor.executemany(SQLITE_INSERT, [
-        (_uuid_bytes(e.originator_id), e.originator_version, e.topic, e.state, at) for e in events
-    ])
+    cursor.executemany(
+        SQLITE_INSERT,
+        [
+            (_uuid_bytes(e.originator_id), e.originator_version, e.topic, e.state, at)
+            for e in events
+        ],
+    )
     return list(range(before + 1, before + 1 + len(events)))
 
 
@@ -107,7 +110,11 @@ class BatchWriter:
             conn = None
             try:
                 conn = self._connection()  # a new one prepares statements: errors count too
-                return self._insert_postgres(conn, events) if self.postgres else self._insert_sqlite(conn, events)
+                return (
+                    self._insert_postgres(conn, events)
+                    if self.postgres
+                    else self._insert_sqlite(conn, events)
+                )
             except DBAPI_INTEGRITY_ERRORS as error:
                 if not self.postgres and conn is not None:  # PostgreSQL rolled back by itself
                     self._rollback(conn)

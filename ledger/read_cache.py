@@ -38,7 +38,9 @@ class ReadCache:
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, load: Callable[[], T], final: Callable[[T], bool] = lambda _: True) -> T:
+    def get(
+        self, key: Hashable, load: Callable[[], T], final: Callable[[T], bool] = lambda _: True
+    ) -> T:
         """The cached value, else `load()` (kept only when `final` says it can no longer change)."""
         with self._lock:
             if key in self._entries:
@@ -67,8 +69,9 @@ class PredictionRecord:
     chain_hash: bytes | None  # None: the notary has not chained that position (yet)
 
 
-def read_prediction(engine: sa.Engine, mapper: Any, prediction_id: UUID,
-                    position: int | None = None) -> PredictionRecord | None:
+def read_prediction(
+    engine: sa.Engine, mapper: Any, prediction_id: UUID, position: int | None = None
+) -> PredictionRecord | None:
     """The prediction's events at or before `position` (all when None), decoded; None if none."""
     try:
         return _read_prediction(engine, mapper, prediction_id, position)
@@ -80,30 +83,47 @@ def read_prediction(engine: sa.Engine, mapper: Any, prediction_id: UUID,
         return _read_prediction(engine, mapper, prediction_id, position)
 
 
-def _read_prediction(engine: sa.Engine, mapper: Any, prediction_id: UUID,
-                     position: int | None) -> PredictionRecord | None:
+def _read_prediction(
+    engine: sa.Engine, mapper: Any, prediction_id: UUID, position: int | None
+) -> PredictionRecord | None:
     with lookup_engine(engine).connect() as conn:
         postgres = is_postgres(conn)
         key: Any = str(prediction_id) if postgres else prediction_id.bytes
         chained = engine in _chained
         # exec_driver_sql: a third of text()'s CPU here, and still SQLAlchemy's error handling
-        rows = conn.exec_driver_sql(_events_sql(postgres, chained, position is not None),
-                                    {"o": key, "p": position}).fetchall()
+        rows = conn.exec_driver_sql(
+            _events_sql(postgres, chained, position is not None), {"o": key, "p": position}
+        ).fetchall()
         if not rows:
             return None
         made = rows[0]
         chain_hash = made[5] if chained else None
         if not chained and made[5]:  # the notary's tables appeared since: remember, then look
             _chained.add(engine)
-            chain_hash = conn.exec_driver_sql(_driver(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE position = :p",
-                                                      postgres), {"p": made[0]}).scalar()
-    events = [mapper.to_domain_event(StoredEvent(originator_id=prediction_id, originator_version=row[1],
-                                                 topic=row[2], state=bytes(row[3]))) for row in rows]
+            chain_hash = conn.exec_driver_sql(
+                _driver(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE position = :p", postgres),
+                {"p": made[0]},
+            ).scalar()
+    events = [
+        mapper.to_domain_event(
+            StoredEvent(
+                originator_id=prediction_id,
+                originator_version=row[1],
+                topic=row[2],
+                state=bytes(row[3]),
+            )
+        )
+        for row in rows
+    ]
     prediction = None
     for event in events:  # what the repository does: each event mutates the aggregate in turn
         prediction = event.mutate(prediction)
-    return PredictionRecord(prediction, int(made[0]), int(made[4]),
-                            bytes(chain_hash) if chain_hash is not None else None)
+    return PredictionRecord(
+        prediction,
+        int(made[0]),
+        int(made[4]),
+        bytes(chain_hash) if chain_hash is not None else None,
+    )
 
 
 def lookup_engine(engine: sa.Engine) -> sa.Engine:
@@ -115,8 +135,13 @@ def lookup_engine(engine: sa.Engine) -> sa.Engine:
     with _companions_lock:
         companion = _companions.get(engine)
         if companion is None:
-            companion = sa.create_engine(engine.url, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
-                                         pool_size=4, max_overflow=4)
+            companion = sa.create_engine(
+                engine.url,
+                pool_pre_ping=False,
+                isolation_level="AUTOCOMMIT",
+                pool_size=4,
+                max_overflow=4,
+            )
             sa.event.listen(engine, "engine_disposed", lambda _engine, c=companion: c.dispose())
             _companions[engine] = companion
     return companion
@@ -132,11 +157,15 @@ def _events_sql(postgres: bool, chained: bool, bounded: bool) -> str:
     elif postgres:
         sixth = f"to_regclass('{CHAIN_TABLE}') IS NOT NULL"
     else:
-        sixth = f"EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{CHAIN_TABLE}')"
+        sixth = (
+            f"EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{CHAIN_TABLE}')"
+        )
     bound = " AND e.id <= :p" if bounded else ""
-    return _driver(f"SELECT e.id, e.originator_version, e.topic, e.state, e.recorded_at, {sixth} "
-                   f"FROM {EVENTS_TABLE} e WHERE e.originator_id = :o{bound} ORDER BY e.originator_version",
-                   postgres)
+    return _driver(
+        f"SELECT e.id, e.originator_version, e.topic, e.state, e.recorded_at, {sixth} "
+        f"FROM {EVENTS_TABLE} e WHERE e.originator_id = :o{bound} ORDER BY e.originator_version",
+        postgres,
+    )
 
 
 def _driver(sql: str, postgres: bool) -> str:

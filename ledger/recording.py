@@ -32,12 +32,16 @@ def record_predictions(app: Any, predictions: Sequence[Prediction | NewPredictio
     originals: dict[Any, Prediction | NewPrediction] = {}
     for index, prediction in enumerate(predictions):
         earlier = predictions[fresh[prediction.id]] if prediction.id in fresh else None
-        original = earlier or originals.get(prediction.id) or app._existing_prediction(prediction.id)
+        original = (
+            earlier or originals.get(prediction.id) or app._existing_prediction(prediction.id)
+        )
         if original is None:
             fresh[prediction.id] = index
         elif original.body_digest != prediction.body_digest:
-            raise Conflict(f"request_id {prediction.request_id!r} was already used with a different body",
-                           field="request_id")
+            raise Conflict(
+                f"request_id {prediction.request_id!r} was already used with a different body",
+                field="request_id",
+            )
         elif earlier is None:
             originals[prediction.id] = original
     try:
@@ -45,7 +49,9 @@ def record_predictions(app: Any, predictions: Sequence[Prediction | NewPredictio
     except IntegrityError:
         raise Conflict("a request id of this batch is being recorded concurrently; retry") from None
     return [
-        (p, positions[p.id]) if fresh.get(p.id) == i else (originals.get(p.id) or predictions[fresh[p.id]], None)
+        (p, positions[p.id])
+        if fresh.get(p.id) == i
+        else (originals.get(p.id) or predictions[fresh[p.id]], None)
         for i, p in enumerate(predictions)
     ]
 

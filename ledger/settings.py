@@ -54,6 +54,8 @@ class Settings:
             group_commit=_env_bool("LEDGER_GROUP_COMMIT", True),
             max_batch_rows=int(os.environ.get("LEDGER_MAX_BATCH_ROWS", 10_000)),
             max_body_bytes=int(os.environ.get("LEDGER_MAX_BODY_BYTES", 64 * 1024 * 1024)),
-            artifact_cache_bytes=int(os.environ.get("LEDGER_ARTIFACT_CACHE_BYTES", 512 * 1024 * 1024)),
+            artifact_cache_bytes=int(
+                os.environ.get("LEDGER_ARTIFACT_CACHE_BYTES", 512 * 1024 * 1024)
+            ),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})

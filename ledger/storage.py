@@ -176,7 +176,9 @@ def create_clock_and_guards(conn: sa.Connection) -> None:
     create or alter anything, starts against a schema its owner has installed.
     """
     if not sa.inspect(conn).has_table(CLOCK_TABLE):
-        conn.exec_driver_sql(f"CREATE TABLE {CLOCK_TABLE} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {CLOCK_TABLE} (id INTEGER PRIMARY KEY, last_us BIGINT NOT NULL)"
+        )
     if not conn.exec_driver_sql(f"SELECT count(*) FROM {CLOCK_TABLE}").scalar_one():
         conn.exec_driver_sql(f"INSERT INTO {CLOCK_TABLE} (id, last_us) VALUES (1, 0)")
     if is_postgres(conn):
@@ -191,10 +193,16 @@ def create_clock_and_guards(conn: sa.Connection) -> None:
 
 
 def _create_postgres_guards(conn: sa.Connection) -> None:
-    installed = {row[0] for row in conn.exec_driver_sql(
-        "SELECT tgname FROM pg_trigger WHERE tgrelid = %(t)s::regclass", {"t": EVENTS_TABLE})}
-    wanted = {f"{EVENTS_TABLE}_no_update_delete": ("UPDATE OR DELETE", "ROW"),
-              f"{EVENTS_TABLE}_no_truncate": ("TRUNCATE", "STATEMENT")}
+    installed = {
+        row[0]
+        for row in conn.exec_driver_sql(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = %(t)s::regclass", {"t": EVENTS_TABLE}
+        )
+    }
+    wanted = {
+        f"{EVENTS_TABLE}_no_update_delete": ("UPDATE OR DELETE", "ROW"),
+        f"{EVENTS_TABLE}_no_truncate": ("TRUNCATE", "STATEMENT"),
+    }
     missing = {name: spec for name, spec in wanted.items() if name not in installed}
     if not missing:
         return  # creating a trigger would lock the table against every insert

@@ -13,13 +13,17 @@ from ledger.storage import EVENTS_TABLE
 def to_micros(instant: datetime) -> int:
     if instant.tzinfo is None:
         raise InvalidCommand("an instant needs an offset, e.g. 2026-03-03T12:00:00Z", field="as_of")
-    return int(instant.timestamp() * 1_000_000) if instant.microsecond == 0 else (
-        int(instant.replace(microsecond=0).timestamp()) * 1_000_000 + instant.microsecond
+    return (
+        int(instant.timestamp() * 1_000_000)
+        if instant.microsecond == 0
+        else (int(instant.replace(microsecond=0).timestamp()) * 1_000_000 + instant.microsecond)
     )
 
 
 def from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(microsecond=micros % 1_000_000)
+    return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
+        microsecond=micros % 1_000_000
+    )
 
 
 def iso(micros: int) -> str:
@@ -58,7 +62,9 @@ def position_at(conn: sa.Connection | sa.Engine, micros: int) -> int:
 
 def head_position(engine: sa.Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one())
+        return int(
+            conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one()
+        )
 
 
 def resolve_as_of(engine: sa.Engine, text: str | None) -> int | None:

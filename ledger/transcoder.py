@@ -17,7 +17,11 @@ import orjson
 from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
 
 TYPED = b'"_type_"'
-OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 class OrjsonTranscoder(JSONTranscoder):

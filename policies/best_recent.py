@@ -27,40 +27,67 @@ DAY_US = 86_400_000_000
 RESAMPLES = 200
 
 
-def score(task: str, metric: str, rows: Sequence[dict[str, Any]], model: str, positive_label: Any) -> float:
+def score(
+    task: str, metric: str, rows: Sequence[dict[str, Any]], model: str, positive_label: Any
+) -> float:
     """One model's metric on rows of {outputs, actual}."""
     if task == "classification":
         confusion = Counter((r["actual"], r["outputs"][model]) for r in rows)
         return float(metrics.classification(confusion, positive_label).get(metric, 0.0))
     errors = [float(r["outputs"][model]) - float(r["actual"]) for r in rows]
     n = len(errors)
-    return float(metrics.regression(n, sum(errors), sum(map(abs, errors)), sum(e * e for e in errors))[metric])
+    return float(
+        metrics.regression(n, sum(errors), sum(map(abs, errors)), sum(e * e for e in errors))[
+            metric
+        ]
+    )
 
 
-def interval(task: str, metric: str, rows: Sequence[dict[str, Any]], best: str, leader: str,
-             positive_label: Any, seed: int) -> tuple[float, float]:
+def interval(
+    task: str,
+    metric: str,
+    rows: Sequence[dict[str, Any]],
+    best: str,
+    leader: str,
+    positive_label: Any,
+    seed: int,
+) -> tuple[float, float]:
     """95% bootstrap interval of score(best) - score(leader) (seeded: the same log, the same answer)."""
     rng = random.Random(seed)
     diffs = []
     for _ in range(RESAMPLES):
         sample = [rows[rng.randrange(len(rows))] for _ in rows]
-        diffs.append(score(task, metric, sample, best, positive_label)
-                     - score(task, metric, sample, leader, positive_label))
+        diffs.append(
+            score(task, metric, sample, best, positive_label)
+            - score(task, metric, sample, leader, positive_label)
+        )
     diffs.sort()
     return diffs[int(0.025 * RESAMPLES)], diffs[int(0.975 * RESAMPLES) - 1]
 
 
-def evaluate(ledger: Ledger, deployment_name: str, now_position: int | None = None) -> dict[str, Any] | None:
+def evaluate(
+    ledger: Ledger, deployment_name: str, now_position: int | None = None
+) -> dict[str, Any] | None:
     """Promote the best model if it beats the leader with confidence; the decision, or None."""
     deployment = ledger.deployment(deployment_name)
     policy = deployment.policy
-    if policy.get("name") != "best_recent" or len(deployment.models) < 2 or deployment.leader is None:
+    if (
+        policy.get("name") != "best_recent"
+        or len(deployment.models) < 2
+        or deployment.leader is None
+    ):
         return None
     found = _compare(ledger, deployment, now_position)
     if found is None:
         return None
-    ledger.promote(deployment_name, found["model_id"], reason=found["reason"], actor=ACTOR,
-                   evidence=found["evidence"], expected_version=deployment.version)
+    ledger.promote(
+        deployment_name,
+        found["model_id"],
+        reason=found["reason"],
+        actor=ACTOR,
+        evidence=found["evidence"],
+        expected_version=deployment.version,
+    )
     return found
 
 
@@ -68,10 +95,16 @@ def _compare(ledger: Ledger, deployment: Any, now_position: int | None) -> dict[
     policy, models = deployment.policy, list(deployment.models)
     metric, lower = policy["metric"], policy["metric"] in LOWER_IS_BETTER
     with ledger.engine.connect() as conn:
-        now_us = recorded_at_of(conn, now_position) if now_position is not None else int(time.time() * 1e6)
+        now_us = (
+            recorded_at_of(conn, now_position)
+            if now_position is not None
+            else int(time.time() * 1e6)
+        )
     to_us = now_us - deployment.outcome_maturity_days * DAY_US
     from_us = now_us - policy["days"] * DAY_US
-    rows, position = scored_outcomes(ledger.engine, deployment.name, from_us, to_us, now_position, wait=5.0)
+    rows, position = scored_outcomes(
+        ledger.engine, deployment.name, from_us, to_us, now_position, wait=5.0
+    )
     rows = [r for r in rows if all(m in r["outputs"] for m in models)]  # rows every model scored
     if len(rows) < policy["min_outcomes"]:
         return None
@@ -80,18 +113,31 @@ def _compare(ledger: Ledger, deployment: Any, now_position: int | None) -> dict[
     leader = deployment.leader
     if best == leader or scores[best] == scores[leader]:
         return None
-    low, high = interval(deployment.task, metric, rows, best, leader, deployment.positive_label, seed=position)
+    low, high = interval(
+        deployment.task, metric, rows, best, leader, deployment.positive_label, seed=position
+    )
     if (high >= 0) if lower else (low <= 0):
         return None  # not confidently better
-    evidence = {"policy": {**policy, "version": ACTOR}, "metric": metric, "scores": scores,
-                "count": len(rows), "window": {"from": iso(from_us), "to": iso(to_us)},
-                "position": position, "difference": scores[best] - scores[leader],
-                "interval95": [low, high], "method": f"bootstrap, {RESAMPLES} resamples of the common rows"}
-    reason = (f"best_recent: {metric} {scores[best]:.4f} vs leader {scores[leader]:.4f} on {len(rows)} "
-              f"matured outcomes over {policy['days']} days")
+    evidence = {
+        "policy": {**policy, "version": ACTOR},
+        "metric": metric,
+        "scores": scores,
+        "count": len(rows),
+        "window": {"from": iso(from_us), "to": iso(to_us)},
+        "position": position,
+        "difference": scores[best] - scores[leader],
+        "interval95": [low, high],
+        "method": f"bootstrap, {RESAMPLES} resamples of the common rows",
+    }
+    reason = (
+        f"best_recent: {metric} {scores[best]:.4f} vs leader {scores[leader]:.4f} on {len(rows)} "
+        f"matured outcomes over {policy['days']} days"
+    )
     return {"model_id": best, "previous": leader, "reason": reason, "evidence": evidence}
 
 
-def evaluate_all(ledger: Ledger, names: Sequence[str], now_position: int | None = None) -> list[dict[str, Any]]:
+def evaluate_all(
+    ledger: Ledger, names: Sequence[str], now_position: int | None = None
+) -> list[dict[str, Any]]:
     """The scheduled run (and the hook when outcomes arrive): every named deployment once."""
     return [d for name in names if (d := evaluate(ledger, name, now_position)) is not None]

@@ -27,7 +27,9 @@ RULE = "feeds.close_elapsed_periods/v1"
 MAX_PERIODS_PER_PASS = 1000  # a feed declared long ago catches up over several passes
 
 
-def catch_up(engine: sa.Engine, projection: type[Projection] = HealthProjection, timeout: float = 30.0) -> None:
+def catch_up(
+    engine: sa.Engine, projection: type[Projection] = HealthProjection, timeout: float = 30.0
+) -> None:
     """Bring a projection to the head: run it here, or wait for the runner that holds its lock."""
     lock = runner_lock(engine, projection.name)
     if lock.acquire(wait=False):
@@ -39,7 +41,9 @@ def catch_up(engine: sa.Engine, projection: type[Projection] = HealthProjection,
     target, deadline = head_position(engine), time.monotonic() + timeout
     while _position(engine, projection) < target:
         if time.monotonic() > deadline:
-            raise StorageUnavailable(f"the {projection.name} projection is behind the log; is its runner stuck?")
+            raise StorageUnavailable(
+                f"the {projection.name} projection is behind the log; is its runner stuck?"
+            )
         time.sleep(0.05)
 
 
@@ -78,8 +82,14 @@ def close_feed(ledger: Ledger, feed: dict[str, Any], now: int) -> list[dict[str,
             record = ledger.close_feed_period(feed["name"], period_start, received, rule=RULE)
         except Conflict:
             break  # another pass closed it first; the next pass goes on from where that one got
-        closed.append({"feed": feed["name"], "period_start": iso_instant(period_start), "received": received,
-                       "expected": record.expected_count,
-                       "flags": period_flags(record.expected_count, received, record.tolerance)})
+        closed.append(
+            {
+                "feed": feed["name"],
+                "period_start": iso_instant(period_start),
+                "received": received,
+                "expected": record.expected_count,
+                "flags": period_flags(record.expected_count, received, record.tolerance),
+            }
+        )
         start += width
     return closed

@@ -14,13 +14,22 @@ from policies.feeds import close_elapsed_periods
 from policies.quality_windows import check_recent_windows
 
 
-def run_health_pass(ledger: Ledger, now: datetime | None = None, window: int | None = None,
-                    flush: bool = False) -> dict[str, Any]:
+def run_health_pass(
+    ledger: Ledger, now: datetime | None = None, window: int | None = None, flush: bool = False
+) -> dict[str, Any]:
     """Close every elapsed feed period, then check every full window of new predictions."""
     closed = close_elapsed_periods(ledger, now)
     checks = check_recent_windows(ledger, window=window, flush=flush)
     return {
         "closed_periods": closed,
-        "quality_checks": [{"check_id": str(c.id), "deployment": c.deployment, "key": c.key,
-                            "rows": c.covers.get("rows", 0), "failing": c.failing} for c in checks],
+        "quality_checks": [
+            {
+                "check_id": str(c.id),
+                "deployment": c.deployment,
+                "key": c.key,
+                "rows": c.covers.get("rows", 0),
+                "failing": c.failing,
+            }
+            for c in checks
+        ],
     }

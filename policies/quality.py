@@ -33,7 +33,10 @@ OutlierScorer = Callable[[Sequence[Mapping[str, Any]]], np.ndarray]
 def thresholds_from(settings: Mapping[str, Any] | None) -> dict[str, float]:
     """The defaults overridden by a deployment's `quality_thresholds` setting."""
     overrides = (settings or {}).get("quality_thresholds") or {}
-    return {**DEFAULT_THRESHOLDS, **{k: float(v) for k, v in overrides.items() if k in DEFAULT_THRESHOLDS}}
+    return {
+        **DEFAULT_THRESHOLDS,
+        **{k: float(v) for k, v in overrides.items() if k in DEFAULT_THRESHOLDS},
+    }
 
 
 def psi(expected: Sequence[float] | np.ndarray, actual: Sequence[float] | np.ndarray) -> float:
@@ -49,11 +52,20 @@ def quantile_points(profile: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]
     if isinstance(quantiles, Mapping):
         pairs = sorted((float(p), float(v)) for p, v in quantiles.items())
     else:
-        pairs = list(zip(np.linspace(0.0, 1.0, len(quantiles)).tolist(), map(float, quantiles), strict=True))
+        pairs = list(
+            zip(np.linspace(0.0, 1.0, len(quantiles)).tolist(), map(float, quantiles), strict=True)
+        )
     edges = (profile.get("histogram") or {}).get("edges") or []
     if len(edges) == 11:  # untied decile edges: more knots for the quantile function
         known = {p for p, _ in pairs}
-        pairs = sorted(pairs + [(i / 10, float(e)) for i, e in enumerate(edges) if 0 < i < 10 and i / 10 not in known])
+        pairs = sorted(
+            pairs
+            + [
+                (i / 10, float(e))
+                for i, e in enumerate(edges)
+                if 0 < i < 10 and i / 10 not in known
+            ]
+        )
     if pairs and pairs[0][0] > 0 and profile.get("min") is not None:
         pairs.insert(0, (0.0, float(profile["min"])))
     if pairs and pairs[-1][0] < 1 and profile.get("max") is not None:
@@ -125,15 +137,32 @@ class Report:
     results: list[dict[str, Any]] = field(default_factory=list)
     outliers: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, check: str, feature: str | None, value: float, threshold: float, passed: bool | None = None) -> None:
+    def add(
+        self,
+        check: str,
+        feature: str | None,
+        value: float,
+        threshold: float,
+        passed: bool | None = None,
+    ) -> None:
         passed = value <= threshold if passed is None else passed
-        self.results.append({"check": check, "feature": feature, "value": _round(value),
-                             "threshold": threshold, "passed": bool(passed)})
+        self.results.append(
+            {
+                "check": check,
+                "feature": feature,
+                "value": _round(value),
+                "threshold": threshold,
+                "passed": bool(passed),
+            }
+        )
 
     @property
     def failing(self) -> list[str]:
-        return [f"{r['check']}:{r['feature']}" if r["feature"] else r["check"]
-                for r in self.results if not r["passed"]]
+        return [
+            f"{r['check']}:{r['feature']}" if r["feature"] else r["check"]
+            for r in self.results
+            if not r["passed"]
+        ]
 
 
 def _round(value: float) -> float:
@@ -142,8 +171,10 @@ def _round(value: float) -> float:
 
 TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
     "category": lambda v: isinstance(v, str),
     "boolean": lambda v: isinstance(v, bool),
 }
@@ -155,7 +186,11 @@ def type_errors(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, Any]) ->
     errors = []
     for i, row in enumerate(rows):
         unknown = sorted(set(row) - set(features))
-        wrong = [n for n, f in features.items() if row.get(n) is not None and not TYPE_TESTS[f["type"]](row[n])]
+        wrong = [
+            n
+            for n, f in features.items()
+            if row.get(n) is not None and not TYPE_TESTS[f["type"]](row[n])
+        ]
         absent = [n for n, f in features.items() if row.get(n) is None and f.get("required")]
         if unknown or wrong or absent:
             errors.append(f"row {i}: unknown {unknown}, mistyped {wrong}, missing {absent}")
@@ -175,8 +210,11 @@ def profile_features(profile: Mapping[str, Any] | None) -> dict[str, dict[str, A
 
 
 def check_rows(
-    rows: Sequence[Mapping[str, Any]], schema: Mapping[str, Any], profile: Mapping[str, Any],
-    thresholds: Mapping[str, float], scorer: OutlierScorer | None = None,
+    rows: Sequence[Mapping[str, Any]],
+    schema: Mapping[str, Any],
+    profile: Mapping[str, Any],
+    thresholds: Mapping[str, float],
+    scorer: OutlierScorer | None = None,
 ) -> Report:
     """Check a batch of rows against the schema and a reference profile."""
     report = Report(rows=len(rows))
@@ -186,7 +224,9 @@ def check_rows(
     names = {f["name"] for f in schema["features"]}
     for name, reference in profile_features(profile).items():
         if name in names and isinstance(reference, Mapping) and not reference.get("personal"):
-            report.features[name] = check_feature(report, name, reference, [r.get(name) for r in rows], thresholds)
+            report.features[name] = check_feature(
+                report, name, reference, [r.get(name) for r in rows], thresholds
+            )
     if scorer is not None and rows:
         flags = score_in_batches(scorer, list(rows))
         share = float(flags.mean())
@@ -196,7 +236,11 @@ def check_rows(
 
 
 def check_feature(
-    report: Report, name: str, reference: Mapping[str, Any], values: list[Any], thresholds: Mapping[str, float]
+    report: Report,
+    name: str,
+    reference: Mapping[str, Any],
+    values: list[Any],
+    thresholds: Mapping[str, float],
 ) -> dict[str, Any]:
     """Null share, then range and drift (numbers) or unseen categories and drift (categories)."""
     present = [v for v in values if v is not None]
@@ -211,7 +255,9 @@ def check_feature(
         frequencies = reference.get("frequencies") or reference["categories"]
         figures.update(category_figures(report, name, frequencies, present, thresholds))
     elif reference.get("true_share") is not None:
-        figures.update(boolean_figures(report, name, float(reference["true_share"]), present, thresholds))
+        figures.update(
+            boolean_figures(report, name, float(reference["true_share"]), present, thresholds)
+        )
     return figures
 
 
@@ -227,14 +273,23 @@ def boolean_figures(
 
 
 def numeric_figures(
-    report: Report, name: str, reference: Mapping[str, Any], values: np.ndarray, thresholds: Mapping[str, float]
+    report: Report,
+    name: str,
+    reference: Mapping[str, Any],
+    values: np.ndarray,
+    thresholds: Mapping[str, float],
 ) -> dict[str, Any]:
     _, points = quantile_points(reference)
     low, high = float(reference.get("min", points[0])), float(reference.get("max", points[-1]))
     outside = float(np.mean((values < low) | (values > high))) if len(values) else 0.0
     report.add("range", name, outside, thresholds["out_of_range_share"])
-    figures: dict[str, Any] = {"out_of_range_share": _round(outside), "psi": None, "ks_statistic": None,
-                               "ks_pvalue": None, "mean": _round(float(values.mean())) if len(values) else None}
+    figures: dict[str, Any] = {
+        "out_of_range_share": _round(outside),
+        "psi": None,
+        "ks_statistic": None,
+        "ks_pvalue": None,
+        "mean": _round(float(values.mean())) if len(values) else None,
+    }
     if len(values) >= thresholds["min_rows"]:
         value, (statistic, pvalue) = numeric_psi(reference, values), ks_test(reference, values)
         figures.update(psi=_round(value), ks_statistic=_round(statistic), ks_pvalue=_round(pvalue))
@@ -248,13 +303,20 @@ def numeric_figures(
 
 
 def category_figures(
-    report: Report, name: str, frequencies: Mapping[str, float], values: list[Any], thresholds: Mapping[str, float]
+    report: Report,
+    name: str,
+    frequencies: Mapping[str, float],
+    values: list[Any],
+    thresholds: Mapping[str, float],
 ) -> dict[str, Any]:
     unseen = [v for v in values if str(v) not in frequencies]
     share = len(unseen) / max(len(values), 1)
     report.add("unseen_categories", name, share, thresholds["unseen_share"])
-    figures: dict[str, Any] = {"unseen_share": _round(share), "unseen": sorted({str(v) for v in unseen})[:10],
-                               "psi": None}
+    figures: dict[str, Any] = {
+        "unseen_share": _round(share),
+        "unseen": sorted({str(v) for v in unseen})[:10],
+        "psi": None,
+    }
     if len(values) >= thresholds["min_rows"]:
         value = categorical_psi(frequencies, values)
         figures["psi"] = _round(value)
@@ -262,7 +324,12 @@ def category_figures(
     return figures
 
 
-def score_in_batches(scorer: OutlierScorer, rows: list[Mapping[str, Any]], batch_size: int = 10_000) -> np.ndarray:
+def score_in_batches(
+    scorer: OutlierScorer, rows: list[Mapping[str, Any]], batch_size: int = 10_000
+) -> np.ndarray:
     """Outlier flags scored in micro-batches: one IsolationForest call costs ~7.5 ms however small."""
-    parts = [np.asarray(scorer(rows[i:i + batch_size])).astype(bool) for i in range(0, len(rows), batch_size)]
+    parts = [
+        np.asarray(scorer(rows[i : i + batch_size])).astype(bool)
+        for i in range(0, len(rows), batch_size)
+    ]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)

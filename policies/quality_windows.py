@@ -75,7 +75,11 @@ def outlier_scorer(ledger: Ledger, profile: Mapping[str, Any]) -> OutlierScorer 
 
 
 def check_batch(
-    ledger: Ledger, name: str, rows: list[dict[str, Any]], actor: str, batch_id: str | None = None,
+    ledger: Ledger,
+    name: str,
+    rows: list[dict[str, Any]],
+    actor: str,
+    batch_id: str | None = None,
 ) -> QualityCheck:
     """Check rows sent in against the deployment's reference and record the result."""
     deployment = ledger.deployment(name)
@@ -84,28 +88,49 @@ def check_batch(
     batch_id = batch_id or digest[:16]
     report = _check(deployment, reference, rows)
     covers = {"batch": {"id": batch_id, "rows": len(rows), "digest": digest}, "rows": len(rows)}
-    return _record(ledger, deployment, f"batch:{batch_id}", "batch", covers, reference, report, actor)
+    return _record(
+        ledger, deployment, f"batch:{batch_id}", "batch", covers, reference, report, actor
+    )
 
 
-def _check(deployment: Deployment, reference: Reference | None, rows: list[dict[str, Any]]) -> Report:
+def _check(
+    deployment: Deployment, reference: Reference | None, rows: list[dict[str, Any]]
+) -> Report:
     thresholds = thresholds_from(deployment.settings)
     profile = reference.profile if reference else {}
-    return check_rows(rows, deployment.schema, profile, thresholds, reference.scorer if reference else None)
+    return check_rows(
+        rows, deployment.schema, profile, thresholds, reference.scorer if reference else None
+    )
 
 
 def _record(
-    ledger: Ledger, deployment: Deployment, key: str, source: str, covers: dict[str, Any],
-    reference: Reference | None, report: Report, actor: str,
+    ledger: Ledger,
+    deployment: Deployment,
+    key: str,
+    source: str,
+    covers: dict[str, Any],
+    reference: Reference | None,
+    report: Report,
+    actor: str,
 ) -> QualityCheck:
     return ledger.record_quality_check(
-        key, deployment=deployment.name, source=source, covers=covers,
-        reference=reference.names if reference else {}, features=report.features, outliers=report.outliers,
-        results=report.results, failing=report.failing, thresholds=thresholds_from(deployment.settings),
+        key,
+        deployment=deployment.name,
+        source=source,
+        covers=covers,
+        reference=reference.names if reference else {},
+        features=report.features,
+        outliers=report.outliers,
+        results=report.results,
+        failing=report.failing,
+        thresholds=thresholds_from(deployment.settings),
         actor=actor,
     )
 
 
-def check_recent_windows(ledger: Ledger, window: int | None = None, flush: bool = False) -> list[QualityCheck]:
+def check_recent_windows(
+    ledger: Ledger, window: int | None = None, flush: bool = False
+) -> list[QualityCheck]:
     """Check every full window of predictions not yet checked (and the partial rest if `flush`)."""
     catch_up(ledger.engine)
     catch_up(ledger.engine, DeploymentsProjection)
@@ -123,7 +148,9 @@ def check_recent_windows(ledger: Ledger, window: int | None = None, flush: bool 
                 recorded.append(_check_window(ledger, *references[name], pending.pop(name)))
                 pending[name] = []
     if flush:
-        recorded += [_check_window(ledger, *references[n], rows) for n, rows in pending.items() if rows]
+        recorded += [
+            _check_window(ledger, *references[n], rows) for n, rows in pending.items() if rows
+        ]
     return recorded
 
 
@@ -148,7 +175,9 @@ def _current_deployments(conn: sa.Connection) -> list[str]:
     if state is None:
         return []
     t = DeploymentsProjection.tables_for(state[1])["versions"]
-    return list(conn.execute(sa.select(t.c.name).where(t.c.valid_to.is_(None)).order_by(t.c.name)).scalars())
+    return list(
+        conn.execute(sa.select(t.c.name).where(t.c.valid_to.is_(None)).order_by(t.c.name)).scalars()
+    )
 
 
 def _predictions_after(engine: sa.Engine, position: int, page: int = 2000):  # noqa: ANN202 - a generator
@@ -158,9 +187,18 @@ def _predictions_after(engine: sa.Engine, position: int, page: int = 2000):  # n
         upto = ev.head(conn)
     while position < upto:
         high = min(upto, position + page)
-        query = (sa.select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state,
-                           t.c.recorded_at)
-                 .where(t.c.id > position, t.c.id <= high, t.c.topic == ev.PREDICTION + "Made").order_by(t.c.id))
+        query = (
+            sa.select(
+                t.c.id,
+                t.c.originator_id,
+                t.c.originator_version,
+                t.c.topic,
+                t.c.state,
+                t.c.recorded_at,
+            )
+            .where(t.c.id > position, t.c.id <= high, t.c.topic == ev.PREDICTION + "Made")
+            .order_by(t.c.id)
+        )
         with engine.connect() as conn:
             rows = conn.execute(query).all()
         for row in rows:
@@ -168,12 +206,18 @@ def _predictions_after(engine: sa.Engine, position: int, page: int = 2000):  # n
         position = high
 
 
-def _check_window(ledger: Ledger, deployment: Deployment, reference: Reference, events: list[ev.Event]) -> QualityCheck:
+def _check_window(
+    ledger: Ledger, deployment: Deployment, reference: Reference, events: list[ev.Event]
+) -> QualityCheck:
     rows = [dict(e.state["features"]) for e in events]
     report = _check(deployment, reference, rows)
     ids = [e.originator_id for e in events]
     report.outliers["predictions"] = [ids[i] for i in report.outliers.get("rows", [])]
-    covers = {"predictions": ids, "rows": len(ids), "from_position": events[0].position,
-              "to_position": events[-1].position}
+    covers = {
+        "predictions": ids,
+        "rows": len(ids),
+        "from_position": events[0].position,
+        "to_position": events[-1].position,
+    }
     key = f"window:{events[0].position}-{events[-1].position}"
     return _record(ledger, deployment, key, "window", covers, reference, report, f"rule:{RULE}")

@@ -44,16 +44,20 @@ class RetentionReport:
 def check_retention(days: Any, override_reason: str | None) -> None:
     """Whole days, at least one; under the legal floor only with a stated reason."""
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
-        raise InvalidCommand("retention days must be a whole number of days, at least 1", field="days")
+        raise InvalidCommand(
+            "retention days must be a whole number of days, at least 1", field="days"
+        )
     if days < LEGAL_FLOOR_DAYS and not (override_reason or "").strip():
         raise InvalidCommand(
             f"{days} days is below the {LEGAL_FLOOR_DAYS}-day legal floor for automatically generated "
-            "logs (EU AI Act Art. 19): keep them longer, or override with a reason", field="days",
+            "logs (EU AI Act Art. 19): keep them longer, or override with a reason",
+            field="days",
         )
 
 
-def set_retention(ledger: Ledger, deployment: str, days: int, actor: str,
-                  override_reason: str | None = None) -> dict[str, Any]:
+def set_retention(
+    ledger: Ledger, deployment: str, days: int, actor: str, override_reason: str | None = None
+) -> dict[str, Any]:
     """Record the deployment's retention (and any override of the floor) as a settings change."""
     check_retention(days, override_reason)
     override = None
@@ -100,14 +104,18 @@ def due_subjects(ledger: Ledger, deployment: str, cutoff_us: int) -> list[str]:
     return sorted(ref for ref, at in last.items() if at < cutoff_us and ref in live)
 
 
-def sealed_predictions(engine: sa.Engine, deployment: str, page: int = 5000) -> Iterator[tuple[str, int]]:
+def sealed_predictions(
+    engine: sa.Engine, deployment: str, page: int = 5000
+) -> Iterator[tuple[str, int]]:
     """(subject ref, recorded-at) of the deployment's sealed predictions, read from the log.
 
     Reads the whole log's predictions: correct even when projections lag, and run rarely.
     """
     after = 0
-    sql = sa.text(f"SELECT id, state, recorded_at FROM {EVENTS_TABLE} WHERE topic = :t AND id > :a "
-                  "ORDER BY id LIMIT :n")
+    sql = sa.text(
+        f"SELECT id, state, recorded_at FROM {EVENTS_TABLE} WHERE topic = :t AND id > :a "
+        "ORDER BY id LIMIT :n"
+    )
     while True:
         with engine.connect() as conn:
             rows = conn.execute(sql, {"t": MADE, "a": after, "n": page}).all()

@@ -16,7 +16,8 @@ BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 _meta = sa.MetaData()
 positions = sa.Table(
-    "projection_positions", _meta,
+    "projection_positions",
+    _meta,
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("position", BIGINT, nullable=False),
     sa.Column("generation", sa.Integer, nullable=False),
@@ -34,7 +35,9 @@ class Projection:
     name: ClassVar[str]
     version: ClassVar[int]
     topics: ClassVar[frozenset[str] | None] = None  # None: every event
-    rebuild_page: ClassVar[int | None] = None  # events a rebuild page spans (None: the runner's default)
+    rebuild_page: ClassVar[int | None] = (
+        None  # events a rebuild page spans (None: the runner's default)
+    )
     pipelined: ClassVar[bool] = False  # True: a rebuild on PostgreSQL hands the writes to `writer`
     _defined: ClassVar[dict[tuple[str, int], dict[str, sa.Table]]] = {}
 
@@ -85,8 +88,12 @@ class Projection:
     def analyze(self, conn: sa.Connection) -> None:
         """Fresh statistics: without them PostgreSQL sorts whole tables for a LIMIT 100."""
         if conn.dialect.name == "postgresql":
-            for table in self.tables.values():  # JSON columns' statistics cost most and serve no plan here
-                columns = ", ".join(c.name for c in table.columns if not isinstance(c.type, sa.JSON))
+            for (
+                table
+            ) in self.tables.values():  # JSON columns' statistics cost most and serve no plan here
+                columns = ", ".join(
+                    c.name for c in table.columns if not isinstance(c.type, sa.JSON)
+                )
                 conn.exec_driver_sql(f"ANALYZE {table.name} ({columns})")
 
     def drop_tables(self, conn: sa.Connection) -> None:
@@ -104,14 +111,20 @@ def ensure_positions(conn: sa.Connection) -> None:
 def read_position(conn: sa.Connection, name: str) -> tuple[int, int, int] | None:
     """(position, generation, version) of a projection, or None before its first run."""
     row = conn.execute(
-        sa.select(positions.c.position, positions.c.generation, positions.c.version)
-        .where(positions.c.name == name)
+        sa.select(positions.c.position, positions.c.generation, positions.c.version).where(
+            positions.c.name == name
+        )
     ).first()
     return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
 def compare_and_set(
-    conn: sa.Connection, name: str, generation: int, old: int, new: int, version: int | None = None,
+    conn: sa.Connection,
+    name: str,
+    generation: int,
+    old: int,
+    new: int,
+    version: int | None = None,
     new_generation: int | None = None,
 ) -> None:
     """Move a position only from the value we read; 0 rows means another runner wrote."""
@@ -120,8 +133,14 @@ def compare_and_set(
         values.update(generation=new_generation, version=version)
     result = conn.execute(
         positions.update()
-        .where(positions.c.name == name, positions.c.generation == generation, positions.c.position == old)
+        .where(
+            positions.c.name == name,
+            positions.c.generation == generation,
+            positions.c.position == old,
+        )
         .values(**values)
     )
     if result.rowcount != 1:
-        raise PositionMoved(f"projection {name} moved from position {old} (generation {generation})")
+        raise PositionMoved(
+            f"projection {name} moved from position {old} (generation {generation})"
+        )

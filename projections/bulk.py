@@ -23,7 +23,12 @@ def json_field(value: Any) -> str:
 def text_field(text: str) -> str:
     """A string in COPY's text format (escaped only when it must be: most never need it)."""
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
     return text
 
 
@@ -31,7 +36,13 @@ def nullable_text(text: str | None) -> str:
     return "\\N" if text is None else text_field(text)
 
 
-_BY_TYPE = {str: text_field, int: repr, float: repr, bool: lambda v: "t" if v else "f", type(None): lambda v: "\\N"}
+_BY_TYPE = {
+    str: text_field,
+    int: repr,
+    float: repr,
+    bool: lambda v: "t" if v else "f",
+    type(None): lambda v: "\\N",
+}
 
 
 def _scalar(value: Any) -> str:
@@ -66,8 +77,12 @@ def insert_tuples(conn: sa.Connection, table: sa.Table, rows: Sequence[tuple[Any
 def copy_text(table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> str:
     """Rows (tuples of every column, in the table's order) in COPY's text format."""
     encoders = [json_field if isinstance(c.type, sa.JSON) else _scalar for c in table.columns]
-    return "".join(["\t".join([encode(v) for encode, v in zip(encoders, row, strict=True)]) + "\n"
-                    for row in rows])
+    return "".join(
+        [
+            "\t".join([encode(v) for encode, v in zip(encoders, row, strict=True)]) + "\n"
+            for row in rows
+        ]
+    )
 
 
 def copy_in(conn: sa.Connection, table: sa.Table, text: str) -> None:
@@ -77,13 +92,20 @@ def copy_in(conn: sa.Connection, table: sa.Table, text: str) -> None:
     columns = ", ".join(c.name for c in table.columns)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.copy_expert(f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text), size=len(text))
+        cursor.copy_expert(
+            f"COPY {table.name} ({columns}) FROM STDIN", io.StringIO(text), size=len(text)
+        )
     finally:
         cursor.close()
 
 
-def add_to_cells(conn: sa.Connection, table: sa.Table, key: Sequence[str], sums: Sequence[str],
-                 rows: Sequence[tuple[Any, ...]]) -> None:
+def add_to_cells(
+    conn: sa.Connection,
+    table: sa.Table,
+    key: Sequence[str],
+    sums: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
     """Insert cells (tuples: the key's columns, then the sums'), or add their sums to the
     cells already there (one statement)."""
     if not rows:
@@ -93,15 +115,20 @@ def add_to_cells(conn: sa.Connection, table: sa.Table, key: Sequence[str], sums:
         from sqlalchemy.dialects import sqlite
 
         insert = sqlite.insert(table)
-        conn.execute(insert.on_conflict_do_update(
-            index_elements=list(key), set_={c: table.c[c] + insert.excluded[c] for c in sums}),
-            [dict(zip(columns, row, strict=True)) for row in rows])
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=list(key), set_={c: table.c[c] + insert.excluded[c] for c in sums}
+            ),
+            [dict(zip(columns, row, strict=True)) for row in rows],
+        )
         return
     from psycopg2.extras import execute_values
 
     updates = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in sums)
-    sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES %s "
-           f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES %s "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         execute_values(cursor, sql, rows, page_size=len(rows))

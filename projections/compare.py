@@ -42,14 +42,19 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "compared": self.compared, "agreed": self.agreed, "agreement_rate": self.agreement_rate,
-            "only_baseline": self.only_baseline, "only_candidate": self.only_candidate,
-            "model_metrics": self.model_metrics, "differences": self.differences,
+            "compared": self.compared,
+            "agreed": self.agreed,
+            "agreement_rate": self.agreement_rate,
+            "only_baseline": self.only_baseline,
+            "only_candidate": self.only_candidate,
+            "model_metrics": self.model_metrics,
+            "differences": self.differences,
         }
 
 
-def answers(ledger: Ledger, after: int = 0, until: int | None = None,
-            deployment: str | None = None) -> Iterator[tuple[tuple[str, str], Answer]]:
+def answers(
+    ledger: Ledger, after: int = 0, until: int | None = None, deployment: str | None = None
+) -> Iterator[tuple[tuple[str, str], Answer]]:
     """(deployment, request id) -> the served answer, in position order."""
     import orjson
 
@@ -57,9 +62,13 @@ def answers(ledger: Ledger, after: int = 0, until: int | None = None,
     while True:
         bound = "" if until is None else " AND id <= :until"
         with ledger.engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                f"SELECT id, state FROM {EVENTS_TABLE} WHERE id > :last{bound} AND topic = :made "
-                f"ORDER BY id LIMIT {PAGE}"), {"last": last, "until": until, "made": MADE}).fetchall()
+            rows = conn.execute(
+                sa.text(
+                    f"SELECT id, state FROM {EVENTS_TABLE} WHERE id > :last{bound} AND topic = :made "
+                    f"ORDER BY id LIMIT {PAGE}"
+                ),
+                {"last": last, "until": until, "made": MADE},
+            ).fetchall()
         if not rows:
             return
         for row in rows:
@@ -68,8 +77,10 @@ def answers(ledger: Ledger, after: int = 0, until: int | None = None,
             if deployment and state["deployment"] != deployment:
                 continue
             served = state["served_model"]
-            yield ((state["deployment"], state["request_id"]),
-                   Answer(state["outputs"][served]["value"], served, state["outputs"]))
+            yield (
+                (state["deployment"], state["request_id"]),
+                Answer(state["outputs"][served]["value"], served, state["outputs"]),
+            )
         last = rows[-1].id
 
 
@@ -77,9 +88,12 @@ def outcomes(ledger: Ledger) -> dict[tuple[str, str], Any]:
     """The latest actual outcome per (deployment, request id)."""
     found: dict[tuple[str, str], Any] = {}
     with ledger.engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            f"SELECT originator_id FROM {EVENTS_TABLE} WHERE topic = :o GROUP BY originator_id"),
-            {"o": OUTCOME}).fetchall()
+        rows = conn.execute(
+            sa.text(
+                f"SELECT originator_id FROM {EVENTS_TABLE} WHERE topic = :o GROUP BY originator_id"
+            ),
+            {"o": OUTCOME},
+        ).fetchall()
     for (originator_id,) in rows:
         prediction = ledger.prediction(as_uuid(originator_id))
         if prediction.outcome is not None:
@@ -87,8 +101,13 @@ def outcomes(ledger: Ledger) -> dict[tuple[str, str], Any]:
     return found
 
 
-def compare(baseline: Ledger, candidate: Ledger, after: int = 0, deployment: str | None = None,
-            max_differences: int = 100) -> Comparison:
+def compare(
+    baseline: Ledger,
+    candidate: Ledger,
+    after: int = 0,
+    deployment: str | None = None,
+    max_differences: int = 100,
+) -> Comparison:
     """Join both ledgers' answers on (deployment, request id); outcomes come from the baseline."""
     base = dict(answers(baseline, after, None, deployment))
     result = Comparison()
@@ -105,9 +124,14 @@ def compare(baseline: Ledger, candidate: Ledger, after: int = 0, deployment: str
         if answer.value == original.value:
             result.agreed += 1
         elif len(result.differences) < max_differences:
-            result.differences.append({"deployment": key[0], "request_id": key[1],
-                                       "baseline": {"value": original.value, "model": original.served_model},
-                                       "candidate": {"value": answer.value, "model": answer.served_model}})
+            result.differences.append(
+                {
+                    "deployment": key[0],
+                    "request_id": key[1],
+                    "baseline": {"value": original.value, "model": original.served_model},
+                    "candidate": {"value": answer.value, "model": answer.served_model},
+                }
+            )
         if key in actuals:
             for side, ans in (("baseline", original), ("candidate", answer)):
                 for model_id, output in ans.outputs.items():
@@ -115,5 +139,7 @@ def compare(baseline: Ledger, candidate: Ledger, after: int = 0, deployment: str
                     tally[0] += output["value"] == actuals[key]
                     tally[1] += 1
     result.only_baseline = len(base) - len(seen)
-    result.model_metrics = {k: {"accuracy": c / n, "count": n} for k, (c, n) in sorted(hits.items()) if n}
+    result.model_metrics = {
+        k: {"accuracy": c / n, "count": n} for k, (c, n) in sorted(hits.items()) if n
+    }
     return result

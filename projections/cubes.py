@@ -62,7 +62,10 @@ class EpochClock:
 def label(value: Any) -> str:
     """A class label as JSON text, so 1 and "1" stay different labels (cached: a few labels recur)."""
     try:
-        key = (type(value), value)  # the type too: 1, 1.0 and True are equal keys but different labels
+        key = (
+            type(value),
+            value,
+        )  # the type too: 1, 1.0 and True are equal keys but different labels
         text = _LABELS.get(key)
     except TypeError:  # unhashable (a list or a dict as a label)
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
@@ -75,8 +78,10 @@ def label(value: Any) -> str:
 
 def predicted_values(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """{model: its predicted value} from a prediction's outputs."""
-    return {model: output.get("value") if isinstance(output, Mapping) else output
-            for model, output in outputs.items()}
+    return {
+        model: output.get("value") if isinstance(output, Mapping) else output
+        for model, output in outputs.items()
+    }
 
 
 def scored(predicted: Mapping[str, Any], task: str) -> Scored:
@@ -93,8 +98,15 @@ def scored(predicted: Mapping[str, Any], task: str) -> Scored:
     return tuple(out)
 
 
-def add_counted(deltas: Deltas, fact: Mapping[str, Any], task: str, actual: Any,
-                slices: Iterable[tuple[str, str]], epoch: int, sign: int) -> None:
+def add_counted(
+    deltas: Deltas,
+    fact: Mapping[str, Any],
+    task: str,
+    actual: Any,
+    slices: Iterable[tuple[str, str]],
+    epoch: int,
+    sign: int,
+) -> None:
     """Add (sign +1) or take (-1) the cells one outcome of one prediction counts in.
 
     `fact` has deployment, day and scored; `slices` the (feature, value) pairs to count
@@ -109,7 +121,9 @@ def add_counted(deltas: Deltas, fact: Mapping[str, Any], task: str, actual: Any,
         except (TypeError, ValueError):
             return  # no number to measure
     for model, predicted in fact["scored"]:
-        if task == "classification":  # only n counts: one add a cell (this loop runs for every outcome)
+        if (
+            task == "classification"
+        ):  # only n counts: one add a cell (this loop runs for every outcome)
             for feature, value in slices:
                 deltas[(deployment, model, day, epoch, feature, value, a, predicted)][0] += sign
             continue
@@ -123,8 +137,17 @@ def add_counted(deltas: Deltas, fact: Mapping[str, Any], task: str, actual: Any,
             sums[3] += values[3]
 
 
-def add_outcome(deltas: Deltas, fact: Mapping[str, Any], task: str, actual: Any, slices: Mapping[str, str],
-                previous: tuple[bool, Any, Any], epoch: int, feature: str | None = None, times: int = 1) -> None:
+def add_outcome(
+    deltas: Deltas,
+    fact: Mapping[str, Any],
+    task: str,
+    actual: Any,
+    slices: Mapping[str, str],
+    previous: tuple[bool, Any, Any],
+    epoch: int,
+    feature: str | None = None,
+    times: int = 1,
+) -> None:
     """Add an outcome's cells (`times` such outcomes), minus those of the outcome it corrects (if any).
 
     `previous` is (corrects one?, its actual, its slices). With `feature`, only that slice

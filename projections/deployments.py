@@ -26,7 +26,8 @@ class DeploymentsProjection(Projection):
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
         versions = sa.Table(
-            f"pj_deployments{suffix}", metadata,
+            f"pj_deployments{suffix}",
+            metadata,
             sa.Column("name", sa.String(200), primary_key=True),
             sa.Column("valid_from", BIGINT, primary_key=True),
             sa.Column("valid_to", BIGINT, nullable=True),
@@ -43,7 +44,8 @@ class DeploymentsProjection(Projection):
             sa.Index(f"ix_pj_deployments_current{suffix}", "valid_to", "name"),
         )
         leaders = sa.Table(
-            f"pj_leader_history{suffix}", metadata,
+            f"pj_leader_history{suffix}",
+            metadata,
             sa.Column("position", BIGINT, primary_key=True),
             sa.Column("deployment", sa.String(200), nullable=False),
             sa.Column("recorded_at", BIGINT, nullable=False),
@@ -58,8 +60,15 @@ class DeploymentsProjection(Projection):
 
     @classmethod
     def event_topics(cls) -> frozenset[str]:
-        kinds = ("Created", "SchemaChanged", "PolicyChanged", "SettingsChanged", "ModelAdded",
-                 "ModelRetired", "LeaderChanged")
+        kinds = (
+            "Created",
+            "SchemaChanged",
+            "PolicyChanged",
+            "SettingsChanged",
+            "ModelAdded",
+            "ModelRetired",
+            "LeaderChanged",
+        )
         return frozenset(ev.DEPLOYMENT + k for k in kinds)
 
     def apply(self, conn: sa.Connection, events: Sequence[ev.Event]) -> None:
@@ -73,24 +82,45 @@ class DeploymentsProjection(Projection):
         s = e.state
         row = {c: s[c] for c in CARRIED}
         row.update(
-            name=s["name"], valid_from=e.position, valid_to=None, deployment_id=e.originator_id,
-            version=e.version, recorded_at=e.recorded_at, created_at=e.recorded_at,
-            created_by=s["actor"], changed_by=s["actor"], models=[], leader=None, leader_set_by=None,
+            name=s["name"],
+            valid_from=e.position,
+            valid_to=None,
+            deployment_id=e.originator_id,
+            version=e.version,
+            recorded_at=e.recorded_at,
+            created_at=e.recorded_at,
+            created_by=s["actor"],
+            changed_by=s["actor"],
+            models=[],
+            leader=None,
+            leader_set_by=None,
         )
         conn.execute(self.tables["versions"].insert().values(**row))
 
     def _changed(self, conn: sa.Connection, e: ev.Event) -> None:
         t = self.tables["versions"]
-        current = conn.execute(
-            sa.select(t).where(t.c.deployment_id == e.originator_id, t.c.valid_to.is_(None))
-        ).mappings().first()
+        current = (
+            conn.execute(
+                sa.select(t).where(t.c.deployment_id == e.originator_id, t.c.valid_to.is_(None))
+            )
+            .mappings()
+            .first()
+        )
         if current is None:
             return  # a deployment event without its creation cannot happen in an intact log
         row = dict(current)
-        conn.execute(t.update().where(t.c.name == row["name"], t.c.valid_from == row["valid_from"])
-                     .values(valid_to=e.position))
-        row.update(valid_from=e.position, valid_to=None, version=e.version, recorded_at=e.recorded_at,
-                   changed_by=e.state["actor"])
+        conn.execute(
+            t.update()
+            .where(t.c.name == row["name"], t.c.valid_from == row["valid_from"])
+            .values(valid_to=e.position)
+        )
+        row.update(
+            valid_from=e.position,
+            valid_to=None,
+            version=e.version,
+            recorded_at=e.recorded_at,
+            changed_by=e.state["actor"],
+        )
         self._change(conn, row, e)
         conn.execute(t.insert().values(**row))
 
@@ -108,14 +138,26 @@ class DeploymentsProjection(Projection):
         elif kind == "LeaderChanged":
             row["leader"] = s["model_id"]
             row["leader_set_by"] = {
-                "actor": s["actor"], "reason": s["reason"], "evidence": s["evidence"],
-                "position": e.position, "recorded_at": e.recorded_at,
+                "actor": s["actor"],
+                "reason": s["reason"],
+                "evidence": s["evidence"],
+                "position": e.position,
+                "recorded_at": e.recorded_at,
             }
-            conn.execute(self.tables["leaders"].insert().values(
-                position=e.position, deployment=row["name"], recorded_at=e.recorded_at,
-                model_id=s["model_id"], previous=s["previous"], reason=s["reason"],
-                evidence=s["evidence"], actor=s["actor"],
-            ))
+            conn.execute(
+                self.tables["leaders"]
+                .insert()
+                .values(
+                    position=e.position,
+                    deployment=row["name"],
+                    recorded_at=e.recorded_at,
+                    model_id=s["model_id"],
+                    previous=s["previous"],
+                    reason=s["reason"],
+                    evidence=s["evidence"],
+                    actor=s["actor"],
+                )
+            )
 
 
 DeploymentsProjection.topics = DeploymentsProjection.event_topics()

@@ -25,8 +25,12 @@ PREDICTION = PREFIX + "predictions:Prediction."
 
 events_table = sa.table(
     EVENTS_TABLE,
-    sa.column("id"), sa.column("originator_id"), sa.column("originator_version"),
-    sa.column("topic"), sa.column("state"), sa.column("recorded_at"),
+    sa.column("id"),
+    sa.column("originator_id"),
+    sa.column("originator_version"),
+    sa.column("topic"),
+    sa.column("state"),
+    sa.column("recorded_at"),
 )
 
 
@@ -57,7 +61,10 @@ def originator_str(value: Any) -> str:
 def decode(row: Any) -> Event:
     state = row[4]
     return Event(
-        position=row[0], originator_id=originator_str(row[1]), version=row[2], topic=row[3],
+        position=row[0],
+        originator_id=originator_str(row[1]),
+        version=row[2],
+        topic=row[3],
         state=orjson.loads(state),  # bytes or a memoryview (psycopg2's bytea): orjson takes both
         recorded_at=row[5],
     )
@@ -65,7 +72,9 @@ def decode(row: Any) -> Event:
 
 def head(conn: sa.Connection) -> int:
     """The highest position stored (committed ids below it are final: see docs/PROJECTIONS.md)."""
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(events_table.c.id), 0))).scalar_one())
+    return int(
+        conn.execute(sa.select(sa.func.coalesce(sa.func.max(events_table.c.id), 0))).scalar_one()
+    )
 
 
 def read_page(
@@ -80,9 +89,14 @@ def read_page(
     t = events_table
     high = min(upto, after + limit)
     # PostgreSQL sends the uuid as text: psycopg2 would build a UUID object only to str() it
-    originator = sa.cast(t.c.originator_id, sa.Text) if conn.dialect.name == "postgresql" else t.c.originator_id
-    query = sa.select(t.c.id, originator, t.c.originator_version, t.c.topic, t.c.state,
-                      t.c.recorded_at).where(t.c.id > after, t.c.id <= high)
+    originator = (
+        sa.cast(t.c.originator_id, sa.Text)
+        if conn.dialect.name == "postgresql"
+        else t.c.originator_id
+    )
+    query = sa.select(
+        t.c.id, originator, t.c.originator_version, t.c.topic, t.c.state, t.c.recorded_at
+    ).where(t.c.id > after, t.c.id <= high)
     if topics is not None:
         query = query.where(t.c.topic.in_(sorted(topics)))
     rows = list(conn.execute(query.order_by(t.c.id)))

@@ -28,10 +28,30 @@ MADE = "ledger.domain.predictions:Prediction.Made"
 OUTCOME = "ledger.domain.predictions:Prediction.OutcomeRecorded"
 PAGE = 1000
 COLUMNS = (
-    "position", "recorded_at", "prediction_id", "deployment", "request_id", "caller",
-    "served_model", "value", "probabilities", "outputs", "features", "personal_fields", "flags",
-    "scoring", "policy", "leader", "model_algorithm", "artifact_digest", "training_run_id",
-    "code_commit", "training_datasets", "outcome", "outcome_position", "chain_hash",
+    "position",
+    "recorded_at",
+    "prediction_id",
+    "deployment",
+    "request_id",
+    "caller",
+    "served_model",
+    "value",
+    "probabilities",
+    "outputs",
+    "features",
+    "personal_fields",
+    "flags",
+    "scoring",
+    "policy",
+    "leader",
+    "model_algorithm",
+    "artifact_digest",
+    "training_run_id",
+    "code_commit",
+    "training_datasets",
+    "outcome",
+    "outcome_position",
+    "chain_hash",
 )
 
 
@@ -56,7 +76,9 @@ def _canonical(value: Any) -> str:
 class PredictionExport:
     """Rows of the export, in position order, decoded from the stored events."""
 
-    def __init__(self, ledger: Ledger, request: ExportRequest, chain_hash: Callable[[int], str | None]):
+    def __init__(
+        self, ledger: Ledger, request: ExportRequest, chain_hash: Callable[[int], str | None]
+    ):
         self.ledger = ledger
         self.request = request
         self.chain_hash = chain_hash
@@ -80,10 +102,16 @@ class PredictionExport:
             f"AND recorded_at < :end ORDER BY id LIMIT {PAGE}"
         )
         with self.ledger.engine.connect() as conn:
-            return conn.execute(sql, {
-                "after": after, "pos": self.request.position, "topic": MADE,
-                "start": self.request.start_us, "end": self.request.end_us,
-            }).fetchall()
+            return conn.execute(
+                sql,
+                {
+                    "after": after,
+                    "pos": self.request.position,
+                    "topic": MADE,
+                    "start": self.request.start_us,
+                    "end": self.request.end_us,
+                },
+            ).fetchall()
 
     def _outcomes(self, originator_ids: list[Any]) -> dict[str, tuple[Any, int]]:
         """The latest outcome of each prediction as of the pinned position."""
@@ -93,16 +121,22 @@ class PredictionExport:
         ).bindparams(sa.bindparam("ids", expanding=True))
         found: dict[str, tuple[Any, int]] = {}
         with self.ledger.engine.connect() as conn:
-            for r in conn.execute(sql, {"ids": list(originator_ids), "topic": OUTCOME, "pos": self.request.position}):
+            for r in conn.execute(
+                sql, {"ids": list(originator_ids), "topic": OUTCOME, "pos": self.request.position}
+            ):
                 event = self._decode(r)
                 found[str(as_uuid(r.originator_id))] = (event.actual, r.id)
         return found
 
     def _decode(self, record: Any) -> Any:
-        return self.ledger.mapper.to_domain_event(StoredEvent(
-            originator_id=record.originator_id, originator_version=record.originator_version,
-            topic=record.topic, state=bytes(record.state),
-        ))
+        return self.ledger.mapper.to_domain_event(
+            StoredEvent(
+                originator_id=record.originator_id,
+                originator_version=record.originator_version,
+                topic=record.topic,
+                state=bytes(record.state),
+            )
+        )
 
     def _row(self, record: Any, outcome: tuple[Any, int] | None) -> dict[str, Any]:
         made = self._decode(record)
@@ -137,14 +171,24 @@ class PredictionExport:
             commit, datasets = "", []
             if model.training_run_id:
                 run = self.ledger.training_run(model.training_run_id)
-                commit = str(run.code_version.get("git_commit") or run.code_version.get("commit") or "")
+                commit = str(
+                    run.code_version.get("git_commit") or run.code_version.get("commit") or ""
+                )
                 for role, dataset_id in sorted(run.dataset_ids.items()):
                     ds = self.ledger.dataset(dataset_id)
-                    datasets.append({"role": role, "fingerprint": ds.fingerprint, "rows": ds.rows,
-                                     "time_range": ds.time_range})
+                    datasets.append(
+                        {
+                            "role": role,
+                            "fingerprint": ds.fingerprint,
+                            "rows": ds.rows,
+                            "time_range": ds.time_range,
+                        }
+                    )
             self._provenance[model_id] = {
-                "model_algorithm": model.algorithm, "artifact_digest": model.artifact_digest,
-                "training_run_id": model.training_run_id or "", "code_commit": commit,
+                "model_algorithm": model.algorithm,
+                "artifact_digest": model.artifact_digest,
+                "training_run_id": model.training_run_id or "",
+                "code_commit": commit,
                 "training_datasets": _canonical(datasets),
             }
         return self._provenance[model_id]
@@ -241,5 +285,12 @@ def pinned_position(ledger: Ledger, end_us: int) -> int:
     return position_at(ledger.engine, end_us - 1)
 
 
-__all__ = ["ExportRequest", "PredictionExport", "write_export", "digest_stream", "pinned_position",
-           "FORMATS", "is_postgres"]
+__all__ = [
+    "ExportRequest",
+    "PredictionExport",
+    "write_export",
+    "digest_stream",
+    "pinned_position",
+    "FORMATS",
+    "is_postgres",
+]

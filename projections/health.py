@@ -30,14 +30,19 @@ class HealthProjection(Projection):
 
     name = "health"
     version = 1
-    _by_deployment: dict[str, list[tuple[str, int]]] | None = None  # feeds per deployment, for one page
-    topics = frozenset({FEED + k for k in ("Declared", "ExpectationChanged", "IngestionReported",
-                                           "PeriodClosed")} | {QUALITY, ev.PREDICTION + "Made"})
+    _by_deployment: dict[str, list[tuple[str, int]]] | None = (
+        None  # feeds per deployment, for one page
+    )
+    topics = frozenset(
+        {FEED + k for k in ("Declared", "ExpectationChanged", "IngestionReported", "PeriodClosed")}
+        | {QUALITY, ev.PREDICTION + "Made"}
+    )
 
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
         feeds = sa.Table(
-            f"pj_feeds{suffix}", metadata,
+            f"pj_feeds{suffix}",
+            metadata,
             sa.Column("name", sa.String(200), primary_key=True),
             sa.Column("feed_id", sa.String(36), nullable=False, unique=True),
             sa.Column("deployment", sa.String(200)),
@@ -48,7 +53,8 @@ class HealthProjection(Projection):
             sa.Column("position", BIGINT, nullable=False),
         )
         counts = sa.Table(
-            f"pj_feed_counts{suffix}", metadata,
+            f"pj_feed_counts{suffix}",
+            metadata,
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
             sa.Column("feed", sa.String(200), nullable=False),
             sa.Column("period_start", BIGINT, nullable=False),
@@ -58,7 +64,8 @@ class HealthProjection(Projection):
             sa.Index(f"ix_pj_feed_counts{suffix}", "feed", "period_start"),
         )
         periods = sa.Table(
-            f"pj_feed_periods{suffix}", metadata,
+            f"pj_feed_periods{suffix}",
+            metadata,
             sa.Column("feed", sa.String(200), primary_key=True),
             sa.Column("period_start", BIGINT, primary_key=True),
             sa.Column("period_end", BIGINT, nullable=False),
@@ -70,7 +77,8 @@ class HealthProjection(Projection):
             sa.Column("recorded_at", BIGINT, nullable=False),
         )
         checks = sa.Table(
-            f"pj_quality_checks{suffix}", metadata,
+            f"pj_quality_checks{suffix}",
+            metadata,
             sa.Column("position", BIGINT, primary_key=True),
             sa.Column("check_id", sa.String(36), nullable=False),
             sa.Column("deployment", sa.String(200), nullable=False),
@@ -101,8 +109,16 @@ class HealthProjection(Projection):
                 self._checked(conn, event)
             else:
                 self._feed_event(conn, event)
-        rows = [{"feed": f, "period_start": p, "source": "predictions", "count": n, "position": last[(f, p)]}
-                for (f, p), n in predicted.items()]
+        rows = [
+            {
+                "feed": f,
+                "period_start": p,
+                "source": "predictions",
+                "count": n,
+                "position": last[(f, p)],
+            }
+            for (f, p), n in predicted.items()
+        ]
         if rows:
             conn.execute(self.tables["counts"].insert(), rows)
         self._by_deployment = None
@@ -112,8 +128,11 @@ class HealthProjection(Projection):
         if self._by_deployment is None:
             t = self.tables["feeds"]
             self._by_deployment = {}
-            for name, deployment, seconds in conn.execute(sa.select(t.c.name, t.c.deployment, t.c.period_seconds)
-                                                          .where(t.c.deployment.is_not(None))):
+            for name, deployment, seconds in conn.execute(
+                sa.select(t.c.name, t.c.deployment, t.c.period_seconds).where(
+                    t.c.deployment.is_not(None)
+                )
+            ):
                 self._by_deployment.setdefault(deployment, []).append((name, seconds * MICROS))
         feeds = self._by_deployment.get(event.state["deployment"], [])
         return [(name, event.recorded_at // width * width) for name, width in feeds]
@@ -121,30 +140,75 @@ class HealthProjection(Projection):
     def _feed_event(self, conn: sa.Connection, e: ev.Event) -> None:
         s, kind, t = e.state, e.kind, self.tables
         if kind == "Feed.Declared":
-            conn.execute(t["feeds"].insert().values(
-                name=s["name"], feed_id=e.originator_id, deployment=s["deployment"], expected_count=s["expected_count"],
-                period_seconds=s["period_seconds"], tolerance=s["tolerance"],
-                declared_at=e.recorded_at, position=e.position))
+            conn.execute(
+                t["feeds"]
+                .insert()
+                .values(
+                    name=s["name"],
+                    feed_id=e.originator_id,
+                    deployment=s["deployment"],
+                    expected_count=s["expected_count"],
+                    period_seconds=s["period_seconds"],
+                    tolerance=s["tolerance"],
+                    declared_at=e.recorded_at,
+                    position=e.position,
+                )
+            )
         elif kind == "Feed.ExpectationChanged":
-            conn.execute(t["feeds"].update().where(t["feeds"].c.name == self._feed_name(conn, e)).values(
-                expected_count=s["expected_count"], tolerance=s["tolerance"], deployment=s["deployment"]))
+            conn.execute(
+                t["feeds"]
+                .update()
+                .where(t["feeds"].c.name == self._feed_name(conn, e))
+                .values(
+                    expected_count=s["expected_count"],
+                    tolerance=s["tolerance"],
+                    deployment=s["deployment"],
+                )
+            )
         elif kind == "Feed.IngestionReported":
             self._reported(conn, e)
         elif kind == "Feed.PeriodClosed":
-            conn.execute(t["periods"].insert().values(
-                feed=self._feed_name(conn, e), period_start=micros(s["period_start"]),
-                period_end=micros(s["period_end"]), expected=s["expected"], received=s["received"],
-                flags=s["flags"], rule=s["rule"], position=e.position, recorded_at=e.recorded_at))
+            conn.execute(
+                t["periods"]
+                .insert()
+                .values(
+                    feed=self._feed_name(conn, e),
+                    period_start=micros(s["period_start"]),
+                    period_end=micros(s["period_end"]),
+                    expected=s["expected"],
+                    received=s["received"],
+                    flags=s["flags"],
+                    rule=s["rule"],
+                    position=e.position,
+                    recorded_at=e.recorded_at,
+                )
+            )
         self._by_deployment = None  # a feed's deployment may have changed
 
     def _reported(self, conn: sa.Connection, e: ev.Event) -> None:
         name = self._feed_name(conn, e)
-        seconds = conn.execute(sa.select(self.tables["feeds"].c.period_seconds)
-                               .where(self.tables["feeds"].c.name == name)).scalar_one()
+        seconds = conn.execute(
+            sa.select(self.tables["feeds"].c.period_seconds).where(
+                self.tables["feeds"].c.name == name
+            )
+        ).scalar_one()
         width = seconds * MICROS
-        start = micros(e.state["period_start"]) if e.state["period_start"] else e.recorded_at // width * width
-        conn.execute(self.tables["counts"].insert().values(
-            feed=name, period_start=start, source="report", count=e.state["count"], position=e.position))
+        start = (
+            micros(e.state["period_start"])
+            if e.state["period_start"]
+            else e.recorded_at // width * width
+        )
+        conn.execute(
+            self.tables["counts"]
+            .insert()
+            .values(
+                feed=name,
+                period_start=start,
+                source="report",
+                count=e.state["count"],
+                position=e.position,
+            )
+        )
 
     def _feed_name(self, conn: sa.Connection, e: ev.Event) -> str:
         """Feed events after the first carry no name: it is the one whose id is the originator."""
@@ -154,8 +218,23 @@ class HealthProjection(Projection):
     def _checked(self, conn: sa.Connection, e: ev.Event) -> None:
         s = e.state
         covers = s["covers"]
-        conn.execute(self.tables["checks"].insert().values(
-            position=e.position, check_id=e.originator_id, deployment=s["deployment"], key=s["key"],
-            source=s["source"], recorded_at=e.recorded_at, rows=int(covers.get("rows", 0)),
-            covers_to=covers.get("to_position"), covers=covers, reference=s["reference"],
-            features=s["features"], outliers=s["outliers"], failing=s["failing"], actor=s["actor"]))
+        conn.execute(
+            self.tables["checks"]
+            .insert()
+            .values(
+                position=e.position,
+                check_id=e.originator_id,
+                deployment=s["deployment"],
+                key=s["key"],
+                source=s["source"],
+                recorded_at=e.recorded_at,
+                rows=int(covers.get("rows", 0)),
+                covers_to=covers.get("to_position"),
+                covers=covers,
+                reference=s["reference"],
+                features=s["features"],
+                outliers=s["outliers"],
+                failing=s["failing"],
+                actor=s["actor"],
+            )
+        )

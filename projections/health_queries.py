@@ -24,8 +24,9 @@ def tables(conn: sa.Connection) -> dict[str, sa.Table] | None:
     return None if state is None else HealthProjection.tables_for(state[1])
 
 
-def feeds(conn: sa.Connection, position: int | None = None, t: dict[str, sa.Table] | None = None
-          ) -> list[dict[str, Any]]:
+def feeds(
+    conn: sa.Connection, position: int | None = None, t: dict[str, sa.Table] | None = None
+) -> list[dict[str, Any]]:
     """Declared feeds (as of a position: those declared by then)."""
     t = t or tables(conn)
     if t is None:
@@ -36,22 +37,33 @@ def feeds(conn: sa.Connection, position: int | None = None, t: dict[str, sa.Tabl
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def received(conn: sa.Connection, feed: str, period_start: int, position: int | None = None,
-             t: dict[str, sa.Table] | None = None) -> int:
+def received(
+    conn: sa.Connection,
+    feed: str,
+    period_start: int,
+    position: int | None = None,
+    t: dict[str, sa.Table] | None = None,
+) -> int:
     """Records received in one period: ingestion reports plus the deployment's predictions."""
     t = t or tables(conn)
     if t is None:
         return 0
     c = t["counts"]
     query = sa.select(sa.func.coalesce(sa.func.sum(c.c.count), 0)).where(
-        c.c.feed == feed, c.c.period_start == period_start)
+        c.c.feed == feed, c.c.period_start == period_start
+    )
     if position is not None:
         query = query.where(c.c.position <= position)
     return int(conn.execute(query).scalar_one())
 
 
-def periods(conn: sa.Connection, feed: str, position: int | None = None, limit: int = 48,
-            t: dict[str, sa.Table] | None = None) -> list[dict[str, Any]]:
+def periods(
+    conn: sa.Connection,
+    feed: str,
+    position: int | None = None,
+    limit: int = 48,
+    t: dict[str, sa.Table] | None = None,
+) -> list[dict[str, Any]]:
     """The feed's latest closed periods, oldest first."""
     t = t or tables(conn)
     if t is None:
@@ -61,23 +73,48 @@ def periods(conn: sa.Connection, feed: str, position: int | None = None, limit: 
     if position is not None:
         query = query.where(p.c.position <= position)
     rows = list(conn.execute(query).mappings())[::-1]
-    return [{"start": iso(r["period_start"]), "end": iso(r["period_end"]), "expected": r["expected"],
-             "received": r["received"], "flags": list(r["flags"]), "closed": True,
-             "closed_by": r["rule"], "position": r["position"]} for r in rows]
+    return [
+        {
+            "start": iso(r["period_start"]),
+            "end": iso(r["period_end"]),
+            "expected": r["expected"],
+            "received": r["received"],
+            "flags": list(r["flags"]),
+            "closed": True,
+            "closed_by": r["rule"],
+            "position": r["position"],
+        }
+        for r in rows
+    ]
 
 
-def open_period(conn: sa.Connection, feed: dict[str, Any], position: int | None,
-                t: dict[str, sa.Table] | None = None) -> dict[str, Any]:
+def open_period(
+    conn: sa.Connection,
+    feed: dict[str, Any],
+    position: int | None,
+    t: dict[str, sa.Table] | None = None,
+) -> dict[str, Any]:
     """The first period not yet closed, with what it has received so far."""
     width = feed["period_seconds"] * MICROS
     last = periods(conn, feed["name"], position, limit=1, t=t)
     start = micros(last[-1]["end"]) if last else feed["declared_at"] // width * width
-    return {"start": iso(start), "end": iso(start + width), "expected": feed["expected_count"],
-            "received": received(conn, feed["name"], start, position, t), "flags": [], "closed": False}
+    return {
+        "start": iso(start),
+        "end": iso(start + width),
+        "expected": feed["expected_count"],
+        "received": received(conn, feed["name"], start, position, t),
+        "flags": [],
+        "closed": False,
+    }
 
 
-def quality_checks(conn: sa.Connection, deployment: str | None = None, position: int | None = None,
-                   limit: int = 50, t: dict[str, sa.Table] | None = None) -> list[dict[str, Any]]:
+def quality_checks(
+    conn: sa.Connection,
+    deployment: str | None = None,
+    position: int | None = None,
+    limit: int = 50,
+    t: dict[str, sa.Table] | None = None,
+) -> list[dict[str, Any]]:
     """The latest quality checks, newest first."""
     t = t or tables(conn)
     if t is None:
@@ -94,11 +131,20 @@ def quality_checks(conn: sa.Connection, deployment: str | None = None, position:
 def _check(row: dict[str, Any]) -> dict[str, Any]:
     covers, outliers = row["covers"], row["outliers"]
     return {
-        "check_id": row["check_id"], "deployment": row["deployment"], "key": row["key"],
-        "source": row["source"], "recorded_at": iso(row["recorded_at"]), "position": row["position"],
-        "rows": row["rows"], "predictions": covers.get("predictions", []), "batch": covers.get("batch"),
-        "reference": row["reference"], "features": row["features"], "outlier_share": outliers.get("share"),
-        "outliers": outliers.get("predictions") or outliers.get("rows", []), "failing": list(row["failing"]),
+        "check_id": row["check_id"],
+        "deployment": row["deployment"],
+        "key": row["key"],
+        "source": row["source"],
+        "recorded_at": iso(row["recorded_at"]),
+        "position": row["position"],
+        "rows": row["rows"],
+        "predictions": covers.get("predictions", []),
+        "batch": covers.get("batch"),
+        "reference": row["reference"],
+        "features": row["features"],
+        "outlier_share": outliers.get("share"),
+        "outliers": outliers.get("predictions") or outliers.get("rows", []),
+        "failing": list(row["failing"]),
         "actor": row["actor"],
     }
 
@@ -109,42 +155,71 @@ def last_window_end(conn: sa.Connection, deployment: str) -> int:
     if t is None:
         return 0
     q = t["checks"]
-    query = sa.select(sa.func.max(q.c.covers_to)).where(q.c.deployment == deployment, q.c.source == "window")
+    query = sa.select(sa.func.max(q.c.covers_to)).where(
+        q.c.deployment == deployment, q.c.source == "window"
+    )
     return int(conn.execute(query).scalar() or 0)
 
 
-def data_health(engine: sa.Engine, as_of: int | None = None, deployment: str | None = None,
-                period_limit: int = 48, check_limit: int = 20, wait: float = 0.0) -> dict[str, Any]:
+def data_health(
+    engine: sa.Engine,
+    as_of: int | None = None,
+    deployment: str | None = None,
+    period_limit: int = 48,
+    check_limit: int = 20,
+    wait: float = 0.0,
+) -> dict[str, Any]:
     """Per feed: periods expected vs received; per deployment: its latest quality checks."""
     with snapshot(engine, HealthProjection, as_of, wait) as snap:
         conn, t, at = snap.conn, snap.tables, snap.position
-        declared = [f for f in feeds(conn, at, t) if deployment is None or f["deployment"] == deployment]
+        declared = [
+            f for f in feeds(conn, at, t) if deployment is None or f["deployment"] == deployment
+        ]
         feed_items = [_feed(conn, f, at, period_limit, t) for f in declared]
         checks = quality_checks(conn, deployment, at, limit=500, t=t)
-        return {"feeds": feed_items, "deployments": _by_deployment(checks, check_limit), **snap.stamp()}
+        return {
+            "feeds": feed_items,
+            "deployments": _by_deployment(checks, check_limit),
+            **snap.stamp(),
+        }
 
 
-def _feed(conn: sa.Connection, feed: dict[str, Any], at: int, limit: int, t: dict[str, sa.Table]
-          ) -> dict[str, Any]:
+def _feed(
+    conn: sa.Connection, feed: dict[str, Any], at: int, limit: int, t: dict[str, sa.Table]
+) -> dict[str, Any]:
     closed = periods(conn, feed["name"], at, limit, t)
-    return {"name": feed["name"], "deployment": feed["deployment"], "expected_count": feed["expected_count"],
-            "period_seconds": feed["period_seconds"], "tolerance": feed["tolerance"],
-            "periods": [*closed, open_period(conn, feed, at, t)],
-            "flagged_periods": sum(1 for p in closed if p["flags"])}
+    return {
+        "name": feed["name"],
+        "deployment": feed["deployment"],
+        "expected_count": feed["expected_count"],
+        "period_seconds": feed["period_seconds"],
+        "tolerance": feed["tolerance"],
+        "periods": [*closed, open_period(conn, feed, at, t)],
+        "flagged_periods": sum(1 for p in closed if p["flags"]),
+    }
 
 
 def _by_deployment(checks: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for check in checks:
         grouped.setdefault(check["deployment"], []).append(check)
-    return [{"name": name, "latest": found[0], "drift": _drift(found[0]), "checks": found[:limit]}
-            for name, found in sorted(grouped.items())]
+    return [
+        {"name": name, "latest": found[0], "drift": _drift(found[0]), "checks": found[:limit]}
+        for name, found in sorted(grouped.items())
+    ]
 
 
 def _drift(check: dict[str, Any]) -> list[dict[str, Any]]:
     """Per feature of the latest check: PSI, KS and whether a drift check failed."""
     failing = set(check["failing"])
-    return [{"feature": name, "psi": f.get("psi"), "ks_statistic": f.get("ks_statistic"),
-             "ks_pvalue": f.get("ks_pvalue"), "null_share": f.get("null_share"),
-             "drifted": f"drift_psi:{name}" in failing or f"drift_ks:{name}" in failing}
-            for name, f in sorted(check["features"].items())]
+    return [
+        {
+            "feature": name,
+            "psi": f.get("psi"),
+            "ks_statistic": f.get("ks_statistic"),
+            "ks_pvalue": f.get("ks_pvalue"),
+            "null_share": f.get("null_share"),
+            "drifted": f"drift_psi:{name}" in failing or f"drift_ks:{name}" in failing,
+        }
+        for name, f in sorted(check["features"].items())
+    ]

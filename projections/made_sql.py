@@ -13,9 +13,11 @@ from projections import events as ev
 from projections.cubes import DAY_US
 
 MADE = ev.PREDICTION + "Made"
-COLUMNS = ("prediction_id, position, recorded_at, day, deployment, deployment_version, served_model, leader, "
-           "request_id, features, outputs, flags, flagged, actor, subject_ref, "
-           "sealed_fields")
+COLUMNS = (
+    "prediction_id, position, recorded_at, day, deployment, deployment_version, served_model, leader, "
+    "request_id, features, outputs, flags, flagged, actor, subject_ref, "
+    "sealed_fields"
+)
 
 POSTGRES = f"""
 WITH e AS MATERIALIZED (  -- parse each state once, not once per field
@@ -30,7 +32,9 @@ FROM e
 """
 
 _HEX = "hex(originator_id)"
-_UUID = "||'-'||".join(f"substr({_HEX}, {a}, {n})" for a, n in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12)))
+_UUID = "||'-'||".join(
+    f"substr({_HEX}, {a}, {n})" for a, n in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+)
 SQLITE = f"""
 INSERT INTO {{table}} ({COLUMNS})
 SELECT lower({_UUID}), id, recorded_at, recorded_at / {DAY_US}, json_extract(s, '$.deployment'),
@@ -46,4 +50,6 @@ FROM (SELECT id, originator_id, recorded_at, CAST(state AS TEXT) AS s
 def copy_predictions(conn: sa.Connection, table: sa.Table, after: int, upto: int) -> None:
     """Insert the index row of every prediction made in positions (after, upto]."""
     sql = POSTGRES if conn.dialect.name == "postgresql" else SQLITE
-    conn.execute(sa.text(sql.format(table=table.name)), {"after": after, "upto": upto, "topic": MADE})
+    conn.execute(
+        sa.text(sql.format(table=table.name)), {"after": after, "upto": upto, "topic": MADE}
+    )

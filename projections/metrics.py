@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def classification(confusion: Mapping[tuple[Any, Any], int], positive_label: Any = None) -> dict[str, Any]:
+def classification(
+    confusion: Mapping[tuple[Any, Any], int], positive_label: Any = None
+) -> dict[str, Any]:
     """accuracy, precision, recall, f1 and count from {(actual, predicted): n}."""
     count = sum(confusion.values())
     if count <= 0:
@@ -26,8 +28,14 @@ def classification(confusion: Mapping[tuple[Any, Any], int], positive_label: Any
         scores = [_per_label(confusion, label) for label in labels]
         precision, recall, f1 = (sum(s[i] for s in scores) / len(scores) for i in range(3))
         average = "macro"
-    return {"count": count, "accuracy": correct / count, "precision": precision, "recall": recall,
-            "f1": f1, "average": average}
+    return {
+        "count": count,
+        "accuracy": correct / count,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "average": average,
+    }
 
 
 def _per_label(confusion: Mapping[tuple[Any, Any], int], label: Any) -> tuple[float, float, float]:
@@ -44,5 +52,9 @@ def regression(n: float, sum_err: float, sum_abs: float, sum_sq: float) -> dict[
     """MAE, RMSE, mean error (bias) and count from the cube's error sums."""
     if n <= 0:
         return {"count": 0}
-    return {"count": int(n), "mae": sum_abs / n, "rmse": math.sqrt(max(sum_sq, 0.0) / n),
-            "mean_error": sum_err / n}
+    return {
+        "count": int(n),
+        "mae": sum_abs / n,
+        "rmse": math.sqrt(max(sum_sq, 0.0) / n),
+        "mean_error": sum_err / n,
+    }

@@ -24,29 +24,60 @@ from projections.cubes import LEVELS, Deltas, group, rolled_up
 from projections.tables import CUBE_KEY, SUMS
 
 # pj_outcomes' columns in table order: the projection builds its rows as tuples in this order
-OUTCOME_COLUMNS = ("position", "prediction_id", "recorded_at", "epoch", "deployment", "day", "predicted",
-                   "actual", "corrected", "previous", "slices", "previous_slices", "observed_at", "actor")
+OUTCOME_COLUMNS = (
+    "position",
+    "prediction_id",
+    "recorded_at",
+    "epoch",
+    "deployment",
+    "day",
+    "predicted",
+    "actual",
+    "corrected",
+    "previous",
+    "slices",
+    "previous_slices",
+    "observed_at",
+    "actor",
+)
 Writes = list[tuple[sa.Table, str, Any]]  # (table, how: copy | insert | add, rows or COPY text)
 
 
-def prepare(tables: Mapping[str, sa.Table], postgres: bool, outcomes: list[tuple[Any, ...]],
-            deltas: Deltas, last: int) -> Writes:
+def prepare(
+    tables: Mapping[str, sa.Table],
+    postgres: bool,
+    outcomes: list[tuple[Any, ...]],
+    deltas: Deltas,
+    last: int,
+) -> Writes:
     """The outcome rows, then each level's cells (finest first: each rolls up the one below).
 
     Cells of groups after `last`'s (the epoch counted before these outcomes) cannot exist
     yet: they are inserted, the others added to (erasure.add_deltas, same rows). On
     PostgreSQL the inserted rows are encoded for COPY here, on the projection's thread:
     a rebuild's writer thread then mostly waits on the database."""
-    writes: Writes = [(tables["outcomes"], "copy", _outcomes_text(outcomes)) if postgres
-                      else (tables["outcomes"], "insert", outcomes)]
+    writes: Writes = [
+        (tables["outcomes"], "copy", _outcomes_text(outcomes))
+        if postgres
+        else (tables["outcomes"], "insert", outcomes)
+    ]
     for name, span in reversed(LEVELS):
         deltas = rolled_up(deltas, span)
         known = group(last, span)
-        old = sorted((*key, int(v[0]), v[1], v[2], v[3]) for key, v in deltas.items() if key[3] <= known)
+        old = sorted(
+            (*key, int(v[0]), v[1], v[2], v[3]) for key, v in deltas.items() if key[3] <= known
+        )
         new = {key: v for key, v in deltas.items() if key[3] > known}
-        writes += [(tables[name], "add", old),
-                   (tables[name], "copy", _cells_text(new)) if postgres else
-                   (tables[name], "insert", [(*key, int(v[0]), v[1], v[2], v[3]) for key, v in new.items()])]
+        writes += [
+            (tables[name], "add", old),
+            (tables[name], "copy", _cells_text(new))
+            if postgres
+            else (
+                tables[name],
+                "insert",
+                [(*key, int(v[0]), v[1], v[2], v[3]) for key, v in new.items()],
+            ),
+        ]
     return writes
 
 
@@ -54,20 +85,25 @@ def _outcomes_text(rows: list[tuple[Any, ...]]) -> str:
     """Outcome rows (OUTCOME_COLUMNS) in COPY's text format: bulk.copy_text's encoding, spelled
     out for the columns' types (a rebuild encodes one per outcome)."""
     j, t, n = json_field, text_field, nullable_text
-    return "".join([
-        f"{p}\t{t(pid)}\t{at}\t{epoch}\t{t(dep)}\t{day}\t{j(pred)}\t{j(actual)}\t{'t' if corrected else 'f'}\t"
-        f"{j(previous)}\t{j(slices)}\t{j(previous_slices)}\t{n(observed)}\t{t(actor)}\n"
-        for p, pid, at, epoch, dep, day, pred, actual, corrected, previous, slices, previous_slices, observed, actor
-        in rows])
+    return "".join(
+        [
+            f"{p}\t{t(pid)}\t{at}\t{epoch}\t{t(dep)}\t{day}\t{j(pred)}\t{j(actual)}\t{'t' if corrected else 'f'}\t"
+            f"{j(previous)}\t{j(slices)}\t{j(previous_slices)}\t{n(observed)}\t{t(actor)}\n"
+            for p, pid, at, epoch, dep, day, pred, actual, corrected, previous, slices, previous_slices, observed, actor in rows
+        ]
+    )
 
 
 def _cells_text(cells: Deltas | dict[Any, list[float]]) -> str:
     """Cells (CUBE_KEY, then SUMS) in COPY's text format (a rebuild writes about one per outcome)."""
     t = text_field
-    return "".join([
-        f"{t(dep)}\t{t(model)}\t{day}\t{epoch}\t{t(feature)}\t{t(value)}\t{t(actual)}\t{t(predicted)}\t"
-        f"{int(v[0])}\t{v[1]!r}\t{v[2]!r}\t{v[3]!r}\n"
-        for (dep, model, day, epoch, feature, value, actual, predicted), v in cells.items()])
+    return "".join(
+        [
+            f"{t(dep)}\t{t(model)}\t{day}\t{epoch}\t{t(feature)}\t{t(value)}\t{t(actual)}\t{t(predicted)}\t"
+            f"{int(v[0])}\t{v[1]!r}\t{v[2]!r}\t{v[3]!r}\n"
+            for (dep, model, day, epoch, feature, value, actual, predicted), v in cells.items()
+        ]
+    )
 
 
 def write(conn: sa.Connection, writes: Writes) -> None:

@@ -77,6 +77,8 @@ class Writer:
                     if conn.dialect.name == "postgresql":  # a crash restarts the rebuild anyway
                         conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                     ticket.result = ticket.job(conn)
-            except BaseException as error:  # handed to whoever waits for this job or submits the next
+            except (
+                BaseException
+            ) as error:  # handed to whoever waits for this job or submits the next
                 ticket.error = self.failed = error
             ticket.done.set()

@@ -26,7 +26,11 @@ from projections.tables import prediction_tables
 RECENT = 20_000  # predictions whose facts stay in memory (corrections, outcomes in bursts)
 ANSWERED = 500_000  # prediction hashes kept (about 30 MB) before a rebuild looks outcomes up again
 OUTCOME = ev.PREDICTION + "OutcomeRecorded"
-UNKNOWN = {"task": "classification", "sliced": [], "bins": {}}  # a deployment the projection never saw
+UNKNOWN = {
+    "task": "classification",
+    "sliced": [],
+    "bins": {},
+}  # a deployment the projection never saw
 
 
 class PredictionsProjection(Projection):
@@ -34,11 +38,19 @@ class PredictionsProjection(Projection):
 
     name = "predictions"
     version = 5  # 2: slices on each outcome; 3: erasure (issue 9); 4: cells by epoch, coarse and fine; 5: day in the cells' slice index
-    rebuild_page = 25_000  # fewer pages, fewer statements: a page's outcomes are a third of it, held briefly
+    rebuild_page = (
+        25_000  # fewer pages, fewer statements: a page's outcomes are a third of it, held briefly
+    )
     pipelined = True  # a rebuild may run the writes on a second connection (runner, projections/pipeline.py)
     topics = frozenset(  # decoded in Python; Prediction.Made is copied in SQL (apply_range)
-        [ev.PREDICTION + "OutcomeRecorded", ev.DEPLOYMENT + "Created",
-         ev.DEPLOYMENT + "SchemaChanged", ev.DEPLOYMENT + "ModelAdded", ev.TRAINING + "Completed", FORGOTTEN]
+        [
+            ev.PREDICTION + "OutcomeRecorded",
+            ev.DEPLOYMENT + "Created",
+            ev.DEPLOYMENT + "SchemaChanged",
+            ev.DEPLOYMENT + "ModelAdded",
+            ev.TRAINING + "Completed",
+            FORGOTTEN,
+        ]
     )
 
     def __init__(self, generation: int):
@@ -53,21 +65,31 @@ class PredictionsProjection(Projection):
         self.answered: set[int] | None = None
         # the next page's predictions being copied by the writer, then their outcomes' facts read
         self.ahead: tuple[int, int, int, Ticket] | None = None  # (after, upto, forgets then, job)
-        self.prefetched: dict[str, tuple[Any, ...]] = {}  # this page's facts rows read by the writer
+        self.prefetched: dict[
+            str, tuple[Any, ...]
+        ] = {}  # this page's facts rows read by the writer
         self.forgets = 0  # a forget changes facts (erased): rows read before it are dropped
 
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
         tables = prediction_tables(metadata, suffix)
-        assert tuple(c.name for c in tables["outcomes"].columns) == OUTCOME_COLUMNS  # _count's row order
+        assert (
+            tuple(c.name for c in tables["outcomes"].columns) == OUTCOME_COLUMNS
+        )  # _count's row order
         return tables
 
     def apply_range(self, conn: sa.Connection, after: int, upto: int) -> None:
-        ahead, self.ahead, self.prefetched = self.ahead, None, {}  # read-ahead rows serve one page only
+        ahead, self.ahead, self.prefetched = (
+            self.ahead,
+            None,
+            {},
+        )  # read-ahead rows serve one page only
         if self.writer is None:
             copy_predictions(conn, self.tables["predictions"], after, upto)
             return
-        if ahead is not None and ahead[0] == after:  # prefetched up to ahead[1] <= upto (the head only grows)
+        if (
+            ahead is not None and ahead[0] == after
+        ):  # prefetched up to ahead[1] <= upto (the head only grows)
             rows = ahead[3].wait()
             if ahead[2] == self.forgets:
                 self.prefetched = {row[0]: row for row in rows}
@@ -79,7 +101,12 @@ class PredictionsProjection(Projection):
         """Start copying the next page's predictions, and reading its outcomes' facts, while
         this page's outcomes are computed."""
         if self.writer is not None and after < upto:
-            self.ahead = (after, upto, self.forgets, self.writer.submit(lambda c: self._next_page(c, after, upto)))
+            self.ahead = (
+                after,
+                upto,
+                self.forgets,
+                self.writer.submit(lambda c: self._next_page(c, after, upto)),
+            )
 
     def _next_page(self, conn: sa.Connection, after: int, upto: int) -> list[tuple[Any, ...]]:
         copy_predictions(conn, self.tables["predictions"], after, upto)
@@ -106,19 +133,32 @@ class PredictionsProjection(Projection):
     # -- deployments and profiles (what slicing needs) ---------------------------------
     def _load_deployments(self, conn: sa.Connection) -> None:
         t = self.tables["deployments"]
-        self.deployments = {r["deployment_id"]: dict(r) for r in conn.execute(sa.select(t)).mappings()}
+        self.deployments = {
+            r["deployment_id"]: dict(r) for r in conn.execute(sa.select(t)).mappings()
+        }
 
     def _setup(self, conn: sa.Connection, e: ev.Event) -> None:
         assert self.deployments is not None
         s, t = e.state, self.tables["deployments"]
         if e.kind == "TrainingRun.Completed":
-            edges = {f: q for f in dict(s["reference_profile"].get("features", s["reference_profile"]))
-                     if (q := quantile_edges(s["reference_profile"], f))}
-            conn.execute(self.tables["profiles"].insert().values(model_id=s["model_id"], edges=edges))
+            edges = {
+                f: q
+                for f in dict(s["reference_profile"].get("features", s["reference_profile"]))
+                if (q := quantile_edges(s["reference_profile"], f))
+            }
+            conn.execute(
+                self.tables["profiles"].insert().values(model_id=s["model_id"], edges=edges)
+            )
             return
         if e.kind == "Deployment.Created":
-            row = {"deployment_id": e.originator_id, "name": s["name"], "task": s["task"],
-                   "positive_label": s["positive_label"], "sliced": sliceable(s["schema"]), "bins": {}}
+            row = {
+                "deployment_id": e.originator_id,
+                "name": s["name"],
+                "task": s["task"],
+                "positive_label": s["positive_label"],
+                "sliced": sliceable(s["schema"]),
+                "bins": {},
+            }
             conn.execute(t.insert().values(**row))
             self.deployments[e.originator_id] = row
             return
@@ -127,10 +167,19 @@ class PredictionsProjection(Projection):
             row["sliced"] = sliceable(s["schema"])
         else:  # ModelAdded: numeric features still without edges take this model's
             p = self.tables["profiles"]
-            edges = conn.execute(sa.select(p.c.edges).where(p.c.model_id == s["model_id"])).scalar() or {}
-            row["bins"] = {**{f: q for f, q in edges.items() if f not in row["bins"]}, **row["bins"]}
-        conn.execute(t.update().where(t.c.deployment_id == e.originator_id)
-                     .values(sliced=row["sliced"], bins=row["bins"]))
+            edges = (
+                conn.execute(sa.select(p.c.edges).where(p.c.model_id == s["model_id"])).scalar()
+                or {}
+            )
+            row["bins"] = {
+                **{f: q for f, q in edges.items() if f not in row["bins"]},
+                **row["bins"],
+            }
+        conn.execute(
+            t.update()
+            .where(t.c.deployment_id == e.originator_id)
+            .values(sliced=row["sliced"], bins=row["bins"])
+        )
 
     def _forget(self, conn: sa.Connection, e: ev.Event) -> None:
         """Mark the subject's rows erased and move their counts to the `erased` slice."""
@@ -157,7 +206,9 @@ class PredictionsProjection(Projection):
             prediction = known.get(o.originator_id)
             if prediction is None:
                 continue  # cannot happen in an intact log: an outcome follows its prediction
-            rows.append(self._count(deltas, o, prediction, by_name.get(prediction["deployment"], UNKNOWN)))
+            rows.append(
+                self._count(deltas, o, prediction, by_name.get(prediction["deployment"], UNKNOWN))
+            )
         if self.answered is not None:
             self.answered.update(hash(o.originator_id) for o in outcomes)
             if len(self.answered) > ANSWERED:
@@ -168,37 +219,63 @@ class PredictionsProjection(Projection):
         else:
             self.writer.submit(lambda c: write(c, writes))
 
-    def _count(self, deltas: Deltas, o: ev.Event, prediction: dict[str, Any], deployment: dict[str, Any]
-               ) -> tuple[Any, ...]:
+    def _count(
+        self, deltas: Deltas, o: ev.Event, prediction: dict[str, Any], deployment: dict[str, Any]
+    ) -> tuple[Any, ...]:
         """Add one outcome's cells; returns its outcome row (a tuple in OUTCOME_COLUMNS' order)."""
         assert self.clock is not None
-        epoch, actual, previous = self.clock.next(o.recorded_at), o.state["actual"], prediction["latest"]
+        epoch, actual, previous = (
+            self.clock.next(o.recorded_at),
+            o.state["actual"],
+            prediction["latest"],
+        )
         slices = slice_values(prediction["features"], deployment["sliced"], deployment["bins"])
         if prediction["erased"]:  # a forgotten subject's later outcomes are counted as erased too
             slices = erased_slices(slices)
         add_outcome(deltas, prediction, deployment["task"], actual, slices, previous, epoch)
         prediction["latest"] = (True, actual, slices)
-        return (o.position, o.originator_id, o.recorded_at, epoch, prediction["deployment"], prediction["day"],
-                prediction["predicted"], actual, previous[0], previous[1], slices, previous[2],
-                o.state.get("observed_at"), o.state["actor"])
+        return (
+            o.position,
+            o.originator_id,
+            o.recorded_at,
+            epoch,
+            prediction["deployment"],
+            prediction["day"],
+            prediction["predicted"],
+            actual,
+            previous[0],
+            previous[1],
+            slices,
+            previous[2],
+            o.state.get("observed_at"),
+            o.state["actor"],
+        )
 
-    def _facts(self, conn: sa.Connection, ids: set[str], by_name: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def _facts(
+        self, conn: sa.Connection, ids: set[str], by_name: dict[str, Any]
+    ) -> dict[str, dict[str, Any]]:
         """The facts of these predictions and their latest outcome, from memory or one lookup."""
         known = {pid: self.recent[pid] for pid in ids if pid in self.recent}  # held for this page
         missing = sorted(ids - known.keys())
         if missing:
             answered = self.answered
-            maybe = missing if answered is None else [pid for pid in missing if hash(pid) in answered]
+            maybe = (
+                missing if answered is None else [pid for pid in missing if hash(pid) in answered]
+            )
             if maybe and self.writer is not None:
                 self.writer.drain()  # their outcome rows may still be queued
             for pid, facts in self._lookup(conn, missing, maybe).items():
                 facts["predicted"] = predicted_values(facts.pop("outputs"))
-                facts["scored"] = scored(facts["predicted"], by_name.get(facts["deployment"], UNKNOWN)["task"])
+                facts["scored"] = scored(
+                    facts["predicted"], by_name.get(facts["deployment"], UNKNOWN)["task"]
+                )
                 known[pid] = facts
                 self._remember(pid, facts)
         return known
 
-    def _lookup(self, conn: sa.Connection, ids: list[str], maybe: list[str]) -> dict[str, dict[str, Any]]:
+    def _lookup(
+        self, conn: sa.Connection, ids: list[str], maybe: list[str]
+    ) -> dict[str, dict[str, Any]]:
         """stored_facts, from the rows the writer read ahead where it has them."""
         ready = [self.prefetched[pid] for pid in ids if pid in self.prefetched]
         if not ready:

@@ -28,15 +28,26 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
         data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return int(data["p"]), int(data["b"])
     except Exception:  # any damage to an opaque token is the same mistake
-        raise InvalidCommand("cursor is not one this API returned; start again without it",
-                             field="cursor") from None
+        raise InvalidCommand(
+            "cursor is not one this API returned; start again without it", field="cursor"
+        ) from None
 
 
-def list_predictions(engine: sa.Engine, *, deployment: str | None = None, model: str | None = None,
-                     from_us: int | None = None, to_us: int | None = None,
-                     features: dict[str, str] | None = None, has_outcome: bool | None = None,
-                     flagged: bool | None = None, limit: int = 100, cursor: str | None = None,
-                     as_of: int | None = None, wait: float = 0.0) -> dict[str, Any]:
+def list_predictions(
+    engine: sa.Engine,
+    *,
+    deployment: str | None = None,
+    model: str | None = None,
+    from_us: int | None = None,
+    to_us: int | None = None,
+    features: dict[str, str] | None = None,
+    has_outcome: bool | None = None,
+    flagged: bool | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    as_of: int | None = None,
+    wait: float = 0.0,
+) -> dict[str, Any]:
     """A page of predictions (newest first) with their outcome as known at the position."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidCommand(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
@@ -48,9 +59,13 @@ def list_predictions(engine: sa.Engine, *, deployment: str | None = None, model:
         query = sa.select(p).where(p.c.position <= snap.position)
         if before is not None:
             query = query.where(p.c.position < before)
-        for condition in _filters(snap, deployment, model, from_us, to_us, features, has_outcome, flagged):
+        for condition in _filters(
+            snap, deployment, model, from_us, to_us, features, has_outcome, flagged
+        ):
             query = query.where(condition)
-        rows = list(snap.conn.execute(query.order_by(p.c.position.desc()).limit(limit + 1)).mappings())
+        rows = list(
+            snap.conn.execute(query.order_by(p.c.position.desc()).limit(limit + 1)).mappings()
+        )
         more, rows = len(rows) > limit, rows[:limit]
         outcomes = _outcomes(snap, [r["prediction_id"] for r in rows])
         items = [_item(r, outcomes.get(r["prediction_id"]), snap.position) for r in rows]
@@ -58,9 +73,16 @@ def list_predictions(engine: sa.Engine, *, deployment: str | None = None, model:
         return {"items": items, "next_cursor": next_cursor, **snap.stamp()}
 
 
-def _filters(snap: Snapshot, deployment: str | None, model: str | None, from_us: int | None,
-             to_us: int | None, features: dict[str, str] | None, has_outcome: bool | None,
-             flagged: bool | None) -> list[Any]:
+def _filters(
+    snap: Snapshot,
+    deployment: str | None,
+    model: str | None,
+    from_us: int | None,
+    to_us: int | None,
+    features: dict[str, str] | None,
+    has_outcome: bool | None,
+    flagged: bool | None,
+) -> list[Any]:
     p, o = snap.tables["predictions"], snap.tables["outcomes"]
     out: list[Any] = []
     if deployment:
@@ -74,7 +96,9 @@ def _filters(snap: Snapshot, deployment: str | None, model: str | None, from_us:
     if flagged is not None:
         out.append(p.c.flagged.is_(flagged))
     if has_outcome is not None:
-        known = sa.exists().where(o.c.prediction_id == p.c.prediction_id, o.c.position <= snap.position)
+        known = sa.exists().where(
+            o.c.prediction_id == p.c.prediction_id, o.c.position <= snap.position
+        )
         out.append(known if has_outcome else ~known)
     for name, text in (features or {}).items():
         out.append(sa.or_(*(_feature_equals(snap, name, v) for v in _candidates(text))))
@@ -107,20 +131,55 @@ def _outcomes(snap: Snapshot, ids: list[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
     o = snap.tables["outcomes"]
-    query = (sa.select(o.c.prediction_id, o.c.actual, o.c.position, o.c.recorded_at, o.c.corrected,
-                       o.c.observed_at)
-             .where(o.c.prediction_id.in_(ids), o.c.position <= snap.position).order_by(o.c.position))
-    return {r["prediction_id"]: {"actual": r["actual"], "position": r["position"],
-                                 "recorded_at": iso(r["recorded_at"]), "corrected": r["corrected"],
-                                 "observed_at": r["observed_at"]}
-            for r in snap.conn.execute(query).mappings()}
+    query = (
+        sa.select(
+            o.c.prediction_id,
+            o.c.actual,
+            o.c.position,
+            o.c.recorded_at,
+            o.c.corrected,
+            o.c.observed_at,
+        )
+        .where(o.c.prediction_id.in_(ids), o.c.position <= snap.position)
+        .order_by(o.c.position)
+    )
+    return {
+        r["prediction_id"]: {
+            "actual": r["actual"],
+            "position": r["position"],
+            "recorded_at": iso(r["recorded_at"]),
+            "corrected": r["corrected"],
+            "observed_at": r["observed_at"],
+        }
+        for r in snap.conn.execute(query).mappings()
+    }
 
 
 def _item(row: Any, outcome: dict[str, Any] | None, position: int) -> dict[str, Any]:
-    keep = ("prediction_id", "position", "deployment", "deployment_version", "served_model", "leader",
-            "request_id", "outputs", "flags", "flagged")
+    keep = (
+        "prediction_id",
+        "position",
+        "deployment",
+        "deployment_version",
+        "served_model",
+        "leader",
+        "request_id",
+        "outputs",
+        "flags",
+        "flagged",
+    )
     # the index never holds personal values; an erased row names its sealed fields as erased
     erased = row["erased_at"] is not None and row["erased_at"] <= position
-    features = {**row["features"], **dict.fromkeys(row["sealed_fields"] or [], ERASED)} if erased else row["features"]
-    return {**{k: row[k] for k in keep}, "features": features, "erased": erased,
-            "recorded_at": iso(row["recorded_at"]), "caller": row["actor"], "outcome": outcome}
+    features = (
+        {**row["features"], **dict.fromkeys(row["sealed_fields"] or [], ERASED)}
+        if erased
+        else row["features"]
+    )
+    return {
+        **{k: row[k] for k in keep},
+        "features": features,
+        "erased": erased,
+        "recorded_at": iso(row["recorded_at"]),
+        "caller": row["actor"],
+        "outcome": outcome,
+    }

@@ -8,8 +8,12 @@ from projections.health import HealthProjection
 from projections.models import ModelsProjection
 from projections.predictions import PredictionsProjection
 
-ALL: tuple[type[Projection], ...] = (DeploymentsProjection, ModelsProjection, PredictionsProjection,
-                                     HealthProjection)
+ALL: tuple[type[Projection], ...] = (
+    DeploymentsProjection,
+    ModelsProjection,
+    PredictionsProjection,
+    HealthProjection,
+)
 BY_NAME: dict[str, type[Projection]] = {p.name: p for p in ALL}
 
 
@@ -17,5 +21,7 @@ def named(name: str) -> type[Projection]:
     from ledger.errors import InvalidCommand
 
     if name not in BY_NAME:
-        raise InvalidCommand(f"no projection {name!r}; use one of {', '.join(BY_NAME)}", field="name")
+        raise InvalidCommand(
+            f"no projection {name!r}; use one of {', '.join(BY_NAME)}", field="name"
+        )
     return BY_NAME[name]

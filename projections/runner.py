@@ -45,8 +45,13 @@ def relax_durability(conn: sa.Connection) -> None:
 class Runner:
     """One projection's runner: `follow` forever, `catch_up` once, or `rebuild` beside."""
 
-    def __init__(self, engine: sa.Engine, projection: type[Projection], page_size: int = 1000,
-                 poll_interval: float = 0.2):
+    def __init__(
+        self,
+        engine: sa.Engine,
+        projection: type[Projection],
+        page_size: int = 1000,
+        poll_interval: float = 0.2,
+    ):
         self.engine, self.cls = engine, projection
         self.page_size, self.poll_interval = page_size, poll_interval
         self.live: Projection | None = None
@@ -84,8 +89,11 @@ class Runner:
             ensure_positions(conn)
             if read_position(conn, self.cls.name) is None:
                 self.cls(1).create_tables(conn)
-                conn.execute(positions.insert().values(
-                    name=self.cls.name, position=0, generation=1, version=self.cls.version))
+                conn.execute(
+                    positions.insert().values(
+                        name=self.cls.name, position=0, generation=1, version=self.cls.version
+                    )
+                )
 
     def upgrade_if_needed(self) -> None:
         """A changed table schema rebuilds beside the live tables and swaps."""
@@ -114,8 +122,13 @@ class Runner:
             on_page(new, new)
         return new - position
 
-    def _apply_page(self, conn: sa.Connection, projection: Projection, position: int,
-                    page_size: int | None = None) -> int:
+    def _apply_page(
+        self,
+        conn: sa.Connection,
+        projection: Projection,
+        position: int,
+        page_size: int | None = None,
+    ) -> int:
         upto = ev.head(conn)
         # Every id up to `upto` that is not there never will be: ids below a committed id
         # are final (writers draw ids under the clock row lock and commit in id order).
@@ -154,9 +167,18 @@ class Runner:
                 position = new
             live = read_position(conn, self.cls.name)
             assert live is not None
-            compare_and_set(conn, self.cls.name, live_generation, live[0], position,
-                            version=self.cls.version, new_generation=fresh.generation)
-        with self.engine.begin() as conn:  # after the swap commits: a follower mid-page aborts on it
+            compare_and_set(
+                conn,
+                self.cls.name,
+                live_generation,
+                live[0],
+                position,
+                version=self.cls.version,
+                new_generation=fresh.generation,
+            )
+        with (
+            self.engine.begin() as conn
+        ):  # after the swap commits: a follower mid-page aborts on it
             self.cls(live_generation).drop_tables(conn)
         self.live = None
         return position
@@ -168,8 +190,10 @@ class Runner:
             with self.engine.begin() as conn:
                 fresh.create_indexes(conn)
             return
-        indexes = sorted((i for t in fresh.tables.values() for i in t.indexes),
-                         key=lambda i: i.dialect_options["postgresql"].get("using") != "gin")
+        indexes = sorted(
+            (i for t in fresh.tables.values() for i in t.indexes),
+            key=lambda i: i.dialect_options["postgresql"].get("using") != "gin",
+        )
         pending, errors = iter(indexes), []
 
         def build() -> None:
@@ -210,14 +234,21 @@ class Runner:
         with collected_by_page() as collect:
             return self._fill_loop(projection, position, progress, collect)
 
-    def _fill_loop(self, projection: Projection, position: int, progress: Progress | None,
-                   collect: Callable[[], None]) -> int:
+    def _fill_loop(
+        self,
+        projection: Projection,
+        position: int,
+        progress: Progress | None,
+        collect: Callable[[], None],
+    ) -> int:
         target = time.monotonic()
         while True:
             collect()
             with self.engine.begin() as conn:
                 relax_durability(conn)
-                new = self._apply_page(conn, projection, position, projection.rebuild_page or REBUILD_PAGE)
+                new = self._apply_page(
+                    conn, projection, position, projection.rebuild_page or REBUILD_PAGE
+                )
                 head = ev.head(conn) if progress else 0
             if new == position:
                 return position
@@ -271,8 +302,9 @@ def wait_for(engine: sa.Engine, name: str, position: int, timeout: float = 5.0) 
         time.sleep(0.02)
 
 
-def bring_up_to(engine: sa.Engine, projection: type[Projection], position: int | None,
-                timeout: float = 30.0) -> None:
+def bring_up_to(
+    engine: sa.Engine, projection: type[Projection], position: int | None, timeout: float = 30.0
+) -> None:
     """For one-off readers (the CLI): catch up ourselves if no runner runs, else wait for it."""
     lock = runner_lock(engine, projection.name)
     if lock.acquire(wait=False):

@@ -28,14 +28,18 @@ def quantile_edges(profile: Mapping[str, Any] | None, feature: str) -> list[floa
         return None
     quantiles = entry["quantiles"]
     if isinstance(quantiles, Mapping):
-        values = [v for p, v in sorted((float(p), v) for p, v in quantiles.items()) if 0.0 < p < 1.0]
+        values = [
+            v for p, v in sorted((float(p), v) for p, v in quantiles.items()) if 0.0 < p < 1.0
+        ]
     else:
         values = list(quantiles)[1:-1] if len(quantiles) > 2 else list(quantiles)
     edges = sorted({float(v) for v in values if v is not None})
     return edges or None
 
 
-_BIN_LABELS: dict[tuple[float, ...], list[str]] = {}  # by edges: a rebuild labels every outcome's numbers
+_BIN_LABELS: dict[
+    tuple[float, ...], list[str]
+] = {}  # by edges: a rebuild labels every outcome's numbers
 
 
 def bin_labels(edges: list[float]) -> list[str]:
@@ -45,8 +49,11 @@ def bin_labels(edges: list[float]) -> list[str]:
     if labels is None:
         if len(_BIN_LABELS) > 1000:
             _BIN_LABELS.clear()
-        labels = _BIN_LABELS[key] = [f"<={edges[0]:g}", *(f"({a:g},{b:g}]" for a, b in pairwise(edges)),
-                                     f">{edges[-1]:g}"]
+        labels = _BIN_LABELS[key] = [
+            f"<={edges[0]:g}",
+            *(f"({a:g},{b:g}]" for a, b in pairwise(edges)),
+            f">{edges[-1]:g}",
+        ]
     return labels
 
 
@@ -54,8 +61,9 @@ def bin_label(value: float, edges: list[float]) -> str:
     return bin_labels(edges)[bisect.bisect_left(edges, value)]
 
 
-def slice_values(features: Mapping[str, Any], sliced: list[dict[str, Any]],
-                 bins: Mapping[str, list[float]]) -> dict[str, str]:
+def slice_values(
+    features: Mapping[str, Any], sliced: list[dict[str, Any]], bins: Mapping[str, list[float]]
+) -> dict[str, str]:
     """{feature: slice value} for every sliceable schema feature."""
     out: dict[str, str] = {}
     for spec in sliced:
@@ -74,5 +82,8 @@ def slice_values(features: Mapping[str, Any], sliced: list[dict[str, Any]],
 
 def sliceable(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Schema features whose plaintext the ledger holds (personal ones are sealed)."""
-    return [{"name": f["name"], "type": f["type"]} for f in schema.get("features", [])
-            if not f.get("personal") and f["name"] != schema.get("subject_field")]
+    return [
+        {"name": f["name"], "type": f["type"]}
+        for f in schema.get("features", [])
+        if not f.get("personal") and f["name"] != schema.get("subject_field")
+    ]

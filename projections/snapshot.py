@@ -38,11 +38,19 @@ class Snapshot:
 
     def stamp(self) -> dict[str, object]:
         """What every response says about the position it answers at."""
-        return {"position": self.position, "complete": self.complete,
-                **({"as_of": f"pos:{self.requested}"} if self.requested is not None else {})}
+        return {
+            "position": self.position,
+            "complete": self.complete,
+            **({"as_of": f"pos:{self.requested}"} if self.requested is not None else {}),
+        }
 
-    def fetch(self, build: Callable[..., sa.Executable], key: tuple[Any, ...], params: Mapping[str, Any],
-              serial: bool = False) -> list[Any]:
+    def fetch(
+        self,
+        build: Callable[..., sa.Executable],
+        key: tuple[Any, ...],
+        params: Mapping[str, Any],
+        serial: bool = False,
+    ) -> list[Any]:
         """Rows of `build(*key)`, compiled once per key and sent through the driver.
 
         For reads run on every request: building and compiling a statement, and SQLAlchemy's
@@ -56,8 +64,9 @@ class Snapshot:
 
 
 @contextmanager
-def snapshot(engine: sa.Engine, projection: type[Projection], as_of: int | None = None,
-             wait: float = 0.0) -> Iterator[Snapshot]:
+def snapshot(
+    engine: sa.Engine, projection: type[Projection], as_of: int | None = None, wait: float = 0.0
+) -> Iterator[Snapshot]:
     """Read one projection as of a position (None: as far as it has got).
 
     With `wait`, a read that must see a position the projection has not reached yet waits
@@ -68,19 +77,23 @@ def snapshot(engine: sa.Engine, projection: type[Projection], as_of: int | None 
         wait_for(engine, projection.name, as_of, wait)
     with engine.connect() as conn:
         if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         else:
             conn.exec_driver_sql("BEGIN")  # one WAL snapshot for every statement of this read
         with conn.begin() if conn.dialect.name == "postgresql" else _nothing():
             state = _state(conn, projection.name)
             if state is None:
                 raise ProjectionNotReady(
-                    f"the {projection.name} read tables are not built yet; run `ledger project --follow`")
+                    f"the {projection.name} read tables are not built yet; run `ledger project --follow`"
+                )
             projected, generation, version = state
             if version != projection.version:
                 raise ProjectionNotReady(
                     f"the {projection.name} read tables are version {version}, this code reads version "
-                    f"{projection.version}; run `ledger project --follow` (it rebuilds them) or --rebuild")
+                    f"{projection.version}; run `ledger project --follow` (it rebuilds them) or --rebuild"
+                )
             position = projected if as_of is None else min(as_of, projected)
             yield Snapshot(conn, projection.tables_for(generation), position, projected, as_of)
         if conn.dialect.name != "postgresql":
@@ -88,12 +101,15 @@ def snapshot(engine: sa.Engine, projection: type[Projection], as_of: int | None 
 
 
 @functools.lru_cache(maxsize=1024)
-def _compiled(dialect: sa.Dialect, build: Callable[..., sa.Executable], key: tuple[Any, ...], serial: bool
-              ) -> tuple[str, dict[str, Any], tuple[str, ...] | None]:
+def _compiled(
+    dialect: sa.Dialect, build: Callable[..., sa.Executable], key: tuple[Any, ...], serial: bool
+) -> tuple[str, dict[str, Any], tuple[str, ...] | None]:
     """SQL text, the values bound at build time (limits) and, for a positional driver, the order."""
     compiled = build(*key).compile(dialect=dialect)
     sql = str(compiled)
-    if serial and dialect.name == "postgresql":  # in the same round trip; it lasts until the read ends
+    if (
+        serial and dialect.name == "postgresql"
+    ):  # in the same round trip; it lasts until the read ends
         sql = f"SET LOCAL max_parallel_workers_per_gather = 0; {sql}"
     return sql, dict(compiled.params), tuple(compiled.positiontup) if compiled.positional else None
 

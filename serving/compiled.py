@@ -50,7 +50,9 @@ class CompiledModel:
 
     def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         prepared = self.prepare(matrix)
-        finite = np.isfinite(prepared) | np.isnan(prepared) if self.allow_nan else np.isfinite(prepared)
+        finite = (
+            np.isfinite(prepared) | np.isnan(prepared) if self.allow_nan else np.isfinite(prepared)
+        )
         if not finite.all():  # sklearn's check_array refuses these too
             raise ValueError("Input contains NaN or infinity (a missing value no step imputes)")
         return self.final(prepared)
@@ -77,6 +79,7 @@ def _chain(steps: list[Step]) -> Step:
         for step in steps:
             X = step(X)
         return _as_float(X)
+
     return run
 
 
@@ -126,6 +129,7 @@ def _columns(ct: ColumnTransformer) -> Step:
 
     def run(X: np.ndarray) -> np.ndarray:
         return np.hstack([_as_float(step(X[:, index])) for step, index in parts])
+
     return run
 
 
@@ -162,7 +166,10 @@ def _fill_nan(X: np.ndarray, statistics: np.ndarray) -> np.ndarray:
 
 
 def _scaler(scaler: StandardScaler) -> Step:
-    mean, scale = scaler.mean_ if scaler.with_mean else None, scaler.scale_ if scaler.with_std else None
+    mean, scale = (
+        scaler.mean_ if scaler.with_mean else None,
+        scaler.scale_ if scaler.with_std else None,
+    )
 
     def run(X: np.ndarray) -> np.ndarray:
         out = np.array(X, dtype=np.float64)
@@ -171,26 +178,40 @@ def _scaler(scaler: StandardScaler) -> Step:
         if scale is not None:
             out /= scale
         return out
+
     return run
 
 
 def _one_hot(encoder: OneHotEncoder) -> Step:
     plain = encoder.drop_idx_ is None and not getattr(encoder, "_infrequent_enabled", False)
-    if not plain or encoder.handle_unknown != "ignore" or encoder.sparse_output or encoder.dtype is not np.float64:
+    if (
+        not plain
+        or encoder.handle_unknown != "ignore"
+        or encoder.sparse_output
+        or encoder.dtype is not np.float64
+    ):
         raise Unsupported("OneHotEncoder options")
-    if any(levels.dtype != object or not all(isinstance(v, str) for v in levels) for levels in encoder.categories_):
+    if any(
+        levels.dtype != object or not all(isinstance(v, str) for v in levels)
+        for levels in encoder.categories_
+    ):
         raise Unsupported("non-text categories")
-    lookups = [{level: i for i, level in enumerate(levels.tolist())} for levels in encoder.categories_]
+    lookups = [
+        {level: i for i, level in enumerate(levels.tolist())} for levels in encoder.categories_
+    ]
     offsets = np.cumsum([0] + [len(lookup) for lookup in lookups])
 
     def run(X: np.ndarray) -> np.ndarray:
         out = np.zeros((X.shape[0], int(offsets[-1])), dtype=np.float64)
         for j, lookup in enumerate(lookups):
             for r, value in enumerate(X[:, j].tolist()):
-                at = lookup.get(value) if isinstance(value, str) else None  # unknown: a row of zeros
+                at = (
+                    lookup.get(value) if isinstance(value, str) else None
+                )  # unknown: a row of zeros
                 if at is not None:
                     out[r, offsets[j] + at] = 1.0
         return out
+
     return run
 
 
@@ -207,9 +228,14 @@ def _final(estimator: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarra
     raise Unsupported(kind.__name__)
 
 
-def _logistic(model: LogisticRegression) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]:
+def _logistic(
+    model: LogisticRegression,
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]:
     """LinearClassifierMixin.decision_function / predict and LogisticRegression.predict_proba."""
-    if getattr(model, "multi_class", "deprecated") not in ("deprecated", "auto", "multinomial") and len(model.classes_) > 2:
+    if (
+        getattr(model, "multi_class", "deprecated") not in ("deprecated", "auto", "multinomial")
+        and len(model.classes_) > 2
+    ):
         raise Unsupported("one-vs-rest logistic regression")
     coef_T, intercept, classes = model.coef_.T, model.intercept_, model.classes_
 
@@ -222,6 +248,7 @@ def _logistic(model: LogisticRegression) -> Callable[[np.ndarray], tuple[np.ndar
             return values, np.stack([1 - prob, prob], axis=1)
         values = classes.take(np.argmax(scores, axis=1), axis=0)
         return values, softmax(scores, copy=False)
+
     return run
 
 

@@ -39,17 +39,24 @@ def tree_scorer(estimator: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.n
         if classes is None:
             return out[:, 0], None
         return classes.take(np.argmax(out, axis=1), axis=0), out
+
     return run
 
 
 def _walker(trees: list[Any]) -> Callable[[np.ndarray], np.ndarray]:
     """A function from rows to each tree's leaf (as an index into the concatenated nodes)."""
     offsets = np.cumsum([0] + [t.node_count for t in trees])[:-1]
-    left = np.concatenate([_children(t.children_left, o) for t, o in zip(trees, offsets, strict=True)])
-    right = np.concatenate([_children(t.children_right, o) for t, o in zip(trees, offsets, strict=True)])
+    left = np.concatenate(
+        [_children(t.children_left, o) for t, o in zip(trees, offsets, strict=True)]
+    )
+    right = np.concatenate(
+        [_children(t.children_right, o) for t, o in zip(trees, offsets, strict=True)]
+    )
     leaf = np.concatenate([t.children_left == -1 for t in trees])
     left[leaf] = right[leaf] = np.flatnonzero(leaf)  # a leaf points at itself: the walk stays there
-    feature = np.concatenate([np.where(t.children_left == -1, 0, t.feature) for t in trees]).astype(np.intp)
+    feature = np.concatenate([np.where(t.children_left == -1, 0, t.feature) for t in trees]).astype(
+        np.intp
+    )
     threshold = np.concatenate([t.threshold for t in trees])
     missing_left = np.concatenate([np.asarray(t.missing_go_to_left, dtype=bool) for t in trees])
     depth = max(t.max_depth for t in trees)
@@ -60,9 +67,12 @@ def _walker(trees: list[Any]) -> Callable[[np.ndarray], np.ndarray]:
         rows = np.arange(X32.shape[0])[:, None]
         for _ in range(depth):
             x = X32[rows, feature[nodes]]
-            go_left = np.where(np.isnan(x), missing_left[nodes], x <= threshold[nodes])  # as apply_dense
+            go_left = np.where(
+                np.isnan(x), missing_left[nodes], x <= threshold[nodes]
+            )  # as apply_dense
             nodes = np.where(go_left, left[nodes], right[nodes])
         return nodes
+
     return walk
 
 

@@ -24,7 +24,12 @@ class Profile:
 
 def numeric_range(summary: dict[str, Any]) -> tuple[float, float] | None:
     """(min, max) from a feature summary: min/max keys, a range pair or quantiles."""
-    if "min" in summary and "max" in summary and summary["min"] is not None and summary["max"] is not None:
+    if (
+        "min" in summary
+        and "max" in summary
+        and summary["min"] is not None
+        and summary["max"] is not None
+    ):
         return float(summary["min"]), float(summary["max"])
     pair = summary.get("range")
     if isinstance(pair, list | tuple) and len(pair) == 2 and None not in pair:

@@ -77,18 +77,28 @@ def score_request(serving: Serving, name: str, body: Any) -> ScoredRequest:
 
 def unrecorded_answer(scored: ScoredRequest) -> dict[str, Any]:
     """What `predict` answers, without a prediction id: for a baseline that records nothing."""
-    answers = [{"request_id": request_id, "model_id": score.served_model,
-                "value": score.served["value"], "probabilities": score.served.get("probabilities"),
-                "flags": score.flags, "retried": False}
-               for score, request_id in zip(scored.scores, scored.request_ids, strict=True)]
+    answers = [
+        {
+            "request_id": request_id,
+            "model_id": score.served_model,
+            "value": score.served["value"],
+            "probabilities": score.served.get("probabilities"),
+            "flags": score.flags,
+            "retried": False,
+        }
+        for score, request_id in zip(scored.scores, scored.request_ids, strict=True)
+    ]
     return {"request_id": scored.request_id, "predictions": answers} if scored.batch else answers[0]
 
 
 def check_batch_size(body: Any, cap: int) -> None:
     instances = body.get("instances") if isinstance(body, dict) else None
     if isinstance(instances, list) and len(instances) > cap:
-        raise BatchTooLarge(f"the batch has {len(instances)} rows; the limit is {cap}: split it",
-                            field="instances", limit=cap)
+        raise BatchTooLarge(
+            f"the batch has {len(instances)} rows; the limit is {cap}: split it",
+            field="instances",
+            limit=cap,
+        )
 
 
 def row_request_ids(request_id: str, raw_rows: list[Any], batch: bool) -> list[str]:
@@ -99,20 +109,25 @@ def row_request_ids(request_id: str, raw_rows: list[Any], batch: bool) -> list[s
     for index, row in enumerate(raw_rows):
         own = row.get("request_id") if isinstance(row, dict) else None
         if own is not None and (not isinstance(own, str) or not 1 <= len(own) <= 200):
-            raise ValidationError({"instances": {index: {"request_id": ["Not a valid request id."]}}})
+            raise ValidationError(
+                {"instances": {index: {"request_id": ["Not a valid request id."]}}}
+            )
         out.append(own or f"{request_id}#{index}")
     if len(set(out)) != len(out):
         raise DuplicateRequestId("two rows of the batch share a request_id", field="instances")
     return out
 
 
-def validate_rows(serving: Serving, runtime: DeploymentRuntime, raw_rows: list[Any],
-                  batch: bool) -> list[dict[str, Any]]:
+def validate_rows(
+    serving: Serving, runtime: DeploymentRuntime, raw_rows: list[Any], batch: bool
+) -> list[dict[str, Any]]:
     """Each row through the deployment's generated schema; errors name instances.i.field."""
     schema = serving.row_schemas.get(runtime.name, runtime.version, runtime.schema)
     if batch:
-        raw_rows = [{k: v for k, v in r.items() if k != "request_id"} if isinstance(r, dict) else r
-                    for r in raw_rows]
+        raw_rows = [
+            {k: v for k, v in r.items() if k != "request_id"} if isinstance(r, dict) else r
+            for r in raw_rows
+        ]
     try:
         return schema.load(raw_rows, many=True)
     except ValidationError as error:
@@ -123,27 +138,39 @@ def validate_rows(serving: Serving, runtime: DeploymentRuntime, raw_rows: list[A
 def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> list[NewPrediction]:
     runtime, rows = scored.runtime, scored.rows
     batch_id = scored.request_id if scored.batch else None
-    sealed = serving.sealer.seal_many(runtime.schema, rows, deployment=runtime.name,
-                                      request_ids=scored.request_ids)
+    sealed = serving.sealer.seal_many(
+        runtime.schema, rows, deployment=runtime.name, request_ids=scored.request_ids
+    )
     return [
         NewPrediction(
-            deployment=runtime.name, deployment_version=runtime.version, request_id=request_id,
+            deployment=runtime.name,
+            deployment_version=runtime.version,
+            request_id=request_id,
             # a sealed row's digest is keyed by its subject's data key
             body_digest=serving.sealer.body_digest(row, sealed_record),
-            features=plain, sealed=sealed_record,
-            outputs=score.outputs, served_model=score.served_model, policy=runtime.policy,
-            leader=runtime.leader, flags=score.flags, scoring=scoring(batch_id, index, len(rows), score.scorers),
+            features=plain,
+            sealed=sealed_record,
+            outputs=score.outputs,
+            served_model=score.served_model,
+            policy=runtime.policy,
+            leader=runtime.leader,
+            flags=score.flags,
+            scoring=scoring(batch_id, index, len(rows), score.scorers),
             actor=actor,
         )
         for index, (row, score, request_id, (plain, sealed_record)) in enumerate(
-            zip(rows, scored.scores, scored.request_ids, sealed, strict=True))
+            zip(rows, scored.scores, scored.request_ids, sealed, strict=True)
+        )
     ]
 
 
 def scoring(batch_id: str | None, row: int, rows: int, scorers: dict[str, str]) -> dict[str, Any]:
     """How the row was scored: alone or row i of a batch, and by which scorer per model."""
-    how: dict[str, Any] = {"mode": "single"} if batch_id is None else {
-        "mode": "batch", "batch_id": batch_id, "row": row, "rows": rows}
+    how: dict[str, Any] = (
+        {"mode": "single"}
+        if batch_id is None
+        else {"mode": "batch", "batch_id": batch_id, "row": row, "rows": rows}
+    )
     if scorers:
         how["scorer"] = dict(scorers)
     return how
@@ -152,7 +179,11 @@ def scoring(batch_id: str | None, row: int, rows: int, scorers: dict[str, str]) 
 def row_answer(prediction: Prediction | NewPrediction, retried: bool) -> dict[str, Any]:
     served = prediction.outputs[prediction.served_model]
     return {
-        "prediction_id": str(prediction.id), "request_id": prediction.request_id,
-        "model_id": prediction.served_model, "value": served["value"],
-        "probabilities": served.get("probabilities"), "flags": prediction.flags, "retried": retried,
+        "prediction_id": str(prediction.id),
+        "request_id": prediction.request_id,
+        "model_id": prediction.served_model,
+        "value": served["value"],
+        "probabilities": served.get("probabilities"),
+        "flags": prediction.flags,
+        "retried": retried,
     }

@@ -55,11 +55,22 @@ class Reproduction:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "prediction_id": self.prediction_id, "scoring": self.scoring, "identical": self.identical,
-            "models": [{"model_id": c.model_id, "artifact_digest": c.artifact_digest,
-                        "identical": c.identical, "recorded": c.recorded, "reproduced": c.reproduced}
-                       for c in self.checks],
-            "package_versions_changed": {k: {"recorded": a, "now": b} for k, (a, b) in self.version_changes.items()},
+            "prediction_id": self.prediction_id,
+            "scoring": self.scoring,
+            "identical": self.identical,
+            "models": [
+                {
+                    "model_id": c.model_id,
+                    "artifact_digest": c.artifact_digest,
+                    "identical": c.identical,
+                    "recorded": c.recorded,
+                    "reproduced": c.reproduced,
+                }
+                for c in self.checks
+            ],
+            "package_versions_changed": {
+                k: {"recorded": a, "now": b} for k, (a, b) in self.version_changes.items()
+            },
         }
 
 
@@ -74,12 +85,18 @@ def reproduce(ledger: Ledger, prediction_id: str) -> Reproduction:
     for model_id, recorded in prediction.outputs.items():
         model = ledger.model(model_id)
         estimator = ledger.artifacts.load_model(model.artifact_digest)  # digest verified on load
-        runtime = ModelRuntime(model_id, estimator, [specs[n] for n in model.features],
-                               hasattr(estimator, "predict_proba") and model.task == "classification")
+        runtime = ModelRuntime(
+            model_id,
+            estimator,
+            [specs[n] for n in model.features],
+            hasattr(estimator, "predict_proba") and model.task == "classification",
+        )
         reproduced = score_model(runtime, rows, scorer_of(prediction.scoring, model_id))[index]
         checks.append(ModelCheck(model_id, model.artifact_digest, recorded, reproduced))
         if model.training_run_id and recorded != reproduced:
-            changes.update(_version_changes(ledger.training_run(model.training_run_id).code_version))
+            changes.update(
+                _version_changes(ledger.training_run(model.training_run_id).code_version)
+            )
     return Reproduction(str(prediction.id), prediction.scoring, checks, changes)
 
 
@@ -89,9 +106,18 @@ def scorer_of(scoring: dict[str, Any], model_id: str) -> str:
 
 
 def _features(ledger: Ledger, prediction: Any) -> dict[str, Any]:
-    features = ledger.sealer.unseal_for_display(prediction) if prediction.sealed else dict(prediction.features)
-    erased = [k for k, v in features.items() if v == "erased" and (prediction.sealed or {}).get("fields")
-              and k in prediction.sealed["fields"]]
+    features = (
+        ledger.sealer.unseal_for_display(prediction)
+        if prediction.sealed
+        else dict(prediction.features)
+    )
+    erased = [
+        k
+        for k, v in features.items()
+        if v == "erased"
+        and (prediction.sealed or {}).get("fields")
+        and k in prediction.sealed["fields"]
+    ]
     if erased:
         raise InvalidCommand(
             f"the subject of prediction {prediction.id} was forgotten: {', '.join(erased)} cannot be restored, "
@@ -118,16 +144,26 @@ def _batch_members(ledger: Ledger, prediction: Prediction) -> list[Any]:
     recorded_at = _recorded_at(ledger, prediction)
     with ledger.engine.connect() as conn:
         records = conn.execute(
-            sa.text(f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
-                    "WHERE recorded_at = :t AND topic = :topic ORDER BY id"),
+            sa.text(
+                f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
+                "WHERE recorded_at = :t AND topic = :topic ORDER BY id"
+            ),
             {"t": recorded_at, "topic": MADE},
         ).fetchall()
     members = {}
     for r in records:
-        event = ledger.mapper.to_domain_event(StoredEvent(
-            originator_id=as_uuid(r.originator_id), originator_version=r.originator_version, topic=r.topic,
-            state=bytes(r.state)))
-        same = event.deployment == prediction.deployment and event.scoring.get("batch_id") == prediction.scoring["batch_id"]
+        event = ledger.mapper.to_domain_event(
+            StoredEvent(
+                originator_id=as_uuid(r.originator_id),
+                originator_version=r.originator_version,
+                topic=r.topic,
+                state=bytes(r.state),
+            )
+        )
+        same = (
+            event.deployment == prediction.deployment
+            and event.scoring.get("batch_id") == prediction.scoring["batch_id"]
+        )
         if same:
             members[event.scoring["row"]] = _EventView(event)
     return [members[i] for i in sorted(members)]
@@ -156,7 +192,9 @@ def _made_row(ledger: Ledger, prediction: Prediction) -> tuple[int, int]:
     with ledger.engine.connect() as conn:
         key: Any = str(prediction.id) if is_postgres(conn) else prediction.id.bytes
         row = conn.execute(
-            sa.text(f"SELECT id, recorded_at FROM {EVENTS_TABLE} WHERE originator_id = :o AND originator_version = 1"),
+            sa.text(
+                f"SELECT id, recorded_at FROM {EVENTS_TABLE} WHERE originator_id = :o AND originator_version = 1"
+            ),
             {"o": key},
         ).one()
     return int(row[0]), int(row[1])

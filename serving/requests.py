@@ -20,7 +20,9 @@ class Rows(fields.List):
         super().__init__(fields.Dict(keys=fields.String()), **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        if type(value) is list and all(type(row) is dict and all(type(k) is str for k in row) for row in value):
+        if type(value) is list and all(
+            type(row) is dict and all(type(k) is str for k in row) for row in value
+        ):
             return [dict(row) for row in value]  # copies, as Dict would make
         return super()._deserialize(value, attr, data, **kwargs)
 
@@ -38,4 +40,6 @@ class PredictionRequestSchema(Schema):
     @validates_schema
     def check_one_shape(self, data: dict, **_: object) -> None:
         if ("features" in data) == ("instances" in data):
-            raise ValidationError("send either features (one row) or instances (a batch)", "features")
+            raise ValidationError(
+                "send either features (one row) or instances (a batch)", "features"
+            )

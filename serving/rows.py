@@ -17,7 +17,10 @@ from marshmallow import RAISE, Schema, fields
 class StrictNumber(fields.Field):
     """A finite JSON number."""
 
-    default_error_messages = {"invalid": "Not a valid number.", "finite": "NaN and infinity are not allowed."}
+    default_error_messages = {
+        "invalid": "Not a valid number.",
+        "finite": "NaN and infinity are not allowed.",
+    }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float | int:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -65,7 +68,10 @@ class Category(fields.Field):
 
 
 FIELD_BY_TYPE: dict[str, type[fields.Field]] = {
-    "number": StrictNumber, "integer": StrictInteger, "category": Category, "boolean": StrictBoolean,
+    "number": StrictNumber,
+    "integer": StrictInteger,
+    "category": Category,
+    "boolean": StrictBoolean,
 }
 
 
@@ -81,10 +87,16 @@ class RowSchema(Schema):
     names: frozenset[str] = frozenset()
     required: frozenset[str] = frozenset()
 
-    def load(self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None) -> Any:
+    def load(
+        self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None
+    ) -> Any:
         many = self.many if many is None else many
         if partial is None and unknown is None and self.unknown == RAISE:
-            loaded = self._fast_load(data if many else [data]) if many or isinstance(data, dict) else None
+            loaded = (
+                self._fast_load(data if many else [data])
+                if many or isinstance(data, dict)
+                else None
+            )
             if loaded is not None:
                 return loaded if many else loaded[0]
         return super().load(data, many=many, partial=partial, unknown=unknown)
@@ -144,7 +156,8 @@ def row_schema(name: str, input_schema: dict[str, Any]) -> Schema:
     for feature in input_schema["features"]:
         nullable = bool(feature.get("nullable"))
         declared[feature["name"]] = FIELD_BY_TYPE[feature["type"]](
-            required=not nullable, allow_none=nullable,
+            required=not nullable,
+            allow_none=nullable,
             metadata={"personal": bool(feature.get("personal"))},
         )
         check = CHECK_BY_TYPE[feature["type"]]

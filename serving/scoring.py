@@ -48,7 +48,9 @@ class ModelRuntime:
 
     def __post_init__(self) -> None:
         self.transforms, self.final = split_pipeline(self.estimator)
-        self.compiled: CompiledModel | None = compile_model(self.estimator) if self.estimator is not None else None
+        self.compiled: CompiledModel | None = (
+            compile_model(self.estimator) if self.estimator is not None else None
+        )
 
     @property
     def scorer(self) -> str:
@@ -131,13 +133,24 @@ class Scorer:
             model = self.ledger.model(model_id)
             estimator, load_error = self._load(model, leads=model_id == deployment.leader)
             columns = [specs[name] for name in model.features]
-            models.append(ModelRuntime(model_id, estimator, columns,
-                                       hasattr(estimator, "predict_proba") and model.task == "classification",
-                                       load_error))
+            models.append(
+                ModelRuntime(
+                    model_id,
+                    estimator,
+                    columns,
+                    hasattr(estimator, "predict_proba") and model.task == "classification",
+                    load_error,
+                )
+            )
             profiles.append(self._profile_of(model))
         return DeploymentRuntime(
-            name=name, version=deployment.version, task=deployment.task, schema=deployment.schema,
-            policy=dict(deployment.policy), leader=deployment.leader, models=models,
+            name=name,
+            version=deployment.version,
+            task=deployment.task,
+            schema=deployment.schema,
+            policy=dict(deployment.policy),
+            leader=deployment.leader,
+            models=models,
             profile=merged_profile(profiles, deployment.schema),
         )
 
@@ -165,11 +178,17 @@ class Scorer:
         scores = []
         for index, row in enumerate(rows):
             outputs = {model_id: results[index] for model_id, results in per_model.items()}
-            scores.append(RowScore(outputs, choose(runtime, outputs), row_flags(runtime.profile, row), scorers))
+            scores.append(
+                RowScore(
+                    outputs, choose(runtime, outputs), row_flags(runtime.profile, row), scorers
+                )
+            )
         return scores
 
 
-def score_isolated(model: ModelRuntime, rows: list[dict[str, Any]], leader: str | None) -> list[dict[str, Any]]:
+def score_isolated(
+    model: ModelRuntime, rows: list[dict[str, Any]], leader: str | None
+) -> list[dict[str, Any]]:
     """The leader's failure fails the request; a shadow's is recorded in its output instead."""
     if model.model_id == leader:
         return score_model(model, rows)
@@ -181,7 +200,9 @@ def score_isolated(model: ModelRuntime, rows: list[dict[str, Any]], leader: str 
         return [{"value": None, "probabilities": None, "error": failure} for _ in rows]
 
 
-def score_model(model: ModelRuntime, rows: list[dict[str, Any]], scorer: str | None = None) -> list[dict[str, Any]]:
+def score_model(
+    model: ModelRuntime, rows: list[dict[str, Any]], scorer: str | None = None
+) -> list[dict[str, Any]]:
     """Each row's value (and probabilities for a classifier), as plain Python values.
 
     `scorer` (compiled-v1 or pipeline; default: the model's own) is how a reproduction
@@ -192,7 +213,9 @@ def score_model(model: ModelRuntime, rows: list[dict[str, Any]], scorer: str | N
     array, final = rows_to_matrix(rows, model.columns), model.final
     if (scorer or model.scorer) == COMPILED:
         if model.compiled is None:
-            raise RuntimeError("the model was scored compiled but no longer compiles (a step changed)")
+            raise RuntimeError(
+                "the model was scored compiled but no longer compiles (a step changed)"
+            )
         value_array, probability_array = model.compiled.score(array)
     else:
         value_array, probability_array = _pipeline_score(model, array)
@@ -237,7 +260,9 @@ def choose(runtime: DeploymentRuntime, outputs: dict[str, dict[str, Any]]) -> st
     winners = {value for value, n in counts.items() if n == top}
     if _vote_key(outputs[leader]["value"]) in winners:
         return leader
-    return next(m for m, o in outputs.items() if "error" not in o and _vote_key(o["value"]) in winners)
+    return next(
+        m for m, o in outputs.items() if "error" not in o and _vote_key(o["value"]) in winners
+    )
 
 
 def _vote_key(value: Any) -> str:

@@ -22,7 +22,9 @@ class Serving:
     sealer: Sealer  # personal features never bypass it
 
     @classmethod
-    def build(cls, ledger: Ledger, settings: Settings | None = None, check_seconds: float = 0.0) -> Serving:
+    def build(
+        cls, ledger: Ledger, settings: Settings | None = None, check_seconds: float = 0.0
+    ) -> Serving:
         """Failing to build the sealer fails start-up: it never opens a leak."""
         settings = settings or ledger.settings
         return cls(

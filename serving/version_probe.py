@@ -58,6 +58,8 @@ class VersionProbe:
     def _pooled(self, originator_id: uuid.UUID) -> int | None:
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.text(f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = :o"),
+                sa.text(
+                    f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = :o"
+                ),
                 {"o": originator_id.bytes},
             ).scalar_one()

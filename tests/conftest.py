@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from ledger.application import Ledger
 from ledger.settings import Settings
 
-PG_ADMIN_URL = os.environ.get("LEDGER_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "LEDGER_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _pg_state: dict[str, object] = {}
 
@@ -41,7 +43,9 @@ def require_postgres() -> None:
     if _pg_available():
         return
     if IN_CI:
-        pytest.fail(f"CI=true and PostgreSQL is not reachable at {PG_ADMIN_URL}: {_pg_state['error']}")
+        pytest.fail(
+            f"CI=true and PostgreSQL is not reachable at {PG_ADMIN_URL}: {_pg_state['error']}"
+        )
     _pg_state["skipped"] = True
     pytest.skip("PostgreSQL is not reachable: the PostgreSQL half is skipped")
 
@@ -112,5 +116,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ANN0
     if _pg_state.get("skipped"):
         terminalreporter.write_line(
             "NOTE: PostgreSQL was not reachable; the PostgreSQL half of the suite was SKIPPED.",
-            yellow=True, bold=True,
+            yellow=True,
+            bold=True,
         )

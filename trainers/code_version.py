@@ -9,7 +9,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "skops", "eventsourcing", "provenance-ledger")
+PACKAGES = (
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "scipy",
+    "skops",
+    "eventsourcing",
+    "provenance-ledger",
+)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,7 +36,9 @@ def code_version(root: Path = PROJECT_ROOT) -> dict[str, Any]:
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

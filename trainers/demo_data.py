@@ -21,13 +21,19 @@ PLANS = ("basic", "standard", "premium")
 PLAN_PRICE = {"basic": 35.0, "standard": 65.0, "premium": 95.0}
 PLAN_EFFECT = {"basic": 0.4, "standard": 0.0, "premium": -0.3}
 COEFFICIENTS = {  # churn log-odds per unit; "drifted" replaces some after the drift
-    "intercept": -0.6, "tenure_months": -0.045, "monthly_charges": 0.02,
-    "support_calls": 0.35, "has_partner": -0.5, "income_per_10k": -0.08,
+    "intercept": -0.6,
+    "tenure_months": -0.045,
+    "monthly_charges": 0.02,
+    "support_calls": 0.35,
+    "has_partner": -0.5,
+    "income_per_10k": -0.08,
 }
 DRIFTED = {"intercept": 0.2, "support_calls": 0.7, "monthly_charges": -0.01}
 
 
-def generate(n_rows: int, seed: int, drift: bool = False, end: datetime | str | None = None) -> pd.DataFrame:
+def generate(
+    n_rows: int, seed: int, drift: bool = False, end: datetime | str | None = None
+) -> pd.DataFrame:
     """`n_rows` churn-like rows over the 90 days before `end`, deterministic per seed."""
     rng = np.random.default_rng([seed, int(drift)])
     end_at = pd.Timestamp(end or DEFAULT_END)
@@ -66,16 +72,18 @@ def _customers(rng: np.random.Generator, n: int, drift: bool) -> pd.DataFrame:
     if drift:
         charges, income = charges * 1.15 + 5.0, income * 1.3
     income[rng.random(n) < (0.2 if drift else 0.08)] = np.nan
-    return pd.DataFrame({
-        "customer_id": [f"C{i:07d}" for i in rng.integers(0, pool, n)],
-        "tenure_months": np.clip(rng.gamma(2.0, 12.0, n), 0, 72).astype("int64"),
-        "monthly_charges": np.round(np.clip(charges, 10.0, None), 2),
-        "support_calls": rng.poisson(2.2 if drift else 1.5, n).astype("int64"),
-        "income": np.round(income, 0),
-        "region": rng.choice(_regions(drift), size=n, p=_region_shares(drift)),
-        "plan": plan,
-        "has_partner": rng.random(n) < 0.45,
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:07d}" for i in rng.integers(0, pool, n)],
+            "tenure_months": np.clip(rng.gamma(2.0, 12.0, n), 0, 72).astype("int64"),
+            "monthly_charges": np.round(np.clip(charges, 10.0, None), 2),
+            "support_calls": rng.poisson(2.2 if drift else 1.5, n).astype("int64"),
+            "income": np.round(income, 0),
+            "region": rng.choice(_regions(drift), size=n, p=_region_shares(drift)),
+            "plan": plan,
+            "has_partner": rng.random(n) < 0.45,
+        }
+    )
 
 
 def _regions(drift: bool) -> tuple[str, ...]:
@@ -89,16 +97,26 @@ def _region_shares(drift: bool) -> tuple[float, ...]:
 def _times(rng: np.random.Generator, n: int, end: pd.Timestamp) -> pd.Series:
     offsets = np.sort(rng.random(n)) * timedelta(days=SPAN_DAYS).total_seconds()
     start = end - pd.Timedelta(days=SPAN_DAYS)
-    return pd.Series(start + pd.to_timedelta(np.round(offsets, 3), unit="s")).astype("datetime64[us, UTC]")
+    return pd.Series(start + pd.to_timedelta(np.round(offsets, 3), unit="s")).astype(
+        "datetime64[us, UTC]"
+    )
 
 
 def _lifetime_value(rng: np.random.Generator, frame: pd.DataFrame) -> np.ndarray:
-    months_left = 6.0 + 0.5 * frame["tenure_months"].to_numpy(float) - 8.0 * frame["churned"].to_numpy(float)
+    months_left = (
+        6.0 + 0.5 * frame["tenure_months"].to_numpy(float) - 8.0 * frame["churned"].to_numpy(float)
+    )
     value = frame["monthly_charges"].to_numpy(float) * np.clip(months_left, 1.0, None)
     return np.round(value + rng.normal(0.0, 40.0, len(frame)), 2)
 
 
 def describe() -> dict[str, Any]:
     """What the generator promises, for docs and tests."""
-    return {"coefficients": COEFFICIENTS, "drifted": DRIFTED, "regions": REGIONS,
-            "drift_region": DRIFT_REGION, "plans": PLANS, "span_days": SPAN_DAYS}
+    return {
+        "coefficients": COEFFICIENTS,
+        "drifted": DRIFTED,
+        "regions": REGIONS,
+        "drift_region": DRIFT_REGION,
+        "plans": PLANS,
+        "span_days": SPAN_DAYS,
+    }

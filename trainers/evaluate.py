@@ -10,8 +10,9 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def evaluate(model: Any, X: np.ndarray, y: np.ndarray, task: str, names: Sequence[str],
-             positive: Any = None) -> dict[str, float | None]:
+def evaluate(
+    model: Any, X: np.ndarray, y: np.ndarray, task: str, names: Sequence[str], positive: Any = None
+) -> dict[str, float | None]:
     """The named metrics of a fitted model on (X, y); None where one is undefined."""
     predicted = model.predict(X)
     if task == "regression":
@@ -33,7 +34,9 @@ def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]
 
 def classification_metrics(y: np.ndarray, predicted: np.ndarray, positive: Any) -> dict[str, float]:
     averaging: dict[str, Any] = (
-        {"average": "binary", "pos_label": positive} if positive is not None else {"average": "macro"}
+        {"average": "binary", "pos_label": positive}
+        if positive is not None
+        else {"average": "macro"}
     )
     return {
         "accuracy": skm.accuracy_score(y, predicted),

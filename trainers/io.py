@@ -35,7 +35,10 @@ def load_sql(source: Mapping[str, Any]) -> pd.DataFrame:
 
     url = source["url"] or os.environ.get(source["url_env"] or "")
     if not url:
-        raise InvalidSpec(f"environment variable {source['url_env']} holds no database URL", field="source.url_env")
+        raise InvalidSpec(
+            f"environment variable {source['url_env']} holds no database URL",
+            field="source.url_env",
+        )
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -45,7 +48,9 @@ def load_sql(source: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def load_demo(source: Mapping[str, Any]) -> pd.DataFrame:
-    return demo_data.generate(source["rows"], source["seed"], drift=source["drift"], end=source["end"])
+    return demo_data.generate(
+        source["rows"], source["seed"], drift=source["drift"], end=source["end"]
+    )
 
 
 def load_sklearn(source: Mapping[str, Any]) -> pd.DataFrame:
@@ -53,7 +58,9 @@ def load_sklearn(source: Mapping[str, Any]) -> pd.DataFrame:
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, f"load_{source['dataset']}")(as_frame=True)
-    frame = bunch.frame.rename(columns=lambda c: str(c).strip().replace(" ", "_").replace("(", "").replace(")", ""))
+    frame = bunch.frame.rename(
+        columns=lambda c: str(c).strip().replace(" ", "_").replace("(", "").replace(")", "")
+    )
     names = getattr(bunch, "target_names", None)
     if names is not None and len(names) and frame["target"].dtype.kind in "iu":
         frame["target"] = [str(names[i]) for i in frame["target"]]
@@ -70,7 +77,8 @@ def load_ledger_rows(rows_provider: RowsProvider | None, spec: Mapping[str, Any]
     if rows_provider is None:
         raise InvalidSpec(
             "a ledger source needs rows of predictions joined with matured outcomes; "
-            "run it from `ledger autopilot`, which passes them in", field="source.kind",
+            "run it from `ledger autopilot`, which passes them in",
+            field="source.kind",
         )
     rows = rows_provider() if callable(rows_provider) else rows_provider
     return pd.DataFrame.from_records(list(rows))
@@ -107,6 +115,9 @@ def _safe_url(source: Mapping[str, Any]) -> str:
 
 
 LOADERS: dict[str, Callable[[Mapping[str, Any]], pd.DataFrame]] = {
-    "csv": load_file, "parquet": load_file, "sql": load_sql, "demo": load_demo,
+    "csv": load_file,
+    "parquet": load_file,
+    "sql": load_sql,
+    "demo": load_demo,
     "sklearn": load_sklearn,
 }

@@ -29,7 +29,9 @@ def frame_to_matrix(frame: pd.DataFrame, features: Sequence[Mapping[str, Any]]) 
     return matrix
 
 
-def rows_to_matrix(rows: Sequence[Mapping[str, Any]], features: Sequence[Mapping[str, Any]]) -> np.ndarray:
+def rows_to_matrix(
+    rows: Sequence[Mapping[str, Any]], features: Sequence[Mapping[str, Any]]
+) -> np.ndarray:
     """The same matrix from JSON-like rows (an absent key or None is missing)."""
     matrix = np.empty((len(rows), len(features)), dtype=object)
     for i, feature in enumerate(features):

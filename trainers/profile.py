@@ -55,7 +55,10 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 def _canonical_rows(frame: pd.DataFrame) -> list[str]:
     columns = [_canonical_column(frame[name]) for name in frame.columns]
-    return [json.dumps(row, separators=(",", ":"), ensure_ascii=False) for row in zip(*columns, strict=True)]
+    return [
+        json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+        for row in zip(*columns, strict=True)
+    ]
 
 
 def _canonical_column(column: pd.Series) -> list[Any]:
@@ -69,7 +72,10 @@ def describe_dataset(frame: pd.DataFrame, time_column: str | None) -> dict[str, 
     return {
         "fingerprint": fingerprint(frame),
         "rows": int(len(frame)),
-        "columns": [{"name": str(c), "dtype": str(frame[c].dtype), "type": logical_type(frame[c])} for c in frame.columns],
+        "columns": [
+            {"name": str(c), "dtype": str(frame[c].dtype), "type": logical_type(frame[c])}
+            for c in frame.columns
+        ],
         "time_range": time_range(frame, time_column),
     }
 
@@ -78,20 +84,35 @@ def time_range(frame: pd.DataFrame, column: str | None) -> dict[str, Any] | None
     if not column or frame.empty:
         return None
     times = frame[column].dropna()
-    return {"column": column, "start": instant(times.min()), "end": instant(times.max())} if len(times) else None
+    return (
+        {"column": column, "start": instant(times.min()), "end": instant(times.max())}
+        if len(times)
+        else None
+    )
 
 
-def reference_profile(frame: pd.DataFrame, features: Sequence[Mapping[str, Any]], hasher: Hasher) -> dict[str, Any]:
+def reference_profile(
+    frame: pd.DataFrame, features: Sequence[Mapping[str, Any]], hasher: Hasher
+) -> dict[str, Any]:
     """Per feature: nulls, and quantiles/range/moments or category shares; personal ones coarsened."""
     return {f["name"]: feature_profile(frame[f["name"]], f, hasher) for f in features}
 
 
-def feature_profile(column: pd.Series, feature: Mapping[str, Any], hasher: Hasher) -> dict[str, Any]:
-    base = {"type": feature["type"], "personal": bool(feature.get("personal")), "count": int(column.notna().sum()),
-            "null_share": float(column.isna().mean()) if len(column) else 0.0}
+def feature_profile(
+    column: pd.Series, feature: Mapping[str, Any], hasher: Hasher
+) -> dict[str, Any]:
+    base = {
+        "type": feature["type"],
+        "personal": bool(feature.get("personal")),
+        "count": int(column.notna().sum()),
+        "null_share": float(column.isna().mean()) if len(column) else 0.0,
+    }
     values = column.dropna()
     if feature["type"] == "category":
-        return {**base, **(_hashed_categories(values, hasher) if base["personal"] else _categories(values))}
+        return {
+            **base,
+            **(_hashed_categories(values, hasher) if base["personal"] else _categories(values)),
+        }
     if feature["type"] == "boolean":
         return {**base, "true_share": float(values.mean()) if len(values) else None}
     numbers = values.astype("float64")
@@ -100,14 +121,28 @@ def feature_profile(column: pd.Series, feature: Mapping[str, Any], hasher: Hashe
 
 def _numbers(values: pd.Series) -> dict[str, Any]:
     if values.empty:
-        return {"min": None, "max": None, "mean": None, "std": None, "quantiles": {}, "histogram": None}
+        return {
+            "min": None,
+            "max": None,
+            "mean": None,
+            "std": None,
+            "quantiles": {},
+            "histogram": None,
+        }
     edges = np.unique(values.quantile(np.linspace(0, 1, 11)).to_numpy())
-    counts, _ = np.histogram(values, bins=edges) if len(edges) > 1 else (np.array([len(values)]), None)
-    return to_plain({
-        "min": values.min(), "max": values.max(), "mean": values.mean(), "std": values.std(ddof=0),
-        "quantiles": {str(q): values.quantile(q) for q in QUANTILES},
-        "histogram": {"edges": edges, "shares": counts / len(values)},
-    })
+    counts, _ = (
+        np.histogram(values, bins=edges) if len(edges) > 1 else (np.array([len(values)]), None)
+    )
+    return to_plain(
+        {
+            "min": values.min(),
+            "max": values.max(),
+            "mean": values.mean(),
+            "std": values.std(ddof=0),
+            "quantiles": {str(q): values.quantile(q) for q in QUANTILES},
+            "histogram": {"edges": edges, "shares": counts / len(values)},
+        }
+    )
 
 
 def _buckets(values: pd.Series) -> dict[str, Any]:
@@ -115,7 +150,9 @@ def _buckets(values: pd.Series) -> dict[str, Any]:
     if values.empty:
         return {"buckets": None}
     edges = sorted({_two_digits(v) for v in values.quantile([0.2, 0.4, 0.6, 0.8])})
-    counts = np.bincount(np.searchsorted(edges, values.to_numpy(), side="right"), minlength=len(edges) + 1)
+    counts = np.bincount(
+        np.searchsorted(edges, values.to_numpy(), side="right"), minlength=len(edges) + 1
+    )
     return to_plain({"buckets": {"inner_edges": edges, "shares": counts / len(values)}})
 
 
@@ -126,13 +163,19 @@ def _two_digits(value: float) -> float:
 def _categories(values: pd.Series) -> dict[str, Any]:
     shares = values.value_counts(normalize=True, sort=True)
     top = shares.iloc[:MAX_CATEGORIES]
-    return {"distinct": int(len(shares)), "frequencies": {str(k): float(v) for k, v in top.items()},
-            "other_share": float(shares.iloc[MAX_CATEGORIES:].sum())}
+    return {
+        "distinct": int(len(shares)),
+        "frequencies": {str(k): float(v) for k, v in top.items()},
+        "other_share": float(shares.iloc[MAX_CATEGORIES:].sum()),
+    }
 
 
 def _hashed_categories(values: pd.Series, hasher: Hasher) -> dict[str, Any]:
     counts = values.astype(str).value_counts()
     common = counts[counts >= MIN_PERSONAL_COUNT].iloc[:MAX_CATEGORIES]
     total = max(len(values), 1)
-    return {"distinct": int(len(counts)), "hashed_frequencies": {hasher(str(k)): float(v / total) for k, v in common.items()},
-            "other_share": float((counts.sum() - common.sum()) / total)}
+    return {
+        "distinct": int(len(counts)),
+        "hashed_frequencies": {hasher(str(k)): float(v / total) for k, v in common.items()},
+        "other_share": float((counts.sum() - common.sum()) / total),
+    }

@@ -15,10 +15,21 @@ def input_schema(*specs: Mapping[str, Any]) -> dict[str, Any]:
     features: dict[str, dict[str, Any]] = {}
     for spec in loaded:
         for f in spec["features"]:
-            _merge(features, {"name": f["name"], "type": f["type"], "nullable": f["nullable"], "personal": f["personal"]})
+            _merge(
+                features,
+                {
+                    "name": f["name"],
+                    "type": f["type"],
+                    "nullable": f["nullable"],
+                    "personal": f["personal"],
+                },
+            )
     subjects = {s["subject"] for s in loaded if s["subject"]}
     if len(subjects) > 1:
-        raise InvalidSpec(f"the specs name different subject fields: {', '.join(sorted(subjects))}", field="subject")
+        raise InvalidSpec(
+            f"the specs name different subject fields: {', '.join(sorted(subjects))}",
+            field="subject",
+        )
     subject = next(iter(subjects), None)
     if subject:
         _merge(features, {"name": subject, "type": "category", "nullable": False, "personal": True})
@@ -33,15 +44,21 @@ def _merge(features: dict[str, dict[str, Any]], feature: dict[str, Any]) -> None
     if known is None:
         features[feature["name"]] = feature
     elif known["type"] != feature["type"]:
-        raise InvalidSpec(f"feature {feature['name']!r} is {known['type']} in one spec, {feature['type']} in another",
-                          field="features")
+        raise InvalidSpec(
+            f"feature {feature['name']!r} is {known['type']} in one spec, {feature['type']} in another",
+            field="features",
+        )
     else:  # nullable or personal in any spec makes it so in the schema
         known["nullable"] = known["nullable"] or feature["nullable"]
         known["personal"] = known["personal"] or feature["personal"]
 
 
-def deployment_for(*specs: Mapping[str, Any], name: str | None = None, outcome_maturity_days: int = 30,
-                   policy: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def deployment_for(
+    *specs: Mapping[str, Any],
+    name: str | None = None,
+    outcome_maturity_days: int = 30,
+    policy: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Keyword arguments for Ledger.create_deployment (add `actor`) serving these specs' models."""
     loaded = [load_spec(s) for s in specs]
     first = loaded[0]
@@ -62,7 +79,9 @@ def check_fits_schema(spec: Mapping[str, Any], schema: Mapping[str, Any], deploy
     declared = {f["name"]: f["type"] for f in schema["features"]}
     for f in spec["features"]:
         if f["name"] not in declared:
-            raise SchemaMismatch(f"the model reads {f['name']!r}, which deployment {deployment!r} does not have")
+            raise SchemaMismatch(
+                f"the model reads {f['name']!r}, which deployment {deployment!r} does not have"
+            )
         if declared[f["name"]] != f["type"]:
             raise SchemaMismatch(
                 f"the model reads {f['name']!r} as {f['type']}; deployment {deployment!r} declares {declared[f['name']]}"

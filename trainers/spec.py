@@ -86,15 +86,21 @@ class LedgerSource(Schema):
 
 
 SOURCES: dict[str, type[Schema]] = {
-    "csv": FileSource, "parquet": FileSource, "sql": SqlSource, "demo": DemoSource,
-    "sklearn": SklearnSource, "ledger": LedgerSource,
+    "csv": FileSource,
+    "parquet": FileSource,
+    "sql": SqlSource,
+    "demo": DemoSource,
+    "sklearn": SklearnSource,
+    "ledger": LedgerSource,
 }
 
 
 class SourceField(fields.Field):
     """A data source: one schema per `kind`."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             raise ValidationError("must be a mapping with a kind")
         kind = value.get("kind")
@@ -120,8 +126,14 @@ class SplitSchema(Schema):
 
 
 def default_split() -> dict[str, Any]:
-    return {"kind": "random", "column": None, "cutoff": None, "test_fraction": 0.25, "seed": 0,
-            "stratify": False}
+    return {
+        "kind": "random",
+        "column": None,
+        "cutoff": None,
+        "test_fraction": 0.25,
+        "seed": 0,
+        "stratify": False,
+    }
 
 
 class SpecSchema(Schema):
@@ -133,7 +145,9 @@ class SpecSchema(Schema):
     task = fields.String(load_default=None, validate=OneOf(TASKS))
     positive_label = fields.Raw(load_default=None, allow_none=True)
     features = fields.List(fields.Nested(FeatureSchema), required=True, validate=Length(min=1))
-    subject = fields.String(load_default=None, metadata={"description": "the personal subject id column"})
+    subject = fields.String(
+        load_default=None, metadata={"description": "the personal subject id column"}
+    )
     time_column = fields.String(load_default=None)
     algorithm = fields.String(required=True)
     params = fields.Dict(keys=fields.String(), load_default=dict)
@@ -149,10 +163,14 @@ class SpecSchema(Schema):
         if data.get("target") in names:
             raise ValidationError("the target cannot also be a feature", field_name="target")
         if data.get("subject") is not None and data["subject"] in names:
-            raise ValidationError("the subject id is personal and never a model input", field_name="subject")
+            raise ValidationError(
+                "the subject id is personal and never a model input", field_name="subject"
+            )
         split = data.get("split") or {}
         if split.get("kind") == "time" and not (split.get("column") or data.get("time_column")):
-            raise ValidationError("a time split needs split.column or time_column", field_name="split")
+            raise ValidationError(
+                "a time split needs split.column or time_column", field_name="split"
+            )
 
     @validates_schema
     def check_algorithm(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -175,7 +193,8 @@ class SpecSchema(Schema):
         bad = sorted(set(data.get("metrics") or []) - set(METRICS[task]))
         if bad:
             raise ValidationError(
-                f"{', '.join(bad)} is not a {task} metric; use {', '.join(METRICS[task])}", field_name="metrics"
+                f"{', '.join(bad)} is not a {task} metric; use {', '.join(METRICS[task])}",
+                field_name="metrics",
             )
 
     @post_load
@@ -193,7 +212,9 @@ def resolve_estimator(path: str) -> type:
     """The scikit-learn estimator class a public dotted path names; nothing outside sklearn."""
     parts = path.split(".")
     if parts[0] != "sklearn" or len(parts) < 3:
-        raise ValueError(f"{path!r} is not a scikit-learn estimator path, e.g. sklearn.linear_model.LogisticRegression")
+        raise ValueError(
+            f"{path!r} is not a scikit-learn estimator path, e.g. sklearn.linear_model.LogisticRegression"
+        )
     if any(not p.isidentifier() or p.startswith("_") for p in parts):
         raise ValueError(f"{path!r} must be a public scikit-learn path (no private modules)")
     try:
@@ -217,7 +238,9 @@ def estimator_task(estimator_class: type) -> str:
     try:
         estimator = estimator_class()
     except TypeError:
-        raise ValueError(f"{estimator_class.__name__} needs constructor arguments a spec cannot give") from None
+        raise ValueError(
+            f"{estimator_class.__name__} needs constructor arguments a spec cannot give"
+        ) from None
     if is_classifier(estimator):
         return "classification"
     if is_regressor(estimator):
@@ -256,7 +279,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def invalid_spec(messages: Any) -> InvalidSpec:
     flat = flatten_messages(messages)
     listed = "; ".join(f"{field}: {text}" for field, text in flat.items())
-    return InvalidSpec(f"the training spec is invalid: {listed}", field=next(iter(flat), None), errors=flat)
+    return InvalidSpec(
+        f"the training spec is invalid: {listed}", field=next(iter(flat), None), errors=flat
+    )
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:

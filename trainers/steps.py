@@ -39,7 +39,9 @@ def typed_frame(frame: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
     for feature in spec["features"]:
         out[feature["name"]] = _coerce(out[feature["name"]], feature)
     if spec["subject"]:
-        out[spec["subject"]] = out[spec["subject"]].astype(object).where(out[spec["subject"]].notna(), None)
+        out[spec["subject"]] = (
+            out[spec["subject"]].astype(object).where(out[spec["subject"]].notna(), None)
+        )
     if spec["time_column"]:
         out[spec["time_column"]] = _times(out[spec["time_column"]], spec["time_column"])
     return out[out[spec["target"]].notna()].reset_index(drop=True)
@@ -53,7 +55,9 @@ def _coerce(column: pd.Series, feature: Mapping[str, Any]) -> pd.Series:
             return column.map(_boolean).astype("float64")
         return pd.to_numeric(column, errors="raise").astype("float64")
     except (ValueError, TypeError) as error:
-        raise InvalidSpec(f"column {feature['name']!r} is not {feature['type']}: {error}", field="features") from None
+        raise InvalidSpec(
+            f"column {feature['name']!r} is not {feature['type']}: {error}", field="features"
+        ) from None
 
 
 def _boolean(value: Any) -> float:
@@ -71,7 +75,9 @@ def _times(column: pd.Series, name: str) -> pd.Series:
     try:
         return pd.to_datetime(column, utc=True)
     except (ValueError, TypeError) as error:
-        raise InvalidSpec(f"time column {name!r} holds no instants: {error}", field="time_column") from None
+        raise InvalidSpec(
+            f"time column {name!r} holds no instants: {error}", field="time_column"
+        ) from None
 
 
 def split(frame: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -82,13 +88,19 @@ def split(frame: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[pd.DataFrame, p
         if how["cutoff"]:
             is_test = ordered[how["column"]] >= pd.Timestamp(how["cutoff"])
         else:
-            is_test = pd.Series(np.arange(len(ordered)) >= len(ordered) - _test_rows(len(ordered), how))
+            is_test = pd.Series(
+                np.arange(len(ordered)) >= len(ordered) - _test_rows(len(ordered), how)
+            )
         train, test = ordered[~is_test.to_numpy()], ordered[is_test.to_numpy()]
     elif how["stratify"]:
         from sklearn.model_selection import train_test_split
 
-        train, test = train_test_split(frame, test_size=_test_rows(len(frame), how), random_state=how["seed"],
-                                       stratify=frame[spec["target"]])
+        train, test = train_test_split(
+            frame,
+            test_size=_test_rows(len(frame), how),
+            random_state=how["seed"],
+            stratify=frame[spec["target"]],
+        )
     else:
         rng = np.random.default_rng(how["seed"])
         order = rng.permutation(len(frame))
@@ -113,24 +125,45 @@ def build_preprocessor(features: Features) -> ColumnTransformer:
     categorical = [i for i, f in enumerate(features) if f["type"] == "category"]
     parts = []
     if numeric:
-        parts.append(("numbers", Pipeline([
-            ("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler()),
-        ]), numeric))
+        parts.append(
+            (
+                "numbers",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median")),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            )
+        )
     if categorical:
-        parts.append(("categories", Pipeline([
-            ("impute", SimpleImputer(strategy="most_frequent", missing_values=None)),
-            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ]), categorical))
+        parts.append(
+            (
+                "categories",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent", missing_values=None)),
+                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            )
+        )
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 
-def build_pipeline(features: Features, algorithm: str, params: Mapping[str, Any], seed: int) -> Pipeline:
+def build_pipeline(
+    features: Features, algorithm: str, params: Mapping[str, Any], seed: int
+) -> Pipeline:
     """The preprocessor, then the estimator named by its dotted path with its params."""
     estimator_class = resolve_estimator(algorithm)
     chosen = dict(params)
     if "random_state" in estimator_class().get_params() and chosen.get("random_state") is None:
         chosen["random_state"] = seed  # reproducible unless the spec says otherwise
-    return Pipeline([("prepare", build_preprocessor(features)), ("model", estimator_class(**chosen))])
+    return Pipeline(
+        [("prepare", build_preprocessor(features)), ("model", estimator_class(**chosen))]
+    )
 
 
 def targets(frame: pd.DataFrame, target: str) -> np.ndarray:
@@ -144,10 +177,15 @@ def fit(pipeline: Pipeline, frame: pd.DataFrame, features: Features, target: str
 
 def fit_outlier_detector(frame: pd.DataFrame, features: Features, seed: int) -> Pipeline:
     """An IsolationForest on the same encoding, for outlier scores off the request path."""
-    detector = Pipeline([
-        ("prepare", build_preprocessor(features)),
-        ("detect", IsolationForest(n_estimators=50, random_state=seed)),  # 50 trees: half the bytes
-    ])
+    detector = Pipeline(
+        [
+            ("prepare", build_preprocessor(features)),
+            (
+                "detect",
+                IsolationForest(n_estimators=50, random_state=seed),
+            ),  # 50 trees: half the bytes
+        ]
+    )
     return detector.fit(frame_to_matrix(frame, features))
 
 
@@ -159,10 +197,15 @@ def positive_label(classes: Sequence[Any], declared: Any) -> Any:
         for label in classes:
             if label == declared or str(label) == str(declared):
                 return to_plain(label)
-        raise InvalidSpec(f"positive_label {declared!r} is not one of the classes {list(classes)}", field="positive_label")
+        raise InvalidSpec(
+            f"positive_label {declared!r} is not one of the classes {list(classes)}",
+            field="positive_label",
+        )
     if {to_plain(c) for c in classes} in ({0, 1}, {False, True}):
         return to_plain(classes[1])
-    raise InvalidSpec(f"name the positive class of {list(classes)} in positive_label", field="positive_label")
+    raise InvalidSpec(
+        f"name the positive class of {list(classes)} in positive_label", field="positive_label"
+    )
 
 
 def pipeline_params(pipeline: Pipeline) -> dict[str, Any]:
@@ -186,7 +229,10 @@ def input_layout(pipeline: Pipeline, features: Features) -> list[dict[str, Any]]
     if "categories" in prepare.named_transformers_:
         encoder = prepare.named_transformers_["categories"].named_steps["encode"]
         columns = [i for i, f in enumerate(features) if f["type"] == "category"]
-        known = {i: to_plain(list(levels)) for i, levels in zip(columns, encoder.categories_, strict=True)}
+        known = {
+            i: to_plain(list(levels))
+            for i, levels in zip(columns, encoder.categories_, strict=True)
+        }
     layout = []
     for i, f in enumerate(features):
         column = {"column": i, "name": f["name"], "type": f["type"]}
@@ -200,7 +246,11 @@ def detector_summary(detector: Pipeline, X_train: np.ndarray, digest: str) -> di
     """Where the outlier detector is and how its training rows scored, to set thresholds by."""
     scores = detector.score_samples(X_train)
     return {
-        "artifact_digest": digest, "algorithm": "sklearn.ensemble.IsolationForest",
-        "call": "score_samples(X): lower is more anomalous", "offset": to_plain(detector.named_steps["detect"].offset_),
-        "training_score_quantiles": {str(q): to_plain(np.quantile(scores, q)) for q in (0.001, 0.01, 0.05, 0.5)},
+        "artifact_digest": digest,
+        "algorithm": "sklearn.ensemble.IsolationForest",
+        "call": "score_samples(X): lower is more anomalous",
+        "offset": to_plain(detector.named_steps["detect"].offset_),
+        "training_score_quantiles": {
+            str(q): to_plain(np.quantile(scores, q)) for q in (0.001, 0.01, 0.05, 0.5)
+        },
     }

@@ -13,24 +13,53 @@ from api.commands.common import open_ledger
 from ledger.application import cli_actor
 from ledger.errors import LedgerError
 
-PROMOTES = {"best_recent": "best_recent may promote it once it wins on matured outcomes",
-            "manual": "policy manual, a person promotes"}
+PROMOTES = {
+    "best_recent": "best_recent may promote it once it wins on matured outcomes",
+    "manual": "policy manual, a person promotes",
+}
 
 
 @click.command("autopilot")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="YAML rules per deployment, laid over each deployment's settings.")
-@click.option("--deployment", "only", multiple=True, help="Only this deployment's rules (repeatable).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML rules per deployment, laid over each deployment's settings.",
+)
+@click.option(
+    "--deployment", "only", multiple=True, help="Only this deployment's rules (repeatable)."
+)
 @click.option("--loop", is_flag=True, help="Run a pass every --interval seconds until stopped.")
-@click.option("--interval", type=click.FloatRange(min=1), default=300.0, show_default=True,
-              help="Seconds between passes with --loop.")
-@click.option("--passes", type=click.IntRange(min=1), default=None, help="With --loop: stop after this many.")
-@click.option("--no-housekeeping", is_flag=True, help="Skip the health pass, best_recent and retention.")
-@click.option("--save", is_flag=True, help="Store the file's rules in each deployment's settings and exit.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds between passes with --loop.",
+)
+@click.option(
+    "--passes", type=click.IntRange(min=1), default=None, help="With --loop: stop after this many."
+)
+@click.option(
+    "--no-housekeeping", is_flag=True, help="Skip the health pass, best_recent and retention."
+)
+@click.option(
+    "--save", is_flag=True, help="Store the file's rules in each deployment's settings and exit."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print each pass's report as JSON.")
 @click.pass_context
-def autopilot(ctx: click.Context, config_file: Path | None, only: tuple[str, ...], loop: bool, interval: float,
-              passes: int | None, no_housekeeping: bool, save: bool, as_json: bool) -> None:
+def autopilot(
+    ctx: click.Context,
+    config_file: Path | None,
+    only: tuple[str, ...],
+    loop: bool,
+    interval: float,
+    passes: int | None,
+    no_housekeeping: bool,
+    save: bool,
+    as_json: bool,
+) -> None:
     """One pass of every automatic decision (for cron), or --loop: health, best_recent, retention, rebuilds."""
     from policies.autopilot import config
     from policies.autopilot.passes import run_pass
@@ -43,8 +72,14 @@ def autopilot(ctx: click.Context, config_file: Path | None, only: tuple[str, ...
                 return
             done = 0
             while True:
-                report = run_pass(ledger, entries, only=list(only) or None, housekeeping=not no_housekeeping)
-                click.echo(json.dumps(report.as_dict(), default=str) if as_json else summary(report.as_dict()))
+                report = run_pass(
+                    ledger, entries, only=list(only) or None, housekeeping=not no_housekeeping
+                )
+                click.echo(
+                    json.dumps(report.as_dict(), default=str)
+                    if as_json
+                    else summary(report.as_dict())
+                )
                 done += 1
                 if not loop or (passes is not None and done >= passes):
                     return
@@ -76,10 +111,15 @@ def summary(report: dict[str, Any]) -> str:
         if not d["configured"]:
             continue
         width = max(len(v["rule"]) for v in d["verdicts"])
-        lines += [f"  {v['rule']:<{width}}  {'FIRED' if v['fired'] else '-    '}  {v['reason']}" for v in d["verdicts"]]
+        lines += [
+            f"  {v['rule']:<{width}}  {'FIRED' if v['fired'] else '-    '}  {v['reason']}"
+            for v in d["verdicts"]
+        ]
         if d["model_id"]:
-            lines.append(f"  retrained: model {d['model_id']} (run {d['training_run']}) joined as a challenger; "
-                         f"data {json.dumps(d['data'], default=str)}")
+            lines.append(
+                f"  retrained: model {d['model_id']} (run {d['training_run']}) joined as a challenger; "
+                f"data {json.dumps(d['data'], default=str)}"
+            )
             lines.append(f"  leader unchanged: {PROMOTES.get(d['policy'], 'a person promotes')}")
         elif d["note"]:
             lines.append(f"  {d['note']}")
@@ -95,7 +135,8 @@ def _brief(step: str, done: Any) -> str:
         return f"{len(done['closed_periods'])} feed periods closed, {len(done['quality_checks'])} quality checks"
     if step == "retention":
         return f"{sum(done['forgotten'].values())} subjects forgotten" + (
-            f"; refused: {done['refused']}" if done["refused"] else "")
+            f"; refused: {done['refused']}" if done["refused"] else ""
+        )
     return json.dumps(done, default=str) if done else "no deployment uses it"
 
 

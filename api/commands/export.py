@@ -13,10 +13,16 @@ from ledger.application import cli_actor
 
 
 @click.command("export")
-@click.option("--from", "start", required=True, help="A date (2026-01-01) or an instant with an offset.")
-@click.option("--to", "end", required=True, help="Exclusive end, a date or an instant with an offset.")
+@click.option(
+    "--from", "start", required=True, help="A date (2026-01-01) or an instant with an offset."
+)
+@click.option(
+    "--to", "end", required=True, help="Exclusive end, a date or an instant with an offset."
+)
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), default="parquet")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("exports"))
+@click.option(
+    "--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("exports")
+)
 @click.pass_context
 def export(ctx: click.Context, start: str, end: str, fmt: str, out: Path) -> None:
     """Write the file and its manifest (sha256, pinned position, signed digest); record the export."""

@@ -14,13 +14,17 @@ from ledger.errors import LedgerError
 @click.command("forget")
 @click.argument("subject")
 @click.option("--reason", required=True, help="Why: e.g. the erasure request's reference.")
-@click.option("--deployment", default=None, help="Only this deployment's data (default: everywhere).")
+@click.option(
+    "--deployment", default=None, help="Only this deployment's data (default: everywhere)."
+)
 @click.pass_context
 def forget(ctx: click.Context, subject: str, reason: str, deployment: str | None) -> None:
     """Record SubjectForgotten and destroy the subject's keys; print what was done as JSON."""
     with open_ledger(ctx) as ledger:
         try:
-            result = ledger.forget_subject(subject, reason=reason, actor=cli_actor(), deployment=deployment)
+            result = ledger.forget_subject(
+                subject, reason=reason, actor=cli_actor(), deployment=deployment
+            )
             ledger.sealer.keys.purge()  # an operator's erasure: make the key row physically go now
         except LedgerError as error:
             raise click.ClickException(error.detail) from error
@@ -28,8 +32,11 @@ def forget(ctx: click.Context, subject: str, reason: str, deployment: str | None
     if result.already_forgotten:
         click.echo("already forgotten: nothing new was recorded", err=True)
     elif result.models:
-        click.echo(f"{len(result.models)} model(s) learned from this subject's rows and may hold "
-                   "its values: retrain them without it (docs/PRIVACY.md)", err=True)
+        click.echo(
+            f"{len(result.models)} model(s) learned from this subject's rows and may hold "
+            "its values: retrain them without it (docs/PRIVACY.md)",
+            err=True,
+        )
 
 
 @click.group("retention")
@@ -40,10 +47,15 @@ def retention_group() -> None:
 @retention_group.command("set")
 @click.argument("deployment")
 @click.option("--days", type=int, required=True, help="Days after a subject's last prediction.")
-@click.option("--override-reason", default=None,
-              help="Required below the 183-day legal floor; recorded with the change.")
+@click.option(
+    "--override-reason",
+    default=None,
+    help="Required below the 183-day legal floor; recorded with the change.",
+)
 @click.pass_context
-def retention_set(ctx: click.Context, deployment: str, days: int, override_reason: str | None) -> None:
+def retention_set(
+    ctx: click.Context, deployment: str, days: int, override_reason: str | None
+) -> None:
     """Record the deployment's retention (a settings change with its actor)."""
     from policies.retention import set_retention
 
@@ -63,10 +75,18 @@ def retention_run(ctx: click.Context) -> None:
 
     with open_ledger(ctx) as ledger:
         report = run_retention(ledger)
-    click.echo(json.dumps({
-        "forgotten": {name: [r.subject_ref for r in results] for name, results in report.forgotten.items()},
-        "refused": report.refused,
-    }, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "forgotten": {
+                    name: [r.subject_ref for r in results]
+                    for name, results in report.forgotten.items()
+                },
+                "refused": report.refused,
+            },
+            indent=2,
+        )
+    )
 
 
 def register(group: click.Group) -> None:

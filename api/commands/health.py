@@ -36,7 +36,11 @@ def read_rows(path: Path) -> list[dict]:
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl", ".ndjson"):
         text = path.read_text()
-        return json.loads(text) if suffix == ".json" else [json.loads(line) for line in text.splitlines() if line]
+        return (
+            json.loads(text)
+            if suffix == ".json"
+            else [json.loads(line) for line in text.splitlines() if line]
+        )
     frame = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path)
     frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_dict("records")
@@ -50,33 +54,56 @@ def feeds_group() -> None:
 @feeds_group.command("declare")
 @click.argument("name")
 @click.option("--expected", type=int, required=True, help="Records expected per period.")
-@click.option("--period", default="1h", show_default=True, help="Period length: seconds, or 90m, 1h, 1d.")
-@click.option("--tolerance", type=float, default=0.1, show_default=True, help="Share either side not flagged.")
-@click.option("--deployment", default=None, help="Count this deployment's predictions as received records.")
+@click.option(
+    "--period", default="1h", show_default=True, help="Period length: seconds, or 90m, 1h, 1d."
+)
+@click.option(
+    "--tolerance", type=float, default=0.1, show_default=True, help="Share either side not flagged."
+)
+@click.option(
+    "--deployment", default=None, help="Count this deployment's predictions as received records."
+)
 @click.pass_context
-def declare(ctx: click.Context, name: str, expected: int, period: str, tolerance: float, deployment: str | None) -> None:
+def declare(
+    ctx: click.Context,
+    name: str,
+    expected: int,
+    period: str,
+    tolerance: float,
+    deployment: str | None,
+) -> None:
     """Declare a feed (or change its expectation)."""
     with open_ledger(ctx) as ledger:
-        feed = ledger.declare_feed(name, expected, seconds(period), cli_actor(), tolerance, deployment)
-    click.echo(f"feed {feed.name}: {feed.expected_count} per {feed.period_seconds} s ±{feed.tolerance:.0%}"
-               + (f", counting predictions of {deployment}" if deployment else ""))
+        feed = ledger.declare_feed(
+            name, expected, seconds(period), cli_actor(), tolerance, deployment
+        )
+    click.echo(
+        f"feed {feed.name}: {feed.expected_count} per {feed.period_seconds} s ±{feed.tolerance:.0%}"
+        + (f", counting predictions of {deployment}" if deployment else "")
+    )
 
 
 @feeds_group.command("report")
 @click.argument("name")
 @click.argument("count", type=int)
-@click.option("--period-start", default=None, help="ISO-8601 instant in the period (default: now's period).")
+@click.option(
+    "--period-start", default=None, help="ISO-8601 instant in the period (default: now's period)."
+)
 @click.pass_context
 def report(ctx: click.Context, name: str, count: int, period_start: str | None) -> None:
     """Report COUNT records received on a feed."""
     with open_ledger(ctx) as ledger:
-        feed = ledger.report_ingestion(name, count, cli_actor(), period_start=period_start, source="cli")
+        feed = ledger.report_ingestion(
+            name, count, cli_actor(), period_start=period_start, source="cli"
+        )
     click.echo(f"feed {feed.name}: {count} reported")
 
 
 @click.command("quality-check")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--deployment", required=True, help="Check against this deployment's reference profile.")
+@click.option(
+    "--deployment", required=True, help="Check against this deployment's reference profile."
+)
 @click.option("--batch-id", default=None, help="Names the batch (default: its content hash).")
 @click.pass_context
 def quality_check(ctx: click.Context, file: Path, deployment: str, batch_id: str | None) -> None:
@@ -86,25 +113,58 @@ def quality_check(ctx: click.Context, file: Path, deployment: str, batch_id: str
         raise InvalidCommand(f"{file} holds no rows", field="file")
     with open_ledger(ctx) as ledger:
         check = check_batch(ledger, deployment, rows, cli_actor(), batch_id=batch_id)
-    click.echo(json.dumps({"check_id": str(check.id), "key": check.key, "rows": len(rows),
-                           "outlier_share": check.outliers.get("share"), "failing": check.failing}, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "check_id": str(check.id),
+                "key": check.key,
+                "rows": len(rows),
+                "outlier_share": check.outliers.get("share"),
+                "failing": check.failing,
+            },
+            indent=2,
+        )
+    )
 
 
 @click.command("health-pass")
-@click.option("--now", "now_text", default=None, help="Close periods ending by this instant (default: now).")
-@click.option("--window", type=int, default=None, help="Predictions per quality window (default: per deployment).")
-@click.option("--flush", is_flag=True, help="Also check the partial window of the newest predictions.")
+@click.option(
+    "--now", "now_text", default=None, help="Close periods ending by this instant (default: now)."
+)
+@click.option(
+    "--window",
+    type=int,
+    default=None,
+    help="Predictions per quality window (default: per deployment).",
+)
+@click.option(
+    "--flush", is_flag=True, help="Also check the partial window of the newest predictions."
+)
 @click.option("--loop", is_flag=True, help="Run a pass every --interval seconds until stopped.")
-@click.option("--interval", type=float, default=60.0, show_default=True, help="Seconds between passes with --loop.")
+@click.option(
+    "--interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between passes with --loop.",
+)
 @click.pass_context
-def health_pass(ctx: click.Context, now_text: str | None, window: int | None, flush: bool, loop: bool,
-                interval: float) -> None:
+def health_pass(
+    ctx: click.Context,
+    now_text: str | None,
+    window: int | None,
+    flush: bool,
+    loop: bool,
+    interval: float,
+) -> None:
     """Close elapsed feed periods and check new windows of predictions (once, or --loop)."""
     now = datetime.fromisoformat(now_text.replace("Z", "+00:00")) if now_text else None
     with open_ledger(ctx) as ledger:
         while True:
             if not loop:
-                click.echo(json.dumps(run_health_pass(ledger, now, window=window, flush=flush), indent=2))
+                click.echo(
+                    json.dumps(run_health_pass(ledger, now, window=window, flush=flush), indent=2)
+                )
                 return
             try:
                 click.echo(json.dumps(run_health_pass(ledger, now, window=window, flush=flush)))

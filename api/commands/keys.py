@@ -17,12 +17,16 @@ def keys_group() -> None:
 @keys_group.command("create")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--label", default="", help="A note on who holds the key.")
-@click.option("--expires", "expires_at", default=None, help="ISO-8601 instant after which it is refused.")
+@click.option(
+    "--expires", "expires_at", default=None, help="ISO-8601 instant after which it is refused."
+)
 @click.pass_context
 def create(ctx: click.Context, role: str, label: str, expires_at: str | None) -> None:
     """Print a new key once; only its HMAC is stored."""
     with open_ledger(ctx) as ledger:
-        key_id, key = ledger.issue_api_key(role=role, actor=cli_actor(), label=label, expires_at=expires_at)
+        key_id, key = ledger.issue_api_key(
+            role=role, actor=cli_actor(), label=label, expires_at=expires_at
+        )
     click.echo(key)
     click.echo(f"key id {key_id} ({role})", err=True)
 

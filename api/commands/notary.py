@@ -32,7 +32,10 @@ def _refusals() -> Iterator[None]:
         yield
     except LedgerError as error:
         raise Refused(error.detail) from error
-    except (OSError, ValueError) as error:  # an unreadable file or URL (urllib's errors are OSErrors)
+    except (
+        OSError,
+        ValueError,
+    ) as error:  # an unreadable file or URL (urllib's errors are OSErrors)
         raise Refused(f"{type(error).__name__}: {error}") from error
 
 
@@ -40,7 +43,9 @@ def _key_path(ctx: click.Context, given: str | None) -> Path:
     return Path(given) if given else notary.default_key_path(settings_from(ctx))
 
 
-key_file_option = click.option("--key-file", default=None, help="Private key file (default: <secrets>/signing-key.pem).")
+key_file_option = click.option(
+    "--key-file", default=None, help="Private key file (default: <secrets>/signing-key.pem)."
+)
 
 
 @click.group("signing-key")
@@ -56,8 +61,10 @@ def init(ctx: click.Context, key_file: str | None) -> None:
     path = _key_path(ctx, key_file)
     with _refusals(), open_ledger(ctx) as ledger:
         key_id = notary.create_signing_key(ledger, path, cli_actor())
-    click.echo(f"signing key {key_id} created: private half {path} (keep it safe), "
-               f"public half {notary.service.public_key_path(path)} and recorded in the ledger")
+    click.echo(
+        f"signing key {key_id} created: private half {path} (keep it safe), "
+        f"public half {notary.service.public_key_path(path)} and recorded in the ledger"
+    )
 
 
 @signing_key_group.command("rotate")
@@ -73,7 +80,9 @@ def rotate(ctx: click.Context, key_file: str | None) -> None:
 
 @click.command("digest")
 @key_file_option
-@click.option("--no-write", is_flag=True, help="Print only; do not write into the digest directory.")
+@click.option(
+    "--no-write", is_flag=True, help="Print only; do not write into the digest directory."
+)
 @click.pass_context
 def digest(ctx: click.Context, key_file: str | None, no_write: bool) -> None:
     """Catch the chain up, sign its head and print the digest as JSON."""
@@ -81,23 +90,43 @@ def digest(ctx: click.Context, key_file: str | None, no_write: bool) -> None:
     engine = create_engine(settings.database_url)
     try:
         with _refusals():
-            issued = notary.issue_digest(engine, _key_path(ctx, key_file),
-                                         None if no_write else settings.digests_dir)
+            issued = notary.issue_digest(
+                engine, _key_path(ctx, key_file), None if no_write else settings.digests_dir
+            )
     finally:
         engine.dispose()
     click.echo(json.dumps(issued.to_json(), indent=2))
 
 
 @click.command("verify")
-@click.option("--digest", "digest_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A digest file to check (repeatable). Default: the latest in the digest directory.")
-@click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="Pinned public key, PEM or base64 (repeatable: keys before and after a rotation).")
-@click.option("--from-url", default=None, help="Verify the auditor API's raw event stream instead of the database.")
+@click.option(
+    "--digest",
+    "digest_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A digest file to check (repeatable). Default: the latest in the digest directory.",
+)
+@click.option(
+    "--pubkey",
+    "pubkeys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Pinned public key, PEM or base64 (repeatable: keys before and after a rotation).",
+)
+@click.option(
+    "--from-url",
+    default=None,
+    help="Verify the auditor API's raw event stream instead of the database.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def verify(ctx: click.Context, digest_files: tuple[str, ...], pubkeys: tuple[str, ...],
-           from_url: str | None, as_json: bool) -> None:
+def verify(
+    ctx: click.Context,
+    digest_files: tuple[str, ...],
+    pubkeys: tuple[str, ...],
+    from_url: str | None,
+    as_json: bool,
+) -> None:
     """Recompute the chain and name the first position changed, removed, inserted or reordered."""
     settings = settings_from(ctx)
     with _refusals():
@@ -115,10 +144,16 @@ def _default_digest(settings: Settings) -> list[Path]:
     return [latest] if latest else []
 
 
-def _run_verification(settings: Settings, from_url: str | None, digests: list[notary.Digest],
-                      public_key: list[Ed25519PublicKey] | None) -> notary.VerificationReport:
+def _run_verification(
+    settings: Settings,
+    from_url: str | None,
+    digests: list[notary.Digest],
+    public_key: list[Ed25519PublicKey] | None,
+) -> notary.VerificationReport:
     if from_url:
-        return notary.verify_events(notary.iter_events_from_url(from_url), None, digests, public_key)
+        return notary.verify_events(
+            notary.iter_events_from_url(from_url), None, digests, public_key
+        )
     engine = create_engine(settings.database_url)
     try:
         return notary.verify_database(engine, digests, public_key)

@@ -16,19 +16,25 @@ from projections.runner import Runner
 
 
 @click.command("project")
-@click.option("--follow", is_flag=True, help="Run every projection (one runner each) until stopped.")
+@click.option(
+    "--follow", is_flag=True, help="Run every projection (one runner each) until stopped."
+)
 @click.option("--rebuild", is_flag=True, help="Rebuild beside the live tables and swap them in.")
 @click.argument("name", required=False)
 @click.option("--page-size", default=1000, show_default=True, help="Events per transaction.")
 @click.option("--poll", default=0.2, show_default=True, help="Seconds between polls when idle.")
 @click.pass_context
-def project(ctx: click.Context, follow: bool, rebuild: bool, name: str | None, page_size: int, poll: float) -> None:
+def project(
+    ctx: click.Context, follow: bool, rebuild: bool, name: str | None, page_size: int, poll: float
+) -> None:
     """Follow the ledger into the read tables, or rebuild them from position 0."""
     if follow == rebuild:
         raise click.UsageError("give exactly one of --follow or --rebuild")
     chosen = [named(name)] if name else list(ALL)
     with open_ledger(ctx) as ledger:
-        runners = [Runner(ledger.engine, cls, page_size=page_size, poll_interval=poll) for cls in chosen]
+        runners = [
+            Runner(ledger.engine, cls, page_size=page_size, poll_interval=poll) for cls in chosen
+        ]
         if rebuild:
             for runner in runners:
                 _rebuild(ledger.engine, runner)
@@ -39,7 +45,9 @@ def project(ctx: click.Context, follow: bool, rebuild: bool, name: str | None, p
 def _rebuild(engine: Any, runner: Runner) -> None:
     with engine.connect() as conn:
         head = ev.head(conn)
-    with click.progressbar(length=max(head, 1), label=f"rebuilding {runner.cls.name}", file=sys.stderr) as bar:
+    with click.progressbar(
+        length=max(head, 1), label=f"rebuilding {runner.cls.name}", file=sys.stderr
+    ) as bar:
         done = [0]
 
         def progress(position: int, _head: int) -> None:
@@ -64,7 +72,9 @@ def _follow(runners: list[Runner]) -> None:
             failures.append(error)
             stop.set()
 
-    threads = [threading.Thread(target=run, args=(r,), name=f"projection-{r.cls.name}") for r in runners]
+    threads = [
+        threading.Thread(target=run, args=(r,), name=f"projection-{r.cls.name}") for r in runners
+    ]
     for thread in threads:
         thread.start()
     click.echo(f"following: {', '.join(r.cls.name for r in runners)}", err=True)

@@ -16,25 +16,69 @@ from projections.compare import compare as compare_ledgers
 
 
 @click.command("replay")
-@click.option("--target", required=True, help="Base URL of the service to replay into, e.g. http://127.0.0.1:8001")
-@click.option("--key", envvar="LEDGER_REPLAY_KEY", required=True, help="A predictor key of the target service.")
-@click.option("--from", "start", default=None, help="Replay requests recorded after this instant (or pos:N).")
-@click.option("--to", "end", default=None, help="... and up to this instant (or pos:N); default: now.")
-@click.option("--file", "data_file", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Replay a CSV/Parquet file instead of the ledger's recorded requests.")
+@click.option(
+    "--target",
+    required=True,
+    help="Base URL of the service to replay into, e.g. http://127.0.0.1:8001",
+)
+@click.option(
+    "--key",
+    envvar="LEDGER_REPLAY_KEY",
+    required=True,
+    help="A predictor key of the target service.",
+)
+@click.option(
+    "--from", "start", default=None, help="Replay requests recorded after this instant (or pos:N)."
+)
+@click.option(
+    "--to", "end", default=None, help="... and up to this instant (or pos:N); default: now."
+)
+@click.option(
+    "--file",
+    "data_file",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Replay a CSV/Parquet file instead of the ledger's recorded requests.",
+)
 @click.option("--deployment", default=None, help="With --file: the deployment to send rows to.")
-@click.option("--time-column", default="event_time", show_default=True, help="With --file: the time column.")
-@click.option("--speed", type=float, default=1.0, show_default=True, help="Cadence multiplier; 0 = as fast as taken.")
+@click.option(
+    "--time-column", default="event_time", show_default=True, help="With --file: the time column."
+)
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Cadence multiplier; 0 = as fast as taken.",
+)
 @click.option("--max-rate", type=float, default=None, help="At most this many requests a second.")
 @click.option("--no-outcomes", is_flag=True, help="Send the predictions only.")
-@click.option("--state", "state_file", type=click.Path(path_type=Path), default=None,
-              help="Resume file: the last position sent is kept here and skipped on the next run.")
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Resume file: the last position sent is kept here and skipped on the next run.",
+)
 @click.pass_context
-def replay_command(ctx: click.Context, target: str, key: str, start: str | None, end: str | None,
-                   data_file: Path | None, deployment: str | None, time_column: str, speed: float,
-                   max_rate: float | None, no_outcomes: bool, state_file: Path | None) -> None:
+def replay_command(
+    ctx: click.Context,
+    target: str,
+    key: str,
+    start: str | None,
+    end: str | None,
+    data_file: Path | None,
+    deployment: str | None,
+    time_column: str,
+    speed: float,
+    max_rate: float | None,
+    no_outcomes: bool,
+    state_file: Path | None,
+) -> None:
     """Send historic requests to a running service at their original cadence times --speed."""
-    done = json.loads(state_file.read_text())["position"] if state_file and state_file.exists() else 0
+    done = (
+        json.loads(state_file.read_text())["position"] if state_file and state_file.exists() else 0
+    )
     source = Ledger(replace(settings_from(ctx), group_commit=False))
     try:
         if data_file is not None:
@@ -48,23 +92,49 @@ def replay_command(ctx: click.Context, target: str, key: str, start: str | None,
             requests = ledger_requests(source, after, until, outcomes=not no_outcomes)
             total = None
         with click.progressbar(requests, length=total, label="replaying", show_pos=True) as bar:
+
             def checkpoint(request):  # noqa: ANN001
                 if state_file:
                     state_file.write_text(json.dumps({"position": request.position}))
-            stats = replay(iter(bar), http_sender(target, key), speed=speed, max_rate=max_rate, progress=checkpoint)
+
+            stats = replay(
+                iter(bar),
+                http_sender(target, key),
+                speed=speed,
+                max_rate=max_rate,
+                progress=checkpoint,
+            )
     finally:
         source.close()
-    click.echo(json.dumps({"sent": stats.sent, "failed": stats.failed, "skipped_erased": stats.skipped_erased,
-                           "statuses": stats.statuses, "last_position": stats.last_position}, sort_keys=True))
+    click.echo(
+        json.dumps(
+            {
+                "sent": stats.sent,
+                "failed": stats.failed,
+                "skipped_erased": stats.skipped_erased,
+                "statuses": stats.statuses,
+                "last_position": stats.last_position,
+            },
+            sort_keys=True,
+        )
+    )
 
 
 @click.command("compare")
-@click.option("--candidate", "candidate_url", required=True, help="Database URL of the parallel ledger.")
-@click.option("--since", default=None, help="Compare the baseline's requests recorded after this (instant or pos:N).")
+@click.option(
+    "--candidate", "candidate_url", required=True, help="Database URL of the parallel ledger."
+)
+@click.option(
+    "--since",
+    default=None,
+    help="Compare the baseline's requests recorded after this (instant or pos:N).",
+)
 @click.option("--deployment", default=None)
 @click.option("--limit", default=100, show_default=True, help="How many differing rows to list.")
 @click.pass_context
-def compare(ctx: click.Context, candidate_url: str, since: str | None, deployment: str | None, limit: int) -> None:
+def compare(
+    ctx: click.Context, candidate_url: str, since: str | None, deployment: str | None, limit: int
+) -> None:
     """The parallel ledger's answers against the original ones for the same requests."""
     settings = replace(settings_from(ctx), group_commit=False)
     baseline, candidate = Ledger(settings), Ledger(replace(settings, database_url=candidate_url))
@@ -80,5 +150,3 @@ def compare(ctx: click.Context, candidate_url: str, since: str | None, deploymen
 def register(group: click.Group) -> None:
     group.add_command(replay_command)
     group.add_command(compare)
-
-

@@ -28,7 +28,9 @@ def reproduce(ctx: click.Context, prediction_id: str, as_json: bool) -> None:
         click.echo(f"prediction {result.prediction_id}, scored {how}")
         for check in result.checks:
             verdict = "identical" if check.identical else "DIFFERENT"
-            click.echo(f"  model {check.model_id} (artifact {check.artifact_digest[:12]}…): {verdict}")
+            click.echo(
+                f"  model {check.model_id} (artifact {check.artifact_digest[:12]}…): {verdict}"
+            )
             if not check.identical:
                 click.echo(f"    recorded:   {json.dumps(check.recorded, sort_keys=True)}")
                 click.echo(f"    reproduced: {json.dumps(check.reproduced, sort_keys=True)}")

@@ -18,9 +18,17 @@ def restored(ctx: click.Context, source: str) -> None:
     with open_ledger(ctx) as ledger:
         position = notary.advance(ledger.engine)  # chain what the dump holds before adding to it
         _, head, _ = notary.notary_head(ledger.engine)
-        ledger.save(Restore(source=source, restored_position=position, restored_head=head.hex(),
-                            actor=cli_actor()))
-    click.echo(f"recorded the restore from {source}: positions up to {position}, chain head {head.hex()}")
+        ledger.save(
+            Restore(
+                source=source,
+                restored_position=position,
+                restored_head=head.hex(),
+                actor=cli_actor(),
+            )
+        )
+    click.echo(
+        f"recorded the restore from {source}: positions up to {position}, chain head {head.hex()}"
+    )
 
 
 def register(group: click.Group) -> None:

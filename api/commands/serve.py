@@ -14,10 +14,17 @@ from ledger.storage import is_postgres
 
 def start_sidecars(settings: Settings) -> subprocess.Popen[bytes]:
     """One sidecar process (projector + digest writer) beside gunicorn's workers."""
-    return subprocess.Popen([
-        sys.executable, "-m", "api.sidecars", "--db", settings.database_url,
-        "--digest-interval", str(settings.digest_interval_seconds),
-    ])
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "api.sidecars",
+            "--db",
+            settings.database_url,
+            "--digest-interval",
+            str(settings.digest_interval_seconds),
+        ]
+    )
 
 
 def stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -32,14 +39,31 @@ def stop(process: subprocess.Popen[bytes] | None) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--workers", type=int, default=None, help="Worker processes (default: one per core, at least 2).")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Worker processes (default: one per core, at least 2).",
+)
 @click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
-@click.option("--demo", is_flag=True, help="Create demo deployments, models and keys on first start.")
-@click.option("--sidecars/--no-sidecars", default=None,
-              help="Run the projector and digest writer here (default: on SQLite only).")
+@click.option(
+    "--demo", is_flag=True, help="Create demo deployments, models and keys on first start."
+)
+@click.option(
+    "--sidecars/--no-sidecars",
+    default=None,
+    help="Run the projector and digest writer here (default: on SQLite only).",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int | None, threads: int,
-          demo: bool, sidecars: bool | None) -> None:
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int | None,
+    threads: int,
+    demo: bool,
+    sidecars: bool | None,
+) -> None:
     """Serve the API under gunicorn (the app is built in each worker, after the fork)."""
     from api.gunicorn_app import LedgerServer, prepare_database, prepare_metrics_dir, server_options
     from api.observability import configure_logging

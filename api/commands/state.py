@@ -16,7 +16,12 @@ from projections.runner import bring_up_to
 
 
 @click.command("state")
-@click.option("--as-of", "as_of", default=None, help="ISO-8601 instant with an offset, or pos:N (default: now).")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="ISO-8601 instant with an offset, or pos:N (default: now).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
 def state(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
@@ -35,18 +40,24 @@ def _state(engine: Any, position: int | None) -> dict[str, Any]:
     deployments = list_deployments(engine, position)
     models = list_models(engine, as_of=position, limit=1000)
     perf = {d["name"]: performance(engine, d["name"], as_of=position) for d in deployments["items"]}
-    return {"position": deployments["position"], "deployments": deployments["items"],
-            "models": models["items"], "performance": perf}
+    return {
+        "position": deployments["position"],
+        "deployments": deployments["items"],
+        "models": models["items"],
+        "performance": perf,
+    }
 
 
 def _text(answer: dict[str, Any]) -> str:
     lines = [f"ledger state at position {answer['position']}"]
     for d in answer["deployments"]:
         set_by = d["leader_set_by"] or {}
-        lines += [f"\ndeployment {d['name']} ({d['task']}, policy {d['policy'].get('name')}, version {d['version']})",
-                  f"  leader      {d['leader'] or '-'}  set by {set_by.get('actor', '-')} at position "
-                  f"{set_by.get('position', '-')}: {set_by.get('reason', '')}",
-                  f"  challengers {', '.join(d['challengers']) or '-'}"]
+        lines += [
+            f"\ndeployment {d['name']} ({d['task']}, policy {d['policy'].get('name')}, version {d['version']})",
+            f"  leader      {d['leader'] or '-'}  set by {set_by.get('actor', '-')} at position "
+            f"{set_by.get('position', '-')}: {set_by.get('reason', '')}",
+            f"  challengers {', '.join(d['challengers']) or '-'}",
+        ]
         for r in answer["performance"][d["name"]]["results"]:
             figures = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if isinstance(v, float))
             lines.append(f"  model {r['model_id']}: {r['count']} outcomes; {figures}")

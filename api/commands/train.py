@@ -14,11 +14,18 @@ from ledger.errors import LedgerError, NotFound
 
 @click.command("train")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--deployment", default=None, help="Add the model to this deployment as a challenger.")
-@click.option("--create-deployment", is_flag=True,
-              help="Create the deployment from the spec's features if it does not exist (policy manual).")
+@click.option(
+    "--deployment", default=None, help="Add the model to this deployment as a challenger."
+)
+@click.option(
+    "--create-deployment",
+    is_flag=True,
+    help="Create the deployment from the spec's features if it does not exist (policy manual).",
+)
 @click.pass_context
-def train(ctx: click.Context, spec_path: Path, deployment: str | None, create_deployment: bool) -> None:
+def train(
+    ctx: click.Context, spec_path: Path, deployment: str | None, create_deployment: bool
+) -> None:
     """Train the model a YAML spec describes; print its run, model and test metrics."""
     from trainers.record import train_and_record  # scikit-learn loads only for this verb
     from trainers.spec import load_spec
@@ -28,8 +35,13 @@ def train(ctx: click.Context, spec_path: Path, deployment: str | None, create_de
         with open_ledger(ctx) as ledger:
             if deployment and create_deployment:
                 _ensure_deployment(ledger, spec, deployment)
-            model_id = train_and_record(ledger, spec, cli_actor(), deployment=deployment,
-                                        trigger={"kind": "cli", "spec_file": str(spec_path)})
+            model_id = train_and_record(
+                ledger,
+                spec,
+                cli_actor(),
+                deployment=deployment,
+                trigger={"kind": "cli", "spec_file": str(spec_path)},
+            )
             run = ledger.training_run(ledger.model(model_id).training_run_id)  # type: ignore[arg-type]
     except LedgerError as error:
         raise click.ClickException(f"{error.code}: {error.detail}") from None

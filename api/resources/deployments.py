@@ -24,14 +24,22 @@ DEPLOYMENT = DeploymentSchema()
 def document(services: Services, deployment: Any, position: int | None = None) -> dict[str, Any]:
     """A deployment as read: leader and challengers with model summaries."""
     summaries = {m: model_summary(services, m, m == deployment.leader) for m in deployment.models}
-    return DEPLOYMENT.dump({
-        "name": deployment.name, "task": deployment.task, "version": deployment.version,
-        "schema": deployment.schema, "policy": deployment.policy, "positive_label": deployment.positive_label,
-        "outcome_maturity_days": deployment.outcome_maturity_days, "settings": deployment.settings,
-        "leader": summaries.get(deployment.leader) if deployment.leader else None,
-        "challengers": [s for m, s in summaries.items() if m != deployment.leader],
-        "leader_set_by": deployment.leader_set_by, "as_of_position": position,
-    })
+    return DEPLOYMENT.dump(
+        {
+            "name": deployment.name,
+            "task": deployment.task,
+            "version": deployment.version,
+            "schema": deployment.schema,
+            "policy": deployment.policy,
+            "positive_label": deployment.positive_label,
+            "outcome_maturity_days": deployment.outcome_maturity_days,
+            "settings": deployment.settings,
+            "leader": summaries.get(deployment.leader) if deployment.leader else None,
+            "challengers": [s for m, s in summaries.items() if m != deployment.leader],
+            "leader_set_by": deployment.leader_set_by,
+            "as_of_position": position,
+        }
+    )
 
 
 def model_summary(services: Services, model_id: str, leads: bool) -> dict[str, Any]:
@@ -39,9 +47,15 @@ def model_summary(services: Services, model_id: str, leads: bool) -> dict[str, A
         model = services.ledger.model(model_id)
     except LedgerError:
         return {"id": model_id, "role": "leader" if leads else "challenger"}
-    return {"id": model_id, "name": model.name, "algorithm": model.algorithm, "features": model.features,
-            "provenance": model.provenance, "training_run_id": model.training_run_id,
-            "role": "leader" if leads else "challenger"}
+    return {
+        "id": model_id,
+        "name": model.name,
+        "algorithm": model.algorithm,
+        "features": model.features,
+        "provenance": model.provenance,
+        "training_run_id": model.training_run_id,
+        "role": "leader" if leads else "challenger",
+    }
 
 
 def respond(resp: falcon.Response, services: Services, deployment: Any, status: int = 200) -> None:
@@ -59,16 +73,23 @@ class DeploymentsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         command = params.load(req, DeploymentCreateSchema())
-        deployment = self.services.ledger.create_deployment(actor=req.context.principal.actor, **command)
+        deployment = self.services.ledger.create_deployment(
+            actor=req.context.principal.actor, **command
+        )
         respond(resp, self.services, deployment, 201)
         resp.location = f"/v1/deployments/{deployment.name}"
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         ledger = self.services.ledger
         position = params.as_of(req, ledger.engine)
-        names, last = catalog.page(catalog.deployment_names(ledger.engine, position),
-                                   params.name_cursor(req), params.limit(req))
-        items = [document(self.services, ledger.deployment(name, position), position) for name in names]
+        names, last = catalog.page(
+            catalog.deployment_names(ledger.engine, position),
+            params.name_cursor(req),
+            params.limit(req),
+        )
+        items = [
+            document(self.services, ledger.deployment(name, position), position) for name in names
+        ]
         resp.media = {"items": items, "next_cursor": params.next_name_cursor(last)}
 
 
@@ -88,7 +109,8 @@ class DeploymentResource:
         version = params.if_match(req)
         change = params.load(req, DeploymentPatchSchema())
         deployment = self.services.ledger.change_deployment(
-            name, req.context.principal.actor, expected_version=version, **change)
+            name, req.context.principal.actor, expected_version=version, **change
+        )
         respond(resp, self.services, deployment)
 
 
@@ -103,7 +125,9 @@ class DeploymentModelsResource:
         command = params.load(req, AddModelSchema())
         if version is not None:
             self.services.ledger.deployment(name).check_version(version)
-        deployment = self.services.ledger.add_model(name, command["model_id"], req.context.principal.actor)
+        deployment = self.services.ledger.add_model(
+            name, command["model_id"], req.context.principal.actor
+        )
         respond(resp, self.services, deployment, 201)
         resp.location = f"/v1/models/{command['model_id']}"
 
@@ -114,10 +138,17 @@ class DeploymentModelResource:
     def __init__(self, services: Services):
         self.services = services
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str, model_id: str) -> None:
-        reason = req.get_param("reason") or (params.load(req, RetireSchema())["reason"]
-                                              if req.content_length else "retired over the API")
-        deployment = self.services.ledger.retire_model(name, model_id, reason, req.context.principal.actor)
+    def on_delete(
+        self, req: falcon.Request, resp: falcon.Response, name: str, model_id: str
+    ) -> None:
+        reason = req.get_param("reason") or (
+            params.load(req, RetireSchema())["reason"]
+            if req.content_length
+            else "retired over the API"
+        )
+        deployment = self.services.ledger.retire_model(
+            name, model_id, reason, req.context.principal.actor
+        )
         respond(resp, self.services, deployment)
 
 
@@ -131,8 +162,12 @@ class LeaderResource:
         version = params.if_match(req)
         command = params.load(req, PromoteSchema())
         deployment = self.services.ledger.promote(
-            name, str(command["model_id"]), command["reason"], req.context.principal.actor,
-            expected_version=version)
+            name,
+            str(command["model_id"]),
+            command["reason"],
+            req.context.principal.actor,
+            expected_version=version,
+        )
         respond(resp, self.services, deployment)
 
 

@@ -17,7 +17,9 @@ class PredictionExportResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = exporting.pin(
-            self.ledger, req.get_param("from", required=True), req.get_param("to", required=True),
+            self.ledger,
+            req.get_param("from", required=True),
+            req.get_param("to", required=True),
             req.get_param("format", default="csv"),
         )
         actor = req.context.principal.actor
@@ -26,9 +28,16 @@ class PredictionExportResource:
             resp.media = exporting.manifest(self.ledger, request, sha, size)
             exporting.record(self.ledger, request, actor, resp.media["files"])
             return
-        exporting.record(self.ledger, request, actor, [{"name": exporting.file_name(request), "delivery": "stream"}])
+        exporting.record(
+            self.ledger,
+            request,
+            actor,
+            [{"name": exporting.file_name(request), "delivery": "stream"}],
+        )
         resp.content_type = exporting.MEDIA_TYPES[request.format]
-        resp.set_header("Content-Disposition", f'attachment; filename="{exporting.file_name(request)}"')
+        resp.set_header(
+            "Content-Disposition", f'attachment; filename="{exporting.file_name(request)}"'
+        )
         resp.set_header("X-Ledger-Position", str(request.position))
         resp.stream = exporting.stream(self.ledger, request)
 

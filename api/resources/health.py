@@ -22,13 +22,22 @@ WAIT_SECONDS = 2.0  # an as_of the projection has not reached yet waits this lon
 
 def check_document(check: Any) -> dict[str, Any]:
     """A recorded quality check as the API answers it."""
-    return RESULT.dump({
-        "check_id": str(check.id), "deployment": check.deployment, "key": check.key,
-        "rows": check.covers.get("rows", 0), "batch": check.covers.get("batch"), "reference": check.reference,
-        "features": check.features, "outlier_share": check.outliers.get("share"),
-        "outliers": check.outliers.get("rows", []), "results": check.results, "failing": check.failing,
-        "passed": not check.failing,
-    })
+    return RESULT.dump(
+        {
+            "check_id": str(check.id),
+            "deployment": check.deployment,
+            "key": check.key,
+            "rows": check.covers.get("rows", 0),
+            "batch": check.covers.get("batch"),
+            "reference": check.reference,
+            "features": check.features,
+            "outlier_share": check.outliers.get("share"),
+            "outliers": check.outliers.get("rows", []),
+            "results": check.results,
+            "failing": check.failing,
+            "passed": not check.failing,
+        }
+    )
 
 
 def data_health(services: Services, req: falcon.Request) -> dict[str, Any]:
@@ -38,13 +47,23 @@ def data_health(services: Services, req: falcon.Request) -> dict[str, Any]:
     deployment = req.get_param("deployment")
     with engine.connect() as conn:
         ready = health_queries.tables(conn) is not None
-    answer = health_queries.data_health(
-        engine, position, deployment, period_limit=params.limit(req, default=48, maximum=24 * 31),
-        check_limit=req.get_param_as_int("checks", min_value=1, max_value=200) or 20, wait=WAIT_SECONDS,
-    ) if ready else {"feeds": [], "deployments": [], "position": 0, "complete": position is None}
+    answer = (
+        health_queries.data_health(
+            engine,
+            position,
+            deployment,
+            period_limit=params.limit(req, default=48, maximum=24 * 31),
+            check_limit=req.get_param_as_int("checks", min_value=1, max_value=200) or 20,
+            wait=WAIT_SECONDS,
+        )
+        if ready
+        else {"feeds": [], "deployments": [], "position": 0, "complete": position is None}
+    )
     days = req.get_param_as_int("days", min_value=1, max_value=90) or 14
-    answer["model_health"] = [model_health_or_reason(engine, name, position, days)
-                              for name in deployment_names(engine, position, deployment)]
+    answer["model_health"] = [
+        model_health_or_reason(engine, name, position, days)
+        for name in deployment_names(engine, position, deployment)
+    ]
     return answer
 
 
@@ -58,7 +77,9 @@ def deployment_names(engine: sa.Engine, position: int | None, only: str | None) 
     return [n for n in names if only is None or n == only]
 
 
-def model_health_or_reason(engine: sa.Engine, name: str, position: int | None, days: int) -> dict[str, Any]:
+def model_health_or_reason(
+    engine: sa.Engine, name: str, position: int | None, days: int
+) -> dict[str, Any]:
     """One deployment's model health, or why there is none yet (no outcomes, tables not built)."""
     try:
         return model_health(engine, name, position, days=days)
@@ -76,10 +97,19 @@ class IngestionsResource:
         report = params.load(req, IngestionSchema())
         start = report["period_start"].isoformat() if report["period_start"] else None
         feed = self.services.ledger.report_ingestion(
-            report["feed"], report["count"], req.context.principal.actor, period_start=start, source=report["source"])
+            report["feed"],
+            report["count"],
+            req.context.principal.actor,
+            period_start=start,
+            source=report["source"],
+        )
         resp.status = falcon.HTTP_201
-        resp.media = {"feed": feed.name, "count": report["count"], "period_start": start,
-                      "reported_total": feed.reported}
+        resp.media = {
+            "feed": feed.name,
+            "count": report["count"],
+            "period_start": start,
+            "reported_total": feed.reported,
+        }
 
 
 class QualityChecksResource:
@@ -91,9 +121,16 @@ class QualityChecksResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         batch = params.load(req, QualityCheckSchema())
         if len(batch["rows"]) > self.services.settings.max_batch_rows:
-            raise ValidationError(f"send at most {self.services.settings.max_batch_rows} rows a check", "rows")
-        check = check_batch(self.services.ledger, name, batch["rows"], req.context.principal.actor,
-                            batch_id=batch["batch_id"])
+            raise ValidationError(
+                f"send at most {self.services.settings.max_batch_rows} rows a check", "rows"
+            )
+        check = check_batch(
+            self.services.ledger,
+            name,
+            batch["rows"],
+            req.context.principal.actor,
+            batch_id=batch["batch_id"],
+        )
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/data-health?deployment={name}"
         resp.media = check_document(check)

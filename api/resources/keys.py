@@ -25,7 +25,9 @@ class KeysResource:
 
     def on_delete_key(self, req: falcon.Request, resp: falcon.Response, key_id: str) -> None:
         reason = req.get_param("reason") or "revoked over the API"
-        self.services.ledger.revoke_api_key(key_id, reason=reason, actor=req.context.principal.actor)
+        self.services.ledger.revoke_api_key(
+            key_id, reason=reason, actor=req.context.principal.actor
+        )
         _forget_cached_keys(self.services)
         resp.media = KeyRevokedSchema().dump({"key_id": key_id, "revoked": True})
 

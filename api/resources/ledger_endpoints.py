@@ -62,7 +62,9 @@ class VerifyResource:
 
     def __init__(self, services: Any):
         engine = services.ledger.engine
-        self.jobs = VerifyJobs(engine, lambda: notary.verify_database(engine, _digests(services.settings)))
+        self.jobs = VerifyJobs(
+            engine, lambda: notary.verify_database(engine, _digests(services.settings))
+        )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         job_id, thread = self.jobs.start()
@@ -93,7 +95,9 @@ class HealthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             with self.engine.connect() as conn:
-                position = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM ledger_events").scalar_one()
+                position = conn.exec_driver_sql(
+                    "SELECT coalesce(max(id), 0) FROM ledger_events"
+                ).scalar_one()
             answer = {"status": "ok", "database": "ok", "position": int(position)}
         except Exception:  # noqa: BLE001 - liveness reports the database, it does not fail on it
             answer = {"status": "ok", "database": "unavailable", "position": None}

@@ -33,27 +33,45 @@ class ModelUploadResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         content, metadata = read_upload(req)
-        model = loads_skops(content, trusted=list(UPLOAD_TRUSTED_TYPES))  # others -> 422 untrusted_artifact
+        model = loads_skops(
+            content, trusted=list(UPLOAD_TRUSTED_TYPES)
+        )  # others -> 422 untrusted_artifact
         declared = ModelUploadSchema().load(metadata)
         answer = self._register(content, model, declared, req.context.principal.actor)
         resp.media = UploadedModelSchema().dump(answer)
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/models/{answer['model_id']}"
 
-    def _register(self, content: bytes, model: Any, meta: dict[str, Any], actor: str) -> dict[str, Any]:
+    def _register(
+        self, content: bytes, model: Any, meta: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
         check_model(model, meta)
         ledger = self.services.ledger
         algorithm = meta["algorithm"] or _class_path(model)
         classes = _classes(model) if meta["task"] == "classification" else None
         digest = ledger.artifacts.put(content)
         model_id = ledger.register_model(
-            name=meta["name"], artifact_digest=digest, features=meta["features"], algorithm=algorithm,
-            task=meta["task"], classes=classes, training_run_id=None, provenance="declared",
-            declared=meta["declared"], actor=actor)
+            name=meta["name"],
+            artifact_digest=digest,
+            features=meta["features"],
+            algorithm=algorithm,
+            task=meta["task"],
+            classes=classes,
+            training_run_id=None,
+            provenance="declared",
+            declared=meta["declared"],
+            actor=actor,
+        )
         if meta["deployment"]:
             ledger.add_model(meta["deployment"], model_id, actor)
-        return {**meta, "model_id": str(model_id), "algorithm": algorithm, "classes": classes,
-                "artifact_digest": digest, "provenance": "declared"}
+        return {
+            **meta,
+            "model_id": str(model_id),
+            "algorithm": algorithm,
+            "classes": classes,
+            "artifact_digest": digest,
+            "provenance": "declared",
+        }
 
 
 def read_upload(req: falcon.Request) -> tuple[bytes, Any]:
@@ -62,9 +80,13 @@ def read_upload(req: falcon.Request) -> tuple[bytes, Any]:
         return _read_multipart(req)
     header = req.get_header(METADATA_HEADER)
     if header is None:
-        raise Problem(422, "metadata_required",
-                      f"send the model's metadata as JSON in {METADATA_HEADER}, or upload multipart/form-data "
-                      "with `file` and `metadata` parts", "metadata")
+        raise Problem(
+            422,
+            "metadata_required",
+            f"send the model's metadata as JSON in {METADATA_HEADER}, or upload multipart/form-data "
+            "with `file` and `metadata` parts",
+            "metadata",
+        )
     return req.bounded_stream.read(), _json(header.encode())
 
 
@@ -76,8 +98,12 @@ def _read_multipart(req: falcon.Request) -> tuple[bytes, Any]:
         elif part.name == "metadata":
             metadata = _json(part.stream.read())
     if content is None or metadata is None:
-        raise Problem(422, "upload_incomplete", "a multipart upload needs a `file` part and a `metadata` part",
-                      "file" if content is None else "metadata")
+        raise Problem(
+            422,
+            "upload_incomplete",
+            "a multipart upload needs a `file` part and a `metadata` part",
+            "file" if content is None else "metadata",
+        )
     return content, metadata
 
 
@@ -85,7 +111,9 @@ def _json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise Problem(422, "invalid_metadata", f"the metadata is not valid JSON: {error}", "metadata") from None
+        raise Problem(
+            422, "invalid_metadata", f"the metadata is not valid JSON: {error}", "metadata"
+        ) from None
 
 
 def check_model(model: Any, meta: dict[str, Any]) -> None:
@@ -96,13 +124,20 @@ def check_model(model: Any, meta: dict[str, Any]) -> None:
         raise Problem(422, "not_a_classifier", "a classification model needs predict_proba", "file")
     names = getattr(model, "feature_names_in_", None)
     if names is not None and list(names) != list(meta["features"]):
-        raise Problem(422, "features_mismatch",
-                      f"the model was fitted on {list(names)}; declare exactly those features in that order",
-                      "features")
+        raise Problem(
+            422,
+            "features_mismatch",
+            f"the model was fitted on {list(names)}; declare exactly those features in that order",
+            "features",
+        )
     count = getattr(model, "n_features_in_", None)
     if count is not None and count != len(meta["features"]):
-        raise Problem(422, "features_mismatch",
-                      f"the model reads {count} features; {len(meta['features'])} were declared", "features")
+        raise Problem(
+            422,
+            "features_mismatch",
+            f"the model reads {count} features; {len(meta['features'])} were declared",
+            "features",
+        )
 
 
 def _class_path(model: Any) -> str:
@@ -118,5 +153,3 @@ def add_routes(app: falcon.App, services: Any) -> None:
     """POST /v1/models. Falcon keeps one resource per path: GET /v1/models (the model index,
     the projections issue) must be an `on_get` on this same resource, not a second add_route."""
     app.add_route("/v1/models", ModelUploadResource(services))
-
-

@@ -27,9 +27,14 @@ def prediction_ref(item: dict[str, Any]) -> str:
 
 def outcome_answer(prediction: Any) -> dict[str, Any]:
     latest = prediction.outcome
-    return {"prediction_id": str(prediction.id), "deployment": prediction.deployment,
-            "request_id": prediction.request_id, "actual": latest["actual"],
-            "observed_at": latest["observed_at"], "correction": latest["correction"]}
+    return {
+        "prediction_id": str(prediction.id),
+        "deployment": prediction.deployment,
+        "request_id": prediction.request_id,
+        "actual": latest["actual"],
+        "observed_at": latest["observed_at"],
+        "correction": latest["correction"],
+    }
 
 
 class OutcomesResource:
@@ -42,10 +47,14 @@ class OutcomesResource:
         body = params.body(req)
         many = isinstance(body, list)
         if many and not 1 <= len(body) <= self.services.settings.max_batch_rows:
-            raise ValidationError(f"send 1 to {self.services.settings.max_batch_rows} outcomes", "body")
+            raise ValidationError(
+                f"send 1 to {self.services.settings.max_batch_rows} outcomes", "body"
+            )
         items = (MANY if many else ONE).load(body)
-        outcomes = [(prediction_ref(i), i["actual"], i["observed_at"] and i["observed_at"].isoformat())
-                    for i in (items if many else [items])]
+        outcomes = [
+            (prediction_ref(i), i["actual"], i["observed_at"] and i["observed_at"].isoformat())
+            for i in (items if many else [items])
+        ]
         recorded = self.services.ledger.record_outcomes(outcomes, req.context.principal.actor)
         answers = [outcome_answer(p) for p in recorded]
         resp.status = falcon.HTTP_201

@@ -17,7 +17,9 @@ class PredictionsResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        answer, created = predict(self.services.serving, name, params.body(req), req.context.principal.actor)
+        answer, created = predict(
+            self.services.serving, name, params.body(req), req.context.principal.actor
+        )
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         if "prediction_id" in answer:
             resp.location = f"/v1/predictions/{answer['prediction_id']}"

@@ -33,8 +33,12 @@ def instant(req: falcon.Request, name: str) -> int | None:
     try:
         return to_micros(datetime.fromisoformat(raw.replace("Z", "+00:00")))
     except ValueError:
-        raise Problem(422, "invalid_instant", f"{name} must be an ISO-8601 instant such as "
-                      "2026-03-03T12:00:00Z", name) from None
+        raise Problem(
+            422,
+            "invalid_instant",
+            f"{name} must be an ISO-8601 instant such as 2026-03-03T12:00:00Z",
+            name,
+        ) from None
 
 
 def flag(req: falcon.Request, name: str) -> bool | None:
@@ -63,12 +67,25 @@ class PredictionIndexResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         as_of, wait = read_position(req, self.services)
-        features = {k[len(FEATURE_PREFIX):]: v for k, v in req.params.items() if k.startswith(FEATURE_PREFIX)}
+        features = {
+            k[len(FEATURE_PREFIX) :]: v
+            for k, v in req.params.items()
+            if k.startswith(FEATURE_PREFIX)
+        }
         resp.media = list_predictions(
-            self.services.read_engine("predictions"), deployment=req.get_param("deployment"), model=req.get_param("model"),
-            from_us=instant(req, "from"), to_us=instant(req, "to"), features=features,
-            has_outcome=flag(req, "has_outcome"), flagged=flag(req, "flagged"), limit=params.limit(req),
-            cursor=req.get_param("cursor"), as_of=as_of, wait=wait)
+            self.services.read_engine("predictions"),
+            deployment=req.get_param("deployment"),
+            model=req.get_param("model"),
+            from_us=instant(req, "from"),
+            to_us=instant(req, "to"),
+            features=features,
+            has_outcome=flag(req, "has_outcome"),
+            flagged=flag(req, "flagged"),
+            limit=params.limit(req),
+            cursor=req.get_param("cursor"),
+            as_of=as_of,
+            wait=wait,
+        )
 
 
 class PerformanceResource:
@@ -80,21 +97,34 @@ class PerformanceResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         deployment = req.get_param("deployment")
         if not deployment:
-            raise Problem(422, "deployment_required", "name the deployment: ?deployment=NAME", "deployment")
+            raise Problem(
+                422, "deployment_required", "name the deployment: ?deployment=NAME", "deployment"
+            )
         as_of, wait = read_position(req, self.services)
         resp.media = performance(
-            self.services.read_engine("predictions"), deployment, model=req.get_param("model"),
-            from_us=instant(req, "from"), to_us=instant(req, "to"),
-            window_days=req.get_param_as_int("window_days", min_value=1), slice_feature=req.get_param("slice"),
-            as_of=as_of, wait=wait)
+            self.services.read_engine("predictions"),
+            deployment,
+            model=req.get_param("model"),
+            from_us=instant(req, "from"),
+            to_us=instant(req, "to"),
+            window_days=req.get_param_as_int("window_days", min_value=1),
+            slice_feature=req.get_param("slice"),
+            as_of=as_of,
+            wait=wait,
+        )
 
 
 def model_index(services: Services, req: falcon.Request, resp: falcon.Response) -> None:
     """GET /v1/models (mounted as the upload resource's on_get: one resource per path)."""
     as_of, wait = read_position(req, services)
     answer: dict[str, Any] = list_models(
-        services.read_engine("models"), deployment=req.get_param("deployment"), limit=params.limit(req),
-        after=params.name_cursor(req), as_of=as_of, wait=wait)
+        services.read_engine("models"),
+        deployment=req.get_param("deployment"),
+        limit=params.limit(req),
+        after=params.name_cursor(req),
+        as_of=as_of,
+        wait=wait,
+    )
     answer["next_cursor"] = params.next_name_cursor(answer.pop("next_after"))
     resp.media = answer
 

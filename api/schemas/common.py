@@ -17,8 +17,11 @@ class ProblemSchema(Schema):
     detail = fields.String(required=True)
     code = fields.String(required=True)
     field = fields.String()
-    errors = fields.Dict(keys=fields.String(), values=fields.String(),
-                         metadata={"description": "every field at fault, by path"})
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "every field at fault, by path"},
+    )
 
 
 class PageSchema(Schema):

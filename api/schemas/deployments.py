@@ -15,9 +15,12 @@ class FeatureSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=[validate.Length(1, 200),
-                                                  validate.NoneOf(RESERVED_FEATURE_NAMES)])
-    type = fields.String(required=True, validate=validate.OneOf(("number", "integer", "category", "boolean")))
+    name = fields.String(
+        required=True, validate=[validate.Length(1, 200), validate.NoneOf(RESERVED_FEATURE_NAMES)]
+    )
+    type = fields.String(
+        required=True, validate=validate.OneOf(("number", "integer", "category", "boolean"))
+    )
     nullable = fields.Boolean(load_default=False)
     personal = fields.Boolean(load_default=False)
 
@@ -28,7 +31,9 @@ class InputSchemaSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    features = fields.List(fields.Nested(FeatureSchema), required=True, validate=validate.Length(min=1))
+    features = fields.List(
+        fields.Nested(FeatureSchema), required=True, validate=validate.Length(min=1)
+    )
     subject_field = fields.String(load_default=None, allow_none=True)
 
 
@@ -38,7 +43,9 @@ class PolicySchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.OneOf(("manual", "best_recent", "majority_vote")))
+    name = fields.String(
+        required=True, validate=validate.OneOf(("manual", "best_recent", "majority_vote"))
+    )
     metric = fields.String()
     days = fields.Integer(strict=True, validate=validate.Range(min=1))
     min_outcomes = fields.Integer(strict=True, validate=validate.Range(min=1))
@@ -50,13 +57,19 @@ class DeploymentCreateSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z0-9][a-z0-9_-]{0,62}$", error="use 1-63 lower-case letters, digits, '-' or '_'"))
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z0-9][a-z0-9_-]{0,62}$", error="use 1-63 lower-case letters, digits, '-' or '_'"
+        ),
+    )
     task = fields.String(required=True, validate=validate.OneOf(("classification", "regression")))
     schema = fields.Nested(InputSchemaSchema, required=True)
     policy = fields.Nested(PolicySchema, load_default=lambda: {"name": "manual"})
     positive_label = fields.Raw(load_default=None, allow_none=True)
-    outcome_maturity_days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0))
+    outcome_maturity_days = fields.Integer(
+        load_default=0, strict=True, validate=validate.Range(min=0)
+    )
     settings = fields.Dict(keys=fields.String(), load_default=dict)
 
 
@@ -101,7 +114,9 @@ class RetireSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    reason = fields.String(load_default="retired over the API", validate=validate.Length(min=1, max=2000))
+    reason = fields.String(
+        load_default="retired over the API", validate=validate.Length(min=1, max=2000)
+    )
 
 
 class ModelSummarySchema(Schema):

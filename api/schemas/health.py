@@ -21,7 +21,9 @@ class IngestionResultSchema(Schema):
     feed = fields.String()
     count = fields.Integer()
     period_start = fields.String(allow_none=True)
-    reported_total = fields.Integer(metadata={"description": "every count reported to the feed so far"})
+    reported_total = fields.Integer(
+        metadata={"description": "every count reported to the feed so far"}
+    )
 
 
 class QualityCheckSchema(Schema):
@@ -30,9 +32,15 @@ class QualityCheckSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    rows = fields.List(fields.Dict(keys=fields.String()), required=True, validate=validate.Length(min=1))
-    batch_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200),
-                             metadata={"description": "names the batch: the same id is checked once"})
+    rows = fields.List(
+        fields.Dict(keys=fields.String()), required=True, validate=validate.Length(min=1)
+    )
+    batch_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "names the batch: the same id is checked once"},
+    )
 
 
 class QualityCheckResultSchema(Schema):
@@ -43,10 +51,16 @@ class QualityCheckResultSchema(Schema):
     key = fields.String()
     rows = fields.Integer()
     batch = fields.Dict()
-    reference = fields.Dict(metadata={"description": "the model and training run whose profile was used"})
-    features = fields.Dict(metadata={"description": "per feature: psi, ks_statistic, ks_pvalue, null_share, ..."})
+    reference = fields.Dict(
+        metadata={"description": "the model and training run whose profile was used"}
+    )
+    features = fields.Dict(
+        metadata={"description": "per feature: psi, ks_statistic, ks_pvalue, null_share, ..."}
+    )
     outlier_share = fields.Float(allow_none=True)
-    outliers = fields.List(fields.Integer(), metadata={"description": "row indexes the IsolationForest flags"})
+    outliers = fields.List(
+        fields.Integer(), metadata={"description": "row indexes the IsolationForest flags"}
+    )
     results = fields.List(fields.Dict())
     failing = fields.List(fields.String())
     passed = fields.Boolean()

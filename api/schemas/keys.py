@@ -11,7 +11,9 @@ def _aware_instant(value: str) -> None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError("use an ISO-8601 instant with an offset, e.g. 2027-01-01T00:00:00Z") from None
+        raise ValidationError(
+            "use an ISO-8601 instant with an offset, e.g. 2027-01-01T00:00:00Z"
+        ) from None
     if parsed.tzinfo is None:
         raise ValidationError("the instant needs an offset, e.g. 2027-01-01T00:00:00Z")
 

@@ -24,7 +24,9 @@ class OutcomeSchema(Schema):
         by_id = "prediction_id" in data
         by_request = "deployment" in data and "request_id" in data
         if by_id == by_request:
-            raise ValidationError("send prediction_id, or deployment and request_id", "prediction_id")
+            raise ValidationError(
+                "send prediction_id, or deployment and request_id", "prediction_id"
+            )
         if isinstance(data["actual"], float) and data["actual"] != data["actual"]:
             raise ValidationError("NaN is not an outcome", "actual")
         if isinstance(data["actual"], dict | list):

@@ -16,7 +16,9 @@ class PredictionResultSchema(Schema):
     value = fields.Raw()
     probabilities = fields.Dict(keys=fields.String(), values=fields.Float(), allow_none=True)
     flags = fields.List(fields.String())
-    retried = fields.Boolean(metadata={"description": "true when this is the original of a retried request"})
+    retried = fields.Boolean(
+        metadata={"description": "true when this is the original of a retried request"}
+    )
 
 
 class BatchResultSchema(Schema):

@@ -18,8 +18,12 @@ class ForgetRequestSchema(Schema):
 class ForgetResultSchema(Schema):
     """What the erasure did; `models` learned from the subject and may still hold its values."""
 
-    subject_ref = fields.String(required=True, metadata={"description": "keyed hash of the subject id"})
-    status = fields.String(required=True, validate=validate.OneOf(("forgotten", "already_forgotten")))
+    subject_ref = fields.String(
+        required=True, metadata={"description": "keyed hash of the subject id"}
+    )
+    status = fields.String(
+        required=True, validate=validate.OneOf(("forgotten", "already_forgotten"))
+    )
     deployment = fields.String(allow_none=True)
     deployments = fields.List(fields.String(), required=True)
     models = fields.List(fields.String(), required=True)

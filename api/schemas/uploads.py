@@ -13,15 +13,29 @@ class ModelUploadSchema(Schema):
 
     name = fields.String(required=True, validate=validate.Length(1, 200))
     task = fields.String(required=True, validate=validate.OneOf(("classification", "regression")))
-    features = fields.List(fields.String(validate=validate.Length(1, 200)), required=True,
-                           validate=validate.Length(min=1))
-    algorithm = fields.String(load_default=None, allow_none=True,
-                              metadata={"description": "default: the estimator's class path"})
-    deployment = fields.String(load_default=None, allow_none=True,
-                               metadata={"description": "join this deployment as a challenger"})
-    declared = fields.Dict(keys=fields.String(), load_default=dict,
-                           metadata={"description": "free-form provenance as the uploader states it "
-                                                    "(training data, code version, metrics)"})
+    features = fields.List(
+        fields.String(validate=validate.Length(1, 200)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    algorithm = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "default: the estimator's class path"},
+    )
+    deployment = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "join this deployment as a challenger"},
+    )
+    declared = fields.Dict(
+        keys=fields.String(),
+        load_default=dict,
+        metadata={
+            "description": "free-form provenance as the uploader states it "
+            "(training data, code version, metrics)"
+        },
+    )
 
 
 class UploadedModelSchema(Schema):

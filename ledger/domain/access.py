@@ -35,7 +35,13 @@ class ApiKey(Aggregate):
 
     @event(Issued)
     def __init__(
-        self, key_id: str, role: str, secret_digest: str, expires_at: str | None, label: str, actor: str
+        self,
+        key_id: str,
+        role: str,
+        secret_digest: str,
+        expires_at: str | None,
+        label: str,
+        actor: str,
     ):
         self.key_id = key_id
         self.role = role
@@ -74,7 +80,9 @@ class SigningKey(Aggregate):
         return ids.signing_key_id(key_id)
 
     @event(Created)
-    def __init__(self, key_id: str, algorithm: str, public_key: str, replaces: str | None, actor: str):
+    def __init__(
+        self, key_id: str, algorithm: str, public_key: str, replaces: str | None, actor: str
+    ):
         self.key_id = key_id
         self.algorithm = algorithm
         self.public_key = public_key

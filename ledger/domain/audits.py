@@ -18,7 +18,14 @@ class Export(Aggregate):
         actor: str
 
     @event(Recorded)
-    def __init__(self, kind: str, params: dict[str, Any], position: int, files: list[dict[str, Any]], actor: str):
+    def __init__(
+        self,
+        kind: str,
+        params: dict[str, Any],
+        position: int,
+        files: list[dict[str, Any]],
+        actor: str,
+    ):
         self.kind = kind
         self.params = params
         self.position = position

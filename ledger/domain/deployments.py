@@ -18,7 +18,9 @@ def check_schema(schema: dict[str, Any]) -> None:
     """A schema names each feature once, with a known type, and a subject field it has."""
     features = schema.get("features")
     if not isinstance(features, list) or not features:
-        raise InvalidCommand("the input schema needs a non-empty list of features", field="schema.features")
+        raise InvalidCommand(
+            "the input schema needs a non-empty list of features", field="schema.features"
+        )
     names = [f.get("name") for f in features]
     if len(set(names)) != len(names):
         raise InvalidCommand("feature names in the schema must be unique", field="schema.features")
@@ -31,7 +33,8 @@ def check_schema(schema: dict[str, Any]) -> None:
     subject = schema.get("subject_field")
     if subject is not None and subject not in names:
         raise InvalidCommand(
-            f"subject_field {subject!r} is not a feature of the schema", field="schema.subject_field"
+            f"subject_field {subject!r} is not a feature of the schema",
+            field="schema.subject_field",
         )
     personal = [f["name"] for f in features if f.get("personal")]
     if personal and subject is None:
@@ -44,13 +47,17 @@ def check_schema(schema: dict[str, Any]) -> None:
 def check_policy(policy: dict[str, Any], task: str) -> None:
     name = policy.get("name")
     if name not in POLICIES:
-        raise InvalidCommand(f"policy {name!r} is unknown; use one of {', '.join(POLICIES)}", field="policy.name")
+        raise InvalidCommand(
+            f"policy {name!r} is unknown; use one of {', '.join(POLICIES)}", field="policy.name"
+        )
     if name == "majority_vote" and task != "classification":
         raise InvalidCommand("majority_vote needs a classification deployment", field="policy.name")
     if name == "best_recent":
         for key, kind in (("days", int), ("min_outcomes", int), ("metric", str)):
             if not isinstance(policy.get(key), kind):
-                raise InvalidCommand(f"best_recent needs {key} ({kind.__name__})", field=f"policy.{key}")
+                raise InvalidCommand(
+                    f"best_recent needs {key} ({kind.__name__})", field=f"policy.{key}"
+                )
 
 
 class Deployment(Aggregate):
@@ -77,7 +84,9 @@ class Deployment(Aggregate):
         check_schema(kwargs["schema"])
         check_policy(kwargs["policy"], kwargs["task"])
         if kwargs.get("outcome_maturity_days", 0) < 0:
-            raise InvalidCommand("outcome_maturity_days cannot be negative", field="outcome_maturity_days")
+            raise InvalidCommand(
+                "outcome_maturity_days cannot be negative", field="outcome_maturity_days"
+            )
         return cls(**kwargs)
 
     @event(Created)
@@ -146,11 +155,15 @@ class Deployment(Aggregate):
 
     def check_active(self, model_id: str) -> None:
         if model_id not in self.models:
-            raise NotFound(f"model {model_id} is not active in deployment {self.name!r}", field="model_id")
+            raise NotFound(
+                f"model {model_id} is not active in deployment {self.name!r}", field="model_id"
+            )
 
     def check_fits(self, features: list[str], task: str) -> None:
         if task != self.task:
-            raise SchemaMismatch(f"a {task} model cannot join the {self.task} deployment {self.name!r}")
+            raise SchemaMismatch(
+                f"a {task} model cannot join the {self.task} deployment {self.name!r}"
+            )
         missing = sorted(set(features) - set(self.feature_names))
         if missing:
             raise SchemaMismatch(
@@ -158,7 +171,9 @@ class Deployment(Aggregate):
             )
 
     # -- commands ----------------------------------------------------------------
-    def change_schema(self, schema: dict[str, Any], actor: str, expected_version: int | None) -> None:
+    def change_schema(
+        self, schema: dict[str, Any], actor: str, expected_version: int | None
+    ) -> None:
         self.check_version(expected_version)
         check_schema(schema)
         names = {f["name"] for f in schema["features"]}
@@ -167,12 +182,16 @@ class Deployment(Aggregate):
                 raise SchemaMismatch(f"active model {model_id} reads features the new schema drops")
         self._schema_changed(schema=schema, actor=actor)
 
-    def change_policy(self, policy: dict[str, Any], actor: str, expected_version: int | None) -> None:
+    def change_policy(
+        self, policy: dict[str, Any], actor: str, expected_version: int | None
+    ) -> None:
         self.check_version(expected_version)
         check_policy(policy, self.task)
         self._policy_changed(policy=policy, actor=actor)
 
-    def change_settings(self, settings: dict[str, Any], actor: str, expected_version: int | None) -> None:
+    def change_settings(
+        self, settings: dict[str, Any], actor: str, expected_version: int | None
+    ) -> None:
         self.check_version(expected_version)
         self._settings_changed(settings={**self.settings, **settings}, actor=actor)
 
@@ -183,17 +202,27 @@ class Deployment(Aggregate):
         self._model_added(model_id=model_id, features=list(features), actor=actor)
         if self.leader is None:
             self._leader_changed(
-                model_id=model_id, previous=None, reason="first model of the deployment", evidence={}, actor=actor
+                model_id=model_id,
+                previous=None,
+                reason="first model of the deployment",
+                evidence={},
+                actor=actor,
             )
 
     def retire_model(self, model_id: str, reason: str, actor: str) -> None:
         self.check_active(model_id)
         if model_id == self.leader and len(self.models) > 1:
-            raise Conflict(f"model {model_id} leads {self.name!r}: promote another model before retiring it")
+            raise Conflict(
+                f"model {model_id} leads {self.name!r}: promote another model before retiring it"
+            )
         self._model_retired(model_id=model_id, reason=reason, actor=actor)
 
     def promote(
-        self, model_id: str, reason: str, actor: str, evidence: dict[str, Any] | None = None,
+        self,
+        model_id: str,
+        reason: str,
+        actor: str,
+        evidence: dict[str, Any] | None = None,
         expected_version: int | None = None,
     ) -> None:
         self.check_version(expected_version)
@@ -203,7 +232,11 @@ class Deployment(Aggregate):
         if model_id == self.leader:
             raise Conflict(f"model {model_id} already leads {self.name!r}")
         self._leader_changed(
-            model_id=model_id, previous=self.leader, reason=reason, evidence=evidence or {}, actor=actor
+            model_id=model_id,
+            previous=self.leader,
+            reason=reason,
+            evidence=evidence or {},
+            actor=actor,
         )
 
     # -- mutators ----------------------------------------------------------------

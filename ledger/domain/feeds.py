@@ -82,8 +82,13 @@ class Feed(Aggregate):
 
     @event(Declared)
     def __init__(
-        self, name: str, expected_count: int, period_seconds: int, tolerance: float,
-        deployment: str | None, actor: str,
+        self,
+        name: str,
+        expected_count: int,
+        period_seconds: int,
+        tolerance: float,
+        deployment: str | None,
+        actor: str,
     ):
         self.name = name
         self.deployment = deployment
@@ -124,20 +129,29 @@ class Feed(Aggregate):
         return datetime.fromtimestamp(seconds, tz=UTC)
 
     def check_open(self, period_start: datetime) -> None:
-        if self.closed_through and period_start < parse_instant(self.closed_through, "closed_through"):
+        if self.closed_through and period_start < parse_instant(
+            self.closed_through, "closed_through"
+        ):
             raise Conflict(
                 f"feed {self.name!r} closed its periods through {self.closed_through}; "
-                f"report counts for later periods only", field="period_start",
+                f"report counts for later periods only",
+                field="period_start",
             )
 
     # -- commands ------------------------------------------------------------------
     def change_expectation(
-        self, expected_count: int, period_seconds: int, tolerance: float, deployment: str | None, actor: str
+        self,
+        expected_count: int,
+        period_seconds: int,
+        tolerance: float,
+        deployment: str | None,
+        actor: str,
     ) -> None:
         if period_seconds != self.period_seconds:
             raise Conflict(
                 f"feed {self.name!r} has {self.period_seconds}-second periods; "
-                "declare a new feed to change the period", field="period_seconds",
+                "declare a new feed to change the period",
+                field="period_seconds",
             )
         check_expectation(expected_count, period_seconds, tolerance)
         self._expectation_changed(
@@ -157,25 +171,39 @@ class Feed(Aggregate):
         self.check_open(period_start)
         end = datetime.fromtimestamp(period_start.timestamp() + self.period_seconds, tz=UTC)
         self._period_closed(
-            period_start=iso_instant(period_start), period_end=iso_instant(end),
-            expected=self.expected_count, received=received,
-            flags=period_flags(self.expected_count, received, self.tolerance), rule=rule, actor=actor,
+            period_start=iso_instant(period_start),
+            period_end=iso_instant(end),
+            expected=self.expected_count,
+            received=received,
+            flags=period_flags(self.expected_count, received, self.tolerance),
+            rule=rule,
+            actor=actor,
         )
 
     # -- mutators ------------------------------------------------------------------
     @event(ExpectationChanged)
-    def _expectation_changed(self, expected_count: int, tolerance: float, deployment: str | None, actor: str) -> None:
+    def _expectation_changed(
+        self, expected_count: int, tolerance: float, deployment: str | None, actor: str
+    ) -> None:
         self._expect(expected_count, self.period_seconds, tolerance)
         self.deployment = deployment
 
     @event(IngestionReported)
-    def _ingestion_reported(self, count: int, period_start: str | None, source: str, actor: str) -> None:
+    def _ingestion_reported(
+        self, count: int, period_start: str | None, source: str, actor: str
+    ) -> None:
         self.reported += count
 
     @event(PeriodClosed)
     def _period_closed(
-        self, period_start: str, period_end: str, expected: int, received: int, flags: list[str],
-        rule: str, actor: str,
+        self,
+        period_start: str,
+        period_end: str,
+        expected: int,
+        received: int,
+        flags: list[str],
+        rule: str,
+        actor: str,
     ) -> None:
         self.closed_through = period_end
 
@@ -203,14 +231,25 @@ class QualityCheck(Aggregate):
     @classmethod
     def record(cls, key: str, **kwargs: Any) -> QualityCheck:
         if kwargs.get("source") not in QUALITY_SOURCES:
-            raise InvalidCommand(f"source must be one of {', '.join(QUALITY_SOURCES)}", field="source")
+            raise InvalidCommand(
+                f"source must be one of {', '.join(QUALITY_SOURCES)}", field="source"
+            )
         return cls(key=key, **kwargs)
 
     @event(Recorded)
     def __init__(
-        self, deployment: str, key: str, source: str, covers: dict[str, Any], reference: dict[str, Any],
-        features: dict[str, Any], outliers: dict[str, Any], results: list[dict[str, Any]],
-        failing: list[str], thresholds: dict[str, Any], actor: str,
+        self,
+        deployment: str,
+        key: str,
+        source: str,
+        covers: dict[str, Any],
+        reference: dict[str, Any],
+        features: dict[str, Any],
+        outliers: dict[str, Any],
+        results: list[dict[str, Any]],
+        failing: list[str],
+        thresholds: dict[str, Any],
+        actor: str,
     ):
         self.deployment = deployment
         self.key = key

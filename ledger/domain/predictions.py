@@ -89,10 +89,17 @@ class Prediction(Aggregate):
         )
 
     @event(OutcomeRecorded)
-    def _outcome_recorded(self, actual: Any, observed_at: str | None, correction: bool, actor: str) -> None:
+    def _outcome_recorded(
+        self, actual: Any, observed_at: str | None, correction: bool, actor: str
+    ) -> None:
         self.outcomes.append(
-            {"actual": actual, "observed_at": observed_at, "correction": correction, "actor": actor,
-             "version": self.version}
+            {
+                "actual": actual,
+                "observed_at": observed_at,
+                "correction": correction,
+                "actor": actor,
+                "version": self.version,
+            }
         )
 
 
@@ -142,4 +149,6 @@ class NewPrediction:
             data = mapper.compressor.compress(data)
         if mapper.cipher:
             data = mapper.cipher.encrypt(data)
-        return StoredEvent(originator_id=self.id, originator_version=1, topic=MADE_TOPIC, state=data)
+        return StoredEvent(
+            originator_id=self.id, originator_version=1, topic=MADE_TOPIC, state=data
+        )

@@ -36,29 +36,49 @@ class Subject(Aggregate):
         """SubjectForgotten: the keys of these deployments were destroyed; projections erase."""
 
         subject_ref: str
-        deployment: str | None  # None: every deployment (a person's request); else retention's scope
+        deployment: (
+            str | None
+        )  # None: every deployment (a person's request); else retention's scope
         deployments: list[str]  # the deployments whose key for this subject is destroyed
         models: list[str]  # models trained on rows of this subject: they may hold its values
         reason: str
         actor: str
 
     def is_forgotten(self, deployment: str | None) -> bool:
-        return self.forgotten_everywhere or (deployment is not None and deployment in self.forgotten_in)
+        return self.forgotten_everywhere or (
+            deployment is not None and deployment in self.forgotten_in
+        )
 
     def forget(
-        self, deployment: str | None, deployments: list[str], models: list[str], reason: str, actor: str
+        self,
+        deployment: str | None,
+        deployments: list[str],
+        models: list[str],
+        reason: str,
+        actor: str,
     ) -> None:
         if not reason or not reason.strip():
-            raise InvalidCommand("an erasure needs a reason (e.g. the request's reference)", field="reason")
+            raise InvalidCommand(
+                "an erasure needs a reason (e.g. the request's reference)", field="reason"
+            )
         self._forgotten(
-            subject_ref=self.subject_ref, deployment=deployment, deployments=sorted(deployments),
-            models=sorted(models), reason=reason, actor=actor,
+            subject_ref=self.subject_ref,
+            deployment=deployment,
+            deployments=sorted(deployments),
+            models=sorted(models),
+            reason=reason,
+            actor=actor,
         )
 
     @event(Forgotten)
     def _forgotten(
-        self, subject_ref: str, deployment: str | None, deployments: list[str], models: list[str],
-        reason: str, actor: str,
+        self,
+        subject_ref: str,
+        deployment: str | None,
+        deployments: list[str],
+        models: list[str],
+        reason: str,
+        actor: str,
     ) -> None:
         self.erasures += 1
         if deployment is None:

@@ -51,11 +51,15 @@ def _lp_topic(topic: str) -> bytes:
     return prefix
 
 
-def content_hash(recorded_at: int, originator_id: bytes, version: int, topic: str, state: Any) -> bytes:
+def content_hash(
+    recorded_at: int, originator_id: bytes, version: int, topic: str, state: Any
+) -> bytes:
     """SHA-256 over the event's length-prefixed fields (position excluded, see module doc)."""
     if type(originator_id) is not bytes:  # PostgreSQL hands bytea over as a memoryview
         originator_id = bytes(originator_id)
-    head = _CONTENT_HEAD.pack(len(EVENT_TAG), EVENT_TAG, 8, recorded_at, 16, originator_id, 8, version)
+    head = _CONTENT_HEAD.pack(
+        len(EVENT_TAG), EVENT_TAG, 8, recorded_at, 16, originator_id, 8, version
+    )
     digest = hashlib.sha256(head)
     digest.update(_lp_topic(topic))
     digest.update(_LEN.pack(len(state)))
@@ -83,7 +87,11 @@ def _uuid_text(raw: bytes) -> str:
 
 
 def _uuid_bytes(text: Any) -> bytes:
-    if not isinstance(text, str) or len(text) != 36 or text[8] + text[13] + text[18] + text[23] != "----":
+    if (
+        not isinstance(text, str)
+        or len(text) != 36
+        or text[8] + text[13] + text[18] + text[23] != "----"
+    ):
         raise ValueError("raw event field 'originator_id' must be a UUID in its 36-character form")
     hex_digits = text.replace("-", "")
     if len(hex_digits) != 32 or not hex_digits.isalnum():  # fromhex would skip whitespace
@@ -118,6 +126,10 @@ def raw_event_from_json(item: dict[str, Any] | str | bytes) -> RawEvent:
     if not isinstance(data.get("topic"), str) or not isinstance(data.get("state_b64"), str):
         raise ValueError("raw event fields 'topic' and 'state_b64' must be strings")
     return RawEvent(
-        data["position"], data["recorded_at"], _uuid_bytes(data.get("originator_id")),
-        data["originator_version"], data["topic"], base64.b64decode(data["state_b64"], validate=True),
+        data["position"],
+        data["recorded_at"],
+        _uuid_bytes(data.get("originator_id")),
+        data["originator_version"],
+        data["topic"],
+        base64.b64decode(data["state_b64"], validate=True),
     )

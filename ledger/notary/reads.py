@@ -29,7 +29,9 @@ _SQLITE_EVENTS = _EVENTS_SQL.format(originator="originator_id", state="state")
 _PG_EVENTS = _EVENTS_SQL.format(originator="uuid_send(originator_id)", state="state")
 # bytea leaves PostgreSQL as hex text (twice the bytes, parsed by the client); a UTF-8 state
 # sent as text costs a third of that and re-encodes to exactly the stored bytes.
-_PG_EVENTS_TEXT = _EVENTS_SQL.format(originator="uuid_send(originator_id)", state="convert_from(state, 'UTF8')")
+_PG_EVENTS_TEXT = _EVENTS_SQL.format(
+    originator="uuid_send(originator_id)", state="convert_from(state, 'UTF8')"
+)
 _CHAIN_SQL = (
     f"SELECT position, content_hash, chain_hash FROM {CHAIN_TABLE} "
     "WHERE position >= ? ORDER BY position LIMIT ?"
@@ -85,7 +87,10 @@ def _fetch_chain(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
         if well_formed:
             blob = bytes(blob)
             pairs = range(0, len(blob), 64)
-            return [(p, blob[i:i + 32], blob[i + 32:i + 64]) for p, i in zip(positions, pairs, strict=True)]
+            return [
+                (p, blob[i : i + 32], blob[i + 32 : i + 64])
+                for p, i in zip(positions, pairs, strict=True)
+            ]
     rows = _fetch(conn, _CHAIN_SQL, (lo, page))
     if rows and type(rows[0][1]) is not bytes:
         # psycopg2's memoryviews have format 'c' and never compare equal to bytes.
@@ -93,7 +98,9 @@ def _fetch_chain(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
     return rows
 
 
-def _pages(engine: sa.Engine, fetch: Any, lo: int, hi: int | None, page: int) -> Iterator[list[tuple]]:
+def _pages(
+    engine: sa.Engine, fetch: Any, lo: int, hi: int | None, page: int
+) -> Iterator[list[tuple]]:
     """Keyset pages by position; each page its own short read, so a long scan holds no locks.
 
     The upper bound is applied here, not in SQL: a two-sided range on a freshly loaded
@@ -146,14 +153,16 @@ def _prefetched(pages: Iterator[list[tuple]], depth: int = 3) -> Iterator[tuple]
         stop.set()
 
 
-def event_rows(engine: sa.Engine, from_position: int = 0, to_position: int | None = None,
-               page: int = 5000) -> Iterator[tuple]:
+def event_rows(
+    engine: sa.Engine, from_position: int = 0, to_position: int | None = None, page: int = 5000
+) -> Iterator[tuple]:
     """The fast path: plain tuples in RawEvent's field order, read ahead by a helper thread."""
     return _prefetched(_pages(engine, fetch_events, from_position, to_position, page))
 
 
-def chain_rows(engine: sa.Engine, from_position: int = 0, to_position: int | None = None,
-               page: int = 5000) -> Iterator[tuple]:
+def chain_rows(
+    engine: sa.Engine, from_position: int = 0, to_position: int | None = None, page: int = 5000
+) -> Iterator[tuple]:
     """The notary's rows as (position, content hash, chain hash), read ahead."""
     return _prefetched(_pages(engine, _fetch_chain, from_position, to_position, page))
 
@@ -186,6 +195,6 @@ def iter_chain_rows(
 def last_position(engine: sa.Engine) -> int:
     """The highest stored position (0 for an empty ledger)."""
     with engine.connect() as conn:
-        return int(conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one())
-
-
+        return int(
+            conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one()
+        )

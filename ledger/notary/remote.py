@@ -12,7 +12,9 @@ from ledger.errors import InvalidCommand
 from ledger.notary.chain import RawEvent, raw_event_from_json
 
 
-def iter_events_from_url(url: str, api_key: str | None = None, timeout: float = 60) -> Iterator[RawEvent]:
+def iter_events_from_url(
+    url: str, api_key: str | None = None, timeout: float = 60
+) -> Iterator[RawEvent]:
     """Follow GET /v1/ledger/events pages: a line `{"next": URL-or-cursor}` names the next page.
 
     A line carrying `next` (alone or as `next_cursor`) is a paging hint, never an event; the
@@ -25,13 +27,17 @@ def iter_events_from_url(url: str, api_key: str | None = None, timeout: float = 
     while next_url:
         if next_url in seen:
             raise InvalidCommand(f"the server's next cursor loops back to {next_url}")
-        if urllib.parse.urlsplit(next_url)[:2] != origin:  # never hand the bearer key to another host
+        if (
+            urllib.parse.urlsplit(next_url)[:2] != origin
+        ):  # never hand the bearer key to another host
             raise InvalidCommand(f"the server's next page {next_url} is not on {url}'s host")
         seen.add(next_url)
         next_url = yield from _read_page(next_url, api_key, timeout)
 
 
-def _read_page(url: str, api_key: str | None, timeout: float) -> Generator[RawEvent, None, str | None]:
+def _read_page(
+    url: str, api_key: str | None, timeout: float
+) -> Generator[RawEvent, None, str | None]:
     request = urllib.request.Request(url, headers={"Accept": "application/x-ndjson"})
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")

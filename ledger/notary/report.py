@@ -85,8 +85,15 @@ class VerificationReport:
     def record_digest(self, digest: Digest, failure: Problem | None) -> None:
         if failure is not None and failure.kind == "digest_mismatch":
             failure.detail += self._bracket(failure.position)
-        self.digests.append(DigestCheck(digest.position, digest.key_id, digest.issued_at,
-                                        failure is None, failure.detail if failure else "verified"))
+        self.digests.append(
+            DigestCheck(
+                digest.position,
+                digest.key_id,
+                digest.issued_at,
+                failure is None,
+                failure.detail if failure else "verified",
+            )
+        )
         if failure is not None:
             self.add(failure.kind, failure.position, failure.detail)
 
@@ -99,31 +106,48 @@ class VerificationReport:
     def to_dict(self) -> dict[str, Any]:
         first = self.first_problem
         return {
-            "ok": self.ok, "events": self.events, "head_position": self.head_position,
-            "head_hash": self.head_hash.hex(), "chain_compared": self.chain_compared,
-            "chained": self.chained, "unchained": self.unchained, "counts": dict(self.counts),
+            "ok": self.ok,
+            "events": self.events,
+            "head_position": self.head_position,
+            "head_hash": self.head_hash.hex(),
+            "chain_compared": self.chain_compared,
+            "chained": self.chained,
+            "unchained": self.unchained,
+            "counts": dict(self.counts),
             "first_problem": first.to_dict() if first else None,
             "problems": [p.to_dict() for p in sorted(self.problems, key=lambda p: p.position)],
-            "digests": [vars(d) for d in self.digests], "warnings": list(self.warnings),
+            "digests": [vars(d) for d in self.digests],
+            "warnings": list(self.warnings),
         }
 
     def render(self) -> str:
         """A report a person reads: the verdict first, then where and why."""
-        lines = [f"{'OK' if self.ok else 'TAMPERED'}: {self.events} events, head at position "
-                 f"{self.head_position} ({self.head_hash.hex()})"]
+        lines = [
+            f"{'OK' if self.ok else 'TAMPERED'}: {self.events} events, head at position "
+            f"{self.head_position} ({self.head_hash.hex()})"
+        ]
         if self.chain_compared:
-            lines.append(f"notary chain: {self.chained} rows compared, {self.unchained} events not yet chained")
+            lines.append(
+                f"notary chain: {self.chained} rows compared, {self.unchained} events not yet chained"
+            )
         else:
             lines.append("notary chain: not compared (events only)")
         first = self.first_problem
         if first is not None:
-            lines.append(f"FIRST PROBLEM at position {first.position}: {KIND_TITLES.get(first.kind, first.kind)}"
-                         f" — {first.detail}")
+            lines.append(
+                f"FIRST PROBLEM at position {first.position}: {KIND_TITLES.get(first.kind, first.kind)}"
+                f" — {first.detail}"
+            )
             lines.append("counts: " + ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items())))
-            lines += [f"  {p.position}: {p.kind}: {p.detail}" for p in sorted(self.problems, key=lambda p: p.position)[:20]]
+            lines += [
+                f"  {p.position}: {p.kind}: {p.detail}"
+                for p in sorted(self.problems, key=lambda p: p.position)[:20]
+            ]
         for check in self.digests:
-            lines.append(f"digest at position {check.position} (key {check.key_id}, issued {check.issued_at}): "
-                         f"{'verified' if check.ok else 'FAILED: ' + check.detail}")
+            lines.append(
+                f"digest at position {check.position} (key {check.key_id}, issued {check.issued_at}): "
+                f"{'verified' if check.ok else 'FAILED: ' + check.detail}"
+            )
         if not self.digests:
             lines.append("no digest checked: this proves consistency with the notary's table only")
         lines += [f"warning: {w}" for w in self.warnings]

@@ -59,10 +59,12 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 
 def _write_key_pair(key: Ed25519PrivateKey, path: Path) -> None:
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     _write_new(path, private, 0o600)
     public_path = public_key_path(path)
     public_path.unlink(missing_ok=True)  # the public half is not secret; it follows the private one
@@ -73,11 +75,15 @@ def create_signing_key(ledger: Any, path: Path, actor: str) -> str:
     """Create the key pair once: private half to `path` (0600), public half as an event."""
     path = Path(path)
     if path.exists():
-        raise AlreadyExists(f"a signing key already exists at {path}; use `ledger signing-key rotate`")
+        raise AlreadyExists(
+            f"a signing key already exists at {path}; use `ledger signing-key rotate`"
+        )
     key = Ed25519PrivateKey.generate()
     _write_key_pair(key, path)
     key_id = key_id_for(key.public_key())
-    ledger.record_signing_key(key_id=key_id, public_key=public_key_text(key.public_key()), actor=actor)
+    ledger.record_signing_key(
+        key_id=key_id, public_key=public_key_text(key.public_key()), actor=actor
+    )
     return key_id
 
 
@@ -94,8 +100,9 @@ def rotate_signing_key(ledger: Any, path: Path, actor: str) -> tuple[str, str]:
         os.replace(retired, path)
         raise
     new_id = key_id_for(key.public_key())
-    ledger.record_signing_key(key_id=new_id, public_key=public_key_text(key.public_key()),
-                              actor=actor, replaces=old_id)
+    ledger.record_signing_key(
+        key_id=new_id, public_key=public_key_text(key.public_key()), actor=actor, replaces=old_id
+    )
     return old_id, new_id
 
 
@@ -105,8 +112,12 @@ class TamperSuspected(Conflict):
     code = "tamper_suspected"
 
 
-def issue_digest(engine: sa.Engine, key_path: Path, digests_dir: Path | None = None,
-                 previous: Digest | None = None) -> Digest:
+def issue_digest(
+    engine: sa.Engine,
+    key_path: Path,
+    digests_dir: Path | None = None,
+    previous: Digest | None = None,
+) -> Digest:
     """Catch the chain up, sign its head, and write it to `digests_dir` when given.
 
     Refuses to sign a chain that no longer passes through the last digest issued
@@ -142,7 +153,9 @@ def check_continuity(engine: sa.Engine, previous: Digest) -> None:
 class DigestWriter:
     """Writes a signed digest into a directory every `interval_seconds` (for the service)."""
 
-    def __init__(self, engine: sa.Engine, key_path: Path, digests_dir: Path, interval_seconds: float = 300):
+    def __init__(
+        self, engine: sa.Engine, key_path: Path, digests_dir: Path, interval_seconds: float = 300
+    ):
         self.engine, self.key_path, self.digests_dir = engine, Path(key_path), Path(digests_dir)
         self.interval_seconds = interval_seconds
         self.stop_event = threading.Event()
@@ -175,7 +188,8 @@ class DigestWriter:
 
 
 def verify_database(
-    engine: sa.Engine, digests: Iterable[Digest] = (),
+    engine: sa.Engine,
+    digests: Iterable[Digest] = (),
     public_key: Ed25519PublicKey | Iterable[Ed25519PublicKey] | None = None,
     page: int = 5000,
 ) -> VerificationReport:
@@ -197,7 +211,9 @@ def verify_database(
 def _chain_end(engine: sa.Engine) -> int:
     position = notary_head(engine)[0]
     with engine.connect() as conn:
-        last_row = conn.exec_driver_sql(f"SELECT coalesce(max(position), 0) FROM {CHAIN_TABLE}").scalar_one()
+        last_row = conn.exec_driver_sql(
+            f"SELECT coalesce(max(position), 0) FROM {CHAIN_TABLE}"
+        ).scalar_one()
     return max(position, int(last_row))
 
 
@@ -207,8 +223,11 @@ def _check_head_row(engine: sa.Engine, report: VerificationReport) -> None:
     if position == 0:
         return
     with engine.connect() as conn:
-        row = conn.execute(sa.text(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE position = :p"),
-                           {"p": position}).first()
+        row = conn.execute(
+            sa.text(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE position = :p"), {"p": position}
+        ).first()
         last_row = conn.exec_driver_sql(f"SELECT max(position) FROM {CHAIN_TABLE}").scalar_one()
     if row is None or bytes(row[0]) != head_hash or last_row != position:
-        report.add("chain_altered", position, "the notary's head row does not match its last chain row")
+        report.add(
+            "chain_altered", position, "the notary's head row does not match its last chain row"
+        )

@@ -106,8 +106,11 @@ class Digest:
     def payload(self) -> bytes:
         """The exact bytes signed (see the module docstring)."""
         lines = [
-            PAYLOAD_HEADER, f"position={self.position}", f"head_hash={self.head_hash}",
-            f"recorded_at={self.recorded_at or 'none'}", f"issued_at={self.issued_at}",
+            PAYLOAD_HEADER,
+            f"position={self.position}",
+            f"head_hash={self.head_hash}",
+            f"recorded_at={self.recorded_at or 'none'}",
+            f"issued_at={self.issued_at}",
             f"key_id={self.key_id}",
         ]
         return ("\n".join(lines) + "\n").encode("ascii")
@@ -143,15 +146,22 @@ class Digest:
 
 
 def sign_digest(
-    key: Ed25519PrivateKey, position: int, head_hash: bytes, recorded_at_us: int | None,
+    key: Ed25519PrivateKey,
+    position: int,
+    head_hash: bytes,
+    recorded_at_us: int | None,
     issued_at: datetime | None = None,
 ) -> Digest:
     """Sign the head of the chain."""
     public = key.public_key()
     unsigned = Digest(
-        position=position, head_hash=head_hash.hex(), recorded_at=us_to_iso(recorded_at_us),
+        position=position,
+        head_hash=head_hash.hex(),
+        recorded_at=us_to_iso(recorded_at_us),
         issued_at=(issued_at or datetime.now(UTC)).isoformat(timespec="microseconds"),
-        key_id=key_id_for(public), public_key=public_key_text(public), signature="",
+        key_id=key_id_for(public),
+        public_key=public_key_text(public),
+        signature="",
     )
     signature = base64.b64encode(key.sign(unsigned.payload())).decode("ascii")
     return Digest(**{**asdict(unsigned), "signature": signature})

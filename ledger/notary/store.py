@@ -55,8 +55,12 @@ def ensure_notary_tables(engine: sa.Engine) -> None:
             f"CREATE TABLE IF NOT EXISTS {NOTARY_TABLE} (id INTEGER PRIMARY KEY, "
             f"position BIGINT NOT NULL, head_hash {_blob(conn)} NOT NULL, recorded_at BIGINT)"
         )
-        conn.execute(sa.text(f"INSERT INTO {NOTARY_TABLE} VALUES (1, 0, :h, NULL) ON CONFLICT (id) DO NOTHING"),
-                     {"h": GENESIS})
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {NOTARY_TABLE} VALUES (1, 0, :h, NULL) ON CONFLICT (id) DO NOTHING"
+            ),
+            {"h": GENESIS},
+        )
         _guard_chain_table(conn, postgres)
     _ensured.add(engine)
 
@@ -88,7 +92,9 @@ def notary_head(engine: sa.Engine) -> tuple[int, bytes, int | None]:
 
 
 def _read_head(conn: sa.Connection) -> tuple[int, bytes, int | None]:
-    row = conn.exec_driver_sql(f"SELECT position, head_hash, recorded_at FROM {NOTARY_TABLE} WHERE id = 1").one()
+    row = conn.exec_driver_sql(
+        f"SELECT position, head_hash, recorded_at FROM {NOTARY_TABLE} WHERE id = 1"
+    ).one()
     return int(row[0]), bytes(row[1]), row[2]
 
 
@@ -123,8 +129,10 @@ def _advance_page(engine: sa.Engine, page: int) -> int | None:
         _insert_chain_rows(conn, rows)
         new, recorded_at = events[-1][0], events[-1][1]
         moved = conn.execute(
-            sa.text(f"UPDATE {NOTARY_TABLE} SET position = :new, head_hash = :h, recorded_at = :r "
-                    "WHERE id = 1 AND position = :old"),
+            sa.text(
+                f"UPDATE {NOTARY_TABLE} SET position = :new, head_hash = :h, recorded_at = :r "
+                "WHERE id = 1 AND position = :old"
+            ),
             {"new": new, "h": previous, "r": recorded_at, "old": old},
         ).rowcount
         if moved != 1:
@@ -139,7 +147,9 @@ def _insert_chain_rows(conn: sa.Connection, rows: list[tuple[int, bytes, bytes]]
         if is_postgres(conn):
             from psycopg2.extras import execute_values
 
-            execute_values(cursor, f"INSERT INTO {CHAIN_TABLE} VALUES %s", rows, page_size=len(rows))
+            execute_values(
+                cursor, f"INSERT INTO {CHAIN_TABLE} VALUES %s", rows, page_size=len(rows)
+            )
         else:
             cursor.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?, ?, ?)", rows)
     finally:

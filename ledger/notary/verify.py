@@ -81,8 +81,13 @@ def verify_events(
     return report
 
 
-def _walk(events: Iterable[Any], chain_rows: Any, heads: dict, keyring: _Keyring,
-          report: VerificationReport) -> None:
+def _walk(
+    events: Iterable[Any],
+    chain_rows: Any,
+    heads: dict,
+    keyring: _Keyring,
+    report: VerificationReport,
+) -> None:
     """The hot loop: one pass, two SHA-256 calls an event."""
     rows = iter(chain_rows) if chain_rows is not None else None
     row = next(rows, None) if rows is not None else None
@@ -94,20 +99,32 @@ def _walk(events: Iterable[Any], chain_rows: Any, heads: dict, keyring: _Keyring
                 event = raw_event_from_json(event)
             position, recorded_at, originator, version, topic, state = event
             if type(position) is not int or position <= last:
-                report.add("out_of_order", last + 1, f"position {position!r} follows {last}: must strictly increase")
+                report.add(
+                    "out_of_order",
+                    last + 1,
+                    f"position {position!r} follows {last}: must strictly increase",
+                )
                 break
             content = content_hash(recorded_at, originator, version, topic, state)
             previous = chain_hash(previous, position, content)
             if rows is not None:
                 row = _compare_row(rows, row, position, content, previous, report)
             elif recorded_at < last_at:  # the database clock never steps back
-                report.add("clock_regressed", position, "recorded earlier than the event before it: moved or altered")
+                report.add(
+                    "clock_regressed",
+                    position,
+                    "recorded earlier than the event before it: moved or altered",
+                )
             if position in heads:
                 heads[position] = (previous, recorded_at)
             if topic in key_topics:
                 keyring.observe(RawEvent(*event))
             last, last_at, count = position, recorded_at, count + 1
-    except (ValueError, TypeError, struct.error) as error:  # a malformed stream proves nothing after it
+    except (
+        ValueError,
+        TypeError,
+        struct.error,
+    ) as error:  # a malformed stream proves nothing after it
         report.add("malformed", last + 1, f"unreadable event after position {last}: {error}")
     _rest_removed(rows, row, report)
     report.events, report.head_position, report.head_hash = count, max(last, 0), previous
@@ -119,8 +136,9 @@ def _rest_removed(rows: Any, row: Any, report: VerificationReport) -> None:
         row = next(rows, None)
 
 
-def _compare_row(rows: Any, row: Any, position: int, content: bytes, chained: bytes,
-                 report: VerificationReport) -> Any:
+def _compare_row(
+    rows: Any, row: Any, position: int, content: bytes, chained: bytes, report: VerificationReport
+) -> Any:
     """Match one event to the notary's row at its position; returns the next row."""
     while row is not None and row[0] < position:
         report.add("removed", row[0], "the notary chained an event here; it is no longer stored")
@@ -136,8 +154,11 @@ def _compare_row(rows: Any, row: Any, position: int, content: bytes, chained: by
         if len(report.mismatches) < MAX_REMEMBERED_MISMATCHES:
             report.mismatches[position] = (content, bytes(row[1]))
     elif row[2] != chained and not report.problems:
-        report.add("chain_altered", position,
-                   "the event matches but the notary's chain hash here does not: the chain table was altered")
+        report.add(
+            "chain_altered",
+            position,
+            "the event matches but the notary's chain hash here does not: the chain table was altered",
+        )
     report.chained += 1
     return next(rows, None)
 
@@ -158,11 +179,17 @@ def _name_reorders(report: VerificationReport) -> None:
         found, recorded = report.mismatches[p]
         source = chained_at.get(found)
         if source is None and chained_at.get(report.mismatches.get(p + 1, (b"", b""))[0]) == p:
-            report.reclassify(problem, "inserted", "a forged event here pushed the later events up by one")
+            report.reclassify(
+                problem, "inserted", "a forged event here pushed the later events up by one"
+            )
         elif source == p + 1 and recorded not in found_at:
-            report.reclassify(problem, "removed", "the event chained here is gone; the later ones moved down")
+            report.reclassify(
+                problem, "removed", "the event chained here is gone; the later ones moved down"
+            )
         elif source is not None and source != p:
-            report.reclassify(problem, "reordered", f"holds the event the notary chained at position {source}")
+            report.reclassify(
+                problem, "reordered", f"holds the event the notary chained at position {source}"
+            )
 
 
 def _pinned(keys: Any) -> dict[str, Ed25519PublicKey] | None:
@@ -172,8 +199,13 @@ def _pinned(keys: Any) -> dict[str, Ed25519PublicKey] | None:
     return {key_id_for(key): key for key in keys}
 
 
-def _check_digest(digest: Digest, heads: dict, keyring: _Keyring, pinned: dict[str, Ed25519PublicKey] | None,
-                  report: VerificationReport) -> None:
+def _check_digest(
+    digest: Digest,
+    heads: dict,
+    keyring: _Keyring,
+    pinned: dict[str, Ed25519PublicKey] | None,
+    report: VerificationReport,
+) -> None:
     """Signature first (against a pinned or recorded key), then the recomputed head."""
     failure = _signature_failure(digest, keyring, pinned)
     if failure is None:
@@ -181,22 +213,38 @@ def _check_digest(digest: Digest, heads: dict, keyring: _Keyring, pinned: dict[s
     report.record_digest(digest, failure)
 
 
-def _signature_failure(digest: Digest, keyring: _Keyring, pinned: dict[str, Ed25519PublicKey] | None) -> Problem | None:
+def _signature_failure(
+    digest: Digest, keyring: _Keyring, pinned: dict[str, Ed25519PublicKey] | None
+) -> Problem | None:
     if pinned is not None:
         key = pinned.get(digest.key_id)
         if key is None:
-            return Problem("digest_key", digest.position,
-                           f"signed by key {digest.key_id}, which is not pinned ({', '.join(pinned) or 'none'})")
+            return Problem(
+                "digest_key",
+                digest.position,
+                f"signed by key {digest.key_id}, which is not pinned ({', '.join(pinned) or 'none'})",
+            )
     else:
         recorded = keyring.keys.get(digest.key_id)
         if recorded is None or recorded[0] > digest.position:
-            return Problem("digest_key", digest.position,
-                           f"key {digest.key_id} is not recorded in the ledger at or before the digest")
+            return Problem(
+                "digest_key",
+                digest.position,
+                f"key {digest.key_id} is not recorded in the ledger at or before the digest",
+            )
         key = public_key_from_text(recorded[1])
         if key_id_for(key) != digest.key_id:
-            return Problem("digest_key", digest.position, f"the recorded key {digest.key_id} has another fingerprint")
+            return Problem(
+                "digest_key",
+                digest.position,
+                f"the recorded key {digest.key_id} has another fingerprint",
+            )
     if digest.public_key != public_key_text(key) or not signature_valid(digest, key):
-        return Problem("digest_signature", digest.position, f"the signature by key {digest.key_id} is not valid")
+        return Problem(
+            "digest_signature",
+            digest.position,
+            f"the signature by key {digest.key_id} is not valid",
+        )
     return None
 
 
@@ -207,11 +255,17 @@ def _head_failure(digest: Digest, heads: dict, report: VerificationReport) -> Pr
         expected = heads.get(digest.position)
     if expected is None:
         if digest.position > report.head_position:
-            return Problem("digest_not_covered", digest.position,
-                           f"the events end at position {report.head_position}, before the digest's")
+            return Problem(
+                "digest_not_covered",
+                digest.position,
+                f"the events end at position {report.head_position}, before the digest's",
+            )
         return Problem("removed", digest.position, "the event the signed head ends at is missing")
     recorded_at = None if digest.recorded_at is None else iso_to_us(digest.recorded_at)
     if expected[0].hex() != digest.head_hash or expected[1] != recorded_at:
-        return Problem("digest_mismatch", digest.position,
-                       "the chain recomputed from the stored events differs from the signed head")
+        return Problem(
+            "digest_mismatch",
+            digest.position,
+            "the chain recomputed from the stored events differs from the signed head",
+        )
     return None

@@ -40,10 +40,27 @@ from ledger.privacy.keys import (
 from ledger.privacy.sealing import ERASED, ERASED_TEXT, Sealer, sealed_fields, subject_ref
 
 __all__ = [
-    "ERASED", "ERASED_TEXT", "KEYS_TABLE", "SUBJECT_FORGOTTEN", "DatabaseKeyStore", "ForgetResult",
-    "Forgotten", "KeyCache", "LocalMasterKey", "MasterKey", "MasterKeyMismatch", "Sealer",
-    "SubjectKeyStore", "default_sealer", "forget", "forget_ref", "models_trained_on", "sealed_fields",
-    "sealer_for", "subject_ref", "trained_subjects_record",
+    "ERASED",
+    "ERASED_TEXT",
+    "KEYS_TABLE",
+    "SUBJECT_FORGOTTEN",
+    "DatabaseKeyStore",
+    "ForgetResult",
+    "Forgotten",
+    "KeyCache",
+    "LocalMasterKey",
+    "MasterKey",
+    "MasterKeyMismatch",
+    "Sealer",
+    "SubjectKeyStore",
+    "default_sealer",
+    "forget",
+    "forget_ref",
+    "models_trained_on",
+    "sealed_fields",
+    "sealer_for",
+    "subject_ref",
+    "trained_subjects_record",
 ]
 
 
@@ -56,8 +73,12 @@ def default_sealer(engine: sa.Engine, secrets_dir: Path) -> Sealer:
     with _SEALERS_LOCK:
         sealer = _SEALERS.get(engine)
         if sealer is None:
-            ttl = float(os.environ.get("LEDGER_KEY_CACHE_SECONDS", 2))  # as the API-key cache: a forget reaches every worker within it
-            store = DatabaseKeyStore(engine, LocalMasterKey.from_environment(secrets_dir), KeyCache(ttl_seconds=ttl))
+            ttl = float(
+                os.environ.get("LEDGER_KEY_CACHE_SECONDS", 2)
+            )  # as the API-key cache: a forget reaches every worker within it
+            store = DatabaseKeyStore(
+                engine, LocalMasterKey.from_environment(secrets_dir), KeyCache(ttl_seconds=ttl)
+            )
             store.create_table()
             sealer = _SEALERS[engine] = Sealer(store, pepper(secrets_dir))
         return sealer

@@ -35,17 +35,23 @@ class ForgetResult:
         return {
             "subject_ref": self.subject_ref,
             "status": "already_forgotten" if self.already_forgotten else "forgotten",
-            "deployment": self.deployment, "deployments": self.deployments, "models": self.models,
+            "deployment": self.deployment,
+            "deployments": self.deployments,
+            "models": self.models,
             "position": self.position,
         }
 
 
-def forget(ledger: Ledger, subject_id: Any, reason: str, actor: str, deployment: str | None = None) -> ForgetResult:
+def forget(
+    ledger: Ledger, subject_id: Any, reason: str, actor: str, deployment: str | None = None
+) -> ForgetResult:
     """Erase a subject (everywhere, or in one deployment): 404 if the ledger never saw it."""
     return forget_ref(ledger, ledger.sealer.subject_ref(subject_id), reason, actor, deployment)
 
 
-def forget_ref(ledger: Ledger, ref: str, reason: str, actor: str, deployment: str | None = None) -> ForgetResult:
+def forget_ref(
+    ledger: Ledger, ref: str, reason: str, actor: str, deployment: str | None = None
+) -> ForgetResult:
     """Forget by subject reference (what retention knows); the event first, then the keys."""
     sealer = ledger.sealer
     live = [s for s in sealer.keys.scopes(ref) if deployment is None or s == deployment]
@@ -63,7 +69,9 @@ def forget_ref(ledger: Ledger, ref: str, reason: str, actor: str, deployment: st
     except IntegrityError:  # a concurrent forget of the same subject won the race
         return ForgetResult(ref, True, deployment)
     sealer.destroy(ref, deployment)
-    return ForgetResult(ref, False, deployment, sorted(live), models, recordings[-1].notification.id)
+    return ForgetResult(
+        ref, False, deployment, sorted(live), models, recordings[-1].notification.id
+    )
 
 
 def models_trained_on(ledger: Ledger, ref: str) -> list[str]:
@@ -93,7 +101,11 @@ def _learned_from(trained: Any, ref: str) -> bool:
     """Accepts {"refs": [...]} (see trained_subjects_record) or a bare list of refs."""
     if not trained:
         return False
-    refs = (trained.get("refs") or trained.get("subject_refs") or []) if isinstance(trained, dict) else trained
+    refs = (
+        (trained.get("refs") or trained.get("subject_refs") or [])
+        if isinstance(trained, dict)
+        else trained
+    )
     return any(r == ref or (len(r) >= MIN_REF_PREFIX and ref.startswith(r)) for r in refs)
 
 

@@ -102,7 +102,9 @@ class LocalMasterKey:
         try:
             return self._aead.decrypt(wrapped[9:21], wrapped[21:], subject_ref.encode())
         except InvalidTag:
-            raise MasterKeyMismatch(f"the wrapped key of subject {subject_ref[:12]}… is corrupt") from None
+            raise MasterKeyMismatch(
+                f"the wrapped key of subject {subject_ref[:12]}… is corrupt"
+            ) from None
 
 
 class KeyCache:
@@ -191,7 +193,9 @@ class DatabaseKeyStore:
         """
         if self._postgres:
             with _guarded(self.engine.connect) as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"VACUUM FULL {KEYS_TABLE}")
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                    f"VACUUM FULL {KEYS_TABLE}"
+                )
             return
         with _guarded(self.engine.connect) as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -258,35 +262,56 @@ class DatabaseKeyStore:
 
 # The key table as SQLAlchemy Core sees it, for SQLite's batched insert.
 _KEYS = sa.Table(
-    KEYS_TABLE, sa.MetaData(),
-    sa.Column("subject_ref", sa.String(64), primary_key=True), sa.Column("scope", sa.String(200), primary_key=True),
-    sa.Column("wrapped_key", sa.LargeBinary, nullable=False), sa.Column("created_at", sa.BigInteger, nullable=False),
+    KEYS_TABLE,
+    sa.MetaData(),
+    sa.Column("subject_ref", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(200), primary_key=True),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
 
-def _insert_postgres(conn: sa.Connection, wrapped: dict[tuple[str, str], bytes], now: int) -> set[tuple[str, str]]:
+def _insert_postgres(
+    conn: sa.Connection, wrapped: dict[tuple[str, str], bytes], now: int
+) -> set[tuple[str, str]]:
     """The keys as three arrays in one statement: no per-row parameter handling."""
-    sql = (f"INSERT INTO {KEYS_TABLE} (subject_ref, scope, wrapped_key, created_at) "
-           "SELECT s, c, w, %(t)s FROM unnest(%(s)s::varchar[], %(c)s::varchar[], %(w)s::bytea[]) AS u(s, c, w) "
-           "ON CONFLICT DO NOTHING RETURNING subject_ref, scope")
-    params = {"s": [s for s, _ in wrapped], "c": [c for _, c in wrapped], "w": list(wrapped.values()), "t": now}
+    sql = (
+        f"INSERT INTO {KEYS_TABLE} (subject_ref, scope, wrapped_key, created_at) "
+        "SELECT s, c, w, %(t)s FROM unnest(%(s)s::varchar[], %(c)s::varchar[], %(w)s::bytea[]) AS u(s, c, w) "
+        "ON CONFLICT DO NOTHING RETURNING subject_ref, scope"
+    )
+    params = {
+        "s": [s for s, _ in wrapped],
+        "c": [c for _, c in wrapped],
+        "w": list(wrapped.values()),
+        "t": now,
+    }
     return {(s, c) for s, c in conn.exec_driver_sql(sql, params)}
 
 
-def _insert_sqlite(conn: sa.Connection, wrapped: dict[tuple[str, str], bytes], now: int) -> set[tuple[str, str]]:
+def _insert_sqlite(
+    conn: sa.Connection, wrapped: dict[tuple[str, str], bytes], now: int
+) -> set[tuple[str, str]]:
     """Batched by SQLAlchemy (insertmanyvalues); keys another process made first are skipped."""
-    params = [{"subject_ref": s, "scope": c, "wrapped_key": w, "created_at": now} for (s, c), w in wrapped.items()]
-    insert = sqlite.insert(_KEYS).on_conflict_do_nothing().returning(_KEYS.c.subject_ref, _KEYS.c.scope)
+    params = [
+        {"subject_ref": s, "scope": c, "wrapped_key": w, "created_at": now}
+        for (s, c), w in wrapped.items()
+    ]
+    insert = (
+        sqlite.insert(_KEYS).on_conflict_do_nothing().returning(_KEYS.c.subject_ref, _KEYS.c.scope)
+    )
     return set(conn.execute(insert, params).tuples())
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 @contextmanager
-def _guarded(opener: Callable[[], AbstractContextManager[sa.Connection]]) -> Iterator[sa.Connection]:
+def _guarded(
+    opener: Callable[[], AbstractContextManager[sa.Connection]],
+) -> Iterator[sa.Connection]:
     """A key store outage becomes StorageUnavailable, so a prediction fails cleanly (503)."""
     try:
         with opener() as conn:

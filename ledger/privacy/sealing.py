@@ -66,9 +66,13 @@ class Sealer:
     def __init__(self, keys: SubjectKeyStore, ref_secret: bytes):
         self.keys = keys
         self.ref_secret = ref_secret
-        self._ref_hmac = hmac.new(ref_secret, REF_PREFIX, hashlib.sha256)  # copied per ref: no key setup
+        self._ref_hmac = hmac.new(
+            ref_secret, REF_PREFIX, hashlib.sha256
+        )  # copied per ref: no key setup
         self._digest_keys = _DigestKeys()
-        self._ciphers = _CipherCache(max_age=float(getattr(getattr(keys, "cache", None), "ttl", 2.0)))
+        self._ciphers = _CipherCache(
+            max_age=float(getattr(getattr(keys, "cache", None), "ttl", 2.0))
+        )
 
     def subject_ref(self, subject_id: Any) -> str:
         mac = self._ref_hmac.copy()
@@ -81,13 +85,24 @@ class Sealer:
         return hmac.new(self.ref_secret, message, hashlib.sha256).hexdigest()[:32]
 
     def seal(
-        self, schema: Mapping[str, Any], features: Mapping[str, Any], *, deployment: str, request_id: str
+        self,
+        schema: Mapping[str, Any],
+        features: Mapping[str, Any],
+        *,
+        deployment: str,
+        request_id: str,
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(plaintext features without the personal ones, sealed record or None)."""
-        return self.seal_many(schema, [features], deployment=deployment, request_ids=[request_id])[0]
+        return self.seal_many(schema, [features], deployment=deployment, request_ids=[request_id])[
+            0
+        ]
 
     def seal_many(
-        self, schema: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], *, deployment: str,
+        self,
+        schema: Mapping[str, Any],
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        deployment: str,
         request_ids: Sequence[str],
     ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
         """Seal a batch: keys of every subject fetched (or created) in one round trip."""
@@ -97,19 +112,32 @@ class Sealer:
         refs = self._refs_for(schema, rows, fields, deployment)
         keys = self._keys_for([(r, deployment) for r in set(refs) if r is not None])
         deadline = self._digest_keys.deadline()
-        ciphers = {ref: self._ciphers.get(ref, scope, key, deadline) for (ref, scope), key in keys.items()}
+        ciphers = {
+            ref: self._ciphers.get(ref, scope, key, deadline) for (ref, scope), key in keys.items()
+        }
         sealed = [
-            self._seal_row(row, fields, ref, ciphers.get(ref) if ref else None, deployment, request_id)
+            self._seal_row(
+                row, fields, ref, ciphers.get(ref) if ref else None, deployment, request_id
+            )
             for row, ref, request_id in zip(rows, refs, request_ids, strict=True)
         ]
-        self._digest_keys.hold({record["nonce"]: ciphers[ref]  # type: ignore[index]
-                                for (_, record), ref in zip(sealed, refs, strict=True) if record is not None})
+        self._digest_keys.hold(
+            {
+                record["nonce"]: ciphers[ref]  # type: ignore[index]
+                for (_, record), ref in zip(sealed, refs, strict=True)
+                if record is not None
+            }
+        )
         return sealed
 
-    def unseal(self, sealed: Mapping[str, Any], binding: str | None = None) -> dict[str, Any] | _Erased:
+    def unseal(
+        self, sealed: Mapping[str, Any], binding: str | None = None
+    ) -> dict[str, Any] | _Erased:
         """The sealed values, or ERASED when the subject's key was destroyed."""
         if binding is not None and binding != sealed["binding"]:
-            raise MasterKeyMismatch("a sealed record is bound to another prediction: the record was moved")
+            raise MasterKeyMismatch(
+                "a sealed record is bound to another prediction: the record was moved"
+            )
         try:
             key = self.keys.get(sealed["subject_ref"], sealed["scope"])
         except Forgotten:
@@ -118,7 +146,9 @@ class Sealer:
         try:
             plain = AESGCM(key).decrypt(_b64(sealed["nonce"]), _b64(sealed["ciphertext"]), aad)
         except InvalidTag:
-            raise MasterKeyMismatch("a sealed record does not open with its subject's key") from None
+            raise MasterKeyMismatch(
+                "a sealed record does not open with its subject's key"
+            ) from None
         return orjson.loads(plain)
 
     def unseal_for_display(self, prediction: Any) -> dict[str, Any]:
@@ -126,8 +156,9 @@ class Sealer:
         own_id = getattr(prediction, "originator_id", None) or prediction.id
         return self.display(prediction.features, getattr(prediction, "sealed", None), own_id)
 
-    def display(self, features: Mapping[str, Any], sealed: Mapping[str, Any] | None,
-                prediction_id: Any) -> dict[str, Any]:
+    def display(
+        self, features: Mapping[str, Any], sealed: Mapping[str, Any] | None, prediction_id: Any
+    ) -> dict[str, Any]:
         """The same from raw parts (a projection's decoded state): personal fields or "erased"."""
         if not sealed:
             return dict(features)
@@ -157,8 +188,13 @@ class Sealer:
         return self.keys.destroy(subject_ref, scope)
 
     # -- internals ---------------------------------------------------------------
-    def _refs_for(self, schema: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], fields: list[str],
-                  deployment: str) -> list[str | None]:
+    def _refs_for(
+        self,
+        schema: Mapping[str, Any],
+        rows: Sequence[Mapping[str, Any]],
+        fields: list[str],
+        deployment: str,
+    ) -> list[str | None]:
         """Each row's subject ref; a subject seen twice in the batch is hashed once."""
         subject_field = schema.get("subject_field")
         seen: dict[str, str] = {}
@@ -176,13 +212,17 @@ class Sealer:
         return refs
 
     @staticmethod
-    def _no_subject(row: Mapping[str, Any], fields: list[str], subject_field: str | None,
-                    deployment: str) -> None:
+    def _no_subject(
+        row: Mapping[str, Any], fields: list[str], subject_field: str | None, deployment: str
+    ) -> None:
         """A row without a subject may not carry personal values: they could never be erased."""
         personal = [f for f in fields if row.get(f) is not None]
         if personal:
-            fix = (f"send the subject field {subject_field!r}" if subject_field
-                   else f"declare a subject_field in deployment {deployment!r}'s schema")
+            fix = (
+                f"send the subject field {subject_field!r}"
+                if subject_field
+                else f"declare a subject_field in deployment {deployment!r}'s schema"
+            )
             raise InvalidCommand(
                 f"{', '.join(personal)} are personal data and need a subject to be erasable: {fix}",
                 field=subject_field or "schema.subject_field",
@@ -195,8 +235,13 @@ class Sealer:
         return {pair: self.keys.get_or_create(*pair) for pair in set(pairs)}
 
     def _seal_row(
-        self, row: Mapping[str, Any], fields: list[str], ref: str | None, cipher: _SubjectCipher | None,
-        deployment: str, request_id: str,
+        self,
+        row: Mapping[str, Any],
+        fields: list[str],
+        ref: str | None,
+        cipher: _SubjectCipher | None,
+        deployment: str,
+        request_id: str,
     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         if ref is None or cipher is None:  # no subject and no personal values: nothing to hide
             return dict(row), None
@@ -207,8 +252,13 @@ class Sealer:
         payload = orjson.dumps({f: row[f] for f in present})
         ciphertext = cipher.aead.encrypt(nonce, payload, _aad(deployment, binding, present))
         return plain, {
-            "v": SEAL_FORMAT, "subject_ref": ref, "scope": deployment, "binding": binding,
-            "fields": present, "nonce": _b64e(nonce), "ciphertext": _b64e(ciphertext),
+            "v": SEAL_FORMAT,
+            "subject_ref": ref,
+            "scope": deployment,
+            "binding": binding,
+            "fields": present,
+            "nonce": _b64e(nonce),
+            "ciphertext": _b64e(ciphertext),
         }
 
 
@@ -218,7 +268,13 @@ class _SubjectCipher:
     __slots__ = ("aead", "deadline", "expires", "key", "mac_key", "ref", "scope")
 
     def __init__(self, ref: str, scope: str, key: bytes, deadline: float, expires: float = 0.0):
-        self.ref, self.scope, self.deadline, self.key, self.expires = ref, scope, deadline, key, expires
+        self.ref, self.scope, self.deadline, self.key, self.expires = (
+            ref,
+            scope,
+            deadline,
+            key,
+            expires,
+        )
         self.aead = AESGCM(key)
         self.mac_key = _mac_key(key)
 
@@ -288,13 +344,22 @@ class _DigestKeys:
     def take(self, nonce: str, subject_ref: str, scope: str) -> bytes | None:
         with self._lock:
             held = self._held.pop(nonce, None)
-        if held is None or held.ref != subject_ref or held.scope != scope or held.deadline < time.monotonic():
+        if (
+            held is None
+            or held.ref != subject_ref
+            or held.scope != scope
+            or held.deadline < time.monotonic()
+        ):
             return None
         return held.mac_key
 
     def drop(self, subject_ref: str, scope: str | None) -> None:
         with self._lock:
-            for nonce in [n for n, c in self._held.items() if c.ref == subject_ref and scope in (None, c.scope)]:
+            for nonce in [
+                n
+                for n, c in self._held.items()
+                if c.ref == subject_ref and scope in (None, c.scope)
+            ]:
                 del self._held[nonce]
 
 
@@ -303,7 +368,9 @@ def _mac_key(key: bytes) -> bytes:
 
 
 def _aad(scope: str, binding: str, fields: Sequence[str]) -> bytes:
-    return b"\x00".join([b"ledger sealed v1", scope.encode(), binding.encode(), ",".join(fields).encode()])
+    return b"\x00".join(
+        [b"ledger sealed v1", scope.encode(), binding.encode(), ",".join(fields).encode()]
+    )
 
 
 def _b64e(raw: bytes) -> str:

@@ -24,13 +24,20 @@ from projections.cubes import DAY_US
 from trainers import io
 
 MADE = "ledger.domain.predictions:Prediction.Made"
-LEDGER_TIME_COLUMN = "predicted_at"  # a spec without a time column splits ledger rows by prediction time
+LEDGER_TIME_COLUMN = (
+    "predicted_at"  # a spec without a time column splits ledger rows by prediction time
+)
 PAGE = 500
 
 
-def retraining_input(ledger: Ledger, deployment: Deployment, spec: Mapping[str, Any], mode: str,
-                     now_us: int, ledger_days: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]] | None,
-                                                                           dict[str, Any]]:
+def retraining_input(
+    ledger: Ledger,
+    deployment: Deployment,
+    spec: Mapping[str, Any],
+    mode: str,
+    now_us: int,
+    ledger_days: int | None = None,
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None, dict[str, Any]]:
     """(spec to train, rows to pass in or None for the source, what the data is made of)."""
     if mode == "source":
         return dict(spec), None, {"mode": mode, "source": io.describe_source(spec["source"])}
@@ -45,8 +52,13 @@ def retraining_input(ledger: Ledger, deployment: Deployment, spec: Mapping[str, 
     return trained, rows, summary
 
 
-def ledger_rows(ledger: Ledger, deployment: Deployment, spec: Mapping[str, Any], now_us: int,
-                since_us: int | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def ledger_rows(
+    ledger: Ledger,
+    deployment: Deployment,
+    spec: Mapping[str, Any],
+    now_us: int,
+    since_us: int | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Flat rows (features, target, time) from matured labelled predictions; erased subjects left out."""
     labelled = labelled_predictions(ledger, deployment, now_us, since_us)
     wanted = _sealed_wanted(spec, deployment.schema)
@@ -65,8 +77,11 @@ def ledger_rows(ledger: Ledger, deployment: Deployment, spec: Mapping[str, Any],
         features[time_column] = pd.Timestamp(r["recorded_at"], unit="us", tz="UTC")
         rows.append(features)
     positions = [r["position"] for r in labelled]
-    summary = {"ledger_rows": len(rows), "ledger_rows_erased": erased,
-               "ledger_positions": [min(positions), max(positions)] if positions else None}
+    summary = {
+        "ledger_rows": len(rows),
+        "ledger_rows_erased": erased,
+        "ledger_positions": [min(positions), max(positions)] if positions else None,
+    }
     return rows, summary
 
 
@@ -79,7 +94,7 @@ def open_sealed(ledger: Ledger, prediction_ids: list[str]) -> dict[str, Any]:
     """Each prediction's sealed values (or ERASED), read from its Made event."""
     opened: dict[str, Any] = {}
     for start in range(0, len(prediction_ids), PAGE):
-        for pid, state in _made_states(ledger.engine, prediction_ids[start:start + PAGE]):
+        for pid, state in _made_states(ledger.engine, prediction_ids[start : start + PAGE]):
             sealed = state.get("sealed")
             if sealed:
                 opened[pid] = ledger.sealer.unseal(sealed, binding=pid)
@@ -91,12 +106,15 @@ def _made_states(engine: sa.Engine, ids: list[str]) -> list[tuple[str, dict[str,
 
     postgres = engine.dialect.name == "postgresql"
     keys = [i if postgres else uuid.UUID(i).bytes for i in ids]
-    sql = sa.text(f"SELECT originator_id, state FROM {EVENTS_TABLE} WHERE topic = :t AND originator_id IN :ids"
-                  ).bindparams(sa.bindparam("ids", expanding=True))
+    sql = sa.text(
+        f"SELECT originator_id, state FROM {EVENTS_TABLE} WHERE topic = :t AND originator_id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True))
     with engine.connect() as conn:
         found = conn.execute(sql, {"t": MADE, "ids": keys}).all()
-    return [(_text_id(oid), orjson.loads(bytes(state) if not isinstance(state, str) else state))
-            for oid, state in found]
+    return [
+        (_text_id(oid), orjson.loads(bytes(state) if not isinstance(state, str) else state))
+        for oid, state in found
+    ]
 
 
 def _text_id(value: Any) -> str:
@@ -109,8 +127,12 @@ def _ledger_spec(spec: Mapping[str, Any], deployment: str) -> dict[str, Any]:
     """The stored spec, reading rows passed in and split by time without its old cutoff."""
     time_column = spec["time_column"] or LEDGER_TIME_COLUMN
     split = {**spec["split"], "kind": "time", "column": time_column, "cutoff": None}
-    return {**spec, "source": {"kind": "ledger", "deployment": deployment}, "time_column": time_column,
-            "split": split}
+    return {
+        **spec,
+        "source": {"kind": "ledger", "deployment": deployment},
+        "time_column": time_column,
+        "split": split,
+    }
 
 
 def _records(frame: pd.DataFrame, spec: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -118,12 +140,17 @@ def _records(frame: pd.DataFrame, spec: Mapping[str, Any]) -> list[dict[str, Any
     if spec["time_column"] not in frame.columns:
         raise _no_time(spec)
     if not isinstance(frame[spec["time_column"]].dtype, pd.DatetimeTZDtype):
-        frame = frame.assign(**{spec["time_column"]: pd.to_datetime(frame[spec["time_column"]], utc=True)})
+        frame = frame.assign(
+            **{spec["time_column"]: pd.to_datetime(frame[spec["time_column"]], utc=True)}
+        )
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def _no_time(spec: Mapping[str, Any]) -> Exception:
     from ledger.errors import InvalidCommand
 
-    return InvalidCommand(f"data: both needs the source to have the time column {spec['time_column']!r} "
-                          "to split old and new rows by time; use data: ledger or data: source", field="data")
+    return InvalidCommand(
+        f"data: both needs the source to have the time column {spec['time_column']!r} "
+        "to split old and new rows by time; use data: ledger or data: source",
+        field="data",
+    )

@@ -45,16 +45,26 @@ def last_trainings(ledger: Ledger) -> dict[str, LastTraining]:
     so that the rules do not move when the pager does.
     """
     t = ev.events_table
-    query = (sa.select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state, t.c.recorded_at)
-             .where(t.c.topic.in_([ev.TRAINING + "Started", ev.DEPLOYMENT + "Created"])).order_by(t.c.id))
+    query = (
+        sa.select(
+            t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state, t.c.recorded_at
+        )
+        .where(t.c.topic.in_([ev.TRAINING + "Started", ev.DEPLOYMENT + "Created"]))
+        .order_by(t.c.id)
+    )
     found: dict[str, LastTraining] = {}
     with ledger.engine.connect() as conn:
         for row in conn.execute(query):
             event = ev.decode(row)
             name = event.state.get("name" if event.kind == "Deployment.Created" else "deployment")
             if name:
-                found[name] = LastTraining(event.position, event.recorded_at, _run_id(event),
-                                           event.state.get("actor"), event.state.get("trigger"))
+                found[name] = LastTraining(
+                    event.position,
+                    event.recorded_at,
+                    _run_id(event),
+                    event.state.get("actor"),
+                    event.state.get("trigger"),
+                )
     return found
 
 
@@ -62,13 +72,18 @@ def _run_id(event: ev.Event) -> str | None:
     return event.originator_id if event.kind == "TrainingRun.Started" else None
 
 
-def recent_features(ledger: Ledger, name: str, after: int, limit: int) -> tuple[list[dict[str, Any]], list[int]]:
+def recent_features(
+    ledger: Ledger, name: str, after: int, limit: int
+) -> tuple[list[dict[str, Any]], list[int]]:
     """The features (sealed ones left out) of the newest `limit` predictions after a position."""
     with snapshot(ledger.engine, PredictionsProjection) as snap:
         p = snap.tables["predictions"]
-        query = (sa.select(p.c.position, p.c.features)
-                 .where(p.c.deployment == name, p.c.position > after, p.c.position <= snap.position)
-                 .order_by(p.c.position.desc()).limit(limit))
+        query = (
+            sa.select(p.c.position, p.c.features)
+            .where(p.c.deployment == name, p.c.position > after, p.c.position <= snap.position)
+            .order_by(p.c.position.desc())
+            .limit(limit)
+        )
         rows = list(snap.conn.execute(query))
     rows.reverse()
     return [dict(r[1]) for r in rows], [int(r[0]) for r in rows]
@@ -79,27 +94,39 @@ def matured_outcomes_since(ledger: Ledger, deployment: Deployment, after: int, n
     cutoff = now_us - deployment.outcome_maturity_days * DAY_US
     with snapshot(ledger.engine, PredictionsProjection) as snap:
         p, o = snap.tables["predictions"], snap.tables["outcomes"]
-        query = (sa.select(sa.func.count(sa.distinct(o.c.prediction_id)))
-                 .select_from(o.join(p, p.c.prediction_id == o.c.prediction_id))
-                 .where(o.c.deployment == deployment.name, o.c.position > after,
-                        o.c.position <= snap.position, p.c.recorded_at <= cutoff))
+        query = (
+            sa.select(sa.func.count(sa.distinct(o.c.prediction_id)))
+            .select_from(o.join(p, p.c.prediction_id == o.c.prediction_id))
+            .where(
+                o.c.deployment == deployment.name,
+                o.c.position > after,
+                o.c.position <= snap.position,
+                p.c.recorded_at <= cutoff,
+            )
+        )
         return int(snap.conn.execute(query).scalar_one())
 
 
-def labelled_predictions(ledger: Ledger, deployment: Deployment, now_us: int,
-                         since_us: int | None = None) -> list[dict[str, Any]]:
+def labelled_predictions(
+    ledger: Ledger, deployment: Deployment, now_us: int, since_us: int | None = None
+) -> list[dict[str, Any]]:
     """Matured predictions with their latest outcome: id, position, recorded-at, features, actual."""
     cutoff = now_us - deployment.outcome_maturity_days * DAY_US
     with snapshot(ledger.engine, PredictionsProjection) as snap:
         p, o = snap.tables["predictions"], snap.tables["outcomes"]
-        latest = (sa.select(o.c.prediction_id, sa.func.max(o.c.position).label("at"))
-                  .where(o.c.deployment == deployment.name, o.c.position <= snap.position)
-                  .group_by(o.c.prediction_id).subquery())
-        query = (sa.select(p.c.prediction_id, p.c.position, p.c.recorded_at, p.c.features, o.c.actual)
-                 .join(latest, latest.c.prediction_id == p.c.prediction_id)
-                 .join(o, o.c.position == latest.c.at)
-                 .where(p.c.deployment == deployment.name, p.c.recorded_at <= cutoff)
-                 .order_by(p.c.position))
+        latest = (
+            sa.select(o.c.prediction_id, sa.func.max(o.c.position).label("at"))
+            .where(o.c.deployment == deployment.name, o.c.position <= snap.position)
+            .group_by(o.c.prediction_id)
+            .subquery()
+        )
+        query = (
+            sa.select(p.c.prediction_id, p.c.position, p.c.recorded_at, p.c.features, o.c.actual)
+            .join(latest, latest.c.prediction_id == p.c.prediction_id)
+            .join(o, o.c.position == latest.c.at)
+            .where(p.c.deployment == deployment.name, p.c.recorded_at <= cutoff)
+            .order_by(p.c.position)
+        )
         if since_us is not None:
             query = query.where(p.c.recorded_at >= since_us)
         return [dict(r) for r in snap.conn.execute(query).mappings()]

@@ -58,14 +58,20 @@ class PassReport:
         return asdict(self)
 
 
-def run_pass(ledger: Ledger, file_entries: Mapping[str, Mapping[str, Any]] | None = None,
-             now_us: int | None = None, only: list[str] | None = None,
-             housekeeping: bool = True) -> PassReport:
+def run_pass(
+    ledger: Ledger,
+    file_entries: Mapping[str, Mapping[str, Any]] | None = None,
+    now_us: int | None = None,
+    only: list[str] | None = None,
+    housekeeping: bool = True,
+) -> PassReport:
     """One autopilot pass; a second pass with no new evidence retrains nothing."""
     now_us = now_us if now_us is not None else int(time.time() * 1_000_000)
     lock = runner_lock(ledger.engine, "autopilot")
     if not lock.acquire(wait=False):
-        raise AutopilotBusy("another autopilot pass is running on this ledger; try again when it ends")
+        raise AutopilotBusy(
+            "another autopilot pass is running on this ledger; try again when it ends"
+        )
     try:
         report = PassReport(_iso(now_us), _head(ledger))
         if housekeeping:
@@ -77,7 +83,9 @@ def run_pass(ledger: Ledger, file_entries: Mapping[str, Mapping[str, Any]] | Non
         for name in names:
             if only is None or name in only:
                 entry = (file_entries or {}).get(name)
-                report.deployments.append(rebuild(ledger, name, entry, trainings.get(name, NEVER), now_us))
+                report.deployments.append(
+                    rebuild(ledger, name, entry, trainings.get(name, NEVER), now_us)
+                )
         return report
     finally:
         lock.release()
@@ -92,14 +100,21 @@ class AutopilotBusy(Conflict):
     code = "autopilot_busy"
 
 
-def rebuild(ledger: Ledger, name: str, file_entry: Mapping[str, Any] | None, last: LastTraining,
-            now_us: int) -> DeploymentReport:
+def rebuild(
+    ledger: Ledger, name: str, file_entry: Mapping[str, Any] | None, last: LastTraining, now_us: int
+) -> DeploymentReport:
     """Evaluate one deployment's rules; retrain once if any fired."""
     deployment = ledger.deployment(name)
     report = DeploymentReport(name, str(deployment.policy.get("name", "manual")))
-    settings = config.effective(deployment.settings.get("autopilot"), file_entry, f"deployment {name!r}")
+    settings = config.effective(
+        deployment.settings.get("autopilot"), file_entry, f"deployment {name!r}"
+    )
     if settings is None or not settings["enabled"] or not settings["rules"]:
-        report.note = "no autopilot rules configured" if settings is None or settings["enabled"] else "disabled"
+        report.note = (
+            "no autopilot rules configured"
+            if settings is None or settings["enabled"]
+            else "disabled"
+        )
         return report
     report.configured = True
     verdicts = evaluate(Context(ledger, deployment, last, now_us), settings["rules"])
@@ -111,28 +126,55 @@ def rebuild(ledger: Ledger, name: str, file_entry: Mapping[str, Any] | None, las
     return report
 
 
-def _retrain(ledger: Ledger, deployment: Deployment, settings: Mapping[str, Any], fired: list[Verdict],
-             last: LastTraining, now_us: int, report: DeploymentReport) -> None:
+def _retrain(
+    ledger: Ledger,
+    deployment: Deployment,
+    settings: Mapping[str, Any],
+    fired: list[Verdict],
+    last: LastTraining,
+    now_us: int,
+    report: DeploymentReport,
+) -> None:
     """Train the leader's stored spec again on new data; the new model joins as a challenger."""
     spec = _leader_spec(ledger, deployment)
     if spec is None:
-        report.note = "the leader was uploaded, not trained here: there is no stored spec to train again"
+        report.note = (
+            "the leader was uploaded, not trained here: there is no stored spec to train again"
+        )
         return
-    spec, rows, data = retraining_input(ledger, deployment, spec, settings["data"], now_us, settings["ledger_days"])
+    spec, rows, data = retraining_input(
+        ledger, deployment, spec, settings["data"], now_us, settings["ledger_days"]
+    )
     report.data = data
     available = len(rows) if rows is not None else None
     if available is not None and available < settings["min_training_rows"]:
-        report.note = (f"not retrained: {available} rows of predictions with matured outcomes; "
-                       f"min_training_rows is {settings['min_training_rows']}")
+        report.note = (
+            f"not retrained: {available} rows of predictions with matured outcomes; "
+            f"min_training_rows is {settings['min_training_rows']}"
+        )
         return
-    trigger = {**fired[0].trigger(), "also": [v.trigger() for v in fired[1:]], "data": data,
-               "last_training": {"run_id": last.run_id, "position": last.position}, "evaluated_at": _iso(now_us),
-               "evaluated_at_us": now_us}
+    trigger = {
+        **fired[0].trigger(),
+        "also": [v.trigger() for v in fired[1:]],
+        "data": data,
+        "last_training": {"run_id": last.run_id, "position": last.position},
+        "evaluated_at": _iso(now_us),
+        "evaluated_at_us": now_us,
+    }
     try:
-        report.model_id = train_and_record(ledger, spec, fired[0].id, deployment=deployment.name,
-                                           rows_provider=rows, trigger=trigger)
+        report.model_id = train_and_record(
+            ledger,
+            spec,
+            fired[0].id,
+            deployment=deployment.name,
+            rows_provider=rows,
+            trigger=trigger,
+        )
     except TrainingFailed as error:  # recorded as a failed run with its trigger; the pass goes on
-        report.note, report.training_run = f"retraining failed: {error.detail}", str(error.extra.get("run_id"))
+        report.note, report.training_run = (
+            f"retraining failed: {error.detail}",
+            str(error.extra.get("run_id")),
+        )
         return
     report.training_run = ledger.model(report.model_id).training_run_id
 
@@ -181,14 +223,20 @@ def _best_recent(ledger: Ledger) -> dict[str, Any]:
 
 def _retention(ledger: Ledger, now_us: int) -> dict[str, Any]:
     found = run_retention(ledger, now_us)
-    return {"forgotten": {name: len(done) for name, done in found.forgotten.items()}, "refused": found.refused}
+    return {
+        "forgotten": {name: len(done) for name, done in found.forgotten.items()},
+        "refused": found.refused,
+    }
 
 
 def _check_names(entries: Mapping[str, Any], only: list[str] | None, names: list[str]) -> None:
     unknown = sorted((set(entries) | set(only or [])) - set(names))
     if unknown:
-        raise InvalidCommand(f"no deployment named {', '.join(unknown)}; the ledger has "
-                                    f"{', '.join(names) or 'none'}", field="deployments")
+        raise InvalidCommand(
+            f"no deployment named {', '.join(unknown)}; the ledger has "
+            f"{', '.join(names) or 'none'}",
+            field="deployments",
+        )
 
 
 def _plain(value: Any) -> Any:

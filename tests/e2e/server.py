@@ -54,7 +54,11 @@ class Server:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "LEDGER_HOME": str(self.home), "LEDGER_DATABASE_URL": self.database_url}
+        return {
+            **os.environ,
+            "LEDGER_HOME": str(self.home),
+            "LEDGER_DATABASE_URL": self.database_url,
+        }
 
     @property
     def log(self) -> Path:
@@ -63,8 +67,13 @@ class Server:
     def start(self, *extra: str, timeout: float = 90) -> Server:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                ledger_cli("serve", "--port", str(self.port), "--workers", "2", "--threads", "4", *extra),
-                cwd=self.home, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                ledger_cli(
+                    "serve", "--port", str(self.port), "--workers", "2", "--threads", "4", *extra
+                ),
+                cwd=self.home,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # so stop() can end gunicorn and its children together
             )
         deadline = time.monotonic() + timeout
@@ -76,7 +85,9 @@ class Server:
                     return self
             except OSError:
                 time.sleep(0.3)
-        raise RuntimeError(f"the server did not answer in {timeout}s:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(
+            f"the server did not answer in {timeout}s:\n{self.log.read_text()[-3000:]}"
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         exited = self.process.poll() if self.process else None
@@ -93,8 +104,15 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
-    def call(self, method: str, path: str, body: Any = None, key: str | None = None,
-             headers: dict[str, str] | None = None, raw: bytes | None = None) -> Answer:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> Answer:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         request = urllib.request.Request(self.url + path, data=data, method=method)
         if body is not None:
@@ -109,6 +127,14 @@ class Server:
         except urllib.error.HTTPError as error:
             return Answer(error.code, dict(error.headers), error.read())
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(ledger_cli(*args), cwd=self.home, env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=300)
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ledger_cli(*args),
+            cwd=self.home,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )

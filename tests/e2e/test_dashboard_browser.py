@@ -27,8 +27,14 @@ from trainers import demo_data
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WINDOW = 200
 
 
@@ -38,8 +44,13 @@ def ensure_chromium() -> None:
         return
     try:
         subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True, timeout=1200,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        subprocess.run(
+            ["apt-get", "install", "-y", "chromium"],
+            check=True,
+            capture_output=True,
+            timeout=1200,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
     except (OSError, subprocess.SubprocessError) as error:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"chromium is missing and could not be installed: {error}")
@@ -49,8 +60,11 @@ def ensure_chromium() -> None:
 def rows(n: int, seed: int, drift: bool) -> list[dict]:
     frame = demo_data.generate(n, seed=seed, drift=drift).astype(object)
     frame = frame.where(frame.notna(), None)
-    return [{k: v for k, v in r.items() if k not in ("event_time", "churned", "lifetime_value")}
-            | {"_churned": r["churned"]} for r in frame.to_dict("records")]
+    return [
+        {k: v for k, v in r.items() if k not in ("event_time", "churned", "lifetime_value")}
+        | {"_churned": r["churned"]}
+        for r in frame.to_dict("records")
+    ]
 
 
 def build(home: Path, url: str) -> dict[str, str]:
@@ -63,18 +77,29 @@ def build(home: Path, url: str) -> dict[str, str]:
         specs = [s for s in demo_specs(rows=1500) if s["deployment"] == "churn"]
         create_deployment(ledger, "churn", specs)
         ledger.declare_feed("churn-requests", 500, 3600, "e2e", tolerance=0.1, deployment="churn")
-        return {role: ledger.issue_api_key(role=role, actor="e2e")[1] for role in ("admin", "predictor", "auditor")}
+        return {
+            role: ledger.issue_api_key(role=role, actor="e2e")[1]
+            for role in ("admin", "predictor", "auditor")
+        }
     finally:
         ledger.close()
 
 
-def predict_and_report(server: Server, keys: dict[str, str], batch: list[dict], request_id: str) -> list[str]:
+def predict_and_report(
+    server: Server, keys: dict[str, str], batch: list[dict], request_id: str
+) -> list[str]:
     instances = [{k: v for k, v in r.items() if k != "_churned"} for r in batch]
-    answer = server.call("POST", "/v1/deployments/churn/predictions",
-                         {"request_id": request_id, "instances": instances}, key=keys["predictor"])
+    answer = server.call(
+        "POST",
+        "/v1/deployments/churn/predictions",
+        {"request_id": request_id, "instances": instances},
+        key=keys["predictor"],
+    )
     assert answer.status in (200, 201), answer.body
     ids = [p["prediction_id"] for p in answer.json["predictions"]]
-    outcomes = [{"prediction_id": i, "actual": r["_churned"]} for i, r in zip(ids, batch, strict=True)]
+    outcomes = [
+        {"prediction_id": i, "actual": r["_churned"]} for i, r in zip(ids, batch, strict=True)
+    ]
     reported = server.call("POST", "/v1/outcomes", outcomes, key=keys["predictor"])
     assert reported.status == 201, reported.body
     return ids
@@ -83,8 +108,13 @@ def predict_and_report(server: Server, keys: dict[str, str], batch: list[dict], 
 def promote_the_challenger(server: Server, keys: dict[str, str]) -> None:
     deployment = server.call("GET", "/v1/deployments/churn", key=keys["admin"]).json
     challenger = deployment["challengers"][0]["id"]
-    promoted = server.call("PUT", "/v1/deployments/churn/leader", {"model_id": challenger, "reason": "e2e"},
-                           key=keys["admin"], headers={"If-Match": f'"{deployment["version"]}"'})
+    promoted = server.call(
+        "PUT",
+        "/v1/deployments/churn/leader",
+        {"model_id": challenger, "reason": "e2e"},
+        key=keys["admin"],
+        headers={"If-Match": f'"{deployment["version"]}"'},
+    )
     assert promoted.status == 200, promoted.body
 
 
@@ -126,8 +156,12 @@ def wait_until_current(server: Server, key: str) -> dict:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         health = api_json(server, key, "/v1/data-health")
-        if health["deployments"] and health["deployments"][0]["latest"]["key"].startswith("window:") and \
-                len(health["deployments"][0]["checks"]) == 2 and health["feeds"][0]["flagged_periods"] >= 3:
+        if (
+            health["deployments"]
+            and health["deployments"][0]["latest"]["key"].startswith("window:")
+            and len(health["deployments"][0]["checks"]) == 2
+            and health["feeds"][0]["flagged_periods"] >= 3
+        ):
             return health
         time.sleep(0.3)
     raise AssertionError(f"data health never caught up: {str(health)[:2000]}")
@@ -185,9 +219,15 @@ def test_the_charts_show_the_figures_the_api_returns(world, page):
     performance = chart_data(page, "performance")
     for model, dataset in zip(model_health["models"], performance["datasets"], strict=False):
         assert dataset["data"] == [p["value"] for p in model["points"]]
-    assert len(model_health["models"]) == 2 and any(p["value"] for p in model_health["models"][0]["points"])
-    changes = page.evaluate("() => window.dashboard.charts.performance.options.plugins.leaderLines.changes")
-    assert [c["model_id"] for c in changes] == [c["model_id"] for c in model_health["leader_changes"]]
+    assert len(model_health["models"]) == 2 and any(
+        p["value"] for p in model_health["models"][0]["points"]
+    )
+    changes = page.evaluate(
+        "() => window.dashboard.charts.performance.options.plugins.leaderLines.changes"
+    )
+    assert [c["model_id"] for c in changes] == [
+        c["model_id"] for c in model_health["leader_changes"]
+    ]
     assert len(changes) == 2  # the first leader, then the promotion
     assert page.locator("#deployments-table tbody tr").count() == 1
     assert page.locator("#deployments-table tbody td").nth(4).inner_text() != "—"  # a challenger
@@ -247,10 +287,14 @@ def test_the_slice_table_shows_the_performance_the_api_returns_per_slice(world, 
     server, keys, _, _ = world
     open_dashboard(page, server, keys["auditor"])
     page.select_option("#slice-feature", "region")
-    page.wait_for_function("() => document.querySelector('#slice-table thead th')?.textContent === 'region'")
+    page.wait_for_function(
+        "() => document.querySelector('#slice-table thead th')?.textContent === 'region'"
+    )
     answer = api_json(server, keys["auditor"], "/v1/performance?deployment=churn&slice=region")
     expected = [r for r in answer["results"] if r["slice_value"] is not None]
-    shown = page.eval_on_selector_all("#slice-table tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText))")
+    shown = page.eval_on_selector_all(
+        "#slice-table tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText))"
+    )
     assert [row[0] for row in shown] == [r["slice_value"] for r in expected]
     assert [int(row[2]) for row in shown] == [r["count"] for r in expected]
     assert [row[6] for row in shown] == [f"{r['f1']:.3f}" for r in expected]

@@ -26,8 +26,16 @@ from trainers.schema import deployment_for
 pytestmark = pytest.mark.slow
 SPEC = REPO / "examples" / "specs" / "churn_classifier.yaml"
 UPLOADED_FEATURES = ["tenure_months", "monthly_charges", "support_calls"]
-ROW = {"customer_id": "c-1001", "tenure_months": 7, "monthly_charges": 82.5, "support_calls": 3,
-       "income": 41000, "region": "north", "plan": "premium", "has_partner": False}
+ROW = {
+    "customer_id": "c-1001",
+    "tenure_months": 7,
+    "monthly_charges": 82.5,
+    "support_calls": 3,
+    "income": 41000,
+    "region": "north",
+    "plan": "premium",
+    "has_partner": False,
+}
 
 
 def issue_keys(home: Path, url: str) -> dict[str, str]:
@@ -36,7 +44,10 @@ def issue_keys(home: Path, url: str) -> dict[str, str]:
     ledger = Ledger(settings)
     try:
         notary.create_signing_key(ledger, notary.default_key_path(settings), "e2e")
-        return {role: ledger.issue_api_key(role=role, actor="e2e")[1] for role in ("admin", "predictor", "auditor")}
+        return {
+            role: ledger.issue_api_key(role=role, actor="e2e")[1]
+            for role in ("admin", "predictor", "auditor")
+        }
     finally:
         ledger.close()
 
@@ -49,11 +60,17 @@ def upload_body() -> bytes:
     return dumps_skops(model)
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A running server with the churn deployment: a trained leader and an uploaded challenger."""
     home = tmp_path_factory.mktemp(f"e2e-{request.param}")
-    url = f"sqlite:///{home / 'ledger.db'}" if request.param == "sqlite" else fresh_postgres_database()
+    url = (
+        f"sqlite:///{home / 'ledger.db'}"
+        if request.param == "sqlite"
+        else fresh_postgres_database()
+    )
     server = Server(home, url)
     try:
         keys = issue_keys(home, url)
@@ -71,21 +88,44 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 def build_deployment(server: Server, keys: dict[str, str]) -> None:
     spec = yaml.safe_load(SPEC.read_text())
-    deployment = {**deployment_for(spec, name="churn", outcome_maturity_days=0), "positive_label": 1}
+    deployment = {
+        **deployment_for(spec, name="churn", outcome_maturity_days=0),
+        "positive_label": 1,
+    }
     created = server.call("POST", "/v1/deployments", deployment, key=keys["admin"])
     assert created.status == 201, created.body
-    trained = server.cli("train", str(SPEC), "--deployment", "churn", env={"LEDGER_API_KEY": keys["admin"]})
+    trained = server.cli(
+        "train", str(SPEC), "--deployment", "churn", env={"LEDGER_API_KEY": keys["admin"]}
+    )
     assert trained.returncode == 0, trained.stderr
-    metadata = {"name": "uploaded-logistic", "task": "classification", "features": UPLOADED_FEATURES,
-                "deployment": "churn", "declared": {"trained_on": "demo generator seed 3", "by": "e2e"}}
-    uploaded = server.call("POST", "/v1/models", raw=upload_body(), key=keys["admin"], headers={
-        "Content-Type": "application/octet-stream", "X-Model-Metadata": json.dumps(metadata)})
+    metadata = {
+        "name": "uploaded-logistic",
+        "task": "classification",
+        "features": UPLOADED_FEATURES,
+        "deployment": "churn",
+        "declared": {"trained_on": "demo generator seed 3", "by": "e2e"},
+    }
+    uploaded = server.call(
+        "POST",
+        "/v1/models",
+        raw=upload_body(),
+        key=keys["admin"],
+        headers={
+            "Content-Type": "application/octet-stream",
+            "X-Model-Metadata": json.dumps(metadata),
+        },
+    )
     assert uploaded.status == 201, uploaded.body
 
 
 def predict(server: Server, keys: dict[str, str], body: dict) -> dict:
-    answer = server.call("POST", "/v1/deployments/churn/predictions", body, key=keys["predictor"],
-                         headers={"X-Request-Id": f"e2e-{body['request_id']}"})
+    answer = server.call(
+        "POST",
+        "/v1/deployments/churn/predictions",
+        body,
+        key=keys["predictor"],
+        headers={"X-Request-Id": f"e2e-{body['request_id']}"},
+    )
     assert answer.status in (200, 201), answer.body  # 201 recorded now, 200 a retried original
     assert answer.headers["x-request-id"] == f"e2e-{body['request_id']}"
     return answer.json
@@ -109,7 +149,10 @@ def test_a_prediction_answers_with_its_id_and_the_serving_model(world):
     answer = predict(server, keys, {"request_id": "one", "features": ROW})
     assert answer["prediction_id"] and answer["model_id"]
     assert answer["value"] in (0, 1) and set(answer["probabilities"]) == {"0", "1"}
-    assert predict(server, keys, {"request_id": "one", "features": ROW})["prediction_id"] == answer["prediction_id"]
+    assert (
+        predict(server, keys, {"request_id": "one", "features": ROW})["prediction_id"]
+        == answer["prediction_id"]
+    )
 
 
 def test_every_link_of_the_provenance_answer_is_there(world):
@@ -121,11 +164,16 @@ def test_every_link_of_the_provenance_answer_is_there(world):
     assert served["model_id"] == answer["model_id"] and len(record["outputs"]) == 2
     assert [s["provenance"] for s in record["shadow"]] == ["declared"]
     assert run["status"] == "completed" and run["metrics"]["roc_auc"] > 0.5
-    assert len(run["code_version"]["git_commit"]) == 40 and "scikit-learn" in run["code_version"]["packages"]
+    assert (
+        len(run["code_version"]["git_commit"]) == 40
+        and "scikit-learn" in run["code_version"]["packages"]
+    )
     for dataset in run["datasets"].values():
         assert len(dataset["fingerprint"]) == 64 and dataset["rows"] > 0
         assert dataset["time_range"]["start"] < dataset["time_range"]["end"]
-    assert record["policy"]["name"] == "manual" and record["leader"]["model_id"] == served["model_id"]
+    assert (
+        record["policy"]["name"] == "manual" and record["leader"]["model_id"] == served["model_id"]
+    )
     assert record["caller"].startswith("key:") and record["position"] > 0
 
 
@@ -142,8 +190,10 @@ def test_outcomes_arrive_by_prediction_id_and_by_request_id(world):
     server, keys = world
     first = predict(server, keys, {"request_id": "outcome-1", "features": ROW})
     predict(server, keys, {"request_id": "outcome-2", "features": ROW})
-    outcomes = [{"prediction_id": first["prediction_id"], "actual": 1},
-                {"deployment": "churn", "request_id": "outcome-2", "actual": 0}]
+    outcomes = [
+        {"prediction_id": first["prediction_id"], "actual": 1},
+        {"deployment": "churn", "request_id": "outcome-2", "actual": 0},
+    ]
     answer = server.call("POST", "/v1/outcomes", outcomes, key=keys["predictor"])
     assert answer.status == 201, answer.body
     assert provenance(server, keys, first["prediction_id"])["outcome"]["actual"] == 1
@@ -153,8 +203,13 @@ def test_a_promoted_challenger_serves_and_the_promotion_is_in_the_provenance(wor
     server, keys = world
     deployment = server.call("GET", "/v1/deployments/churn", key=keys["admin"])
     challenger = deployment.json["challengers"][0]["id"]
-    promoted = server.call("PUT", "/v1/deployments/churn/leader", {"model_id": challenger, "reason": "e2e"},
-                           key=keys["admin"], headers={"If-Match": deployment.headers["etag"]})
+    promoted = server.call(
+        "PUT",
+        "/v1/deployments/churn/leader",
+        {"model_id": challenger, "reason": "e2e"},
+        key=keys["admin"],
+        headers={"If-Match": deployment.headers["etag"]},
+    )
     assert promoted.status == 200, promoted.body
     answer = predict(server, keys, {"request_id": "after-promotion", "features": ROW})
     record = provenance(server, keys, answer["prediction_id"])
@@ -166,9 +221,14 @@ def test_the_chain_verifies_from_the_event_stream_alone(world):
     digest = server.call("GET", "/v1/ledger/digest", key=keys["auditor"])
     assert digest.status == 200, digest.body
     (server.home / "digest.json").write_text(digest.body.decode())
-    verified = server.cli("verify", "--from-url", f"{server.url}/v1/ledger/events?limit=7",
-                          "--digest", str(server.home / "digest.json"),
-                          env={"LEDGER_API_KEY": keys["auditor"], "LEDGER_DATABASE_URL": "sqlite:////nonexistent"})
+    verified = server.cli(
+        "verify",
+        "--from-url",
+        f"{server.url}/v1/ledger/events?limit=7",
+        "--digest",
+        str(server.home / "digest.json"),
+        env={"LEDGER_API_KEY": keys["auditor"], "LEDGER_DATABASE_URL": "sqlite:////nonexistent"},
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
@@ -176,4 +236,7 @@ def test_metrics_count_served_predictions_by_model(world):
     server, keys = world
     text = server.call("GET", "/metrics", key=keys["admin"]).body.decode()
     assert 'ledger_predictions_total{deployment="churn"' in text
-    assert 'ledger_http_requests_total{method="POST",route="/v1/deployments/{name}/predictions",status="201"}' in text
+    assert (
+        'ledger_http_requests_total{method="POST",route="/v1/deployments/{name}/predictions",status="201"}'
+        in text
+    )

@@ -31,7 +31,14 @@ SCHEMA = {
     ],
     "subject_field": "customer",
 }
-ROW = {"age": 41.0, "income": 52000.0, "plan": "basic", "active": True, "visits": 3, "customer": "c-1"}
+ROW = {
+    "age": 41.0,
+    "income": 52000.0,
+    "plan": "basic",
+    "active": True,
+    "visits": 3,
+    "customer": "c-1",
+}
 PLANS = ["basic", "plus", "pro"]
 
 
@@ -51,7 +58,10 @@ class Api:
 
 
 def make_api(ledger: Ledger) -> Api:
-    keys = {role: ledger.issue_api_key(role=role, actor="test")[1] for role in ("admin", "predictor", "auditor")}
+    keys = {
+        role: ledger.issue_api_key(role=role, actor="test")[1]
+        for role in ("admin", "predictor", "auditor")
+    }
     return Api(TestClient(create_app(ledger=ledger)), ledger, keys)
 
 
@@ -70,14 +80,29 @@ def training_frame(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 
 def pipeline(estimator: Any, numeric: list[int], categorical: list[int]) -> Pipeline:
-    parts: list[Any] = [("num", Pipeline([("impute", SimpleImputer(strategy="median")),
-                                          ("scale", StandardScaler())]), numeric)]
+    parts: list[Any] = [
+        (
+            "num",
+            Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+            numeric,
+        )
+    ]
     if categorical:
-        parts.append(("cat", Pipeline([
-            ("impute", SimpleImputer(strategy="most_frequent", missing_values=None)),
-            ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
-        ]), categorical))
-    return Pipeline([("prepare", ColumnTransformer(parts, sparse_threshold=0.0)), ("model", estimator)])
+        parts.append(
+            (
+                "cat",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="most_frequent", missing_values=None)),
+                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                    ]
+                ),
+                categorical,
+            )
+        )
+    return Pipeline(
+        [("prepare", ColumnTransformer(parts, sparse_threshold=0.0)), ("model", estimator)]
+    )
 
 
 ESTIMATORS = {
@@ -106,28 +131,61 @@ def register_model(ledger: Ledger, kind: str, reversed_columns: bool = False) ->
     content, features, algorithm = fitted(kind, reversed_columns)
     digest = ledger.artifacts.put(content)
     run_id = ledger.start_training(
-        spec_name=f"test-{kind}", spec={"name": kind}, deployment=None, dataset_ids={}, features=features,
-        target="label", algorithm=algorithm, params={"kind": kind},
-        code_version={"commit": "test"}, trigger=None, actor="test")
-    profile = {"age": {"min": 18.0, "max": 80.0}, "income": {"min": 10_000.0, "max": 120_000.0},
-               "plan": {"frequencies": {p: 1 / 3 for p in PLANS}}}
+        spec_name=f"test-{kind}",
+        spec={"name": kind},
+        deployment=None,
+        dataset_ids={},
+        features=features,
+        target="label",
+        algorithm=algorithm,
+        params={"kind": kind},
+        code_version={"commit": "test"},
+        trigger=None,
+        actor="test",
+    )
+    profile = {
+        "age": {"min": 18.0, "max": 80.0},
+        "income": {"min": 10_000.0, "max": 120_000.0},
+        "plan": {"frequencies": {p: 1 / 3 for p in PLANS}},
+    }
     model_id = ledger.finish_training(
-        run_id, {"name": f"m-{kind}", "artifact_digest": digest, "features": features,
-                 "algorithm": algorithm, "task": "classification",
-                 "classes": ["no", "yes"], "actor": "test"},
-        metrics={"accuracy": 0.9}, artifact_digest=digest, reference_profile=profile,
-        trained_subjects=None, actor="test")
+        run_id,
+        {
+            "name": f"m-{kind}",
+            "artifact_digest": digest,
+            "features": features,
+            "algorithm": algorithm,
+            "task": "classification",
+            "classes": ["no", "yes"],
+            "actor": "test",
+        },
+        metrics={"accuracy": 0.9},
+        artifact_digest=digest,
+        reference_profile=profile,
+        trained_subjects=None,
+        actor="test",
+    )
     return str(model_id)
 
 
 def create_deployment(api: Api, name: str = "churn", policy: dict | None = None) -> Any:
-    body = {"name": name, "task": "classification", "schema": SCHEMA,
-            "policy": policy or {"name": "manual"}, "positive_label": "yes", "outcome_maturity_days": 0}
+    body = {
+        "name": name,
+        "task": "classification",
+        "schema": SCHEMA,
+        "policy": policy or {"name": "manual"},
+        "positive_label": "yes",
+        "outcome_maturity_days": 0,
+    }
     return api.call("POST", "/v1/deployments", json=body)
 
 
-def deployment_with_models(api: Api, kinds: tuple[str, ...] = ("logistic", "tree"), name: str = "churn",
-                           policy: dict | None = None) -> list[str]:
+def deployment_with_models(
+    api: Api,
+    kinds: tuple[str, ...] = ("logistic", "tree"),
+    name: str = "churn",
+    policy: dict | None = None,
+) -> list[str]:
     assert create_deployment(api, name, policy).status_code == 201
     model_ids = []
     for index, kind in enumerate(kinds):

@@ -35,8 +35,10 @@ NAMES = [f["name"] for f in DEMO_FEATURES]
 def demo_rows(n: int, seed: int, drift: bool) -> list[dict]:
     """Rows of the demo generator as JSON-like dicts (NaN becomes None)."""
     frame = demo_data.generate(n, seed=seed, drift=drift)[NAMES].astype(object)
-    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
-            for row in frame.to_dict("records")]
+    return [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
 
 
 def build_churn(settings: Settings) -> None:
@@ -71,7 +73,9 @@ class Templates:
         name = f"ledger_test_{uuid.uuid4().hex[:12]}"
         engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_template.rsplit("/", 1)[1]}"')
+            conn.exec_driver_sql(
+                f'CREATE DATABASE "{name}" TEMPLATE "{self.pg_template.rsplit("/", 1)[1]}"'
+            )
         engine.dispose()
         return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
@@ -92,8 +96,9 @@ def _drop_template() -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def churn(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
-          ) -> Iterator[Ledger]:
+def churn(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> Iterator[Ledger]:
     """A ledger (each backend) holding the churn deployment and its trained model."""
     shared = templates(tmp_path_factory)
     url = shared.copy(request.param, tmp_path)

@@ -31,7 +31,9 @@ def test_create_read_and_list_a_deployment(api: Api) -> None:
     create_deployment(api, "fraud")
     page = api.call("GET", "/v1/deployments", role="auditor", params={"limit": 1})
     assert [d["name"] for d in page.json["items"]] == ["churn"]
-    rest = api.call("GET", "/v1/deployments", role="auditor", params={"cursor": page.json["next_cursor"]})
+    rest = api.call(
+        "GET", "/v1/deployments", role="auditor", params={"cursor": page.json["next_cursor"]}
+    )
     assert [d["name"] for d in rest.json["items"]] == ["fraud"]
 
 
@@ -43,18 +45,26 @@ def test_the_list_joins_the_projection_with_the_deployments_created_after_it(api
     Runner(api.ledger.engine, DeploymentsProjection).catch_up()
     create_deployment(api, "beta")  # after the projection's position: read from the log's tail
     first = api.call("GET", "/v1/deployments", role="auditor", params={"limit": 1}).json
-    rest = api.call("GET", "/v1/deployments", role="auditor", params={"cursor": first["next_cursor"]}).json
+    rest = api.call(
+        "GET", "/v1/deployments", role="auditor", params={"cursor": first["next_cursor"]}
+    ).json
     assert [d["name"] for d in first["items"] + rest["items"]] == ["alpha", "beta"]
     assert rest["next_cursor"] is None
     head = api.ledger.recorder.max_notification_id()
-    past = api.call("GET", "/v1/deployments", role="auditor", params={"as_of": f"pos:{head - 1}"}).json
+    past = api.call(
+        "GET", "/v1/deployments", role="auditor", params={"as_of": f"pos:{head - 1}"}
+    ).json
     assert [d["name"] for d in past["items"]] == ["alpha"]
 
 
 def test_a_second_deployment_with_the_same_name_is_409(api: Api) -> None:
     create_deployment(api)
     again = create_deployment(api)
-    assert (again.status_code, again.json["code"], again.json["field"]) == (409, "already_exists", "name")
+    assert (again.status_code, again.json["code"], again.json["field"]) == (
+        409,
+        "already_exists",
+        "name",
+    )
 
 
 def test_models_join_as_leader_then_challenger_and_a_misfit_is_409(api: Api) -> None:
@@ -62,7 +72,11 @@ def test_models_join_as_leader_then_challenger_and_a_misfit_is_409(api: Api) -> 
     read = api.call("GET", "/v1/deployments/churn").json
     assert read["leader"]["id"] == leader and [c["id"] for c in read["challengers"]] == [challenger]
     narrow = {"features": [{"name": "income", "type": "number"}]}
-    api.call("POST", "/v1/deployments", json={"name": "narrow", "task": "classification", "schema": narrow})
+    api.call(
+        "POST",
+        "/v1/deployments",
+        json={"name": "narrow", "task": "classification", "schema": narrow},
+    )
     misfit = api.call("POST", "/v1/deployments/narrow/models", json={"model_id": leader})
     assert (misfit.status_code, misfit.json["code"]) == (409, "schema_mismatch")
 
@@ -71,17 +85,25 @@ def test_patch_needs_if_match_and_refuses_a_stale_one(api: Api) -> None:
     version = create_deployment(api).json["version"]
     change = {"policy": {"name": "majority_vote"}}
     assert api.call("PATCH", "/v1/deployments/churn", json=change).status_code == 428
-    done = api.call("PATCH", "/v1/deployments/churn", json=change, headers={"If-Match": f'"{version}"'})
+    done = api.call(
+        "PATCH", "/v1/deployments/churn", json=change, headers={"If-Match": f'"{version}"'}
+    )
     assert done.status_code == 200 and done.json["policy"] == {"name": "majority_vote"}
-    stale = api.call("PATCH", "/v1/deployments/churn", json=change, headers={"If-Match": str(version)})
+    stale = api.call(
+        "PATCH", "/v1/deployments/churn", json=change, headers={"If-Match": str(version)}
+    )
     assert (stale.status_code, stale.json["code"]) == (412, "stale_version")
 
 
 def test_promotion_is_recorded_with_who_and_why_and_as_of_shows_the_past(api: Api) -> None:
     leader, challenger = deployment_with_models(api)
     before = api.call("GET", "/v1/deployments/churn").json
-    promoted = api.call("PUT", "/v1/deployments/churn/leader", headers={"If-Match": str(before["version"])},
-                        json={"model_id": challenger, "reason": "better recall"})
+    promoted = api.call(
+        "PUT",
+        "/v1/deployments/churn/leader",
+        headers={"If-Match": str(before["version"])},
+        json={"model_id": challenger, "reason": "better recall"},
+    )
     assert promoted.status_code == 200, promoted.text
     assert promoted.json["leader"]["id"] == challenger
     assert promoted.json["leader_set_by"]["reason"] == "better recall"
@@ -98,8 +120,12 @@ def test_two_concurrent_promotions_with_the_same_if_match_one_wins(api: Api) -> 
 
     def promote(model_id: str) -> None:
         barrier.wait()
-        result = api.call("PUT", "/v1/deployments/churn/leader", headers={"If-Match": str(read["version"])},
-                          json={"model_id": model_id, "reason": "race"})
+        result = api.call(
+            "PUT",
+            "/v1/deployments/churn/leader",
+            headers={"If-Match": str(read["version"])},
+            json={"model_id": model_id, "reason": "race"},
+        )
         statuses.append(result.status_code)
 
     threads = [threading.Thread(target=promote, args=(m,)) for m in challengers]
@@ -114,7 +140,9 @@ def test_retiring_a_model_is_an_event_and_the_leader_cannot_go_first(api: Api) -
     leader, challenger = deployment_with_models(api)
     refused = api.call("DELETE", f"/v1/deployments/churn/models/{leader}")
     assert refused.status_code == 409
-    retired = api.call("DELETE", f"/v1/deployments/churn/models/{challenger}", params={"reason": "stale"})
+    retired = api.call(
+        "DELETE", f"/v1/deployments/churn/models/{challenger}", params={"reason": "stale"}
+    )
     assert retired.status_code == 200 and retired.json["challengers"] == []
     assert api.ledger.deployment("churn").models == [leader]
 
@@ -122,19 +150,44 @@ def test_retiring_a_model_is_an_event_and_the_leader_cannot_go_first(api: Api) -
 def test_a_new_schema_cannot_drop_a_feature_an_active_model_reads(api: Api) -> None:
     deployment_with_models(api, ("logistic",))
     version = api.call("GET", "/v1/deployments/churn").json["version"]
-    narrower = {"features": [f for f in SCHEMA["features"] if f["name"] != "plan"], "subject_field": "customer"}
-    result = api.call("PATCH", "/v1/deployments/churn", json={"schema": narrower},
-                      headers={"If-Match": str(version)})
+    narrower = {
+        "features": [f for f in SCHEMA["features"] if f["name"] != "plan"],
+        "subject_field": "customer",
+    }
+    result = api.call(
+        "PATCH",
+        "/v1/deployments/churn",
+        json={"schema": narrower},
+        headers={"If-Match": str(version)},
+    )
     assert (result.status_code, result.json["code"]) == (409, "schema_mismatch")
 
 
 def test_a_new_leader_serves_at_once_on_this_worker(api: Api) -> None:
     leader, challenger = deployment_with_models(api)
     row = {"income": 50_000.0}
-    assert api.call("POST", "/v1/deployments/churn/predictions", role="predictor",
-                    json={"features": row, "request_id": "a"}).json["model_id"] == leader
+    assert (
+        api.call(
+            "POST",
+            "/v1/deployments/churn/predictions",
+            role="predictor",
+            json={"features": row, "request_id": "a"},
+        ).json["model_id"]
+        == leader
+    )
     version = api.call("GET", "/v1/deployments/churn").json["version"]
-    api.call("PUT", "/v1/deployments/churn/leader", headers={"If-Match": str(version)},
-             json={"model_id": challenger, "reason": "test"})
-    assert api.call("POST", "/v1/deployments/churn/predictions", role="predictor",
-                    json={"features": row, "request_id": "b"}).json["model_id"] == challenger
+    api.call(
+        "PUT",
+        "/v1/deployments/churn/leader",
+        headers={"If-Match": str(version)},
+        json={"model_id": challenger, "reason": "test"},
+    )
+    assert (
+        api.call(
+            "POST",
+            "/v1/deployments/churn/predictions",
+            role="predictor",
+            json={"features": row, "request_id": "b"},
+        ).json["model_id"]
+        == challenger
+    )

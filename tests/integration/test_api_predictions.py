@@ -23,7 +23,10 @@ def test_a_single_row_is_scored_by_every_model_and_served_by_the_leader(api: Api
     assert result.headers["Location"] == f"/v1/predictions/{answer['prediction_id']}"
     stored = api.ledger.prediction(answer["prediction_id"])
     assert set(stored.outputs) == {leader, challenger}
-    assert stored.scoring == {"mode": "single", "scorer": {leader: "compiled-v1", challenger: "compiled-v1"}}
+    assert stored.scoring == {
+        "mode": "single",
+        "scorer": {leader: "compiled-v1", challenger: "compiled-v1"},
+    }
     assert "customer" not in stored.features and stored.sealed is not None  # personal: sealed
 
 
@@ -47,7 +50,11 @@ def test_the_same_request_id_with_another_body_is_409(api: Api) -> None:
 
 def test_a_batch_scores_rows_with_their_own_or_derived_request_ids(api: Api) -> None:
     deployment_with_models(api)
-    rows = [dict(ROW, request_id="own"), {**ROW, "age": None, "plan": "platinum"}, {**ROW, "income": 1e9}]
+    rows = [
+        dict(ROW, request_id="own"),
+        {**ROW, "age": None, "plan": "platinum"},
+        {**ROW, "income": 1e9},
+    ]
     result = predict(api, {"instances": rows, "request_id": "b-1"})
     assert result.status_code == 201, result.text
     answers = result.json["predictions"]
@@ -56,12 +63,17 @@ def test_a_batch_scores_rows_with_their_own_or_derived_request_ids(api: Api) -> 
     assert answers[2]["flags"] == ["out_of_range:income"]
     stored = api.ledger.prediction(answers[1]["prediction_id"])
     assert {k: v for k, v in stored.scoring.items() if k != "scorer"} == {
-        "mode": "batch", "batch_id": "b-1", "row": 1, "rows": 3}
+        "mode": "batch",
+        "batch_id": "b-1",
+        "row": 1,
+        "rows": 3,
+    }
 
 
 def test_majority_vote_serves_the_commonest_answer(api: Api) -> None:
     leader, yes_1, yes_2 = deployment_with_models(
-        api, ("always_no", "always_yes", "always_yes"), policy={"name": "majority_vote"})
+        api, ("always_no", "always_yes", "always_yes"), policy={"name": "majority_vote"}
+    )
     answer = predict(api, {"features": ROW, "request_id": "r-1"}).json
     assert answer["value"] == "yes" and answer["model_id"] in (yes_1, yes_2)
 
@@ -69,12 +81,23 @@ def test_majority_vote_serves_the_commonest_answer(api: Api) -> None:
 def test_outcomes_by_prediction_id_and_by_request_id_with_corrections(api: Api) -> None:
     deployment_with_models(api)
     made = predict(api, {"features": ROW, "request_id": "r-1"}).json
-    first = api.call("POST", "/v1/outcomes", role="predictor",
-                     json={"prediction_id": made["prediction_id"], "actual": "yes",
-                           "observed_at": "2026-03-03T12:00:00Z"})
+    first = api.call(
+        "POST",
+        "/v1/outcomes",
+        role="predictor",
+        json={
+            "prediction_id": made["prediction_id"],
+            "actual": "yes",
+            "observed_at": "2026-03-03T12:00:00Z",
+        },
+    )
     assert first.status_code == 201, first.text
-    corrected = api.call("POST", "/v1/outcomes", role="predictor",
-                         json=[{"deployment": "churn", "request_id": "r-1", "actual": "no"}])
+    corrected = api.call(
+        "POST",
+        "/v1/outcomes",
+        role="predictor",
+        json=[{"deployment": "churn", "request_id": "r-1", "actual": "no"}],
+    )
     assert corrected.status_code == 201, corrected.text
     assert corrected.json["outcomes"][0]["correction"] is True
     outcomes = api.ledger.prediction(made["prediction_id"]).outcomes
@@ -84,9 +107,15 @@ def test_outcomes_by_prediction_id_and_by_request_id_with_corrections(api: Api) 
 def test_a_list_of_outcomes_with_an_unknown_prediction_records_none(api: Api) -> None:
     deployment_with_models(api)
     made = predict(api, {"features": ROW, "request_id": "r-1"}).json
-    result = api.call("POST", "/v1/outcomes", role="predictor", json=[
-        {"prediction_id": made["prediction_id"], "actual": "yes"},
-        {"deployment": "churn", "request_id": "never", "actual": "no"}])
+    result = api.call(
+        "POST",
+        "/v1/outcomes",
+        role="predictor",
+        json=[
+            {"prediction_id": made["prediction_id"], "actual": "yes"},
+            {"deployment": "churn", "request_id": "never", "actual": "no"},
+        ],
+    )
     assert result.status_code == 404
     assert result.json["field"] == "1"
     assert api.ledger.prediction(made["prediction_id"]).outcomes == []
@@ -95,7 +124,12 @@ def test_a_list_of_outcomes_with_an_unknown_prediction_records_none(api: Api) ->
 def test_the_provenance_answer_links_every_part(api: Api) -> None:
     leader, challenger = deployment_with_models(api)
     made = predict(api, {"features": ROW, "request_id": "r-1"}).json
-    api.call("POST", "/v1/outcomes", role="predictor", json={"prediction_id": made["prediction_id"], "actual": "no"})
+    api.call(
+        "POST",
+        "/v1/outcomes",
+        role="predictor",
+        json={"prediction_id": made["prediction_id"], "actual": "no"},
+    )
     result = api.call("GET", f"/v1/predictions/{made['prediction_id']}", role="auditor")
     assert result.status_code == 200, result.text
     p = result.json
@@ -105,13 +139,20 @@ def test_the_provenance_answer_links_every_part(api: Api) -> None:
     assert p["served"]["training_run"]["params"] == {"kind": "logistic"}
     assert p["served"]["training_run"]["code_version"] == {"commit": "test"}
     assert [s["model_id"] for s in p["shadow"]] == [challenger]
-    assert p["leader"]["model_id"] == leader and p["leader"]["set_by"]["reason"] == "first model of the deployment"
+    assert (
+        p["leader"]["model_id"] == leader
+        and p["leader"]["set_by"]["reason"] == "first model of the deployment"
+    )
     assert p["policy"] == {"name": "manual"}
     assert p["outcome"]["actual"] == "no"
     assert p["position"] > 0 and p["recorded_at"].endswith("Z")
     assert p["chain"]["status"] in ("pending", "chained")
-    before = api.call("GET", f"/v1/predictions/{made['prediction_id']}", role="auditor",
-                      params={"as_of": f"pos:{p['position']}"})
+    before = api.call(
+        "GET",
+        f"/v1/predictions/{made['prediction_id']}",
+        role="auditor",
+        params={"as_of": f"pos:{p['position']}"},
+    )
     assert before.json["outcomes"] == []
 
 

@@ -31,7 +31,9 @@ def expectation(route: Route, caller: str) -> str:
 
 def outcome(status: int, headers: dict[str, str]) -> str:
     if status == 401:
-        return "401" if "Bearer" in headers.get("WWW-Authenticate", "") else "401 without a challenge"
+        return (
+            "401" if "Bearer" in headers.get("WWW-Authenticate", "") else "401 without a challenge"
+        )
     if status == 403:
         return "403"
     return "allowed"
@@ -39,8 +41,12 @@ def outcome(status: int, headers: dict[str, str]) -> str:
 
 def mounted(api: Api, route: Route) -> bool:
     found = api.client.app._router.find(concrete(route.path))
-    return bool(found) and found[3] == route.path and route.method in found[1] and \
-        getattr(found[1][route.method], "__name__", "") != "method_not_allowed"
+    return (
+        bool(found)
+        and found[3] == route.path
+        and route.method in found[1]
+        and getattr(found[1][route.method], "__name__", "") != "method_not_allowed"
+    )
 
 
 @pytest.fixture
@@ -61,11 +67,17 @@ def test_every_route_answers_every_caller_as_the_table_says(api: Api) -> None:
             skipped.append(f"{route.method} {route.path}")
             continue
         for caller in CALLERS:
-            result = api.call(route.method, concrete(route.path), role=None if caller == "no key" else caller,
-                              json={} if route.method in ("POST", "PUT", "PATCH") else None)
+            result = api.call(
+                route.method,
+                concrete(route.path),
+                role=None if caller == "no key" else caller,
+                json={} if route.method in ("POST", "PUT", "PATCH") else None,
+            )
             got, want = outcome(result.status_code, result.headers), expectation(route, caller)
             if got != want or result.status_code >= 500:
-                mismatches.append(f"{route.method} {route.path} as {caller}: {result.status_code}, want {want}")
+                mismatches.append(
+                    f"{route.method} {route.path} as {caller}: {result.status_code}, want {want}"
+                )
             if result.status_code >= 400:
                 assert result.headers["Content-Type"] == "application/problem+json", route
     print("not mounted yet:", skipped)
@@ -93,8 +105,10 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(ledger) -> None:
     strict = replace(ledger.settings, extra={"rate_limit_per_second": 1, "rate_limit_burst": 2})
     client = TestClient(create_app(strict, ledger))
     key = ledger.issue_api_key(role="auditor", actor="test")[1]
-    statuses = [client.simulate_get("/v1/deployments", headers={"Authorization": f"Bearer {key}"})
-                for _ in range(3)]
+    statuses = [
+        client.simulate_get("/v1/deployments", headers={"Authorization": f"Bearer {key}"})
+        for _ in range(3)
+    ]
     assert [s.status_code for s in statuses] == [200, 200, 429]
     assert int(statuses[-1].headers["Retry-After"]) >= 1
 
@@ -106,7 +120,9 @@ def test_a_revoked_key_is_refused_within_the_cache_ttl(ledger) -> None:
 
     from api.app import create_app
 
-    client = TestClient(create_app(replace(ledger.settings, extra={"auth_cache_seconds": 0}), ledger))
+    client = TestClient(
+        create_app(replace(ledger.settings, extra={"auth_cache_seconds": 0}), ledger)
+    )
     key_id, key = ledger.issue_api_key(role="auditor", actor="test")
     headers = {"Authorization": f"Bearer {key}"}
     assert client.simulate_get("/v1/deployments", headers=headers).status_code == 200

@@ -11,8 +11,13 @@ from ledger.errors import Conflict
 
 def _deployment(ledger: Ledger, name: str) -> None:
     ledger.create_deployment(
-        name=name, task="classification", schema={"features": [{"name": "x", "type": "number"}]},
-        policy={"name": "manual"}, positive_label=1, outcome_maturity_days=0, actor="test",
+        name=name,
+        task="classification",
+        schema={"features": [{"name": "x", "type": "number"}]},
+        policy={"name": "manual"},
+        positive_label=1,
+        outcome_maturity_days=0,
+        actor="test",
     )
 
 
@@ -35,8 +40,16 @@ def test_clone_copies_events_up_to_a_position_unchanged_and_continues_above(ledg
     _deployment(ledger, "a")
     digest = ledger.artifacts.put(b"model-bytes")
     ledger.register_model(
-        name="m", artifact_digest=digest, features=["x"], algorithm="t", task="classification",
-        classes=[0, 1], training_run_id=None, provenance="declared", declared={}, actor="test",
+        name="m",
+        artifact_digest=digest,
+        features=["x"],
+        algorithm="t",
+        task="classification",
+        classes=[0, 1],
+        training_run_id=None,
+        provenance="declared",
+        declared={},
+        actor="test",
     )
     cut = _rows(ledger)[-1][0]
     _deployment(ledger, "b")

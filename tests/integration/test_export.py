@@ -18,22 +18,44 @@ from tests.conftest import drop_postgres_database, fresh_postgres_database
 
 def _populate(ledger: Ledger) -> str:
     ledger.create_deployment(
-        name="churn", task="classification", schema={"features": [{"name": "x", "type": "number"}]},
-        policy={"name": "manual"}, positive_label=1, outcome_maturity_days=0, actor="test",
-    )
-    model_id = str(ledger.register_model(
-        name="m", artifact_digest="ab" * 32, features=["x"], algorithm="sklearn.linear_model.LogisticRegression",
-        task="classification", classes=[0, 1], training_run_id=None, provenance="declared", declared={},
+        name="churn",
+        task="classification",
+        schema={"features": [{"name": "x", "type": "number"}]},
+        policy={"name": "manual"},
+        positive_label=1,
+        outcome_maturity_days=0,
         actor="test",
-    ))
+    )
+    model_id = str(
+        ledger.register_model(
+            name="m",
+            artifact_digest="ab" * 32,
+            features=["x"],
+            algorithm="sklearn.linear_model.LogisticRegression",
+            task="classification",
+            classes=[0, 1],
+            training_run_id=None,
+            provenance="declared",
+            declared={},
+            actor="test",
+        )
+    )
     ledger.add_model("churn", model_id, "test")
     predictions = [
         Prediction(
-            deployment="churn", deployment_version=3, request_id=f"r{i}", body_digest=str(i),
-            features={"x": i / 10}, sealed=None,
+            deployment="churn",
+            deployment_version=3,
+            request_id=f"r{i}",
+            body_digest=str(i),
+            features={"x": i / 10},
+            sealed=None,
             outputs={model_id: {"value": i % 2, "probabilities": {"0": 0.25, "1": 0.75}}},
-            served_model=model_id, policy={"name": "manual"}, leader=model_id, flags=[],
-            scoring={"mode": "batch", "batch_id": "b", "row": i, "rows": 30}, actor="key:abc",
+            served_model=model_id,
+            policy={"name": "manual"},
+            leader=model_id,
+            flags=[],
+            scoring={"mode": "batch", "batch_id": "b", "row": i, "rows": 30},
+            actor="key:abc",
         )
         for i in range(30)
     ]
@@ -44,7 +66,9 @@ def _populate(ledger: Ledger) -> str:
 
 
 def _export(ledger: Ledger, fmt: str) -> bytes:
-    request = ExportRequest(start_us=0, end_us=2**62, position=head_position(ledger.engine), format=fmt)
+    request = ExportRequest(
+        start_us=0, end_us=2**62, position=head_position(ledger.engine), format=fmt
+    )
     rows = PredictionExport(ledger, request, chain_hash=lambda _p: None).rows()
     return b"".join(write_export(rows, fmt))
 
@@ -69,9 +93,14 @@ def test_an_export_holds_every_prediction_with_its_outcome_as_of_its_position(le
 
     pinned = rows[-1]["position"]  # before any outcome was recorded
     request = ExportRequest(start_us=0, end_us=2**62, position=pinned, format="jsonl")
-    assert all('"outcome":""' in line for line in
-               b"".join(write_export(PredictionExport(ledger, request, lambda _p: None).rows(), "jsonl"))
-               .decode().splitlines())
+    assert all(
+        '"outcome":""' in line
+        for line in b"".join(
+            write_export(PredictionExport(ledger, request, lambda _p: None).rows(), "jsonl")
+        )
+        .decode()
+        .splitlines()
+    )
 
 
 def test_sqlite_and_postgresql_give_the_same_bytes_for_the_same_ledger(settings, tmp_path):
@@ -114,8 +143,22 @@ def test_ledger_export_writes_a_file_and_a_manifest_that_verifies(ledger, tmp_pa
     out = tmp_path / "out"
 
     def export(to: str):
-        return CliRunner().invoke(main, ["--db", ledger.settings.database_url, "export", "--from", "2020-01-01",
-                                         "--to", to, "--format", "jsonl", "--out", str(out)])
+        return CliRunner().invoke(
+            main,
+            [
+                "--db",
+                ledger.settings.database_url,
+                "export",
+                "--from",
+                "2020-01-01",
+                "--to",
+                to,
+                "--format",
+                "jsonl",
+                "--out",
+                str(out),
+            ],
+        )
 
     refused = export("2099-01-01")
     assert refused.exit_code != 0 and "future" in str(refused.exception)
@@ -155,8 +198,15 @@ def test_the_export_endpoint_streams_the_same_bytes_its_manifest_names(ledger):
     body = api.call("GET", "/v1/exports/predictions", role="auditor", params=params)
     assert body.status_code == 200, body.text
     assert body.headers["content-type"].startswith("text/csv")
-    manifest = api.call("GET", "/v1/exports/predictions", role="auditor", params={**params, "manifest": "true"})
+    manifest = api.call(
+        "GET", "/v1/exports/predictions", role="auditor", params={**params, "manifest": "true"}
+    )
     assert manifest.json["files"][0]["sha256"] == hashlib.sha256(body.content).hexdigest()
-    assert api.call("GET", "/v1/exports/predictions", role="predictor", params=params).status_code == 403
-    bad = api.call("GET", "/v1/exports/predictions", role="auditor", params={**params, "format": "xml"})
+    assert (
+        api.call("GET", "/v1/exports/predictions", role="predictor", params=params).status_code
+        == 403
+    )
+    bad = api.call(
+        "GET", "/v1/exports/predictions", role="auditor", params={**params, "format": "xml"}
+    )
     assert bad.status_code == 422 and bad.json["code"] == "invalid"

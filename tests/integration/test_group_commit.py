@@ -19,8 +19,12 @@ TOPIC = "ledger.domain.predictions:Prediction.Made"
 
 
 def stored(originator_id: uuid.UUID | None = None, version: int = 1) -> StoredEvent:
-    return StoredEvent(originator_id=originator_id or uuid.uuid4(), originator_version=version,
-                       topic=TOPIC, state=b'{"row":1}')
+    return StoredEvent(
+        originator_id=originator_id or uuid.uuid4(),
+        originator_version=version,
+        topic=TOPIC,
+        state=b'{"row":1}',
+    )
 
 
 def rows_by_originator(ledger) -> dict[uuid.UUID, int]:
@@ -31,7 +35,9 @@ def rows_by_originator(ledger) -> dict[uuid.UUID, int]:
     return {n.originator_id: n.id for n in notes}
 
 
-def hammer(insert: Callable[[Sequence[StoredEvent]], Sequence[int]], threads: int, writes: int) -> dict:
+def hammer(
+    insert: Callable[[Sequence[StoredEvent]], Sequence[int]], threads: int, writes: int
+) -> dict:
     """`threads` callers × `writes` single-event inserts; what each caller saw acknowledged."""
     acked: dict[uuid.UUID, int] = {}
     errors: list[BaseException] = []
@@ -70,7 +76,9 @@ def _child(url: str, home: str, out) -> None:  # noqa: ANN001
 
     ledger = Ledger(Settings(home=home, database_url=url))
     try:
-        out.put(sorted((str(k), v) for k, v in hammer(ledger.recorder.insert_events, 4, 100).items()))
+        out.put(
+            sorted((str(k), v) for k, v in hammer(ledger.recorder.insert_events, 4, 100).items())
+        )
     finally:
         ledger.close()
 
@@ -78,8 +86,10 @@ def _child(url: str, home: str, out) -> None:  # noqa: ANN001
 def test_worker_processes_each_with_a_writer_store_every_acknowledged_write(ledger, settings):
     ctx = multiprocessing.get_context("fork")  # forked from one parent, as gunicorn workers are
     out = ctx.Queue()
-    children = [ctx.Process(target=_child, args=(settings.database_url, str(settings.home), out))
-                for _ in range(2)]
+    children = [
+        ctx.Process(target=_child, args=(settings.database_url, str(settings.home), out))
+        for _ in range(2)
+    ]
     for c in children:
         c.start()
     acked = {uuid.UUID(k): v for _ in children for k, v in out.get(timeout=120)}
@@ -105,8 +115,13 @@ class Gate:
         return self.insert(events)
 
 
-def submit_together(committer: GroupCommitter, gate: Gate, first: StoredEvent,
-                    events: list[StoredEvent], while_held: Callable[[], None] = lambda: None) -> list:
+def submit_together(
+    committer: GroupCommitter,
+    gate: Gate,
+    first: StoredEvent,
+    events: list[StoredEvent],
+    while_held: Callable[[], None] = lambda: None,
+) -> list:
     """Submit `first` alone, then `events` while the writer is held; each caller's outcome."""
     outcomes: list = [None] * (len(events) + 1)
 
@@ -146,11 +161,16 @@ def test_a_poisoned_item_fails_alone_and_the_rest_of_its_batch_commits(ledger):
     assert str(existing.originator_id) in str(outcomes[5])
     assert all(isinstance(o, list) for i, o in enumerate(outcomes) if i != 5)
     stored_now = rows_by_originator(ledger)
-    assert all(stored_now[e.originator_id] == o[0] for e, o in zip(fresh, outcomes[1:5] + outcomes[6:], strict=True))
+    assert all(
+        stored_now[e.originator_id] == o[0]
+        for e, o in zip(fresh, outcomes[1:5] + outcomes[6:], strict=True)
+    )
     assert len(stored_now) == 1 + 1 + 9
 
 
-def test_a_database_error_fails_every_caller_of_the_batch_and_nothing_unstored_is_acknowledged(ledger):
+def test_a_database_error_fails_every_caller_of_the_batch_and_nothing_unstored_is_acknowledged(
+    ledger,
+):
     gate = Gate(ledger.recorder.batch_writer.insert)
     committer = GroupCommitter(gate)
     events = [stored() for _ in range(8)]
@@ -188,17 +208,34 @@ def test_a_lost_postgres_connection_fails_the_batch_and_the_writer_reconnects(le
 def prediction(request_id: str, value: int = 1):  # noqa: ANN201
     from ledger.domain.predictions import Prediction
 
-    return Prediction(deployment="churn", deployment_version=1, request_id=request_id,
-                      body_digest=f"body-{value}", features={"age": value}, sealed=None,
-                      outputs={"m": {"value": value}}, served_model="m", policy={"name": "manual"},
-                      leader="m", flags=[], scoring={"mode": "alone"}, actor="key:test")
+    return Prediction(
+        deployment="churn",
+        deployment_version=1,
+        request_id=request_id,
+        body_digest=f"body-{value}",
+        features={"age": value},
+        sealed=None,
+        outputs={"m": {"value": value}},
+        served_model="m",
+        policy={"name": "manual"},
+        leader="m",
+        flags=[],
+        scoring={"mode": "alone"},
+        actor="key:test",
+    )
 
 
 def test_a_batch_with_a_retried_row_records_the_new_rows_and_returns_the_original(ledger):
     ((first, position),) = ledger.record_predictions([prediction("a")])
-    again = ledger.record_predictions([prediction("b"), prediction("a"), prediction("c"), prediction("b")])
+    again = ledger.record_predictions(
+        [prediction("b"), prediction("a"), prediction("c"), prediction("b")]
+    )
     assert [(p.request_id, pos is None) for p, pos in again] == [
-        ("b", False), ("a", True), ("c", False), ("b", True)]
+        ("b", False),
+        ("a", True),
+        ("c", False),
+        ("b", True),
+    ]
     assert again[1][0].id == first.id and again[1][0].version == 1
     assert ledger.prediction(again[2][0].id).request_id == "c"
     assert len(rows_by_originator(ledger)) == 3

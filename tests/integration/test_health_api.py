@@ -28,10 +28,19 @@ def project(ledger) -> None:
 
 def test_a_predictor_reports_ingestions_and_bad_reports_name_the_field(api):
     api.ledger.declare_feed("transactions", 1000, 3600, actor="test")
-    ok = api.call("POST", "/v1/ingestions", "predictor", json={"feed": "transactions", "count": 300})
+    ok = api.call(
+        "POST", "/v1/ingestions", "predictor", json={"feed": "transactions", "count": 300}
+    )
     assert ok.status_code == 201 and ok.json["reported_total"] == 300
-    assert api.call("POST", "/v1/ingestions", "auditor", json={"feed": "transactions", "count": 1}).status_code == 403
-    negative = api.call("POST", "/v1/ingestions", "predictor", json={"feed": "transactions", "count": -5})
+    assert (
+        api.call(
+            "POST", "/v1/ingestions", "auditor", json={"feed": "transactions", "count": 1}
+        ).status_code
+        == 403
+    )
+    negative = api.call(
+        "POST", "/v1/ingestions", "predictor", json={"feed": "transactions", "count": -5}
+    )
     assert negative.status_code == 422 and "count" in negative.text
     unknown = api.call("POST", "/v1/ingestions", "predictor", json={"feed": "nope", "count": 5})
     assert unknown.status_code == 404 and unknown.json["code"] == "not_found"
@@ -48,15 +57,22 @@ def test_data_health_shows_periods_flagged_short_and_none(api):
 
     [feed] = health["feeds"]
     assert [(p["expected"], p["received"], p["flags"], p["closed"]) for p in feed["periods"]] == [
-        (1000, 300, ["short"], True), (1000, 0, ["none"], True), (1000, 0, [], False)]
+        (1000, 300, ["short"], True),
+        (1000, 0, ["none"], True),
+        (1000, 0, [], False),
+    ]
     assert feed["flagged_periods"] == 2
 
 
 def test_a_drifted_batch_is_checked_and_shows_in_data_health_but_not_as_of_before(api):
     project(api.ledger)
     before = api.call("GET", "/v1/data-health", "auditor").json["position"]
-    check = api.call("POST", "/v1/deployments/churn/quality-checks", "predictor",
-                     json={"rows": demo_rows(200, seed=4, drift=True), "batch_id": "nightly"})
+    check = api.call(
+        "POST",
+        "/v1/deployments/churn/quality-checks",
+        "predictor",
+        json={"rows": demo_rows(200, seed=4, drift=True), "batch_id": "nightly"},
+    )
     assert check.status_code == 201 and not check.json["passed"]
     assert "unseen_categories:region" in check.json["failing"]
     project(api.ledger)
@@ -75,12 +91,16 @@ def test_a_drifted_batch_is_checked_and_shows_in_data_health_but_not_as_of_befor
 def test_quality_checks_refuse_an_empty_batch_and_an_unknown_deployment(api):
     empty = api.call("POST", "/v1/deployments/churn/quality-checks", "predictor", json={"rows": []})
     assert empty.status_code == 422
-    missing = api.call("POST", "/v1/deployments/nope/quality-checks", "admin", json={"rows": [{"a": 1}]})
+    missing = api.call(
+        "POST", "/v1/deployments/nope/quality-checks", "admin", json={"rows": [{"a": 1}]}
+    )
     assert missing.status_code == 404
 
 
 def test_model_health_lists_every_model_of_the_deployment_with_the_floor(api):
-    api.ledger.change_deployment("churn", "test", settings={"metric_floor": {"metric": "f1", "value": 0.9}})
+    api.ledger.change_deployment(
+        "churn", "test", settings={"metric_floor": {"metric": "f1", "value": 0.9}}
+    )
     project(api.ledger)
     [health] = api.call("GET", "/v1/data-health?deployment=churn", "auditor").json["model_health"]
     assert health["metric"] == "f1" and health["floor"] == 0.9 and len(health["days"]) == 14

@@ -22,20 +22,29 @@ def ledger_cli(url: str, *args: str) -> str:
 
 
 def test_declare_report_and_a_health_pass_flag_a_short_and_an_empty_hour(database_url):
-    assert "1000 per 3600 s" in ledger_cli(database_url, "feeds", "declare", "transactions", "--expected", "1000")
+    assert "1000 per 3600 s" in ledger_cli(
+        database_url, "feeds", "declare", "transactions", "--expected", "1000"
+    )
     ledger_cli(database_url, "feeds", "report", "transactions", "300")
-    later = (datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)).isoformat()
+    later = (
+        datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    ).isoformat()
 
     result = json.loads(ledger_cli(database_url, "health-pass", "--now", later))
 
-    assert [(p["received"], p["flags"]) for p in result["closed_periods"]] == [(300, ["short"]), (0, ["none"])]
+    assert [(p["received"], p["flags"]) for p in result["closed_periods"]] == [
+        (300, ["short"]),
+        (0, ["none"]),
+    ]
 
 
 def test_quality_check_of_a_drifted_csv_names_the_drifted_features(churn, tmp_path):
     path = tmp_path / "batch.csv"
     pd.DataFrame(demo_rows(200, seed=8, drift=True)).to_csv(path, index=False)
 
-    result = json.loads(ledger_cli(churn.settings.database_url, "quality-check", str(path), "--deployment", "churn"))
+    result = json.loads(
+        ledger_cli(churn.settings.database_url, "quality-check", str(path), "--deployment", "churn")
+    )
 
     assert result["rows"] == 200
     assert {"drift_psi:income", "unseen_categories:region"} <= set(result["failing"])

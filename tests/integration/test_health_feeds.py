@@ -21,14 +21,26 @@ def this_hour() -> datetime:
 
 def prediction(deployment: str, request_id: str) -> Prediction:
     return Prediction(
-        deployment=deployment, deployment_version=1, request_id=request_id, body_digest=request_id,
-        features={"x": 1.0}, sealed=None, outputs={"m": {"value": 1}}, served_model="m",
-        policy={"name": "manual"}, leader="m", flags=[], scoring={"mode": "single"}, actor="test",
+        deployment=deployment,
+        deployment_version=1,
+        request_id=request_id,
+        body_digest=request_id,
+        features={"x": 1.0},
+        sealed=None,
+        outputs={"m": {"value": 1}},
+        served_model="m",
+        policy={"name": "manual"},
+        leader="m",
+        flags=[],
+        scoring={"mode": "single"},
+        actor="test",
     )
 
 
 def test_a_feed_that_gets_300_of_1000_is_short_and_an_empty_hour_is_none(ledger):
-    ledger.declare_feed("transactions", expected_count=1000, period_seconds=HOUR, actor="test", tolerance=0.1)
+    ledger.declare_feed(
+        "transactions", expected_count=1000, period_seconds=HOUR, actor="test", tolerance=0.1
+    )
     ledger.report_ingestion("transactions", 300, actor="test")
     hour = this_hour()
 
@@ -39,7 +51,9 @@ def test_a_feed_that_gets_300_of_1000_is_short_and_an_empty_hour_is_none(ledger)
     with ledger.engine.connect() as conn:
         periods = q.periods(conn, "transactions")
     assert [(p["expected"], p["received"], p["flags"], p["closed_by"]) for p in periods] == [
-        (1000, 300, ["short"], RULE), (1000, 0, ["none"], RULE)]
+        (1000, 300, ["short"], RULE),
+        (1000, 0, ["none"], RULE),
+    ]
     assert periods[1]["start"].startswith((hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H:00:00"))
 
 
@@ -49,12 +63,20 @@ def test_the_timer_closes_each_period_once_and_leaves_open_periods_alone(ledger)
     assert close_elapsed_periods(ledger, now=hour + timedelta(minutes=59)) == []
     assert len(close_elapsed_periods(ledger, now=hour + timedelta(hours=1))) == 1
     assert close_elapsed_periods(ledger, now=hour + timedelta(hours=1, minutes=30)) == []
-    assert ledger.feed("orders").closed_through.startswith((hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H"))
+    assert ledger.feed("orders").closed_through.startswith(
+        (hour + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+    )
 
 
 def test_a_deployments_predictions_count_as_records_received_on_its_feed(ledger):
-    ledger.declare_feed("churn-requests", expected_count=4, period_seconds=HOUR, actor="test",
-                        tolerance=0.0, deployment="churn")
+    ledger.declare_feed(
+        "churn-requests",
+        expected_count=4,
+        period_seconds=HOUR,
+        actor="test",
+        tolerance=0.0,
+        deployment="churn",
+    )
     ledger.record_predictions([prediction("churn", f"r{i}") for i in range(5)])
     ledger.record_predictions([prediction("other", "r1")])
     ledger.report_ingestion("churn-requests", 2, actor="test")
@@ -91,7 +113,9 @@ def test_the_health_tables_rebuilt_from_the_log_equal_the_incremental_ones(ledge
     from projections.health import HealthProjection
     from projections.runner import Runner
 
-    ledger.declare_feed("tx", expected_count=3, period_seconds=HOUR, actor="test", deployment="churn")
+    ledger.declare_feed(
+        "tx", expected_count=3, period_seconds=HOUR, actor="test", deployment="churn"
+    )
     ledger.record_predictions([prediction("churn", f"r{i}") for i in range(4)])
     ledger.report_ingestion("tx", 2, actor="test")
     close_elapsed_periods(ledger, now=this_hour() + timedelta(hours=2))
@@ -100,11 +124,16 @@ def test_the_health_tables_rebuilt_from_the_log_equal_the_incremental_ones(ledge
     def rows() -> dict[str, list]:
         with ledger.engine.connect() as conn:
             tables = q.tables(conn)
-            same = {name: sorted(tuple(map(str, r)) for r in conn.execute(tables[name].select()))
-                    for name in ("feeds", "periods", "checks")}
+            same = {
+                name: sorted(tuple(map(str, r)) for r in conn.execute(tables[name].select()))
+                for name in ("feeds", "periods", "checks")
+            }
             c = tables["counts"]  # rows follow the pages read; their sums per period must not
-            sums = conn.execute(sa.select(c.c.feed, c.c.period_start, sa.func.sum(c.c.count))
-                                .group_by(c.c.feed, c.c.period_start)).all()
+            sums = conn.execute(
+                sa.select(c.c.feed, c.c.period_start, sa.func.sum(c.c.count)).group_by(
+                    c.c.feed, c.c.period_start
+                )
+            ).all()
             return {**same, "counts": sorted(tuple(r) for r in sums)}
 
     incremental = rows()

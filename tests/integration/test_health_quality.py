@@ -13,10 +13,24 @@ churn = health_support.churn  # the fixture
 
 
 def record(ledger, rows: list[dict], prefix: str) -> list[str]:
-    predictions = [Prediction(
-        deployment="churn", deployment_version=1, request_id=f"{prefix}{i}", body_digest=f"{prefix}{i}",
-        features=row, sealed=None, outputs={"m": {"value": 0}}, served_model="m", policy={"name": "manual"},
-        leader="m", flags=[], scoring={"mode": "single"}, actor="test") for i, row in enumerate(rows)]
+    predictions = [
+        Prediction(
+            deployment="churn",
+            deployment_version=1,
+            request_id=f"{prefix}{i}",
+            body_digest=f"{prefix}{i}",
+            features=row,
+            sealed=None,
+            outputs={"m": {"value": 0}},
+            served_model="m",
+            policy={"name": "manual"},
+            leader="m",
+            flags=[],
+            scoring={"mode": "single"},
+            actor="test",
+        )
+        for i, row in enumerate(rows)
+    ]
     ledger.record_predictions(predictions)
     return [str(p.id) for p in predictions]
 

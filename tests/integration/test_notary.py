@@ -52,7 +52,9 @@ def test_gaps_in_positions_are_chained(ledger):
     notary.advance(ledger.engine)
     report = notary.verify_database(ledger.engine)
     assert report.ok, report.render()
-    assert [r[0] for r in notary.iter_chain_rows(ledger.engine)] == [e.position for e in notary.iter_stored_events(ledger.engine)]
+    assert [r[0] for r in notary.iter_chain_rows(ledger.engine)] == [
+        e.position for e in notary.iter_stored_events(ledger.engine)
+    ]
 
 
 def test_concurrent_notaries_chain_each_event_once(ledger):
@@ -96,7 +98,11 @@ def test_a_digest_verifies_and_any_edit_to_it_does_not(ledger, key_path, tmp_pat
     assert notary.load_digest(notary.latest_digest_file(tmp_path / "digests")) == digest
     assert notary.verify_database(ledger.engine, [digest], pinned).ok
     assert notary.verify_database(ledger.engine, [digest]).ok  # the key recorded in the ledger
-    for field, value in (("position", 3), ("head_hash", "0" * 64), ("issued_at", "2020-01-01T00:00:00+00:00")):
+    for field, value in (
+        ("position", 3),
+        ("head_hash", "0" * 64),
+        ("issued_at", "2020-01-01T00:00:00+00:00"),
+    ):
         forged = dataclasses.replace(digest, **{field: value})
         report = notary.verify_database(ledger.engine, [forged], pinned)
         assert report.counts == {"digest_signature": 1}, field
@@ -106,7 +112,9 @@ def test_a_digest_beyond_the_events_is_not_covered(ledger, key_path):
     record(ledger, 3)
     digest = notary.issue_digest(ledger.engine, key_path)
     events = list(notary.iter_stored_events(ledger.engine))[:-1]  # a stream cut short
-    report = notary.verify_events(events, None, digest, notary.load_public_key(key_path.with_suffix(".pub.pem")))
+    report = notary.verify_events(
+        events, None, digest, notary.load_public_key(key_path.with_suffix(".pub.pem"))
+    )
     assert report.counts == {"digest_not_covered": 1}
 
 
@@ -126,7 +134,9 @@ def test_after_rotation_both_keys_verify_their_digests(ledger, key_path):
 
 
 def test_the_digest_writer_writes_only_when_the_head_moved(ledger, key_path, tmp_path):
-    writer = notary.DigestWriter(ledger.engine, key_path, tmp_path / "digests", interval_seconds=0.01)
+    writer = notary.DigestWriter(
+        ledger.engine, key_path, tmp_path / "digests", interval_seconds=0.01
+    )
     assert writer.write_once() is not None
     assert writer.write_once() is None
     record(ledger, 1)
@@ -138,7 +148,9 @@ def test_the_wire_format_round_trips_exactly(ledger):
     record(ledger, 3)
     for event in notary.iter_stored_events(ledger.engine):
         wire = json.loads(json.dumps(notary.raw_event_to_json(event)))
-        assert notary.raw_event_from_json(wire) == tuple(bytes(f) if isinstance(f, memoryview) else f for f in event)
+        assert notary.raw_event_from_json(wire) == tuple(
+            bytes(f) if isinstance(f, memoryview) else f for f in event
+        )
     assert list(notary.iter_raw_events(ledger.engine, 2, 2))[0]["position"] == 2
 
 
@@ -165,7 +177,9 @@ def test_verify_from_url_follows_the_next_cursor_with_the_bearer_key(ledger, key
         def do_GET(self):  # noqa: N802 - http.server's naming
             seen_auth.append(self.headers.get("Authorization"))
             lo, hi, nxt = pages[self.path]
-            body = "".join(json.dumps(e) + "\n" for e in notary.iter_raw_events(ledger.engine, lo, hi - 1))
+            body = "".join(
+                json.dumps(e) + "\n" for e in notary.iter_raw_events(ledger.engine, lo, hi - 1)
+            )
             if nxt:
                 body += json.dumps({"next": f"http://127.0.0.1:{server.server_port}{nxt}"}) + "\n"
             self.send_response(200)
@@ -180,8 +194,12 @@ def test_verify_from_url_follows_the_next_cursor_with_the_bearer_key(ledger, key
     try:
         monkeypatch.setenv("LEDGER_API_KEY", "pl_abc_secret")
         url = f"http://127.0.0.1:{server.server_port}/events?from=0"
-        report = notary.verify_events(notary.iter_events_from_url(url), None, digest,
-                                      notary.load_public_key(key_path.with_suffix(".pub.pem")))
+        report = notary.verify_events(
+            notary.iter_events_from_url(url),
+            None,
+            digest,
+            notary.load_public_key(key_path.with_suffix(".pub.pem")),
+        )
     finally:
         server.shutdown()
     assert report.ok and report.events == 7, report.render()
@@ -214,7 +232,9 @@ def test_the_cli_exit_status_tells_tampering_from_bad_input(ledger, settings, tm
     runner = CliRunner()
     db = ["--db", settings.database_url]
     tampered = runner.invoke(main, [*db, "verify"])
-    assert tampered.exit_code == 1 and "FIRST PROBLEM at position 3: event removed" in tampered.stdout
+    assert (
+        tampered.exit_code == 1 and "FIRST PROBLEM at position 3: event removed" in tampered.stdout
+    )
     bad_digest = tmp_path / "bad.json"
     bad_digest.write_text('{"position": -1}')
     refused = runner.invoke(main, [*db, "verify", "--digest", str(bad_digest)])

@@ -35,11 +35,22 @@ def upload_model(client: falcon.testing.TestClient, admin: str, deployment: str,
     rng = np.random.default_rng(seed)
     X, y = rng.normal(size=(60, 2)), np.array([0, 1] * 30)
     model = LogisticRegression(C=1.0 + seed).fit(X, y)
-    metadata = {"name": f"lr-{seed}", "task": "classification", "features": FEATURES,
-                "deployment": deployment, "declared": {"trained_on": "synthetic", "seed": seed}}
-    resp = client.simulate_post("/v1/models", body=dumps_skops(model), headers={
-        "Authorization": f"Bearer {admin}", "Content-Type": "application/octet-stream",
-        "X-Model-Metadata": json.dumps(metadata)})
+    metadata = {
+        "name": f"lr-{seed}",
+        "task": "classification",
+        "features": FEATURES,
+        "deployment": deployment,
+        "declared": {"trained_on": "synthetic", "seed": seed},
+    }
+    resp = client.simulate_post(
+        "/v1/models",
+        body=dumps_skops(model),
+        headers={
+            "Authorization": f"Bearer {admin}",
+            "Content-Type": "application/octet-stream",
+            "X-Model-Metadata": json.dumps(metadata),
+        },
+    )
     assert resp.status_code == 201, resp.text
     return resp.json
 
@@ -54,9 +65,15 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     app = create_app(settings, ledger)
     client = falcon.testing.TestClient(app)
     admin = {"Authorization": f"Bearer {keys['admin']}"}
-    deployment = {"name": "churn", "task": "classification", "positive_label": 1, "schema": {
-        "features": [{"name": name, "type": "number"} for name in FEATURES]}}
-    assert client.simulate_post("/v1/deployments", json=deployment, headers=admin).status_code == 201
+    deployment = {
+        "name": "churn",
+        "task": "classification",
+        "positive_label": 1,
+        "schema": {"features": [{"name": name, "type": "number"} for name in FEATURES]},
+    }
+    assert (
+        client.simulate_post("/v1/deployments", json=deployment, headers=admin).status_code == 201
+    )
     for seed in (1, 2):
         upload_model(client, keys["admin"], "churn", seed)
     yield app, client, keys
@@ -66,7 +83,9 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 def test_every_route_in_the_table_is_in_the_spec(served):
     _, client, _ = served
     paths = client.simulate_get("/openapi.json").json["paths"]
-    missing = [f"{r.method} {r.path}" for r in ROUTES if r.method.lower() not in paths.get(r.path, {})]
+    missing = [
+        f"{r.method} {r.path}" for r in ROUTES if r.method.lower() not in paths.get(r.path, {})
+    ]
     assert missing == []
 
 
@@ -76,7 +95,9 @@ def test_every_route_in_the_spec_is_mounted(served):
     for route in ROUTES:
         found = app._router.find(route.path.replace("{", "").replace("}", ""))
         responder = found[1].get(route.method) if found else None
-        if found is None or getattr(responder, "__self__", None) is not found[0]:  # else falcon's 405
+        if (
+            found is None or getattr(responder, "__self__", None) is not found[0]
+        ):  # else falcon's 405
             unmounted.append(f"{route.method} {route.path}")
     assert unmounted == [], "routes in api/routes.py that no module mounts"
 
@@ -100,8 +121,9 @@ def test_the_docs_page_loads_only_vendored_files(served):
 
 def test_an_uploaded_model_is_declared_and_joins_as_challenger(served):
     _, client, keys = served
-    deployment = client.simulate_get("/v1/deployments/churn",
-                                     headers={"Authorization": f"Bearer {keys['auditor']}"}).json
+    deployment = client.simulate_get(
+        "/v1/deployments/churn", headers={"Authorization": f"Bearer {keys['auditor']}"}
+    ).json
     assert len(deployment["challengers"]) == 1 and deployment["leader"]["provenance"] == "declared"
 
 
@@ -109,14 +131,24 @@ def test_an_artifact_with_untrusted_types_is_refused(served):
     _, client, keys = served
     import skops.io as sio
 
-    resp = client.simulate_post("/v1/models", body=sio.dumps(NotTrusted()), headers={
-        "Authorization": f"Bearer {keys['admin']}", "Content-Type": "application/octet-stream",
-        "X-Model-Metadata": json.dumps({"name": "x", "task": "regression", "features": ["a"]})})
+    resp = client.simulate_post(
+        "/v1/models",
+        body=sio.dumps(NotTrusted()),
+        headers={
+            "Authorization": f"Bearer {keys['admin']}",
+            "Content-Type": "application/octet-stream",
+            "X-Model-Metadata": json.dumps({"name": "x", "task": "regression", "features": ["a"]}),
+        },
+    )
     assert resp.status_code == 422 and resp.json["code"] == "untrusted_artifact"
 
 
-CHECKS = [st_checks.not_a_server_error, st_checks.status_code_conformance,
-          st_checks.content_type_conformance, st_checks.response_schema_conformance]
+CHECKS = [
+    st_checks.not_a_server_error,
+    st_checks.status_code_conformance,
+    st_checks.content_type_conformance,
+    st_checks.response_schema_conformance,
+]
 
 
 def key_for(keys: dict[str, str], method: str, path: str) -> dict[str, str]:
@@ -130,8 +162,13 @@ def exercise(operation, headers: dict[str, str]) -> None:
     """A few generated requests against one operation, every check applied."""
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-              database=None)
+    @settings(
+        max_examples=8,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
     def call(case):
         case.call_and_validate(headers=headers, checks=CHECKS)
 

@@ -29,16 +29,36 @@ ROW = {"customer_id": "Subject-Zebulon-7714", "full_name": "Zebulon-Quixote-4471
 def client(ledger: Ledger) -> Iterator[tuple[testing.TestClient, dict[str, str]]]:
     from api.app import create_app
 
-    ledger.create_deployment(name="churn", task="classification", schema=SCHEMA, policy={"name": "manual"},
-                             positive_label="yes", outcome_maturity_days=0, actor="test")
-    estimator = LogisticRegression().fit(np.array([[1.0], [5.0], [2.0], [9.0]]), ["no", "yes", "no", "yes"])
+    ledger.create_deployment(
+        name="churn",
+        task="classification",
+        schema=SCHEMA,
+        policy={"name": "manual"},
+        positive_label="yes",
+        outcome_maturity_days=0,
+        actor="test",
+    )
+    estimator = LogisticRegression().fit(
+        np.array([[1.0], [5.0], [2.0], [9.0]]), ["no", "yes", "no", "yes"]
+    )
     digest = ledger.artifacts.put(dumps_skops(estimator))
     model_id = ledger.register_model(
-        name="churn-lr", artifact_digest=digest, features=["tenure"], algorithm="lr", task="classification",
-        classes=["no", "yes"], training_run_id=None, provenance="declared", declared={}, actor="test",
+        name="churn-lr",
+        artifact_digest=digest,
+        features=["tenure"],
+        algorithm="lr",
+        task="classification",
+        classes=["no", "yes"],
+        training_run_id=None,
+        provenance="declared",
+        declared={},
+        actor="test",
     )
     ledger.add_model("churn", model_id, actor="test")
-    keys = {role: ledger.issue_api_key(role=role, actor="test")[1] for role in ("admin", "predictor", "auditor")}
+    keys = {
+        role: ledger.issue_api_key(role=role, actor="test")[1]
+        for role in ("admin", "predictor", "auditor")
+    }
     yield testing.TestClient(create_app(ledger=ledger)), keys
 
 
@@ -53,42 +73,63 @@ def count_events(ledger: Ledger) -> int:
 
 def test_forget_over_http_erases_what_provenance_shows(client, ledger: Ledger) -> None:
     http, keys = client
-    made = http.simulate_post("/v1/deployments/churn/predictions", headers=auth(keys, "predictor"),
-                              json={"features": ROW, "request_id": "r-1"})
+    made = http.simulate_post(
+        "/v1/deployments/churn/predictions",
+        headers=auth(keys, "predictor"),
+        json={"features": ROW, "request_id": "r-1"},
+    )
     assert made.status_code in (200, 201), made.text
     prediction_id = made.json["prediction_id"]
-    shown = http.simulate_get(f"/v1/predictions/{prediction_id}", headers=auth(keys, "auditor")).json
+    shown = http.simulate_get(
+        f"/v1/predictions/{prediction_id}", headers=auth(keys, "auditor")
+    ).json
     assert shown["features"]["full_name"] == ROW["full_name"]
 
-    forgot = http.simulate_post(f"/v1/subjects/{ROW['customer_id']}/forget", headers=auth(keys, "admin"),
-                                json={"reason": "GDPR request 42"})
+    forgot = http.simulate_post(
+        f"/v1/subjects/{ROW['customer_id']}/forget",
+        headers=auth(keys, "admin"),
+        json={"reason": "GDPR request 42"},
+    )
     assert forgot.status_code == 200 and forgot.json["status"] == "forgotten"
     assert forgot.json["deployments"] == ["churn"]
-    shown = http.simulate_get(f"/v1/predictions/{prediction_id}", headers=auth(keys, "auditor")).json
+    shown = http.simulate_get(
+        f"/v1/predictions/{prediction_id}", headers=auth(keys, "auditor")
+    ).json
     assert shown["features"] == {"customer_id": "erased", "full_name": "erased", "tenure": 3.0}
 
-    again = http.simulate_post(f"/v1/subjects/{ROW['customer_id']}/forget", headers=auth(keys, "admin"),
-                               json={"reason": "GDPR request 42"})
+    again = http.simulate_post(
+        f"/v1/subjects/{ROW['customer_id']}/forget",
+        headers=auth(keys, "admin"),
+        json={"reason": "GDPR request 42"},
+    )
     assert again.status_code == 200 and again.json["status"] == "already_forgotten"
 
 
 def test_forget_answers_404_for_an_unknown_subject_and_403_for_a_predictor(client) -> None:
     http, keys = client
-    unknown = http.simulate_post("/v1/subjects/nobody/forget", headers=auth(keys, "admin"), json={"reason": "r"})
+    unknown = http.simulate_post(
+        "/v1/subjects/nobody/forget", headers=auth(keys, "admin"), json={"reason": "r"}
+    )
     assert unknown.status_code == 404 and unknown.json["code"] == "not_found"
-    refused = http.simulate_post("/v1/subjects/nobody/forget", headers=auth(keys, "predictor"),
-                                 json={"reason": "r"})
+    refused = http.simulate_post(
+        "/v1/subjects/nobody/forget", headers=auth(keys, "predictor"), json={"reason": "r"}
+    )
     assert refused.status_code == 403
 
 
-def test_a_key_store_outage_refuses_the_prediction_and_records_nothing(client, ledger: Ledger) -> None:
+def test_a_key_store_outage_refuses_the_prediction_and_records_nothing(
+    client, ledger: Ledger
+) -> None:
     http, keys = client
     before = count_events(ledger)
     working = ledger.sealer.keys.engine
     ledger.sealer.keys.engine = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none")
     try:
-        answer = http.simulate_post("/v1/deployments/churn/predictions", headers=auth(keys, "predictor"),
-                                    json={"features": {**ROW, "customer_id": "new-subject"}, "request_id": "r-9"})
+        answer = http.simulate_post(
+            "/v1/deployments/churn/predictions",
+            headers=auth(keys, "predictor"),
+            json={"features": {**ROW, "customer_id": "new-subject"}, "request_id": "r-9"},
+        )
     finally:
         ledger.sealer.keys.engine = working
     assert answer.status_code == 503 and answer.json["code"] == "storage_unavailable"
@@ -97,20 +138,31 @@ def test_a_key_store_outage_refuses_the_prediction_and_records_nothing(client, l
         assert conn.execute(sa.text("SELECT count(*) FROM ledger_subject_keys")).scalar_one() == 0
 
 
-def test_the_stored_body_digest_is_keyed_so_erased_values_cannot_be_guessed(client, ledger: Ledger) -> None:
+def test_the_stored_body_digest_is_keyed_so_erased_values_cannot_be_guessed(
+    client, ledger: Ledger
+) -> None:
     import hashlib
 
     import orjson
 
     http, keys = client
     post = {"features": ROW, "request_id": "r-1"}
-    first = http.simulate_post("/v1/deployments/churn/predictions", headers=auth(keys, "predictor"), json=post)
-    retry = http.simulate_post("/v1/deployments/churn/predictions", headers=auth(keys, "predictor"), json=post)
-    other = http.simulate_post("/v1/deployments/churn/predictions", headers=auth(keys, "predictor"),
-                               json={"features": {**ROW, "tenure": 4.0}, "request_id": "r-1"})
+    first = http.simulate_post(
+        "/v1/deployments/churn/predictions", headers=auth(keys, "predictor"), json=post
+    )
+    retry = http.simulate_post(
+        "/v1/deployments/churn/predictions", headers=auth(keys, "predictor"), json=post
+    )
+    other = http.simulate_post(
+        "/v1/deployments/churn/predictions",
+        headers=auth(keys, "predictor"),
+        json={"features": {**ROW, "tenure": 4.0}, "request_id": "r-1"},
+    )
     assert first.json["prediction_id"] == retry.json["prediction_id"] and retry.json["retried"]
     assert other.status_code == 409
     guessable = hashlib.sha256(orjson.dumps(ROW, option=orjson.OPT_SORT_KEYS)).hexdigest()
     with ledger.engine.connect() as conn:
-        states = b"".join(bytes(s) for (s,) in conn.exec_driver_sql("SELECT state FROM ledger_events"))
+        states = b"".join(
+            bytes(s) for (s,) in conn.exec_driver_sql("SELECT state FROM ledger_events")
+        )
     assert guessable.encode() not in states and b'"body_digest":"k1:' in states.replace(b" ", b"")

@@ -19,7 +19,10 @@ from ledger.privacy import (
 from ledger.storage import create_engine
 
 SCHEMA = {
-    "features": [{"name": "customer", "type": "category", "personal": True}, {"name": "x", "type": "number"}],
+    "features": [
+        {"name": "customer", "type": "category", "personal": True},
+        {"name": "x", "type": "number"},
+    ],
     "subject_field": "customer",
 }
 
@@ -68,12 +71,18 @@ def test_a_key_another_process_made_first_is_the_one_used(engine: sa.Engine) -> 
     assert second.get("b" * 64, "churn") == mine[("b" * 64, "churn")]
 
 
-def test_a_batch_digests_without_reading_keys_again_even_when_the_cache_expired(engine: sa.Engine) -> None:
+def test_a_batch_digests_without_reading_keys_again_even_when_the_cache_expired(
+    engine: sa.Engine,
+) -> None:
     sealer = Sealer(store(engine, secrets.token_bytes(32), ttl=0.0), b"pepper")
     rows = [{"customer": f"c-{i % 50}", "x": float(i)} for i in range(200)]
-    sealed = sealer.seal_many(SCHEMA, rows, deployment="churn", request_ids=[f"b#{i}" for i in range(200)])
+    sealed = sealer.seal_many(
+        SCHEMA, rows, deployment="churn", request_ids=[f"b#{i}" for i in range(200)]
+    )
     seen = statements(engine)
-    digests = [sealer.body_digest(row, record) for row, (_, record) in zip(rows, sealed, strict=True)]
+    digests = [
+        sealer.body_digest(row, record) for row, (_, record) in zip(rows, sealed, strict=True)
+    ]
     assert seen == [] and all(d.startswith("k1:") for d in digests)
     # The same digest when the key comes from the store (the record's held key was taken).
     assert sealer.body_digest(rows[3], sealed[3][1]) == digests[3]
@@ -92,5 +101,7 @@ def test_refs_in_a_batch_are_the_refs_of_single_rows(engine: sa.Engine) -> None:
     sealer = Sealer(store(engine, secrets.token_bytes(32)), b"pepper")
     rows = [{"customer": c, "x": 1.0} for c in ("c-1", "c-2", "c-1")]
     sealed = sealer.seal_many(SCHEMA, rows, deployment="churn", request_ids=["a", "b", "c"])
-    assert [r["subject_ref"] for _, r in sealed] == [subject_ref(b"pepper", c) for c in ("c-1", "c-2", "c-1")]
+    assert [r["subject_ref"] for _, r in sealed] == [
+        subject_ref(b"pepper", c) for c in ("c-1", "c-2", "c-1")
+    ]
     assert sealer.subject_ref(7) == subject_ref(b"pepper", "7")

@@ -54,8 +54,20 @@ def test_retention_from_the_command_line_refuses_the_floor_and_records_an_overri
     run = CliRunner()
 
     refused = run.invoke(main, ["--db", database_url, "retention", "set", "churn", "--days", "30"])
-    allowed = run.invoke(main, ["--db", database_url, "retention", "set", "churn", "--days", "30",
-                                "--override-reason", "DPIA 7"])
+    allowed = run.invoke(
+        main,
+        [
+            "--db",
+            database_url,
+            "retention",
+            "set",
+            "churn",
+            "--days",
+            "30",
+            "--override-reason",
+            "DPIA 7",
+        ],
+    )
     applied = run.invoke(main, ["--db", database_url, "retention", "run"])
 
     assert refused.exit_code == 1 and "legal floor" in refused.output

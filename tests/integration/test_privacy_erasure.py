@@ -30,19 +30,37 @@ PLAIN_MARKER = "Plainplan-Marker-9912"  # not personal: the scan must find it (a
 
 def make_deployment(ledger: Ledger, name: str = "churn") -> None:
     ledger.create_deployment(
-        name=name, task="classification", schema=SCHEMA, policy={"name": "manual"}, positive_label="yes",
-        outcome_maturity_days=0, actor="test",
+        name=name,
+        task="classification",
+        schema=SCHEMA,
+        policy={"name": "manual"},
+        positive_label="yes",
+        outcome_maturity_days=0,
+        actor="test",
     )
 
 
-def predict(ledger: Ledger, request_id: str, features: dict[str, Any], deployment: str = "churn") -> Prediction:
+def predict(
+    ledger: Ledger, request_id: str, features: dict[str, Any], deployment: str = "churn"
+) -> Prediction:
     """Build a prediction the way the serving path must: seal first, then record."""
     schema = ledger.deployment(deployment).schema
-    plain, sealed = ledger.sealer.seal(schema, features, deployment=deployment, request_id=request_id)
+    plain, sealed = ledger.sealer.seal(
+        schema, features, deployment=deployment, request_id=request_id
+    )
     prediction = Prediction(
-        deployment=deployment, deployment_version=1, request_id=request_id, body_digest=request_id,
-        features=plain, sealed=sealed, outputs={"m1": {"value": "yes", "probabilities": None}},
-        served_model="m1", policy={"name": "manual"}, leader="m1", flags=[], scoring={"mode": "alone"},
+        deployment=deployment,
+        deployment_version=1,
+        request_id=request_id,
+        body_digest=request_id,
+        features=plain,
+        sealed=sealed,
+        outputs={"m1": {"value": "yes", "probabilities": None}},
+        served_model="m1",
+        policy={"name": "manual"},
+        leader="m1",
+        flags=[],
+        scoring={"mode": "alone"},
         actor="key:test",
     )
     ledger.record_predictions([prediction])
@@ -51,16 +69,34 @@ def predict(ledger: Ledger, request_id: str, features: dict[str, Any], deploymen
 
 def train_on(ledger: Ledger, subjects: list[str]) -> str:
     run_id = ledger.start_training(
-        spec_name="churn", spec={}, deployment="churn", dataset_ids={}, features=["plan", "tenure"],
-        target="churned", algorithm="sklearn.linear_model.LogisticRegression", params={}, code_version={},
-        trigger=None, actor="test",
+        spec_name="churn",
+        spec={},
+        deployment="churn",
+        dataset_ids={},
+        features=["plan", "tenure"],
+        target="churned",
+        algorithm="sklearn.linear_model.LogisticRegression",
+        params={},
+        code_version={},
+        trigger=None,
+        actor="test",
     )
     model_id = ledger.finish_training(
         run_id,
-        model={"name": "churn", "artifact_digest": "0" * 64, "features": ["plan", "tenure"],
-               "algorithm": "lr", "task": "classification", "classes": ["no", "yes"], "actor": "test"},
-        metrics={}, artifact_digest="0" * 64, reference_profile={},
-        trained_subjects=trained_subjects_record(ledger.sealer, subjects), actor="test",
+        model={
+            "name": "churn",
+            "artifact_digest": "0" * 64,
+            "features": ["plan", "tenure"],
+            "algorithm": "lr",
+            "task": "classification",
+            "classes": ["no", "yes"],
+            "actor": "test",
+        },
+        metrics={},
+        artifact_digest="0" * 64,
+        reference_profile={},
+        trained_subjects=trained_subjects_record(ledger.sealer, subjects),
+        actor="test",
     )
     return str(model_id)
 
@@ -92,7 +128,8 @@ def wait_for_older_transactions(conn: sa.Connection, timeout: float = 30.0) -> N
     while time.monotonic() < deadline:
         older = conn.exec_driver_sql(
             "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND "
-            "(age(backend_xmin) >= age(%(x)s::xid) OR age(backend_xid) >= age(%(x)s::xid))", {"x": now},
+            "(age(backend_xmin) >= age(%(x)s::xid) OR age(backend_xid) >= age(%(x)s::xid))",
+            {"x": now},
         ).scalar()
         if not older:
             return
@@ -122,7 +159,9 @@ def file_bytes(engine: sa.Engine) -> bytes:
         files = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
     else:
         with engine.connect() as conn:
-            oid = conn.exec_driver_sql("SELECT oid FROM pg_database WHERE datname = current_database()").scalar()
+            oid = conn.exec_driver_sql(
+                "SELECT oid FROM pg_database WHERE datname = current_database()"
+            ).scalar()
             data_dir = conn.exec_driver_sql("SHOW data_directory").scalar()
         files = [p for p in (Path(data_dir) / "base" / str(oid)).iterdir() if p.is_file()]
     return b"".join(p.read_bytes() for p in files)
@@ -130,9 +169,12 @@ def file_bytes(engine: sa.Engine) -> bytes:
 
 def wrapped_key(engine: sa.Engine, subject_ref: str) -> bytes:
     with engine.connect() as conn:
-        return bytes(conn.execute(
-            sa.text(f"SELECT wrapped_key FROM {KEYS_TABLE} WHERE subject_ref = :s"), {"s": subject_ref}
-        ).scalar_one())
+        return bytes(
+            conn.execute(
+                sa.text(f"SELECT wrapped_key FROM {KEYS_TABLE} WHERE subject_ref = :s"),
+                {"s": subject_ref},
+            ).scalar_one()
+        )
 
 
 def count_predictions(ledger: Ledger) -> int:
@@ -144,10 +186,19 @@ def count_predictions(ledger: Ledger) -> int:
 
 def populate(ledger: Ledger) -> tuple[Prediction, Prediction, str]:
     make_deployment(ledger)
-    mine = predict(ledger, "r-1", {"customer_id": SUBJECT, "full_name": SECRET_NAME,
-                                    "plan": PLAIN_MARKER, "tenure": 12})
-    predict(ledger, "r-2", {"customer_id": SUBJECT, "full_name": SECRET_NAME, "plan": "basic", "tenure": 13})
-    theirs = predict(ledger, "r-3", {"customer_id": OTHER, "full_name": "Ophelia", "plan": "pro", "tenure": 2})
+    mine = predict(
+        ledger,
+        "r-1",
+        {"customer_id": SUBJECT, "full_name": SECRET_NAME, "plan": PLAIN_MARKER, "tenure": 12},
+    )
+    predict(
+        ledger,
+        "r-2",
+        {"customer_id": SUBJECT, "full_name": SECRET_NAME, "plan": "basic", "tenure": 13},
+    )
+    theirs = predict(
+        ledger, "r-3", {"customer_id": OTHER, "full_name": "Ophelia", "plan": "pro", "tenure": 2}
+    )
     model_id = train_on(ledger, [SUBJECT, OTHER])
     return mine, theirs, model_id
 
@@ -199,7 +250,9 @@ def test_the_forget_event_holds_no_personal_data(ledger: Ledger) -> None:
         state = conn.exec_driver_sql(
             "SELECT state FROM ledger_events WHERE topic = 'ledger.domain.subjects:Subject.Forgotten'"
         ).scalar_one()
-    assert SUBJECT.encode() not in bytes(state) and ledger.sealer.subject_ref(SUBJECT).encode() in bytes(state)
+    assert SUBJECT.encode() not in bytes(state) and ledger.sealer.subject_ref(
+        SUBJECT
+    ).encode() in bytes(state)
 
 
 def test_forgetting_twice_records_nothing_the_second_time(ledger: Ledger) -> None:
@@ -247,7 +300,9 @@ def read_table_totals(engine: sa.Engine) -> dict[str, int]:
             if table.startswith("pj_") and not table.startswith("pj_cubes"):
                 totals[table] = conn.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar_one()
             if table.startswith("pj_cubes"):
-                totals[f"{table}.n"] = conn.exec_driver_sql(f'SELECT sum(n) FROM "{table}"').scalar_one()
+                totals[f"{table}.n"] = conn.exec_driver_sql(
+                    f'SELECT sum(n) FROM "{table}"'
+                ).scalar_one()
     return totals
 
 

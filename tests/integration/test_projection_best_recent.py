@@ -13,14 +13,29 @@ from tests.integration.test_projection_world import SCHEMA
 
 
 def deploy(ledger: Ledger, maturity_days: int) -> tuple[str, str]:
-    ledger.create_deployment(name="br", task="classification", schema=SCHEMA, positive_label=1,
-                             policy={"name": "best_recent", "days": 7, "min_outcomes": 30, "metric": "accuracy"},
-                             outcome_maturity_days=maturity_days, actor="test:setup")
+    ledger.create_deployment(
+        name="br",
+        task="classification",
+        schema=SCHEMA,
+        positive_label=1,
+        policy={"name": "best_recent", "days": 7, "min_outcomes": 30, "metric": "accuracy"},
+        outcome_maturity_days=maturity_days,
+        actor="test:setup",
+    )
     models = []
     for i in range(2):
-        model = ledger.register_model(name=f"m{i}", artifact_digest=f"{i:064x}", features=["region"],
-                                      algorithm="x", task="classification", classes=[0, 1], training_run_id=None,
-                                      provenance="declared", declared={}, actor="test")
+        model = ledger.register_model(
+            name=f"m{i}",
+            artifact_digest=f"{i:064x}",
+            features=["region"],
+            algorithm="x",
+            task="classification",
+            classes=[0, 1],
+            training_run_id=None,
+            provenance="declared",
+            declared={},
+            actor="test",
+        )
         ledger.add_model("br", model, actor="test:admin")
         models.append(str(model))
     return models[0], models[1]
@@ -30,11 +45,25 @@ def traffic(ledger: Ledger, leader: str, challenger: str, n: int) -> None:
     rng, d = random.Random(4), ledger.deployment("br")
     for i in range(n):
         actual = rng.randint(0, 1)
-        outputs = {leader: {"value": actual if rng.random() < 0.5 else 1 - actual},
-                   challenger: {"value": actual if rng.random() < 0.95 else 1 - actual}}
-        p = Prediction(deployment="br", deployment_version=d.version, request_id=f"q{i}", body_digest="x",
-                       features={"region": "north"}, sealed=None, outputs=outputs, served_model=leader,
-                       policy=d.policy, leader=leader, flags=[], scoring={"mode": "single"}, actor="key:t")
+        outputs = {
+            leader: {"value": actual if rng.random() < 0.5 else 1 - actual},
+            challenger: {"value": actual if rng.random() < 0.95 else 1 - actual},
+        }
+        p = Prediction(
+            deployment="br",
+            deployment_version=d.version,
+            request_id=f"q{i}",
+            body_digest="x",
+            features={"region": "north"},
+            sealed=None,
+            outputs=outputs,
+            served_model=leader,
+            policy=d.policy,
+            leader=leader,
+            flags=[],
+            scoring={"mode": "single"},
+            actor="key:t",
+        )
         ledger.record_predictions([p])
         ledger.record_outcome(p.id, actual, None, actor="key:t")
     Runner(ledger.engine, PredictionsProjection).catch_up()

@@ -23,21 +23,35 @@ READS = [("cls", None), ("cls", "region"), ("cls", "age"), ("reg", None), ("reg"
 def reads(ledger: Ledger, as_of: int | None) -> dict[str, Any]:
     out = {}
     for name, feature in READS:
-        answer = performance(ledger.engine, name, slice_feature=feature, as_of=as_of, now_us=NOW_US,
-                             window_days=40_000)
-        out[f"{name} {feature}"] = {k: v for k, v in answer.items() if k not in ("as_of", "complete")}
+        answer = performance(
+            ledger.engine,
+            name,
+            slice_feature=feature,
+            as_of=as_of,
+            now_us=NOW_US,
+            window_days=40_000,
+        )
+        out[f"{name} {feature}"] = {
+            k: v for k, v in answer.items() if k not in ("as_of", "complete")
+        }
     return out
 
 
-def test_as_of_at_every_cut_equals_the_cells_then(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cubes, "FINE", 2)  # epochs of 2 outcomes: 70 epochs, every level of cells used
+def test_as_of_at_every_cut_equals_the_cells_then(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        cubes, "FINE", 2
+    )  # epochs of 2 outcomes: 70 epochs, every level of cells used
     world = World(ledger, seed=3)
     for name in ("cls", "reg"):
         world.add_model(name)
         world.add_model(name, profile=False)
         world.predict(name, 25)
     for i in range(140):
-        world.outcome(world.rng.randrange(60) if i % 5 else world.rng.randrange(10))  # corrections too
+        world.outcome(
+            world.rng.randrange(60) if i % 5 else world.rng.randrange(10)
+        )  # corrections too
         if i % 37 == 36:
             world.advance(1)  # a new hour starts a new epoch mid-count
     runner = Runner(ledger.engine, PredictionsProjection, page_size=1)
@@ -53,7 +67,9 @@ def test_as_of_at_every_cut_equals_the_cells_then(ledger: Ledger, monkeypatch: p
             then[position] = reads(ledger, None)
     assert len(then) > 60
     for position, expected in then.items():
-        assert_close(reads(ledger, position), {k: {**v, "position": position} for k, v in expected.items()})
+        assert_close(
+            reads(ledger, position), {k: {**v, "position": position} for k, v in expected.items()}
+        )
     for cls in ALL:  # dump() reads every projection
         if cls is not PredictionsProjection:
             Runner(ledger.engine, cls).catch_up()

@@ -33,21 +33,44 @@ class Scene:
         self.ledger, self.count = ledger, 0
         self.made: dict[tuple[str, str], list[str]] = {}  # (deployment, subject) -> prediction ids
         for name, task in (("cls", "classification"), ("reg", "regression")):
-            ledger.create_deployment(name=name, task=task, schema=SCHEMA, policy={"name": "manual"},
-                                     positive_label="yes" if task == "classification" else None,
-                                     outcome_maturity_days=0, actor="test")
+            ledger.create_deployment(
+                name=name,
+                task=task,
+                schema=SCHEMA,
+                policy={"name": "manual"},
+                positive_label="yes" if task == "classification" else None,
+                outcome_maturity_days=0,
+                actor="test",
+            )
 
     def predict(self, deployment: str, subject: str, plan: str) -> str:
         self.count += 1
         request_id = f"r{self.count}"
-        features = {"customer_id": subject, "full_name": f"Name of {subject}", "plan": plan, "vip": self.count % 2 == 0}
-        plain, sealed = self.ledger.sealer.seal(SCHEMA, features, deployment=deployment, request_id=request_id)
+        features = {
+            "customer_id": subject,
+            "full_name": f"Name of {subject}",
+            "plan": plan,
+            "vip": self.count % 2 == 0,
+        }
+        plain, sealed = self.ledger.sealer.seal(
+            SCHEMA, features, deployment=deployment, request_id=request_id
+        )
         value = ["yes", "no"][self.count % 2] if deployment == "cls" else float(self.count)
         prediction = Prediction(
-            deployment=deployment, deployment_version=self.ledger.deployment(deployment).version,
-            request_id=request_id, body_digest=request_id, features=plain, sealed=sealed,
-            outputs={"m1": {"value": value}, "m2": {"value": value}}, served_model="m1",
-            policy={"name": "manual"}, leader="m1", flags=[], scoring={"mode": "shadow"}, actor="key:test")
+            deployment=deployment,
+            deployment_version=self.ledger.deployment(deployment).version,
+            request_id=request_id,
+            body_digest=request_id,
+            features=plain,
+            sealed=sealed,
+            outputs={"m1": {"value": value}, "m2": {"value": value}},
+            served_model="m1",
+            policy={"name": "manual"},
+            leader="m1",
+            flags=[],
+            scoring={"mode": "shadow"},
+            actor="key:test",
+        )
         self.ledger.record_predictions([prediction])
         self.made.setdefault((deployment, subject), []).append(str(prediction.id))
         return str(prediction.id)
@@ -64,11 +87,15 @@ class Scene:
                     if i < 2:
                         self.outcome(pid, deployment, i)
             self.advance(1.5)
-            self.outcome(self.made[(deployment, ME)][0], deployment, 7)  # a correction, an hour later
+            self.outcome(
+                self.made[(deployment, ME)][0], deployment, 7
+            )  # a correction, an hour later
 
     def advance(self, hours: float) -> None:
         with self.ledger.engine.begin() as conn:
-            conn.exec_driver_sql(f"UPDATE ledger_clock SET last_us = last_us + {int(hours * 3_600_000_000)}")
+            conn.exec_driver_sql(
+                f"UPDATE ledger_clock SET last_us = last_us + {int(hours * 3_600_000_000)}"
+            )
 
 
 def project(ledger: Ledger, page_size: int = 4) -> None:
@@ -77,7 +104,9 @@ def project(ledger: Ledger, page_size: int = 4) -> None:
         Runner(ledger.engine, projection, page_size=page_size).catch_up()
 
 
-def counts(ledger: Ledger, deployment: str, feature: str | None = None) -> dict[tuple[str, Any], int]:
+def counts(
+    ledger: Ledger, deployment: str, feature: str | None = None
+) -> dict[tuple[str, Any], int]:
     answer = performance(ledger.engine, deployment, slice_feature=feature)
     return {(r["model_id"], r["slice_value"]): r["count"] for r in answer["results"]}
 
@@ -114,22 +143,30 @@ def test_a_scoped_forget_moves_counts_to_erased_and_a_rebuild_equals_it(ledger: 
     project(ledger)
 
     overall = counts(ledger, "cls")
-    assert overall == {key: n + 1 for key, n in before[("cls", None)].items()}  # only the new outcome
+    assert overall == {
+        key: n + 1 for key, n in before[("cls", None)].items()
+    }  # only the new outcome
     for feature in ("plan", "vip"):
         sliced = counts(ledger, "cls", feature)
         assert per_model(sliced) == {m: n for (m, _), n in overall.items()}  # totals unchanged
         assert {m: n for (m, v), n in sliced.items() if v == "erased"} == {"m1": 3, "m2": 3}
-        assert all(n <= before[("cls", feature)][key] for key, n in sliced.items() if key[1] != "erased")
+        assert all(
+            n <= before[("cls", feature)][key] for key, n in sliced.items() if key[1] != "erased"
+        )
     for feature in (None, "plan", "vip"):  # the same subject in the other deployment is untouched
         assert counts(ledger, "reg", feature) == before[("reg", feature)]
 
     rows = rows_of(ledger, "cls")
     for pid in mine:
         assert rows[pid]["erased"] is True
-        assert rows[pid]["features"]["customer_id"] == rows[pid]["features"]["full_name"] == "erased"
+        assert (
+            rows[pid]["features"]["customer_id"] == rows[pid]["features"]["full_name"] == "erased"
+        )
         assert rows[pid]["features"]["plan"] in PLANS  # not personal: kept, and still filterable
     assert not any(rows[pid]["erased"] for pid in scene.made[("cls", YOU)])
-    assert not {"customer_id", "full_name"} & rows[scene.made[("cls", YOU)][0]]["features"].keys()  # sealed
+    assert (
+        not {"customer_id", "full_name"} & rows[scene.made[("cls", YOU)][0]]["features"].keys()
+    )  # sealed
     assert not any(item["erased"] for item in rows_of(ledger, "reg").values())
     gold = rows_of(ledger, "cls", features={"plan": "gold"})
     assert {mine[0], mine[2]} <= gold.keys() and mine[1] not in gold
@@ -138,8 +175,13 @@ def test_a_scoped_forget_moves_counts_to_erased_and_a_rebuild_equals_it(ledger: 
     cls = {feature: counts(ledger, "cls", feature) for feature in (None, "plan", "vip")}
     ledger.forget_subject(ME, reason="erasure request 3", actor="key:admin")  # now everywhere
     project(ledger)
-    assert {feature: counts(ledger, "cls", feature) for feature in cls} == cls  # erased once, not twice
-    assert {m: n for (m, v), n in counts(ledger, "reg", "plan").items() if v == "erased"} == {"m1": 2, "m2": 2}
+    assert {
+        feature: counts(ledger, "cls", feature) for feature in cls
+    } == cls  # erased once, not twice
+    assert {m: n for (m, v), n in counts(ledger, "reg", "plan").items() if v == "erased"} == {
+        "m1": 2,
+        "m2": 2,
+    }
     assert counts(ledger, "reg") == before[("reg", None)]
     assert_rebuild_equals_incremental(ledger)
 
@@ -165,13 +207,31 @@ def test_a_forget_everywhere_erases_every_deployment_and_not_a_later_return(ledg
     assert counts(ledger, "cls") == before["cls"]
     assert rows_of(ledger, "reg")[back]["erased"] is False
     assert ("m1", "basic") in counts(ledger, "reg", "plan")
-    for model in ("m1", "m2"):  # the error sums moved with the counts: every slicing sums to the total
-        total = [r for r in performance(ledger.engine, "reg")["results"] if r["model_id"] == model][0]
-        sliced = [r for r in performance(ledger.engine, "reg", slice_feature="plan")["results"]
-                  if r["model_id"] == model]
-        assert abs(sum(r["count"] * r["mae"] for r in sliced) - total["count"] * total["mae"]) < 1e-6
-        assert abs(sum(r["count"] * r["mean_error"] for r in sliced) - total["count"] * total["mean_error"]) < 1e-6
+    for model in (
+        "m1",
+        "m2",
+    ):  # the error sums moved with the counts: every slicing sums to the total
+        total = [r for r in performance(ledger.engine, "reg")["results"] if r["model_id"] == model][
+            0
+        ]
+        sliced = [
+            r
+            for r in performance(ledger.engine, "reg", slice_feature="plan")["results"]
+            if r["model_id"] == model
+        ]
+        assert (
+            abs(sum(r["count"] * r["mae"] for r in sliced) - total["count"] * total["mae"]) < 1e-6
+        )
+        assert (
+            abs(
+                sum(r["count"] * r["mean_error"] for r in sliced)
+                - total["count"] * total["mean_error"]
+            )
+            < 1e-6
+        )
     assert forgotten.position is not None
-    earlier = list_predictions(ledger.engine, deployment="cls", as_of=forgotten.position - 1)["items"]
+    earlier = list_predictions(ledger.engine, deployment="cls", as_of=forgotten.position - 1)[
+        "items"
+    ]
     assert earlier and not any(item["erased"] for item in earlier)  # the index's flag follows as_of
     assert_rebuild_equals_incremental(ledger)

@@ -51,7 +51,10 @@ class FailsOnThirdPage(PredictionsProjection):
     def apply(self, conn, events: Sequence[Event]) -> None:  # noqa: ANN001
         FailsOnThirdPage.pages += 1
         if FailsOnThirdPage.pages == 3:
-            self.tables = {**self.tables, "outcomes": self.tables["deployments"]}  # a COPY that cannot work
+            self.tables = {
+                **self.tables,
+                "outcomes": self.tables["deployments"],
+            }  # a COPY that cannot work
         super().apply(conn, events)
 
 

@@ -34,6 +34,7 @@ command = st.one_of(
 
 def everything(engine: Any, as_of: int | None) -> dict[str, Any]:
     """Every read the API offers, at one position."""
+
     def clean(answer: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in answer.items() if k not in ("as_of", "complete")}
 
@@ -44,8 +45,16 @@ def everything(engine: Any, as_of: int | None) -> dict[str, Any]:
     for name in ("cls", "reg"):
         out[f"deployment {name}"] = clean(get_deployment(engine, name, as_of))
         for feature in (None, "region", "age", "vip"):
-            out[f"perf {name} {feature}"] = clean(performance(
-                engine, name, slice_feature=feature, as_of=as_of, now_us=NOW_US, window_days=40_000))
+            out[f"perf {name} {feature}"] = clean(
+                performance(
+                    engine,
+                    name,
+                    slice_feature=feature,
+                    as_of=as_of,
+                    now_us=NOW_US,
+                    window_days=40_000,
+                )
+            )
     out["predictions"] = clean(list_predictions(engine, limit=1000, as_of=as_of))
     return _round(out)
 
@@ -84,7 +93,9 @@ def test_incremental_equals_rebuild_and_as_of_equals_then(ledger: Ledger) -> Non
             runner.rebuild()
         rebuilt = dump(ledger.engine)
         assert_same_tables(incremental, rebuilt)
-        for position, then in list(seen.items())[-3:]:  # older ones were checked by earlier examples
+        for position, then in list(seen.items())[
+            -3:
+        ]:  # older ones were checked by earlier examples
             now = everything(ledger.engine, position)
             for key in then:
                 assert now[key] == {**then[key], "position": position} | {"position": position}, key

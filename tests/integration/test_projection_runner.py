@@ -71,7 +71,9 @@ def test_a_crash_between_rows_and_commit_leaves_nothing_half_done(ledger: Ledger
 
 
 @pytest.mark.slow
-def test_kill_9_of_ledger_project_follow_then_restart_equals_rebuild(ledger: Ledger, database_url: str) -> None:
+def test_kill_9_of_ledger_project_follow_then_restart_equals_rebuild(
+    ledger: Ledger, database_url: str
+) -> None:
     populate(ledger, predictions=200)
     follower = _start_follow(database_url, page_size=1)
     try:
@@ -93,10 +95,14 @@ def test_kill_9_of_ledger_project_follow_then_restart_equals_rebuild(ledger: Led
 def test_two_runners_started_at_once_one_works_the_other_waits(ledger: Ledger) -> None:
     populate(ledger, predictions=20)
     stop_first, stop_second = threading.Event(), threading.Event()
-    first = threading.Thread(target=Runner(ledger.engine, PredictionsProjection, poll_interval=0.05).follow,
-                             args=(stop_first,))
-    second = threading.Thread(target=Runner(ledger.engine, PredictionsProjection, poll_interval=0.05).follow,
-                              args=(stop_second,))
+    first = threading.Thread(
+        target=Runner(ledger.engine, PredictionsProjection, poll_interval=0.05).follow,
+        args=(stop_first,),
+    )
+    second = threading.Thread(
+        target=Runner(ledger.engine, PredictionsProjection, poll_interval=0.05).follow,
+        args=(stop_second,),
+    )
     first.start()
     second.start()
     try:
@@ -107,7 +113,9 @@ def test_two_runners_started_at_once_one_works_the_other_waits(ledger: Ledger) -
         assert wait_for(ledger.engine, "predictions", top, timeout=30)
         probe = runner_lock(ledger.engine, "predictions")
         assert not probe.acquire(wait=False), "nobody holds the lock"
-        assert first.is_alive() and second.is_alive(), "both runners keep running: one works, one waits"
+        assert first.is_alive() and second.is_alive(), (
+            "both runners keep running: one works, one waits"
+        )
         stop_first.set()
         first.join(10)
     finally:
@@ -121,8 +129,18 @@ def test_two_runners_started_at_once_one_works_the_other_waits(ledger: Ledger) -
 def _start_follow(database_url: str, page_size: int) -> subprocess.Popen:
     env = {**os.environ, "LEDGER_DATABASE_URL": database_url}
     return subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "ledger"), "project", "--follow", "--page-size", str(page_size), "--poll", "0.05"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            os.path.join(os.path.dirname(sys.executable), "ledger"),
+            "project",
+            "--follow",
+            "--page-size",
+            str(page_size),
+            "--poll",
+            "0.05",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 

@@ -22,15 +22,29 @@ def test_the_read_endpoints_answer_with_their_position(ledger: Ledger) -> None:
         Runner(ledger.engine, cls).catch_up()
     api = make_api(ledger)
 
-    page = api.call("GET", "/v1/predictions", "auditor", params={"deployment": "cls", "limit": "5",
-                                                                 "feature.region": "north"})
+    page = api.call(
+        "GET",
+        "/v1/predictions",
+        "auditor",
+        params={"deployment": "cls", "limit": "5", "feature.region": "north"},
+    )
     assert page.status_code == 200, page.text
-    assert all(i["features"]["region"] == "north" for i in page.json["items"]) and page.json["complete"]
+    assert (
+        all(i["features"]["region"] == "north" for i in page.json["items"])
+        and page.json["complete"]
+    )
     assert api.call("GET", "/v1/predictions", "predictor").status_code == 403
-    assert api.call("GET", "/v1/predictions", "auditor", params={"cursor": "junk"}).status_code == 422
-    assert api.call("GET", "/v1/predictions", "auditor", params={"as_of": "yesterday"}).status_code == 422
+    assert (
+        api.call("GET", "/v1/predictions", "auditor", params={"cursor": "junk"}).status_code == 422
+    )
+    assert (
+        api.call("GET", "/v1/predictions", "auditor", params={"as_of": "yesterday"}).status_code
+        == 422
+    )
 
-    perf = api.call("GET", "/v1/performance", "admin", params={"deployment": "cls", "slice": "region"})
+    perf = api.call(
+        "GET", "/v1/performance", "admin", params={"deployment": "cls", "slice": "region"}
+    )
     assert perf.status_code == 200, perf.text
     assert sum(r["count"] for r in perf.json["results"]) == 8
     assert api.call("GET", "/v1/performance", "admin").status_code == 422
@@ -49,12 +63,20 @@ def test_min_position_waits_for_a_write_just_made(ledger: Ledger) -> None:
         Runner(ledger.engine, cls).catch_up()
     api = make_api(ledger)
     stop = threading.Event()
-    follower = threading.Thread(target=Runner(ledger.engine, PredictionsProjection, poll_interval=0.05).follow, args=(stop,))
+    follower = threading.Thread(
+        target=Runner(ledger.engine, PredictionsProjection, poll_interval=0.05).follow, args=(stop,)
+    )
     follower.start()
     try:
         position = world.predict("cls", 1)[-1]
-        answer = api.call("GET", "/v1/predictions", "auditor", params={"min_position": str(position)})
-        assert answer.status_code == 200 and answer.json["complete"] and answer.json["position"] >= position
+        answer = api.call(
+            "GET", "/v1/predictions", "auditor", params={"min_position": str(position)}
+        )
+        assert (
+            answer.status_code == 200
+            and answer.json["complete"]
+            and answer.json["position"] >= position
+        )
         assert answer.json["items"][0]["position"] == position
     finally:
         stop.set()

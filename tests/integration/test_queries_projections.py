@@ -36,23 +36,33 @@ def world(ledger: Ledger) -> World:
 
 
 def labels(ledger: Ledger, deployment: str, model: str) -> tuple[list, list, list[str]]:
-    rows = list_predictions(ledger.engine, deployment=deployment, has_outcome=True, limit=1000)["items"]
+    rows = list_predictions(ledger.engine, deployment=deployment, has_outcome=True, limit=1000)[
+        "items"
+    ]
     actual = [r["outcome"]["actual"] for r in rows]
     predicted = [r["outputs"][model]["value"] for r in rows]
     return actual, predicted, [r["features"]["region"] for r in rows]
 
 
-def test_performance_agrees_with_sklearn_for_every_model_and_slice(ledger: Ledger, world: World) -> None:
+def test_performance_agrees_with_sklearn_for_every_model_and_slice(
+    ledger: Ledger, world: World
+) -> None:
     answer = performance(ledger.engine, "cls", slice_feature="region")
-    assert {r["model_id"] for r in answer["results"]} == set(world.models["cls"])  # served and shadow
+    assert {r["model_id"] for r in answer["results"]} == set(
+        world.models["cls"]
+    )  # served and shadow
     for r in answer["results"]:
         actual, predicted, regions = labels(ledger, "cls", r["model_id"])
         keep = [i for i, region in enumerate(regions) if region == r["slice_value"]]
         a, p = [actual[i] for i in keep], [predicted[i] for i in keep]
         assert r["count"] == len(keep)
         assert math.isclose(r["accuracy"], sk.accuracy_score(a, p))
-        assert math.isclose(r["f1"], sk.f1_score(a, p, pos_label=1, average="binary", zero_division=0))
-        assert math.isclose(r["precision"], sk.precision_score(a, p, average="binary", zero_division=0))
+        assert math.isclose(
+            r["f1"], sk.f1_score(a, p, pos_label=1, average="binary", zero_division=0)
+        )
+        assert math.isclose(
+            r["precision"], sk.precision_score(a, p, average="binary", zero_division=0)
+        )
 
 
 def test_regression_performance_agrees_with_sklearn(ledger: Ledger, world: World) -> None:
@@ -63,7 +73,9 @@ def test_regression_performance_agrees_with_sklearn(ledger: Ledger, world: World
         assert math.isclose(r["rmse"], math.sqrt(sk.mean_squared_error(actual, predicted)))
 
 
-def test_a_correction_replaces_the_old_outcome_and_as_of_still_sees_the_old(ledger: Ledger, world: World) -> None:
+def test_a_correction_replaces_the_old_outcome_and_as_of_still_sees_the_old(
+    ledger: Ledger, world: World
+) -> None:
     deployment, pid = world.predictions[0]
     before = performance(ledger.engine, deployment)
     first = list_predictions(ledger.engine, deployment=deployment, limit=1000)
@@ -75,9 +87,12 @@ def test_a_correction_replaces_the_old_outcome_and_as_of_still_sees_the_old(ledg
     then = performance(ledger.engine, deployment, as_of=before["position"])
     assert [r["count"] for r in then["results"]] == [r["count"] for r in before["results"]]
     assert then["results"] == before["results"] and after["results"] != before["results"]
-    assert sum(r["count"] for r in after["results"]) == sum(r["count"] for r in before["results"]) + (
-        0 if old else len(world.models[deployment]))
-    now = next(r for r in list_predictions(ledger.engine, limit=1000)["items"] if r["prediction_id"] == pid)
+    assert sum(r["count"] for r in after["results"]) == sum(
+        r["count"] for r in before["results"]
+    ) + (0 if old else len(world.models[deployment]))
+    now = next(
+        r for r in list_predictions(ledger.engine, limit=1000)["items"] if r["prediction_id"] == pid
+    )
     assert now["outcome"]["corrected"] is bool(old)
 
 
@@ -85,25 +100,34 @@ def test_feature_filters_flags_and_outcomes(ledger: Ledger, world: World) -> Non
     everything = list_predictions(ledger.engine, limit=1000)["items"]
     north = list_predictions(ledger.engine, features={"region": "north"}, limit=1000)["items"]
     assert north and {r["prediction_id"] for r in north} == {
-        r["prediction_id"] for r in everything if r["features"]["region"] == "north"}
+        r["prediction_id"] for r in everything if r["features"]["region"] == "north"
+    }
     age = everything[0]["features"]["age"]
     by_age = list_predictions(ledger.engine, features={"age": str(age)}, limit=1000)["items"]
     assert everything[0]["prediction_id"] in {r["prediction_id"] for r in by_age}
     vip = list_predictions(ledger.engine, features={"vip": "true"}, limit=1000)["items"]
-    assert {r["prediction_id"] for r in vip} == {r["prediction_id"] for r in everything if r["features"]["vip"]}
+    assert {r["prediction_id"] for r in vip} == {
+        r["prediction_id"] for r in everything if r["features"]["vip"]
+    }
     flagged = list_predictions(ledger.engine, flagged=True, limit=1000)["items"]
-    assert {r["prediction_id"] for r in flagged} == {r["prediction_id"] for r in everything if r["flags"]}
+    assert {r["prediction_id"] for r in flagged} == {
+        r["prediction_id"] for r in everything if r["flags"]
+    }
     unknown = list_predictions(ledger.engine, has_outcome=False, limit=1000)["items"]
     assert all(r["outcome"] is None for r in unknown) and len(unknown) < len(everything)
 
 
-def test_the_cursor_is_pinned_to_a_position_and_visits_each_row_once(ledger: Ledger, world: World) -> None:
+def test_the_cursor_is_pinned_to_a_position_and_visits_each_row_once(
+    ledger: Ledger, world: World
+) -> None:
     page = list_predictions(ledger.engine, deployment="cls", limit=7)
     seen = [r["prediction_id"] for r in page["items"]]
     world.predict("cls", 5)  # arrives after the first page: not part of this listing
     catch_up(ledger)
     while page["next_cursor"]:
-        page = list_predictions(ledger.engine, deployment="cls", limit=7, cursor=page["next_cursor"])
+        page = list_predictions(
+            ledger.engine, deployment="cls", limit=7, cursor=page["next_cursor"]
+        )
         seen += [r["prediction_id"] for r in page["items"]]
     assert len(seen) == len(set(seen)) == 30
 
@@ -115,7 +139,10 @@ def test_model_index_has_provenance_and_roles_over_time(ledger: Ledger, world: W
     catch_up(ledger)
     model = get_model(ledger.engine, first)
     assert model["params"] == {"C": 1.0} and model["metrics"] == {"f1": 0.5}
-    assert model["code_version"]["commit"] == "abc" and model["data_time_range"]["start"] == "2026-01-01"
+    assert (
+        model["code_version"]["commit"] == "abc"
+        and model["data_time_range"]["start"] == "2026-01-01"
+    )
     assert model["roles"] == {"cls": "challenger"}
     assert get_model(ledger.engine, first, as_of=start)["roles"] == {"cls": "leader"}
     assert get_deployment(ledger.engine, "cls")["leader"] == second
@@ -123,7 +150,9 @@ def test_model_index_has_provenance_and_roles_over_time(ledger: Ledger, world: W
     assert len(list_models(ledger.engine, deployment="cls")["items"]) == 2
 
 
-def test_an_as_of_beyond_the_projection_waits_then_says_it_is_incomplete(ledger: Ledger, world: World) -> None:
+def test_an_as_of_beyond_the_projection_waits_then_says_it_is_incomplete(
+    ledger: Ledger, world: World
+) -> None:
     positions = world.predict("cls", 1)
     answer = list_predictions(ledger.engine, as_of=positions[-1], wait=0.2)
     assert answer["complete"] is False and answer["position"] < positions[-1]

@@ -19,7 +19,9 @@ def test_a_lookup_is_the_repository_aggregate_with_its_position_and_chain(ledger
     assert record is not None and record.prediction.__dict__ == now.__dict__
     assert record.chain_hash is None  # no notary yet: pending
     before = read_prediction(ledger.engine, ledger.mapper, now.id, record.position)
-    assert before is not None and before.prediction.outcomes == [] and before.prediction.version == 1
+    assert (
+        before is not None and before.prediction.outcomes == [] and before.prediction.version == 1
+    )
     assert read_prediction(ledger.engine, ledger.mapper, now.id, record.position - 1) is None
     advance(ledger.engine)
     chained = api.call("GET", f"/v1/predictions/{pid}", role="auditor").json["chain"]
@@ -28,9 +30,19 @@ def test_a_lookup_is_the_repository_aggregate_with_its_position_and_chain(ledger
 
 
 def test_a_running_training_run_is_read_again_until_it_is_final(ledger) -> None:
-    run_id = ledger.start_training(spec_name="s", spec={}, deployment="d", dataset_ids={}, features=["a"],
-                                   target="y", algorithm="lr", params={}, code_version={}, trigger=None,
-                                   actor="test")
+    run_id = ledger.start_training(
+        spec_name="s",
+        spec={},
+        deployment="d",
+        dataset_ids={},
+        features=["a"],
+        target="y",
+        algorithm="lr",
+        params={},
+        code_version={},
+        trigger=None,
+        actor="test",
+    )
     assert ledger.training_run(run_id).status == "running"
     ledger.fail_training(run_id, error="boom", actor="test")
     assert ledger.training_run(run_id).status == "failed"
@@ -51,11 +63,15 @@ def test_a_lookup_survives_its_pooled_connection_being_killed(ledger) -> None:
     api = make_api(ledger)
     deployment_with_models(api)
     pid = UUID(predict(api, {"features": ROW, "request_id": "r-1"}).json["prediction_id"])
-    assert read_prediction(ledger.engine, ledger.mapper, pid) is not None  # pools an unpinged connection
+    assert (
+        read_prediction(ledger.engine, ledger.mapper, pid) is not None
+    )  # pools an unpinged connection
     if ledger.engine.dialect.name != "postgresql":
         return  # SQLite has no server to lose
     with ledger.engine.connect() as conn:
-        conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        conn.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
     again = read_prediction(ledger.engine, ledger.mapper, pid)
     assert again is not None and again.prediction.id == pid

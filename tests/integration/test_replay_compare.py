@@ -27,6 +27,7 @@ def _sender(api):
     def send(method, path, body):
         answer = api.call(method, path, role="predictor", json=body)
         return answer.status_code, answer.json
+
     return send
 
 
@@ -34,22 +35,45 @@ def test_a_thousand_replayed_predictions_give_a_compare_report(ledger, parallel)
     production = make_api(ledger)
     deployment_with_models(production, kinds=("logistic", "tree"))
     cut = head_position(ledger.engine)
-    rows = [{**ROW, "age": 18.0 + (i % 60), "income": 10_000.0 + 101.0 * i, "customer": f"c-{i % 50}"}
-            for i in range(1000)]
+    rows = [
+        {**ROW, "age": 18.0 + (i % 60), "income": 10_000.0 + 101.0 * i, "customer": f"c-{i % 50}"}
+        for i in range(1000)
+    ]
     for start in range(0, 960, 320):
-        assert predict(production, {"instances": rows[start:start + 320], "request_id": f"b{start}"}).status_code == 201
+        assert (
+            predict(
+                production, {"instances": rows[start : start + 320], "request_id": f"b{start}"}
+            ).status_code
+            == 201
+        )
     for i in range(960, 1000):
         assert predict(production, {"features": rows[i], "request_id": f"s{i}"}).status_code == 201
-    outcomes = [{"deployment": "churn", "request_id": f"b{i // 320 * 320}#{i % 320}" if i < 960 else f"s{i}",
-                 "actual": "yes"} for i in range(0, 1000, 10)]
-    assert production.call("POST", "/v1/outcomes", role="predictor", json=outcomes).status_code in (200, 201)
+    outcomes = [
+        {
+            "deployment": "churn",
+            "request_id": f"b{i // 320 * 320}#{i % 320}" if i < 960 else f"s{i}",
+            "actual": "yes",
+        }
+        for i in range(0, 1000, 10)
+    ]
+    assert production.call("POST", "/v1/outcomes", role="predictor", json=outcomes).status_code in (
+        200,
+        201,
+    )
 
     clone_ledger(ledger.engine, parallel.engine, cut)
     candidate = make_api(parallel)
     challenger = register_model(parallel, "always_yes")
-    assert candidate.call("POST", "/v1/deployments/churn/models", json={"model_id": challenger}).status_code == 201
+    assert (
+        candidate.call(
+            "POST", "/v1/deployments/churn/models", json={"model_id": challenger}
+        ).status_code
+        == 201
+    )
 
-    stats = replay(ledger_requests(ledger, cut, head_position(ledger.engine)), _sender(candidate), speed=0)
+    stats = replay(
+        ledger_requests(ledger, cut, head_position(ledger.engine)), _sender(candidate), speed=0
+    )
     assert stats.failed == 0 and stats.skipped_erased == 0
     assert stats.sent == 3 + 40 + 100  # three batches, forty singles, a hundred outcomes
 
@@ -63,7 +87,12 @@ def test_a_thousand_replayed_predictions_give_a_compare_report(ledger, parallel)
 def test_replay_keeps_the_original_cadence_scaled_by_speed():
     now = [0.0]
     sent_at = []
-    requests = iter([Request(at=s * 1_000_000, position=s, path="/p", body={}, kind="prediction") for s in (0, 10, 30)])
+    requests = iter(
+        [
+            Request(at=s * 1_000_000, position=s, path="/p", body={}, kind="prediction")
+            for s in (0, 10, 30)
+        ]
+    )
 
     def send(method, path, body):
         sent_at.append(now[0])

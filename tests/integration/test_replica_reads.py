@@ -31,8 +31,11 @@ def set_standby_position(engine: sa.Engine, position: int) -> None:
     positions.create(engine, checkfirst=True)
     with engine.begin() as conn:
         conn.execute(positions.delete().where(positions.c.name == "models"))
-        conn.execute(positions.insert().values(name="models", position=position, generation=1,
-                                               version=ModelsProjection.version))
+        conn.execute(
+            positions.insert().values(
+                name="models", position=position, generation=1, version=ModelsProjection.version
+            )
+        )
 
 
 def test_a_standby_that_has_replayed_the_primary_position_serves_the_read(ledger: Ledger) -> None:
@@ -47,15 +50,21 @@ def test_a_standby_that_has_replayed_the_primary_position_serves_the_read(ledger
         router.close()
 
 
-def test_a_standby_behind_the_primary_is_skipped_until_it_catches_up(ledger: Ledger, parallel_ledger: Ledger) -> None:
+def test_a_standby_behind_the_primary_is_skipped_until_it_catches_up(
+    ledger: Ledger, parallel_ledger: Ledger
+) -> None:
     position = projected(ledger)
     behind = parallel_ledger.settings.database_url
     router = ReadRouter.for_url(ledger.engine, behind, wait_seconds=0.05)
     seen: list[str] = []
     router.observe = seen.append
     try:
-        set_standby_position(parallel_ledger.engine, position - 1)  # the standby itself is read-only
-        assert router.engine_for("models") is ledger.engine  # never an older state than the primary's
+        set_standby_position(
+            parallel_ledger.engine, position - 1
+        )  # the standby itself is read-only
+        assert (
+            router.engine_for("models") is ledger.engine
+        )  # never an older state than the primary's
         set_standby_position(parallel_ledger.engine, position)
         assert router.engine_for("models") is router.standby
         assert seen == ["fallback", "standby"]

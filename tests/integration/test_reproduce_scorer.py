@@ -13,7 +13,9 @@ def api(ledger) -> Api:
     return make_api(ledger)
 
 
-def test_reproduce_scores_with_the_recorded_scorer_and_the_pipeline_when_none_was_recorded(api: Api) -> None:
+def test_reproduce_scores_with_the_recorded_scorer_and_the_pipeline_when_none_was_recorded(
+    api: Api,
+) -> None:
     deployment_with_models(api)
     answer = predict(api, {"features": ROW, "request_id": "r-1"}).json
     result = reproduce(api.ledger, answer["prediction_id"])

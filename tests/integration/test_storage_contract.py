@@ -16,9 +16,14 @@ from ledger.storage import CLOCK_TABLE, EVENTS_TABLE, is_postgres
 TOPIC = "ledger.domain.predictions:Prediction.Made"
 
 
-def stored(originator_id: uuid.UUID | None = None, version: int = 1, state: bytes = b'{"n":1}') -> StoredEvent:
+def stored(
+    originator_id: uuid.UUID | None = None, version: int = 1, state: bytes = b'{"n":1}'
+) -> StoredEvent:
     return StoredEvent(
-        originator_id=originator_id or uuid.uuid4(), originator_version=version, topic=TOPIC, state=state
+        originator_id=originator_id or uuid.uuid4(),
+        originator_version=version,
+        topic=TOPIC,
+        state=state,
     )
 
 
@@ -28,17 +33,22 @@ def positions(ledger) -> list[int]:
 
 def recorded_at(ledger) -> list[int]:
     with ledger.engine.connect() as conn:
-        return list(conn.exec_driver_sql(f"SELECT recorded_at FROM {EVENTS_TABLE} ORDER BY id").scalars())
+        return list(
+            conn.exec_driver_sql(f"SELECT recorded_at FROM {EVENTS_TABLE} ORDER BY id").scalars()
+        )
 
 
 def test_inserted_events_are_selected_back_by_originator_and_in_the_notification_log(ledger):
     first, second = uuid.uuid4(), uuid.uuid4()
-    ids = ledger.recorder.insert_events([stored(first, 1, b'{"a":1}'), stored(first, 2, b'{"a":2}')])
+    ids = ledger.recorder.insert_events(
+        [stored(first, 1, b'{"a":1}'), stored(first, 2, b'{"a":2}')]
+    )
     ids += ledger.recorder.insert_events([stored(second, 1, b'{"b":1}')])
     assert [e.state for e in ledger.recorder.select_events(first)] == [b'{"a":1}', b'{"a":2}']
-    assert [(n.originator_id, n.originator_version) for n in ledger.recorder.select_notifications(None, 10)] == [
-        (first, 1), (first, 2), (second, 1)
-    ]
+    assert [
+        (n.originator_id, n.originator_version)
+        for n in ledger.recorder.select_notifications(None, 10)
+    ] == [(first, 1), (first, 2), (second, 1)]
     assert positions(ledger) == sorted(ids)
 
 
@@ -114,10 +124,13 @@ def test_recorded_at_is_the_database_time_in_microseconds_utc(ledger):
     assert before - 2_000_000 <= at <= after + 2_000_000  # same host: clocks agree within skew
 
 
-@pytest.mark.parametrize("statement", [
-    f"UPDATE {EVENTS_TABLE} SET state = state",
-    f"DELETE FROM {EVENTS_TABLE}",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"UPDATE {EVENTS_TABLE} SET state = state",
+        f"DELETE FROM {EVENTS_TABLE}",
+    ],
+)
 def test_the_database_refuses_to_change_or_delete_events(ledger, statement):
     ledger.recorder.insert_events([stored()])
     with pytest.raises(sa.exc.DatabaseError, match="append-only"):
@@ -144,8 +157,10 @@ def test_artifacts_are_content_addressed(ledger):
 def test_an_altered_artifact_is_refused_on_load(ledger):
     digest = ledger.artifacts.put(b"model bytes")
     with ledger.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE ledger_artifacts SET content = :c WHERE digest = :d"),
-                     {"c": b"model bytez", "d": digest})
+        conn.execute(
+            sa.text("UPDATE ledger_artifacts SET content = :c WHERE digest = :d"),
+            {"c": b"model bytez", "d": digest},
+        )
     with pytest.raises(ArtifactCorrupt, match="altered"):
         ledger.artifacts.get(digest)
 
@@ -202,8 +217,12 @@ def test_the_application_role_records_with_its_grants_alone_and_cannot_rewrite(l
             ids = list(app.recorder.insert_events([stored(), stored()]))  # group commit
             ids += app.recorder.insert_now([stored()])  # an ORM session
             assert positions(app) == ids and app.artifacts.get(app.artifacts.put(b"m")) == b"m"
-            for statement in (f"UPDATE {EVENTS_TABLE} SET state = state", f"DELETE FROM {EVENTS_TABLE}",
-                              f"TRUNCATE {EVENTS_TABLE}", "DELETE FROM ledger_artifacts"):
+            for statement in (
+                f"UPDATE {EVENTS_TABLE} SET state = state",
+                f"DELETE FROM {EVENTS_TABLE}",
+                f"TRUNCATE {EVENTS_TABLE}",
+                "DELETE FROM ledger_artifacts",
+            ):
                 with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
                     with app.engine.begin() as conn:
                         conn.exec_driver_sql(statement)

@@ -43,22 +43,39 @@ def unguard(engine):
             conn.exec_driver_sql("ALTER TABLE ledger_events DISABLE TRIGGER USER")
             conn.exec_driver_sql("ALTER TABLE ledger_chain DISABLE TRIGGER USER")
         else:
-            for name in ("ledger_events_no_update", "ledger_events_no_delete",
-                         "ledger_chain_no_update", "ledger_chain_no_delete"):
+            for name in (
+                "ledger_events_no_update",
+                "ledger_events_no_delete",
+                "ledger_chain_no_update",
+                "ledger_chain_no_delete",
+            ):
                 conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
 
 
 def row(conn, position):
-    return conn.execute(sa.text(
-        "SELECT originator_id, originator_version, topic, state, recorded_at FROM ledger_events WHERE id = :p"
-    ), {"p": position}).one()
+    return conn.execute(
+        sa.text(
+            "SELECT originator_id, originator_version, topic, state, recorded_at FROM ledger_events WHERE id = :p"
+        ),
+        {"p": position},
+    ).one()
 
 
 def put(conn, position, values):
-    conn.execute(sa.text(
-        "UPDATE ledger_events SET originator_id = :o, originator_version = :v, topic = :t, state = :s, "
-        "recorded_at = :r WHERE id = :p"
-    ), {"o": values[0], "v": values[1], "t": values[2], "s": bytes(values[3]), "r": values[4], "p": position})
+    conn.execute(
+        sa.text(
+            "UPDATE ledger_events SET originator_id = :o, originator_version = :v, topic = :t, state = :s, "
+            "recorded_at = :r WHERE id = :p"
+        ),
+        {
+            "o": values[0],
+            "v": values[1],
+            "t": values[2],
+            "s": bytes(values[3]),
+            "r": values[4],
+            "p": position,
+        },
+    )
 
 
 def flip_byte(engine, p):
@@ -72,7 +89,10 @@ def flip_byte(engine, p):
 
 def shift_recorded_at(engine, p):
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE ledger_events SET recorded_at = recorded_at + 1 WHERE id = :p"), {"p": p})
+        conn.execute(
+            sa.text("UPDATE ledger_events SET recorded_at = recorded_at + 1 WHERE id = :p"),
+            {"p": p},
+        )
 
 
 def delete(engine, p):
@@ -88,7 +108,9 @@ def truncate(engine, p):
 def swap(engine, p, q):
     with engine.begin() as conn:
         first, second = row(conn, p), row(conn, q)
-        conn.execute(sa.text("UPDATE ledger_events SET originator_version = -1 WHERE id = :q"), {"q": q})
+        conn.execute(
+            sa.text("UPDATE ledger_events SET originator_version = -1 WHERE id = :q"), {"q": q}
+        )
         put(conn, p, second)
         put(conn, q, first)
 
@@ -98,14 +120,19 @@ def insert_forged(engine, p):
     with engine.begin() as conn:
         top = conn.exec_driver_sql("SELECT max(id) FROM ledger_events").scalar_one()
         for position in range(top, p - 1, -1):
-            conn.execute(sa.text("UPDATE ledger_events SET id = id + 1 WHERE id = :p"), {"p": position})
+            conn.execute(
+                sa.text("UPDATE ledger_events SET id = id + 1 WHERE id = :p"), {"p": position}
+            )
         template = row(conn, p + 1)
         forged_id = uuid.uuid4()
         originator = str(forged_id) if is_postgres(engine) else forged_id.bytes
-        conn.execute(sa.text(
-            "INSERT INTO ledger_events (id, originator_id, originator_version, topic, state, recorded_at) "
-            "VALUES (:p, :o, 1, :t, :s, :r)"
-        ), {"p": p, "o": originator, "t": template[2], "s": b'{"forged":true}', "r": template[4]})
+        conn.execute(
+            sa.text(
+                "INSERT INTO ledger_events (id, originator_id, originator_version, topic, state, recorded_at) "
+                "VALUES (:p, :o, 1, :t, :s, :r)"
+            ),
+            {"p": p, "o": originator, "t": template[2], "s": b'{"forged":true}', "r": template[4]},
+        )
 
 
 def rewrite_chain_from(engine, p):
@@ -113,10 +140,14 @@ def rewrite_chain_from(engine, p):
     flip_byte(engine, p)
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM ledger_chain WHERE position >= :p"), {"p": p})
-        head = conn.execute(sa.text("SELECT chain_hash, position FROM ledger_chain WHERE position = :q"),
-                            {"q": p - 1}).one()
-        conn.execute(sa.text(f"UPDATE {NOTARY_TABLE} SET position = :q, head_hash = :h WHERE id = 1"),
-                     {"q": head[1], "h": bytes(head[0])})
+        head = conn.execute(
+            sa.text("SELECT chain_hash, position FROM ledger_chain WHERE position = :q"),
+            {"q": p - 1},
+        ).one()
+        conn.execute(
+            sa.text(f"UPDATE {NOTARY_TABLE} SET position = :q, head_hash = :h WHERE id = 1"),
+            {"q": head[1], "h": bytes(head[0])},
+        )
     notary.advance(engine)
 
 
@@ -141,10 +172,16 @@ def test_an_untouched_ledger_verifies(signed):
     assert report.events == EVENTS and report.digests[0].ok
 
 
-@pytest.mark.parametrize(("attack", "expected_kind"), [
-    (flip_byte, "changed"), (shift_recorded_at, "changed"), (delete, "removed"), (truncate, "removed"),
-    (insert_forged, "inserted"),
-])
+@pytest.mark.parametrize(
+    ("attack", "expected_kind"),
+    [
+        (flip_byte, "changed"),
+        (shift_recorded_at, "changed"),
+        (delete, "removed"),
+        (truncate, "removed"),
+        (insert_forged, "inserted"),
+    ],
+)
 def test_a_single_edit_is_caught_at_its_position(signed, attack, expected_kind):
     engine, digest, key = signed
     unguard(engine)
@@ -175,8 +212,10 @@ def test_a_recomputed_chain_is_caught_only_by_a_digest_issued_before(signed):
 
 def test_an_earlier_digest_brackets_the_change(signed, tmp_path):
     engine, late, key = signed
-    early = notary.sign_digest(notary.service.load_private_key(tmp_path / "secrets" / "signing-key.pem"),
-                               *_head_at(engine, 8))
+    early = notary.sign_digest(
+        notary.service.load_private_key(tmp_path / "secrets" / "signing-key.pem"),
+        *_head_at(engine, 8),
+    )
     unguard(engine)
     rewrite_chain_from(engine, 11)
     report = notary.verify_database(engine, [early, late], key)
@@ -203,7 +242,10 @@ def test_a_malformed_chain_row_is_reported_at_its_position(signed):
     engine, digest, key = signed
     unguard(engine)
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE ledger_chain SET content_hash = :h WHERE position = 6"), {"h": b"\x01" * 31})
+        conn.execute(
+            sa.text("UPDATE ledger_chain SET content_hash = :h WHERE position = 6"),
+            {"h": b"\x01" * 31},
+        )
     report = notary.verify_database(engine, [digest], key)
     assert first(report) == (6, "changed") and report.digests[0].ok
 

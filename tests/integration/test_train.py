@@ -39,12 +39,18 @@ def run_cli(database_url: str, *args: str) -> str:
 
 def count_events(ledger: Ledger, topic_part: str) -> int:
     with ledger.engine.connect() as conn:
-        return conn.execute(sa.text("SELECT count(*) FROM ledger_events WHERE topic LIKE :t"),
-                            {"t": f"%{topic_part}%"}).scalar_one()
+        return conn.execute(
+            sa.text("SELECT count(*) FROM ledger_events WHERE topic LIKE :t"),
+            {"t": f"%{topic_part}%"},
+        ).scalar_one()
 
 
 def test_train_with_a_deployment_records_datasets_run_model_and_leader(
-    ledger: Ledger, database_url: str, churn_spec: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ledger: Ledger,
+    database_url: str,
+    churn_spec: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     monkeypatch.setenv("LEDGER_HOME", str(tmp_path))
     ledger.create_deployment(actor="test", **deployment_for(churn_spec))
@@ -54,7 +60,11 @@ def test_train_with_a_deployment_records_datasets_run_model_and_leader(
 
     model = ledger.model(model_id)
     run = ledger.training_run(model.training_run_id)
-    assert (run.status, run.model_id, run.artifact_digest) == ("completed", model_id, model.artifact_digest)
+    assert (run.status, run.model_id, run.artifact_digest) == (
+        "completed",
+        model_id,
+        model.artifact_digest,
+    )
     assert run.spec["source"] == churn_spec["source"] and run.spec["name"] == "churn-logistic"
     assert run.code_version["git_commit"] and run.code_version["packages"]["scikit-learn"]
     assert run.params["model__max_iter"] == 1000
@@ -64,7 +74,9 @@ def test_train_with_a_deployment_records_datasets_run_model_and_leader(
     for role, rows in (("train", 225), ("test", 75)):
         dataset = ledger.dataset(run.dataset_ids[role])
         assert (dataset.role, dataset.rows, len(dataset.fingerprint)) == (role, rows, 64)
-        assert dataset.time_range["column"] == "event_time" and dataset.source.startswith("demo:churn")
+        assert dataset.time_range["column"] == "event_time" and dataset.source.startswith(
+            "demo:churn"
+        )
     assert model.features == [f["name"] for f in churn_spec["features"]] and model.classes == [0, 1]
     deployment = ledger.deployment("churn")
     assert deployment.leader == model_id and deployment.models == [model_id]
@@ -74,11 +86,25 @@ def test_the_stored_artifacts_load_and_score_numpy_rows(ledger: Ledger, churn_sp
     model = ledger.model(train_and_record(ledger, churn_spec, "test"))
     run = ledger.training_run(model.training_run_id)
     features = [{"name": c["name"], "type": c["type"]} for c in run.reference_profile["input"]]
-    X = rows_to_matrix([{"tenure_months": 2, "monthly_charges": 99.5, "support_calls": 4, "income": None,
-                         "region": "central", "plan": "basic", "has_partner": False}], features)
+    X = rows_to_matrix(
+        [
+            {
+                "tenure_months": 2,
+                "monthly_charges": 99.5,
+                "support_calls": 4,
+                "income": None,
+                "region": "central",
+                "plan": "basic",
+                "has_partner": False,
+            }
+        ],
+        features,
+    )
     pipeline = ledger.artifacts.load_model(model.artifact_digest)
     assert pipeline.predict_proba(X).shape == (1, 2) and list(pipeline.classes_) == model.classes
-    detector = ledger.artifacts.load_model(run.reference_profile["outlier_detector"]["artifact_digest"])
+    detector = ledger.artifacts.load_model(
+        run.reference_profile["outlier_detector"]["artifact_digest"]
+    )
     assert np.isfinite(detector.score_samples(X)).all()
     assert "central" not in run.reference_profile["input"][4]["categories"]
 
@@ -87,13 +113,17 @@ def test_a_second_model_joins_as_a_challenger_and_the_leader_stays(ledger: Ledge
     first, second = (small(s) for s in demo_specs(end=END)[:2])
     ledger.create_deployment(actor="test", **deployment_for(first, second))
     leader = train_and_record(ledger, first, "test", deployment="churn")
-    challenger = train_and_record(ledger, second, "test", deployment="churn", trigger={"rule": "test"})
+    challenger = train_and_record(
+        ledger, second, "test", deployment="churn", trigger={"rule": "test"}
+    )
     deployment = ledger.deployment("churn")
     assert deployment.leader == leader and deployment.models == [leader, challenger]
     assert ledger.training_run(ledger.model(challenger).training_run_id).trigger == {"rule": "test"}
 
 
-def test_a_failing_fit_records_a_failed_run_and_registers_no_model(ledger: Ledger, churn_spec: dict):
+def test_a_failing_fit_records_a_failed_run_and_registers_no_model(
+    ledger: Ledger, churn_spec: dict
+):
     bad = {**churn_spec, "params": {"C": -1.0}}
     with pytest.raises(TrainingFailed) as caught:
         train_and_record(ledger, bad, "test")
@@ -104,46 +134,68 @@ def test_a_failing_fit_records_a_failed_run_and_registers_no_model(ledger: Ledge
 
 
 def test_missing_data_records_a_failed_run_without_datasets(ledger: Ledger, churn_spec: dict):
-    bad = {**churn_spec, "features": [*churn_spec["features"], {"name": "shoe_size", "type": "number"}]}
+    bad = {
+        **churn_spec,
+        "features": [*churn_spec["features"], {"name": "shoe_size", "type": "number"}],
+    }
     with pytest.raises(TrainingFailed, match="shoe_size"):
         train_and_record(ledger, bad, "test")
     assert count_events(ledger, "TrainingRun.Failed") == 1
-    assert count_events(ledger, "Dataset.Registered") == 0 and count_events(ledger, "Model.Registered") == 0
+    assert (
+        count_events(ledger, "Dataset.Registered") == 0
+        and count_events(ledger, "Model.Registered") == 0
+    )
 
 
-def test_the_cli_reports_a_failure_with_its_code(ledger: Ledger, database_url: str, churn_spec: dict,
-                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_the_cli_reports_a_failure_with_its_code(
+    ledger: Ledger,
+    database_url: str,
+    churn_spec: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
     monkeypatch.setenv("LEDGER_HOME", str(tmp_path))
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**churn_spec, "algorithm": "os.system"}))
     result = CliRunner().invoke(main, ["--db", database_url, "train", str(tmp_path / "bad.yaml")])
-    assert result.exit_code == 1 and "invalid_spec" in result.output and "algorithm" in result.output
+    assert (
+        result.exit_code == 1 and "invalid_spec" in result.output and "algorithm" in result.output
+    )
     assert count_events(ledger, "TrainingRun") == 0
 
 
-def test_a_ledger_source_trains_on_rows_passed_in_and_a_stored_spec_retrains(ledger: Ledger, churn_spec: dict):
+def test_a_ledger_source_trains_on_rows_passed_in_and_a_stored_spec_retrains(
+    ledger: Ledger, churn_spec: dict
+):
     rows = demo_data.generate(300, 5, drift=True).to_dict("records")
     spec = {**churn_spec, "source": {"kind": "ledger"}}
     model_id = train_and_record(ledger, spec, "autopilot:test", rows_provider=lambda: rows)
     run = ledger.training_run(ledger.model(model_id).training_run_id)
     assert ledger.dataset(run.dataset_ids["train"]).source == "ledger:"
-    again = ledger.training_run(ledger.model(train_and_record(ledger, run.spec, "test", rows_provider=rows))
-                                .training_run_id)
+    again = ledger.training_run(
+        ledger.model(train_and_record(ledger, run.spec, "test", rows_provider=rows)).training_run_id
+    )
     assert again.dataset_ids == run.dataset_ids and again.metrics == run.metrics
 
 
 def test_a_model_that_does_not_fit_the_deployment_is_refused_before_anything_is_recorded(
-    ledger: Ledger, churn_spec: dict,
+    ledger: Ledger,
+    churn_spec: dict,
 ):
     from ledger.errors import SchemaMismatch
 
     ledger.create_deployment(actor="test", **deployment_for(churn_spec))
-    extra = {**churn_spec, "features": [*churn_spec["features"], {"name": "churn_score", "type": "number"}]}
+    extra = {
+        **churn_spec,
+        "features": [*churn_spec["features"], {"name": "churn_score", "type": "number"}],
+    }
     with pytest.raises(SchemaMismatch, match="churn_score"):
         train_and_record(ledger, extra, "test", deployment="churn")
     assert count_events(ledger, "TrainingRun") == 0 and count_events(ledger, "Dataset") == 0
 
 
-def test_forgetting_a_subject_names_the_models_that_learned_from_it(ledger: Ledger, churn_spec: dict):
+def test_forgetting_a_subject_names_the_models_that_learned_from_it(
+    ledger: Ledger, churn_spec: dict
+):
     from ledger.privacy import models_trained_on
 
     model_id = train_and_record(ledger, churn_spec, "test")

@@ -43,8 +43,14 @@ def scaled(reduced: int, soak: int) -> int:
 
 def as_postgres(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:  # noqa: ANN003
     """Run a PostgreSQL tool as the `postgres` OS user (initdb refuses root)."""
-    return subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True, text=True,
-                          check=True, timeout=120, **kwargs)
+    return subprocess.run(
+        ["runuser", "-u", "postgres", "--", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        **kwargs,
+    )
 
 
 class ThrowawayCluster:
@@ -61,13 +67,31 @@ class ThrowawayCluster:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
 
     def init(self) -> ThrowawayCluster:
-        as_postgres(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        as_postgres(
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        )
         return self.start()
 
     def start(self) -> ThrowawayCluster:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=on"
-        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l",
-                    str(self.root / "server.log"), "-w", "start")
+        as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "start",
+        )
         return self
 
     def stop(self, mode: str = "fast") -> None:
@@ -81,8 +105,22 @@ class ThrowawayCluster:
         return self.admin_url.rsplit("/", 1)[0] + f"/{name}"
 
     def destroy(self) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(self.data),
-                        "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -92,8 +130,10 @@ def issue_keys(home: Path, url: str) -> dict[str, str]:
     ledger = Ledger(settings)
     try:
         notary.create_signing_key(ledger, notary.default_key_path(settings), "reliability")
-        return {role: ledger.issue_api_key(role=role, actor="reliability")[1]
-                for role in ("admin", "predictor", "auditor")}
+        return {
+            role: ledger.issue_api_key(role=role, actor="reliability")[1]
+            for role in ("admin", "predictor", "auditor")
+        }
     finally:
         ledger.close()
 
@@ -106,14 +146,31 @@ def upload_body(seed: int = 1) -> bytes:
 
 def build_deployment(server: Server, keys: dict[str, str]) -> None:
     """The churn deployment with one uploaded classifier as its leader."""
-    deployment = {"name": "churn", "task": "classification", "positive_label": 1,
-                  "schema": {"features": [{"name": n, "type": "number"} for n in FEATURES]}}
+    deployment = {
+        "name": "churn",
+        "task": "classification",
+        "positive_label": 1,
+        "schema": {"features": [{"name": n, "type": "number"} for n in FEATURES]},
+    }
     created = server.call("POST", "/v1/deployments", deployment, key=keys["admin"])
     assert created.status == 201, created.body
-    metadata = {"name": "lr", "task": "classification", "features": list(FEATURES),
-                "deployment": "churn", "declared": {"by": "reliability"}}
-    uploaded = server.call("POST", "/v1/models", raw=upload_body(), key=keys["admin"], headers={
-        "Content-Type": "application/octet-stream", "X-Model-Metadata": json.dumps(metadata)})
+    metadata = {
+        "name": "lr",
+        "task": "classification",
+        "features": list(FEATURES),
+        "deployment": "churn",
+        "declared": {"by": "reliability"},
+    }
+    uploaded = server.call(
+        "POST",
+        "/v1/models",
+        raw=upload_body(),
+        key=keys["admin"],
+        headers={
+            "Content-Type": "application/octet-stream",
+            "X-Model-Metadata": json.dumps(metadata),
+        },
+    )
     assert uploaded.status == 201, uploaded.body
 
 
@@ -146,19 +203,28 @@ class Tally:
     def ack(self, request_id: str, answer: dict) -> None:
         with self.lock:
             first = self.acknowledged.setdefault(request_id, answer)
-            if first["prediction_id"] != answer["prediction_id"] or first["value"] != answer["value"]:
+            if (
+                first["prediction_id"] != answer["prediction_id"]
+                or first["value"] != answer["value"]
+            ):
                 self.mismatched_retries.append(request_id)
 
 
-def predict_once(server: Server, key: str, request_id: str, i: int, timeout: float = 15) -> Answer | None:
+def predict_once(
+    server: Server, key: str, request_id: str, i: int, timeout: float = 15
+) -> Answer | None:
     """One attempt; None when the connection broke (a killed worker, a refused connect)."""
     import http.client
     import urllib.error
     import urllib.request
 
     body = json.dumps({"request_id": request_id, "features": row(i)}).encode()
-    request = urllib.request.Request(server.url + PREDICT, data=body, method="POST", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+    request = urllib.request.Request(
+        server.url + PREDICT,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return Answer(response.status, lower(response.headers), response.read())
@@ -168,13 +234,18 @@ def predict_once(server: Server, key: str, request_id: str, i: int, timeout: flo
         return None
 
 
-
 def lower(headers) -> dict[str, str]:  # noqa: ANN001
     return {name.lower(): value for name, value in headers.items()}
 
 
-def retrying_client(server: Server, key: str, ids: Iterable[tuple[str, int]], tally: Tally,
-                    deadline: float, backoff: float = 0.05) -> None:
+def retrying_client(
+    server: Server,
+    key: str,
+    ids: Iterable[tuple[str, int]],
+    tally: Tally,
+    deadline: float,
+    backoff: float = 0.05,
+) -> None:
     """Send each request id until a 2xx answer (or the deadline): what a careful caller does."""
     try:
         _send_all(server, key, ids, tally, deadline, backoff)
@@ -182,8 +253,14 @@ def retrying_client(server: Server, key: str, ids: Iterable[tuple[str, int]], ta
         tally.gave_up.append(f"client crashed: {error!r}")
 
 
-def _send_all(server: Server, key: str, ids: Iterable[tuple[str, int]], tally: Tally,
-              deadline: float, backoff: float) -> None:
+def _send_all(
+    server: Server,
+    key: str,
+    ids: Iterable[tuple[str, int]],
+    tally: Tally,
+    deadline: float,
+    backoff: float,
+) -> None:
     for request_id, i in ids:
         while True:
             answer = predict_once(server, key, request_id, i)
@@ -198,14 +275,25 @@ def _send_all(server: Server, key: str, ids: Iterable[tuple[str, int]], tally: T
             time.sleep(backoff)
 
 
-def run_clients(server: Server, key: str, count: int, threads: int, tally: Tally,
-                budget: float, prefix: str | None = None) -> list[threading.Thread]:
+def run_clients(
+    server: Server,
+    key: str,
+    count: int,
+    threads: int,
+    tally: Tally,
+    budget: float,
+    prefix: str | None = None,
+) -> list[threading.Thread]:
     """Start `threads` retrying clients over `count` fresh request ids; returns the threads."""
     prefix = prefix or uuid.uuid4().hex[:8]
     deadline = time.monotonic() + budget
     shares = [[(f"{prefix}-{i}", i) for i in range(t, count, threads)] for t in range(threads)]
-    workers = [threading.Thread(target=retrying_client, args=(server, key, share, tally, deadline), daemon=True)
-               for share in shares]
+    workers = [
+        threading.Thread(
+            target=retrying_client, args=(server, key, share, tally, deadline), daemon=True
+        )
+        for share in shares
+    ]
     for worker in workers:
         worker.start()
     return workers
@@ -216,12 +304,18 @@ def recorded_predictions(url: str) -> dict[str, int]:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT originator_id, count(*) FROM ledger_events WHERE topic = :t GROUP BY originator_id"),
-                {"t": MADE}).all()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT originator_id, count(*) FROM ledger_events WHERE topic = :t GROUP BY originator_id"
+                ),
+                {"t": MADE},
+            ).all()
     finally:
         engine.dispose()
-    return {str(uuid.UUID(bytes=bytes(o))) if isinstance(o, bytes | memoryview) else str(o): n for o, n in rows}
+    return {
+        str(uuid.UUID(bytes=bytes(o))) if isinstance(o, bytes | memoryview) else str(o): n
+        for o, n in rows
+    }
 
 
 def children_of(pid: int) -> list[int]:
@@ -257,7 +351,13 @@ def peak_rss_mb(argv: list[str], env: dict[str, str], cwd: Path | None = None) -
     )
     import sys
 
-    out = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env,
-                         cwd=cwd, timeout=3600).stdout.split("\n", 2)
+    out = subprocess.run(
+        [sys.executable, "-c", probe, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=3600,
+    ).stdout.split("\n", 2)
     assert out[1] == "0", f"{argv} failed:\n{out[2]}"
     return float(out[0]), out[2]

@@ -23,8 +23,16 @@ RESTORED = "ledger.domain.audits:Restore.Recorded"
 
 def pg_args(url: str) -> list[str]:
     parsed = sa.engine.make_url(url)
-    return ["-h", parsed.host or "127.0.0.1", "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres",
-            "-d", parsed.database or ""]
+    return [
+        "-h",
+        parsed.host or "127.0.0.1",
+        "-p",
+        str(parsed.port or 5432),
+        "-U",
+        parsed.username or "postgres",
+        "-d",
+        parsed.database or "",
+    ]
 
 
 @pytest.fixture
@@ -55,8 +63,12 @@ def test_a_restored_dump_verifies_records_the_restore_and_continues_above(databa
     finally:
         source.close()
     dump = tmp_path / "ledger.dump"
-    subprocess.run(["pg_dump", "-Fc", "-f", str(dump), *pg_args(source_url)], check=True, timeout=300)
-    subprocess.run(["pg_restore", "--no-owner", *pg_args(target_url), str(dump)], check=True, timeout=300)
+    subprocess.run(
+        ["pg_dump", "-Fc", "-f", str(dump), *pg_args(source_url)], check=True, timeout=300
+    )
+    subprocess.run(
+        ["pg_restore", "--no-owner", *pg_args(target_url), str(dump)], check=True, timeout=300
+    )
 
     public_key = notary.load_public_key(key_path.with_suffix(".pub.pem"))
     target = Ledger(Settings(home=tmp_path, database_url=target_url, group_commit=False))
@@ -65,14 +77,22 @@ def test_a_restored_dump_verifies_records_the_restore_and_continues_above(databa
         report = notary.verify_database(target.engine, [digest], public_key)
         assert report.ok and report.digests[0].ok, report.render()
 
-        recorded = subprocess.run(ledger_cli("--db", target_url, "restored", "--from-dump", dump.name),
-                                  capture_output=True, text=True, timeout=120)
+        recorded = subprocess.run(
+            ledger_cli("--db", target_url, "restored", "--from-dump", dump.name),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert recorded.returncode == 0, recorded.stderr
         key_id, _ = target.issue_api_key("auditor", actor="test", label="after")
         with target.engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT id, topic, state FROM ledger_events WHERE id > :p ORDER BY id"),
-                                {"p": restored_top}).all()
-        assert [r.topic for r in rows][0] == RESTORED and len(rows) == 2  # above the restored positions
+            rows = conn.execute(
+                sa.text("SELECT id, topic, state FROM ledger_events WHERE id > :p ORDER BY id"),
+                {"p": restored_top},
+            ).all()
+        assert [r.topic for r in rows][0] == RESTORED and len(
+            rows
+        ) == 2  # above the restored positions
         restore = json.loads(bytes(rows[0].state))
         assert (restore["source"], restore["restored_position"]) == (dump.name, restored_top)
         assert digest.position == restored_top and restore["restored_head"] == digest.head_hash

@@ -44,10 +44,16 @@ def fill(url: str, home: Path, predictions: int) -> None:
         ledger.close()
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def filled(request, tmp_path_factory):
     home = tmp_path_factory.mktemp(f"many-{request.param}")
-    url = f"sqlite:///{home / 'ledger.db'}" if request.param == "sqlite" else fresh_postgres_database()
+    url = (
+        f"sqlite:///{home / 'ledger.db'}"
+        if request.param == "sqlite"
+        else fresh_postgres_database()
+    )
     started = time.monotonic()
     fill(url, home, EVENTS)
     print(f"\n{EVENTS} predictions written on {request.param} in {time.monotonic() - started:.1f}s")
@@ -68,8 +74,21 @@ def test_export_of_many_predictions_stays_under_300_mb(filled):
     until = datetime.now(UTC).isoformat()
     env = {**os.environ, "LEDGER_HOME": str(home), "LEDGER_DATABASE_URL": url}
     started = time.monotonic()
-    peak, output = peak_rss_mb(ledger_argv("export", "--from", "2000-01-01", "--to", until, "--format", "jsonl",
-                                           "--out", str(home / "exports")), env, cwd=home)
+    peak, output = peak_rss_mb(
+        ledger_argv(
+            "export",
+            "--from",
+            "2000-01-01",
+            "--to",
+            until,
+            "--format",
+            "jsonl",
+            "--out",
+            str(home / "exports"),
+        ),
+        env,
+        cwd=home,
+    )
     lines = sum(1 for f in (home / "exports").glob("*.jsonl") for _ in f.open())
     print(f"\nexport of {lines} rows: peak RSS {peak:.0f} MB in {time.monotonic() - started:.1f}s")
     assert lines == EVENTS, output
@@ -81,8 +100,10 @@ def test_rebuild_of_many_events_stays_under_300_mb(filled):
     env = {**os.environ, "LEDGER_HOME": str(home), "LEDGER_DATABASE_URL": url}
     started = time.monotonic()
     peak, _ = peak_rss_mb(ledger_argv("project", "--rebuild"), env, cwd=home)
-    print(f"\nrebuild of every projection over {EVENTS} predictions: peak RSS {peak:.0f} MB "
-          f"in {time.monotonic() - started:.1f}s")
+    print(
+        f"\nrebuild of every projection over {EVENTS} predictions: peak RSS {peak:.0f} MB "
+        f"in {time.monotonic() - started:.1f}s"
+    )
     assert peak < PEAK_MB
 
 
@@ -90,9 +111,12 @@ def idle_in_transaction(url: str) -> int:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return conn.execute(sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()")).scalar_one()
+            return conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
     finally:
         engine.dispose()
 
@@ -107,8 +131,12 @@ def test_a_client_that_hangs_up_mid_export_leaves_no_open_transaction(tmp_path):
         server.start()
         time.sleep(1.1)
         until = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        received = hang_up_after(server.port, keys["auditor"], f"/v1/exports/predictions?format=jsonl"
-                                 f"&from=2000-01-01&to={until}", 256 * 1024)
+        received = hang_up_after(
+            server.port,
+            keys["auditor"],
+            f"/v1/exports/predictions?format=jsonl&from=2000-01-01&to={until}",
+            256 * 1024,
+        )
         assert received >= 256 * 1024, "the export ended before the client hung up"
         deadline = time.monotonic() + 10
         while (open_now := idle_in_transaction(url)) and time.monotonic() < deadline:
@@ -123,12 +151,16 @@ def test_a_client_that_hangs_up_mid_export_leaves_no_open_transaction(tmp_path):
 def hang_up_after(port: int, key: str, path: str, nbytes: int) -> int:
     """GET `path`, read `nbytes` of the answer, then close the socket mid-stream."""
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n".encode()
+        )
         received = 0
         while received < nbytes:
             chunk = sock.recv(65536)
             if not chunk:
                 break
             received += len(chunk)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )  # RST
     return received

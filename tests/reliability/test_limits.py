@@ -28,9 +28,13 @@ def test_the_rate_limit_is_per_key_and_writes_nothing_to_the_database(ledger) ->
     client = TestClient(create_app(strict, ledger))
     greedy, patient = (ledger.issue_api_key(role="auditor", actor="test")[1] for _ in range(2))
     before = event_count(ledger.engine)
-    greedy_statuses = [client.simulate_get("/v1/deployments", headers={"Authorization": f"Bearer {greedy}"})
-                       for _ in range(10)]
-    patient_status = client.simulate_get("/v1/deployments", headers={"Authorization": f"Bearer {patient}"})
+    greedy_statuses = [
+        client.simulate_get("/v1/deployments", headers={"Authorization": f"Bearer {greedy}"})
+        for _ in range(10)
+    ]
+    patient_status = client.simulate_get(
+        "/v1/deployments", headers={"Authorization": f"Bearer {patient}"}
+    )
     assert [s.status_code for s in greedy_statuses] == [200] * 3 + [429] * 7
     assert all(int(s.headers["Retry-After"]) >= 1 for s in greedy_statuses[3:])
     assert greedy_statuses[-1].json["code"] == "rate_limited"

@@ -43,12 +43,16 @@ def wait_until(condition, timeout: float) -> None:  # noqa: ANN001
         time.sleep(0.02)
 
 
-def test_an_immediate_stop_loses_nothing_answers_503_and_recovers_without_a_restart(cluster, tmp_path):
+def test_an_immediate_stop_loses_nothing_answers_503_and_recovers_without_a_restart(
+    cluster, tmp_path
+):
     url = cluster.create_database()
     server, keys = served(tmp_path, url)
     try:
         tally = Tally()
-        clients = run_clients(server, keys["predictor"], REQUESTS, threads=8, tally=tally, budget=scaled(300, 1500))
+        clients = run_clients(
+            server, keys["predictor"], REQUESTS, threads=8, tally=tally, budget=scaled(300, 1500)
+        )
         wait_until(lambda: len(tally.acknowledged) >= REQUESTS // 3, 120)
         cluster.stop("immediate")
         stopped_at = time.monotonic()
@@ -61,10 +65,14 @@ def test_an_immediate_stop_loses_nothing_answers_503_and_recovers_without_a_rest
         assert server.process is not None and server.process.poll() is None, "the server died"
         down = [(t, s, r) for t, s, r in tally.statuses if stopped_at + 0.5 <= t <= up_at]
         first_ok = min(t for t, s, _ in tally.statuses if t >= up_at and 200 <= s < 300)
-        print(f"\nserver {server_pid}: {len(down)} answers while down, statuses "
-              f"{sorted({s for _, s, _ in tally.statuses})}; first 2xx {first_ok - up_at:.2f}s after start")
+        print(
+            f"\nserver {server_pid}: {len(down)} answers while down, statuses "
+            f"{sorted({s for _, s, _ in tally.statuses})}; first 2xx {first_ok - up_at:.2f}s after start"
+        )
         # A 2xx may arrive late for a commit made before the stop (a loaded machine); the loss check covers it.
-        assert {s for _, s, _ in down if not 200 <= s < 300} == {503}, "while PostgreSQL is down: 503, never 500"
+        assert {s for _, s, _ in down if not 200 <= s < 300} == {503}, (
+            "while PostgreSQL is down: 503, never 500"
+        )
         assert all(r for _, s, r in tally.statuses if s == 503), "every 503 says Retry-After"
         assert not [s for _, s, _ in tally.statuses if s not in (200, 201, 503)]
         assert first_ok - up_at <= RECOVERY_SECONDS

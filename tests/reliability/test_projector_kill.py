@@ -32,12 +32,17 @@ ROUNDS = scaled(5, 20)
 
 def start_follower(database_url: str) -> subprocess.Popen:
     ledger_bin = os.path.join(os.path.dirname(sys.executable), "ledger")
-    return subprocess.Popen([ledger_bin, "project", "--follow", "--page-size", "7", "--poll", "0.05"],
-                            env={**os.environ, "LEDGER_DATABASE_URL": database_url},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [ledger_bin, "project", "--follow", "--page-size", "7", "--poll", "0.05"],
+        env={**os.environ, "LEDGER_DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-def keep_writing(world: World, running: threading.Event, idle: threading.Event, stop: threading.Event) -> None:
+def keep_writing(
+    world: World, running: threading.Event, idle: threading.Event, stop: threading.Event
+) -> None:
     """Predictions and outcomes while `running` is set; `idle` says a pause has taken hold."""
     i = 0
     while not stop.is_set():
@@ -72,7 +77,9 @@ def caught_up(ledger: Ledger, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def test_killed_followers_restart_to_tables_equal_to_a_clean_rebuild(ledger: Ledger, database_url: str) -> None:
+def test_killed_followers_restart_to_tables_equal_to_a_clean_rebuild(
+    ledger: Ledger, database_url: str
+) -> None:
     world = populate(ledger, predictions=40)
     rng = random.Random(20)
     running, idle, stop = threading.Event(), threading.Event(), threading.Event()

@@ -58,7 +58,10 @@ def stored_originators(url: str) -> set[uuid.UUID]:
     try:
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA integrity_check").scalar_one() == "ok"
-            return {uuid.UUID(bytes=bytes(r[0])) for r in conn.exec_driver_sql("SELECT originator_id FROM ledger_events")}
+            return {
+                uuid.UUID(bytes=bytes(r[0]))
+                for r in conn.exec_driver_sql("SELECT originator_id FROM ledger_events")
+            }
     finally:
         engine.dispose()
 
@@ -68,8 +71,12 @@ def test_a_killed_writer_leaves_an_intact_database_with_every_acknowledged_event
     rng, acknowledged = random.Random(8), []
     for _ in range(ROUNDS):
         lines: list[str] = []
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), url], stdout=subprocess.PIPE,
-                                  text=True, bufsize=1)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path), url],
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
         reader = threading.Thread(target=collect, args=(writer.stdout, lines))
         reader.start()
         target, deadline = rng.randint(50, 400), time.monotonic() + 120
@@ -83,6 +90,8 @@ def test_a_killed_writer_leaves_an_intact_database_with_every_acknowledged_event
         acknowledged += acks
         stored = stored_originators(url)
         missing = [i for i, k in enumerate(acknowledged) if ids.api_key_id(k) not in stored]
-        assert not missing, (f"{len(missing)} of {len(acknowledged)} acknowledged events missing, at {missing} "
-                             f"({[acknowledged[i] for i in missing]}); "
-                             f"this round acknowledged {len(acks)}")
+        assert not missing, (
+            f"{len(missing)} of {len(acknowledged)} acknowledged events missing, at {missing} "
+            f"({[acknowledged[i] for i in missing]}); "
+            f"this round acknowledged {len(acks)}"
+        )

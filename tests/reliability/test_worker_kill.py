@@ -44,12 +44,16 @@ def kill_workers(server, clients, tally: Tally, kills: int, killed: list[int]) -
             killed.append(victim)
 
 
-def test_every_acknowledged_prediction_is_recorded_once_through_worker_kills(database_url, tmp_path):
+def test_every_acknowledged_prediction_is_recorded_once_through_worker_kills(
+    database_url, tmp_path
+):
     server, keys = served(tmp_path, database_url)
     try:
         tally, killed = Tally(), []
         started = time.monotonic()
-        clients = run_clients(server, keys["predictor"], REQUESTS, threads=12, tally=tally, budget=scaled(240, 1200))
+        clients = run_clients(
+            server, keys["predictor"], REQUESTS, threads=12, tally=tally, budget=scaled(240, 1200)
+        )
         killer = threading.Thread(target=kill_workers, args=(server, clients, tally, KILLS, killed))
         killer.start()
         for client in clients:
@@ -58,8 +62,10 @@ def test_every_acknowledged_prediction_is_recorded_once_through_worker_kills(dat
         elapsed = time.monotonic() - started
         recorded = recorded_predictions(database_url)
         acknowledged = {a["prediction_id"] for a in tally.acknowledged.values()}
-        print(f"\n{REQUESTS} requests, {len(killed)} workers killed, {len(tally.statuses)} attempts "
-              f"({sum(1 for _, s, _ in tally.statuses if s == 0)} broken connections) in {elapsed:.1f}s")
+        print(
+            f"\n{REQUESTS} requests, {len(killed)} workers killed, {len(tally.statuses)} attempts "
+            f"({sum(1 for _, s, _ in tally.statuses if s == 0)} broken connections) in {elapsed:.1f}s"
+        )
         assert len(killed) == KILLS, "the load ended before the workers were killed"
         assert not tally.gave_up and len(tally.acknowledged) == REQUESTS
         assert not tally.mismatched_retries
@@ -79,4 +85,7 @@ def assert_retries_return_the_original(server, key: str, tally: Tally) -> None:
         answer = predict_once(server, key, request_id, i)
         assert answer is not None and answer.status == 200, answer
         original = tally.acknowledged[request_id]
-        assert (answer.json["prediction_id"], answer.json["value"]) == (original["prediction_id"], original["value"])
+        assert (answer.json["prediction_id"], answer.json["value"]) == (
+            original["prediction_id"],
+            original["value"],
+        )

@@ -28,9 +28,12 @@ def test_a_follower_of_16_writers_only_moves_forward_and_misses_nothing(ledger: 
     world.add_model("cls")
     seen: list[int] = []
     stop = threading.Event()
-    follower = threading.Thread(target=Runner(ledger.engine, PredictionsProjection, page_size=50,
-                                              poll_interval=0.02).follow,
-                                args=(stop, lambda position, _: seen.append(position)))
+    follower = threading.Thread(
+        target=Runner(
+            ledger.engine, PredictionsProjection, page_size=50, poll_interval=0.02
+        ).follow,
+        args=(stop, lambda position, _: seen.append(position)),
+    )
     follower.start()
     deployment = ledger.deployment("cls")
     acknowledged: list[str] = []

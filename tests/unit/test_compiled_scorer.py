@@ -28,8 +28,13 @@ def demo_models() -> dict[str, object]:
     fitted = {}
     for spec in specs:
         typed = steps.typed_frame(frame, spec)
-        pipeline = steps.build_pipeline(spec["features"], spec["algorithm"], spec["params"], spec["seed"])
-        fitted[spec["name"]] = (steps.fit(pipeline, typed, spec["features"], spec["target"]), spec["features"])
+        pipeline = steps.build_pipeline(
+            spec["features"], spec["algorithm"], spec["params"], spec["seed"]
+        )
+        fitted[spec["name"]] = (
+            steps.fit(pipeline, typed, spec["features"], spec["target"]),
+            spec["features"],
+        )
     return fitted
 
 
@@ -37,13 +42,17 @@ def random_rows(n: int, seed: int) -> list[dict[str, object]]:
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(n):
-        rows.append({
-            "tenure_months": int(rng.integers(0, 120)), "monthly_charges": float(rng.normal(70, 40)),
-            "support_calls": int(rng.integers(0, 15)),
-            "income": None if rng.random() < 0.2 else float(rng.lognormal(10, 1)),
-            "region": REGIONS[rng.integers(len(REGIONS))], "plan": PLANS[rng.integers(len(PLANS))],
-            "has_partner": bool(rng.random() < 0.5),
-        })
+        rows.append(
+            {
+                "tenure_months": int(rng.integers(0, 120)),
+                "monthly_charges": float(rng.normal(70, 40)),
+                "support_calls": int(rng.integers(0, 15)),
+                "income": None if rng.random() < 0.2 else float(rng.lognormal(10, 1)),
+                "region": REGIONS[rng.integers(len(REGIONS))],
+                "plan": PLANS[rng.integers(len(PLANS))],
+                "has_partner": bool(rng.random() < 0.5),
+            }
+        )
     return rows
 
 
@@ -54,11 +63,15 @@ def both(model, features, rows):
     assert compiled is not None
     values, probabilities = compiled.score(matrix)
     expected_values = model.predict(matrix)
-    expected_probabilities = model.predict_proba(matrix) if hasattr(model, "predict_proba") else None
+    expected_probabilities = (
+        model.predict_proba(matrix) if hasattr(model, "predict_proba") else None
+    )
     return (expected_values, expected_probabilities), (values, probabilities)
 
 
-@pytest.mark.parametrize("name", ["churn-logistic", "churn-forest", "lifetime-value-ridge", "lifetime-value-forest"])
+@pytest.mark.parametrize(
+    "name", ["churn-logistic", "churn-forest", "lifetime-value-ridge", "lifetime-value-forest"]
+)
 @pytest.mark.parametrize("size", [1, 7, 500])
 def test_compiled_scores_equal_the_pipeline_on_random_rows(name, size):
     model, features = demo_models()[name]
@@ -87,7 +100,12 @@ def test_unknown_steps_are_not_compiled():
     assert compile_model(MinMaxScaler().fit([[0], [1]])) is None
     from sklearn.pipeline import Pipeline
 
-    assert compile_model(Pipeline([("m", MinMaxScaler()), ("lr", LogisticRegression())]).fit([[0], [1]], [0, 1])) is None
+    assert (
+        compile_model(
+            Pipeline([("m", MinMaxScaler()), ("lr", LogisticRegression())]).fit([[0], [1]], [0, 1])
+        )
+        is None
+    )
     assert compile_model(model) is not None
 
 
@@ -101,7 +119,10 @@ def test_trees_route_missing_values_as_sklearn_does():
     y = (np.nan_to_num(X[:, 0]) + rng.normal(size=300) > 0).astype(int)
     probe = rng.normal(size=(40, 4))
     probe[rng.random((40, 4)) < 0.3] = np.nan
-    for model in (DecisionTreeClassifier(random_state=0).fit(X, y), RandomForestRegressor(10, random_state=0).fit(X, y)):
+    for model in (
+        DecisionTreeClassifier(random_state=0).fit(X, y),
+        RandomForestRegressor(10, random_state=0).fit(X, y),
+    ):
         values, probabilities = compile_model(model).score(probe.astype(object))
         assert values.tolist() == model.predict(probe).tolist()
         if probabilities is not None:
@@ -112,7 +133,9 @@ def test_a_missing_value_no_step_imputes_fails_like_the_pipeline():
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = Pipeline([("s", StandardScaler()), ("m", LogisticRegression())]).fit([[0.0], [1.0], [2.0]], [0, 1, 1])
+    model = Pipeline([("s", StandardScaler()), ("m", LogisticRegression())]).fit(
+        [[0.0], [1.0], [2.0]], [0, 1, 1]
+    )
     row = np.array([[np.nan]], dtype=object)
     with pytest.raises(ValueError):
         model.predict(row)

@@ -9,10 +9,16 @@ def test_an_epoch_holds_at_most_fine_outcomes_and_a_new_hour_starts_a_new_one() 
     clock, hour = EpochClock(), 500_000
     epochs = [clock.next(hour * HOUR_US + i) for i in range(2 * FINE + 1)]
     assert epochs == sorted(epochs)
-    assert epochs[0] == hour * PER_HOUR and epochs[FINE - 1] == epochs[0] and epochs[FINE] == epochs[0] + 1
+    assert (
+        epochs[0] == hour * PER_HOUR
+        and epochs[FINE - 1] == epochs[0]
+        and epochs[FINE] == epochs[0] + 1
+    )
     assert epochs[-1] == epochs[0] + 2
     assert clock.next((hour + 1) * HOUR_US) == (hour + 1) * PER_HOUR
-    assert group(epochs[-1], 8) == epochs[0] and group(hour * PER_HOUR + 13, 8) == hour * PER_HOUR + 8
+    assert (
+        group(epochs[-1], 8) == epochs[0] and group(hour * PER_HOUR + 13, 8) == hour * PER_HOUR + 8
+    )
 
 
 def test_a_restored_clock_continues_the_count() -> None:

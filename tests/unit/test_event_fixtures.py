@@ -43,8 +43,11 @@ def event_classes() -> list[type]:
     for info in pkgutil.iter_modules(ledger.domain.__path__):
         module = importlib.import_module(f"ledger.domain.{info.name}")
         for aggregate in vars(module).values():
-            if not (inspect.isclass(aggregate) and issubclass(aggregate, Aggregate)
-                    and aggregate.__module__ == module.__name__):
+            if not (
+                inspect.isclass(aggregate)
+                and issubclass(aggregate, Aggregate)
+                and aggregate.__module__ == module.__name__
+            ):
                 continue
             source = inspect.getsource(aggregate)
             for name, cls in vars(aggregate).items():
@@ -71,8 +74,11 @@ def example(annotation: str) -> Any:
 
 def build(cls: type) -> Any:
     """An instance of the event class with example values in every field."""
-    values: dict[str, Any] = {"originator_id": uuid.UUID(int=1), "originator_version": 1,
-                              "timestamp": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)}
+    values: dict[str, Any] = {
+        "originator_id": uuid.UUID(int=1),
+        "originator_version": 1,
+        "timestamp": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+    }
     for field in dataclasses.fields(cls):
         if field.name == "originator_topic":
             values[field.name] = f"{cls.__module__}:{cls.__qualname__.rsplit('.', 1)[0]}"
@@ -84,7 +90,9 @@ def build(cls: type) -> Any:
 @pytest.fixture(scope="module")
 def mapper(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("fixtures")
-    app = Ledger(Settings(home=home, database_url=f"sqlite:///{home / 'ledger.db'}", group_commit=False))
+    app = Ledger(
+        Settings(home=home, database_url=f"sqlite:///{home / 'ledger.db'}", group_commit=False)
+    )
     yield app.mapper
     app.close()
 
@@ -92,18 +100,31 @@ def mapper(tmp_path_factory: pytest.TempPathFactory):
 def write_fixture(mapper, cls: type) -> None:  # noqa: ANN001
     stored = mapper.to_stored_event(build(cls))
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    (FIXTURES / fixture_name(cls)).write_text(json.dumps({
-        "topic": stored.topic, "originator_id": str(stored.originator_id),
-        "originator_version": stored.originator_version, "state": stored.state.decode("utf-8"),
-    }, indent=2, ensure_ascii=False) + "\n")
+    (FIXTURES / fixture_name(cls)).write_text(
+        json.dumps(
+            {
+                "topic": stored.topic,
+                "originator_id": str(stored.originator_id),
+                "originator_version": stored.originator_version,
+                "state": stored.state.decode("utf-8"),
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 def load_fixture(mapper, path: Path) -> Any:  # noqa: ANN001
     data = json.loads(path.read_text())
-    return mapper.to_domain_event(StoredEvent(
-        originator_id=uuid.UUID(data["originator_id"]), originator_version=data["originator_version"],
-        topic=data["topic"], state=data["state"].encode("utf-8"),
-    ))
+    return mapper.to_domain_event(
+        StoredEvent(
+            originator_id=uuid.UUID(data["originator_id"]),
+            originator_version=data["originator_version"],
+            topic=data["topic"],
+            state=data["state"].encode("utf-8"),
+        )
+    )
 
 
 def test_every_event_class_has_a_fixture_of_its_current_version(mapper):
@@ -145,10 +166,13 @@ class Renamed(Aggregate):
 
 
 def test_an_upcaster_brings_a_version_1_event_up_to_date(mapper):
-    v1 = StoredEvent(originator_id=uuid.UUID(int=2), originator_version=2,
-                     topic=f"{__name__}:Renamed.Noted",
-                     state=b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-02T03:04:05+00:00"},'
-                           b'"text":"hello","who":"cli:ops"}')
+    v1 = StoredEvent(
+        originator_id=uuid.UUID(int=2),
+        originator_version=2,
+        topic=f"{__name__}:Renamed.Noted",
+        state=b'{"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-02T03:04:05+00:00"},'
+        b'"text":"hello","who":"cli:ops"}',
+    )
     event = mapper.to_domain_event(v1)
     assert (event.text, event.actor) == ("hello", "cli:ops")
     assert b'"class_version":2' in mapper.to_stored_event(event).state
@@ -164,7 +188,15 @@ def standard_transcoder():  # noqa: ANN201
 
 
 EDGE_PAYLOADS = [
-    {"plain": "é€", "n": 1, "f": 0.1, "b": True, "none": None, "list": [1, "a", [2.5]], "t": (1, 2)},
+    {
+        "plain": "é€",
+        "n": 1,
+        "f": 0.1,
+        "b": True,
+        "none": None,
+        "list": [1, "a", [2.5]],
+        "t": (1, 2),
+    },
     {"nan": float("nan"), "inf": [float("-inf")]},
     {"id": uuid.UUID(int=5), "nested": {"ids": [uuid.UUID(int=6)]}},
     {"when": datetime(2026, 1, 1, tzinfo=UTC), "deep": {"when": datetime(2026, 1, 2, tzinfo=UTC)}},
@@ -172,14 +204,18 @@ EDGE_PAYLOADS = [
 ]
 
 
-@pytest.mark.parametrize("payload", EDGE_PAYLOADS, ids=["plain", "nan", "uuid", "datetimes", "int-keys"])
+@pytest.mark.parametrize(
+    "payload", EDGE_PAYLOADS, ids=["plain", "nan", "uuid", "datetimes", "int-keys"]
+)
 def test_the_orjson_transcoder_writes_and_reads_what_the_standard_one_does(mapper, payload):
     import numpy as np
 
     ours, standard = mapper.transcoder, standard_transcoder()
     payload = {**payload, "np": np.float64(0.5)} if "plain" in payload else payload
     assert ours.encode(payload) == standard.encode(payload)
-    assert repr(ours.decode(standard.encode(payload))) == repr(standard.decode(standard.encode(payload)))
+    assert repr(ours.decode(standard.encode(payload))) == repr(
+        standard.decode(standard.encode(payload))
+    )
 
 
 def test_every_fixture_decodes_alike_with_both_transcoders(mapper):

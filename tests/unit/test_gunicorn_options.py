@@ -11,7 +11,9 @@ from ledger.settings import Settings
 
 def test_workers_are_gthread_with_keep_alive_off_and_the_app_built_after_the_fork():
     options = server_options("127.0.0.1", 8123, workers=3, threads=5)
-    assert options["bind"] == "127.0.0.1:8123" and options["workers"] == 3 and options["threads"] == 5
+    assert (
+        options["bind"] == "127.0.0.1:8123" and options["workers"] == 3 and options["threads"] == 5
+    )
     assert options["worker_class"] == "gthread" and options["keepalive"] == 0
     assert options["preload_app"] is False
 

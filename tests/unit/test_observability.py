@@ -27,7 +27,9 @@ def client(monkeypatch) -> falcon.testing.TestClient:
 
 
 def test_a_callers_request_id_is_echoed(client):
-    resp = client.simulate_post("/v1/deployments/churn/predictions", headers={"X-Request-Id": "abc-1"})
+    resp = client.simulate_post(
+        "/v1/deployments/churn/predictions", headers={"X-Request-Id": "abc-1"}
+    )
     assert resp.headers["X-Request-Id"] == "abc-1"
 
 
@@ -40,7 +42,9 @@ def test_an_unsafe_request_id_is_replaced_by_a_fresh_one(client):
 def test_every_request_is_logged_as_json_with_its_request_id(client, capsys):
     observability.configure_logging("INFO")
     client.simulate_post("/v1/deployments/churn/predictions", headers={"X-Request-Id": "log-me"})
-    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+    ]
     request_lines = [line for line in lines if line.get("event") == "request"]
     assert request_lines[-1]["request_id"] == "log-me"
     assert request_lines[-1]["route"] == "/v1/deployments/{name}/predictions"

@@ -11,7 +11,9 @@ from ledger.privacy.sealing import binding_of
 
 @given(st.text(max_size=30), st.text(max_size=200))
 def test_the_fast_text_is_str_of_the_uuid(deployment: str, request_id: str) -> None:
-    assert ids.prediction_id_text(deployment, request_id) == str(ids.prediction_id(deployment, request_id))
+    assert ids.prediction_id_text(deployment, request_id) == str(
+        ids.prediction_id(deployment, request_id)
+    )
 
 
 def test_a_sealed_record_is_bound_to_the_prediction_id() -> None:

@@ -73,7 +73,10 @@ def test_a_destroyed_key_reads_as_erased(engine: sa.Engine) -> None:
 
 def test_a_deployment_without_personal_features_is_left_alone(engine: sa.Engine) -> None:
     schema = {"features": [{"name": "plan", "type": "category"}]}
-    assert make_sealer(engine).seal(schema, {"plan": "pro"}, deployment="d", request_id="r") == ({"plan": "pro"}, None)
+    assert make_sealer(engine).seal(schema, {"plan": "pro"}, deployment="d", request_id="r") == (
+        {"plan": "pro"},
+        None,
+    )
 
 
 def test_personal_values_without_a_subject_are_refused(engine: sa.Engine) -> None:
@@ -124,7 +127,9 @@ def test_each_deployment_seals_a_subject_under_its_own_key(engine: sa.Engine) ->
 def test_a_batch_creates_each_subjects_key_once(engine: sa.Engine) -> None:
     sealer = make_sealer(engine)
     rows = [{**ROW, "email": f"s{i % 10}@example.org"} for i in range(100)]
-    sealed = sealer.seal_many(SCHEMA, rows, deployment="churn", request_ids=[f"b#{i}" for i in range(100)])
+    sealed = sealer.seal_many(
+        SCHEMA, rows, deployment="churn", request_ids=[f"b#{i}" for i in range(100)]
+    )
     assert len(sealer.keys.subjects_in("churn")) == 10
     assert sealer.unseal(sealed[42][1]) == {"email": "s2@example.org", "age": 44}
 
@@ -169,7 +174,9 @@ def test_personal_values_hash_apart_from_subject_refs(engine: sa.Engine) -> None
     assert sealer.value_hash("email", "a@b.c") != sealer.value_hash("login", "a@b.c")
 
 
-def test_a_subjects_ready_cipher_serves_only_its_key_and_only_as_long_as_the_key_cache(engine: sa.Engine) -> None:
+def test_a_subjects_ready_cipher_serves_only_its_key_and_only_as_long_as_the_key_cache(
+    engine: sa.Engine,
+) -> None:
     sealer = make_sealer(engine)
     ref = sealer.subject_ref(ROW["email"])
     cache = sealer._ciphers

@@ -25,8 +25,14 @@ def test_classification_metrics_agree_with_sklearn(seed: int, classes: list) -> 
     average = "binary" if binary else "macro"
     assert got["count"] == 200
     assert math.isclose(got["accuracy"], sk.accuracy_score(actual, predicted))
-    for name, fn in (("precision", sk.precision_score), ("recall", sk.recall_score), ("f1", sk.f1_score)):
-        assert math.isclose(got[name], fn(actual, predicted, average=average, zero_division=0)), name
+    for name, fn in (
+        ("precision", sk.precision_score),
+        ("recall", sk.recall_score),
+        ("f1", sk.f1_score),
+    ):
+        assert math.isclose(got[name], fn(actual, predicted, average=average, zero_division=0)), (
+            name
+        )
 
 
 def test_macro_counts_a_label_only_ever_predicted() -> None:
@@ -40,7 +46,9 @@ def test_regression_metrics_agree_with_sklearn() -> None:
     actual = [rng.uniform(-5, 5) for _ in range(100)]
     predicted = [a + rng.gauss(0, 1) for a in actual]
     errors = [p - a for a, p in zip(actual, predicted, strict=True)]
-    got = metrics.regression(len(errors), sum(errors), sum(map(abs, errors)), sum(e * e for e in errors))
+    got = metrics.regression(
+        len(errors), sum(errors), sum(map(abs, errors)), sum(e * e for e in errors)
+    )
     assert math.isclose(got["mae"], sk.mean_absolute_error(actual, predicted))
     assert math.isclose(got["rmse"], math.sqrt(sk.mean_squared_error(actual, predicted)))
 
@@ -58,7 +66,10 @@ def test_numbers_are_binned_by_the_profile_quantiles_right_closed() -> None:
 
 
 def test_slices_say_missing_and_unbinned_and_skip_personal_features() -> None:
-    sliced = [{"name": "region", "type": "category"}, {"name": "age", "type": "number"},
-              {"name": "vip", "type": "boolean"}]
+    sliced = [
+        {"name": "region", "type": "category"},
+        {"name": "age", "type": "number"},
+        {"name": "vip", "type": "boolean"},
+    ]
     got = slice_values({"region": None, "age": 3, "vip": True}, sliced, {})
     assert got == {"region": "missing", "age": "unbinned", "vip": "true"}

@@ -22,16 +22,20 @@ from policies.quality import (
     type_errors,
 )
 
-SCHEMA = {"features": [
-    {"name": "income", "type": "number"},
-    {"name": "region", "type": "category"},
-    {"name": "active", "type": "boolean"},
-]}
+SCHEMA = {
+    "features": [
+        {"name": "income", "type": "number"},
+        {"name": "region", "type": "category"},
+        {"name": "active", "type": "boolean"},
+    ]
+}
 DECILES = {"quantiles": {str(p / 10): float(p * 10) for p in range(11)}, "null_share": 0.0}
-PROFILE = {"features": {
-    "income": DECILES,
-    "region": {"categories": {"north": 0.5, "south": 0.5}, "null_share": 0.0},
-}}
+PROFILE = {
+    "features": {
+        "income": DECILES,
+        "region": {"categories": {"north": 0.5, "south": 0.5}, "null_share": 0.0},
+    }
+}
 
 
 def test_psi_matches_the_formula_worked_by_hand():
@@ -56,15 +60,20 @@ def test_tied_quantiles_merge_into_one_bin_holding_their_mass():
 def test_numeric_psi_is_zero_for_the_reference_and_matches_hand_bins_for_a_shift():
     uniform = np.arange(0.5, 100, 1.0)  # ten values in every decile bin
     assert numeric_psi(DECILES, uniform) == pytest.approx(0.0, abs=1e-12)
-    shifted = np.concatenate([np.full(50, 5.0), np.full(50, 95.0)])  # half in the first bin, half in the last
+    shifted = np.concatenate(
+        [np.full(50, 5.0), np.full(50, 95.0)]
+    )  # half in the first bin, half in the last
     by_hand = 2 * (0.5 - 0.1) * math.log(0.5 / 0.1) + 8 * (1e-4 - 0.1) * math.log(1e-4 / 0.1)
     assert numeric_psi(DECILES, shifted) == pytest.approx(by_hand)
 
 
 def test_categorical_psi_counts_unseen_categories_in_their_own_bin():
     values = ["north"] * 60 + ["south"] * 30 + ["west"] * 10
-    by_hand = ((0.6 - 0.5) * math.log(0.6 / 0.5) + (0.3 - 0.5) * math.log(0.3 / 0.5)
-               + (0.1 - 1e-4) * math.log(0.1 / 1e-4))
+    by_hand = (
+        (0.6 - 0.5) * math.log(0.6 / 0.5)
+        + (0.3 - 0.5) * math.log(0.3 / 0.5)
+        + (0.1 - 1e-4) * math.log(0.1 / 1e-4)
+    )
     assert categorical_psi({"north": 0.5, "south": 0.5}, values) == pytest.approx(by_hand)
 
 
@@ -72,14 +81,19 @@ def test_ks_is_scipys_two_sample_test_against_the_reference_sample():
     values = np.random.default_rng(1).normal(60, 10, 500)
     statistic, pvalue = ks_test(DECILES, values)
     expected = stats.ks_2samp(reference_sample(DECILES), values)
-    assert (statistic, pvalue) == (pytest.approx(expected.statistic), pytest.approx(expected.pvalue))
+    assert (statistic, pvalue) == (
+        pytest.approx(expected.statistic),
+        pytest.approx(expected.pvalue),
+    )
     assert reference_sample({"quantiles": [0, 1], "sample": [3, 4]}).tolist() == [3.0, 4.0]
 
 
 def test_a_batch_like_the_reference_passes_every_check():
     rng = np.random.default_rng(7)
-    rows = [{"income": float(x), "region": r, "active": True}
-            for x, r in zip(rng.uniform(0, 100, 400), rng.choice(["north", "south"], 400), strict=True)]
+    rows = [
+        {"income": float(x), "region": r, "active": True}
+        for x, r in zip(rng.uniform(0, 100, 400), rng.choice(["north", "south"], 400), strict=True)
+    ]
     report = check_rows(rows, SCHEMA, PROFILE, DEFAULT_THRESHOLDS)
     assert report.failing == []
     assert report.features["income"]["psi"] < 0.05
@@ -88,18 +102,34 @@ def test_a_batch_like_the_reference_passes_every_check():
 
 def test_a_drifted_batch_fails_drift_range_nulls_and_unseen_categories():
     rng = np.random.default_rng(7)
-    rows = [{"income": float(x) if i % 4 else None, "region": "west" if i % 5 == 0 else "north", "active": False}
-            for i, x in enumerate(rng.uniform(60, 140, 400))]
+    rows = [
+        {
+            "income": float(x) if i % 4 else None,
+            "region": "west" if i % 5 == 0 else "north",
+            "active": False,
+        }
+        for i, x in enumerate(rng.uniform(60, 140, 400))
+    ]
     report = check_rows(rows, SCHEMA, PROFILE, DEFAULT_THRESHOLDS)
-    assert {"drift_psi:income", "drift_ks:income", "range:income", "null_share:income",
-            "unseen_categories:region", "drift_psi:region"} <= set(report.failing)
+    assert {
+        "drift_psi:income",
+        "drift_ks:income",
+        "range:income",
+        "null_share:income",
+        "unseen_categories:region",
+        "drift_psi:region",
+    } <= set(report.failing)
     assert report.features["region"]["unseen"] == ["west"]
 
 
 def test_rows_that_break_the_schema_fail_the_schema_check():
     rows = [{"income": "lots", "region": "north", "active": True}, {"income": 1.0, "colour": "red"}]
     errors = type_errors(rows, SCHEMA)
-    assert len(errors) == 2 and "mistyped ['income']" in errors[0] and "unknown ['colour']" in errors[1]
+    assert (
+        len(errors) == 2
+        and "mistyped ['income']" in errors[0]
+        and "unknown ['colour']" in errors[1]
+    )
     report = check_rows(rows, SCHEMA, PROFILE, DEFAULT_THRESHOLDS)
     assert "schema" in report.failing
 
@@ -117,11 +147,15 @@ def test_outliers_are_scored_in_micro_batches_and_named_by_row():
         calls.append(len(rows))
         return np.array([row["income"] > 99 for row in rows])
 
-    rows = [{"income": float(i % 101), "region": "north"} for i in range(25)] + [{"income": 100.0, "region": "north"}]
+    rows = [{"income": float(i % 101), "region": "north"} for i in range(25)] + [
+        {"income": 100.0, "region": "north"}
+    ]
     flags = score_in_batches(scorer, rows, batch_size=10)
     assert calls == [10, 10, 6] and np.flatnonzero(flags).tolist() == [25]
     report = check_rows(rows, SCHEMA, PROFILE, DEFAULT_THRESHOLDS, scorer=scorer)
-    assert report.outliers["rows"] == [25] and report.outliers["share"] == pytest.approx(1 / 26, abs=1e-6)
+    assert report.outliers["rows"] == [25] and report.outliers["share"] == pytest.approx(
+        1 / 26, abs=1e-6
+    )
 
 
 def test_thresholds_come_from_the_deployment_settings():
@@ -131,9 +165,12 @@ def test_thresholds_come_from_the_deployment_settings():
 
 
 DEMO_FEATURES = [
-    {"name": "tenure_months", "type": "integer"}, {"name": "monthly_charges", "type": "number"},
-    {"name": "support_calls", "type": "integer"}, {"name": "income", "type": "number"},
-    {"name": "region", "type": "category"}, {"name": "plan", "type": "category"},
+    {"name": "tenure_months", "type": "integer"},
+    {"name": "monthly_charges", "type": "number"},
+    {"name": "support_calls", "type": "integer"},
+    {"name": "income", "type": "number"},
+    {"name": "region", "type": "category"},
+    {"name": "plan", "type": "category"},
     {"name": "has_partner", "type": "boolean"},
 ]
 
@@ -142,8 +179,10 @@ def demo_rows(n: int, seed: int, drift: bool) -> list[dict]:
     from trainers import demo_data
 
     frame = demo_data.generate(n, seed=seed, drift=drift)[[f["name"] for f in DEMO_FEATURES]]
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-            for row in frame.astype(object).to_dict("records")]
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.astype(object).to_dict("records")
+    ]
 
 
 def test_the_trainers_profile_of_demo_data_finds_drift_only_when_the_switch_is_on():
@@ -156,6 +195,10 @@ def test_the_trainers_profile_of_demo_data_finds_drift_only_when_the_switch_is_o
     calm = check_rows(demo_rows(500, 2, drift=False), schema, profile, DEFAULT_THRESHOLDS)
     drifted = check_rows(demo_rows(500, 2, drift=True), schema, profile, DEFAULT_THRESHOLDS)
     assert not [f for f in calm.failing if f.startswith("drift")]
-    assert {"drift_psi:income", "drift_psi:monthly_charges", "unseen_categories:region",
-            "null_share:income"} <= set(drifted.failing)
+    assert {
+        "drift_psi:income",
+        "drift_psi:monthly_charges",
+        "unseen_categories:region",
+        "null_share:income",
+    } <= set(drifted.failing)
     assert drifted.features["region"]["unseen"] == ["central"]

@@ -14,13 +14,30 @@ NINE = datetime(2026, 3, 3, 9, tzinfo=UTC)
 
 
 def declared(**overrides) -> Feed:
-    return Feed.declare(**{"name": "tx", "expected_count": 1000, "period_seconds": HOUR, "tolerance": 0.1,
-                           "deployment": None, "actor": "test", **overrides})
+    return Feed.declare(
+        **{
+            "name": "tx",
+            "expected_count": 1000,
+            "period_seconds": HOUR,
+            "tolerance": 0.1,
+            "deployment": None,
+            "actor": "test",
+            **overrides,
+        }
+    )
 
 
-@pytest.mark.parametrize(("received", "flags"), [
-    (0, ["none"]), (300, ["short"]), (899, ["short"]), (900, []), (1100, []), (1101, ["excess"]),
-])
+@pytest.mark.parametrize(
+    ("received", "flags"),
+    [
+        (0, ["none"]),
+        (300, ["short"]),
+        (899, ["short"]),
+        (900, []),
+        (1100, []),
+        (1101, ["excess"]),
+    ],
+)
 def test_period_flags_follow_the_expectation_and_its_tolerance(received, flags):
     assert period_flags(1000, received, 0.1) == flags
 
@@ -40,7 +57,10 @@ def test_closing_a_period_records_expected_received_and_flags():
     feed.close_period(NINE, received=300, rule="r/v1", actor="rule:r/v1")
     closed = feed.collect_events()[-1]
     assert isinstance(closed, Feed.PeriodClosed)
-    assert (closed.period_start, closed.period_end) == ("2026-03-03T09:00:00Z", "2026-03-03T10:00:00Z")
+    assert (closed.period_start, closed.period_end) == (
+        "2026-03-03T09:00:00Z",
+        "2026-03-03T10:00:00Z",
+    )
     assert (closed.expected, closed.received, closed.flags) == (1000, 300, ["short"])
     assert feed.closed_through == "2026-03-03T10:00:00Z"
 
@@ -71,9 +91,30 @@ def test_the_period_cannot_change_after_declaration():
 
 def test_a_quality_check_is_named_by_what_it_covers():
     check = QualityCheck.record(
-        "window:1-9", deployment="churn", source="window", covers={"predictions": ["p"]}, reference={},
-        features={}, outliers={}, results=[], failing=[], thresholds={}, actor="rule:q/v1")
+        "window:1-9",
+        deployment="churn",
+        source="window",
+        covers={"predictions": ["p"]},
+        reference={},
+        features={},
+        outliers={},
+        results=[],
+        failing=[],
+        thresholds={},
+        actor="rule:q/v1",
+    )
     assert check.id == quality_check_id("churn", "window:1-9")
     with pytest.raises(InvalidCommand, match="source"):
-        QualityCheck.record("x", deployment="churn", source="guess", covers={}, reference={}, features={},
-                            outliers={}, results=[], failing=[], thresholds={}, actor="a")
+        QualityCheck.record(
+            "x",
+            deployment="churn",
+            source="guess",
+            covers={},
+            reference={},
+            features={},
+            outliers={},
+            results=[],
+            failing=[],
+            thresholds={},
+            actor="a",
+        )

@@ -10,13 +10,26 @@ from sklearn.pipeline import Pipeline
 from serving.flags import merged_profile, row_flags
 from serving.scoring import DeploymentRuntime, ModelRuntime, choose, score_isolated, score_model
 
-SCHEMA = {"features": [{"name": "a", "type": "number"}, {"name": "b", "type": "number"},
-                       {"name": "c", "type": "category", "nullable": True}]}
+SCHEMA = {
+    "features": [
+        {"name": "a", "type": "number"},
+        {"name": "b", "type": "number"},
+        {"name": "c", "type": "category", "nullable": True},
+    ]
+}
 
 
 def runtime(policy: str, leader: str, models: list[str]) -> DeploymentRuntime:
-    return DeploymentRuntime("d", 1, "classification", SCHEMA, {"name": policy}, leader,
-                             [ModelRuntime(m, None, [], True) for m in models], merged_profile([], SCHEMA))
+    return DeploymentRuntime(
+        "d",
+        1,
+        "classification",
+        SCHEMA,
+        {"name": policy},
+        leader,
+        [ModelRuntime(m, None, [], True) for m in models],
+        merged_profile([], SCHEMA),
+    )
 
 
 def outputs(**values: str) -> dict[str, dict]:
@@ -28,19 +41,25 @@ def test_manual_serves_the_leader_whatever_the_others_say() -> None:
 
 
 def test_majority_vote_serves_the_commonest_value() -> None:
-    assert choose(runtime("majority_vote", "x", ["x", "y", "z"]), outputs(x="no", y="yes", z="yes")) == "y"
+    assert (
+        choose(runtime("majority_vote", "x", ["x", "y", "z"]), outputs(x="no", y="yes", z="yes"))
+        == "y"
+    )
 
 
 def test_majority_vote_ties_go_to_the_leader() -> None:
-    chosen = choose(runtime("majority_vote", "z", ["w", "x", "y", "z"]), outputs(w="a", x="a", y="b", z="b"))
+    chosen = choose(
+        runtime("majority_vote", "z", ["w", "x", "y", "z"]), outputs(w="a", x="a", y="b", z="b")
+    )
     assert chosen == "z"
 
 
 def test_a_model_reads_rows_in_its_own_column_order() -> None:
     # The model learned y = b, reading its columns as [b, a]: a mix-up would show.
     x = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]])
-    model = Pipeline([("cols", ColumnTransformer([("keep", "passthrough", [0])])),
-                      ("fit", LinearRegression())]).fit(x, x[:, 0])
+    model = Pipeline(
+        [("cols", ColumnTransformer([("keep", "passthrough", [0])])), ("fit", LinearRegression())]
+    ).fit(x, x[:, 0])
     columns = [SCHEMA["features"][1], SCHEMA["features"][0]]
     scored = score_model(ModelRuntime("m", model, columns, False), [{"a": 100.0, "b": 5.0}])
     assert abs(scored[0]["value"] - 5.0) < 1e-9 and isinstance(scored[0]["value"], float)
@@ -50,13 +69,18 @@ def test_flags_use_the_narrowest_profile_of_the_active_models() -> None:
     wide = {"a": {"min": 0, "max": 100}, "c": {"frequencies": {"x": 0.5, "y": 0.5}}}
     narrow = {"a": {"min": 10, "max": 50}, "c": {"frequencies": {"x": 1.0}}}
     profile = merged_profile([wide, narrow, None], SCHEMA)
-    assert row_flags(profile, {"a": 60, "b": 1, "c": "y"}) == ["out_of_range:a", "unseen_category:c"]
+    assert row_flags(profile, {"a": 60, "b": 1, "c": "y"}) == [
+        "out_of_range:a",
+        "unseen_category:c",
+    ]
     assert row_flags(profile, {"a": 20, "b": None, "c": "x"}) == ["missing:b"]
     assert row_flags(profile, {"a": 20, "b": 1, "c": None}) == ["missing:c"]
 
 
 def test_personal_features_are_never_flagged_from_coarsened_profiles() -> None:
-    profile = merged_profile([{"a": {"personal": True, "buckets": {"inner_edges": [1, 2]}}}], SCHEMA)
+    profile = merged_profile(
+        [{"a": {"personal": True, "buckets": {"inner_edges": [1, 2]}}}], SCHEMA
+    )
     assert profile.ranges == {}
 
 

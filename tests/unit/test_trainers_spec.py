@@ -14,7 +14,10 @@ def spec(**changes):
         "name": "tiny",
         "source": {"kind": "demo", "rows": 100, "seed": 1},
         "target": "churned",
-        "features": [{"name": "tenure_months", "type": "integer"}, {"name": "region", "type": "category"}],
+        "features": [
+            {"name": "tenure_months", "type": "integer"},
+            {"name": "region", "type": "category"},
+        ],
         "algorithm": "sklearn.linear_model.LogisticRegression",
     }
     base.update(changes)
@@ -31,13 +34,28 @@ def test_a_minimal_spec_gets_its_task_metrics_and_split_filled_in():
     loaded = load_spec(spec())
     assert loaded["task"] == "classification"
     assert loaded["metrics"] == ["accuracy", "precision", "recall", "f1", "roc_auc"]
-    assert loaded["split"] == {"kind": "random", "column": None, "cutoff": None, "test_fraction": 0.25,
-                               "seed": 0, "stratify": False}
-    assert loaded["features"][0] == {"name": "tenure_months", "type": "integer", "nullable": False, "personal": False}
+    assert loaded["split"] == {
+        "kind": "random",
+        "column": None,
+        "cutoff": None,
+        "test_fraction": 0.25,
+        "seed": 0,
+        "stratify": False,
+    }
+    assert loaded["features"][0] == {
+        "name": "tenure_months",
+        "type": "integer",
+        "nullable": False,
+        "personal": False,
+    }
 
 
 def test_a_normalised_spec_loads_to_itself_so_a_stored_spec_can_be_retrained():
-    once = load_spec(spec(split={"kind": "time", "cutoff": "2026-10-01T00:00:00+02:00"}, time_column="event_time"))
+    once = load_spec(
+        spec(
+            split={"kind": "time", "cutoff": "2026-10-01T00:00:00+02:00"}, time_column="event_time"
+        )
+    )
     assert load_spec(once) == once
     assert once["split"]["cutoff"] == "2026-09-30T22:00:00.000000Z"
     assert once["split"]["column"] == "event_time"
@@ -54,10 +72,18 @@ def test_an_unknown_source_kind_lists_the_known_ones():
     assert error.field == "source.kind" and "csv" in error.detail
 
 
-@pytest.mark.parametrize("algorithm", [
-    "os.system", "builtins.eval", "sklearn.utils._testing.ignore_warnings", "sklearn",
-    "sklearn.linear_model.NoSuchModel", "sklearn.preprocessing.StandardScaler", "sklearn.base.BaseEstimator",
-])
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        "os.system",
+        "builtins.eval",
+        "sklearn.utils._testing.ignore_warnings",
+        "sklearn",
+        "sklearn.linear_model.NoSuchModel",
+        "sklearn.preprocessing.StandardScaler",
+        "sklearn.base.BaseEstimator",
+    ],
+)
 def test_only_public_scikit_learn_estimators_are_accepted(algorithm):
     error = refusal(spec(algorithm=algorithm))
     assert error.field == "algorithm", error.detail
@@ -90,7 +116,9 @@ def test_the_target_cannot_be_a_feature_and_the_subject_never_is():
 
 
 def test_an_instant_without_an_offset_is_refused():
-    error = refusal(spec(split={"kind": "time", "column": "event_time", "cutoff": "2026-10-01T00:00:00"}))
+    error = refusal(
+        spec(split={"kind": "time", "column": "event_time", "cutoff": "2026-10-01T00:00:00"})
+    )
     assert error.field == "split.cutoff" and "offset" in error.detail
 
 
@@ -130,4 +158,8 @@ def test_every_example_spec_is_valid(path: Path):
 
 def test_there_are_example_specs_for_both_tasks_and_a_shipped_data_set():
     kinds = {(load_spec(p)["task"], load_spec(p)["source"]["kind"]) for p in EXAMPLES}
-    assert {("classification", "demo"), ("regression", "demo"), ("classification", "sklearn")} <= kinds
+    assert {
+        ("classification", "demo"),
+        ("regression", "demo"),
+        ("classification", "sklearn"),
+    } <= kinds

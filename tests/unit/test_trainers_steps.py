@@ -24,9 +24,14 @@ FEATURES = [
 
 def demo_spec(**changes):
     raw = {
-        "name": "tiny", "source": {"kind": "demo", "rows": 200, "seed": 3}, "target": "churned",
-        "features": FEATURES, "subject": "customer_id", "time_column": "event_time",
-        "algorithm": "sklearn.linear_model.LogisticRegression", "split": {"kind": "time", "test_fraction": 0.25},
+        "name": "tiny",
+        "source": {"kind": "demo", "rows": 200, "seed": 3},
+        "target": "churned",
+        "features": FEATURES,
+        "subject": "customer_id",
+        "time_column": "event_time",
+        "algorithm": "sklearn.linear_model.LogisticRegression",
+        "split": {"kind": "time", "test_fraction": 0.25},
     }
     raw.update(changes)
     return load_spec(raw)
@@ -39,8 +44,15 @@ def frame() -> pd.DataFrame:
 
 
 def test_typed_frame_keeps_only_the_spec_columns_with_declared_types(frame):
-    assert list(frame.columns) == ["tenure_months", "income", "region", "has_partner", "churned",
-                                   "customer_id", "event_time"]
+    assert list(frame.columns) == [
+        "tenure_months",
+        "income",
+        "region",
+        "has_partner",
+        "churned",
+        "customer_id",
+        "event_time",
+    ]
     assert frame["has_partner"].dtype == "float64" and set(frame["has_partner"]) <= {0.0, 1.0}
     assert frame["region"].map(type).eq(str).all()
 
@@ -59,7 +71,9 @@ def test_a_time_split_puts_the_latest_rows_in_the_test_set(frame):
 def test_a_time_split_by_cutoff_and_an_empty_side_is_refused(frame):
     cutoff = frame["event_time"].iloc[120].isoformat()
     train, test = steps.split(frame, demo_spec(split={"kind": "time", "cutoff": cutoff}))
-    assert (train["event_time"] < pd.Timestamp(cutoff)).all() and (test["event_time"] >= pd.Timestamp(cutoff)).all()
+    assert (train["event_time"] < pd.Timestamp(cutoff)).all() and (
+        test["event_time"] >= pd.Timestamp(cutoff)
+    ).all()
     with pytest.raises(InvalidSpec, match="split"):
         steps.split(frame, demo_spec(split={"kind": "time", "cutoff": "2000-01-01T00:00:00Z"}))
 
@@ -73,10 +87,16 @@ def test_a_random_split_is_seeded_and_disjoint(frame):
 
 
 def test_the_pipeline_scores_a_plain_numpy_row_with_missing_and_unseen_values(frame):
-    pipeline = steps.fit(steps.build_pipeline(FEATURES, "sklearn.linear_model.LogisticRegression", {}, 0),
-                         frame, FEATURES, "churned")
-    rows = [{"tenure_months": 3, "income": None, "region": "atlantis", "has_partner": True},
-            {"tenure_months": 40, "region": None, "has_partner": None}]
+    pipeline = steps.fit(
+        steps.build_pipeline(FEATURES, "sklearn.linear_model.LogisticRegression", {}, 0),
+        frame,
+        FEATURES,
+        "churned",
+    )
+    rows = [
+        {"tenure_months": 3, "income": None, "region": "atlantis", "has_partner": True},
+        {"tenure_months": 40, "region": None, "has_partner": None},
+    ]
     X = rows_to_matrix(rows, FEATURES)
     probabilities = pipeline.predict_proba(X)
     assert probabilities.shape == (2, 2) and np.allclose(probabilities.sum(axis=1), 1)
@@ -89,13 +109,19 @@ def test_rows_and_frames_give_the_same_matrix(frame):
         record["has_partner"] = bool(record["has_partner"])
         record["income"] = None if pd.isna(record["income"]) else record["income"]
     left, right = rows_to_matrix(records, FEATURES), frame_to_matrix(frame.head(5), FEATURES)
-    assert [[to_plain(v) for v in row] for row in left] == [[to_plain(v) for v in row] for row in right]
+    assert [[to_plain(v) for v in row] for row in left] == [
+        [to_plain(v) for v in row] for row in right
+    ]
 
 
-@pytest.mark.parametrize("algorithm", ["sklearn.linear_model.LogisticRegression",
-                                       "sklearn.ensemble.RandomForestClassifier"])
+@pytest.mark.parametrize(
+    "algorithm",
+    ["sklearn.linear_model.LogisticRegression", "sklearn.ensemble.RandomForestClassifier"],
+)
 def test_fitted_pipelines_and_detectors_load_back_with_the_captured_types_only(frame, algorithm):
-    pipeline = steps.fit(steps.build_pipeline(FEATURES, algorithm, {}, 0), frame, FEATURES, "churned")
+    pipeline = steps.fit(
+        steps.build_pipeline(FEATURES, algorithm, {}, 0), frame, FEATURES, "churned"
+    )
     detector = steps.fit_outlier_detector(frame, FEATURES, 0)
     X = frame_to_matrix(frame.head(10), FEATURES)
     for fitted, call in ((pipeline, "predict_proba"), (detector, "score_samples")):
@@ -106,13 +132,16 @@ def test_fitted_pipelines_and_detectors_load_back_with_the_captured_types_only(f
 def test_the_random_state_defaults_to_the_spec_seed_unless_given():
     pipeline = steps.build_pipeline(FEATURES, "sklearn.ensemble.RandomForestClassifier", {}, 11)
     assert pipeline.named_steps["model"].random_state == 11
-    given = steps.build_pipeline(FEATURES, "sklearn.ensemble.RandomForestClassifier", {"random_state": 2}, 11)
+    given = steps.build_pipeline(
+        FEATURES, "sklearn.ensemble.RandomForestClassifier", {"random_state": 2}, 11
+    )
     assert given.named_steps["model"].random_state == 2
 
 
 def test_recorded_params_are_plain_and_name_the_steps():
-    params = steps.pipeline_params(steps.build_pipeline(FEATURES, "sklearn.linear_model.LogisticRegression",
-                                                        {"C": 0.5}, 0))
+    params = steps.pipeline_params(
+        steps.build_pipeline(FEATURES, "sklearn.linear_model.LogisticRegression", {"C": 0.5}, 0)
+    )
     assert params["model__C"] == 0.5
     assert params["prepare__numbers__impute__strategy"] == "median"
     assert params["prepare__numbers__impute__missing_values"] == "nan"
@@ -123,7 +152,11 @@ class Fixed:
     """A fitted stand-in whose outputs the test chooses."""
 
     def __init__(self, predicted, scores, classes):
-        self.predicted, self.scores, self.classes_ = np.asarray(predicted), np.asarray(scores), np.asarray(classes)
+        self.predicted, self.scores, self.classes_ = (
+            np.asarray(predicted),
+            np.asarray(scores),
+            np.asarray(classes),
+        )
 
     def predict(self, X):
         return self.predicted
@@ -136,8 +169,14 @@ def test_binary_metrics_agree_with_scikit_learn_on_the_positive_label():
     y = np.array(["no", "yes", "yes", "no", "yes"])
     predicted = ["no", "yes", "no", "no", "yes"]
     scores = [[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.9, 0.1], [0.2, 0.8]]
-    found = evaluate(Fixed(predicted, scores, ["no", "yes"]), None, y, "classification",
-                     ["accuracy", "precision", "recall", "f1", "roc_auc"], positive="yes")
+    found = evaluate(
+        Fixed(predicted, scores, ["no", "yes"]),
+        None,
+        y,
+        "classification",
+        ["accuracy", "precision", "recall", "f1", "roc_auc"],
+        positive="yes",
+    )
     assert found["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted))
     assert found["recall"] == pytest.approx(skm.recall_score(y, predicted, pos_label="yes"))
     assert found["f1"] == pytest.approx(skm.f1_score(y, predicted, pos_label="yes"))
@@ -148,7 +187,13 @@ def test_multiclass_metrics_are_macro_averages():
     y = np.array([0, 1, 2, 2, 1, 0])
     predicted = [0, 2, 2, 2, 1, 1]
     scores = np.full((6, 3), 1 / 3)
-    found = evaluate(Fixed(predicted, scores, [0, 1, 2]), None, y, "classification", ["precision", "f1", "roc_auc"])
+    found = evaluate(
+        Fixed(predicted, scores, [0, 1, 2]),
+        None,
+        y,
+        "classification",
+        ["precision", "f1", "roc_auc"],
+    )
     assert found["precision"] == pytest.approx(skm.precision_score(y, predicted, average="macro"))
     assert found["f1"] == pytest.approx(skm.f1_score(y, predicted, average="macro"))
     assert found["roc_auc"] == pytest.approx(0.5)
@@ -157,9 +202,13 @@ def test_multiclass_metrics_are_macro_averages():
 def test_regression_metrics_agree_with_scikit_learn():
     y, predicted = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0])
     found = evaluate(Fixed(predicted, [], []), None, y, "regression", ["mae", "rmse", "r2"])
-    assert found == pytest.approx({"mae": skm.mean_absolute_error(y, predicted),
-                                   "rmse": skm.root_mean_squared_error(y, predicted),
-                                   "r2": skm.r2_score(y, predicted)})
+    assert found == pytest.approx(
+        {
+            "mae": skm.mean_absolute_error(y, predicted),
+            "rmse": skm.root_mean_squared_error(y, predicted),
+            "r2": skm.r2_score(y, predicted),
+        }
+    )
 
 
 def test_the_positive_label_is_declared_or_obvious():
