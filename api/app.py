@@ -14,14 +14,14 @@ from api.limits import BodyLimitMiddleware
 from api.resources import (
     deployments,
     exports,
-    health,  # issue 5: ingestions, quality checks, data health
+    health,  # ingestions, quality checks, data health
     keys,
     ledger_endpoints,
     models,
     outcomes,
     predictions,
-    queries,  # issue 4: prediction index, performance, model index
-    subjects,  # issue 9: POST /v1/subjects/{subject_id}/forget
+    queries,  # prediction index, performance, model index
+    subjects,  # POST /v1/subjects/{subject_id}/forget
 )
 from api.services import Services
 from ledger.application import Ledger

@@ -38,9 +38,7 @@ def bootstrap(settings: Settings) -> dict[str, str]:
                 create_deployment(ledger, name, specs)
         from api import demo_health
 
-        demo_health.seed(
-            settings, ledger
-        )  # issue 5: feeds, calm then drifted traffic, quality windows
+        demo_health.seed(settings, ledger)  # feeds, calm then drifted traffic, quality windows
         ensure_signing_key(ledger, settings)
         return ensure_keys(ledger, settings)
     finally:

@@ -35,7 +35,7 @@ def server_options(
         "worker_class": "gthread",
         "threads": threads,
         # With keep-alive, gthread can pin every client connection to one worker and
-        # halve throughput (MEASURED.md); closing after each answer keeps them balanced.
+        # halve throughput (measured with wrk); closing after each answer keeps them balanced.
         "keepalive": 0,
         "timeout": 60,
         "graceful_timeout": 15,

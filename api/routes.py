@@ -1,4 +1,4 @@
-"""DESIGN.md's route x role table: the one source for the auth middleware and its tests.
+"""The route x role table: the one source for the auth middleware and its tests.
 
 `roles` is who may call a route: PUBLIC for no key at all. `own_only` names roles that
 may read only what they themselves recorded (the resource checks ownership). A route

@@ -10,7 +10,9 @@ from typing import Any
 
 from bench.profile_summary import markdown as profile_markdown
 
-MLFLOW_MEASURED = (55.0, 155.0)  # MEASURED.md, `mlflow models serve` on this kind of machine
+# `mlflow models serve` (MLflow 3.17.2, the same kind of 2-core machine, wrk): req/s measured
+# before this project, shown when bench.mlflow_serve cannot run here.
+MLFLOW_MEASURED = (55.0, 155.0)
 
 
 class Table:
@@ -110,11 +112,11 @@ def add_mlflow(table: Table, mlflow: dict[str, Any], clients: int, ours: float) 
     table.add(
         f"ours (recording on) vs MLflow, {clients} clients",
         f"{ours:,.0f}/s",
-        f"MLflow **not run here** ({mlflow.get('error', 'no data')[:120]}); MEASURED.md's {low:.0f}–{high:.0f}/s",
+        f"MLflow **not run here** ({mlflow.get('error', 'no data')[:120]}); measured earlier on this kind of machine: {low:.0f}–{high:.0f}/s",
         f"{ours / high:.1f}–{ours / low:.1f}×",
         "≥ 10×",
         ours / high >= 10,
-        "MEASURED.md",
+        "an earlier run of `mlflow models serve`",
     )
 
 
@@ -243,11 +245,11 @@ def render(results: dict[str, Any], command: str, profile_dir: Path | None) -> s
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     parts = [
-        "# Benchmark results (issue 7)",
+        "# Benchmark results",
         "",
         f"Made by `{command}` at commit {commit}, {results['started']} → {results['finished']} UTC"
         f"{' (quick mode: small sizes)' if results.get('quick') else ''}.",
-        f"Machine: 2 cores shared with other sessions; load average {results['load_before'][0]:.1f} before, "
+        f"Machine: 2 shared cores; load average {results['load_before'][0]:.1f} before, "
         f"{results['load_after'][0]:.1f} after. Every ratio compares two figures measured in the same run;",
         "absolute numbers are noisy. Raw measurements: the .json file beside this one.",
         "",

@@ -1,4 +1,4 @@
-"""Every issue-7 figure beside its baseline, measured in one run; writes bench/RESULTS.md.
+"""Every performance figure beside its baseline, measured in one run; writes bench/RESULTS.md.
 
     .venv/bin/python -m bench.run_all [--quick] [--profile] [--only http mlflow batch big verify]
 
@@ -38,7 +38,7 @@ def steps(
     seconds = "5" if quick else "15"
     http = ["bench.http_compare", "--seconds", seconds, "--clients", "16", "64"]
     if profile_dir:
-        http += ["--profile", str(profile_dir)]
+        http += ["--profile", str(profile_dir.relative_to(HERE.parent))]  # steps run there
     return {
         "http": (http, 1200),
         "mlflow": (

@@ -37,7 +37,7 @@ class PredictionsProjection(Projection):
     """Prediction index (a row per prediction), outcomes by position, performance cubes."""
 
     name = "predictions"
-    version = 5  # 2: slices on each outcome; 3: erasure (issue 9); 4: cells by epoch, coarse and fine; 5: day in the cells' slice index
+    version = 5  # 2: slices on each outcome; 3: erasure; 4: cells by epoch, coarse and fine; 5: day in the cells' slice index
     rebuild_page = (
         25_000  # fewer pages, fewer statements: a page's outcomes are a third of it, held briefly
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 MISSING = "missing"
 UNBINNED = "unbinned"  # a numeric feature before any reference profile gave it edges
-ERASED = "erased"  # issue 9: a forgotten subject's counts move here
+ERASED = "erased"  # a forgotten subject's counts move here
 NUMERIC = ("number", "integer")
 
 

@@ -1,6 +1,6 @@
 """A compiled scorer: a fitted pipeline's arithmetic in plain numpy, without sklearn's per-call checks.
 
-Single-row scoring through a Pipeline is ~95% validation and dispatch (MEASURED.md: the
+Single-row scoring through a Pipeline is ~95% validation and dispatch (timed on 30 features: the
 arithmetic is 7-14 µs of a 0.35-2 ms call). `compile_model` accepts only pipelines made
 of known fitted steps and replays their transform/predict code paths with the same numpy
 operations in the same order (same BLAS call, same sequential tree sums), so values and

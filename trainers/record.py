@@ -183,7 +183,7 @@ def _store(ledger: Ledger, fitted: Any) -> str:
 
 
 def _subjects(ledger: Ledger, train: pd.DataFrame, subject: str | None) -> dict[str, Any] | None:
-    """Which subjects' rows trained the model, as keyed refs (issue 9), never the ids."""
+    """Which subjects' rows trained the model, as keyed refs, never the ids."""
     if not subject:
         return None
     record = trained_subjects_record(ledger.sealer, train[subject].dropna().tolist())

@@ -151,5 +151,5 @@ def _classes(model: Any) -> list[Any] | None:
 
 def add_routes(app: falcon.App, services: Any) -> None:
     """POST /v1/models. Falcon keeps one resource per path: GET /v1/models (the model index,
-    the projections issue) must be an `on_get` on this same resource, not a second add_route."""
+    from the projections) must be an `on_get` on this same resource, not a second add_route."""
     app.add_route("/v1/models", ModelUploadResource(services))
