@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import click
 
@@ -37,15 +38,15 @@ def stop(process: subprocess.Popen[bytes] | None) -> None:
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--host", default=None, help="Address to listen on (default: LEDGER_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default: LEDGER_PORT).")
 @click.option(
     "--workers",
     type=int,
     default=None,
-    help="Worker processes (default: one per core, at least 2).",
+    help="Worker processes (default: LEDGER_WORKERS, else one per core, at least 2).",
 )
-@click.option("--threads", type=int, default=8, show_default=True, help="Threads per worker.")
+@click.option("--threads", type=int, default=None, help="Threads per worker (LEDGER_THREADS).")
 @click.option(
     "--demo", is_flag=True, help="Create demo deployments, models and keys on first start."
 )
@@ -57,10 +58,10 @@ def stop(process: subprocess.Popen[bytes] | None) -> None:
 @click.pass_context
 def serve(
     ctx: click.Context,
-    host: str,
-    port: int,
+    host: str | None,
+    port: int | None,
     workers: int | None,
-    threads: int,
+    threads: int | None,
     demo: bool,
     sidecars: bool | None,
 ) -> None:
@@ -68,9 +69,11 @@ def serve(
     from api.gunicorn_app import LedgerServer, prepare_database, prepare_metrics_dir, server_options
     from api.observability import configure_logging
 
-    settings = settings_from(ctx)
+    given = {"host": host, "port": port, "workers": workers, "threads": threads}
+    settings = replace(settings_from(ctx), **{k: v for k, v in given.items() if v is not None})
+    host, port = settings.host, settings.port
     prepare_metrics_dir(settings.home)  # before any metric object exists in any process
-    configure_logging()
+    configure_logging(settings.log_level)
     if demo:
         from api.demo import bootstrap, keys_path, print_keys
 
@@ -79,7 +82,7 @@ def serve(
     run_sidecars = sidecars if sidecars is not None else not is_postgres(settings.database_url)
     sidecar = start_sidecars(settings) if run_sidecars else None
     try:
-        LedgerServer(settings, server_options(host, port, workers, threads)).run()
+        LedgerServer(settings, server_options(host, port, settings.workers, settings.threads)).run()
     finally:
         stop(sidecar)
 
