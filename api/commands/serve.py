@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import replace
+from typing import Any
 
 import click
 
 from api.commands.common import settings_from
+from ledger.errors import InvalidSetting
 from ledger.settings import Settings
 from ledger.storage import is_postgres
 
@@ -35,6 +37,14 @@ def stop(process: subprocess.Popen[bytes] | None) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _with_options(settings: Settings, **options: Any) -> Settings:
+    """The command's options over the settings' LEDGER_HOST, LEDGER_PORT, ... values."""
+    try:
+        return replace(settings, **{k: v for k, v in options.items() if v is not None})
+    except InvalidSetting as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @click.command("serve")
@@ -69,20 +79,23 @@ def serve(
     from api.gunicorn_app import LedgerServer, prepare_database, prepare_metrics_dir, server_options
     from api.observability import configure_logging
 
-    given = {"host": host, "port": port, "workers": workers, "threads": threads}
-    settings = replace(settings_from(ctx), **{k: v for k, v in given.items() if v is not None})
-    host, port = settings.host, settings.port
+    settings = _with_options(
+        settings_from(ctx), host=host, port=port, workers=workers, threads=threads
+    )
     prepare_metrics_dir(settings.home)  # before any metric object exists in any process
     configure_logging(settings.log_level)
     if demo:
         from api.demo import bootstrap, keys_path, print_keys
 
-        print_keys(bootstrap(settings), keys_path(settings), host, port)
+        print_keys(bootstrap(settings), keys_path(settings), settings.host, settings.port)
     prepare_database(settings)
     run_sidecars = sidecars if sidecars is not None else not is_postgres(settings.database_url)
     sidecar = start_sidecars(settings) if run_sidecars else None
     try:
-        LedgerServer(settings, server_options(host, port, settings.workers, settings.threads)).run()
+        LedgerServer(
+            settings,
+            server_options(settings.host, settings.port, settings.workers, settings.threads),
+        ).run()
     finally:
         stop(sidecar)
 
