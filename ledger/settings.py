@@ -253,19 +253,20 @@ def _numeric_check(spec: Field[Any]) -> Check | None:
     return NON_NEGATIVE if _types()[spec.name] in (int, float) else None
 
 
+def _boolean(raw: str) -> bool:
+    if raw.lower() in TRUE + FALSE:
+        return raw.lower() in TRUE
+    raise ValueError(raw)
+
+
+# Each field type: its name in messages and docs, and how a variable's text becomes one.
 PARSERS: dict[Any, tuple[str, Callable[[str], Any]]] = {
     Path: ("path", Path),
     str: ("text", str),
     int: ("integer", int),
     float: ("number", float),
-    bool: ("boolean", lambda raw: _boolean(raw)),
+    bool: ("boolean", _boolean),
 }
-
-
-def _boolean(raw: str) -> bool:
-    if raw.lower() in TRUE + FALSE:
-        return raw.lower() in TRUE
-    raise ValueError(raw)
 
 
 def parse(spec: Field[Any], raw: str) -> Any:
@@ -275,9 +276,8 @@ def parse(spec: Field[Any], raw: str) -> Any:
         return parser(raw)
     except ValueError:
         accepted = f" ({'/'.join(TRUE)} or {'/'.join(FALSE)})" if kind == "boolean" else ""
-        shown = "(hidden)" if spec.metadata["secret"] else repr(raw)
         raise InvalidSetting(
-            f"{spec.metadata['env']}={shown} is not {_article(kind)} {kind}{accepted}",
+            f"{spec.metadata['env']}={_show(spec, raw)} is not {_article(kind)} {kind}{accepted}",
             field=spec.name,
         ) from None
 

@@ -118,3 +118,11 @@ def test_no_module_reads_the_environment_beside_the_settings():
             if reads and name != "ledger/settings.py":
                 found[name] = reads
     assert found == ALLOWED_READS
+
+
+def test_replay_takes_its_key_from_the_option_or_the_settings(monkeypatch):
+    from api.cli import main
+
+    monkeypatch.delenv("LEDGER_REPLAY_KEY", raising=False)
+    result = CliRunner().invoke(main, ["replay", "--target", "http://127.0.0.1:1"])
+    assert result.exit_code == 2 and "--key or LEDGER_REPLAY_KEY" in result.output
