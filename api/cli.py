@@ -56,12 +56,17 @@ class LazyGroup(click.Group):
 @click.option(
     "--db",
     "database_url",
-    envvar="LEDGER_DATABASE_URL",
     default=None,
-    help="Database URL (default: a SQLite file under var/).",
+    help="Database URL (default: LEDGER_DATABASE_URL, else a SQLite file under LEDGER_HOME).",
 )
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """Provenance Ledger: record, serve and prove what machine-learning models did."""
+    from ledger.errors import InvalidSetting
+    from ledger.settings import Settings
+
     ctx.ensure_object(dict)
-    ctx.obj["database_url"] = database_url
+    try:  # once per process: every verb is handed these settings (api/commands/common.py)
+        ctx.obj["settings"] = Settings.from_env(database_url=database_url)
+    except InvalidSetting as error:
+        raise click.ClickException(str(error)) from None

@@ -1,14 +1,13 @@
 """The demo's monitoring story, so the dashboard has something real to show on first start.
 
 Per demo deployment: a feed counting its predictions, a day of calm traffic from the
-seeded generator, then (unless LEDGER_DEMO_DRIFT=0) traffic with the generator's drift
+seeded generator, then (unless Settings.demo_drift is off) traffic with the generator's drift
 switch on; outcomes for every row; then one health pass (feed periods, quality windows).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,15 +25,6 @@ ROWS_PER_PHASE, BATCH, WINDOW = 600, 200, 300
 NOT_FEATURES = ("event_time", "churned", "lifetime_value")
 
 
-def drift_on() -> bool:
-    return os.environ.get("LEDGER_DEMO_DRIFT", "1").strip().lower() not in (
-        "0",
-        "no",
-        "false",
-        "off",
-    )
-
-
 def seed(settings: Settings, ledger: Ledger) -> None:
     """Feeds, traffic and checks for every demo deployment that has none yet."""
     services = Services.build(settings, ledger)
@@ -44,7 +34,7 @@ def seed(settings: Settings, ledger: Ledger) -> None:
         ledger.declare_feed(
             f"{name}-requests", ROWS_PER_PHASE, 3600, "demo:bootstrap", 0.2, deployment=name
         )
-        phases = [(False, 101)] + ([(True, 102)] if drift_on() else [])
+        phases = [(False, 101)] + ([(True, 102)] if settings.demo_drift else [])
         for drift, seed_value in phases:
             _traffic(services, name, target, drift, seed_value)
     # The timer closes the hours that have passed; the windows cover calm, then drifted rows.

@@ -27,7 +27,7 @@ def server_options(
     workers: int | None = None,
     threads: int = 8,
 ) -> dict[str, Any]:
-    """Gunicorn settings: gthread workers, keep-alive off (see the note below)."""
+    """Gunicorn settings: gthread workers (0 or None: default_workers), keep-alive off."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers or default_workers(),
@@ -72,7 +72,11 @@ def logconfig() -> dict[str, Any]:
 
 
 def prepare_metrics_dir(home: Path) -> Path:
-    """A clean directory for multiprocess metrics, exported before any metric exists."""
+    """A clean directory for multiprocess metrics, exported before any metric exists.
+
+    PROMETHEUS_MULTIPROC_DIR stays an environment variable, not a setting: prometheus_client
+    reads it itself in every worker, so the master exports it here before the fork.
+    """
     path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or home / "metrics")
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, exist_ok=True)
@@ -89,11 +93,6 @@ def prepare_database(settings: Settings) -> None:
     from api.app import create_app
 
     create_app(settings).services.close()
-
-
-def on_starting(server: Any) -> None:
-    """Gunicorn hook (deploy/gunicorn.conf.py): the tables, before any worker boots."""
-    prepare_database(Settings.from_env())
 
 
 def child_exit(server: Any, worker: Any) -> None:
@@ -121,5 +120,5 @@ class LedgerServer(BaseApplication):
         from api.app import create_app
         from api.observability import configure_logging
 
-        configure_logging()
+        configure_logging(self.settings.log_level)
         return create_app(self.settings)

@@ -56,9 +56,9 @@ def _stderr_logger(*_args: Any) -> structlog.WriteLogger:
     return structlog.WriteLogger(sys.stderr)
 
 
-def configure_logging(level: str | None = None) -> None:
-    """JSON lines on stderr for structlog and the standard library alike."""
-    level = (level or os.environ.get("LEDGER_LOG_LEVEL", "INFO")).upper()
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for structlog and the standard library alike (Settings.log_level)."""
+    level = level.upper()
     structlog.configure(
         processors=[
             *_shared_processors(),

@@ -6,7 +6,6 @@ resources keep the parts they need. Nothing here opens a connection at import ti
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,23 +17,6 @@ from ledger.settings import Settings
 from serving.rows import RowSchemas
 from serving.scoring import Scorer
 from serving.service import Serving
-
-# Options beyond ledger.settings.Settings: Settings.extra[name], else LEDGER_<NAME>, else default.
-DEFAULTS: dict[str, float] = {
-    "auth_cache_seconds": 2.0,  # a revoked key is refused on every worker within this
-    "rate_limit_per_second": 1000.0,  # per key and worker; 0 switches the limit off
-    "rate_limit_burst": 2000.0,
-    "deployment_check_seconds": 0.0,  # 0: compare the deployment's version on every request
-    "standby_wait_seconds": 1.0,  # a read waits this long for the standby, then the primary answers
-}
-
-
-def option(settings: Settings, name: str) -> float:
-    """An API option from Settings.extra, the environment, or its default."""
-    if name in settings.extra:
-        return float(settings.extra[name])
-    env = os.environ.get(f"LEDGER_{name.upper()}")
-    return float(env) if env is not None else DEFAULTS[name]
 
 
 @dataclass
@@ -51,20 +33,20 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings | None = None, ledger: Ledger | None = None) -> Services:
-        ledger = ledger or Ledger(settings or Settings.from_env())
-        settings = settings or ledger.settings
+        settings = settings or (ledger.settings if ledger is not None else None)
+        if settings is None:
+            raise TypeError("Services.build needs the settings or a ledger built with them")
+        ledger = ledger or Ledger(settings)
         return cls(
             settings=settings,
             ledger=ledger,
             serving=Serving.build(
-                ledger, settings, check_seconds=option(settings, "deployment_check_seconds")
+                ledger, settings, check_seconds=settings.deployment_check_seconds
             ),
-            keys=KeyCache(ledger.authenticate, ttl_seconds=option(settings, "auth_cache_seconds")),
-            limiter=RateLimiter(
-                option(settings, "rate_limit_per_second"), option(settings, "rate_limit_burst")
-            ),
+            keys=KeyCache(ledger.authenticate, ttl_seconds=settings.auth_cache_seconds),
+            limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             reads=ReadRouter.for_url(
-                ledger.engine, settings.read_database_url, option(settings, "standby_wait_seconds")
+                ledger.engine, settings.read_database_url, settings.standby_wait_seconds
             ),
         )
 

@@ -21,6 +21,7 @@ import click
 import structlog
 
 from api.observability import configure_logging
+from ledger.settings import Settings
 
 log = structlog.get_logger("ledger.sidecars")
 RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
@@ -80,29 +81,35 @@ def write_digest(writer: object, key_path: Path) -> None:
         log.info("digest written", position=digest.position)
 
 
-def digest_writer(database_url: str, interval: int) -> tuple[object, Path]:
+def digest_writer(settings: Settings, interval: int) -> tuple[object, Path]:
     """The notary's digest writer on this database, and the key file it signs with."""
     from ledger import notary
-    from ledger.settings import Settings
     from ledger.storage import create_engine
 
-    settings = Settings.from_env(database_url=database_url)
     key_path = notary.default_key_path(settings)
-    engine = create_engine(database_url)
+    engine = create_engine(settings.database_url)
     return notary.DigestWriter(engine, key_path, settings.digests_dir, interval), key_path
 
 
 @click.command()
 @click.option("--db", "database_url", required=True)
-@click.option("--digest-interval", type=int, default=300)
+@click.option(
+    "--digest-interval",
+    type=int,
+    default=None,
+    help="Seconds between digests (default: LEDGER_DIGEST_INTERVAL_SECONDS); 0: none.",
+)
 @click.option(
     "--projector/--no-projector",
     default=True,
     help="Also run the projector and the health pass (single host); off: digests only.",
 )
-def main(database_url: str, digest_interval: int, projector: bool) -> None:
+def main(database_url: str, digest_interval: int | None, projector: bool) -> None:
     """Keep the projector running and write digests until the parent goes away."""
-    configure_logging()
+    settings = Settings.at_start(database_url=database_url)
+    if digest_interval is None:
+        digest_interval = settings.digest_interval_seconds
+    configure_logging(settings.log_level)
     parent = os.getppid()
     children = (
         [Child("projector", ledger_command(database_url, "project", "--follow"))]
@@ -120,7 +127,7 @@ def main(database_url: str, digest_interval: int, projector: bool) -> None:
         )
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    writer, key_path = digest_writer(database_url, digest_interval)
+    writer, key_path = digest_writer(settings, digest_interval)
     next_digest = time.monotonic() + min(digest_interval, 30)
     try:
         while not stopping and os.getppid() == parent:

@@ -2,6 +2,8 @@
 
 from api.app import create_app
 from api.observability import configure_logging
+from ledger.settings import Settings
 
-configure_logging()
-app = create_app()
+SETTINGS = Settings.at_start()  # once per worker, after the fork
+configure_logging(SETTINGS.log_level)
+app = create_app(SETTINGS)

@@ -1,21 +1,19 @@
 """`gunicorn -c deploy/gunicorn.conf.py api.wsgi:app`: the options `ledger serve` uses.
 
-Worker class: gthread with keep-alive off (api/gunicorn_app.py explains why). Set
-LEDGER_HOST, LEDGER_PORT, LEDGER_WORKERS and LEDGER_THREADS to change the defaults;
-the database comes from LEDGER_DATABASE_URL as everywhere else.
+Worker class: gthread with keep-alive off (api/gunicorn_app.py explains why). LEDGER_HOST,
+LEDGER_PORT, LEDGER_WORKERS, LEDGER_THREADS and every other variable are read once here, by
+ledger.settings (docs/CONFIGURATION.md); each worker reads the same environment at its start.
 """
 
-import os
-
-from api.gunicorn_app import on_starting, prepare_metrics_dir, server_options  # noqa: F401 - a hook
+from api.gunicorn_app import prepare_database, prepare_metrics_dir, server_options
 from ledger.settings import Settings
 
-_workers = os.environ.get("LEDGER_WORKERS")
-globals().update(server_options(
-    host=os.environ.get("LEDGER_HOST", "127.0.0.1"),
-    port=int(os.environ.get("LEDGER_PORT", "8000")),
-    workers=int(_workers) if _workers else None,
-    threads=int(os.environ.get("LEDGER_THREADS", "8")),
-))
+SETTINGS = Settings.at_start()
+globals().update(server_options(SETTINGS.host, SETTINGS.port, SETTINGS.workers, SETTINGS.threads))
 # Before any worker exists, so every worker writes its metrics where /metrics reads them.
-prepare_metrics_dir(Settings.from_env().home)
+prepare_metrics_dir(SETTINGS.home)
+
+
+def on_starting(server: object) -> None:
+    """Gunicorn hook: the tables, before any worker boots."""
+    prepare_database(SETTINGS)

@@ -35,9 +35,9 @@ from ledger.storage import LedgerFactory, LedgerRecorder, create_engine
 from ledger.timeline import version_at
 
 
-def cli_actor() -> str:
-    """Who a command-line change is by: the key in LEDGER_API_KEY, else the OS user."""
-    key = os.environ.get("LEDGER_API_KEY")
+def cli_actor(settings: Settings) -> str:
+    """Who a command-line change is by: the configured API key's id, else the OS user."""
+    key = settings.api_key
     if key:
         return f"key:{key.split('_')[1] if key.count('_') >= 2 else 'unknown'}"
     try:
@@ -52,8 +52,8 @@ class Ledger(HealthCommands, Application[UUID]):
 
     name = "Ledger"
 
-    def __init__(self, settings: Settings | None = None, engine: sa.Engine | None = None):
-        self.settings = settings or Settings.from_env()
+    def __init__(self, settings: Settings, engine: sa.Engine | None = None):
+        self.settings = settings  # read once by the entry point (Settings.from_env)
         self.engine = engine or create_engine(self.settings.database_url)
         super().__init__(env={"IS_SNAPSHOTTING_ENABLED": "n"})
         self.artifacts = ArtifactStore(self.engine, self.settings.artifact_cache_bytes)
@@ -274,7 +274,8 @@ class Ledger(HealthCommands, Application[UUID]):
 
     # -- keys ----------------------------------------------------------------------
     def key_digest(self, key: str) -> str:
-        return hmac.new(pepper(self.settings.secrets_dir), key.encode(), hashlib.sha256).hexdigest()
+        secret = pepper(self.settings.secrets_dir, self.settings.pepper)
+        return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
 
     def issue_api_key(
         self, role: str, actor: str, label: str = "", expires_at: str | None = None
@@ -337,7 +338,7 @@ class Ledger(HealthCommands, Application[UUID]):
     @cached_property
     def sealer(self) -> Sealer:
         """Seals personal fields per subject; its key table is created on first use."""
-        return default_sealer(self.engine, self.settings.secrets_dir)
+        return default_sealer(self.engine, self.settings)
 
     def forget_subject(
         self, subject_id: Any, reason: str, actor: str, deployment: str | None = None

@@ -65,3 +65,9 @@ class ArtifactCorrupt(LedgerError):
 
 class UntrustedArtifact(LedgerError):
     code = "untrusted_artifact"
+
+
+class InvalidSetting(LedgerError):
+    """A configuration variable's value is malformed: the message names the variable."""
+
+    code = "invalid_setting"

@@ -21,10 +21,10 @@ def read_or_create(path: Path, nbytes: int = 32) -> bytes:
     return value
 
 
-def pepper(secrets_dir: Path) -> bytes:
-    env = os.environ.get("LEDGER_PEPPER")
-    if env:
-        return env.encode()
+def pepper(secrets_dir: Path, configured: str = "") -> bytes:
+    """The configured pepper (Settings.pepper), else the one in `<secrets_dir>/pepper`."""
+    if configured:
+        return configured.encode()
     try:
         return read_or_create(secrets_dir / "pepper")
     except FileExistsError:  # another process created it a moment ago

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import subprocess
 from importlib import metadata
@@ -21,12 +20,12 @@ PACKAGES = (
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def code_version(root: Path = PROJECT_ROOT) -> dict[str, Any]:
-    """Captured, not typed in; LEDGER_GIT_COMMIT stands in where the tree has no .git (images)."""
+def code_version(root: Path = PROJECT_ROOT, configured_commit: str = "") -> dict[str, Any]:
+    """Captured, not typed in; Settings.git_commit stands in where the tree has no .git (images)."""
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no") if commit else None
     return {
-        "git_commit": commit or os.environ.get("LEDGER_GIT_COMMIT") or None,
+        "git_commit": commit or configured_commit or None,
         "git_dirty": None if status is None else bool(status.strip()),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),

@@ -33,6 +33,8 @@ def load_file(source: Mapping[str, Any]) -> pd.DataFrame:
 def load_sql(source: Mapping[str, Any]) -> pd.DataFrame:
     import sqlalchemy as sa
 
+    # The spec names the variable (so no password is written into a spec): it is the spec's
+    # data, not the ledger's configuration, so it is not a Settings field.
     url = source["url"] or os.environ.get(source["url_env"] or "")
     if not url:
         raise InvalidSpec(

@@ -89,7 +89,7 @@ def _start(
         "params": steps.pipeline_params(
             steps.build_pipeline(spec["features"], spec["algorithm"], spec["params"], spec["seed"])
         ),
-        "code_version": code_version(),
+        "code_version": code_version(configured_commit=ledger.settings.git_commit),
         "trigger": to_plain(dict(trigger)) if trigger else None,
         "actor": actor,
     }

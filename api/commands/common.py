@@ -12,9 +12,9 @@ from ledger.settings import Settings
 
 
 def settings_from(ctx: click.Context) -> Settings:
-    root = ctx.find_root()
-    url = (root.obj or {}).get("database_url")
-    return Settings.from_env(database_url=url)
+    """The settings `ledger` read at start (api/cli.py); a verb run on its own reads its own."""
+    settings = (ctx.find_root().obj or {}).get("settings")
+    return settings if isinstance(settings, Settings) else Settings.from_env()
 
 
 @contextmanager

@@ -60,7 +60,7 @@ def init(ctx: click.Context, key_file: str | None) -> None:
     """Create the key pair once; refuses to overwrite an existing key."""
     path = _key_path(ctx, key_file)
     with _refusals(), open_ledger(ctx) as ledger:
-        key_id = notary.create_signing_key(ledger, path, cli_actor())
+        key_id = notary.create_signing_key(ledger, path, cli_actor(ledger.settings))
     click.echo(
         f"signing key {key_id} created: private half {path} (keep it safe), "
         f"public half {notary.service.public_key_path(path)} and recorded in the ledger"
@@ -74,7 +74,7 @@ def rotate(ctx: click.Context, key_file: str | None) -> None:
     """Replace the signing key; the rotation is recorded as events."""
     path = _key_path(ctx, key_file)
     with _refusals(), open_ledger(ctx) as ledger:
-        old_id, new_id = notary.rotate_signing_key(ledger, path, cli_actor())
+        old_id, new_id = notary.rotate_signing_key(ledger, path, cli_actor(ledger.settings))
     click.echo(f"signing key {old_id} retired, {new_id} is now at {path}")
 
 
@@ -152,7 +152,7 @@ def _run_verification(
 ) -> notary.VerificationReport:
     if from_url:
         return notary.verify_events(
-            notary.iter_events_from_url(from_url), None, digests, public_key
+            notary.iter_events_from_url(from_url, settings.api_key), None, digests, public_key
         )
     engine = create_engine(settings.database_url)
     try:

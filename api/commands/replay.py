@@ -23,9 +23,8 @@ from projections.compare import compare as compare_ledgers
 )
 @click.option(
     "--key",
-    envvar="LEDGER_REPLAY_KEY",
-    required=True,
-    help="A predictor key of the target service.",
+    default=None,
+    help="A predictor key of the target service (default: LEDGER_REPLAY_KEY).",
 )
 @click.option(
     "--from", "start", default=None, help="Replay requests recorded after this instant (or pos:N)."
@@ -64,7 +63,7 @@ from projections.compare import compare as compare_ledgers
 def replay_command(
     ctx: click.Context,
     target: str,
-    key: str,
+    key: str | None,
     start: str | None,
     end: str | None,
     data_file: Path | None,
@@ -79,7 +78,11 @@ def replay_command(
     done = (
         json.loads(state_file.read_text())["position"] if state_file and state_file.exists() else 0
     )
-    source = Ledger(replace(settings_from(ctx), group_commit=False))
+    settings = settings_from(ctx)
+    key = key or settings.replay_key
+    if not key:
+        raise click.UsageError("give the target's predictor key: --key or LEDGER_REPLAY_KEY")
+    source = Ledger(replace(settings, group_commit=False))
     try:
         if data_file is not None:
             if not deployment:

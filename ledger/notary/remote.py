@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.parse
 import urllib.request
 from collections.abc import Generator, Iterator
@@ -20,7 +19,6 @@ def iter_events_from_url(
     A line carrying `next` (alone or as `next_cursor`) is a paging hint, never an event; the
     verifier still checks that positions strictly increase across pages.
     """
-    api_key = api_key if api_key is not None else os.environ.get("LEDGER_API_KEY")
     next_url: str | None = url
     seen: set[str] = set()
     origin = urllib.parse.urlsplit(url)[:2]

@@ -10,10 +10,8 @@ Call sites (see docs/PRIVACY.md):
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -38,6 +36,7 @@ from ledger.privacy.keys import (
     SubjectKeyStore,
 )
 from ledger.privacy.sealing import ERASED, ERASED_TEXT, Sealer, sealed_fields, subject_ref
+from ledger.settings import Settings
 
 __all__ = [
     "ERASED",
@@ -68,25 +67,24 @@ _SEALERS: WeakKeyDictionary[sa.Engine, Sealer] = WeakKeyDictionary()
 _SEALERS_LOCK = threading.Lock()
 
 
-def default_sealer(engine: sa.Engine, secrets_dir: Path) -> Sealer:
+def default_sealer(engine: sa.Engine, settings: Settings) -> Sealer:
     """The process's sealer for this engine: one key cache, so a forget here is seen at once."""
     with _SEALERS_LOCK:
         sealer = _SEALERS.get(engine)
         if sealer is None:
-            ttl = float(
-                os.environ.get("LEDGER_KEY_CACHE_SECONDS", 2)
-            )  # as the API-key cache: a forget reaches every worker within it
-            store = DatabaseKeyStore(
-                engine, LocalMasterKey.from_environment(secrets_dir), KeyCache(ttl_seconds=ttl)
-            )
+            master = LocalMasterKey.load(settings.secrets_dir, settings.master_key)
+            # As the API-key cache: a forget reaches every worker within the key cache's age.
+            cache = KeyCache(ttl_seconds=settings.key_cache_seconds)
+            store = DatabaseKeyStore(engine, master, cache)
             store.create_table()
-            sealer = _SEALERS[engine] = Sealer(store, pepper(secrets_dir))
+            sealer = Sealer(store, pepper(settings.secrets_dir, settings.pepper))
+            _SEALERS[engine] = sealer
         return sealer
 
 
-def sealer_for(settings: Any, engine: sa.Engine) -> Sealer:
+def sealer_for(settings: Settings, engine: sa.Engine) -> Sealer:
     """The call api/services.py makes: the same sealer as `Ledger.sealer` for that engine."""
-    return default_sealer(engine, settings.secrets_dir)
+    return default_sealer(engine, settings)
 
 
 def trained_subjects_record(sealer: Sealer, subject_ids: Iterable[Any]) -> dict[str, Any]:

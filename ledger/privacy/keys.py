@@ -7,7 +7,6 @@ the ciphertext stays in the append-only event log, unreadable forever.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import threading
 import time
@@ -75,13 +74,10 @@ class LocalMasterKey:
         self.key_id = hashlib.sha256(b"ledger master key id\x00" + key).digest()[:8]
 
     @classmethod
-    def from_environment(cls, secrets_dir: Path) -> LocalMasterKey:
-        env = os.environ.get("LEDGER_MASTER_KEY")
-        if env:
-            try:
-                return cls(bytes.fromhex(env.strip()))
-            except ValueError:
-                raise MasterKeyMismatch("LEDGER_MASTER_KEY must be 64 hex characters") from None
+    def load(cls, secrets_dir: Path, configured_hex: str = "") -> LocalMasterKey:
+        """The configured key (Settings.master_key, checked at start), else the key file."""
+        if configured_hex:
+            return cls(bytes.fromhex(configured_hex))
         try:
             return cls(read_or_create(secrets_dir / "master.key"))
         except FileExistsError:  # another process created it a moment ago

@@ -102,7 +102,7 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(ledger) -> None:
 
     from api.app import create_app
 
-    strict = replace(ledger.settings, extra={"rate_limit_per_second": 1, "rate_limit_burst": 2})
+    strict = replace(ledger.settings, rate_limit_per_second=1, rate_limit_burst=2)
     client = TestClient(create_app(strict, ledger))
     key = ledger.issue_api_key(role="auditor", actor="test")[1]
     statuses = [
@@ -120,9 +120,7 @@ def test_a_revoked_key_is_refused_within_the_cache_ttl(ledger) -> None:
 
     from api.app import create_app
 
-    client = TestClient(
-        create_app(replace(ledger.settings, extra={"auth_cache_seconds": 0}), ledger)
-    )
+    client = TestClient(create_app(replace(ledger.settings, auth_cache_seconds=0), ledger))
     key_id, key = ledger.issue_api_key(role="auditor", actor="test")
     headers = {"Authorization": f"Bearer {key}"}
     assert client.simulate_get("/v1/deployments", headers=headers).status_code == 200

@@ -167,7 +167,7 @@ def test_the_cli_signs_digests_and_verifies(ledger, settings, monkeypatch, tmp_p
     assert verified.exit_code == 0 and verified.stdout.startswith("OK"), verified.output
 
 
-def test_verify_from_url_follows_the_next_cursor_with_the_bearer_key(ledger, key_path, monkeypatch):
+def test_verify_from_url_follows_the_next_cursor_with_the_bearer_key(ledger, key_path):
     record(ledger, 6)
     digest = notary.issue_digest(ledger.engine, key_path)
     pages = {"/events?from=0": (1, 4, "/events?from=4"), "/events?from=4": (4, 99, None)}
@@ -192,10 +192,9 @@ def test_verify_from_url_follows_the_next_cursor_with_the_bearer_key(ledger, key
     server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        monkeypatch.setenv("LEDGER_API_KEY", "pl_abc_secret")
         url = f"http://127.0.0.1:{server.server_port}/events?from=0"
         report = notary.verify_events(
-            notary.iter_events_from_url(url),
+            notary.iter_events_from_url(url, "pl_abc_secret"),
             None,
             digest,
             notary.load_public_key(key_path.with_suffix(".pub.pem")),

@@ -24,7 +24,7 @@ def event_count(engine: sa.Engine) -> int:
 
 
 def test_the_rate_limit_is_per_key_and_writes_nothing_to_the_database(ledger) -> None:
-    strict = replace(ledger.settings, extra={"rate_limit_per_second": 0.5, "rate_limit_burst": 3})
+    strict = replace(ledger.settings, rate_limit_per_second=0.5, rate_limit_burst=3)
     client = TestClient(create_app(strict, ledger))
     greedy, patient = (ledger.issue_api_key(role="auditor", actor="test")[1] for _ in range(2))
     before = event_count(ledger.engine)

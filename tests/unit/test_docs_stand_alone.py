@@ -24,8 +24,6 @@ FORBIDDEN = [
     (re.compile(r"\b" + "issue" + r"s?[ -]#?\d+", re.IGNORECASE), "a tracker's issue number"),
     (re.compile(r"\(#\d+\)"), "a tracker's issue number"),
 ]
-# Generated documents a checkout may not hold yet: a link to one is accepted until it exists.
-EXPECTED_SOON = {"docs/CONFIGURATION.md"}
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -90,8 +88,7 @@ def broken_links(path: Path, text: str | None = None) -> list[str]:
         linked = (path.parent / file_part).resolve() if file_part else path
         relative = linked.relative_to(ROOT).as_posix() if linked.is_relative_to(ROOT) else None
         if not linked.exists():
-            if relative not in EXPECTED_SOON:
-                problems.append(f"{target}: no such file")
+            problems.append(f"{target}: no such file")
             continue
         if fragment and linked.suffix == ".md" and fragment not in anchors(linked):
             problems.append(f"{target}: no heading #{fragment} in {relative}")
