@@ -47,19 +47,10 @@ def linked_head(
     (the notary's head when `at` is the head's position) with the rehashed one; anything
     else raises TamperSuspected. An empty `signed` links `at` to the start of the chain.
     """
-    head_position = head[0]
-    for digest in signed:
-        if digest.position > head_position:
-            raise TamperSuspected(
-                f"the chain ends at position {head_position}, before the head signed at "
-                f"position {digest.position} ({digest.issued_at}); refusing to sign. "
-                "Run `ledger verify --digest` with that digest"
-            )
-    if at > head_position:
-        raise InvalidCommand(
-            f"position {at} is not chained yet (the chain ends at {head_position})"
-        )
-    expected = {d.position: (bytes.fromhex(d.head_hash), d) for d in signed if d.position > 0}
+    _refuse_beyond(head[0], signed, at)
+    expected: dict[int, tuple[bytes, Digest | None]] = {
+        d.position: (bytes.fromhex(d.head_hash), d) for d in signed if d.position > 0
+    }
     stored = _stored_hash(engine, head, at)
     if at > 0:
         expected.setdefault(at, (stored, None))
@@ -79,6 +70,21 @@ def linked_head(
         missing = min(expected)
         raise _rewritten(expected[missing][1], missing, "its event is no longer stored")
     return found
+
+
+def _refuse_beyond(head_position: int, signed: list[Digest], at: int) -> None:
+    """A chain shorter than a signed head was cut back; a position past it is not chained."""
+    for digest in signed:
+        if digest.position > head_position:
+            raise TamperSuspected(
+                f"the chain ends at position {head_position}, before the head signed at "
+                f"position {digest.position} ({digest.issued_at}); refusing to sign. "
+                "Run `ledger verify --digest` with that digest"
+            )
+    if at > head_position:
+        raise InvalidCommand(
+            f"position {at} is not chained yet (the chain ends at {head_position})"
+        )
 
 
 def _stored_hash(engine: sa.Engine, head: tuple[int, bytes, int | None], at: int) -> bytes:

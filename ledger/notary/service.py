@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import AlreadyExists
-from ledger.notary.link import PreviousDigestNeeded, linked_head
+from ledger.notary.link import PreviousDigestNeeded, TamperSuspected, linked_head
 from ledger.notary.report import VerificationReport
 from ledger.notary.signing import (
     Digest,
@@ -24,6 +24,7 @@ from ledger.notary.signing import (
     load_private_key,
     public_key_text,
     sign_digest,
+    signature_valid,
     write_digest_file,
 )
 from ledger.notary.store import (
@@ -125,6 +126,7 @@ def issue_digest(
     """
     key = load_private_key(key_path)
     signed = _signed_heads(digests_dir, previous)
+    _check_signed_here(signed, key_path)
     if not signed and (digests_dir is None or not write):
         raise PreviousDigestNeeded(
             "no digest to link this head to: give --previous FILE (the last digest issued, "
@@ -147,6 +149,27 @@ def _signed_heads(digests_dir: Path | None, previous: Digest | None) -> list[Dig
     if latest is not None:
         signed.append(load_digest(latest))
     return signed
+
+
+def _check_signed_here(signed: list[Digest], key_path: Path) -> None:
+    """A head to link to must carry a signature by this signer's key, current or retired.
+
+    Otherwise a file planted in the digest directory could vouch for a rewritten chain.
+    """
+    own = {key_id_for(k): k for k in _own_public_keys(Path(key_path))}
+    for digest in signed:
+        key = own.get(digest.key_id)
+        if key is None or not signature_valid(digest, key):
+            raise TamperSuspected(
+                f"the digest at position {digest.position} ({digest.issued_at}) to link to is "
+                f"not signed by this signer's key ({', '.join(own)}); refusing to sign"
+            )
+
+
+def _own_public_keys(key_path: Path) -> list[Ed25519PublicKey]:
+    """The signing key's public half and those of the keys it replaced (kept beside it)."""
+    retired = sorted(key_path.parent.glob("signing-key.*.retired.pem"))
+    return [load_private_key(path).public_key() for path in [key_path, *retired]]
 
 
 def check_continuity(engine: sa.Engine, previous: Digest) -> None:

@@ -9,6 +9,7 @@ what it compared, and an exit status for whether everything asked for held.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -129,6 +130,24 @@ def test_a_chained_event_changed_after_the_last_digest_is_refused(signed, settin
     flip_byte(ledger.engine, SIGNED + 3)  # past the signed head, chain rows left as they were
     with pytest.raises(notary.TamperSuspected, match=f"position {SIGNED + MORE}"):
         notary.issue_digest(ledger.engine, key_path, settings.digests_dir)
+
+
+def test_a_digest_planted_in_the_directory_vouches_for_nothing(signed, settings):
+    """The attacker also writes a 'digest' of the forged head: it carries no valid signature."""
+    ledger, key_path, before, _ = signed
+    forged_head = forge(ledger.engine, FORGED_AT)
+    position = notary.notary_head(ledger.engine)[0]
+    planted = dataclasses.replace(before, position=position, head_hash=forged_head.hex())
+    notary.write_digest_file(planted, settings.digests_dir)
+    with pytest.raises(notary.TamperSuspected, match="not signed by this signer's key"):
+        notary.issue_digest(ledger.engine, key_path, settings.digests_dir)
+
+
+def test_after_a_rotation_the_old_key_s_digest_is_still_linked_to(signed, settings):
+    ledger, key_path, before, _ = signed
+    notary.rotate_signing_key(ledger, key_path, actor="test")
+    after = notary.issue_digest(ledger.engine, key_path, settings.digests_dir)
+    assert after.key_id != before.key_id and after.position > before.position
 
 
 def test_an_intact_chain_is_signed_by_every_path(signed, settings, monkeypatch, tmp_path):
