@@ -188,16 +188,15 @@ class DigestWriter:
         self.engine, self.key_path, self.digests_dir = engine, Path(key_path), Path(digests_dir)
         self.interval_seconds = interval_seconds
         self.stop_event = threading.Event()
-        self._last_position: int | None = None
+        self._last: Digest | None = None  # linked to as well: the directory may be emptied
 
     def write_once(self) -> Digest | None:
         """One digest, unless the head has not moved since the last one."""
         advance(self.engine)
-        if notary_head(self.engine)[0] == self._last_position:
+        if self._last is not None and notary_head(self.engine)[0] == self._last.position:
             return None
-        digest = issue_digest(self.engine, self.key_path, self.digests_dir)
-        self._last_position = digest.position
-        return digest
+        self._last = issue_digest(self.engine, self.key_path, self.digests_dir, self._last)
+        return self._last
 
     def run(self) -> None:
         while not self.stop_event.is_set():

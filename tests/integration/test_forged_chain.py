@@ -143,6 +143,19 @@ def test_a_digest_planted_in_the_directory_vouches_for_nothing(signed, settings)
         notary.issue_digest(ledger.engine, key_path, settings.digests_dir)
 
 
+def test_the_digest_writer_remembers_what_it_signed_when_the_directory_is_emptied(signed, settings):
+    ledger, key_path, _, _ = signed
+    writer = notary.DigestWriter(ledger.engine, key_path, settings.digests_dir)
+    assert writer.write_once().position == SIGNED + MORE
+    forge(ledger.engine, FORGED_AT)
+    for path in digest_files(settings):  # the attacker removes the record too
+        path.unlink()
+    record(ledger, 1)
+    with pytest.raises(notary.TamperSuspected):
+        writer.write_once()
+    assert digest_files(settings) == []
+
+
 def test_after_a_rotation_the_old_key_s_digest_is_still_linked_to(signed, settings):
     ledger, key_path, before, _ = signed
     notary.rotate_signing_key(ledger, key_path, actor="test")
