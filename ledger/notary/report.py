@@ -98,12 +98,17 @@ class VerificationReport:
             against.append("the notary's chain table")
         if self.digests:
             positions = ", ".join(str(d.position) for d in self.digests)
+            which = (
+                "the signed digest at position"
+                if len(self.digests) == 1
+                else "the signed digests at positions"
+            )
             key = (
                 "pinned public keys"
                 if self.key_pinned
                 else "the keys the ledger itself records (no pinned key: give --pubkey FILE)"
             )
-            against.append(f"signed digests at positions {positions}, checked with {key}")
+            against.append(f"{which} {positions}, checked with {key}")
         return " and ".join(against)
 
     def proved(self, chain_only: bool = False) -> str:

@@ -249,7 +249,7 @@ def test_verify_from_the_database_says_what_it_compared(signed, settings, monkey
     proven = cli(settings, "verify", "--digest", str(kept), "--pubkey", pub)
     assert proven.exit_code == 0, proven.output
     assert last_line(proven) == (
-        "OK: compared with the notary's chain table and signed digests at positions "
+        "OK: compared with the notary's chain table and the signed digest at position "
         f"{SIGNED}, checked with pinned public keys"
     )
     forge(ledger.engine, FORGED_AT)
@@ -276,7 +276,7 @@ def test_the_verify_endpoint_names_what_it_compared(signed, settings):
     report = answer.json["report"]
     assert answer.json["ok"] and report["verdict"] == "ok"
     assert report["proved"] == (
-        "OK: compared with the notary's chain table and signed digests at positions "
+        "OK: compared with the notary's chain table and the signed digest at position "
         f"{SIGNED}, checked with the keys the ledger itself records (no pinned key: "
         "give --pubkey FILE)"
     )
