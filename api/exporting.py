@@ -10,8 +10,7 @@ from typing import Any
 from ledger.application import Ledger
 from ledger.domain.audits import Export
 from ledger.errors import InvalidCommand
-from ledger.notary import advance, default_key_path, iter_chain_rows, sign_digest
-from ledger.notary.signing import load_private_key
+from ledger.notary import advance, default_key_path, issue_digest, iter_chain_rows
 from ledger.timeline import iso, position_at, to_micros
 from projections.export import ExportRequest, PredictionExport, digest_stream, write_export
 
@@ -82,17 +81,13 @@ def manifest(ledger: Ledger, request: ExportRequest, sha256: str, size: int) -> 
 
 
 def _signed_digest(ledger: Ledger, position: int) -> dict[str, Any] | None:
-    key_path = default_key_path(ledger.settings)
+    """A digest of the chain at the export's position, linked to the last one signed."""
+    settings = ledger.settings
+    key_path = default_key_path(settings)
     if not key_path.exists() or position == 0:
         return None
-    rows = list(iter_chain_rows(ledger.engine, position, position))
-    if not rows:
-        return None
-    with ledger.engine.connect() as conn:
-        recorded_at = conn.exec_driver_sql(
-            f"SELECT recorded_at FROM ledger_events WHERE id = {int(position)}"
-        ).scalar_one()
-    return sign_digest(load_private_key(key_path), position, rows[0][2], recorded_at).to_json()
+    digest = issue_digest(ledger.engine, key_path, settings.digests_dir, position=position)
+    return digest.to_json()
 
 
 def record(ledger: Ledger, request: ExportRequest, actor: str, files: list[dict[str, Any]]) -> None:

@@ -72,8 +72,13 @@ def write_digest(writer: object, key_path: Path) -> None:
     if not key_path.exists():
         log.warning("no signing key: digests are not written; run `ledger signing-key init`")
         return
+    from ledger.notary import TamperSuspected
+
     try:
         digest = writer.write_once()  # type: ignore[attr-defined]
+    except TamperSuspected as error:  # nothing is signed until someone looks
+        log.error("digest refused: the chain was rewritten", error=str(error))
+        return
     except Exception as error:  # noqa: BLE001 - the next tick retries
         log.warning("digest not written", error=str(error))
         return

@@ -25,11 +25,19 @@ class Refused(click.ClickException):
     exit_code = 2
 
 
+class TamperRefused(click.ClickException):
+    """Signing refused because the chain was rewritten: exit status 1, as for tampering."""
+
+    exit_code = 1
+
+
 @contextmanager
 def _refusals() -> Iterator[None]:
-    """A LedgerError becomes a one-line message and exit status 2, not a traceback."""
+    """A LedgerError becomes a one-line message and exit status 2 (1 if tampered), no traceback."""
     try:
         yield
+    except notary.TamperSuspected as error:
+        raise TamperRefused(error.detail) from error
     except LedgerError as error:
         raise Refused(error.detail) from error
     except (
@@ -83,15 +91,31 @@ def rotate(ctx: click.Context, key_file: str | None) -> None:
 @click.option(
     "--no-write", is_flag=True, help="Print only; do not write into the digest directory."
 )
+@click.option(
+    "--previous",
+    "previous_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The last digest issued (a digest file, or GET /v1/ledger/digest's answer): the "
+    "head is signed only if the chain still leads from it. Needed with --no-write when the "
+    "digest directory holds no digest.",
+)
 @click.pass_context
-def digest(ctx: click.Context, key_file: str | None, no_write: bool) -> None:
-    """Catch the chain up, sign its head and print the digest as JSON."""
+def digest(
+    ctx: click.Context, key_file: str | None, no_write: bool, previous_file: str | None
+) -> None:
+    """Catch the chain up, link its head to the last digest, sign it and print it as JSON."""
     settings = settings_from(ctx)
     engine = create_engine(settings.database_url)
     try:
         with _refusals():
+            previous = notary.load_digest(Path(previous_file)) if previous_file else None
             issued = notary.issue_digest(
-                engine, _key_path(ctx, key_file), None if no_write else settings.digests_dir
+                engine,
+                _key_path(ctx, key_file),
+                settings.digests_dir,
+                previous,
+                write=not no_write,
             )
     finally:
         engine.dispose()
@@ -118,6 +142,12 @@ def digest(ctx: click.Context, key_file: str | None, no_write: bool) -> None:
     default=None,
     help="Verify the auditor API's raw event stream instead of the database.",
 )
+@click.option(
+    "--chain-only",
+    is_flag=True,
+    help="Ask only that the chain be consistent with itself: exit 0 without a notary table "
+    "or digest to compare with (otherwise that exits 3).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def verify(
@@ -125,16 +155,24 @@ def verify(
     digest_files: tuple[str, ...],
     pubkeys: tuple[str, ...],
     from_url: str | None,
+    chain_only: bool,
     as_json: bool,
 ) -> None:
-    """Recompute the chain and name the first position changed, removed, inserted or reordered."""
+    """Recompute the chain and name the first position changed, removed, inserted or reordered.
+
+    The last line says what the chain was compared with. Exit status: 0 everything asked
+    for held, 1 tampered, 2 bad input, 3 nothing to compare with (chain consistent only).
+    """
     settings = settings_from(ctx)
     with _refusals():
         digests = [notary.load_digest(Path(f)) for f in digest_files or _default_digest(settings)]
         public_key = [notary.load_public_key(Path(p)) for p in pubkeys] if pubkeys else None
         report = _run_verification(settings, from_url, digests, public_key)
-    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.render())
-    sys.exit(0 if report.ok else 1)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(chain_only), indent=2))
+    else:
+        click.echo(report.render(chain_only))
+    sys.exit(report.exit_code(chain_only))
 
 
 def _default_digest(settings: Settings) -> list[Path]:

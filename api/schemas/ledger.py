@@ -19,8 +19,16 @@ class VerifyJobSchema(Schema):
     status = fields.String(required=True, metadata={"enum": ["running", "done", "failed"]})
     started_at = fields.String(required=True)
     finished_at = fields.String(allow_none=True)
-    ok = fields.Boolean(allow_none=True)
-    report = fields.Dict(allow_none=True)
+    ok = fields.Boolean(
+        allow_none=True, metadata={"description": "something was compared and everything held"}
+    )
+    report = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "the notary's report; `verdict` (ok, tampered, unproven) and "
+            "`proved`, the line naming what was compared"
+        },
+    )
     error = fields.String(allow_none=True)
 
 

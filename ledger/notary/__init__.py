@@ -4,8 +4,9 @@ Public surface (import from here):
 - chain:   RawEvent, hash_event, raw_event_to_json, raw_event_from_json, GENESIS
 - store:   advance, notary_head, iter_raw_events, iter_stored_events, iter_chain_rows
 - signing: Digest, sign_digest, load_digest, load_public_key, write_digest_file
-- service: create_signing_key, rotate_signing_key, issue_digest, DigestWriter, verify_database,
-           check_continuity (TamperSuspected)
+- service: create_signing_key, rotate_signing_key, issue_digest (the only signing path),
+           DigestWriter, verify_database, check_continuity
+- link:    linked_head, TamperSuspected, PreviousDigestNeeded (what signing refuses)
 - verify:  verify_events -> VerificationReport; remote: iter_events_from_url
 """
 
@@ -16,11 +17,11 @@ from ledger.notary.chain import (
     raw_event_from_json,
     raw_event_to_json,
 )
+from ledger.notary.link import PreviousDigestNeeded, TamperSuspected, linked_head
 from ledger.notary.remote import iter_events_from_url
 from ledger.notary.report import Problem, VerificationReport
 from ledger.notary.service import (
     DigestWriter,
-    TamperSuspected,
     check_continuity,
     create_signing_key,
     default_key_path,
@@ -50,6 +51,7 @@ __all__ = [
     "Digest",
     "DigestWriter",
     "GENESIS",
+    "PreviousDigestNeeded",
     "Problem",
     "RawEvent",
     "TamperSuspected",
@@ -65,6 +67,7 @@ __all__ = [
     "iter_events_from_url",
     "iter_raw_events",
     "iter_stored_events",
+    "linked_head",
     "latest_digest_file",
     "load_digest",
     "load_public_key",

@@ -1,4 +1,9 @@
-"""What a verification found: counts, the first problem, digest checks, a printable report."""
+"""What a verification found: counts, the first problem, digest checks, a printable report.
+
+The verdict says what was proven, never more: "ok" needs a comparison with something the
+events could not have rewritten along with themselves (the notary's chain table, a signed
+digest); a stream that was only found consistent with itself is "unproven".
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,12 @@ from ledger.notary.chain import GENESIS
 from ledger.notary.signing import Digest
 
 MAX_LISTED_PROBLEMS = 100
+# Exit statuses of `ledger verify` (2 is a refused input): the verdict, as a script reads it.
+EXIT_CODES = {"ok": 0, "tampered": 1, "unproven": 3}
+UNPROVEN_LINE = (
+    "chain consistent; NOT compared with any signed digest "
+    "(give --digest FILE --pubkey FILE to prove it was not rewritten)"
+)
 KIND_TITLES = {
     "changed": "event changed",
     "reordered": "events reordered",
@@ -48,9 +59,10 @@ class DigestCheck:
 
 @dataclass
 class VerificationReport:
-    """The verdict: ok only if every event, chain row and digest checked out."""
+    """The verdict: ok only if something was compared and every event, row and digest held."""
 
     chain_compared: bool = False
+    key_pinned: bool = False  # digests were checked against pinned keys, not recorded ones
     events: int = 0
     chained: int = 0
     unchained: int = 0
@@ -64,7 +76,62 @@ class VerificationReport:
 
     @property
     def ok(self) -> bool:
-        return not self.counts
+        return self.verdict == "ok"
+
+    @property
+    def verdict(self) -> str:
+        """tampered: a problem found; unproven: nothing but the events' own order compared."""
+        if self.counts:
+            return "tampered"
+        return "ok" if self.chain_compared or self.digests else "unproven"
+
+    def exit_code(self, chain_only: bool = False) -> int:
+        """0 when everything asked for held; a chain-only check asks for no comparison."""
+        if chain_only and self.verdict == "unproven":
+            return 0
+        return EXIT_CODES[self.verdict]
+
+    def compared(self) -> str:
+        """What the recomputed chain was held against, in words."""
+        against = []
+        if self.chain_compared:
+            against.append("the notary's chain table")
+        if self.digests:
+            positions = ", ".join(str(d.position) for d in self.digests)
+            which = (
+                "the signed digest at position"
+                if len(self.digests) == 1
+                else "the signed digests at positions"
+            )
+            key = (
+                "pinned public keys"
+                if self.key_pinned
+                else "the keys the ledger itself records (no pinned key: give --pubkey FILE)"
+            )
+            against.append(f"{which} {positions}, checked with {key}")
+        return " and ".join(against)
+
+    def proved(self, chain_only: bool = False) -> str:
+        """The last line: what the verdict rests on, and what it does not cover."""
+        compared = self.compared()
+        if self.verdict == "tampered":
+            first = self.first_problem
+            where = f" (first problem at position {first.position})" if first else ""
+            return f"TAMPERED{where}: compared {compared or 'the events with themselves'}"
+        if not compared:
+            if chain_only:
+                return (
+                    "chain consistent (a chain-only check, as asked): positions increase and "
+                    "recorded-at never steps back; NOT compared with any notary table or "
+                    "signed digest"
+                )
+            return UNPROVEN_LINE
+        if not self.digests:
+            return (
+                f"OK: compared with {compared} only; NOT with any signed digest "
+                "(give --digest FILE --pubkey FILE to prove the table was not rewritten too)"
+            )
+        return f"OK: compared with {compared}"
 
     @property
     def first_problem(self) -> Problem | None:
@@ -103,14 +170,17 @@ class VerificationReport:
         low = max(good) + 1 if good else 1
         return f"; the first change lies in positions {low}..{position}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, chain_only: bool = False) -> dict[str, Any]:
         first = self.first_problem
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
+            "proved": self.proved(chain_only),
             "events": self.events,
             "head_position": self.head_position,
             "head_hash": self.head_hash.hex(),
             "chain_compared": self.chain_compared,
+            "key_pinned": self.key_pinned,
             "chained": self.chained,
             "unchained": self.unchained,
             "counts": dict(self.counts),
@@ -120,10 +190,11 @@ class VerificationReport:
             "warnings": list(self.warnings),
         }
 
-    def render(self) -> str:
-        """A report a person reads: the verdict first, then where and why."""
+    def render(self, chain_only: bool = False) -> str:
+        """A report a person reads: the verdict first, then where and why, then what it rests on."""
+        word = {"ok": "OK", "tampered": "TAMPERED", "unproven": "CHAIN CONSISTENT"}[self.verdict]
         lines = [
-            f"{'OK' if self.ok else 'TAMPERED'}: {self.events} events, head at position "
+            f"{word}: {self.events} events, head at position "
             f"{self.head_position} ({self.head_hash.hex()})"
         ]
         if self.chain_compared:
@@ -148,7 +219,6 @@ class VerificationReport:
                 f"digest at position {check.position} (key {check.key_id}, issued {check.issued_at}): "
                 f"{'verified' if check.ok else 'FAILED: ' + check.detail}"
             )
-        if not self.digests:
-            lines.append("no digest checked: this proves consistency with the notary's table only")
         lines += [f"warning: {w}" for w in self.warnings]
+        lines.append(self.proved(chain_only))
         return "\n".join(lines)

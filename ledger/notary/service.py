@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.errors import AlreadyExists, Conflict
+from ledger.errors import AlreadyExists
+from ledger.notary.link import PreviousDigestNeeded, TamperSuspected, linked_head
 from ledger.notary.report import VerificationReport
 from ledger.notary.signing import (
     Digest,
@@ -23,6 +24,7 @@ from ledger.notary.signing import (
     load_private_key,
     public_key_text,
     sign_digest,
+    signature_valid,
     write_digest_file,
 )
 from ledger.notary.store import (
@@ -31,7 +33,6 @@ from ledger.notary.store import (
     chain_rows,
     event_rows,
     has_notary_tables,
-    iter_chain_rows,
     last_position,
     notary_head,
 )
@@ -106,48 +107,76 @@ def rotate_signing_key(ledger: Any, path: Path, actor: str) -> tuple[str, str]:
     return old_id, new_id
 
 
-class TamperSuspected(Conflict):
-    """The chain no longer holds a head already signed: someone rewrote it."""
-
-    code = "tamper_suspected"
-
-
 def issue_digest(
     engine: sa.Engine,
     key_path: Path,
     digests_dir: Path | None = None,
     previous: Digest | None = None,
+    *,
+    write: bool = True,
+    position: int | None = None,
 ) -> Digest:
-    """Catch the chain up, sign its head, and write it to `digests_dir` when given.
+    """The one way anything is signed: catch the chain up, link, sign, record.
 
-    Refuses to sign a chain that no longer passes through the last digest issued
-    (`previous`, by default the latest file in `digests_dir`): a rewritten chain must not
-    be certified after the fact.
+    The head (or the chained `position`, for an export) is signed only once the stored
+    events, rehashed, lead from every signed head known to it: `previous` and the latest
+    digest in `digests_dir`. With neither, the chain is rehashed from its start, and that
+    is allowed only when this digest is written into `digests_dir`, starting its record;
+    a signer that keeps no record must be given `previous`.
     """
     key = load_private_key(key_path)
-    if previous is None and digests_dir is not None:
-        latest = latest_digest_file(digests_dir)
-        previous = load_digest(latest) if latest else None
+    signed = _signed_heads(digests_dir, previous)
+    _check_signed_here(signed, key_path)
+    if not signed and (digests_dir is None or not write):
+        raise PreviousDigestNeeded(
+            "no digest to link this head to: give --previous FILE (the last digest issued, "
+            "as written into the digest directory or returned by GET /v1/ledger/digest), "
+            "or run `ledger digest` without --no-write to start the digest directory"
+        )
     advance(engine)
-    if previous is not None:
-        check_continuity(engine, previous)
-    position, head_hash, recorded_at = notary_head(engine)
-    digest = sign_digest(key, position, head_hash, recorded_at)
-    if digests_dir is not None:
+    head = notary_head(engine)
+    linked = linked_head(engine, head, signed, head[0] if position is None else position)
+    digest = sign_digest(key, linked.position, linked.chain_hash, linked.recorded_at)
+    if write and digests_dir is not None:
         write_digest_file(digest, digests_dir)
     return digest
 
 
+def _signed_heads(digests_dir: Path | None, previous: Digest | None) -> list[Digest]:
+    """What this signer knows was signed last: the given digest and the directory's latest."""
+    signed = [previous] if previous is not None else []
+    latest = latest_digest_file(digests_dir) if digests_dir is not None else None
+    if latest is not None:
+        signed.append(load_digest(latest))
+    return signed
+
+
+def _check_signed_here(signed: list[Digest], key_path: Path) -> None:
+    """A head to link to must carry a signature by this signer's key, current or retired.
+
+    Otherwise a file planted in the digest directory could vouch for a rewritten chain.
+    """
+    own = {key_id_for(k): k for k in _own_public_keys(Path(key_path))}
+    for digest in signed:
+        key = own.get(digest.key_id)
+        if key is None or not signature_valid(digest, key):
+            raise TamperSuspected(
+                f"the digest at position {digest.position} ({digest.issued_at}) to link to is "
+                f"not signed by this signer's key ({', '.join(own)}); refusing to sign"
+            )
+
+
+def _own_public_keys(key_path: Path) -> list[Ed25519PublicKey]:
+    """The signing key's public half and those of the keys it replaced (kept beside it)."""
+    retired = sorted(key_path.parent.glob("signing-key.*.retired.pem"))
+    return [load_private_key(path).public_key() for path in [key_path, *retired]]
+
+
 def check_continuity(engine: sa.Engine, previous: Digest) -> None:
-    """The chain row at the digest's position must still carry the signed head."""
-    if previous.position == 0:
-        return
-    row = next(iter_chain_rows(engine, previous.position, previous.position), None)
-    if row is None or row[0] != previous.position or row[2].hex() != previous.head_hash:
-        raise TamperSuspected(
-            f"the chain no longer holds the head signed at position {previous.position} "
-            f"({previous.issued_at}); refusing to sign. Run `ledger verify --digest` with that digest"
-        )
+    """Raise TamperSuspected unless the chain's head still follows from `previous`."""
+    advance(engine)
+    head = notary_head(engine)
+    linked_head(engine, head, [previous], head[0])
 
 
 class DigestWriter:
@@ -159,16 +188,15 @@ class DigestWriter:
         self.engine, self.key_path, self.digests_dir = engine, Path(key_path), Path(digests_dir)
         self.interval_seconds = interval_seconds
         self.stop_event = threading.Event()
-        self._last_position: int | None = None
+        self._last: Digest | None = None  # linked to as well: the directory may be emptied
 
     def write_once(self) -> Digest | None:
         """One digest, unless the head has not moved since the last one."""
         advance(self.engine)
-        if notary_head(self.engine)[0] == self._last_position:
+        if self._last is not None and notary_head(self.engine)[0] == self._last.position:
             return None
-        digest = issue_digest(self.engine, self.key_path, self.digests_dir)
-        self._last_position = digest.position
-        return digest
+        self._last = issue_digest(self.engine, self.key_path, self.digests_dir, self._last)
+        return self._last
 
     def run(self) -> None:
         while not self.stop_event.is_set():

@@ -67,6 +67,7 @@ def verify_events(
     digests = [digest] if isinstance(digest, Digest) else list(digest or ())
     pinned = _pinned(public_key)
     report = VerificationReport(chain_compared=chain_rows is not None)
+    report.key_pinned = bool(digests) and pinned is not None
     heads: dict[int, tuple[bytes, int] | None] = {d.position: None for d in digests}
     keyring = _Keyring()
     _walk(raw_events, chain_rows, heads, keyring, report)

@@ -110,7 +110,7 @@ def test_a_digest_verifies_and_any_edit_to_it_does_not(ledger, key_path, tmp_pat
 
 def test_a_digest_beyond_the_events_is_not_covered(ledger, key_path):
     record(ledger, 3)
-    digest = notary.issue_digest(ledger.engine, key_path)
+    digest = notary.issue_digest(ledger.engine, key_path, key_path.parent / "digests")
     events = list(notary.iter_stored_events(ledger.engine))[:-1]  # a stream cut short
     report = notary.verify_events(
         events, None, digest, notary.load_public_key(key_path.with_suffix(".pub.pem"))
@@ -121,14 +121,14 @@ def test_a_digest_beyond_the_events_is_not_covered(ledger, key_path):
 def test_a_digest_from_an_unrecorded_key_is_refused(ledger, key_path, tmp_path):
     other = tmp_path / "other" / "signing-key.pem"
     notary.service._write_key_pair(notary.service.Ed25519PrivateKey.generate(), other)
-    digest = notary.issue_digest(ledger.engine, other)
+    digest = notary.issue_digest(ledger.engine, other, other.parent / "digests")
     assert notary.verify_database(ledger.engine, [digest]).counts == {"digest_key": 1}
 
 
 def test_after_rotation_both_keys_verify_their_digests(ledger, key_path):
-    before = notary.issue_digest(ledger.engine, key_path)
+    before = notary.issue_digest(ledger.engine, key_path, key_path.parent / "digests")
     old_id, new_id = notary.rotate_signing_key(ledger, key_path, actor="test")
-    after = notary.issue_digest(ledger.engine, key_path)
+    after = notary.issue_digest(ledger.engine, key_path, key_path.parent / "digests")
     assert (before.key_id, after.key_id) == (old_id, new_id)
     assert notary.verify_database(ledger.engine, [before, after]).ok
 
@@ -169,7 +169,7 @@ def test_the_cli_signs_digests_and_verifies(ledger, settings, monkeypatch, tmp_p
 
 def test_verify_from_url_follows_the_next_cursor_with_the_bearer_key(ledger, key_path):
     record(ledger, 6)
-    digest = notary.issue_digest(ledger.engine, key_path)
+    digest = notary.issue_digest(ledger.engine, key_path, key_path.parent / "digests")
     pages = {"/events?from=0": (1, 4, "/events?from=4"), "/events?from=4": (4, 99, None)}
     seen_auth = []
 
