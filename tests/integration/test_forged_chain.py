@@ -110,7 +110,7 @@ def test_no_signing_path_signs_a_forged_chain(signed, settings, monkeypatch, tmp
     answer = make_api(ledger).call("GET", "/v1/ledger/digest", role="auditor")
     assert answer.status_code == 409 and answer.json["code"] == "tamper_suspected", answer.json
 
-    writer, sidecar_key = sidecars.digest_writer(settings.database_url, 300)
+    writer, sidecar_key = sidecars.digest_writer(settings, 300)
     assert sidecar_key == key_path
     sidecars.write_digest(writer, sidecar_key)  # logs the refusal, raises nothing
     writer.engine.dispose()
