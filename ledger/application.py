@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -59,9 +59,11 @@ class Ledger(HealthCommands, Application[UUID]):
         self.artifacts = ArtifactStore(self.engine, self.settings.artifact_cache_bytes)
         self.artifacts.create_table()
         if self.settings.group_commit:
-            self.recorder.enable_group_commit(max_events=self.settings.group_commit_max_events)
+            self.recorder_.enable_group_commit(max_events=self.settings.group_commit_max_events)
 
-    def construct_factory(self, env: Any) -> LedgerFactory:
+    # eventsourcing's factory is invariant in its recorder type, so no subclass's factory
+    # matches the base signature.
+    def construct_factory(self, env: Any) -> LedgerFactory:  # type: ignore[override]
         return LedgerFactory(env, self.engine)
 
     @property
@@ -131,23 +133,23 @@ class Ledger(HealthCommands, Application[UUID]):
     def model(self, model_id: UUID | str, position: int | None = None) -> Model:
         uid = _uuid(model_id, "model")
         if position is not None:  # whether it existed then is a question for the store
-            return self.get(uid, f"model {model_id}", position)
+            return cast(Model, self.get(uid, f"model {model_id}", position))
         return self.read_cache.get(
-            uid, lambda: self.get(uid, f"model {model_id}")
+            uid, lambda: cast(Model, self.get(uid, f"model {model_id}"))
         )  # one event: immutable
 
     def training_run(self, run_id: UUID | str) -> TrainingRun:
         uid = _uuid(run_id, "training run")
         return self.read_cache.get(
             uid,
-            lambda: self.get(uid, f"training run {run_id}"),
+            lambda: cast(TrainingRun, self.get(uid, f"training run {run_id}")),
             final=lambda run: run.status != "running",
         )
 
     def dataset(self, dataset_id: UUID | str) -> Dataset:
         uid = _uuid(dataset_id, "dataset")
         return self.read_cache.get(
-            uid, lambda: self.get(uid, f"dataset {dataset_id}")
+            uid, lambda: cast(Dataset, self.get(uid, f"dataset {dataset_id}"))
         )  # one event: immutable
 
     # -- deployments -------------------------------------------------------------
@@ -163,7 +165,7 @@ class Ledger(HealthCommands, Application[UUID]):
         return deployment
 
     def deployment(self, name: str, position: int | None = None) -> Deployment:
-        return self.get(ids.deployment_id(name), f"deployment {name!r}", position)
+        return cast(Deployment, self.get(ids.deployment_id(name), f"deployment {name!r}", position))
 
     def change_deployment(
         self,
@@ -239,7 +241,8 @@ class Ledger(HealthCommands, Application[UUID]):
             return None
 
     def prediction(self, prediction_id: UUID | str, position: int | None = None) -> Prediction:
-        return self.get(_uuid(prediction_id, "prediction"), f"prediction {prediction_id}", position)
+        uid = _uuid(prediction_id, "prediction")
+        return cast(Prediction, self.get(uid, f"prediction {prediction_id}", position))
 
     def record_outcome(
         self, prediction_id: UUID | str, actual: Any, observed_at: str | None, actor: str

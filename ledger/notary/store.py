@@ -24,6 +24,24 @@ from ledger.notary.reads import (  # noqa: F401 - re-exported: the store's publi
 )
 from ledger.storage import is_postgres
 
+__all__ = [
+    "CHAIN_TABLE",
+    "NOTARY_LOCK_KEY",
+    "NOTARY_TABLE",
+    "NotaryConflict",
+    "advance",
+    "chain_rows",
+    "ensure_notary_tables",
+    "event_rows",
+    "fetch_events",
+    "has_notary_tables",
+    "iter_chain_rows",
+    "iter_raw_events",
+    "iter_stored_events",
+    "last_position",
+    "notary_head",
+]
+
 # Any fixed 64-bit number: the PostgreSQL advisory lock that admits one notary writer.
 NOTARY_LOCK_KEY = 0x4C45444745524E54
 _ensured: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # engines whose tables exist

@@ -15,7 +15,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.notary.chain import GENESIS, RawEvent, chain_hash, content_hash, raw_event_from_json
+from ledger.notary.chain import (
+    GENESIS,
+    ChainRow,
+    EventRow,
+    RawEvent,
+    chain_hash,
+    content_hash,
+    raw_event_from_json,
+)
 from ledger.notary.report import Problem, VerificationReport
 from ledger.notary.signing import (
     Digest,
@@ -29,6 +37,7 @@ from ledger.notary.signing import (
 KEY_CREATED_TOPIC = "ledger.domain.access:SigningKey.Created"
 KEY_ROTATED_TOPIC = "ledger.domain.access:SigningKey.Rotated"
 MAX_REMEMBERED_MISMATCHES = 10_000
+Heads = dict[int, tuple[bytes, int | None] | None]  # digest position -> (chain hash, recorded-at)
 
 
 class _Keyring:
@@ -54,8 +63,8 @@ class _Keyring:
 
 
 def verify_events(
-    raw_events: Iterable[RawEvent | tuple | dict[str, Any]],
-    chain_rows: Iterable[tuple[int, bytes, bytes]] | None = None,
+    raw_events: Iterable[EventRow | dict[str, Any]],
+    chain_rows: Iterable[ChainRow] | None = None,
     digest: Digest | Iterable[Digest] | None = None,
     public_key: Ed25519PublicKey | Iterable[Ed25519PublicKey] | None = None,
 ) -> VerificationReport:
@@ -67,7 +76,7 @@ def verify_events(
     digests = [digest] if isinstance(digest, Digest) else list(digest or ())
     pinned = _pinned(public_key)
     report = VerificationReport(chain_compared=chain_rows is not None)
-    heads: dict[int, tuple[bytes, int] | None] = {d.position: None for d in digests}
+    heads: Heads = {d.position: None for d in digests}
     keyring = _Keyring()
     _walk(raw_events, chain_rows, heads, keyring, report)
     _name_reorders(report)
@@ -83,8 +92,8 @@ def verify_events(
 
 def _walk(
     events: Iterable[Any],
-    chain_rows: Any,
-    heads: dict,
+    chain_rows: Iterable[ChainRow] | None,
+    heads: Heads,
     keyring: _Keyring,
     report: VerificationReport,
 ) -> None:
@@ -201,7 +210,7 @@ def _pinned(keys: Any) -> dict[str, Ed25519PublicKey] | None:
 
 def _check_digest(
     digest: Digest,
-    heads: dict,
+    heads: Heads,
     keyring: _Keyring,
     pinned: dict[str, Ed25519PublicKey] | None,
     report: VerificationReport,
@@ -248,7 +257,7 @@ def _signature_failure(
     return None
 
 
-def _head_failure(digest: Digest, heads: dict, report: VerificationReport) -> Problem | None:
+def _head_failure(digest: Digest, heads: Heads, report: VerificationReport) -> Problem | None:
     if digest.position == 0:
         expected: tuple[bytes, int | None] | None = (GENESIS, None)
     else:

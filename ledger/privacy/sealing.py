@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -149,7 +149,7 @@ class Sealer:
             raise MasterKeyMismatch(
                 "a sealed record does not open with its subject's key"
             ) from None
-        return orjson.loads(plain)
+        return cast(dict[str, Any], orjson.loads(plain))
 
     def unseal_for_display(self, prediction: Any) -> dict[str, Any]:
         """Features of a Prediction (or its Made event) with sealed fields opened or "erased"."""
@@ -231,7 +231,7 @@ class Sealer:
     def _keys_for(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         many = getattr(self.keys, "get_or_create_many", None)
         if many is not None:
-            return many(pairs)
+            return cast(dict[tuple[str, str], bytes], many(pairs))
         return {pair: self.keys.get_or_create(*pair) for pair in set(pairs)}
 
     def _seal_row(
