@@ -227,7 +227,7 @@ class Ledger(HealthCommands, Application[UUID]):
     def record_predictions(
         self,
         predictions: Sequence[Prediction | NewPrediction],
-    ) -> list[tuple[Prediction | NewPrediction, int | None]]:
+    ) -> recording.Recorded:
         """Record new predictions; a retried one returns the original (same body) or 409.
 
         Returns each prediction as stored, with its position (None for a returned original).
