@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.errors import LedgerError
-from projections.base import Projection, read_position
+from projections.base import Projection, ProjectionState, read_position
 from projections.runner import wait_for
 
 
@@ -119,7 +119,7 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _state(conn: sa.Connection, name: str) -> tuple[int, int, int] | None:
+def _state(conn: sa.Connection, name: str) -> ProjectionState | None:
     try:
         return read_position(conn, name)
     except (sa.exc.ProgrammingError, sa.exc.OperationalError):
