@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.notary.chain import GENESIS
 from ledger.notary.signing import Digest
@@ -46,6 +46,13 @@ class DigestCheck:
     detail: str
 
 
+class Mismatch(NamedTuple):
+    """A position whose stored event hashes other than the event the notary chained there."""
+
+    found: bytes  # the stored event's content hash
+    recorded: bytes  # the content hash in the notary's row
+
+
 @dataclass
 class VerificationReport:
     """The verdict: ok only if every event, chain row and digest checked out."""
@@ -60,7 +67,7 @@ class VerificationReport:
     counts: dict[str, int] = field(default_factory=dict)
     digests: list[DigestCheck] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    mismatches: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
+    mismatches: dict[int, Mismatch] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
