@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -45,6 +45,13 @@ def cli_actor() -> str:
     except Exception:  # no user name in some containers
         user = str(os.getuid())
     return f"cli:{user}"
+
+
+class IssuedKey(NamedTuple):
+    """A new API key: its id, and the key itself, shown this once (only its HMAC is stored)."""
+
+    key_id: str
+    key: str
 
 
 class Ledger(HealthCommands, Application[UUID]):
@@ -281,7 +288,7 @@ class Ledger(HealthCommands, Application[UUID]):
 
     def issue_api_key(
         self, role: str, actor: str, label: str = "", expires_at: str | None = None
-    ) -> tuple[str, str]:
+    ) -> IssuedKey:
         """Issue a key; the secret is returned once and only its HMAC is stored."""
         key_id = secrets.token_hex(6)
         key = f"pl_{key_id}_{secrets.token_urlsafe(24)}"
@@ -295,7 +302,7 @@ class Ledger(HealthCommands, Application[UUID]):
                 actor=actor,
             )
         )
-        return key_id, key
+        return IssuedKey(key_id, key)
 
     def revoke_api_key(self, key_id: str, reason: str, actor: str) -> None:
         key: ApiKey = self.get(ids.api_key_id(key_id), f"API key {key_id}")
