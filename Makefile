@@ -26,6 +26,7 @@ test: $(VENV)/.dev
 	$(VENV)/bin/lint-imports --config setup.cfg
 	$(VENV)/bin/ruff check $(CODE)
 	$(VENV)/bin/ruff format --check $(CODE)
+	$(VENV)/bin/mypy ledger serving policies
 	$(VENV)/bin/pytest -q
 
 bench: $(VENV)/.dev /usr/bin/wrk

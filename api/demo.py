@@ -95,7 +95,7 @@ def ensure_keys(ledger: Ledger, settings: Settings) -> dict[str, str]:
         if set(saved) == set(ROLES) and all(ledger.authenticate(key) for key in saved.values()):
             return saved
     keys = {
-        role: ledger.issue_api_key(role=role, actor=ACTOR, label=f"demo {role}")[1]
+        role: ledger.issue_api_key(role=role, actor=ACTOR, label=f"demo {role}").key
         for role in ROLES
     }
     path.parent.mkdir(parents=True, exist_ok=True)

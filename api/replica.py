@@ -65,7 +65,7 @@ class ReadRouter:
                     states = {}  # the standby has not replayed the position table yet
                 conn.rollback()  # a new snapshot for the next poll
                 if all(
-                    (state := states.get(name)) is not None and state[0] >= floor
+                    (state := states.get(name)) is not None and state.position >= floor
                     for name, floor in floors.items()
                 ):
                     return True
@@ -83,7 +83,7 @@ class ReadRouter:
                 states = {name: read_position(conn, name) for name in projections}
             except (sa.exc.ProgrammingError, sa.exc.OperationalError):
                 return {}  # no projection has run yet: nothing to wait for
-        return {name: state[0] for name, state in states.items() if state is not None}
+        return {name: state.position for name, state in states.items() if state is not None}
 
 
 def standby_engine(url: str) -> sa.Engine:

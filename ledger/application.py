@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -47,6 +47,13 @@ def cli_actor(settings: Settings) -> str:
     return f"cli:{user}"
 
 
+class IssuedKey(NamedTuple):
+    """A new API key: its id, and the key itself, shown this once (only its HMAC is stored)."""
+
+    key_id: str
+    key: str
+
+
 class Ledger(HealthCommands, Application[UUID]):
     """Records provenance events; reads that cross aggregates go to projections."""
 
@@ -59,9 +66,11 @@ class Ledger(HealthCommands, Application[UUID]):
         self.artifacts = ArtifactStore(self.engine, self.settings.artifact_cache_bytes)
         self.artifacts.create_table()
         if self.settings.group_commit:
-            self.recorder.enable_group_commit(max_events=self.settings.group_commit_max_events)
+            self.recorder_.enable_group_commit(max_events=self.settings.group_commit_max_events)
 
-    def construct_factory(self, env: Any) -> LedgerFactory:
+    # eventsourcing's factory is invariant in its recorder type, so no subclass's factory
+    # matches the base signature.
+    def construct_factory(self, env: Any) -> LedgerFactory:  # type: ignore[override]
         return LedgerFactory(env, self.engine)
 
     @property
@@ -131,23 +140,23 @@ class Ledger(HealthCommands, Application[UUID]):
     def model(self, model_id: UUID | str, position: int | None = None) -> Model:
         uid = _uuid(model_id, "model")
         if position is not None:  # whether it existed then is a question for the store
-            return self.get(uid, f"model {model_id}", position)
+            return cast(Model, self.get(uid, f"model {model_id}", position))
         return self.read_cache.get(
-            uid, lambda: self.get(uid, f"model {model_id}")
+            uid, lambda: cast(Model, self.get(uid, f"model {model_id}"))
         )  # one event: immutable
 
     def training_run(self, run_id: UUID | str) -> TrainingRun:
         uid = _uuid(run_id, "training run")
         return self.read_cache.get(
             uid,
-            lambda: self.get(uid, f"training run {run_id}"),
+            lambda: cast(TrainingRun, self.get(uid, f"training run {run_id}")),
             final=lambda run: run.status != "running",
         )
 
     def dataset(self, dataset_id: UUID | str) -> Dataset:
         uid = _uuid(dataset_id, "dataset")
         return self.read_cache.get(
-            uid, lambda: self.get(uid, f"dataset {dataset_id}")
+            uid, lambda: cast(Dataset, self.get(uid, f"dataset {dataset_id}"))
         )  # one event: immutable
 
     # -- deployments -------------------------------------------------------------
@@ -163,7 +172,7 @@ class Ledger(HealthCommands, Application[UUID]):
         return deployment
 
     def deployment(self, name: str, position: int | None = None) -> Deployment:
-        return self.get(ids.deployment_id(name), f"deployment {name!r}", position)
+        return cast(Deployment, self.get(ids.deployment_id(name), f"deployment {name!r}", position))
 
     def change_deployment(
         self,
@@ -225,7 +234,7 @@ class Ledger(HealthCommands, Application[UUID]):
     def record_predictions(
         self,
         predictions: Sequence[Prediction | NewPrediction],
-    ) -> list[tuple[Prediction | NewPrediction, int | None]]:
+    ) -> recording.Recorded:
         """Record new predictions; a retried one returns the original (same body) or 409.
 
         Returns each prediction as stored, with its position (None for a returned original).
@@ -239,7 +248,8 @@ class Ledger(HealthCommands, Application[UUID]):
             return None
 
     def prediction(self, prediction_id: UUID | str, position: int | None = None) -> Prediction:
-        return self.get(_uuid(prediction_id, "prediction"), f"prediction {prediction_id}", position)
+        uid = _uuid(prediction_id, "prediction")
+        return cast(Prediction, self.get(uid, f"prediction {prediction_id}", position))
 
     def record_outcome(
         self, prediction_id: UUID | str, actual: Any, observed_at: str | None, actor: str
@@ -279,7 +289,7 @@ class Ledger(HealthCommands, Application[UUID]):
 
     def issue_api_key(
         self, role: str, actor: str, label: str = "", expires_at: str | None = None
-    ) -> tuple[str, str]:
+    ) -> IssuedKey:
         """Issue a key; the secret is returned once and only its HMAC is stored."""
         key_id = secrets.token_hex(6)
         key = f"pl_{key_id}_{secrets.token_urlsafe(24)}"
@@ -293,7 +303,7 @@ class Ledger(HealthCommands, Application[UUID]):
                 actor=actor,
             )
         )
-        return key_id, key
+        return IssuedKey(key_id, key)
 
     def revoke_api_key(self, key_id: str, reason: str, actor: str) -> None:
         key: ApiKey = self.get(ids.api_key_id(key_id), f"API key {key_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -130,4 +130,4 @@ def loads_skops(content: bytes, trusted: list[str] | None = None) -> Any:
 def dumps_skops(model: Any) -> bytes:
     import skops.io as sio
 
-    return sio.dumps(model)
+    return cast(bytes, sio.dumps(model))  # skops ships no type hints

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -69,7 +70,7 @@ def clone_ledger(
     )
 
 
-def _portable_row(row: sa.Row, target_postgres: bool) -> dict:
+def _portable_row(row: sa.Row[Any], target_postgres: bool) -> dict[str, Any]:
     oid = as_uuid(row.originator_id)
     return {
         "id": row.id,

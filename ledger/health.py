@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.persistence import IntegrityError
 
@@ -48,7 +48,7 @@ class HealthCommands:
         return feed
 
     def feed(self, name: str, position: int | None = None) -> Feed:
-        return self.get(feed_id(name), f"feed {name!r}", position)
+        return cast(Feed, self.get(feed_id(name), f"feed {name!r}", position))
 
     def report_ingestion(
         self,
@@ -84,7 +84,8 @@ class HealthCommands:
         return self.quality_check(kwargs["deployment"], key)
 
     def quality_check(self, deployment: str, key: str) -> QualityCheck:
-        return self.get(quality_check_id(deployment, key), f"quality check {key!r}")
+        check_id = quality_check_id(deployment, key)
+        return cast(QualityCheck, self.get(check_id, f"quality check {key!r}"))
 
     def _saved(self, aggregate: Any) -> bool:
         try:

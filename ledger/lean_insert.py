@@ -58,7 +58,9 @@ SQLITE_INSERT = (
 )
 
 
-def postgres_arrays(events: Sequence[StoredEvent]) -> tuple[list, list, list, list]:
+def postgres_arrays(
+    events: Sequence[StoredEvent],
+) -> tuple[list[str], list[int], list[str], list[bytes]]:
     """The batch as the four arrays PG_INSERT takes."""
     return (
         [str(e.originator_id) for e in events],

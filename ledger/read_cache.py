@@ -15,7 +15,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -45,7 +45,7 @@ class ReadCache:
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
-                return self._entries[key]
+                return cast(T, self._entries[key])  # a key holds what its load returned
         value = load()  # outside the lock: a slow read must not hold up other threads' hits
         if final(value):
             with self._lock:

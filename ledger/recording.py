@@ -11,21 +11,30 @@ request id can be inserted again without the retried row.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.errors import Conflict, StorageUnavailable
 
-Recorded = list[tuple["Prediction | NewPrediction", "int | None"]]
+
+class RecordedPrediction(NamedTuple):
+    """A prediction as stored, with its position (None when a retry returned the original)."""
+
+    prediction: Prediction | NewPrediction
+    position: int | None
+
+
+Recorded = list[RecordedPrediction]
 
 
 def record_predictions(app: Any, predictions: Sequence[Prediction | NewPrediction]) -> Recorded:
     """Record new predictions; a retried one returns the original (same body) or 409."""
     made = [stored_events(app, p) for p in predictions]
     try:
-        return list(zip(predictions, insert(app, made), strict=True))
+        stored = zip(predictions, insert(app, made), strict=True)
+        return [RecordedPrediction(p, position) for p, position in stored]
     except IntegrityError:
         pass  # some request ids were seen before: sort out which, insert the rest
     fresh: dict[Any, int] = {}
@@ -49,9 +58,9 @@ def record_predictions(app: Any, predictions: Sequence[Prediction | NewPredictio
     except IntegrityError:
         raise Conflict("a request id of this batch is being recorded concurrently; retry") from None
     return [
-        (p, positions[p.id])
+        RecordedPrediction(p, positions[p.id])
         if fresh.get(p.id) == i
-        else (originals.get(p.id) or predictions[fresh[p.id]], None)
+        else RecordedPrediction(originals.get(p.id) or predictions[fresh[p.id]], None)
         for i, p in enumerate(predictions)
     ]
 

@@ -24,23 +24,23 @@ from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.group_commit import GroupCommitter
+from ledger.lean_insert import CLOCK_TABLE as CLOCK_TABLE  # `as`: re-exported
 from ledger.lean_insert import (
-    CLOCK_TABLE,
     DBAPI_INTEGRITY_ERRORS,
     DBAPI_OPERATIONAL_ERRORS,
-    EVENTS_TABLE,
     PG_NOW_US,
     SQLITE_NOW_US,
     BatchWriter,
     insert_postgres,
     insert_sqlite,
 )
+from ledger.lean_insert import EVENTS_TABLE as EVENTS_TABLE  # `as`: re-exported
 from ledger.transcoder import OrjsonTranscoder
 
 APPLICATION_NAME = "Ledger"
 
 
-class LedgerEventRecord(StoredEventRecord):
+class LedgerEventRecord(StoredEventRecord):  # type: ignore[misc]  # an untyped library module
     """A stored event with the database's recorded-at time (µs since epoch, UTC)."""
 
     __abstract__ = True

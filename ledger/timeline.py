@@ -80,12 +80,13 @@ def version_at(conn: sa.Connection, originator_id: object, position: int) -> int
     from ledger.storage import is_postgres
 
     oid = str(originator_id) if is_postgres(conn) else _uuid_bytes(originator_id)
-    return conn.execute(
+    version: int | None = conn.execute(
         sa.text(
             f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = :o AND id <= :p"
         ),
         {"o": oid, "p": position},
     ).scalar_one()
+    return version
 
 
 def _uuid_bytes(value: object) -> bytes:

@@ -50,7 +50,7 @@ def catch_up(
 def _position(engine: sa.Engine, projection: type[Projection]) -> int:
     with engine.connect() as conn:
         state = read_position(conn, projection.name)
-    return 0 if state is None else state[0]
+    return 0 if state is None else state.position
 
 
 def close_elapsed_periods(ledger: Ledger, now: datetime | None = None) -> list[dict[str, Any]]:

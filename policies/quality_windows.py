@@ -174,7 +174,7 @@ def _current_deployments(conn: sa.Connection) -> list[str]:
     state = read_position(conn, DeploymentsProjection.name)
     if state is None:
         return []
-    t = DeploymentsProjection.tables_for(state[1])["versions"]
+    t = DeploymentsProjection.tables_for(state.generation)["versions"]
     return list(
         conn.execute(sa.select(t.c.name).where(t.c.valid_to.is_(None)).order_by(t.c.name)).scalars()
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -108,14 +108,22 @@ def ensure_positions(conn: sa.Connection) -> None:
     conn.execute(sa.schema.CreateTable(positions, if_not_exists=True))
 
 
-def read_position(conn: sa.Connection, name: str) -> tuple[int, int, int] | None:
-    """(position, generation, version) of a projection, or None before its first run."""
+class ProjectionState(NamedTuple):
+    """How far a projection has applied the ledger, into which tables, at which schema version."""
+
+    position: int
+    generation: int  # which set of read tables is live (a rebuild fills the next one)
+    version: int  # the table schema's version (Projection.version)
+
+
+def read_position(conn: sa.Connection, name: str) -> ProjectionState | None:
+    """The projection's position, generation and version, or None before its first run."""
     row = conn.execute(
         sa.select(positions.c.position, positions.c.generation, positions.c.version).where(
             positions.c.name == name
         )
     ).first()
-    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
+    return None if row is None else ProjectionState(int(row[0]), int(row[1]), int(row[2]))
 
 
 def compare_and_set(

@@ -21,7 +21,7 @@ def tables(conn: sa.Connection) -> dict[str, sa.Table] | None:
     if not sa.inspect(conn).has_table("projection_positions"):
         return None
     state = read_position(conn, HealthProjection.name)
-    return None if state is None else HealthProjection.tables_for(state[1])
+    return None if state is None else HealthProjection.tables_for(state.generation)
 
 
 def feeds(

@@ -8,7 +8,7 @@ writer's connection (projections/pipeline.py) while the next page is being compu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 
@@ -40,7 +40,17 @@ OUTCOME_COLUMNS = (
     "observed_at",
     "actor",
 )
-Writes = list[tuple[sa.Table, str, Any]]  # (table, how: copy | insert | add, rows or COPY text)
+
+
+class Write(NamedTuple):
+    """One table's share of a page."""
+
+    table: sa.Table
+    how: Literal["copy", "insert", "add"]
+    payload: Any  # rows, or COPY text
+
+
+Writes = list[Write]
 
 
 def prepare(
@@ -57,9 +67,9 @@ def prepare(
     PostgreSQL the inserted rows are encoded for COPY here, on the projection's thread:
     a rebuild's writer thread then mostly waits on the database."""
     writes: Writes = [
-        (tables["outcomes"], "copy", _outcomes_text(outcomes))
+        Write(tables["outcomes"], "copy", _outcomes_text(outcomes))
         if postgres
-        else (tables["outcomes"], "insert", outcomes)
+        else Write(tables["outcomes"], "insert", outcomes)
     ]
     for name, span in reversed(LEVELS):
         deltas = rolled_up(deltas, span)
@@ -69,10 +79,10 @@ def prepare(
         )
         new = {key: v for key, v in deltas.items() if key[3] > known}
         writes += [
-            (tables[name], "add", old),
-            (tables[name], "copy", _cells_text(new))
+            Write(tables[name], "add", old),
+            Write(tables[name], "copy", _cells_text(new))
             if postgres
-            else (
+            else Write(
                 tables[name],
                 "insert",
                 [(*key, int(v[0]), v[1], v[2], v[3]) for key, v in new.items()],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -31,6 +31,15 @@ UNKNOWN = {
     "sliced": [],
     "bins": {},
 }  # a deployment the projection never saw
+
+
+class ReadAhead(NamedTuple):
+    """The next page, being copied and its outcomes' facts read by the writer."""
+
+    after: int
+    upto: int
+    forgets: int  # the projection's forget count when it started: a later forget voids the rows
+    job: Ticket
 
 
 class PredictionsProjection(Projection):
@@ -64,7 +73,7 @@ class PredictionsProjection(Projection):
         # outcome (it started on empty tables: a rebuild): the others need no outcome lookup
         self.answered: set[int] | None = None
         # the next page's predictions being copied by the writer, then their outcomes' facts read
-        self.ahead: tuple[int, int, int, Ticket] | None = None  # (after, upto, forgets then, job)
+        self.ahead: ReadAhead | None = None
         self.prefetched: dict[
             str, tuple[Any, ...]
         ] = {}  # this page's facts rows read by the writer
@@ -88,12 +97,12 @@ class PredictionsProjection(Projection):
             copy_predictions(conn, self.tables["predictions"], after, upto)
             return
         if (
-            ahead is not None and ahead[0] == after
-        ):  # prefetched up to ahead[1] <= upto (the head only grows)
-            rows = ahead[3].wait()
-            if ahead[2] == self.forgets:
+            ahead is not None and ahead.after == after
+        ):  # prefetched up to ahead.upto <= upto (the head only grows)
+            rows = ahead.job.wait()
+            if ahead.forgets == self.forgets:
                 self.prefetched = {row[0]: row for row in rows}
-            after = ahead[1]
+            after = ahead.upto
         if after < upto:
             self.writer.call(lambda c: copy_predictions(c, self.tables["predictions"], after, upto))
 
@@ -101,7 +110,7 @@ class PredictionsProjection(Projection):
         """Start copying the next page's predictions, and reading its outcomes' facts, while
         this page's outcomes are computed."""
         if self.writer is not None and after < upto:
-            self.ahead = (
+            self.ahead = ReadAhead(
                 after,
                 upto,
                 self.forgets,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -25,6 +25,29 @@ from projections.snapshot import Snapshot, snapshot
 
 Sums = dict[tuple[str, str], dict[tuple[str, str], list[float]]]
 CELL = ("model_id", "slice_value", "actual", "predicted", "n", "sum_err", "sum_abs", "sum_sq")
+
+
+class DayRange(NamedTuple):
+    """Whole UTC days of prediction time, both ends included; None: unbounded."""
+
+    first: int | None
+    last: int | None
+
+
+class DeploymentAsOf(NamedTuple):
+    """The deployment's row and, as of a cut, the epoch and recorded-at it ends at."""
+
+    info: dict[str, Any]
+    epoch: int | None  # of the last outcome at or before the cut (None before any)
+    at_us: int | None  # the cut's recorded-at, when the window ends there
+
+
+class CellLevel(NamedTuple):
+    """One level's cell table, and whether its rows are bounded by end{i} and by start{i}."""
+
+    table: sa.Table
+    before: bool  # epoch < end{i}
+    after: bool  # epoch >= start{i}
 
 
 def performance(
@@ -60,15 +83,13 @@ def performance(
             "deployment": deployment,
             "task": info["task"],
             "slice": slice_feature,
-            "window": {"from": _iso_day(days[0]), "to": _iso_day(days[1])},
+            "window": {"from": _iso_day(days.first), "to": _iso_day(days.last)},
             "results": results,
             **snap.stamp(),
         }
 
 
-def _deployment(
-    snap: Snapshot, name: str, cut: int | None, needs_at: bool
-) -> tuple[dict[str, Any], int | None, int | None]:
+def _deployment(snap: Snapshot, name: str, cut: int | None, needs_at: bool) -> DeploymentAsOf:
     """The deployment's row and, as of a cut, in the same round trip: the epoch of the last
     outcome at or before it (None before any) and, when the window ends there, its recorded-at."""
     t = snap.tables["deployments"]
@@ -82,7 +103,7 @@ def _deployment(
         c.name: _json(v) if decode and isinstance(c.type, sa.JSON) else v
         for c, v in zip(t.columns, values, strict=True)
     }
-    return (
+    return DeploymentAsOf(
         info,
         (None if cut_epoch is None else int(cut_epoch)),
         (int(cut_at or 0) if needs_at else None),
@@ -110,9 +131,7 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str) else value
 
 
-def _days(
-    from_us: int | None, to_us: int | None, window_days: int | None, ref_us: int
-) -> tuple[int | None, int | None]:
+def _days(from_us: int | None, to_us: int | None, window_days: int | None, ref_us: int) -> DayRange:
     """Whole UTC days of prediction time: [from, to], or the last `window_days` up to `to`."""
     last = (
         (to_us - 1) // DAY_US if to_us is not None else (ref_us // DAY_US if window_days else None)
@@ -120,7 +139,7 @@ def _days(
     first = from_us // DAY_US if from_us is not None else None
     if window_days is not None and last is not None:
         first = max(first, last - window_days + 1) if first is not None else last - window_days + 1
-    return first, last
+    return DayRange(first, last)
 
 
 def _cells(
@@ -128,7 +147,7 @@ def _cells(
     deployment: str,
     model: str | None,
     feature: str,
-    days: tuple[int | None, int | None],
+    days: DayRange,
     epoch: int | None,
     sums: Sums,
 ) -> None:
@@ -137,10 +156,10 @@ def _cells(
         "deployment": deployment,
         "feature": feature,
         "model": model,
-        "first": days[0],
-        "last": days[1],
+        "first": days.first,
+        "last": days.last,
     }
-    levels: list[tuple[sa.Table, bool, bool]] = [(snap.tables["cubes"], False, False)]
+    levels = [CellLevel(snap.tables["cubes"], False, False)]
     if epoch is not None:  # each level: the groups before the one E is in, from the one above's on
         levels, start = [], None
         for name, span in LEVELS:
@@ -149,9 +168,9 @@ def _cells(
                 start is None or end > start
             ):  # else no whole group of this level before E in the one above
                 params[f"end{len(levels)}"], params[f"start{len(levels)}"] = end, start
-                levels.append((snap.tables[name], True, start is not None))
+                levels.append(CellLevel(snap.tables[name], True, start is not None))
             start = end
-    key = (tuple(levels), model is not None, days[0] is not None, days[1] is not None)
+    key = (tuple(levels), model is not None, days.first is not None, days.last is not None)
     # serial: the union of levels costs enough for PostgreSQL to plan a Parallel Append, and
     # starting its workers (5-10 ms on two busy cores) costs more than the scan (1-3 ms at 1M events)
     for m, value, actual, predicted, *values in snap.fetch(
@@ -163,7 +182,7 @@ def _cells(
 
 
 def _cells_statement(
-    levels: tuple[tuple[sa.Table, bool, bool], ...], model: bool, first: bool, last: bool
+    levels: tuple[CellLevel, ...], model: bool, first: bool, last: bool
 ) -> sa.Executable:
     """The cells of each level (table, bounded by end{i}?, by start{i}?), summed in one aggregate."""
     parts = []
@@ -206,7 +225,7 @@ def _tail(
     info: dict[str, Any],
     model: str | None,
     feature: str,
-    days: tuple[int | None, int | None],
+    days: DayRange,
     cut: int,
     epoch: int,
     sums: Sums,
@@ -218,15 +237,15 @@ def _tail(
         snap.tables["outcomes"],
         snap.conn.dialect.name,
         bool(feature),
-        days[0] is not None,
-        days[1] is not None,
+        days.first is not None,
+        days.last is not None,
     )
     params = {
         "epoch": epoch,
         "deployment": info["name"],
         "cut": cut,
-        "first": days[0],
-        "last": days[1],
+        "first": days.first,
+        "last": days.last,
         "feature": feature,
         "path": f'$."{feature}"',
     }  # the path as SQLAlchemy's sqlite JSON index writes it

@@ -100,7 +100,7 @@ class Runner:
         self.initialise()
         with self.engine.connect() as conn:
             state = read_position(conn, self.cls.name)
-        if state is not None and state[2] != self.cls.version:
+        if state is not None and state.version != self.cls.version:
             self.rebuild()
 
     def step(self, on_page: Progress | None = None) -> int:
@@ -171,7 +171,7 @@ class Runner:
                 conn,
                 self.cls.name,
                 live_generation,
-                live[0],
+                live.position,
                 position,
                 version=self.cls.version,
                 new_generation=fresh.generation,
@@ -295,7 +295,7 @@ def wait_for(engine: sa.Engine, name: str, position: int, timeout: float = 5.0) 
                 state = read_position(conn, name)
             except (sa.exc.ProgrammingError, sa.exc.OperationalError):
                 state = None  # no runner has created the position table yet
-        if state is not None and state[0] >= position:
+        if state is not None and state.position >= position:
             return True
         if time.monotonic() >= deadline:
             return False

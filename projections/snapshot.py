@@ -6,12 +6,12 @@ import functools
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from ledger.errors import LedgerError
-from projections.base import Projection, read_position
+from projections.base import Projection, ProjectionState, read_position
 from projections.runner import wait_for
 
 
@@ -100,10 +100,18 @@ def snapshot(
             conn.exec_driver_sql("ROLLBACK")
 
 
+class _Compiled(NamedTuple):
+    """A statement compiled once for a driver."""
+
+    sql: str
+    defaults: dict[str, Any]  # the values bound at build time (limits)
+    names: tuple[str, ...] | None  # a positional driver's parameter order; None: named
+
+
 @functools.lru_cache(maxsize=1024)
 def _compiled(
     dialect: sa.Dialect, build: Callable[..., sa.Executable], key: tuple[Any, ...], serial: bool
-) -> tuple[str, dict[str, Any], tuple[str, ...] | None]:
+) -> _Compiled:
     """SQL text, the values bound at build time (limits) and, for a positional driver, the order."""
     compiled = build(*key).compile(dialect=dialect)
     sql = str(compiled)
@@ -111,7 +119,8 @@ def _compiled(
         serial and dialect.name == "postgresql"
     ):  # in the same round trip; it lasts until the read ends
         sql = f"SET LOCAL max_parallel_workers_per_gather = 0; {sql}"
-    return sql, dict(compiled.params), tuple(compiled.positiontup) if compiled.positional else None
+    order = tuple(compiled.positiontup) if compiled.positional else None
+    return _Compiled(sql, dict(compiled.params), order)
 
 
 @contextmanager
@@ -119,7 +128,7 @@ def _nothing() -> Iterator[None]:
     yield
 
 
-def _state(conn: sa.Connection, name: str) -> tuple[int, int, int] | None:
+def _state(conn: sa.Connection, name: str) -> ProjectionState | None:
     try:
         return read_position(conn, name)
     except (sa.exc.ProgrammingError, sa.exc.OperationalError):

@@ -152,7 +152,8 @@ def _fill_none(X: np.ndarray, statistics: np.ndarray) -> np.ndarray:
     out = X.copy()
     for j in range(out.shape[1]):
         column = out[:, j]
-        column[np.equal(column, None)] = statistics[j]
+        # numpy's stubs refuse None, which is how an object column holds a missing value.
+        column[np.equal(column, None)] = statistics[j]  # type: ignore[call-overload]
     return out
 
 

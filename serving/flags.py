@@ -10,19 +10,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Span(NamedTuple):
+    """A numeric feature's training range, both ends included."""
+
+    low: float
+    high: float
 
 
 @dataclass
 class Profile:
     """Per feature: the allowed numeric range and the known categories."""
 
-    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ranges: dict[str, Span] = field(default_factory=dict)
     categories: dict[str, frozenset[str]] = field(default_factory=dict)
     names: tuple[str, ...] = ()
 
 
-def numeric_range(summary: dict[str, Any]) -> tuple[float, float] | None:
+def numeric_range(summary: dict[str, Any]) -> Span | None:
     """(min, max) from a feature summary: min/max keys, a range pair or quantiles."""
     if (
         "min" in summary
@@ -30,14 +37,14 @@ def numeric_range(summary: dict[str, Any]) -> tuple[float, float] | None:
         and summary["min"] is not None
         and summary["max"] is not None
     ):
-        return float(summary["min"]), float(summary["max"])
+        return Span(float(summary["min"]), float(summary["max"]))
     pair = summary.get("range")
     if isinstance(pair, list | tuple) and len(pair) == 2 and None not in pair:
-        return float(pair[0]), float(pair[1])
+        return Span(float(pair[0]), float(pair[1]))
     quantiles = summary.get("quantiles")
     if isinstance(quantiles, dict) and quantiles:
         keys = sorted(quantiles, key=float)
-        return float(quantiles[keys[0]]), float(quantiles[keys[-1]])
+        return Span(float(quantiles[keys[0]]), float(quantiles[keys[-1]]))
     return None
 
 
@@ -63,8 +70,8 @@ def merged_profile(profiles: Iterable[dict[str, Any] | None], schema: dict[str, 
                 continue
             span = numeric_range(summary)
             if span is not None:
-                old = merged.ranges.get(name, (-math.inf, math.inf))
-                merged.ranges[name] = (max(old[0], span[0]), min(old[1], span[1]))
+                old = merged.ranges.get(name, Span(-math.inf, math.inf))
+                merged.ranges[name] = Span(max(old.low, span.low), min(old.high, span.high))
             seen = known_categories(summary)
             if seen is not None:
                 merged.categories[name] = merged.categories.get(name, seen) & seen

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
@@ -152,14 +152,13 @@ def _batch_members(ledger: Ledger, prediction: Prediction) -> list[Any]:
         ).fetchall()
     members = {}
     for r in records:
-        event = ledger.mapper.to_domain_event(
-            StoredEvent(
-                originator_id=as_uuid(r.originator_id),
-                originator_version=r.originator_version,
-                topic=r.topic,
-                state=bytes(r.state),
-            )
+        stored = StoredEvent(
+            originator_id=as_uuid(r.originator_id),
+            originator_version=r.originator_version,
+            topic=r.topic,
+            state=bytes(r.state),
         )
+        event = cast(Prediction.Made, ledger.mapper.to_domain_event(stored))  # MADE rows only
         same = (
             event.deployment == prediction.deployment
             and event.scoring.get("batch_id") == prediction.scoring["batch_id"]

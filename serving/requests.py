@@ -9,7 +9,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 REQUEST_ID = validate.Length(min=1, max=200)
 
 
-class Rows(fields.List):
+class Rows(fields.List[dict[str, Any]]):
     """A list of JSON objects; a batch of well-formed rows skips the per-row field machinery.
 
     Only when some row is not an object with string keys does the list go through
@@ -19,7 +19,9 @@ class Rows(fields.List):
     def __init__(self, **kwargs: Any):
         super().__init__(fields.Dict(keys=fields.String()), **kwargs)
 
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def _deserialize(
+        self, value: Any, attr: Any, data: Any, **kwargs: Any
+    ) -> list[dict[str, Any] | None]:
         if type(value) is list and all(
             type(row) is dict and all(type(k) is str for k in row) for row in value
         ):

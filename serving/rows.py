@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import RAISE, Schema, fields
 
@@ -162,7 +162,8 @@ def row_schema(name: str, input_schema: dict[str, Any]) -> Schema:
         )
         check = CHECK_BY_TYPE[feature["type"]]
         checks.append((feature["name"], _nullable(check) if nullable else check))
-    schema_class = RowSchema.from_dict(declared, name=f"{name}_features")
+    # from_dict subclasses the class it is called on.
+    schema_class = cast(type[RowSchema], RowSchema.from_dict(declared, name=f"{name}_features"))
     schema_class.checks = tuple(checks)
     schema_class.names = frozenset(declared)
     schema_class.required = frozenset(n for n, f in declared.items() if f.required)

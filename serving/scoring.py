@@ -223,6 +223,7 @@ def score_model(
     if not model.classifier:
         return [{"value": v, "probabilities": None} for v in values]
     labels = [str(label) for label in final.classes_.tolist()]
+    assert probability_array is not None  # every classifier's scorer returns probabilities
     probabilities = probability_array.tolist()
     return [
         {"value": v, "probabilities": dict(zip(labels, p, strict=True))}

@@ -34,7 +34,7 @@ class VersionProbe:
         with self._lock:
             try:
                 return self._query(originator_id)
-            except self.engine.dialect.dbapi.Error:
+            except self.engine.dialect.loaded_dbapi.Error:
                 self.close()  # a dropped connection: reconnect once, then let the error out
                 return self._query(originator_id)
 
@@ -43,13 +43,13 @@ class VersionProbe:
         if connection is not None:
             try:
                 connection.close()
-            except self.engine.dialect.dbapi.Error:
+            except self.engine.dialect.loaded_dbapi.Error:
                 pass
 
     def _query(self, originator_id: uuid.UUID) -> int | None:
         if self._connection is None:
             args, params = self.engine.dialect.create_connect_args(self.engine.url)
-            self._connection = self.engine.dialect.dbapi.connect(*args, **params)
+            self._connection = self.engine.dialect.loaded_dbapi.connect(*args, **params)
             self._connection.autocommit = True
         with self._connection.cursor() as cursor:
             cursor.execute(QUERY, (str(originator_id),))

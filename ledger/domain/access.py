@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
@@ -24,7 +25,7 @@ class ApiKey(Aggregate):
         actor: str
 
     @staticmethod
-    def create_id(key_id: str, **_: Any):  # type: ignore[override]
+    def create_id(key_id: str, **_: Any) -> UUID:
         return ids.api_key_id(key_id)
 
     @classmethod
@@ -76,7 +77,7 @@ class SigningKey(Aggregate):
         actor: str
 
     @staticmethod
-    def create_id(key_id: str, **_: Any):  # type: ignore[override]
+    def create_id(key_id: str, **_: Any) -> UUID:
         return ids.signing_key_id(key_id)
 
     @event(Created)

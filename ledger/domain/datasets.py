@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
@@ -22,7 +23,7 @@ class Dataset(Aggregate):
         actor: str
 
     @staticmethod
-    def create_id(fingerprint: str, role: str, source: str, **_: Any):  # type: ignore[override]
+    def create_id(fingerprint: str, role: str, source: str, **_: Any) -> UUID:
         return ids.dataset_id(fingerprint, role, source)
 
     @event(Registered)

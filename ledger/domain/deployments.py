@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
@@ -74,7 +75,7 @@ class Deployment(Aggregate):
         actor: str
 
     @staticmethod
-    def create_id(name: str, **_: Any):  # type: ignore[override]
+    def create_id(name: str, **_: Any) -> UUID:
         return ids.deployment_id(name)
 
     @classmethod

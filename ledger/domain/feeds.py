@@ -70,7 +70,7 @@ class Feed(Aggregate):
         actor: str
 
     @staticmethod
-    def create_id(name: str, **_: Any):  # type: ignore[override]
+    def create_id(name: str, **_: Any) -> uuid.UUID:
         return feed_id(name)
 
     @classmethod
@@ -225,7 +225,7 @@ class QualityCheck(Aggregate):
         actor: str
 
     @staticmethod
-    def create_id(deployment: str, key: str, **_: Any):  # type: ignore[override]
+    def create_id(deployment: str, key: str, **_: Any) -> uuid.UUID:
         return quality_check_id(deployment, key)
 
     @classmethod

@@ -33,7 +33,7 @@ class Prediction(Aggregate):
         actor: str
 
     @staticmethod
-    def create_id(deployment: str, request_id: str, **_: Any):  # type: ignore[override]
+    def create_id(deployment: str, request_id: str, **_: Any) -> UUID:
         return ids.prediction_id(deployment, request_id)
 
     @event(Made)

@@ -22,7 +22,7 @@ class Subject(Aggregate):
         subject_ref: str
 
     @staticmethod
-    def create_id(subject_ref: str, **_: Any):  # type: ignore[override]
+    def create_id(subject_ref: str, **_: Any) -> uuid.UUID:
         return subject_aggregate_id(subject_ref)
 
     @event(Known)

@@ -42,6 +42,12 @@ class RawEvent(NamedTuple):
     state: bytes
 
 
+# The hot paths pass plain DBAPI rows rather than build a RawEvent or a named chain row each.
+# PostgreSQL hands bytea over as a memoryview.
+EventRow = tuple[int, int, bytes | memoryview, int, str, bytes | memoryview]  # RawEvent's order
+ChainRow = tuple[int, bytes, bytes]  # (position, content hash, chain hash)
+
+
 def _lp_topic(topic: str) -> bytes:
     # Few distinct topics: encoding each once keeps the hot loop to two joins.
     prefix = _topic_prefixes.get(topic)
@@ -52,7 +58,7 @@ def _lp_topic(topic: str) -> bytes:
 
 
 def content_hash(
-    recorded_at: int, originator_id: bytes, version: int, topic: str, state: Any
+    recorded_at: int, originator_id: bytes | memoryview, version: int, topic: str, state: Any
 ) -> bytes:
     """SHA-256 over the event's length-prefixed fields (position excluded, see module doc)."""
     if type(originator_id) is not bytes:  # PostgreSQL hands bytea over as a memoryview
@@ -74,7 +80,7 @@ def chain_hash(previous: bytes, position: int, content: bytes) -> bytes:
     ).digest()
 
 
-def hash_event(previous: bytes, event: RawEvent | tuple) -> tuple[bytes, bytes]:
+def hash_event(previous: bytes, event: EventRow) -> tuple[bytes, bytes]:
     """(content hash, chain hash) of one event following `previous`."""
     position, recorded_at, originator_id, version, topic, state = event
     content = content_hash(recorded_at, originator_id, version, topic, state)
@@ -102,7 +108,7 @@ def _uuid_bytes(text: Any) -> bytes:
     return raw
 
 
-def raw_event_to_json(event: RawEvent | tuple) -> dict[str, Any]:
+def raw_event_to_json(event: EventRow) -> dict[str, Any]:
     """The wire form served at GET /v1/ledger/events (one JSON object a line)."""
     position, recorded_at, originator_id, version, topic, state = event
     return {

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import psycopg2
 import sqlalchemy as sa
 
-from ledger.notary.chain import RawEvent, raw_event_to_json
+from ledger.notary.chain import ChainRow, EventRow, RawEvent, raw_event_to_json
 from ledger.storage import EVENTS_TABLE, is_postgres
 
+Row = TypeVar("Row", bound=tuple[Any, ...])
 CHAIN_TABLE = "ledger_chain"
 NOTARY_TABLE = "ledger_notary"
 
@@ -38,7 +39,7 @@ _CHAIN_SQL = (
 )
 
 
-def _fetch(conn: sa.Connection, sql: str, params: tuple) -> list[tuple]:
+def _fetch(conn: sa.Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
     """Plain DBAPI tuples: SQLAlchemy's Row objects cost more than the query itself here."""
     postgres = is_postgres(conn)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -49,7 +50,7 @@ def _fetch(conn: sa.Connection, sql: str, params: tuple) -> list[tuple]:
         cursor.close()
 
 
-def fetch_events(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
+def fetch_events(conn: sa.Connection, lo: int, page: int) -> list[EventRow]:
     """Up to `page` stored events from position `lo` on, as RawEvent-ordered tuples."""
     if not is_postgres(conn):
         return _fetch(conn, _SQLITE_EVENTS, (lo, page))
@@ -79,7 +80,7 @@ _PG_CHAIN_PAGE = (
 )
 
 
-def _fetch_chain(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
+def _fetch_chain(conn: sa.Connection, lo: int, page: int) -> list[ChainRow]:
     if is_postgres(conn):
         positions, blob, well_formed = _fetch(conn, _PG_CHAIN_PAGE, (lo, page))[0]
         if positions is None:
@@ -99,8 +100,12 @@ def _fetch_chain(conn: sa.Connection, lo: int, page: int) -> list[tuple]:
 
 
 def _pages(
-    engine: sa.Engine, fetch: Any, lo: int, hi: int | None, page: int
-) -> Iterator[list[tuple]]:
+    engine: sa.Engine,
+    fetch: Callable[[sa.Connection, int, int], list[Row]],
+    lo: int,
+    hi: int | None,
+    page: int,
+) -> Iterator[list[Row]]:
     """Keyset pages by position; each page its own short read, so a long scan holds no locks.
 
     The upper bound is applied here, not in SQL: a two-sided range on a freshly loaded
@@ -122,10 +127,10 @@ def _pages(
         lo = rows[-1][0] + 1
 
 
-def _prefetched(pages: Iterator[list[tuple]], depth: int = 3) -> Iterator[tuple]:
+def _prefetched(pages: Iterator[list[Row]], depth: int = 3) -> Iterator[Row]:
     """Rows of `pages`, fetched by a helper thread: the drivers release the GIL while the
     database works, so reading the next page overlaps hashing this one."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
+    slots: queue.Queue[list[Row] | BaseException | None] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
@@ -155,14 +160,14 @@ def _prefetched(pages: Iterator[list[tuple]], depth: int = 3) -> Iterator[tuple]
 
 def event_rows(
     engine: sa.Engine, from_position: int = 0, to_position: int | None = None, page: int = 5000
-) -> Iterator[tuple]:
+) -> Iterator[EventRow]:
     """The fast path: plain tuples in RawEvent's field order, read ahead by a helper thread."""
     return _prefetched(_pages(engine, fetch_events, from_position, to_position, page))
 
 
 def chain_rows(
     engine: sa.Engine, from_position: int = 0, to_position: int | None = None, page: int = 5000
-) -> Iterator[tuple]:
+) -> Iterator[ChainRow]:
     """The notary's rows as (position, content hash, chain hash), read ahead."""
     return _prefetched(_pages(engine, _fetch_chain, from_position, to_position, page))
 
@@ -186,7 +191,7 @@ def iter_raw_events(
 
 def iter_chain_rows(
     engine: sa.Engine, from_position: int = 0, to_position: int | None = None, page: int = 5000
-) -> Iterator[tuple[int, bytes, bytes]]:
+) -> Iterator[ChainRow]:
     """The notary's rows (position, content hash, chain hash), in order."""
     for rows in _pages(engine, _fetch_chain, from_position, to_position, page):
         yield from rows

@@ -8,7 +8,7 @@ digest); a stream that was only found consistent with itself is "unproven".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ledger.notary.chain import GENESIS
 from ledger.notary.signing import Digest
@@ -57,6 +57,13 @@ class DigestCheck:
     detail: str
 
 
+class Mismatch(NamedTuple):
+    """A position whose stored event hashes other than the event the notary chained there."""
+
+    found: bytes  # the stored event's content hash
+    recorded: bytes  # the content hash in the notary's row
+
+
 @dataclass
 class VerificationReport:
     """The verdict: ok only if something was compared and every event, row and digest held."""
@@ -72,7 +79,7 @@ class VerificationReport:
     counts: dict[str, int] = field(default_factory=dict)
     digests: list[DigestCheck] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    mismatches: dict[int, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
+    mismatches: dict[int, Mismatch] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -193,7 +193,7 @@ class DigestWriter:
     def write_once(self) -> Digest | None:
         """One digest, unless the head has not moved since the last one."""
         advance(self.engine)
-        if self._last is not None and notary_head(self.engine)[0] == self._last.position:
+        if self._last is not None and notary_head(self.engine).position == self._last.position:
             return None
         self._last = issue_digest(self.engine, self.key_path, self.digests_dir, self._last)
         return self._last
@@ -237,7 +237,7 @@ def verify_database(
 
 
 def _chain_end(engine: sa.Engine) -> int:
-    position = notary_head(engine)[0]
+    position = notary_head(engine).position
     with engine.connect() as conn:
         last_row = conn.exec_driver_sql(
             f"SELECT coalesce(max(position), 0) FROM {CHAIN_TABLE}"

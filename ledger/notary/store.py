@@ -6,6 +6,7 @@ Reads live in ledger.notary.reads and are re-exported here.
 from __future__ import annotations
 
 import weakref
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -24,9 +25,36 @@ from ledger.notary.reads import (  # noqa: F401 - re-exported: the store's publi
 )
 from ledger.storage import is_postgres
 
+__all__ = [
+    "CHAIN_TABLE",
+    "NOTARY_LOCK_KEY",
+    "NOTARY_TABLE",
+    "NotaryConflict",
+    "NotaryHead",
+    "advance",
+    "chain_rows",
+    "ensure_notary_tables",
+    "event_rows",
+    "fetch_events",
+    "has_notary_tables",
+    "iter_chain_rows",
+    "iter_raw_events",
+    "iter_stored_events",
+    "last_position",
+    "notary_head",
+]
+
 # Any fixed 64-bit number: the PostgreSQL advisory lock that admits one notary writer.
 NOTARY_LOCK_KEY = 0x4C45444745524E54
 _ensured: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # engines whose tables exist
+
+
+class NotaryHead(NamedTuple):
+    """Where the chain ends: the last chained event's position, chain hash and recorded-at."""
+
+    position: int
+    chain_hash: bytes
+    recorded_at: int | None
 
 
 class NotaryConflict(Conflict):
@@ -84,18 +112,18 @@ def has_notary_tables(engine: sa.Engine) -> bool:
     return sa.inspect(engine).has_table(CHAIN_TABLE)
 
 
-def notary_head(engine: sa.Engine) -> tuple[int, bytes, int | None]:
+def notary_head(engine: sa.Engine) -> NotaryHead:
     """(position, chain hash, recorded-at) of the last chained event; (0, GENESIS, None) if none."""
     ensure_notary_tables(engine)
     with engine.connect() as conn:
         return _read_head(conn)
 
 
-def _read_head(conn: sa.Connection) -> tuple[int, bytes, int | None]:
+def _read_head(conn: sa.Connection) -> NotaryHead:
     row = conn.exec_driver_sql(
         f"SELECT position, head_hash, recorded_at FROM {NOTARY_TABLE} WHERE id = 1"
     ).one()
-    return int(row[0]), bytes(row[1]), row[2]
+    return NotaryHead(int(row[0]), bytes(row[1]), row[2])
 
 
 def advance(engine: sa.Engine, page: int = 5000, max_pages: int | None = None) -> int:
@@ -111,7 +139,7 @@ def advance(engine: sa.Engine, page: int = 5000, max_pages: int | None = None) -
         if moved is None:
             break
         pages += 1
-    return notary_head(engine)[0]
+    return notary_head(engine).position
 
 
 def _advance_page(engine: sa.Engine, page: int) -> int | None:

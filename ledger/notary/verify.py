@@ -11,12 +11,20 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ledger.notary.chain import GENESIS, RawEvent, chain_hash, content_hash, raw_event_from_json
-from ledger.notary.report import Problem, VerificationReport
+from ledger.notary.chain import (
+    GENESIS,
+    ChainRow,
+    EventRow,
+    RawEvent,
+    chain_hash,
+    content_hash,
+    raw_event_from_json,
+)
+from ledger.notary.report import Mismatch, Problem, VerificationReport
 from ledger.notary.signing import (
     Digest,
     iso_to_us,
@@ -31,11 +39,28 @@ KEY_ROTATED_TOPIC = "ledger.domain.access:SigningKey.Rotated"
 MAX_REMEMBERED_MISMATCHES = 10_000
 
 
+class ChainHead(NamedTuple):
+    """The chain recomputed up to a digest's position."""
+
+    chain_hash: bytes
+    recorded_at: int | None  # None only for the empty chain (position 0)
+
+
+class RecordedKey(NamedTuple):
+    """A signing key as the events record it."""
+
+    position: int  # of the event that recorded it
+    public_key: str  # its text form (public_key_text)
+
+
+Heads = dict[int, ChainHead | None]  # digest position -> the recomputed head there, once reached
+
+
 class _Keyring:
     """Signing keys the events themselves record (used only when no key is pinned)."""
 
     def __init__(self) -> None:
-        self.keys: dict[str, tuple[int, str]] = {}  # key_id -> (position, public key text)
+        self.keys: dict[str, RecordedKey] = {}
         self.retired: dict[str, int] = {}  # key_id -> position of its rotation
         self._by_originator: dict[bytes, str] = {}
 
@@ -45,7 +70,8 @@ class _Keyring:
         except ValueError:
             return  # a damaged event is reported by the hash comparison
         if event.topic == KEY_CREATED_TOPIC and isinstance(state.get("key_id"), str):
-            self.keys.setdefault(state["key_id"], (event.position, str(state.get("public_key"))))
+            recorded = RecordedKey(event.position, str(state.get("public_key")))
+            self.keys.setdefault(state["key_id"], recorded)
             self._by_originator[bytes(event.originator_id)] = state["key_id"]
         elif event.topic == KEY_ROTATED_TOPIC:
             key_id = self._by_originator.get(bytes(event.originator_id))
@@ -54,8 +80,8 @@ class _Keyring:
 
 
 def verify_events(
-    raw_events: Iterable[RawEvent | tuple | dict[str, Any]],
-    chain_rows: Iterable[tuple[int, bytes, bytes]] | None = None,
+    raw_events: Iterable[EventRow | dict[str, Any]],
+    chain_rows: Iterable[ChainRow] | None = None,
     digest: Digest | Iterable[Digest] | None = None,
     public_key: Ed25519PublicKey | Iterable[Ed25519PublicKey] | None = None,
 ) -> VerificationReport:
@@ -68,7 +94,7 @@ def verify_events(
     pinned = _pinned(public_key)
     report = VerificationReport(chain_compared=chain_rows is not None)
     report.key_pinned = bool(digests) and pinned is not None
-    heads: dict[int, tuple[bytes, int] | None] = {d.position: None for d in digests}
+    heads: Heads = {d.position: None for d in digests}
     keyring = _Keyring()
     _walk(raw_events, chain_rows, heads, keyring, report)
     _name_reorders(report)
@@ -84,8 +110,8 @@ def verify_events(
 
 def _walk(
     events: Iterable[Any],
-    chain_rows: Any,
-    heads: dict,
+    chain_rows: Iterable[ChainRow] | None,
+    heads: Heads,
     keyring: _Keyring,
     report: VerificationReport,
 ) -> None:
@@ -117,7 +143,7 @@ def _walk(
                     "recorded earlier than the event before it: moved or altered",
                 )
             if position in heads:
-                heads[position] = (previous, recorded_at)
+                heads[position] = ChainHead(previous, recorded_at)
             if topic in key_topics:
                 keyring.observe(RawEvent(*event))
             last, last_at, count = position, recorded_at, count + 1
@@ -153,7 +179,7 @@ def _compare_row(
     if row[1] != content:
         report.add("changed", position, "the stored event differs from the one the notary chained")
         if len(report.mismatches) < MAX_REMEMBERED_MISMATCHES:
-            report.mismatches[position] = (content, bytes(row[1]))
+            report.mismatches[position] = Mismatch(content, bytes(row[1]))
     elif row[2] != chained and not report.problems:
         report.add(
             "chain_altered",
@@ -179,7 +205,8 @@ def _name_reorders(report: VerificationReport) -> None:
         p = problem.position
         found, recorded = report.mismatches[p]
         source = chained_at.get(found)
-        if source is None and chained_at.get(report.mismatches.get(p + 1, (b"", b""))[0]) == p:
+        following = report.mismatches.get(p + 1, Mismatch(b"", b""))
+        if source is None and chained_at.get(following.found) == p:
             report.reclassify(
                 problem, "inserted", "a forged event here pushed the later events up by one"
             )
@@ -202,7 +229,7 @@ def _pinned(keys: Any) -> dict[str, Ed25519PublicKey] | None:
 
 def _check_digest(
     digest: Digest,
-    heads: dict,
+    heads: Heads,
     keyring: _Keyring,
     pinned: dict[str, Ed25519PublicKey] | None,
     report: VerificationReport,
@@ -227,13 +254,13 @@ def _signature_failure(
             )
     else:
         recorded = keyring.keys.get(digest.key_id)
-        if recorded is None or recorded[0] > digest.position:
+        if recorded is None or recorded.position > digest.position:
             return Problem(
                 "digest_key",
                 digest.position,
                 f"key {digest.key_id} is not recorded in the ledger at or before the digest",
             )
-        key = public_key_from_text(recorded[1])
+        key = public_key_from_text(recorded.public_key)
         if key_id_for(key) != digest.key_id:
             return Problem(
                 "digest_key",
@@ -249,9 +276,9 @@ def _signature_failure(
     return None
 
 
-def _head_failure(digest: Digest, heads: dict, report: VerificationReport) -> Problem | None:
+def _head_failure(digest: Digest, heads: Heads, report: VerificationReport) -> Problem | None:
     if digest.position == 0:
-        expected: tuple[bytes, int | None] | None = (GENESIS, None)
+        expected: ChainHead | None = ChainHead(GENESIS, None)
     else:
         expected = heads.get(digest.position)
     if expected is None:
@@ -263,7 +290,7 @@ def _head_failure(digest: Digest, heads: dict, report: VerificationReport) -> Pr
             )
         return Problem("removed", digest.position, "the event the signed head ends at is missing")
     recorded_at = None if digest.recorded_at is None else iso_to_us(digest.recorded_at)
-    if expected[0].hex() != digest.head_hash or expected[1] != recorded_at:
+    if expected.chain_hash.hex() != digest.head_hash or expected.recorded_at != recorded_at:
         return Problem(
             "digest_mismatch",
             digest.position,

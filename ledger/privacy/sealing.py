@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -41,6 +41,13 @@ class _Erased:
 
 
 ERASED = _Erased()
+
+
+class SealedRow(NamedTuple):
+    """A row as a prediction stores it: the plaintext features, and the sealed personal ones."""
+
+    features: dict[str, Any]  # without the personal fields
+    sealed: dict[str, Any] | None  # None: the row has nothing to seal
 
 
 def subject_ref(secret: bytes, subject_id: Any) -> str:
@@ -91,8 +98,8 @@ class Sealer:
         *,
         deployment: str,
         request_id: str,
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """(plaintext features without the personal ones, sealed record or None)."""
+    ) -> SealedRow:
+        """The plaintext features without the personal ones, and their sealed record or None."""
         return self.seal_many(schema, [features], deployment=deployment, request_ids=[request_id])[
             0
         ]
@@ -104,11 +111,11 @@ class Sealer:
         *,
         deployment: str,
         request_ids: Sequence[str],
-    ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    ) -> list[SealedRow]:
         """Seal a batch: keys of every subject fetched (or created) in one round trip."""
         fields = sealed_fields(schema)
         if not fields:
-            return [(dict(row), None) for row in rows]
+            return [SealedRow(dict(row), None) for row in rows]
         refs = self._refs_for(schema, rows, fields, deployment)
         keys = self._keys_for([(r, deployment) for r in set(refs) if r is not None])
         deadline = self._digest_keys.deadline()
@@ -149,7 +156,7 @@ class Sealer:
             raise MasterKeyMismatch(
                 "a sealed record does not open with its subject's key"
             ) from None
-        return orjson.loads(plain)
+        return cast(dict[str, Any], orjson.loads(plain))
 
     def unseal_for_display(self, prediction: Any) -> dict[str, Any]:
         """Features of a Prediction (or its Made event) with sealed fields opened or "erased"."""
@@ -231,7 +238,7 @@ class Sealer:
     def _keys_for(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         many = getattr(self.keys, "get_or_create_many", None)
         if many is not None:
-            return many(pairs)
+            return cast(dict[tuple[str, str], bytes], many(pairs))
         return {pair: self.keys.get_or_create(*pair) for pair in set(pairs)}
 
     def _seal_row(
@@ -242,16 +249,16 @@ class Sealer:
         cipher: _SubjectCipher | None,
         deployment: str,
         request_id: str,
-    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    ) -> SealedRow:
         if ref is None or cipher is None:  # no subject and no personal values: nothing to hide
-            return dict(row), None
+            return SealedRow(dict(row), None)
         present = [f for f in fields if f in row]
         plain = {k: v for k, v in row.items() if k not in present}
         binding = binding_of(deployment, request_id)
         nonce = os.urandom(12)
         payload = orjson.dumps({f: row[f] for f in present})
         ciphertext = cipher.aead.encrypt(nonce, payload, _aad(deployment, binding, present))
-        return plain, {
+        record = {
             "v": SEAL_FORMAT,
             "subject_ref": ref,
             "scope": deployment,
@@ -260,6 +267,7 @@ class Sealer:
             "nonce": _b64e(nonce),
             "ciphertext": _b64e(ciphertext),
         }
+        return SealedRow(plain, record)
 
 
 class _SubjectCipher:

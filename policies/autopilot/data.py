@@ -9,7 +9,7 @@ opened and is left out, so no erased subject's values ever reach a training set.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pandas as pd
@@ -30,6 +30,14 @@ LEDGER_TIME_COLUMN = (
 PAGE = 500
 
 
+class RetrainingInput(NamedTuple):
+    """What a retraining trains on."""
+
+    spec: dict[str, Any]  # the spec to train
+    rows: list[dict[str, Any]] | None  # rows to pass in; None: the spec reads its source
+    made_of: dict[str, Any]  # mode, source and ledger rows used
+
+
 def retraining_input(
     ledger: Ledger,
     deployment: Deployment,
@@ -37,10 +45,11 @@ def retraining_input(
     mode: str,
     now_us: int,
     ledger_days: int | None = None,
-) -> tuple[dict[str, Any], list[dict[str, Any]] | None, dict[str, Any]]:
-    """(spec to train, rows to pass in or None for the source, what the data is made of)."""
+) -> RetrainingInput:
+    """The spec to train, the rows to pass in (None: the source) and what the data is made of."""
     if mode == "source":
-        return dict(spec), None, {"mode": mode, "source": io.describe_source(spec["source"])}
+        made_of = {"mode": mode, "source": io.describe_source(spec["source"])}
+        return RetrainingInput(dict(spec), None, made_of)
     since = now_us - ledger_days * DAY_US if ledger_days else None
     rows, summary = ledger_rows(ledger, deployment, spec, now_us, since)
     trained = _ledger_spec(spec, deployment.name)
@@ -49,7 +58,7 @@ def retraining_input(
         summary["source"], summary["source_rows"] = io.describe_source(spec["source"]), len(source)
         rows = _records(source, trained) + rows
     summary["mode"] = mode
-    return trained, rows, summary
+    return RetrainingInput(trained, rows, summary)
 
 
 def ledger_rows(
