@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledger.application import Ledger
-from ledger.domain.feeds import iso_instant, parse_instant, period_flags
+from ledger.domain.feeds import iso_instant, period_flags
 from ledger.errors import Conflict
-from ledger.timeline import to_micros
+from ledger.timeline import parse_micros, to_micros
 from projections import health_queries as q
 from projections.health import MICROS, HealthProjection
 from projections.runner import catch_up
@@ -39,7 +39,7 @@ def close_feed(ledger: Ledger, feed: dict[str, Any], now: int) -> list[dict[str,
     width = feed["period_seconds"] * MICROS
     record = ledger.feed(feed["name"])
     if record.closed_through:
-        start = to_micros(parse_instant(record.closed_through, "closed_through"))
+        start = parse_micros(record.closed_through, "closed_through")
     else:
         start = feed["declared_at"] // width * width
     closed: list[dict[str, Any]] = []
