@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, ValidationError, fields, missing
 
 
 class StrictNumber(fields.Field):
@@ -78,95 +79,98 @@ FIELD_BY_TYPE: dict[str, type[fields.Field]] = {
 class RowSchema(Schema):
     """A generated row schema whose batches of valid rows skip marshmallow's per-field machinery.
 
-    Rows are first checked in one plain loop against the same rules the fields enforce; only
-    when a row breaks one does the whole batch go through marshmallow, so every error answer
-    is marshmallow's own. A valid batch loads to exactly what marshmallow would return.
+    The bulk loader is derived from the schema's own load fields (`bulk_loader`): each value
+    goes through its field's `_deserialize`, the field class's one definition of what it
+    takes. Only when a row breaks a rule does the whole batch go through marshmallow, so every
+    error answer is marshmallow's own; a valid batch loads to exactly what marshmallow returns.
     """
 
-    checks: tuple[tuple[str, Any], ...] = ()  # (field name, value check) in declared order
-    names: frozenset[str] = frozenset()
-    required: frozenset[str] = frozenset()
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._bulk = bulk_loader(self)
 
     def load(
         self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None
     ) -> Any:
         many = self.many if many is None else many
-        if partial is None and unknown is None and self.unknown == RAISE:
-            loaded = (
-                self._fast_load(data if many else [data])
-                if many or isinstance(data, dict)
-                else None
-            )
+        if self._bulk is not None and partial is None and unknown is None:
+            loaded = self._bulk(data if many else [data]) if many or type(data) is dict else None
             if loaded is not None:
                 return loaded if many else loaded[0]
         return super().load(data, many=many, partial=partial, unknown=unknown)
 
     def _fast_load(self, rows: Any) -> list[dict[str, Any]] | None:
-        """The loaded rows, or None as soon as one row needs marshmallow's error answer."""
+        """The loaded rows, or None when marshmallow must answer (or the schema has no bulk path)."""
+        return None if self._bulk is None else self._bulk(rows)
+
+
+# Field classes whose `_deserialize` is a pure check of one JSON value: the bulk loader may
+# call it directly. Any other field (or a validator, a hook, a default) leaves the schema to
+# marshmallow alone.
+BULK_FIELDS = frozenset(FIELD_BY_TYPE.values())
+
+
+def bulk_loader(schema: Schema) -> Callable[[Any], list[dict[str, Any]] | None] | None:
+    """A loader of valid batches built from the schema's load fields, or None if it cannot be."""
+    if schema.unknown != RAISE or any(schema._hooks[tag] for tag in schema._hooks):
+        return None
+    plan = []
+    for name, field in schema.load_fields.items():
+        if not _bulk_ready(name, field):
+            return None
+        plan.append((name, field._deserialize, field.allow_none))
+    names = frozenset(schema.load_fields)
+    required = frozenset(name for name, field in schema.load_fields.items() if field.required)
+
+    def load(rows: Any) -> list[dict[str, Any]] | None:
         if type(rows) is not list:
             return None
-        names, required, checks, loaded = self.names, self.required, self.checks, []
+        loaded = []
         for row in rows:
             if type(row) is not dict or not row.keys() <= names or not required <= row.keys():
                 return None
-            out = {}
-            for name, check in checks:
+            out: dict[str, Any] = {}
+            for name, deserialize, nullable in plan:
                 if name in row:
-                    value = check(row[name])
-                    if value is _INVALID:
+                    value = row[name]
+                    if value is None:
+                        if not nullable:
+                            return None
+                        out[name] = None
+                        continue
+                    try:
+                        out[name] = deserialize(value, name, row)
+                    except ValidationError:
                         return None
-                    out[name] = value
             loaded.append(out)
         return loaded
 
-
-_INVALID = object()
-
-
-def _number(value: Any) -> Any:
-    kind = type(value)
-    return value if kind is int or (kind is float and math.isfinite(value)) else _INVALID
+    return load
 
 
-def _integer(value: Any) -> Any:
-    kind = type(value)
-    if kind is int:
-        return value
-    return int(value) if kind is float and math.isfinite(value) and value.is_integer() else _INVALID
-
-
-def _category(value: Any) -> Any:
-    return value if type(value) is str else _INVALID
-
-
-def _boolean(value: Any) -> Any:
-    return value if type(value) is bool else _INVALID
-
-
-CHECK_BY_TYPE = {"number": _number, "integer": _integer, "category": _category, "boolean": _boolean}
-
-
-def _nullable(check: Any) -> Any:
-    return lambda value: None if value is None else check(value)
+def _bulk_ready(name: str, field: fields.Field) -> bool:
+    """True when Field.deserialize would add nothing to the field's own `_deserialize`."""
+    return (
+        type(field) in BULK_FIELDS
+        and not (field.validators or field.pre_load or field.post_load)
+        and field.load_default is missing
+        and field.data_key is None
+        and field.attribute is None
+        and "." not in name  # marshmallow nests a dotted name's value: {"a": {"b": v}}
+    )
 
 
 def row_schema(name: str, input_schema: dict[str, Any]) -> Schema:
     """A schema for one row of features; unknown fields are refused."""
-    declared, checks = {}, []
-    for feature in input_schema["features"]:
-        nullable = bool(feature.get("nullable"))
-        declared[feature["name"]] = FIELD_BY_TYPE[feature["type"]](
-            required=not nullable,
-            allow_none=nullable,
+    declared = {
+        feature["name"]: FIELD_BY_TYPE[feature["type"]](
+            required=not feature.get("nullable"),
+            allow_none=bool(feature.get("nullable")),
             metadata={"personal": bool(feature.get("personal"))},
         )
-        check = CHECK_BY_TYPE[feature["type"]]
-        checks.append((feature["name"], _nullable(check) if nullable else check))
-    schema_class = RowSchema.from_dict(declared, name=f"{name}_features")
-    schema_class.checks = tuple(checks)
-    schema_class.names = frozenset(declared)
-    schema_class.required = frozenset(n for n, f in declared.items() if f.required)
-    return schema_class(unknown=RAISE)
+        for feature in input_schema["features"]
+    }
+    return RowSchema.from_dict(declared, name=f"{name}_features")(unknown=RAISE)
 
 
 class RowSchemas:
