@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from marshmallow import RAISE, Schema, ValidationError, fields, missing
 
@@ -24,11 +24,10 @@ class StrictNumber(fields.Field):
     }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float | int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("invalid")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise self.make_error("finite")
-        return value
+        kind = type(value)  # JSON's own types only: bool is no number here
+        if kind is int or (kind is float and math.isfinite(value)):
+            return value
+        raise self.make_error("finite" if kind is float else "invalid")
 
 
 class StrictInteger(fields.Field):
@@ -37,13 +36,12 @@ class StrictInteger(fields.Field):
     default_error_messages = {"invalid": "Not a valid integer."}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        kind = type(value)
+        if kind is int:
+            return value
+        if kind is float and math.isfinite(value) and value.is_integer():
             return int(value)
-        if not isinstance(value, int):
-            raise self.make_error("invalid")
-        return value
+        raise self.make_error("invalid")
 
 
 class StrictBoolean(fields.Field):
@@ -52,7 +50,7 @@ class StrictBoolean(fields.Field):
     default_error_messages = {"invalid": "Not a valid boolean (use true or false)."}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
+        if type(value) is not bool:
             raise self.make_error("invalid")
         return value
 
@@ -63,7 +61,7 @@ class Category(fields.Field):
     default_error_messages = {"invalid": "Not a valid category (send a string)."}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise self.make_error("invalid")
         return value
 
@@ -83,7 +81,13 @@ class RowSchema(Schema):
     goes through its field's `_deserialize`, the field class's one definition of what it
     takes. Only when a row breaks a rule does the whole batch go through marshmallow, so every
     error answer is marshmallow's own; a valid batch loads to exactly what marshmallow returns.
+
+    Marshmallow nests a value whose key holds a dot ({"a": {"b": v}}), so a feature named
+    "a.b" is declared under a dot-free key reading "a.b" (`data_key`) and renamed back once
+    loaded, whichever path loaded it (`renamed`: declared key -> feature name).
     """
+
+    renamed: dict[str, str] = {}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -93,11 +97,22 @@ class RowSchema(Schema):
         self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None
     ) -> Any:
         many = self.many if many is None else many
+        loaded: Any = None
         if self._bulk is not None and partial is None and unknown is None:
             loaded = self._bulk(data if many else [data]) if many or type(data) is dict else None
-            if loaded is not None:
-                return loaded if many else loaded[0]
-        return super().load(data, many=many, partial=partial, unknown=unknown)
+            if loaded is not None and not many:
+                loaded = loaded[0]
+        if loaded is None:
+            loaded = super().load(data, many=many, partial=partial, unknown=unknown)
+        return self.named(loaded, many) if self.renamed else loaded
+
+    def named(self, loaded: Any, many: bool) -> Any:
+        """Loaded rows under their features' names."""
+        renamed = self.renamed
+        rows = [
+            {renamed.get(k, k): v for k, v in row.items()} for row in (loaded if many else [loaded])
+        ]
+        return rows if many else rows[0]
 
     def _fast_load(self, rows: Any) -> list[dict[str, Any]] | None:
         """The loaded rows, or None when marshmallow must answer (or the schema has no bulk path)."""
@@ -114,13 +129,15 @@ def bulk_loader(schema: Schema) -> Callable[[Any], list[dict[str, Any]] | None] 
     """A loader of valid batches built from the schema's load fields, or None if it cannot be."""
     if schema.unknown != RAISE or any(schema._hooks[tag] for tag in schema._hooks):
         return None
-    plan = []
+    plan, required = [], set()
     for name, field in schema.load_fields.items():
-        if not _bulk_ready(name, field):
+        read, write = name if field.data_key is None else field.data_key, field.attribute or name
+        if not _bulk_ready(write, field):
             return None
-        plan.append((name, field._deserialize, field.allow_none))
-    names = frozenset(schema.load_fields)
-    required = frozenset(name for name, field in schema.load_fields.items() if field.required)
+        plan.append((read, write, field._deserialize, field.allow_none))
+        if field.required:
+            required.add(read)
+    names = frozenset(read for read, *_ in plan)
 
     def load(rows: Any) -> list[dict[str, Any]] | None:
         if type(rows) is not list:
@@ -130,16 +147,16 @@ def bulk_loader(schema: Schema) -> Callable[[Any], list[dict[str, Any]] | None] 
             if type(row) is not dict or not row.keys() <= names or not required <= row.keys():
                 return None
             out: dict[str, Any] = {}
-            for name, deserialize, nullable in plan:
-                if name in row:
-                    value = row[name]
+            for read, write, deserialize, nullable in plan:
+                if read in row:
+                    value = row[read]
                     if value is None:
                         if not nullable:
                             return None
-                        out[name] = None
+                        out[write] = None
                         continue
                     try:
-                        out[name] = deserialize(value, name, row)
+                        out[write] = deserialize(value, read, row)
                     except ValidationError:
                         return None
             loaded.append(out)
@@ -148,29 +165,44 @@ def bulk_loader(schema: Schema) -> Callable[[Any], list[dict[str, Any]] | None] 
     return load
 
 
-def _bulk_ready(name: str, field: fields.Field) -> bool:
+def _bulk_ready(key: str, field: fields.Field) -> bool:
     """True when Field.deserialize would add nothing to the field's own `_deserialize`."""
     return (
         type(field) in BULK_FIELDS
         and not (field.validators or field.pre_load or field.post_load)
         and field.load_default is missing
-        and field.data_key is None
-        and field.attribute is None
-        and "." not in name  # marshmallow nests a dotted name's value: {"a": {"b": v}}
+        and "." not in key  # marshmallow nests the value of a dotted key: {"a": {"b": v}}
     )
 
 
 def row_schema(name: str, input_schema: dict[str, Any]) -> Schema:
     """A schema for one row of features; unknown fields are refused."""
+    names = [feature["name"] for feature in input_schema["features"]]
+    keys = dot_free_keys(names)
     declared = {
-        feature["name"]: FIELD_BY_TYPE[feature["type"]](
+        key: FIELD_BY_TYPE[feature["type"]](
+            data_key=None if key == feature["name"] else feature["name"],
             required=not feature.get("nullable"),
             allow_none=bool(feature.get("nullable")),
             metadata={"personal": bool(feature.get("personal"))},
         )
-        for feature in input_schema["features"]
+        for key, feature in zip(keys, input_schema["features"], strict=True)
     }
-    return RowSchema.from_dict(declared, name=f"{name}_features")(unknown=RAISE)
+    schema_class = cast(type[RowSchema], RowSchema.from_dict(declared, name=f"{name}_features"))
+    schema_class.renamed = {k: n for k, n in zip(keys, names, strict=True) if k != n}
+    return schema_class(unknown=RAISE)
+
+
+def dot_free_keys(names: list[str]) -> list[str]:
+    """Each name, or for one holding a dot a key that holds none and is no other's."""
+    taken, keys = set(names), []
+    for name in names:
+        key = name
+        while "." in key or (key != name and key in taken):
+            key = "_" + key.replace(".", "_")
+        taken.add(key)
+        keys.append(key)
+    return keys
 
 
 class RowSchemas:

@@ -139,7 +139,7 @@ def typed(rows: list[dict[str, Any]]) -> list[list[tuple[str, Any, type]]]:
 
 
 feature_names = st.one_of(
-    st.sampled_from(["a", "b", "c", "d", "e"]), st.text(min_size=1, max_size=3)
+    st.sampled_from(["a", "b", "c", "a.b", "_a_b", "x.y.z"]), st.text(min_size=1, max_size=3)
 )
 input_schemas = st.lists(
     st.fixed_dictionaries(
@@ -195,7 +195,23 @@ def test_the_generated_loader_accepts_only_what_marshmallow_loads_and_loads_it_a
     elif fast is not None:
         assert ("ok", typed(fast)) == expected
     assert answer(lambda b: schema.load(b, many=True), batch) == answer(
-        lambda b: Schema.load(schema, b, many=True), batch
+        lambda b: schema.named(Schema.load(schema, b, many=True), many=True), batch
+    )
+
+
+def test_a_dotted_feature_name_loads_flat_on_either_path() -> None:
+    dotted = row_schema(
+        "any", {"features": [{"name": "a.b", "type": "number"}, {"name": "a", "type": "integer"}]}
+    )
+    assert dotted._fast_load([{"a.b": 1.5, "a": 2.0}]) == [{"_a_b": 1.5, "a": 2}]
+    assert dotted.load({"a.b": 1.5, "a": 2.0}) == {"a.b": 1.5, "a": 2}
+    assert dotted.load([{"a.b": 1.5, "a": 2}], many=True) == [{"a.b": 1.5, "a": 2}]
+    assert dotted.load(({"a.b": 1.5, "a": 2},), many=True) == [
+        {"a.b": 1.5, "a": 2}
+    ]  # marshmallow's
+    assert answer(dotted.load, {"a.b": "x", "a": 2}) == (
+        "error",
+        {"a.b": ["Not a valid number."]},
     )
 
 
@@ -210,10 +226,6 @@ def test_valid_rows_of_any_field_type_take_the_bulk_loader() -> None:
 
 
 def test_what_the_bulk_loader_cannot_reproduce_is_left_to_marshmallow() -> None:
-    dotted = row_schema("any", {"features": [{"name": "a.b", "type": "number"}]})
-    assert dotted._fast_load([{"a.b": 1}]) is None
-    assert dotted.load({"a.b": 1}) == Schema.load(dotted, {"a.b": 1})  # nested by marshmallow
-
     class Hooked(RowSchema):
         x = FIELD_BY_TYPE["number"](required=True)
 
@@ -226,7 +238,9 @@ def test_what_the_bulk_loader_cannot_reproduce_is_left_to_marshmallow() -> None:
     )()
     defaulted = RowSchema.from_dict({"x": FIELD_BY_TYPE["number"](load_default=0)})()
     plain = RowSchema.from_dict({"x": fields.Float(required=True)})()
+    nesting = RowSchema.from_dict({"x": FIELD_BY_TYPE["number"](attribute="a.x")})()
     for schema, row in [
+        (nesting, {"x": 2}),
         (Hooked(), {"x": 2}),
         (validated, {"x": 2}),
         (defaulted, {}),
