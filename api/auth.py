@@ -23,6 +23,7 @@ from falcon.routing import StaticRoute
 
 from api.errors import Problem
 from api.routes import PATHS, route_for
+from ledger.timeline import parse_instant
 
 CHALLENGE = 'Bearer realm="provenance-ledger"'
 
@@ -104,7 +105,7 @@ class KeyCache:
 
 
 def _expired(expires_at: str) -> bool:
-    return datetime.fromisoformat(expires_at) <= datetime.now(UTC)
+    return parse_instant(expires_at, "expires_at") <= datetime.now(UTC)
 
 
 class RateLimiter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,10 +12,11 @@ from ledger.application import Ledger
 from ledger.domain.audits import Export
 from ledger.errors import InvalidCommand
 from ledger.notary import advance, default_key_path, issue_digest, iter_chain_rows
-from ledger.timeline import iso, position_at, to_micros
+from ledger.timeline import iso, parse_micros, position_at, to_micros
 from projections.export import ExportRequest, PredictionExport, digest_stream, write_export
 
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
+DATE = re.compile(r"\d{4}-?\d{2}-?\d{2}")  # a day alone means its midnight, UTC
 MEDIA_TYPES = {
     "csv": "text/csv",
     "jsonl": "application/x-ndjson",
@@ -24,17 +26,13 @@ MEDIA_TYPES = {
 
 def parse_bound(text: str, name: str) -> int:
     """A date (midnight UTC) or an ISO-8601 instant with an offset, in µs."""
+    text = text.strip()
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+        return parse_micros(f"{text}T00:00:00Z" if DATE.fullmatch(text) else text, name)
+    except InvalidCommand:
         raise InvalidCommand(
             f"`{name}` must be a date (2026-01-01) or an instant with an offset", field=name
         ) from None
-    if value.tzinfo is None:
-        if len(text.strip()) > 10:
-            raise InvalidCommand(f"`{name}` needs an offset, e.g. 2026-01-01T00:00:00Z", field=name)
-        value = value.replace(tzinfo=UTC)
-    return to_micros(value)
 
 
 def pin(ledger: Ledger, start: str, end: str, fmt: str) -> ExportRequest:

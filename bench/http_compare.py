@@ -3,9 +3,9 @@
     .venv/bin/python -m bench.http_compare [--seconds 15] [--clients 16 64] [--workers 2] [--threads 8]
         [--profile DIR] [--env NAME=VALUE ...]
 
-One PostgreSQL database (fsync on), two `ledger serve` processes on it: one records
-(the product), one runs with LEDGER_RECORD_PREDICTIONS=0 (the baseline: same models,
-same validation, no recording). They are loaded one at a time, alternately, by wrk
+One PostgreSQL database (fsync on), two gunicorn servers on it with the same options: one
+is `ledger serve` (the product, recording), the other serves bench/unrecorded_app.py (the
+baseline: the product's app, same models, same validation and scoring, no recording). They are loaded one at a time, alternately, by wrk
 (Debian's; a Lua script gives every request a fresh request_id, so every recorded
 request appends one event). Server CPU per request comes from /proc (master + workers),
 the steadier signal on a shared machine, beside PostgreSQL's (this database's backends and
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import create_postgres_database, drop_postgres_database
-from tests.e2e.server import Server
+from tests.e2e.server import REPO, Server
 
 PREDICT = "/v1/deployments/churn/predictions"
 ROW = {
@@ -82,6 +82,30 @@ class FlaggedServer(Server):
     @property
     def log(self) -> Path:
         return self.home / f"{self.name}.log"
+
+
+class UnrecordedServer(FlaggedServer):
+    """The baseline: gunicorn with deploy/gunicorn.conf.py on bench.unrecorded_app's app."""
+
+    name = "off"
+
+    @property
+    def env(self) -> dict[str, str]:
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+        return {**super().env, "PYTHONPATH": path}  # it starts in its home, not in the repository
+
+    def command(self, *extra: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(REPO / "deploy" / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            *extra,
+            "bench.unrecorded_app:wsgi()",
+        ]
 
 
 def lua_script(directory: Path, key: str, path: str, row: dict[str, Any]) -> Path:
@@ -276,7 +300,7 @@ def made_events(url: str) -> int:
 def start_pair(
     home: Path, url: str, workers: int, threads: int, env: dict[str, str] | None = None
 ) -> tuple[Server, Server, str]:
-    """The recording server (which creates the demo) and the no-recording one, on one database and home.
+    """The recording server (which creates the demo) and the unrecorded baseline, on one database and home.
 
     One home: API keys and the privacy master key live there; each keeps its own metrics directory.
     """
@@ -288,13 +312,8 @@ def start_pair(
     )
     on.start("--demo", *options, timeout=600)
     key = json.loads((home / "demo-keys.json").read_text())["predictor"]
-    off = FlaggedServer(home, url)
-    off.name = "off"
-    off.extra_env = {
-        **(env or {}),
-        "LEDGER_RECORD_PREDICTIONS": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-off"),
-    }
+    off = UnrecordedServer(home, url)
+    off.extra_env = {**(env or {}), "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-off")}
     off.start(*options, timeout=300)
     return on, off, key
 

@@ -32,7 +32,7 @@ from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
 from ledger.read_cache import ReadCache
 from ledger.settings import Settings
 from ledger.storage import LedgerFactory, LedgerRecorder, create_engine
-from ledger.timeline import version_at
+from ledger.timeline import parse_instant, version_at
 
 
 def cli_actor(settings: Settings) -> str:
@@ -323,7 +323,8 @@ class Ledger(HealthCommands, Application[UUID]):
             return None
         if record.revoked:
             return None
-        if record.expires_at and datetime.fromisoformat(record.expires_at) <= datetime.now(UTC):
+        expires = record.expires_at and parse_instant(record.expires_at, "expires_at")
+        if expires and expires <= datetime.now(UTC):
             return None
         return record
 

@@ -9,15 +9,38 @@ import sqlalchemy as sa
 from ledger.errors import InvalidCommand
 from ledger.storage import EVENTS_TABLE
 
+EXAMPLE = "2026-03-03T12:00:00Z"
+
 
 def to_micros(instant: datetime) -> int:
     if instant.tzinfo is None:
-        raise InvalidCommand("an instant needs an offset, e.g. 2026-03-03T12:00:00Z", field="as_of")
+        raise InvalidCommand(f"an instant needs an offset, e.g. {EXAMPLE}", field="as_of")
     return (
         int(instant.timestamp() * 1_000_000)
         if instant.microsecond == 0
         else (int(instant.replace(microsecond=0).timestamp()) * 1_000_000 + instant.microsecond)
     )
+
+
+def parse_instant(text: str, field: str) -> datetime:
+    """An ISO-8601 instant with an offset (`Z` or ±hh:mm) as an aware UTC datetime.
+
+    The one parser of instants given to the ledger; InvalidCommand names `field` otherwise.
+    """
+    try:
+        instant = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidCommand(
+            f"{field} {text!r} is not an ISO-8601 instant, e.g. {EXAMPLE}", field=field
+        ) from None
+    if instant.tzinfo is None:
+        raise InvalidCommand(f"{field} needs an offset, e.g. {EXAMPLE}", field=field)
+    return instant.astimezone(UTC)
+
+
+def parse_micros(text: str, field: str) -> int:
+    """An ISO-8601 instant with an offset as µs since the epoch."""
+    return to_micros(parse_instant(text, field))
 
 
 def from_micros(micros: int) -> datetime:
@@ -43,12 +66,11 @@ def parse_as_of(text: str) -> tuple[str, int]:
             raise InvalidCommand("as_of pos:N needs a non-negative integer N", field="as_of")
         return "position", position
     try:
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return "instant", parse_micros(text, "as_of")
+    except InvalidCommand:
         raise InvalidCommand(
             f"as_of {text!r} is neither an ISO-8601 instant with an offset nor pos:N", field="as_of"
         ) from None
-    return "instant", to_micros(instant)
 
 
 def position_at(conn: sa.Connection | sa.Engine, micros: int) -> int:

@@ -19,11 +19,12 @@ import sqlalchemy as sa
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
 from ledger.domain.feeds import QualityCheck
-from policies.feeds import catch_up
 from policies.quality import OutlierScorer, Report, check_rows, thresholds_from
 from projections import events as ev
 from projections import health_queries as q
 from projections.deployments import DeploymentsProjection
+from projections.health import HealthProjection
+from projections.runner import catch_up
 from trainers.matrix import rows_to_matrix
 
 RULE = "quality.check_recent_windows/v1"
@@ -132,7 +133,7 @@ def check_recent_windows(
     ledger: Ledger, window: int | None = None, flush: bool = False
 ) -> list[QualityCheck]:
     """Check every full window of predictions not yet checked (and the partial rest if `flush`)."""
-    catch_up(ledger.engine)
+    catch_up(ledger.engine, HealthProjection)
     catch_up(ledger.engine, DeploymentsProjection)
     references, cursors = _deployments(ledger)
     if not cursors:

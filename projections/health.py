@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
 
 import sqlalchemy as sa
 
+from ledger.timeline import parse_micros
 from projections import events as ev
 from projections.base import BIGINT, JSON, Projection
 
@@ -22,7 +22,8 @@ MICROS = 1_000_000
 
 
 def micros(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()) * MICROS
+    """A recorded period bound as µs since the epoch."""
+    return parse_micros(text, "period_start")
 
 
 class HealthProjection(Projection):

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from ledger.errors import StorageUnavailable
+from ledger.timeline import head_position
 from projections import events as ev
 from projections.base import (
     PositionMoved,
@@ -302,15 +304,23 @@ def wait_for(engine: sa.Engine, name: str, position: int, timeout: float = 5.0) 
         time.sleep(0.02)
 
 
-def bring_up_to(
-    engine: sa.Engine, projection: type[Projection], position: int | None, timeout: float = 30.0
+def catch_up(
+    engine: sa.Engine,
+    projection: type[Projection],
+    position: int | None = None,
+    timeout: float = 30.0,
 ) -> None:
-    """For one-off readers (the CLI): catch up ourselves if no runner runs, else wait for it."""
+    """Bring a projection to `position` (the head when None): run it here, or wait for the
+    runner that holds its lock; StorageUnavailable if that runner does not get there."""
     lock = runner_lock(engine, projection.name)
     if lock.acquire(wait=False):
         try:
             Runner(engine, projection).catch_up()
         finally:
             lock.release()
-    elif position is not None:
-        wait_for(engine, projection.name, position, timeout)
+        return
+    target = head_position(engine) if position is None else position
+    if not wait_for(engine, projection.name, target, timeout):
+        raise StorageUnavailable(
+            f"the {projection.name} projection is behind the log; is its runner stuck?"
+        )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from typing import Any, cast
 
-from marshmallow import RAISE, Schema, fields
+from marshmallow import RAISE, Schema, ValidationError, fields, missing
 
 
 class StrictNumber(fields.Field):
@@ -23,11 +24,10 @@ class StrictNumber(fields.Field):
     }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float | int:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("invalid")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise self.make_error("finite")
-        return value
+        kind = type(value)  # JSON's own types only: bool is no number here
+        if kind is int or (kind is float and math.isfinite(value)):
+            return value
+        raise self.make_error("finite" if kind is float else "invalid")
 
 
 class StrictInteger(fields.Field):
@@ -36,13 +36,12 @@ class StrictInteger(fields.Field):
     default_error_messages = {"invalid": "Not a valid integer."}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        kind = type(value)
+        if kind is int:
+            return value
+        if kind is float and math.isfinite(value) and value.is_integer():
             return int(value)
-        if not isinstance(value, int):
-            raise self.make_error("invalid")
-        return value
+        raise self.make_error("invalid")
 
 
 class StrictBoolean(fields.Field):
@@ -51,7 +50,7 @@ class StrictBoolean(fields.Field):
     default_error_messages = {"invalid": "Not a valid boolean (use true or false)."}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
+        if type(value) is not bool:
             raise self.make_error("invalid")
         return value
 
@@ -62,7 +61,7 @@ class Category(fields.Field):
     default_error_messages = {"invalid": "Not a valid category (send a string)."}
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise self.make_error("invalid")
         return value
 
@@ -78,96 +77,132 @@ FIELD_BY_TYPE: dict[str, type[fields.Field]] = {
 class RowSchema(Schema):
     """A generated row schema whose batches of valid rows skip marshmallow's per-field machinery.
 
-    Rows are first checked in one plain loop against the same rules the fields enforce; only
-    when a row breaks one does the whole batch go through marshmallow, so every error answer
-    is marshmallow's own. A valid batch loads to exactly what marshmallow would return.
+    The bulk loader is derived from the schema's own load fields (`bulk_loader`): each value
+    goes through its field's `_deserialize`, the field class's one definition of what it
+    takes. Only when a row breaks a rule does the whole batch go through marshmallow, so every
+    error answer is marshmallow's own; a valid batch loads to exactly what marshmallow returns.
+
+    Marshmallow nests a value whose key holds a dot ({"a": {"b": v}}), so a feature named
+    "a.b" is declared under a dot-free key reading "a.b" (`data_key`) and renamed back once
+    loaded, whichever path loaded it (`renamed`: declared key -> feature name).
     """
 
-    checks: tuple[tuple[str, Any], ...] = ()  # (field name, value check) in declared order
-    names: frozenset[str] = frozenset()
-    required: frozenset[str] = frozenset()
+    renamed: dict[str, str] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._bulk = bulk_loader(self)
 
     def load(
         self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None
     ) -> Any:
         many = self.many if many is None else many
-        if partial is None and unknown is None and self.unknown == RAISE:
-            loaded = (
-                self._fast_load(data if many else [data])
-                if many or isinstance(data, dict)
-                else None
-            )
-            if loaded is not None:
-                return loaded if many else loaded[0]
-        return super().load(data, many=many, partial=partial, unknown=unknown)
+        loaded: Any = None
+        if self._bulk is not None and partial is None and unknown is None:
+            loaded = self._bulk(data if many else [data]) if many or type(data) is dict else None
+            if loaded is not None and not many:
+                loaded = loaded[0]
+        if loaded is None:
+            loaded = super().load(data, many=many, partial=partial, unknown=unknown)
+        return self.named(loaded, many) if self.renamed else loaded
+
+    def named(self, loaded: Any, many: bool) -> Any:
+        """Loaded rows under their features' names."""
+        renamed = self.renamed
+        rows = [
+            {renamed.get(k, k): v for k, v in row.items()} for row in (loaded if many else [loaded])
+        ]
+        return rows if many else rows[0]
 
     def _fast_load(self, rows: Any) -> list[dict[str, Any]] | None:
-        """The loaded rows, or None as soon as one row needs marshmallow's error answer."""
+        """The loaded rows, or None when marshmallow must answer (or the schema has no bulk path)."""
+        return None if self._bulk is None else self._bulk(rows)
+
+
+# Field classes whose `_deserialize` is a pure check of one JSON value: the bulk loader may
+# call it directly. Any other field (or a validator, a hook, a default) leaves the schema to
+# marshmallow alone.
+BULK_FIELDS = frozenset(FIELD_BY_TYPE.values())
+
+
+def bulk_loader(schema: Schema) -> Callable[[Any], list[dict[str, Any]] | None] | None:
+    """A loader of valid batches built from the schema's load fields, or None if it cannot be."""
+    if schema.unknown != RAISE or any(schema._hooks[tag] for tag in schema._hooks):
+        return None
+    plan, required = [], set()
+    for name, field in schema.load_fields.items():
+        read, write = name if field.data_key is None else field.data_key, field.attribute or name
+        if not _bulk_ready(write, field):
+            return None
+        plan.append((read, write, field._deserialize, field.allow_none))
+        if field.required:
+            required.add(read)
+    names = frozenset(read for read, *_ in plan)
+
+    def load(rows: Any) -> list[dict[str, Any]] | None:
         if type(rows) is not list:
             return None
-        names, required, checks, loaded = self.names, self.required, self.checks, []
+        loaded = []
         for row in rows:
             if type(row) is not dict or not row.keys() <= names or not required <= row.keys():
                 return None
-            out = {}
-            for name, check in checks:
-                if name in row:
-                    value = check(row[name])
-                    if value is _INVALID:
+            out: dict[str, Any] = {}
+            for read, write, deserialize, nullable in plan:
+                if read in row:
+                    value = row[read]
+                    if value is None:
+                        if not nullable:
+                            return None
+                        out[write] = None
+                        continue
+                    try:
+                        out[write] = deserialize(value, read, row)
+                    except ValidationError:
                         return None
-                    out[name] = value
             loaded.append(out)
         return loaded
 
-
-_INVALID = object()
-
-
-def _number(value: Any) -> Any:
-    kind = type(value)
-    return value if kind is int or (kind is float and math.isfinite(value)) else _INVALID
+    return load
 
 
-def _integer(value: Any) -> Any:
-    kind = type(value)
-    if kind is int:
-        return value
-    return int(value) if kind is float and math.isfinite(value) and value.is_integer() else _INVALID
-
-
-def _category(value: Any) -> Any:
-    return value if type(value) is str else _INVALID
-
-
-def _boolean(value: Any) -> Any:
-    return value if type(value) is bool else _INVALID
-
-
-CHECK_BY_TYPE = {"number": _number, "integer": _integer, "category": _category, "boolean": _boolean}
-
-
-def _nullable(check: Any) -> Any:
-    return lambda value: None if value is None else check(value)
+def _bulk_ready(key: str, field: fields.Field) -> bool:
+    """True when Field.deserialize would add nothing to the field's own `_deserialize`."""
+    return (
+        type(field) in BULK_FIELDS
+        and not (field.validators or field.pre_load or field.post_load)
+        and field.load_default is missing
+        and "." not in key  # marshmallow nests the value of a dotted key: {"a": {"b": v}}
+    )
 
 
 def row_schema(name: str, input_schema: dict[str, Any]) -> Schema:
     """A schema for one row of features; unknown fields are refused."""
-    declared, checks = {}, []
-    for feature in input_schema["features"]:
-        nullable = bool(feature.get("nullable"))
-        declared[feature["name"]] = FIELD_BY_TYPE[feature["type"]](
-            required=not nullable,
-            allow_none=nullable,
+    names = [feature["name"] for feature in input_schema["features"]]
+    keys = dot_free_keys(names)
+    declared = {
+        key: FIELD_BY_TYPE[feature["type"]](
+            data_key=None if key == feature["name"] else feature["name"],
+            required=not feature.get("nullable"),
+            allow_none=bool(feature.get("nullable")),
             metadata={"personal": bool(feature.get("personal"))},
         )
-        check = CHECK_BY_TYPE[feature["type"]]
-        checks.append((feature["name"], _nullable(check) if nullable else check))
-    # from_dict subclasses the class it is called on.
+        for key, feature in zip(keys, input_schema["features"], strict=True)
+    }
     schema_class = cast(type[RowSchema], RowSchema.from_dict(declared, name=f"{name}_features"))
-    schema_class.checks = tuple(checks)
-    schema_class.names = frozenset(declared)
-    schema_class.required = frozenset(n for n, f in declared.items() if f.required)
+    schema_class.renamed = {k: n for k, n in zip(keys, names, strict=True) if k != n}
     return schema_class(unknown=RAISE)
+
+
+def dot_free_keys(names: list[str]) -> list[str]:
+    """Each name, or for one holding a dot a key that holds none and is no other's."""
+    taken, keys = set(names), []
+    for name in names:
+        key = name
+        while "." in key or (key != name and key in taken):
+            key = "_" + key.replace(".", "_")
+        taken.add(key)
+        keys.append(key)
+    return keys
 
 
 class RowSchemas:

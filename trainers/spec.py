@@ -13,6 +13,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validates_sc
 from marshmallow.validate import Length, OneOf, Range, Regexp
 
 from ledger.errors import InvalidCommand
+from ledger.timeline import parse_instant
 from trainers.plain import instant
 
 FEATURE_TYPES = ("number", "integer", "category", "boolean")
@@ -34,12 +35,11 @@ class Instant(fields.Field):
     """An ISO-8601 instant with an offset, kept as a normalised UTC string."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = value.isoformat() if isinstance(value, datetime) else str(value)  # YAML dates
         try:
-            parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-        except ValueError:
-            raise ValidationError("not an ISO-8601 instant, e.g. 2026-03-03T12:00:00Z") from None
-        if parsed.tzinfo is None:
-            raise ValidationError("give the instant an offset, e.g. 2026-03-03T12:00:00Z")
+            parsed = parse_instant(text, attr or "instant")
+        except InvalidCommand as error:
+            raise ValidationError(error.detail) from None
         return instant(parsed)  # type: ignore[return-value]
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -12,6 +11,7 @@ import click
 from api.commands.common import open_ledger
 from ledger.application import cli_actor
 from ledger.errors import InvalidCommand, LedgerError
+from ledger.timeline import parse_instant
 from policies.health import run_health_pass
 from policies.quality_windows import check_batch
 
@@ -158,7 +158,7 @@ def health_pass(
     interval: float,
 ) -> None:
     """Close elapsed feed periods and check new windows of predictions (once, or --loop)."""
-    now = datetime.fromisoformat(now_text.replace("Z", "+00:00")) if now_text else None
+    now = parse_instant(now_text, "--now") if now_text else None
     with open_ledger(ctx) as ledger:
         while True:
             if not loop:

@@ -12,7 +12,7 @@ from ledger.timeline import head_position, resolve_as_of
 from projections.query_catalog import list_deployments, list_models
 from projections.query_performance import performance
 from projections.registry import ALL
-from projections.runner import bring_up_to
+from projections.runner import catch_up
 
 
 @click.command("state")
@@ -31,7 +31,7 @@ def state(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
         position = resolve_as_of(engine, as_of)
         target = position if position is not None else head_position(engine)
         for cls in ALL:
-            bring_up_to(engine, cls, target)
+            catch_up(engine, cls, target)
         answer = _state(engine, position)
     click.echo(json.dumps(answer, indent=2, default=str) if as_json else _text(answer))
 

@@ -8,7 +8,6 @@ read waits up to a few seconds for the projection to pass it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import falcon
@@ -16,7 +15,8 @@ import falcon
 from api import params
 from api.errors import Problem
 from api.services import Services
-from ledger.timeline import to_micros
+from ledger.errors import InvalidCommand
+from ledger.timeline import parse_micros
 from projections.query_catalog import get_model, list_models
 from projections.query_performance import performance
 from projections.query_predictions import list_predictions
@@ -31,8 +31,8 @@ def instant(req: falcon.Request, name: str) -> int | None:
     if not raw:
         return None
     try:
-        return to_micros(datetime.fromisoformat(raw.replace("Z", "+00:00")))
-    except ValueError:
+        return parse_micros(raw, name)
+    except InvalidCommand:
         raise Problem(
             422,
             "invalid_instant",

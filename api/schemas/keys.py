@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from ledger.errors import InvalidCommand
+from ledger.timeline import parse_instant
 
 
 def _aware_instant(value: str) -> None:
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(
-            "use an ISO-8601 instant with an offset, e.g. 2027-01-01T00:00:00Z"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ValidationError("the instant needs an offset, e.g. 2027-01-01T00:00:00Z")
+        parse_instant(value, "expires_at")
+    except InvalidCommand as error:
+        raise ValidationError(error.detail) from None
 
 
 class KeyCreateSchema(Schema):

@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger import ids
 from ledger.errors import Conflict, InvalidCommand
+from ledger.timeline import parse_instant
 
 PERIOD_FLAGS = ("short", "excess", "none")
 QUALITY_SOURCES = ("batch", "window", "file")
@@ -22,16 +23,6 @@ def feed_id(name: str) -> uuid.UUID:
 def quality_check_id(deployment: str, key: str) -> uuid.UUID:
     """A check named by what it covers, so a window checked twice is recorded once."""
     return uuid.uuid5(ids.NAMESPACE, f"quality-check:{deployment}\x00{key}")
-
-
-def parse_instant(text: str, field: str) -> datetime:
-    try:
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        raise InvalidCommand(f"{field} {text!r} is not an ISO-8601 instant", field=field) from None
-    if instant.tzinfo is None:
-        raise InvalidCommand(f"{field} needs an offset, e.g. 2026-03-03T12:00:00Z", field=field)
-    return instant.astimezone(UTC)
 
 
 def iso_instant(instant: datetime) -> str:

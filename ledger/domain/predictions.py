@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -106,10 +106,22 @@ class Prediction(Aggregate):
 PREDICTION_TOPIC = get_topic(Prediction)
 MADE_TOPIC = get_topic(Prediction.Made)
 # The event's own fields in its order (after originator id, version, timestamp and topic).
-MADE_FIELDS = tuple(f.name for f in fields(Prediction.Made))[4:]
+MADE_FIELDS = tuple(fields(Prediction.Made))[4:]
+MADE_NAMES = tuple(f.name for f in MADE_FIELDS)
+
+
+def with_made_fields(cls: type) -> type:
+    """Give `cls` the Made event's own fields, first and in the event's order.
+
+    The event is the one definition: a field added to Made is a field of NewPrediction.
+    """
+    own = cls.__dict__.get("__annotations__", {})
+    cls.__annotations__ = {**{f.name: f.type for f in MADE_FIELDS}, **own}
+    return cls
 
 
 @dataclass(slots=True)
+@with_made_fields
 class NewPrediction:
     """A prediction to record, without the aggregate: its Made event, stored as Prediction's.
 
@@ -119,21 +131,14 @@ class NewPrediction:
     (tests/unit/test_new_prediction.py), for a fraction of that.
     """
 
-    deployment: str
-    deployment_version: int
-    request_id: str
-    body_digest: str
-    features: dict[str, Any]
-    sealed: dict[str, Any] | None
-    outputs: dict[str, Any]
-    served_model: str
-    policy: dict[str, Any]
-    leader: str | None
-    flags: list[str]
-    scoring: dict[str, Any]
-    actor: str
     id: UUID = field(init=False)
     timestamp: datetime = field(init=False)
+
+    if TYPE_CHECKING:  # the Made event's fields, which with_made_fields adds at import
+
+        def __init__(self, **made_fields: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __post_init__(self) -> None:
         self.id = ids.prediction_id(self.deployment, self.request_id)
@@ -142,7 +147,7 @@ class NewPrediction:
     def stored_event(self, mapper: Mapper[UUID]) -> StoredEvent:
         """What mapper.to_stored_event(Prediction(...)'s Made event) returns."""
         state: dict[str, Any] = {"timestamp": self.timestamp, "originator_topic": PREDICTION_TOPIC}
-        for name in MADE_FIELDS:
+        for name in MADE_NAMES:
             state[name] = getattr(self, name)
         data = mapper.transcoder.encode(state)
         if mapper.compressor:

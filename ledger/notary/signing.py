@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import InvalidCommand
+from ledger.timeline import parse_micros
 
 PAYLOAD_HEADER = "provenance-ledger digest v1"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -43,10 +44,7 @@ def us_to_iso(us: int | None) -> str | None:
 
 
 def iso_to_us(text: str) -> int:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise InvalidCommand(f"instant {text!r} has no UTC offset")
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return parse_micros(text, "instant")
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
-from policies.feeds import catch_up
 from projections import events as ev
 from projections.cubes import DAY_US
 from projections.predictions import PredictionsProjection
+from projections.runner import catch_up
 from projections.snapshot import snapshot
 
 AUTOPILOT_PREFIX = "rule:autopilot."

@@ -64,12 +64,16 @@ class Server:
     def log(self) -> Path:
         return self.home / "server.log"
 
+    def command(self, *extra: str) -> list[str]:
+        """What `start` runs: `ledger serve` on this server's port."""
+        return ledger_cli(
+            "serve", "--port", str(self.port), "--workers", "2", "--threads", "4", *extra
+        )
+
     def start(self, *extra: str, timeout: float = 90) -> Server:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                ledger_cli(
-                    "serve", "--port", str(self.port), "--workers", "2", "--threads", "4", *extra
-                ),
+                self.command(*extra),
                 cwd=self.home,
                 env=self.env,
                 stdout=out,

@@ -18,9 +18,10 @@ import pytest
 
 from ledger.application import Ledger
 from ledger.settings import Settings
-from policies.feeds import catch_up, close_elapsed_periods
+from policies.feeds import close_elapsed_periods
 from policies.quality_windows import check_recent_windows
 from projections.registry import ALL
+from projections.runner import catch_up
 from tests.e2e.server import REPO, Server
 from trainers import demo_data
 

@@ -9,8 +9,10 @@ import sqlalchemy as sa
 
 from ledger.domain.predictions import Prediction
 from ledger.errors import Conflict, InvalidCommand
-from policies.feeds import RULE, catch_up, close_elapsed_periods
+from policies.feeds import RULE, close_elapsed_periods
 from projections import health_queries as q
+from projections.health import HealthProjection
+from projections.runner import catch_up
 
 HOUR = 3600
 
@@ -47,7 +49,7 @@ def test_a_feed_that_gets_300_of_1000_is_short_and_an_empty_hour_is_none(ledger)
     closed = close_elapsed_periods(ledger, now=hour + timedelta(hours=2, seconds=1))
 
     assert [(c["received"], c["flags"]) for c in closed] == [(300, ["short"]), (0, ["none"])]
-    catch_up(ledger.engine)
+    catch_up(ledger.engine, HealthProjection)
     with ledger.engine.connect() as conn:
         periods = q.periods(conn, "transactions")
     assert [(p["expected"], p["received"], p["flags"], p["closed_by"]) for p in periods] == [
@@ -98,11 +100,11 @@ def test_a_report_for_a_closed_period_is_refused_and_bad_counts_are_invalid(ledg
 def test_periods_as_of_a_position_show_only_what_was_closed_by_then(ledger):
     ledger.declare_feed("tx", expected_count=10, period_seconds=HOUR, actor="test")
     close_elapsed_periods(ledger, now=this_hour() + timedelta(hours=1))
-    catch_up(ledger.engine)
+    catch_up(ledger.engine, HealthProjection)
     with ledger.engine.connect() as conn:
         first = q.periods(conn, "tx")[0]["position"]
     close_elapsed_periods(ledger, now=this_hour() + timedelta(hours=3))
-    catch_up(ledger.engine)
+    catch_up(ledger.engine, HealthProjection)
     with ledger.engine.connect() as conn:
         assert len(q.periods(conn, "tx")) == 3
         assert len(q.periods(conn, "tx", position=first)) == 1
@@ -110,7 +112,6 @@ def test_periods_as_of_a_position_show_only_what_was_closed_by_then(ledger):
 
 
 def test_the_health_tables_rebuilt_from_the_log_equal_the_incremental_ones(ledger):
-    from projections.health import HealthProjection
     from projections.runner import Runner
 
     ledger.declare_feed(
@@ -119,7 +120,7 @@ def test_the_health_tables_rebuilt_from_the_log_equal_the_incremental_ones(ledge
     ledger.record_predictions([prediction("churn", f"r{i}") for i in range(4)])
     ledger.report_ingestion("tx", 2, actor="test")
     close_elapsed_periods(ledger, now=this_hour() + timedelta(hours=2))
-    catch_up(ledger.engine)
+    catch_up(ledger.engine, HealthProjection)
 
     def rows() -> dict[str, list]:
         with ledger.engine.connect() as conn:

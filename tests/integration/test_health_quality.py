@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ledger.domain.predictions import Prediction
-from policies.feeds import catch_up
 from policies.quality_windows import check_batch, check_recent_windows
 from projections import health_queries as q
+from projections.health import HealthProjection
+from projections.runner import catch_up
 from tests.integration import health_support
 from tests.integration.health_support import demo_rows
 
@@ -59,7 +60,7 @@ def test_a_window_is_checked_once_and_partial_windows_wait_unless_flushed(churn)
     assert check_recent_windows(churn, window=100) == []
     [rest] = check_recent_windows(churn, window=100, flush=True)
     assert rest.covers["rows"] == 50
-    catch_up(churn.engine)
+    catch_up(churn.engine, HealthProjection)
     with churn.engine.connect() as conn:
         checks = q.quality_checks(conn, "churn")
     assert [c["rows"] for c in checks] == [50, 100]
