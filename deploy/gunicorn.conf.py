@@ -1,8 +1,10 @@
 """`gunicorn -c deploy/gunicorn.conf.py api.wsgi:app`: the options `ledger serve` uses.
 
-Worker class: gthread with keep-alive off (api/gunicorn_app.py explains why). Set
+Worker class: gthread with a read deadline per request (api/gunicorn_worker.py) and
+keep-alive off (api/gunicorn_app.py explains why). Set
 LEDGER_HOST, LEDGER_PORT, LEDGER_WORKERS and LEDGER_THREADS to change the defaults;
-the database comes from LEDGER_DATABASE_URL as everywhere else.
+the database (LEDGER_DATABASE_URL) and the read deadline (LEDGER_BODY_TIMEOUT_SECONDS)
+come from the environment as everywhere else.
 """
 
 import os

@@ -30,6 +30,7 @@ class Settings:
     max_model_bytes: int = 256 * 1024 * 1024
     page_limit: int = 1000
     digest_interval_seconds: int = 300
+    body_timeout_seconds: float = 10.0  # a request must arrive in full within this (408 after)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,5 +58,6 @@ class Settings:
             artifact_cache_bytes=int(
                 os.environ.get("LEDGER_ARTIFACT_CACHE_BYTES", 512 * 1024 * 1024)
             ),
+            body_timeout_seconds=float(os.environ.get("LEDGER_BODY_TIMEOUT_SECONDS", 10.0)),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
