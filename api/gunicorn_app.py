@@ -27,12 +27,13 @@ def server_options(
     workers: int | None = None,
     threads: int = 8,
 ) -> dict[str, Any]:
-    """Gunicorn settings: gthread workers (0 or None: default_workers), keep-alive off."""
+    """Gunicorn settings: gthread workers with a read deadline, keep-alive off (see below)."""
     return {
         "bind": f"{host}:{port}",
         "workers": workers or default_workers(),
-        # Threads let one process's group committer batch many callers' inserts.
-        "worker_class": "gthread",
+        # Threads let one process's group committer batch many callers' inserts; each
+        # request must arrive within Settings.body_timeout_seconds (api/gunicorn_worker.py).
+        "worker_class": "api.gunicorn_worker.BoundedThreadWorker",
         "threads": threads,
         # With keep-alive, gthread can pin every client connection to one worker and
         # halve throughput (measured with wrk); closing after each answer keeps them balanced.

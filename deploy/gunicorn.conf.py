@@ -1,7 +1,8 @@
 """`gunicorn -c deploy/gunicorn.conf.py api.wsgi:app`: the options `ledger serve` uses.
 
-Worker class: gthread with keep-alive off (api/gunicorn_app.py explains why). LEDGER_HOST,
-LEDGER_PORT, LEDGER_WORKERS, LEDGER_THREADS and every other variable are read once here, by
+Worker class: gthread with a read deadline per request (api/gunicorn_worker.py) and
+keep-alive off (api/gunicorn_app.py explains why). LEDGER_HOST, LEDGER_PORT, LEDGER_WORKERS,
+LEDGER_THREADS, LEDGER_BODY_TIMEOUT_SECONDS and every other variable are read once here, by
 ledger.settings (docs/CONFIGURATION.md); each worker reads the same environment at its start.
 """
 

@@ -197,6 +197,12 @@ class Settings:
         "API worker processes; 0: one per core, from 2 to 8.",
     )
     threads: int = setting("LEDGER_THREADS", 8, "Threads per API worker.", check=at_least(1))
+    body_timeout_seconds: float = setting(
+        "LEDGER_BODY_TIMEOUT_SECONDS",
+        10.0,
+        "Seconds a request (headers and body) has to arrive in full, from when its connection"
+        " is queued for a thread; 408 past it.",
+    )
     demo_drift: bool = setting(
         "LEDGER_DEMO_DRIFT", True, "`ledger serve --demo` also sends drifted traffic."
     )

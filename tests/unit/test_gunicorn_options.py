@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from gunicorn.workers.gthread import ThreadWorker
+
 from api.gunicorn_app import LedgerServer, prepare_metrics_dir, server_options
 from api.sidecars import ledger_command
 from ledger.settings import Settings
@@ -14,13 +16,14 @@ def test_workers_are_gthread_with_keep_alive_off_and_the_app_built_after_the_for
     assert (
         options["bind"] == "127.0.0.1:8123" and options["workers"] == 3 and options["threads"] == 5
     )
-    assert options["worker_class"] == "gthread" and options["keepalive"] == 0
+    assert options["worker_class"] == "api.gunicorn_worker.BoundedThreadWorker"
+    assert options["keepalive"] == 0
     assert options["preload_app"] is False
 
 
 def test_every_option_is_one_gunicorn_knows(tmp_path):
     server = LedgerServer(Settings(home=tmp_path), server_options())
-    assert server.cfg.worker_class_str == "gthread" and server.cfg.keepalive == 0
+    assert issubclass(server.cfg.worker_class, ThreadWorker) and server.cfg.keepalive == 0
 
 
 def test_the_metrics_directory_is_emptied_and_exported(tmp_path, monkeypatch):
