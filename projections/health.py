@@ -13,11 +13,11 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from ledger.domain.feeds import Feed, QualityCheck
+from ledger.domain.predictions import Prediction
 from projections import events as ev
 from projections.base import BIGINT, JSON, Projection
 
-FEED = ev.PREFIX + "feeds:Feed."
-QUALITY = ev.PREFIX + "feeds:QualityCheck.Recorded"
 MICROS = 1_000_000
 
 
@@ -34,8 +34,14 @@ class HealthProjection(Projection):
         None  # feeds per deployment, for one page
     )
     topics = frozenset(
-        {FEED + k for k in ("Declared", "ExpectationChanged", "IngestionReported", "PeriodClosed")}
-        | {QUALITY, ev.PREDICTION + "Made"}
+        {
+            Feed.Declared,
+            Feed.ExpectationChanged,
+            Feed.IngestionReported,
+            Feed.PeriodClosed,
+            QualityCheck.Recorded,
+            Prediction.Made,
+        }
     )
 
     @classmethod
