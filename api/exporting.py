@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger import log
 from ledger.application import Ledger
 from ledger.domain.audits import Export
 from ledger.errors import InvalidCommand
@@ -89,9 +90,7 @@ def _signed_digest(ledger: Ledger, position: int) -> dict[str, Any] | None:
     if not rows:
         return None
     with ledger.engine.connect() as conn:
-        recorded_at = conn.exec_driver_sql(
-            f"SELECT recorded_at FROM ledger_events WHERE id = {int(position)}"
-        ).scalar_one()
+        recorded_at = log.time_of(conn, position)
     return sign_digest(load_private_key(key_path), position, rows[0][2], recorded_at).to_json()
 
 

@@ -83,8 +83,8 @@ def write_digest(writer: object, key_path: Path) -> None:
 def digest_writer(database_url: str, interval: int) -> tuple[object, Path]:
     """The notary's digest writer on this database, and the key file it signs with."""
     from ledger import notary
+    from ledger.database import create_engine
     from ledger.settings import Settings
-    from ledger.storage import create_engine
 
     settings = Settings.from_env(database_url=database_url)
     key_path = notary.default_key_path(settings)

@@ -288,6 +288,12 @@ def last_version(conn: sa.Connection, originator_id: uuid.UUID) -> int | None:
     return conn.execute(query).scalar_one()
 
 
+def count(conn: sa.Connection, classes: Iterable[type]) -> int:
+    """How many events of these classes are stored."""
+    query = sa.select(sa.func.count()).where(EVENTS.c.topic.in_(topics(classes)))
+    return int(conn.execute(query).scalar_one())
+
+
 def originators(conn: sa.Connection, classes: Iterable[type]) -> list[str]:
     """Every originator with an event of these classes, once each, as text."""
     query = sa.select(EVENTS.c.originator_id).where(EVENTS.c.topic.in_(topics(classes)))

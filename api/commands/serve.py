@@ -8,8 +8,8 @@ import sys
 import click
 
 from api.commands.common import settings_from
+from ledger.database import is_postgres
 from ledger.settings import Settings
-from ledger.storage import is_postgres
 
 
 def start_sidecars(settings: Settings) -> subprocess.Popen[bytes]:
