@@ -9,7 +9,7 @@ one class version wrote it. So they refuse (StaleReader) an event of another ver
 `fields` checks each row, the SQL builders check the class when they build.
 
 Events are named by their classes, never by topic strings: `topic(Prediction.Made)`.
-This module and the recorder are the only code that names the event table.
+Above the ledger nothing else names the event table or a topic (tests/unit/test_log_door.py).
 """
 
 from __future__ import annotations
