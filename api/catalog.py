@@ -8,13 +8,11 @@ the Created events are read from the log by topic, which scans it: fine while sm
 
 from __future__ import annotations
 
-import orjson
 import sqlalchemy as sa
 
+from ledger import log
+from ledger.domain.deployments import Deployment
 from ledger.errors import LedgerError
-from ledger.storage import EVENTS_TABLE
-
-CREATED_TOPIC = "ledger.domain.deployments:Deployment.Created"
 
 
 def deployment_names(engine: sa.Engine, upto: int | None) -> list[str]:
@@ -39,14 +37,9 @@ def _from_projection(engine: sa.Engine, upto: int | None) -> tuple[int | None, s
 
 def created_after(engine: sa.Engine, after: int, upto: int | None) -> list[str]:
     """Names of deployments created after a position (and at or before `upto`)."""
-    sql = f"SELECT state FROM {EVENTS_TABLE} WHERE id > :a AND topic = :t"
-    if upto is not None:
-        sql += " AND id <= :u"
     with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(sql + " ORDER BY id"), {"a": after, "t": CREATED_TOPIC, "u": upto}
-        ).fetchall()
-    return [orjson.loads(bytes(r[0]))["name"] for r in rows]
+        created = log.by_topic(log.mapper(), conn, [Deployment.Created], after, upto)
+    return [event.name for event in created]
 
 
 def page(names: list[str], after: str | None, limit: int) -> tuple[list[str], str | None]:

@@ -260,12 +260,13 @@ def projector_lag(engine: Any) -> dict[str, int]:
     """Events recorded past each projection's position (no projection yet: nothing)."""
     import sqlalchemy as sa
 
+    from ledger import log
     from projections.base import positions
 
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(positions.name):
             return {}
-        head = conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM ledger_events").scalar_one()
+        head = log.head(conn)
         rows = conn.execute(sa.select(positions.c.name, positions.c.position)).all()
     return {name: max(0, int(head) - int(position)) for name, position in rows}
 

@@ -14,15 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from eventsourcing.persistence import StoredEvent
-
+from ledger import log
 from ledger.application import Ledger
-from ledger.ids import as_uuid
-from ledger.storage import EVENTS_TABLE
+from ledger.domain.predictions import Prediction
 
-MADE = "ledger.domain.predictions:Prediction.Made"
-OUTCOME = "ledger.domain.predictions:Prediction.OutcomeRecorded"
 PAGE = 2000
 
 # (method, path, body) -> (status, parsed JSON body)
@@ -97,29 +92,15 @@ def source_made_class() -> type:
 
 def _events(source: Ledger, after: int, until: int | None) -> Iterator[tuple[int, int, Any]]:
     last = after
-    bound = "" if until is None else " AND id <= :until"
+    classes = [Prediction.Made, Prediction.OutcomeRecorded]
     while True:
         with source.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    f"SELECT id, originator_id, originator_version, topic, state, recorded_at FROM {EVENTS_TABLE} "
-                    f"WHERE id > :last{bound} AND topic IN (:made, :outcome) ORDER BY id LIMIT {PAGE}"
-                ),
-                {"last": last, "until": until, "made": MADE, "outcome": OUTCOME},
-            ).fetchall()
+            rows = log.rows(conn, after=last, upto=until, classes=classes, limit=PAGE)
         if not rows:
             return
         for r in rows:
-            event = source.mapper.to_domain_event(
-                StoredEvent(
-                    originator_id=as_uuid(r.originator_id),
-                    originator_version=r.originator_version,
-                    topic=r.topic,
-                    state=bytes(r.state),
-                )
-            )
-            yield r.id, r.recorded_at, event
-        last = rows[-1].id
+            yield r.position, r.recorded_at, log.decode(source.mapper, r)
+        last = rows[-1].position
 
 
 def _features(source: Ledger, event: Any) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ledger.storage import create_engine
+from ledger.database import create_engine
 from projections.base import read_position
 
 log = logging.getLogger("api.replica")

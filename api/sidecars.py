@@ -89,7 +89,7 @@ def write_digest(writer: object, key_path: Path) -> None:
 def digest_writer(settings: Settings, interval: int) -> tuple[object, Path]:
     """The notary's digest writer on this database, and the key file it signs with."""
     from ledger import notary
-    from ledger.storage import create_engine
+    from ledger.database import create_engine
 
     key_path = notary.default_key_path(settings)
     engine = create_engine(settings.database_url)

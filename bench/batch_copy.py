@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import create_postgres_database, drop_postgres_database
+from ledger import log
 from ledger.application import Ledger
 from ledger.settings import Settings
-from ledger.storage import EVENTS_TABLE
 from tests.integration.api_support import ROW, deployment_with_models, make_api
 
 
@@ -74,22 +74,19 @@ def scored_batch(api: Any, body: list[dict[str, Any]], batch_id: str) -> tuple[f
 
 def head(ledger: Ledger) -> int:
     with ledger.engine.connect() as conn:
-        return int(
-            conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {EVENTS_TABLE}").scalar_one()
-        )
+        return log.head(conn)
 
 
 def copy_rows(ledger: Ledger, after: int) -> tuple[float, float, int]:
     """(wall s, CPU s, rows) of COPYing the rows stored after `after` into a twin of the event table."""
+    events = log.EVENTS.name  # the storage layer itself is what this measures
     with ledger.engine.begin() as conn:
         stored = conn.exec_driver_sql(
-            f"SELECT originator_id, originator_version, topic, state, recorded_at FROM {EVENTS_TABLE} "
+            f"SELECT originator_id, originator_version, topic, state, recorded_at FROM {events} "
             "WHERE id > %(a)s ORDER BY id",
             {"a": after},
         ).fetchall()
-        conn.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS bench_copy (LIKE {EVENTS_TABLE} INCLUDING ALL)"
-        )
+        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS bench_copy (LIKE {events} INCLUDING ALL)")
     text = "".join(f"{r[0]}\t{r[1]}\t{r[2]}\t\\\\x{bytes(r[3]).hex()}\t{r[4]}\n" for r in stored)
     raw = ledger.engine.raw_connection()
     try:

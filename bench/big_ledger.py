@@ -28,14 +28,14 @@ from typing import Any
 from bench.as_of import now_and_as_of_ms, reads
 from bench.common import create_postgres_database, drop_postgres_database
 from bench.rebuild import build_ledger, report
+from ledger import log
 from ledger.application import Ledger
+from ledger.domain.predictions import Prediction
 from ledger.settings import Settings
 from projections import events as ev
 from projections.registry import ALL
 from projections.runner import Runner
 from tests.integration.api_support import make_api
-
-MADE = "ledger.domain.predictions:Prediction.Made"
 
 
 def child(command: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
@@ -79,9 +79,9 @@ def provenance_latency(ledger: Ledger, lookups: int) -> dict[str, float]:
         chosen = [
             str(r[0])
             for r in conn.exec_driver_sql(
-                "SELECT originator_id FROM ledger_events TABLESAMPLE BERNOULLI (5) REPEATABLE (1) "
+                f"SELECT originator_id FROM {log.EVENTS.name} TABLESAMPLE BERNOULLI (5) REPEATABLE (1) "
                 "WHERE topic = %(t)s LIMIT %(n)s",
-                {"t": MADE, "n": lookups + 20},
+                {"t": log.topic(Prediction.Made), "n": lookups + 20},
             )
         ]
     times = []

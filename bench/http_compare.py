@@ -285,14 +285,13 @@ def callers_per_commit(server: Server, keys: dict[str, str]) -> float | None:
 def made_events(url: str) -> int:
     import sqlalchemy as sa
 
+    from ledger import log
+    from ledger.domain.predictions import Prediction
+
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return int(
-                conn.exec_driver_sql(
-                    "SELECT count(*) FROM ledger_events WHERE topic = 'ledger.domain.predictions:Prediction.Made'"
-                ).scalar_one()
-            )
+            return log.count(conn, [Prediction.Made])
     finally:
         engine.dispose()
 

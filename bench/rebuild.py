@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from bench.common import Figure, create_postgres_database, drop_postgres_database, print_table
+from ledger import log
 from ledger.application import Ledger
 from ledger.domain.predictions import Prediction
 from ledger.settings import Settings
@@ -156,7 +157,7 @@ def raw_read(ledger: Ledger, decode: bool = True) -> int:
     with ledger.engine.connect() as conn:
         top = ev.head(conn)
         while position < top:
-            rows, position = ev.read_page(conn, position, top, 1000)
+            rows, position = log.raw_page(conn, position, top, 1000)
             if decode:
                 for row in rows:
                     orjson.loads(row[4])

@@ -19,11 +19,12 @@ from pathlib import Path
 from eventsourcing.persistence import StoredEvent
 
 from bench.common import create_postgres_database, drop_postgres_database
-from ledger import notary
+from ledger import log, notary
 from ledger.application import Ledger
+from ledger.domain.predictions import Prediction
 from ledger.settings import Settings
 
-TOPIC = "ledger.domain.predictions:Prediction.Made"
+TOPIC = log.topic(Prediction.Made)
 
 
 def fabricate(count: int, state_bytes: int, start: int) -> list[StoredEvent]:

@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger import ids, recording
 from ledger.artifacts import ArtifactStore
+from ledger.database import create_engine
 from ledger.domain.access import ApiKey, SigningKey
 from ledger.domain.datasets import Dataset
 from ledger.domain.deployments import Deployment
@@ -31,7 +32,7 @@ from ledger.keyfiles import pepper
 from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
 from ledger.read_cache import ReadCache
 from ledger.settings import Settings
-from ledger.storage import LedgerFactory, LedgerRecorder, create_engine
+from ledger.storage import LedgerFactory, LedgerRecorder
 from ledger.timeline import parse_instant, version_at
 
 

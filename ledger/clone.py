@@ -10,9 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.artifacts import artifacts_table
+from ledger.database import is_postgres
 from ledger.errors import Conflict
 from ledger.ids import as_uuid
-from ledger.storage import CLOCK_TABLE, EVENTS_TABLE, is_postgres
+from ledger.storage import CLOCK_TABLE, EVENTS_TABLE
 
 PAGE = 5000
 MODEL_REGISTERED = "ledger.domain.models:Model.Registered"

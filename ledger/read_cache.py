@@ -21,7 +21,8 @@ from uuid import UUID
 import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
 
-from ledger.storage import EVENTS_TABLE, is_postgres
+from ledger.database import is_postgres
+from ledger.storage import EVENTS_TABLE
 
 T = TypeVar("T")
 CHAIN_TABLE = "ledger_chain"  # ledger.notary.reads.CHAIN_TABLE, without importing the notary

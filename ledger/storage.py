@@ -10,7 +10,6 @@ The writers' lock is the clock row on PostgreSQL (see lean_insert) and SQLite's 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,6 +22,7 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.database import create_engine, is_postgres  # noqa: F401 - the ledger's modules import both from here
 from ledger.group_commit import GroupCommitter
 from ledger.lean_insert import CLOCK_TABLE as CLOCK_TABLE  # `as`: re-exported
 from ledger.lean_insert import (
@@ -49,35 +49,6 @@ class LedgerEventRecord(StoredEventRecord):  # type: ignore[misc]  # an untyped 
     __table_args__ = (
         Index("stored_aggregate_event_index", "originator_id", "originator_version", unique=True),
     )
-
-
-def is_postgres(url_or_engine: Any) -> bool:
-    name = url_or_engine.dialect.name if hasattr(url_or_engine, "dialect") else str(url_or_engine)
-    return name.startswith("postgres")
-
-
-def create_engine(url: str, **kwargs: Any) -> sa.Engine:
-    """An engine configured for the ledger: WAL and a long busy timeout on SQLite."""
-    if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        kwargs.setdefault("connect_args", {"timeout": 60, "check_same_thread": False})
-        engine = sa.create_engine(url, **kwargs)
-
-        @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
-
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 8)
-    kwargs.setdefault("max_overflow", 16)
-    return sa.create_engine(url, **kwargs)
 
 
 class LedgerDatastore(SQLAlchemyDatastore):

@@ -99,7 +99,7 @@ def resolve_as_of(engine: sa.Engine, text: str | None) -> int | None:
 
 def version_at(conn: sa.Connection, originator_id: object, position: int) -> int | None:
     """An aggregate's version as of a position (None if it did not exist yet)."""
-    from ledger.storage import is_postgres
+    from ledger.database import is_postgres
 
     oid = str(originator_id) if is_postgres(conn) else _uuid_bytes(originator_id)
     version: int | None = conn.execute(

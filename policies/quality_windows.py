@@ -16,9 +16,11 @@ import numpy as np
 import orjson
 import sqlalchemy as sa
 
+from ledger import log
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
 from ledger.domain.feeds import QualityCheck
+from ledger.domain.predictions import Prediction
 from policies.quality import OutlierScorer, Report, check_rows, thresholds_from
 from projections import events as ev
 from projections import health_queries as q
@@ -183,25 +185,11 @@ def _current_deployments(conn: sa.Connection) -> list[str]:
 
 def _predictions_after(engine: sa.Engine, position: int, page: int = 2000):  # noqa: ANN202 - a generator
     """Prediction.Made events after a position, in order, an id range at a time."""
-    t = ev.events_table
     with engine.connect() as conn:
         upto = ev.head(conn)
     while position < upto:
-        high = min(upto, position + page)
-        query = (
-            sa.select(
-                t.c.id,
-                t.c.originator_id,
-                t.c.originator_version,
-                t.c.topic,
-                t.c.state,
-                t.c.recorded_at,
-            )
-            .where(t.c.id > position, t.c.id <= high, t.c.topic == ev.PREDICTION + "Made")
-            .order_by(t.c.id)
-        )
         with engine.connect() as conn:
-            rows = conn.execute(query).all()
+            rows, high = log.raw_page(conn, position, upto, page, [Prediction.Made])
         for row in rows:
             yield ev.decode(row)
         position = high

@@ -14,19 +14,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
+from ledger import log
 from ledger.application import Ledger
+from ledger.domain.deployments import Deployment
+from ledger.domain.predictions import Prediction
 from ledger.errors import InvalidCommand
 from ledger.privacy import ForgetResult, forget_ref
-from ledger.storage import EVENTS_TABLE
 
 RULE = "rule:retention v1"
 LEGAL_FLOOR_DAYS = 183  # six months, the floor for automatically generated logs
 DAY_US = 86_400 * 1_000_000
-MADE = "ledger.domain.predictions:Prediction.Made"
-CREATED = "ledger.domain.deployments:Deployment.Created"
 
 
 @dataclass
@@ -110,27 +109,23 @@ def sealed_predictions(
     """(subject ref, recorded-at) of the deployment's sealed predictions, read from the log.
 
     Reads the whole log's predictions: correct even when projections lag, and run rarely.
+    Their stored JSON is read as Prediction.Made version 1 wrote it (log.fields refuses others).
     """
     after = 0
-    sql = sa.text(
-        f"SELECT id, state, recorded_at FROM {EVENTS_TABLE} WHERE topic = :t AND id > :a "
-        "ORDER BY id LIMIT :n"
-    )
     while True:
         with engine.connect() as conn:
-            rows = conn.execute(sql, {"t": MADE, "a": after, "n": page}).all()
-        for _id, state, at in rows:
-            made = orjson.loads(bytes(state))
+            rows = log.rows(conn, after=after, classes=[Prediction.Made], limit=page)
+        for row in rows:
+            made = log.fields(row)
             ref = (made.get("sealed") or {}).get("subject_ref")
             if ref and made.get("deployment") == deployment:
-                yield ref, int(at)
+                yield ref, int(row.recorded_at)
         if len(rows) < page:
             return
-        after = rows[-1][0]
+        after = rows[-1].position
 
 
 def deployment_names(ledger: Ledger) -> list[str]:
     """Every deployment ever created (few: one event each)."""
-    sql = sa.text(f"SELECT state FROM {EVENTS_TABLE} WHERE topic = :t ORDER BY id")
     with ledger.engine.connect() as conn:
-        return [orjson.loads(bytes(s))["name"] for (s,) in conn.execute(sql, {"t": CREATED})]
+        return [e.name for e in log.by_topic(ledger.mapper, conn, [Deployment.Created])]

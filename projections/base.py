@@ -34,7 +34,7 @@ class Projection:
 
     name: ClassVar[str]
     version: ClassVar[int]
-    topics: ClassVar[frozenset[str] | None] = None  # None: every event
+    topics: ClassVar[frozenset[type] | None] = None  # the event classes read; None: every event
     rebuild_page: ClassVar[int | None] = (
         None  # events a rebuild page spans (None: the runner's default)
     )

@@ -7,14 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
+from ledger import log
 from ledger.application import Ledger
+from ledger.domain.predictions import Prediction
 from ledger.ids import as_uuid
-from ledger.storage import EVENTS_TABLE
 
-MADE = "ledger.domain.predictions:Prediction.Made"
-OUTCOME = "ledger.domain.predictions:Prediction.OutcomeRecorded"
 PAGE = 2000
 
 
@@ -56,45 +53,30 @@ def answers(
     ledger: Ledger, after: int = 0, until: int | None = None, deployment: str | None = None
 ) -> Iterator[tuple[tuple[str, str], Answer]]:
     """(deployment, request id) -> the served answer, in position order."""
-    import orjson
-
     last = after
     while True:
-        bound = "" if until is None else " AND id <= :until"
         with ledger.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    f"SELECT id, state FROM {EVENTS_TABLE} WHERE id > :last{bound} AND topic = :made "
-                    f"ORDER BY id LIMIT {PAGE}"
-                ),
-                {"last": last, "until": until, "made": MADE},
-            ).fetchall()
+            rows = log.rows(conn, after=last, upto=until, classes=[Prediction.Made], limit=PAGE)
         if not rows:
             return
         for row in rows:
-            # The canonical stored state; these fields are plain JSON values.
-            state = orjson.loads(bytes(row.state))
-            if deployment and state["deployment"] != deployment:
+            made = log.decode(ledger.mapper, row)
+            if deployment and made.deployment != deployment:
                 continue
-            served = state["served_model"]
+            served = made.served_model
             yield (
-                (state["deployment"], state["request_id"]),
-                Answer(state["outputs"][served]["value"], served, state["outputs"]),
+                (made.deployment, made.request_id),
+                Answer(made.outputs[served]["value"], served, made.outputs),
             )
-        last = rows[-1].id
+        last = rows[-1].position
 
 
 def outcomes(ledger: Ledger) -> dict[tuple[str, str], Any]:
     """The latest actual outcome per (deployment, request id)."""
     found: dict[tuple[str, str], Any] = {}
     with ledger.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                f"SELECT originator_id FROM {EVENTS_TABLE} WHERE topic = :o GROUP BY originator_id"
-            ),
-            {"o": OUTCOME},
-        ).fetchall()
-    for (originator_id,) in rows:
+        originators = log.originators(conn, [Prediction.OutcomeRecorded])
+    for originator_id in originators:
         prediction = ledger.prediction(as_uuid(originator_id))
         if prediction.outcome is not None:
             found[(prediction.deployment, prediction.request_id)] = prediction.outcome["actual"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ledger.domain.deployments import Deployment
 from projections import events as ev
 from projections.base import BIGINT, JSON, Projection
 
@@ -21,7 +22,17 @@ class DeploymentsProjection(Projection):
 
     name = "deployments"
     version = 1
-    topics = None  # deployment events only; filtered by prefix in apply
+    topics = frozenset(
+        {
+            Deployment.Created,
+            Deployment.SchemaChanged,
+            Deployment.PolicyChanged,
+            Deployment.SettingsChanged,
+            Deployment.ModelAdded,
+            Deployment.ModelRetired,
+            Deployment.LeaderChanged,
+        }
+    )
 
     @classmethod
     def define(cls, metadata: sa.MetaData, suffix: str) -> dict[str, sa.Table]:
@@ -57,19 +68,6 @@ class DeploymentsProjection(Projection):
             sa.Index(f"ix_pj_leader_history{suffix}", "deployment", "position"),
         )
         return {"versions": versions, "leaders": leaders}
-
-    @classmethod
-    def event_topics(cls) -> frozenset[str]:
-        kinds = (
-            "Created",
-            "SchemaChanged",
-            "PolicyChanged",
-            "SettingsChanged",
-            "ModelAdded",
-            "ModelRetired",
-            "LeaderChanged",
-        )
-        return frozenset(ev.DEPLOYMENT + k for k in kinds)
 
     def apply(self, conn: sa.Connection, events: Sequence[ev.Event]) -> None:
         for event in events:
@@ -158,6 +156,3 @@ class DeploymentsProjection(Projection):
                     actor=s["actor"],
                 )
             )
-
-
-DeploymentsProjection.topics = DeploymentsProjection.event_topics()

@@ -27,8 +27,6 @@ from projections.cubes import (
 from projections.slicing import ERASED
 from projections.tables import CUBE_KEY, SUMS
 
-FORGOTTEN = ev.PREFIX + "subjects:Subject.Forgotten"
-
 
 def erased_slices(slices: Mapping[str, str] | None) -> dict[str, str] | None:
     """The same slice features, every value `erased`."""

@@ -14,18 +14,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-from eventsourcing.persistence import StoredEvent
-
+from ledger import log
 from ledger.application import Ledger
+from ledger.database import is_postgres
+from ledger.domain.predictions import Prediction
 from ledger.errors import InvalidCommand
-from ledger.ids import as_uuid
-from ledger.storage import EVENTS_TABLE, is_postgres
 from ledger.timeline import iso
 
 FORMATS = ("csv", "jsonl", "parquet")
-MADE = "ledger.domain.predictions:Prediction.Made"
-OUTCOME = "ledger.domain.predictions:Prediction.OutcomeRecorded"
 PAGE = 1000
 COLUMNS = (
     "position",
@@ -92,60 +88,43 @@ class PredictionExport:
                 return
             outcomes = self._outcomes([r.originator_id for r in page])
             for record in page:
-                yield self._row(record, outcomes.get(str(as_uuid(record.originator_id))))
-            last = page[-1].id
+                yield self._row(record, outcomes.get(record.originator_id))
+            last = page[-1].position
 
-    def _page(self, after: int) -> list[Any]:
-        sql = sa.text(
-            f"SELECT id, originator_id, originator_version, topic, state, recorded_at FROM {EVENTS_TABLE} "
-            "WHERE id > :after AND id <= :pos AND topic = :topic AND recorded_at >= :start "
-            f"AND recorded_at < :end ORDER BY id LIMIT {PAGE}"
-        )
+    def _page(self, after: int) -> list[log.LogRow]:
         with self.ledger.engine.connect() as conn:
-            return conn.execute(
-                sql,
-                {
-                    "after": after,
-                    "pos": self.request.position,
-                    "topic": MADE,
-                    "start": self.request.start_us,
-                    "end": self.request.end_us,
-                },
-            ).fetchall()
+            return log.rows(
+                conn,
+                after=after,
+                upto=self.request.position,
+                classes=[Prediction.Made],
+                recorded_from=self.request.start_us,
+                recorded_before=self.request.end_us,
+                limit=PAGE,
+            )
 
     def _outcomes(self, originator_ids: list[Any]) -> dict[str, tuple[Any, int]]:
         """The latest outcome of each prediction as of the pinned position."""
-        sql = sa.text(
-            f"SELECT id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
-            "WHERE originator_id IN :ids AND topic = :topic AND id <= :pos ORDER BY id"
-        ).bindparams(sa.bindparam("ids", expanding=True))
         found: dict[str, tuple[Any, int]] = {}
         with self.ledger.engine.connect() as conn:
-            for r in conn.execute(
-                sql, {"ids": list(originator_ids), "topic": OUTCOME, "pos": self.request.position}
-            ):
-                event = self._decode(r)
-                found[str(as_uuid(r.originator_id))] = (event.actual, r.id)
+            rows = log.rows(
+                conn,
+                originators=originator_ids,
+                classes=[Prediction.OutcomeRecorded],
+                upto=self.request.position,
+            )
+        for r in rows:
+            found[r.originator_id] = (log.decode(self.ledger.mapper, r).actual, r.position)
         return found
 
-    def _decode(self, record: Any) -> Any:
-        return self.ledger.mapper.to_domain_event(
-            StoredEvent(
-                originator_id=record.originator_id,
-                originator_version=record.originator_version,
-                topic=record.topic,
-                state=bytes(record.state),
-            )
-        )
-
-    def _row(self, record: Any, outcome: tuple[Any, int] | None) -> dict[str, Any]:
-        made = self._decode(record)
+    def _row(self, record: log.LogRow, outcome: tuple[Any, int] | None) -> dict[str, Any]:
+        made = log.decode(self.ledger.mapper, record)
         served = made.outputs.get(made.served_model, {})
         model = self._model_provenance(made.served_model)
         return {
-            "position": record.id,
+            "position": record.position,
             "recorded_at": iso(record.recorded_at),
-            "prediction_id": str(as_uuid(record.originator_id)),
+            "prediction_id": record.originator_id,
             "deployment": made.deployment,
             "request_id": made.request_id,
             "caller": made.actor,
@@ -162,7 +141,7 @@ class PredictionExport:
             **model,
             "outcome": _canonical(outcome[0]) if outcome else "",
             "outcome_position": outcome[1] if outcome else None,
-            "chain_hash": self.chain_hash(record.id) or "",
+            "chain_hash": self.chain_hash(record.position) or "",
         }
 
     def _model_provenance(self, model_id: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from projections import events as ev
+from ledger import log
 from projections.cubes import HOUR_US, PER_HOUR, EpochClock
 
 
@@ -69,20 +69,20 @@ def add_latest(
 # statistics yet: OFFSET 0 keeps the lookup a loop of primary-key probes, not a scan of the table.
 _PAGE_FACTS = """
 SELECT f.prediction_id, f.deployment, f.day, f.outputs::text, f.features::text, f.erased_at
-FROM (SELECT DISTINCT originator_id::text AS id FROM {events}
-      WHERE id > %(after)s AND id <= %(upto)s AND topic = %(topic)s) o
+FROM ({originators}) o
 CROSS JOIN LATERAL (SELECT * FROM {table} p WHERE p.prediction_id = o.id OFFSET 0) f
 """
 
 
 def page_facts(
-    conn: sa.Connection, tables: Mapping[str, sa.Table], after: int, upto: int, topic: str
+    conn: sa.Connection, tables: Mapping[str, sa.Table], after: int, upto: int, cls: type
 ) -> list[tuple[Any, ...]]:
-    """stored_facts' rows (undecoded) for the predictions of the outcomes in (after, upto] (PostgreSQL)."""
-    sql = _PAGE_FACTS.format(events=ev.events_table.name, table=tables["predictions"].name)
+    """stored_facts' rows (undecoded) for the predictions with a `cls` event in (after, upto] (PostgreSQL)."""
+    originators, params = log.originators_sql(cls)
+    sql = _PAGE_FACTS.format(originators=originators, table=tables["predictions"].name)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, {"after": after, "upto": upto, "topic": topic})
+        cursor.execute(sql, {**params, "after": after, "upto": upto})
         return cursor.fetchall()
     finally:
         cursor.close()

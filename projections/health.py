@@ -12,12 +12,12 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from ledger.domain.feeds import Feed, QualityCheck
+from ledger.domain.predictions import Prediction
 from ledger.timeline import parse_micros
 from projections import events as ev
 from projections.base import BIGINT, JSON, Projection
 
-FEED = ev.PREFIX + "feeds:Feed."
-QUALITY = ev.PREFIX + "feeds:QualityCheck.Recorded"
 MICROS = 1_000_000
 
 
@@ -35,8 +35,14 @@ class HealthProjection(Projection):
         None  # feeds per deployment, for one page
     )
     topics = frozenset(
-        {FEED + k for k in ("Declared", "ExpectationChanged", "IngestionReported", "PeriodClosed")}
-        | {QUALITY, ev.PREDICTION + "Made"}
+        {
+            Feed.Declared,
+            Feed.ExpectationChanged,
+            Feed.IngestionReported,
+            Feed.PeriodClosed,
+            QualityCheck.Recorded,
+            Prediction.Made,
+        }
     )
 
     @classmethod

@@ -17,9 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.storage import EVENTS_TABLE, is_postgres
-
-CHANNEL = EVENTS_TABLE  # the recorder's channel_name: its table name
+from ledger.database import is_postgres
+from ledger.log import CHANNEL
 
 
 class LockLost(Exception):

@@ -7,6 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ledger.domain.datasets import Dataset
+from ledger.domain.deployments import Deployment
+from ledger.domain.models import Model
+from ledger.domain.training import TrainingRun
 from projections import events as ev
 from projections.base import BIGINT, JSON, Projection
 
@@ -18,14 +22,14 @@ class ModelsProjection(Projection):
     version = 1
     topics = frozenset(
         [
-            ev.MODEL + "Registered",
-            ev.TRAINING + "Started",
-            ev.TRAINING + "Completed",
-            ev.DATASET + "Registered",
-            ev.DEPLOYMENT + "Created",
-            ev.DEPLOYMENT + "ModelAdded",
-            ev.DEPLOYMENT + "ModelRetired",
-            ev.DEPLOYMENT + "LeaderChanged",
+            Model.Registered,
+            TrainingRun.Started,
+            TrainingRun.Completed,
+            Dataset.Registered,
+            Deployment.Created,
+            Deployment.ModelAdded,
+            Deployment.ModelRetired,
+            Deployment.LeaderChanged,
         ]
     )
 

@@ -12,10 +12,14 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from ledger.domain.deployments import Deployment
+from ledger.domain.predictions import Prediction
+from ledger.domain.subjects import Subject
+from ledger.domain.training import TrainingRun
 from projections import events as ev
 from projections.base import Projection
 from projections.cubes import Deltas, EpochClock, add_outcome, new_deltas, predicted_values, scored
-from projections.erasure import FORGOTTEN, erased_slices, forget
+from projections.erasure import erased_slices, forget
 from projections.facts import add_latest, decoded, page_facts, restore_clock, stored_facts
 from projections.made_sql import copy_predictions
 from projections.page_writes import OUTCOME_COLUMNS, prepare, write
@@ -25,7 +29,6 @@ from projections.tables import prediction_tables
 
 RECENT = 20_000  # predictions whose facts stay in memory (corrections, outcomes in bursts)
 ANSWERED = 500_000  # prediction hashes kept (about 30 MB) before a rebuild looks outcomes up again
-OUTCOME = ev.PREDICTION + "OutcomeRecorded"
 UNKNOWN = {
     "task": "classification",
     "sliced": [],
@@ -53,12 +56,12 @@ class PredictionsProjection(Projection):
     pipelined = True  # a rebuild may run the writes on a second connection (runner, projections/pipeline.py)
     topics = frozenset(  # decoded in Python; Prediction.Made is copied in SQL (apply_range)
         [
-            ev.PREDICTION + "OutcomeRecorded",
-            ev.DEPLOYMENT + "Created",
-            ev.DEPLOYMENT + "SchemaChanged",
-            ev.DEPLOYMENT + "ModelAdded",
-            ev.TRAINING + "Completed",
-            FORGOTTEN,
+            Prediction.OutcomeRecorded,
+            Deployment.Created,
+            Deployment.SchemaChanged,
+            Deployment.ModelAdded,
+            TrainingRun.Completed,
+            Subject.Forgotten,
         ]
     )
 
@@ -119,7 +122,7 @@ class PredictionsProjection(Projection):
 
     def _next_page(self, conn: sa.Connection, after: int, upto: int) -> list[tuple[Any, ...]]:
         copy_predictions(conn, self.tables["predictions"], after, upto)
-        return page_facts(conn, self.tables, after, upto, OUTCOME)
+        return page_facts(conn, self.tables, after, upto, Prediction.OutcomeRecorded)
 
     def apply(self, conn: sa.Connection, events: Sequence[ev.Event]) -> None:
         if self.deployments is None:

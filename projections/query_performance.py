@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 import orjson
 import sqlalchemy as sa
 
+from ledger import log
 from ledger.errors import InvalidCommand, NotFound
-from projections import events as ev
 from projections import metrics
 from projections.cubes import DAY_US, LEVELS, add_outcome, group, new_deltas, scored
 from projections.predictions import PredictionsProjection
@@ -111,7 +111,7 @@ def _deployment(snap: Snapshot, name: str, cut: int | None, needs_at: bool) -> D
 
 
 def _deployment_statement(t: sa.Table, o: sa.Table, epoch: bool, at: bool) -> sa.Select[Any]:
-    cut, e = sa.bindparam("cut"), ev.events_table
+    cut = sa.bindparam("cut")
     extra = [sa.null().label("cut_epoch"), sa.null().label("cut_at")]
     if epoch:
         query = (
@@ -119,10 +119,7 @@ def _deployment_statement(t: sa.Table, o: sa.Table, epoch: bool, at: bool) -> sa
         )
         extra[0] = query.scalar_subquery().label("cut_epoch")
     if at:
-        query = (
-            sa.select(e.c.recorded_at).where(e.c.id <= cut).order_by(e.c.id.desc()).limit(1)
-        )  # ev.recorded_at_of
-        extra[1] = query.scalar_subquery().label("cut_at")
+        extra[1] = log.recorded_at_of_query(cut).scalar_subquery().label("cut_at")
     return sa.select(t, *extra).where(t.c.name == sa.bindparam("name"))
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import sqlalchemy as sa
 
+from ledger import log
 from ledger.errors import StorageUnavailable
 from ledger.timeline import head_position
 from projections import events as ev
@@ -135,7 +136,7 @@ class Runner:
         # Every id up to `upto` that is not there never will be: ids below a committed id
         # are final (writers draw ids under the clock row lock and commit in id order).
         size = page_size or self.page_size
-        rows, reached = ev.read_page(conn, position, upto, size, projection.topics)
+        rows, reached = log.raw_page(conn, position, upto, size, projection.topics)
         projection.apply_range(conn, position, reached)
         projection.prefetch(reached, min(upto, reached + size))
         if rows:

@@ -11,20 +11,15 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import sqlalchemy as sa
-from eventsourcing.persistence import StoredEvent
-
+from ledger import log
 from ledger.application import Ledger
 from ledger.domain.predictions import Prediction
 from ledger.errors import InvalidCommand
-from ledger.ids import as_uuid
-from ledger.storage import EVENTS_TABLE
 from serving.compiled import PIPELINE
 from serving.scoring import ModelRuntime, score_model
 
-MADE = "ledger.domain.predictions:Prediction.Made"
 PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
 
 
@@ -143,22 +138,9 @@ def _batch_members(ledger: Ledger, prediction: Prediction) -> list[Any]:
     """The batch's predictions: saved together, so recorded at the same instant."""
     recorded_at = _recorded_at(ledger, prediction)
     with ledger.engine.connect() as conn:
-        records = conn.execute(
-            sa.text(
-                f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
-                "WHERE recorded_at = :t AND topic = :topic ORDER BY id"
-            ),
-            {"t": recorded_at, "topic": MADE},
-        ).fetchall()
+        made = log.events(ledger.mapper, conn, recorded_at=recorded_at, classes=[Prediction.Made])
     members = {}
-    for r in records:
-        stored = StoredEvent(
-            originator_id=as_uuid(r.originator_id),
-            originator_version=r.originator_version,
-            topic=r.topic,
-            state=bytes(r.state),
-        )
-        event = cast(Prediction.Made, ledger.mapper.to_domain_event(stored))  # MADE rows only
+    for event in made:
         same = (
             event.deployment == prediction.deployment
             and event.scoring.get("batch_id") == prediction.scoring["batch_id"]
@@ -186,17 +168,9 @@ def _recorded_at(ledger: Ledger, prediction: Prediction) -> int:
 
 
 def _made_row(ledger: Ledger, prediction: Prediction) -> tuple[int, int]:
-    from ledger.storage import is_postgres
-
     with ledger.engine.connect() as conn:
-        key: Any = str(prediction.id) if is_postgres(conn) else prediction.id.bytes
-        row = conn.execute(
-            sa.text(
-                f"SELECT id, recorded_at FROM {EVENTS_TABLE} WHERE originator_id = :o AND originator_version = 1"
-            ),
-            {"o": key},
-        ).one()
-    return int(row[0]), int(row[1])
+        (row,) = log.rows(conn, originators=[prediction.id], version=1)
+    return int(row.position), int(row.recorded_at)
 
 
 def _version_changes(code_version: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:

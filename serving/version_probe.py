@@ -14,9 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.storage import EVENTS_TABLE, is_postgres
-
-QUERY = f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = %s"
+from ledger import log
+from ledger.database import is_postgres
 
 
 class VersionProbe:
@@ -52,14 +51,9 @@ class VersionProbe:
             self._connection = self.engine.dialect.loaded_dbapi.connect(*args, **params)
             self._connection.autocommit = True
         with self._connection.cursor() as cursor:
-            cursor.execute(QUERY, (str(originator_id),))
+            cursor.execute(log.LAST_VERSION_SQL, (str(originator_id),))
             return cursor.fetchone()[0]
 
     def _pooled(self, originator_id: uuid.UUID) -> int | None:
         with self.engine.connect() as conn:
-            return conn.execute(
-                sa.text(
-                    f"SELECT max(originator_version) FROM {EVENTS_TABLE} WHERE originator_id = :o"
-                ),
-                {"o": originator_id.bytes},
-            ).scalar_one()
+            return log.last_version(conn, originator_id)

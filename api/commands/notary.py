@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from api.commands.common import open_ledger, settings_from
 from ledger import notary
 from ledger.application import cli_actor
+from ledger.database import create_engine
 from ledger.errors import LedgerError
 from ledger.settings import Settings
-from ledger.storage import create_engine
 
 
 class Refused(click.ClickException):

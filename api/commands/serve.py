@@ -10,9 +10,9 @@ from typing import Any
 import click
 
 from api.commands.common import settings_from
+from ledger.database import is_postgres
 from ledger.errors import InvalidSetting
 from ledger.settings import Settings
-from ledger.storage import is_postgres
 
 
 def start_sidecars(settings: Settings) -> subprocess.Popen[bytes]:

@@ -11,7 +11,7 @@ import orjson
 from api import params
 from api.schemas.ledger import HealthSchema, VerifyJobSchema
 from api.verify_jobs import VerifyJobs
-from ledger import notary
+from ledger import log, notary
 from ledger.errors import NotFound
 
 NDJSON = "application/x-ndjson"
@@ -95,9 +95,7 @@ class HealthResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             with self.engine.connect() as conn:
-                position = conn.exec_driver_sql(
-                    "SELECT coalesce(max(id), 0) FROM ledger_events"
-                ).scalar_one()
+                position = log.head(conn)
             answer = {"status": "ok", "database": "ok", "position": int(position)}
         except Exception:  # noqa: BLE001 - liveness reports the database, it does not fail on it
             answer = {"status": "ok", "database": "unavailable", "position": None}

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 import psycopg2
 import sqlalchemy as sa
 
+from ledger.database import is_postgres
 from ledger.notary.chain import ChainRow, EventRow, RawEvent, raw_event_to_json
-from ledger.storage import EVENTS_TABLE, is_postgres
+from ledger.storage import EVENTS_TABLE
 
 Row = TypeVar("Row", bound=tuple[Any, ...])
 CHAIN_TABLE = "ledger_chain"

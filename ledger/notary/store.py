@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
+from ledger.database import is_postgres
 from ledger.errors import Conflict
 from ledger.notary.chain import GENESIS, hash_event
 from ledger.notary.reads import (  # noqa: F401 - re-exported: the store's public reads
@@ -23,7 +24,6 @@ from ledger.notary.reads import (  # noqa: F401 - re-exported: the store's publi
     iter_stored_events,
     last_position,
 )
-from ledger.storage import is_postgres
 
 __all__ = [
     "CHAIN_TABLE",

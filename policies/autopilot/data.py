@@ -11,19 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import orjson
 import pandas as pd
-import sqlalchemy as sa
 
+from ledger import log
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
+from ledger.domain.predictions import Prediction
 from ledger.privacy.sealing import ERASED, sealed_fields
-from ledger.storage import EVENTS_TABLE
 from policies.autopilot.evidence import labelled_predictions
 from projections.cubes import DAY_US
 from trainers import io
 
-MADE = "ledger.domain.predictions:Prediction.Made"
 LEDGER_TIME_COLUMN = (
     "predicted_at"  # a spec without a time column splits ledger rows by prediction time
 )
@@ -103,33 +101,18 @@ def open_sealed(ledger: Ledger, prediction_ids: list[str]) -> dict[str, Any]:
     """Each prediction's sealed values (or ERASED), read from its Made event."""
     opened: dict[str, Any] = {}
     for start in range(0, len(prediction_ids), PAGE):
-        for pid, state in _made_states(ledger.engine, prediction_ids[start : start + PAGE]):
-            sealed = state.get("sealed")
+        for pid, made in _made_events(ledger, prediction_ids[start : start + PAGE]):
+            sealed = made.sealed
             if sealed:
                 opened[pid] = ledger.sealer.unseal(sealed, binding=pid)
     return opened
 
 
-def _made_states(engine: sa.Engine, ids: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    import uuid
-
-    postgres = engine.dialect.name == "postgresql"
-    keys = [i if postgres else uuid.UUID(i).bytes for i in ids]
-    sql = sa.text(
-        f"SELECT originator_id, state FROM {EVENTS_TABLE} WHERE topic = :t AND originator_id IN :ids"
-    ).bindparams(sa.bindparam("ids", expanding=True))
-    with engine.connect() as conn:
-        found = conn.execute(sql, {"t": MADE, "ids": keys}).all()
-    return [
-        (_text_id(oid), orjson.loads(bytes(state) if not isinstance(state, str) else state))
-        for oid, state in found
-    ]
-
-
-def _text_id(value: Any) -> str:
-    from projections.events import originator_str
-
-    return originator_str(value)
+def _made_events(ledger: Ledger, ids: list[str]) -> list[tuple[str, Any]]:
+    """These predictions' Made events, by prediction id."""
+    with ledger.engine.connect() as conn:
+        found = log.rows(conn, classes=[Prediction.Made], originators=ids)
+    return [(row.originator_id, log.decode(ledger.mapper, row)) for row in found]
 
 
 def _ledger_spec(spec: Mapping[str, Any], deployment: str) -> dict[str, Any]:

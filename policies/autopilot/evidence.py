@@ -11,8 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ledger import log
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
+from ledger.domain.training import TrainingRun
 from projections import events as ev
 from projections.cubes import DAY_US
 from projections.predictions import PredictionsProjection
@@ -44,17 +46,9 @@ def last_trainings(ledger: Ledger) -> dict[str, LastTraining]:
     One scan of two topics per pass, read here rather than through the projections' pager
     so that the rules do not move when the pager does.
     """
-    t = ev.events_table
-    query = (
-        sa.select(
-            t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state, t.c.recorded_at
-        )
-        .where(t.c.topic.in_([ev.TRAINING + "Started", ev.DEPLOYMENT + "Created"]))
-        .order_by(t.c.id)
-    )
     found: dict[str, LastTraining] = {}
     with ledger.engine.connect() as conn:
-        for row in conn.execute(query):
+        for row in log.rows(conn, classes=[TrainingRun.Started, Deployment.Created]):
             event = ev.decode(row)
             name = event.state.get("name" if event.kind == "Deployment.Created" else "deployment")
             if name:

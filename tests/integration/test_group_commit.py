@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 import pytest
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
+from ledger.database import is_postgres
 from ledger.group_commit import GroupCommitter
-from ledger.storage import EVENTS_TABLE, is_postgres
+from ledger.storage import EVENTS_TABLE
 
 TOPIC = "ledger.domain.predictions:Prediction.Made"
 

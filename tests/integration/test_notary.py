@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from api.cli import main
 from ledger import notary
+from ledger.database import is_postgres
 from ledger.errors import AlreadyExists
 from ledger.notary.chain import GENESIS, hash_event
-from ledger.storage import is_postgres
 
 
 def record(ledger, n):

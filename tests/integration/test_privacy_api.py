@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ledger.application import Ledger
 from ledger.artifacts import dumps_skops
-from ledger.storage import create_engine
+from ledger.database import create_engine
 
 SCHEMA = {
     "features": [

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from ledger.database import create_engine
 from ledger.privacy import (
     DatabaseKeyStore,
     Forgotten,
@@ -16,7 +17,6 @@ from ledger.privacy import (
     Sealer,
     subject_ref,
 )
-from ledger.storage import create_engine
 
 SCHEMA = {
     "features": [

@@ -10,8 +10,9 @@ import pytest
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
+from ledger.database import is_postgres
 from ledger.errors import ArtifactCorrupt, UntrustedArtifact
-from ledger.storage import CLOCK_TABLE, EVENTS_TABLE, is_postgres
+from ledger.storage import CLOCK_TABLE, EVENTS_TABLE
 
 TOPIC = "ledger.domain.predictions:Prediction.Made"
 

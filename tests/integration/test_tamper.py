@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import notary
+from ledger.database import is_postgres
 from ledger.notary.store import NOTARY_TABLE
-from ledger.storage import is_postgres
 
 EVENTS = 24
 

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger import ids
+from ledger.database import create_engine
 from ledger.errors import InvalidCommand, StorageUnavailable
 from ledger.privacy import (
     ERASED,
@@ -21,7 +22,6 @@ from ledger.privacy import (
     subject_ref,
     trained_subjects_record,
 )
-from ledger.storage import create_engine
 
 SCHEMA = {
     "features": [

@@ -1,0 +1,38 @@
+"""Engines for the ledger's database, and which backend one speaks to."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import sqlalchemy as sa
+
+
+def is_postgres(url_or_engine: Any) -> bool:
+    """Whether a URL, engine or connection speaks to PostgreSQL."""
+    name = url_or_engine.dialect.name if hasattr(url_or_engine, "dialect") else str(url_or_engine)
+    return name.startswith("postgres")
+
+
+def create_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """An engine configured for the ledger: WAL and a long busy timeout on SQLite."""
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        kwargs.setdefault("connect_args", {"timeout": 60, "check_same_thread": False})
+        engine = sa.create_engine(url, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 8)
+    kwargs.setdefault("max_overflow", 16)
+    return sa.create_engine(url, **kwargs)
