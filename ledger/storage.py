@@ -10,8 +10,8 @@ The writers' lock is the clock row on PostgreSQL (see lean_insert) and SQLite's 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.group_commit import GroupCommitter
+from ledger.keyfiles import create_private_file
 from ledger.lean_insert import CLOCK_TABLE as CLOCK_TABLE  # `as`: re-exported
 from ledger.lean_insert import (
     DBAPI_INTEGRITY_ERRORS,
@@ -61,7 +62,8 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            # SQLite gives its -wal and -shm files the mode of the database file.
+            create_private_file(Path(path).absolute())
         kwargs.setdefault("connect_args", {"timeout": 60, "check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)
 

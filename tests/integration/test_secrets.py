@@ -6,14 +6,17 @@ import hashlib
 import hmac
 from contextlib import closing
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.application import Ledger
 from ledger.domain.access import ApiKey
 from ledger.errors import InvalidSetting
 from ledger.key_digests import KeyDigests
 from ledger.keyfiles import derived_key, pepper
+from ledger.notary import sign_digest, write_digest_file
 from ledger.privacy.sealing import subject_ref
 from ledger.settings import Settings
 
@@ -80,3 +83,24 @@ def test_api_key_digests_use_a_key_of_their_own():
     assert digests.matches(untagged, "pl_k_s") and digests.matches(
         digests.digest("pl_k_s"), "pl_k_s"
     )
+
+
+def test_the_home_its_database_and_its_secrets_are_private_to_their_owner(tmp_path):
+    home = tmp_path / "fresh" / "home"
+    settings = Settings(home=home)
+    with closing(Ledger(settings)) as ledger:
+        ledger.issue_api_key("auditor", actor="t")
+        ledger.sealer.keys.get_or_create(ledger.sealer.subject_ref("alice"), "d")
+        for file in ("ledger.db", "ledger.db-wal", "ledger.db-shm"):  # while open
+            assert _mode(home / file) == 0o600, file
+    key = Ed25519PrivateKey.generate()
+    digest = write_digest_file(sign_digest(key, 1, bytes(32), None), settings.digests_dir)
+    for directory in (home, home.parent, settings.secrets_dir, settings.digests_dir):
+        assert _mode(directory) == 0o700, directory
+    assert _mode(digest) == 0o600
+    for secret in ("pepper", "master.key"):
+        assert _mode(settings.secrets_dir / secret) == 0o600, secret
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
