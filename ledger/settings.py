@@ -123,6 +123,13 @@ class Settings:
         secret=True,
         check=hex_key,
     )
+    next_master_key: str = setting(
+        "LEDGER_NEXT_MASTER_KEY",
+        "",
+        "During a master-key rotation: the key (64 hex) replacing LEDGER_MASTER_KEY.",
+        secret=True,
+        check=hex_key,
+    )
     api_key: str = setting(
         "LEDGER_API_KEY",
         "",
