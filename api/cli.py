@@ -18,6 +18,7 @@ VERBS: dict[str, str] = {
     "forget": "forget",
     "health-pass": "health",
     "keys": "keys",
+    "master-key": "keys",
     "notary": "notary",
     "project": "project",
     "quality-check": "health",

@@ -136,6 +136,11 @@ def _respond(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.data = orjson.dumps(body, default=str)
 
 
+def route_of(req: falcon.Request) -> str:
+    """The route template, never the path: a path can name a person (/v1/subjects/{id}/forget)."""
+    return req.uri_template or "unmatched"
+
+
 def handle_ledger_error(
     req: falcon.Request, resp: falcon.Response, error: le.LedgerError, params: Any
 ) -> None:
@@ -144,7 +149,9 @@ def handle_ledger_error(
     if status == 503:
         resp.set_header("Retry-After", RETRY_AFTER_SECONDS)
     if status >= 500:
-        log.error("ledger error %s on %s %s: %s", error.code, req.method, req.path, error.detail)
+        log.error(
+            "ledger error %s on %s %s: %s", error.code, req.method, route_of(req), error.detail
+        )
     _respond(resp, status, problem_body(status, error.code, error.detail, error.field, **extra))
 
 
@@ -176,7 +183,7 @@ def handle_unavailable(
     req: falcon.Request, resp: falcon.Response, error: Exception, params: Any
 ) -> None:
     log.warning(
-        "storage unavailable on %s %s: %s", req.method, req.path, str(error).splitlines()[0:1]
+        "storage unavailable on %s %s: %s", req.method, route_of(req), str(error).splitlines()[0:1]
     )
     resp.set_header("Retry-After", RETRY_AFTER_SECONDS)
     _respond(
@@ -217,7 +224,7 @@ def handle_unexpected(
     """Anything else: logged with its traceback here, never sent to the client."""
     if isinstance(error, falcon.HTTPError | falcon.HTTPStatus):
         raise error
-    log.exception("unhandled error on %s %s", req.method, req.path)
+    log.exception("unhandled error on %s %s", req.method, route_of(req))
     _respond(
         resp,
         500,

@@ -13,6 +13,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from ledger.keyfiles import private_dir
 from ledger.settings import Settings
 
 
@@ -80,7 +81,7 @@ def prepare_metrics_dir(home: Path) -> Path:
     """
     path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or home / "metrics")
     shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True, exist_ok=True)
+    private_dir(path)  # and the home above it, when this is the first thing made there
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
     return path
 

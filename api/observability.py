@@ -21,6 +21,8 @@ from typing import Any
 import falcon
 import structlog
 
+from api.errors import route_of
+
 REQUEST_ID_HEADER = "X-Request-Id"
 # A caller's id is echoed into logs and headers: keep it short and printable.
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/@#=+-]{1,128}$")
@@ -171,7 +173,7 @@ class RequestObserver:
         request_id = getattr(req.context, "request_id", None) or request_id_from(None)
         resp.set_header(REQUEST_ID_HEADER, request_id)
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
-        route = req.uri_template or "unmatched"
+        route = route_of(req)
         status = str(resp.status_code)
         metrics().requests.labels(method=req.method, route=route, status=status).inc()
         metrics().latency.labels(method=req.method, route=route, status=status).observe(elapsed)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import hashlib
-import hmac
 import os
 import secrets
 from collections.abc import Sequence
@@ -28,6 +26,7 @@ from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.domain.training import TrainingRun
 from ledger.errors import AlreadyExists, Conflict, NotFound, StaleVersion, StorageUnavailable
 from ledger.health import HealthCommands
+from ledger.key_digests import KeyDigests
 from ledger.keyfiles import pepper
 from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
 from ledger.read_cache import ReadCache
@@ -284,9 +283,13 @@ class Ledger(HealthCommands, Application[UUID]):
         raise Conflict("these predictions are being changed concurrently; retry")
 
     # -- keys ----------------------------------------------------------------------
+    @cached_property
+    def key_digests(self) -> KeyDigests:
+        """API-key digests under this server's pepper (read once per process)."""
+        return KeyDigests(pepper(self.settings.secrets_dir, self.settings.pepper))
+
     def key_digest(self, key: str) -> str:
-        secret = pepper(self.settings.secrets_dir, self.settings.pepper)
-        return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
+        return self.key_digests.digest(key)
 
     def issue_api_key(
         self, role: str, actor: str, label: str = "", expires_at: str | None = None
@@ -320,7 +323,7 @@ class Ledger(HealthCommands, Application[UUID]):
             record: ApiKey = self.repository.get(ids.api_key_id(parts[1]))
         except AggregateNotFoundError:
             return None
-        if not hmac.compare_digest(record.secret_digest, self.key_digest(key)):
+        if not self.key_digests.matches(record.secret_digest, key):
             return None
         if record.revoked:
             return None

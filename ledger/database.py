@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from ledger.keyfiles import create_private_file
 
 
 def is_postgres(url_or_engine: Any) -> bool:
@@ -19,7 +21,8 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            # SQLite gives its -wal and -shm files the mode of the database file.
+            create_private_file(Path(path).absolute())
         kwargs.setdefault("connect_args", {"timeout": 60, "check_same_thread": False})
         engine = sa.create_engine(url, **kwargs)
 

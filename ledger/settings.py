@@ -55,6 +55,19 @@ def hex_key(value: str) -> str | None:
     return "must be 64 hex characters (32 bytes)"
 
 
+def hex_secret(value: str) -> str | None:
+    """A secret as text: empty (a file instead) or hex of at least one byte."""
+    try:
+        if not value or bytes.fromhex(value):
+            return None
+    except ValueError:
+        pass
+    return (
+        "must be hex, as in <secrets_dir>/pepper; a pepper once set as raw text keeps its keys "
+        "when set to that text's bytes in hex (printf %s TEXT | xxd -p -c 256)"
+    )
+
+
 def log_level(value: str) -> str | None:
     return None if value.upper() in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
 
@@ -99,13 +112,21 @@ class Settings:
     pepper: str = setting(
         "LEDGER_PEPPER",
         "",
-        "The API-key pepper; empty: `<secrets_dir>/pepper`, created on first use.",
+        "Pepper (hex) of API-key digests and subject refs; empty: `<secrets_dir>/pepper`.",
         secret=True,
+        check=hex_secret,
     )
     master_key: str = setting(
         "LEDGER_MASTER_KEY",
         "",
         "Key (64 hex) wrapping subject keys; empty: `<secrets_dir>/master.key`, made on first use.",
+        secret=True,
+        check=hex_key,
+    )
+    next_master_key: str = setting(
+        "LEDGER_NEXT_MASTER_KEY",
+        "",
+        "During a master-key rotation: the key (64 hex) replacing LEDGER_MASTER_KEY.",
         secret=True,
         check=hex_key,
     )

@@ -1,10 +1,10 @@
-"""`ledger keys create|revoke`: API keys from the command line."""
+"""`ledger keys create|revoke` (API keys) and `ledger master-key rotate` from the command line."""
 
 from __future__ import annotations
 
 import click
 
-from api.commands.common import open_ledger
+from api.commands.common import open_ledger, settings_from
 from ledger.application import cli_actor
 from ledger.domain.access import ROLES
 
@@ -42,5 +42,44 @@ def revoke(ctx: click.Context, key_id: str, reason: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+@click.group("master-key")
+def master_key_group() -> None:
+    """Rotate the master key that wraps subject keys (docs/PRIVACY.md)."""
+
+
+@master_key_group.command("rotate")
+@click.option(
+    "--prepare",
+    is_flag=True,
+    help="Only make the next key; restart the API so it wraps under it, then rotate.",
+)
+@click.pass_context
+def rotate(ctx: click.Context, prepare: bool) -> None:
+    """Re-wrap every subject key under a new master key; events are not touched."""
+    from ledger.errors import LedgerError
+    from ledger.privacy.rotation import prepare_next_key, rotate_master_key
+
+    settings = settings_from(ctx)
+    try:
+        if prepare:
+            made = prepare_next_key(settings)
+            click.echo(f"next master key: {made or 'already there'}")
+            return
+        with open_ledger(ctx) as ledger:
+            done = rotate_master_key(ledger.engine, ledger.settings)
+    except LedgerError as error:
+        raise click.ClickException(error.detail) from error
+    click.echo(f"re-wrapped {done.rewrapped} subject key(s) under the new master key")
+    if not done.promoted:
+        click.echo(
+            "set LEDGER_MASTER_KEY to the value of LEDGER_NEXT_MASTER_KEY, unset "
+            "LEDGER_NEXT_MASTER_KEY, restart; then destroy the old key",
+            err=True,
+        )
+    else:
+        click.echo("master.key now holds the new key: restart the API processes", err=True)
+
+
 def register(group: click.Group) -> None:
     group.add_command(keys_group)
+    group.add_command(master_key_group)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import AlreadyExists
+from ledger.keyfiles import private_dir
 from ledger.notary.link import PreviousDigestNeeded, TamperSuspected, linked_head
 from ledger.notary.report import VerificationReport
 from ledger.notary.signing import (
@@ -51,7 +52,7 @@ def public_key_path(private_path: Path) -> Path:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as out:
         out.write(data)

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger.errors import InvalidCommand
+from ledger.keyfiles import PRIVATE_FILE, private_dir
 from ledger.timeline import parse_micros
 
 PAYLOAD_HEADER = "provenance-ledger digest v1"
@@ -177,10 +178,10 @@ def signature_valid(digest: Digest, key: Ed25519PublicKey) -> bool:
 def write_digest_file(digest: Digest, directory: Path) -> Path:
     """Write a new digest file; existing ones are never overwritten."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     stamp = digest.issued_at.replace("-", "").replace(":", "").replace("+0000", "Z")
     path = directory / f"digest-{digest.position:012d}-{stamp}.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     with os.fdopen(fd, "w") as out:
         json.dump(digest.to_json(), out, indent=2)
         out.write("\n")

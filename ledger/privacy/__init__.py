@@ -72,7 +72,9 @@ def default_sealer(engine: sa.Engine, settings: Settings) -> Sealer:
     with _SEALERS_LOCK:
         sealer = _SEALERS.get(engine)
         if sealer is None:
-            master = LocalMasterKey.load(settings.secrets_dir, settings.master_key)
+            master = LocalMasterKey.load(
+                settings.secrets_dir, settings.master_key, settings.next_master_key
+            )
             # As the API-key cache: a forget reaches every worker within the key cache's age.
             cache = KeyCache(ttl_seconds=settings.key_cache_seconds)
             store = DatabaseKeyStore(engine, master, cache)

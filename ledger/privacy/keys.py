@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.dialects import sqlite
 
 from ledger.errors import LedgerError, StorageUnavailable
-from ledger.keyfiles import read_or_create
+from ledger.keyfiles import read_or_create, read_secret
 
 KEYS_TABLE = "ledger_subject_keys"
+KEY_FILE, NEXT_KEY_FILE = "master.key", "master.key.next"
 WRAP_FORMAT = 1
 
 
@@ -47,6 +48,10 @@ class MasterKey(Protocol):
 
     def unwrap(self, subject_ref: str, wrapped: bytes) -> bytes: ...
 
+    def rewrap(self, subject_ref: str, wrapped: bytes) -> bytes | None:
+        """The key wrapped under the current master key; None if it already is."""
+        ...
+
 
 class SubjectKeyStore(Protocol):
     """Data keys per (subject, scope); `destroy` must make them unrecoverable."""
@@ -65,23 +70,31 @@ class SubjectKeyStore(Protocol):
 
 
 class LocalMasterKey:
-    """AES-256-GCM key wrap under a key from LEDGER_MASTER_KEY or `<secrets>/master.key` (0600)."""
+    """AES-256-GCM key wrap under a key from LEDGER_MASTER_KEY or `<secrets>/master.key` (0600).
 
-    def __init__(self, key: bytes):
-        if len(key) != 32:
-            raise MasterKeyMismatch("the master key must be 32 bytes (64 hex characters)")
-        self._aead = AESGCM(key)
-        self.key_id = hashlib.sha256(b"ledger master key id\x00" + key).digest()[:8]
+    During a rotation it also holds the key being replaced: it wraps under the next key and
+    unwraps under either, chosen by the key id each wrapped key carries.
+    """
+
+    def __init__(self, key: bytes, previous: Sequence[bytes] = ()):
+        self._aead, self.key_id = _cipher(key), _key_id(key)
+        self._openers = {_key_id(k): _cipher(k) for k in previous}
+        self._openers[self.key_id] = self._aead
 
     @classmethod
-    def load(cls, secrets_dir: Path, configured_hex: str = "") -> LocalMasterKey:
-        """The configured key (Settings.master_key, checked at start), else the key file."""
-        if configured_hex:
-            return cls(bytes.fromhex(configured_hex))
-        try:
-            return cls(read_or_create(secrets_dir / "master.key"))
-        except FileExistsError:  # another process created it a moment ago
-            return cls(read_or_create(secrets_dir / "master.key"))
+    def load(
+        cls, secrets_dir: Path, configured_hex: str = "", next_hex: str = ""
+    ) -> LocalMasterKey:
+        """The configured keys (Settings, checked at start), else the key files.
+
+        The next key is read first: a rotation that finishes in between replaces master.key
+        by it, so this process still holds the key every row is wrapped under.
+        """
+        upcoming = bytes.fromhex(next_hex) if next_hex else _existing(secrets_dir / NEXT_KEY_FILE)
+        current = bytes.fromhex(configured_hex) if configured_hex else _key_file(secrets_dir)
+        if upcoming is None or upcoming == current:
+            return cls(current)
+        return cls(upcoming, previous=[current])
 
     def wrap(self, subject_ref: str, data_key: bytes) -> bytes:
         nonce = secrets.token_bytes(12)
@@ -90,17 +103,47 @@ class LocalMasterKey:
         return bytes([WRAP_FORMAT]) + self.key_id + nonce + sealed
 
     def unwrap(self, subject_ref: str, wrapped: bytes) -> bytes:
-        if wrapped[:1] != bytes([WRAP_FORMAT]) or wrapped[1:9] != self.key_id:
+        opener = self._openers.get(wrapped[1:9]) if wrapped[:1] == bytes([WRAP_FORMAT]) else None
+        if opener is None:
             raise MasterKeyMismatch(
                 "a subject key was wrapped by another master key: set LEDGER_MASTER_KEY or "
                 "<secrets_dir>/master.key to the key this database was created with"
             )
         try:
-            return self._aead.decrypt(wrapped[9:21], wrapped[21:], subject_ref.encode())
+            return opener.decrypt(wrapped[9:21], wrapped[21:], subject_ref.encode())
         except InvalidTag:
             raise MasterKeyMismatch(
                 f"the wrapped key of subject {subject_ref[:12]}… is corrupt"
             ) from None
+
+    def rewrap(self, subject_ref: str, wrapped: bytes) -> bytes | None:
+        if wrapped[:1] == bytes([WRAP_FORMAT]) and wrapped[1:9] == self.key_id:
+            return None
+        return self.wrap(subject_ref, self.unwrap(subject_ref, wrapped))
+
+
+def _cipher(key: bytes) -> AESGCM:
+    if len(key) != 32:
+        raise MasterKeyMismatch("the master key must be 32 bytes (64 hex characters)")
+    return AESGCM(key)
+
+
+def _key_id(key: bytes) -> bytes:
+    return hashlib.sha256(b"ledger master key id\x00" + key).digest()[:8]
+
+
+def _key_file(secrets_dir: Path) -> bytes:
+    try:
+        return read_or_create(secrets_dir / KEY_FILE)
+    except FileExistsError:  # another process created it a moment ago
+        return read_or_create(secrets_dir / KEY_FILE)
+
+
+def _existing(path: Path) -> bytes | None:
+    try:
+        return read_secret(path)
+    except FileNotFoundError:
+        return None
 
 
 class KeyCache:
@@ -211,6 +254,25 @@ class DatabaseKeyStore:
         with self._connect() as conn:
             return {r[0] for r in conn.execute(sa.text(sql), {"c": scope})}
 
+    def rewrap(self, page: int = 500) -> int:
+        """Re-wrap every key not under the current master key; one transaction per page.
+
+        Each wrapped key names its master key, so a rotation stopped halfway resumes where
+        it stopped. A row changed meanwhile (a forget) is left as it now is.
+        """
+        done, after = 0, ("", "")
+        while True:
+            with self._begin() as conn:
+                rows = conn.execute(_PAGE, {"s": after[0], "c": after[1], "n": page}).all()
+                for ref, scope, wrapped in rows:
+                    fresh = self.master.rewrap(ref, bytes(wrapped))
+                    if fresh is not None:
+                        params = {"s": ref, "c": scope, "old": bytes(wrapped), "new": fresh}
+                        done += conn.execute(_REWRAP, params).rowcount
+            if len(rows) < page:
+                return done
+            after = (rows[-1][0], rows[-1][1])
+
     # -- internals ---------------------------------------------------------------
     def _remember(self, subject_ref: str, scope: str, wrapped: bytes) -> bytes:
         key = self.master.unwrap(subject_ref, bytes(wrapped))
@@ -264,6 +326,17 @@ _KEYS = sa.Table(
     sa.Column("scope", sa.String(200), primary_key=True),
     sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+
+_PAGE = sa.text(
+    f"SELECT subject_ref, scope, wrapped_key FROM {KEYS_TABLE} "
+    "WHERE subject_ref > :s OR (subject_ref = :s AND scope > :c) "
+    "ORDER BY subject_ref, scope LIMIT :n"
+)
+_REWRAP = sa.text(
+    f"UPDATE {KEYS_TABLE} SET wrapped_key = :new "
+    "WHERE subject_ref = :s AND scope = :c AND wrapped_key = :old"
 )
 
 

@@ -56,3 +56,22 @@ def test_metrics_count_requests_by_route_and_served_rows_by_model(client):
     assert 'ledger_predictions_total{deployment="churn",model="m2"}' in text
     assert 'route="/v1/deployments/{name}/predictions"' in text
     assert "ledger_group_commit_batch_callers" in text
+
+
+class Broken:
+    def on_post(self, req: falcon.Request, resp: falcon.Response, subject_id: str) -> None:
+        raise RuntimeError("boom")
+
+
+def test_a_500_logs_the_route_template_never_the_subject_in_the_path(caplog):
+    from api import errors
+
+    app = falcon.App(middleware=observability.middleware(services=None))
+    errors.register(app)
+    app.add_route("/v1/subjects/{subject_id}/forget", Broken())
+    with caplog.at_level("ERROR", logger="api.errors"):
+        resp = falcon.testing.TestClient(app).simulate_post("/v1/subjects/alice@example.org/forget")
+    assert resp.status_code == 500
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/v1/subjects/{subject_id}/forget" in logged
+    assert "alice@example.org" not in logged

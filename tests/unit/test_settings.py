@@ -96,8 +96,9 @@ def test_a_malformed_value_stops_the_command_line_with_one_line(monkeypatch):
 
 
 def test_secrets_stay_out_of_repr_and_errors():
-    settings = Settings(pepper="hunter2", api_key="pl_x_hunter2", replay_key="hunter2")
-    assert "hunter2" not in repr(settings)
+    pepper = b"hunter2".hex()
+    settings = Settings(pepper=pepper, api_key="pl_x_hunter2", replay_key="hunter2")
+    assert "hunter2" not in repr(settings) and pepper not in repr(settings)
     with pytest.raises(InvalidSetting) as caught:
         Settings.from_env({"LEDGER_MASTER_KEY": "hunter2"})
     assert "hunter2" not in str(caught.value)
