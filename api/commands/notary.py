@@ -68,7 +68,7 @@ def init(ctx: click.Context, key_file: str | None) -> None:
     """Create the key pair once; refuses to overwrite an existing key."""
     path = _key_path(ctx, key_file)
     with _refusals(), open_ledger(ctx) as ledger:
-        key_id = notary.create_signing_key(ledger, path, cli_actor(ledger.settings))
+        key_id = notary.create_signing_key(ledger, path, cli_actor(ledger))
     click.echo(
         f"signing key {key_id} created: private half {path} (keep it safe), "
         f"public half {notary.service.public_key_path(path)} and recorded in the ledger"
@@ -82,7 +82,7 @@ def rotate(ctx: click.Context, key_file: str | None) -> None:
     """Replace the signing key; the rotation is recorded as events."""
     path = _key_path(ctx, key_file)
     with _refusals(), open_ledger(ctx) as ledger:
-        old_id, new_id = notary.rotate_signing_key(ledger, path, cli_actor(ledger.settings))
+        old_id, new_id = notary.rotate_signing_key(ledger, path, cli_actor(ledger))
     click.echo(f"signing key {old_id} retired, {new_id} is now at {path}")
 
 
