@@ -163,3 +163,13 @@ def test_a_rotation_removes_plain_private_keys_an_older_rotation_left(ledger, se
     assert key_path.with_name(f"signing-key.{old_id}.retired-{at}.pub.pem").exists()
     _, keys = pinned_keys(key_path)
     assert notary.verify_database(ledger.engine, [before, after], keys).ok
+
+
+def test_the_old_private_key_is_overwritten_not_only_unlinked(ledger, settings, tmp_path):
+    key_path = notary.default_key_path(settings)
+    notary.create_signing_key(ledger, key_path, actor="test")
+    other_name = tmp_path / "same-file"  # another name for the same bytes on disk
+    other_name.hardlink_to(key_path)
+    size = other_name.stat().st_size
+    notary.rotate_signing_key(ledger, key_path, actor="test")
+    assert other_name.read_bytes() == b"\0" * size
