@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ledger import ids
-from ledger.errors import InvalidCommand
+from ledger.errors import Conflict, InvalidCommand
 from ledger.notary.signing import key_id_for, load_private_key, load_public_key
 from ledger.notary.verify import KEY_ROTATED_TOPIC
 from ledger.storage import EVENTS_TABLE, is_postgres
@@ -37,7 +37,7 @@ class RetiredKey(NamedTuple):
     retired_at: int  # the position of the event that retired it
 
 
-class KeyRetired(InvalidCommand):
+class KeyRetired(Conflict):
     """A retired key was asked to sign a head at or after its retirement."""
 
     code = "signing_key_retired"
