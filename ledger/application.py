@@ -24,7 +24,14 @@ from ledger.domain.deployments import Deployment
 from ledger.domain.models import Model
 from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.domain.training import TrainingRun
-from ledger.errors import AlreadyExists, Conflict, NotFound, StaleVersion, StorageUnavailable
+from ledger.errors import (
+    AlreadyExists,
+    Conflict,
+    NotAuthorized,
+    NotFound,
+    StaleVersion,
+    StorageUnavailable,
+)
 from ledger.health import HealthCommands
 from ledger.key_digests import KeyDigests
 from ledger.keyfiles import pepper
@@ -35,16 +42,25 @@ from ledger.storage import LedgerFactory, LedgerRecorder
 from ledger.timeline import parse_instant, version_at
 
 
-def cli_actor(settings: Settings) -> str:
-    """Who a command-line change is by: the configured API key's id, else the OS user."""
-    key = settings.api_key
+def cli_actor(ledger: Ledger) -> str:
+    """Who a command-line change is by: the API key given to it, once checked, else the OS user.
+
+    The key is checked as the API checks a bearer key, so a made-up key records nothing.
+    """
+    key = ledger.settings.api_key
     if key:
-        return f"key:{key.split('_')[1] if key.count('_') >= 2 else 'unknown'}"
+        record = ledger.authenticate(key)
+        if record is None:
+            raise NotAuthorized(
+                "LEDGER_API_KEY is not a key this ledger issued, or it is revoked or expired: "
+                "set a valid key, or unset it to act as your OS user"
+            )
+        return f"key:{record.key_id}"
     try:
         user = getpass.getuser()
     except Exception:  # no user name in some containers
         user = str(os.getuid())
-    return f"cli:{user}"
+    return f"os-user:{user}"
 
 
 class IssuedKey(NamedTuple):

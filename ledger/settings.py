@@ -133,7 +133,8 @@ class Settings:
     api_key: str = setting(
         "LEDGER_API_KEY",
         "",
-        "The command line's key: the actor of its changes and the bearer of `verify --from-url`.",
+        "The command line's key, checked like a bearer key: the actor of its changes and the "
+        "bearer of `verify --from-url`; empty: changes are by `os-user:<name>`.",
         secret=True,
     )
     replay_key: str = setting(

@@ -98,7 +98,7 @@ def _save(ledger: Any, entries: dict[str, dict[str, Any]]) -> None:
         raise click.ClickException("--save needs --config FILE with deployments to store")
     for name, entry in entries.items():
         check(entry, f"deployment {name!r}")
-        ledger.change_deployment(name, cli_actor(ledger.settings), settings={"autopilot": entry})
+        ledger.change_deployment(name, cli_actor(ledger), settings={"autopilot": entry})
         click.echo(f"deployment {name}: autopilot rules stored in its settings")
 
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import click
 
 from ledger.application import Ledger
+from ledger.errors import NotAuthorized
 from ledger.settings import Settings
 
 
@@ -26,5 +27,7 @@ def open_ledger(ctx: click.Context, **overrides: object) -> Iterator[Ledger]:
     app = Ledger(replace(settings, group_commit=False, **overrides))
     try:
         yield app
+    except NotAuthorized as error:  # a key the ledger does not know: say so, record nothing
+        raise click.ClickException(error.detail) from None
     finally:
         app.close()

@@ -28,7 +28,7 @@ def export(ctx: click.Context, start: str, end: str, fmt: str, out: Path) -> Non
     """Write the file and its manifest (sha256, pinned position, signed digest); record the export."""
     with open_ledger(ctx) as ledger:
         request = exporting.pin(ledger, start, end, fmt)
-        result = exporting.export_to_directory(ledger, request, out, cli_actor(ledger.settings))
+        result = exporting.export_to_directory(ledger, request, out, cli_actor(ledger))
     click.echo(json.dumps(result, indent=2, sort_keys=True))
 
 

@@ -23,7 +23,7 @@ def forget(ctx: click.Context, subject: str, reason: str, deployment: str | None
     with open_ledger(ctx) as ledger:
         try:
             result = ledger.forget_subject(
-                subject, reason=reason, actor=cli_actor(ledger.settings), deployment=deployment
+                subject, reason=reason, actor=cli_actor(ledger), deployment=deployment
             )
             ledger.sealer.keys.purge()  # an operator's erasure: make the key row physically go now
         except LedgerError as error:
@@ -61,9 +61,7 @@ def retention_set(
 
     with open_ledger(ctx) as ledger:
         try:
-            retention = set_retention(
-                ledger, deployment, days, cli_actor(ledger.settings), override_reason
-            )
+            retention = set_retention(ledger, deployment, days, cli_actor(ledger), override_reason)
         except LedgerError as error:
             raise click.ClickException(error.detail) from error
     click.echo(json.dumps({"deployment": deployment, **retention}, indent=2))

@@ -75,7 +75,7 @@ def declare(
     """Declare a feed (or change its expectation)."""
     with open_ledger(ctx) as ledger:
         feed = ledger.declare_feed(
-            name, expected, seconds(period), cli_actor(ledger.settings), tolerance, deployment
+            name, expected, seconds(period), cli_actor(ledger), tolerance, deployment
         )
     click.echo(
         f"feed {feed.name}: {feed.expected_count} per {feed.period_seconds} s ±{feed.tolerance:.0%}"
@@ -94,7 +94,7 @@ def report(ctx: click.Context, name: str, count: int, period_start: str | None) 
     """Report COUNT records received on a feed."""
     with open_ledger(ctx) as ledger:
         feed = ledger.report_ingestion(
-            name, count, cli_actor(ledger.settings), period_start=period_start, source="cli"
+            name, count, cli_actor(ledger), period_start=period_start, source="cli"
         )
     click.echo(f"feed {feed.name}: {count} reported")
 
@@ -112,7 +112,7 @@ def quality_check(ctx: click.Context, file: Path, deployment: str, batch_id: str
     if not rows:
         raise InvalidCommand(f"{file} holds no rows", field="file")
     with open_ledger(ctx) as ledger:
-        check = check_batch(ledger, deployment, rows, cli_actor(ledger.settings), batch_id=batch_id)
+        check = check_batch(ledger, deployment, rows, cli_actor(ledger), batch_id=batch_id)
     click.echo(
         json.dumps(
             {

@@ -25,7 +25,7 @@ def create(ctx: click.Context, role: str, label: str, expires_at: str | None) ->
     """Print a new key once; only its HMAC is stored."""
     with open_ledger(ctx) as ledger:
         key_id, key = ledger.issue_api_key(
-            role=role, actor=cli_actor(ledger.settings), label=label, expires_at=expires_at
+            role=role, actor=cli_actor(ledger), label=label, expires_at=expires_at
         )
     click.echo(key)
     click.echo(f"key id {key_id} ({role})", err=True)
@@ -38,7 +38,7 @@ def create(ctx: click.Context, role: str, label: str, expires_at: str | None) ->
 def revoke(ctx: click.Context, key_id: str, reason: str) -> None:
     """Revoke a key by its id."""
     with open_ledger(ctx) as ledger:
-        ledger.revoke_api_key(key_id, reason=reason, actor=cli_actor(ledger.settings))
+        ledger.revoke_api_key(key_id, reason=reason, actor=cli_actor(ledger))
     click.echo(f"revoked {key_id}")
 
 

@@ -68,7 +68,7 @@ def init(ctx: click.Context, key_file: str | None) -> None:
     """Create the key pair once; refuses to overwrite an existing key."""
     path = _key_path(ctx, key_file)
     with _refusals(), open_ledger(ctx) as ledger:
-        key_id = notary.create_signing_key(ledger, path, cli_actor(ledger.settings))
+        key_id = notary.create_signing_key(ledger, path, cli_actor(ledger))
     click.echo(
         f"signing key {key_id} created: private half {path} (keep it safe), "
         f"public half {notary.service.public_key_path(path)} and recorded in the ledger"
@@ -77,13 +77,31 @@ def init(ctx: click.Context, key_file: str | None) -> None:
 
 @signing_key_group.command("rotate")
 @key_file_option
+@click.option(
+    "--keep-retired",
+    is_flag=True,
+    help="Keep the retired private key, encrypted under a passphrase asked for now "
+    "(default: it is overwritten and removed; its public half is kept either way).",
+)
 @click.pass_context
-def rotate(ctx: click.Context, key_file: str | None) -> None:
-    """Replace the signing key; the rotation is recorded as events."""
+def rotate(ctx: click.Context, key_file: str | None, keep_retired: bool) -> None:
+    """Retire the signing key at a recorded position and put its successor in its place."""
     path = _key_path(ctx, key_file)
+    passphrase = _new_passphrase() if keep_retired else None
     with _refusals(), open_ledger(ctx) as ledger:
-        old_id, new_id = notary.rotate_signing_key(ledger, path, cli_actor(ledger.settings))
-    click.echo(f"signing key {old_id} retired, {new_id} is now at {path}")
+        old_id, new_id = notary.rotate_signing_key(ledger, path, cli_actor(ledger), passphrase)
+    kept = "kept encrypted" if keep_retired else "removed"
+    click.echo(
+        f"signing key {old_id} retired (private half {kept}, public half kept beside it), "
+        f"{new_id} is now at {path}"
+    )
+
+
+def _new_passphrase() -> bytes:
+    text = click.prompt("Passphrase for the retired key", hide_input=True, confirmation_prompt=True)
+    if not text:
+        raise Refused("an empty passphrase protects nothing")
+    return str(text).encode()
 
 
 @click.command("digest")

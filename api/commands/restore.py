@@ -23,7 +23,7 @@ def restored(ctx: click.Context, source: str) -> None:
                 source=source,
                 restored_position=position,
                 restored_head=head.hex(),
-                actor=cli_actor(ledger.settings),
+                actor=cli_actor(ledger),
             )
         )
     click.echo(

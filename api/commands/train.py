@@ -38,7 +38,7 @@ def train(
             model_id = train_and_record(
                 ledger,
                 spec,
-                cli_actor(ledger.settings),
+                cli_actor(ledger),
                 deployment=deployment,
                 trigger={"kind": "cli", "spec_file": str(spec_path)},
             )
@@ -58,9 +58,7 @@ def _ensure_deployment(ledger: Ledger, spec: dict, name: str) -> None:
     try:
         ledger.deployment(name)
     except NotFound:
-        ledger.create_deployment(
-            actor=cli_actor(ledger.settings), **deployment_for(spec, name=name)
-        )
+        ledger.create_deployment(actor=cli_actor(ledger), **deployment_for(spec, name=name))
         click.echo(f"created deployment {name}", err=True)
 
 

@@ -6,6 +6,7 @@ Public surface (import from here):
 - signing: Digest, sign_digest, load_digest, load_public_key, write_digest_file
 - service: create_signing_key, rotate_signing_key, issue_digest (the only signing path),
            DigestWriter, verify_database, check_continuity
+- retired: KeyRetired (a retired key asked to sign), retirement_position
 - link:    linked_head, TamperSuspected, PreviousDigestNeeded (what signing refuses)
 - verify:  verify_events -> VerificationReport; remote: iter_events_from_url
 """
@@ -20,6 +21,7 @@ from ledger.notary.chain import (
 from ledger.notary.link import PreviousDigestNeeded, TamperSuspected, linked_head
 from ledger.notary.remote import iter_events_from_url
 from ledger.notary.report import Problem, VerificationReport
+from ledger.notary.retired import KeyRetired, retirement_position
 from ledger.notary.service import (
     DigestWriter,
     check_continuity,
@@ -51,6 +53,7 @@ __all__ = [
     "Digest",
     "DigestWriter",
     "GENESIS",
+    "KeyRetired",
     "PreviousDigestNeeded",
     "Problem",
     "RawEvent",
@@ -74,6 +77,7 @@ __all__ = [
     "notary_head",
     "raw_event_from_json",
     "raw_event_to_json",
+    "retirement_position",
     "rotate_signing_key",
     "sign_digest",
     "verify_database",

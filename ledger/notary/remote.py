@@ -1,11 +1,17 @@
-"""Raw events from the auditor API (JSON lines), so verification needs no database access."""
+"""Raw events from the auditor API (JSON lines), so verification needs no database access.
+
+The bearer key goes only to the origin the auditor named: a redirect or a `next` page on
+another origin (scheme, host and port) is refused, never followed.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.parse
 import urllib.request
 from collections.abc import Generator, Iterator
+from typing import IO
 
 from ledger.errors import InvalidCommand
 from ledger.notary.chain import RawEvent, raw_event_from_json
@@ -21,14 +27,12 @@ def iter_events_from_url(
     """
     next_url: str | None = url
     seen: set[str] = set()
-    origin = urllib.parse.urlsplit(url)[:2]
+    origin = _origin(url)
     while next_url:
         if next_url in seen:
             raise InvalidCommand(f"the server's next cursor loops back to {next_url}")
-        if (
-            urllib.parse.urlsplit(next_url)[:2] != origin
-        ):  # never hand the bearer key to another host
-            raise InvalidCommand(f"the server's next page {next_url} is not on {url}'s host")
+        if _origin(next_url) != origin:  # never hand the bearer key to another host
+            raise InvalidCommand(f"the server's next page {next_url} is not on {url}'s origin")
         seen.add(next_url)
         next_url = yield from _read_page(next_url, api_key, timeout)
 
@@ -40,7 +44,7 @@ def _read_page(
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     following: str | None = None
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the auditor's URL
+    with _OPENER.open(request, timeout=timeout) as response:
         for line in response:
             if not line.strip():
                 continue
@@ -61,3 +65,37 @@ def _next_url(current: str, cursor: str) -> str:
     query = dict(urllib.parse.parse_qsl(parts.query))
     query["cursor"] = str(cursor)
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port (the scheme's default when none is given)."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the origin asked: urllib would copy Authorization along."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if _origin(newurl) != _origin(req.full_url):
+            fp.close()
+            raise InvalidCommand(
+                f"{req.full_url} redirects ({code}) to {newurl}, another origin: refusing to "
+                "follow it with the bearer key; give --from-url the address that serves the events"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(SameOriginRedirects)

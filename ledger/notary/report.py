@@ -32,6 +32,7 @@ KIND_TITLES = {
     "digest_mismatch": "signed head does not match",
     "digest_signature": "digest signature invalid",
     "digest_key": "digest key not trusted",
+    "digest_key_retired": "digest signed by a retired key",
     "digest_not_covered": "digest not covered by the events",
 }
 

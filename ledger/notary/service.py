@@ -17,6 +17,15 @@ from ledger.errors import AlreadyExists
 from ledger.keyfiles import private_dir
 from ledger.notary.link import PreviousDigestNeeded, TamperSuspected, linked_head
 from ledger.notary.report import VerificationReport
+from ledger.notary.retired import (
+    KeyRetired,
+    RetiredKey,
+    keep_retired,
+    retire_legacy_files,
+    retired_keys,
+    retirement_position,
+    zero,
+)
 from ledger.notary.signing import (
     Digest,
     key_id_for,
@@ -61,13 +70,20 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 
 def _write_key_pair(key: Ed25519PrivateKey, path: Path) -> None:
-    private = key.private_bytes(
+    _write_new(path, _private_pem(key), 0o600)
+    _write_public(key, path)
+
+
+def _private_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def _write_public(key: Ed25519PrivateKey, path: Path) -> None:
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_new(path, private, 0o600)
     public_path = public_key_path(path)
     public_path.unlink(missing_ok=True)  # the public half is not secret; it follows the private one
     _write_new(public_path, public, 0o644)
@@ -89,22 +105,39 @@ def create_signing_key(ledger: Any, path: Path, actor: str) -> str:
     return key_id
 
 
-def rotate_signing_key(ledger: Any, path: Path, actor: str) -> tuple[str, str]:
-    """Retire the key at `path` (kept beside it, renamed) and record its successor."""
+def rotate_signing_key(
+    ledger: Any, path: Path, actor: str, keep_passphrase: bytes | None = None
+) -> tuple[str, str]:
+    """Retire the key at `path` at a recorded position and put its successor there.
+
+    Only the retired key's public half stays (see ledger.notary.retired); its private half
+    is overwritten and removed, or kept encrypted under `keep_passphrase` if one is given.
+    """
     path = Path(path)
-    old_id = key_id_for(load_private_key(path).public_key())
-    retired = path.with_name(f"signing-key.{old_id}.retired.pem")
-    os.replace(path, retired)
+    old = load_private_key(path)
+    old_id = key_id_for(old.public_key())
     key = Ed25519PrivateKey.generate()
-    try:
-        _write_key_pair(key, path)
-    except OSError:
-        os.replace(retired, path)
-        raise
+    staged = path.with_name(path.name + ".new")
+    staged.unlink(missing_ok=True)  # a successor never recorded: an earlier rotation failed
+    _write_new(staged, _private_pem(key), 0o600)
     new_id = key_id_for(key.public_key())
-    ledger.record_signing_key(
-        key_id=new_id, public_key=public_key_text(key.public_key()), actor=actor, replaces=old_id
-    )
+    try:
+        ledger.record_signing_key(
+            key_id=new_id,
+            public_key=public_key_text(key.public_key()),
+            actor=actor,
+            replaces=old_id,
+        )
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    retired_at = retirement_position(ledger.engine, old_id)
+    keep_retired(path, old, retired_at or 0, keep_passphrase)
+    with open(path, "r+b") as old_file:  # held open to overwrite it once it is unlinked
+        os.replace(staged, path)
+        zero(old_file)
+    _write_public(key, path)
+    retire_legacy_files(ledger.engine, path)
     return old_id, new_id
 
 
@@ -126,8 +159,9 @@ def issue_digest(
     a signer that keeps no record must be given `previous`.
     """
     key = load_private_key(key_path)
+    retired = retired_keys(engine, Path(key_path))
     signed = _signed_heads(digests_dir, previous)
-    _check_signed_here(signed, key_path)
+    _check_signed_here(signed, key.public_key(), retired)
     if not signed and (digests_dir is None or not write):
         raise PreviousDigestNeeded(
             "no digest to link this head to: give --previous FILE (the last digest issued, "
@@ -137,6 +171,7 @@ def issue_digest(
     advance(engine)
     head = notary_head(engine)
     linked = linked_head(engine, head, signed, head[0] if position is None else position)
+    _refuse_if_retired(engine, key.public_key(), retired, linked.position)
     digest = sign_digest(key, linked.position, linked.chain_hash, linked.recorded_at)
     if write and digests_dir is not None:
         write_digest_file(digest, digests_dir)
@@ -152,25 +187,44 @@ def _signed_heads(digests_dir: Path | None, previous: Digest | None) -> list[Dig
     return signed
 
 
-def _check_signed_here(signed: list[Digest], key_path: Path) -> None:
-    """A head to link to must carry a signature by this signer's key, current or retired.
+def _check_signed_here(
+    signed: list[Digest], current: Ed25519PublicKey, retired: list[RetiredKey]
+) -> None:
+    """A head to link to must be signed by this signer's key, or by a key it retired before.
 
-    Otherwise a file planted in the digest directory could vouch for a rewritten chain.
+    Otherwise a file planted in the digest directory could vouch for a rewritten chain,
+    signed by the signing key or by a retired key someone kept.
     """
-    own = {key_id_for(k): k for k in _own_public_keys(Path(key_path))}
+    own = {key_id_for(current): RetiredKey(key_id_for(current), current, 2**63)}
+    own.update({r.key_id: r for r in retired})
     for digest in signed:
         key = own.get(digest.key_id)
-        if key is None or not signature_valid(digest, key):
+        if key is None or not signature_valid(digest, key.public_key):
             raise TamperSuspected(
                 f"the digest at position {digest.position} ({digest.issued_at}) to link to is "
                 f"not signed by this signer's key ({', '.join(own)}); refusing to sign"
             )
+        if digest.position >= key.retired_at:
+            raise TamperSuspected(
+                f"the digest at position {digest.position} ({digest.issued_at}) to link to is "
+                f"signed by key {key.key_id}, retired at position {key.retired_at}: a retired "
+                "key vouches for nothing at or after its retirement; refusing to sign"
+            )
 
 
-def _own_public_keys(key_path: Path) -> list[Ed25519PublicKey]:
-    """The signing key's public half and those of the keys it replaced (kept beside it)."""
-    retired = sorted(key_path.parent.glob("signing-key.*.retired.pem"))
-    return [load_private_key(path).public_key() for path in [key_path, *retired]]
+def _refuse_if_retired(
+    engine: sa.Engine, key: Ed25519PublicKey, retired: list[RetiredKey], position: int
+) -> None:
+    """A retired key signs nothing at or after its retirement (a restored old key file)."""
+    key_id = key_id_for(key)
+    known = [r.retired_at for r in retired if r.key_id == key_id]
+    recorded = retirement_position(engine, key_id)
+    retired_at = min([*known, *([recorded] if recorded is not None else [])], default=None)
+    if retired_at is not None and position >= retired_at:
+        raise KeyRetired(
+            f"signing key {key_id} was retired at position {retired_at}: it signs nothing at "
+            f"or after it (asked for position {position}); sign with its successor"
+        )
 
 
 def check_continuity(engine: sa.Engine, previous: Digest) -> None:

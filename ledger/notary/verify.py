@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ledger import ids
 from ledger.notary.chain import (
     GENESIS,
     ChainRow,
@@ -57,12 +58,15 @@ Heads = dict[int, ChainHead | None]  # digest position -> the recomputed head th
 
 
 class _Keyring:
-    """Signing keys the events themselves record (used only when no key is pinned)."""
+    """Signing keys the events themselves record, and where each was retired.
+
+    The recorded keys stand in for pinned ones only when none are pinned; retirements
+    hold either way, since a pinned list says which keys, not until when.
+    """
 
     def __init__(self) -> None:
         self.keys: dict[str, RecordedKey] = {}
-        self.retired: dict[str, int] = {}  # key_id -> position of its rotation
-        self._by_originator: dict[bytes, str] = {}
+        self._retired: dict[bytes, int] = {}  # SigningKey originator -> position of its rotation
 
     def observe(self, event: RawEvent) -> None:
         try:
@@ -72,11 +76,12 @@ class _Keyring:
         if event.topic == KEY_CREATED_TOPIC and isinstance(state.get("key_id"), str):
             recorded = RecordedKey(event.position, str(state.get("public_key")))
             self.keys.setdefault(state["key_id"], recorded)
-            self._by_originator[bytes(event.originator_id)] = state["key_id"]
         elif event.topic == KEY_ROTATED_TOPIC:
-            key_id = self._by_originator.get(bytes(event.originator_id))
-            if key_id:
-                self.retired.setdefault(key_id, event.position)
+            self._retired.setdefault(bytes(event.originator_id), event.position)
+
+    def retired_at(self, key_id: str) -> int | None:
+        """The position of the event that retired `key_id`, if the events hold one."""
+        return self._retired.get(ids.signing_key_id(key_id).bytes)
 
 
 def verify_events(
@@ -272,6 +277,14 @@ def _signature_failure(
             "digest_signature",
             digest.position,
             f"the signature by key {digest.key_id} is not valid",
+        )
+    retired_at = keyring.retired_at(digest.key_id)
+    if retired_at is not None and digest.position >= retired_at:
+        return Problem(
+            "digest_key_retired",
+            digest.position,
+            f"signed by key {digest.key_id}, retired at position {retired_at}: a retired key "
+            "vouches for no head at or after its retirement",
         )
     return None
 
