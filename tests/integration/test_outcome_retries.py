@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
@@ -122,3 +123,22 @@ def test_a_retry_after_a_restart_still_finds_the_original(api: Api, settings) ->
         assert len(restarted.prediction(pid).outcomes) == 1
     finally:
         restarted.close()
+
+
+@pytest.mark.parametrize("outcome_id", ["o-1", None], ids=["with-id", "without-id"])
+def test_concurrent_resends_of_one_outcome_record_it_once(api: Api, outcome_id) -> None:
+    pid = made(api, "r-1")
+    body = {"prediction_id": pid, "actual": "yes", "outcome_id": outcome_id}
+    barrier, answers = threading.Barrier(6), []
+
+    def resend() -> None:
+        barrier.wait()
+        answers.append(send(api, body))
+
+    threads = [threading.Thread(target=resend) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.status_code for a in answers) == [200] * 5 + [201], [a.text for a in answers]
+    assert len(api.ledger.prediction(pid).outcomes) == 1
