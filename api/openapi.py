@@ -88,6 +88,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ("OutcomeSchema", "OutcomeSchema[]"),
         ("OutcomeResultSchema", "OutcomeListSchema"),
         201,
+        also=(200,),
     ),
     ("GET", "/v1/predictions/{prediction_id}"): Operation(
         "The provenance of one prediction", None, "ProvenanceSchema", query=_AS_OF

@@ -1,7 +1,7 @@
 """Traffic replay: historic requests sent into a running service at their original cadence.
 
 The source is either a ledger (the prediction requests recorded between two instants,
-with their outcomes later at their original delays) or a CSV/Parquet file with a time
+with their outcomes later at their original delays, each under its outcome id) or a CSV/Parquet file with a time
 column (a continuous upload of data). The source is only read; nothing is recorded in it.
 """
 
@@ -77,11 +77,17 @@ def ledger_requests(
                     "request_id": request_id,
                     "actual": event.actual,
                     "observed_at": event.observed_at,
+                    "outcome_id": replayed_outcome_id(event),
                 },
                 "outcome",
             )
     if pending_batch:
         yield _batch_request(source, pending_batch, first_at or 0)
+
+
+def replayed_outcome_id(event: Any) -> str:
+    """The outcome's own id, else one derived from its event: replaying again records nothing."""
+    return event.outcome_id or f"replay:{event.originator_id}:{event.originator_version}"
 
 
 def source_made_class() -> type:

@@ -16,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError
 
 from ledger import ids, recording
+from ledger import outcomes as outcomes_module
 from ledger.artifacts import ArtifactStore
 from ledger.database import create_engine
 from ledger.domain.access import ApiKey, SigningKey
@@ -35,6 +36,7 @@ from ledger.errors import (
 from ledger.health import HealthCommands
 from ledger.key_digests import KeyDigests
 from ledger.keyfiles import pepper
+from ledger.outcomes import NewOutcome, RecordedOutcome
 from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
 from ledger.read_cache import ReadCache
 from ledger.settings import Settings
@@ -270,6 +272,7 @@ class Ledger(HealthCommands, Application[UUID]):
     def record_outcome(
         self, prediction_id: UUID | str, actual: Any, observed_at: str | None, actor: str
     ) -> Prediction:
+        """Append an outcome unconditionally (a second one is a correction); no retry rules."""
         for _attempt in range(5):  # concurrent outcomes for one prediction race for a version
             prediction = self.prediction(prediction_id)
             prediction.record_outcome(actual, observed_at, actor)
@@ -281,22 +284,13 @@ class Ledger(HealthCommands, Application[UUID]):
         raise Conflict(f"prediction {prediction_id} is being changed concurrently; retry")
 
     def record_outcomes(
-        self, outcomes: Sequence[tuple[UUID | str, Any, str | None]], actor: str
-    ) -> list[Prediction]:
-        """Record several outcomes in one transaction: all of them or, if any fails, none."""
-        for _attempt in range(5):  # concurrent outcomes for one prediction race for a version
-            changed: dict[UUID, Prediction] = {}
-            for index, (prediction_id, actual, observed_at) in enumerate(outcomes):
-                pid = _uuid(prediction_id, "prediction")
-                if pid not in changed:
-                    changed[pid] = self._existing_prediction(pid) or _missing(pid, index)
-                changed[pid].record_outcome(actual, observed_at, actor)
-            try:
-                self.save(*changed.values())
-                return [changed[_uuid(p, "prediction")] for p, _, _ in outcomes]
-            except IntegrityError:
-                continue
-        raise Conflict("these predictions are being changed concurrently; retry")
+        self, outcomes: Sequence[NewOutcome | tuple[Any, ...]], actor: str
+    ) -> list[RecordedOutcome]:
+        """Record a list of outcomes in one transaction, all or none; retries record nothing.
+
+        The rules (outcome ids, retries, corrections) are ledger/outcomes.py's.
+        """
+        return outcomes_module.record_outcomes(self, outcomes, actor)
 
     # -- keys ----------------------------------------------------------------------
     @cached_property
@@ -389,11 +383,3 @@ def _uuid(value: UUID | str, what: str) -> UUID:
         return UUID(str(value))
     except ValueError:
         raise NotFound(f"{what} {value!r} not found: not a valid id") from None
-
-
-def _missing(prediction_id: UUID, index: int) -> Any:
-    raise NotFound(
-        f"prediction {prediction_id} (item {index}) not found; nothing was recorded",
-        field=str(index),
-        index=index,
-    )

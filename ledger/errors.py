@@ -29,6 +29,12 @@ class Conflict(LedgerError):
     code = "conflict"
 
 
+class OutcomeIdReused(Conflict):
+    """An outcome id sent again with another body: a correction needs a new id."""
+
+    code = "outcome_id_reused"
+
+
 class StaleVersion(LedgerError):
     """The caller acted on a version that is no longer current."""
 

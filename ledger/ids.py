@@ -31,6 +31,11 @@ def prediction_id_text(deployment: str, request_id: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def outcome_claim_id(deployment: str, outcome_id: str) -> uuid.UUID:
+    """Outcome ids are the client's, scoped per deployment like request ids."""
+    return uuid.uuid5(NAMESPACE, f"outcome:{deployment}\x00{outcome_id}")
+
+
 def api_key_id(key_id: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"api-key:{key_id}")
 

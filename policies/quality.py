@@ -8,9 +8,10 @@ scores as outliers. The result is the payload of a `QualityCheck.Recorded` event
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -180,21 +181,40 @@ TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def type_errors(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, Any]) -> list[str]:
-    """One message per row that breaks the schema: unknown, missing or mistyped fields."""
+class CheckedRows(NamedTuple):
+    """Rows checked against the deployment's schema: each as loaded (None when it does not
+    load), and each bad row's errors by field."""
+
+    loaded: list[Mapping[str, Any] | None]
+    errors: dict[int, dict[str, str]]
+
+
+# Rows in, each loaded (None for a bad row) with its field errors: the prediction path's
+# row schema (serving/rows.py), handed down by the caller since policies cannot import it.
+RowChecker = Callable[[Mapping[str, Any], Sequence[Any]], CheckedRows]
+
+
+def recorded_rows(rows: Sequence[Mapping[str, Any]], schema: Mapping[str, Any]) -> CheckedRows:
+    """Features of recorded predictions, which the prediction path loaded when they were made:
+    all are kept, and a value the schema (changed since) no longer takes is reported.
+
+    Absent fields are not errors here: sealed personal features are not stored in the clear.
+    """
     features = {f["name"]: f for f in schema["features"]}
-    errors = []
+    errors: dict[int, dict[str, str]] = {}
     for i, row in enumerate(rows):
-        unknown = sorted(set(row) - set(features))
-        wrong = [
-            n
-            for n, f in features.items()
-            if row.get(n) is not None and not TYPE_TESTS[f["type"]](row[n])
-        ]
-        absent = [n for n, f in features.items() if row.get(n) is None and f.get("required")]
-        if unknown or wrong or absent:
-            errors.append(f"row {i}: unknown {unknown}, mistyped {wrong}, missing {absent}")
-    return errors
+        found = {name: "Unknown field." for name in sorted(set(row) - set(features))}
+        for name, feature in features.items():
+            if row.get(name) is not None and not TYPE_TESTS[feature["type"]](row[name]):
+                found[name] = f"Not a valid {feature['type']}."
+        if found:
+            errors[i] = found
+    return CheckedRows(list(rows), errors)
+
+
+def error_summary(index: int, errors: Mapping[str, str]) -> str:
+    """One line naming a bad row and what is wrong with each of its fields."""
+    return f"row {index}: " + "; ".join(f"{name}: {message}" for name, message in errors.items())
 
 
 def may_be_missing(feature: Mapping[str, Any]) -> bool:
@@ -215,22 +235,36 @@ def check_rows(
     profile: Mapping[str, Any],
     thresholds: Mapping[str, float],
     scorer: OutlierScorer | None = None,
+    checked: CheckedRows | None = None,
 ) -> Report:
-    """Check a batch of rows against the schema and a reference profile."""
+    """Check a batch of rows against the schema and a reference profile.
+
+    `checked`: the rows as the row schema loaded them; a bad row counts in the `schema`
+    check and is left out of the feature and outlier checks. Without it the rows are
+    recorded predictions' features (`recorded_rows`).
+    """
     report = Report(rows=len(rows))
-    errors = type_errors(rows, schema)
-    report.add("schema", None, len(errors) / max(len(rows), 1), thresholds["type_error_share"])
-    report.outliers["type_errors"] = errors[:20]
+    checked = checked or recorded_rows(rows, schema)
+    bad = sorted(checked.errors)
+    report.add("schema", None, len(bad) / max(len(rows), 1), thresholds["type_error_share"])
+    report.outliers.update(
+        bad_rows=len(bad),
+        type_errors=[error_summary(i, checked.errors[i]) for i in bad[:20]],
+        field_errors=dict(Counter(f for i in bad for f in checked.errors[i])),
+    )
+    kept = [(i, row) for i, row in enumerate(checked.loaded) if row is not None]
+    good = [row for _, row in kept]
     names = {f["name"] for f in schema["features"]}
     for name, reference in profile_features(profile).items():
         if name in names and isinstance(reference, Mapping) and not reference.get("personal"):
             report.features[name] = check_feature(
-                report, name, reference, [r.get(name) for r in rows], thresholds
+                report, name, reference, [r.get(name) for r in good], thresholds
             )
-    if scorer is not None and rows:
-        flags = score_in_batches(scorer, list(rows))
+    if scorer is not None and good:  # a bad row is no input a model would ever be given
+        flags = score_in_batches(scorer, good)
         share = float(flags.mean())
-        report.outliers.update(share=_round(share), rows=[int(i) for i in np.flatnonzero(flags)])
+        flagged = [kept[int(j)][0] for j in np.flatnonzero(flags)]
+        report.outliers.update(share=_round(share), rows=flagged)
         report.add("outliers", None, share, thresholds["outlier_share"])
     return report
 

@@ -21,7 +21,14 @@ from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
 from ledger.domain.feeds import QualityCheck
 from ledger.domain.predictions import Prediction
-from policies.quality import OutlierScorer, Report, check_rows, thresholds_from
+from policies.quality import (
+    CheckedRows,
+    OutlierScorer,
+    Report,
+    RowChecker,
+    check_rows,
+    thresholds_from,
+)
 from projections import events as ev
 from projections import health_queries as q
 from projections.deployments import DeploymentsProjection
@@ -82,14 +89,20 @@ def check_batch(
     name: str,
     rows: list[dict[str, Any]],
     actor: str,
+    *,
+    checker: RowChecker,
     batch_id: str | None = None,
 ) -> QualityCheck:
-    """Check rows sent in against the deployment's reference and record the result."""
+    """Check rows sent in against the deployment's reference and record the result.
+
+    `checker` loads each row as the prediction path would (serving.rows.checked_rows): a
+    row that does not load is counted as a bad row, never an error of the whole check.
+    """
     deployment = ledger.deployment(name)
     reference = reference_for(ledger, deployment)
     digest = hashlib.sha256(orjson.dumps(rows, option=orjson.OPT_SORT_KEYS)).hexdigest()
     batch_id = batch_id or digest[:16]
-    report = _check(deployment, reference, rows)
+    report = _check(deployment, reference, rows, checker(deployment.schema, rows))
     covers = {"batch": {"id": batch_id, "rows": len(rows), "digest": digest}, "rows": len(rows)}
     return _record(
         ledger, deployment, f"batch:{batch_id}", "batch", covers, reference, report, actor
@@ -97,13 +110,15 @@ def check_batch(
 
 
 def _check(
-    deployment: Deployment, reference: Reference | None, rows: list[dict[str, Any]]
+    deployment: Deployment,
+    reference: Reference | None,
+    rows: list[dict[str, Any]],
+    checked: CheckedRows | None = None,
 ) -> Report:
     thresholds = thresholds_from(deployment.settings)
     profile = reference.profile if reference else {}
-    return check_rows(
-        rows, deployment.schema, profile, thresholds, reference.scorer if reference else None
-    )
+    scorer = reference.scorer if reference else None
+    return check_rows(rows, deployment.schema, profile, thresholds, scorer, checked)
 
 
 def _record(

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from marshmallow import RAISE, Schema, ValidationError, fields, missing
+
+if TYPE_CHECKING:  # imported where used: the serving path need not load scipy for it
+    from policies.quality import CheckedRows
 
 
 class StrictNumber(fields.Field):
@@ -203,6 +206,38 @@ def dot_free_keys(names: list[str]) -> list[str]:
         taken.add(key)
         keys.append(key)
     return keys
+
+
+def checked_rows(input_schema: dict[str, Any], rows: Sequence[Any]) -> CheckedRows:
+    """Each row loaded as a prediction's would be, or its field errors: a bad row never stops
+    the others (what a quality check of a batch counts).
+
+    Personal features may be left out: no check reads them, and a batch need not carry them.
+    """
+    from policies.quality import CheckedRows
+
+    features = [
+        {**f, "nullable": True} if f.get("personal") else f for f in input_schema["features"]
+    ]
+    schema = row_schema("checked", {**input_schema, "features": features})
+    try:
+        return CheckedRows(schema.load(list(rows), many=True), {})
+    except ValidationError as error:
+        messages = cast(dict[int, Any], error.messages)
+    loaded: list[Any] = [None if i in messages else schema.load(r) for i, r in enumerate(rows)]
+    return CheckedRows(loaded, {i: _field_errors(m) for i, m in messages.items()})
+
+
+def _field_errors(messages: Any) -> dict[str, str]:
+    """marshmallow's messages for one row as {field: message} (the whole row: "row")."""
+    if not isinstance(messages, dict):
+        return {"row": str(messages)}
+    return {
+        "row" if name == "_schema" else str(name): " ".join(map(str, text))
+        if isinstance(text, list)
+        else str(text)
+        for name, text in messages.items()
+    }
 
 
 class RowSchemas:

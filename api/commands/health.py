@@ -14,6 +14,7 @@ from ledger.errors import InvalidCommand, LedgerError
 from ledger.timeline import parse_instant
 from policies.health import run_health_pass
 from policies.quality_windows import check_batch
+from serving.rows import checked_rows
 
 __all__ = ["register", "run_health_pass"]
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -108,17 +109,31 @@ def report(ctx: click.Context, name: str, count: int, period_start: str | None) 
 @click.pass_context
 def quality_check(ctx: click.Context, file: Path, deployment: str, batch_id: str | None) -> None:
     """Check the rows of FILE against the deployment's reference profile; the result is recorded."""
-    rows = read_rows(file)
-    if not rows:
-        raise InvalidCommand(f"{file} holds no rows", field="file")
-    with open_ledger(ctx) as ledger:
-        check = check_batch(ledger, deployment, rows, cli_actor(ledger), batch_id=batch_id)
+    try:
+        rows = read_rows(file)
+        if not isinstance(rows, list) or not rows:
+            raise InvalidCommand(f"{file} holds no rows: send a list of rows", field="file")
+        with open_ledger(ctx) as ledger:
+            check = check_batch(
+                ledger,
+                deployment,
+                rows,
+                cli_actor(ledger),
+                checker=checked_rows,
+                batch_id=batch_id,
+            )
+    except LedgerError as error:
+        raise click.ClickException(error.detail) from None
+    except (OSError, ValueError) as error:  # unreadable, or not CSV / Parquet / JSON after all
+        raise click.ClickException(f"cannot read {file}: {str(error).splitlines()[0]}") from None
     click.echo(
         json.dumps(
             {
                 "check_id": str(check.id),
                 "key": check.key,
                 "rows": len(rows),
+                "bad_rows": check.outliers.get("bad_rows", 0),
+                "row_errors": check.outliers.get("type_errors", []),
                 "outlier_share": check.outliers.get("share"),
                 "failing": check.failing,
             },

@@ -15,6 +15,7 @@ from ledger.errors import LedgerError
 from policies.quality_windows import check_batch
 from projections import health_queries
 from projections.model_health import model_health
+from serving.rows import checked_rows
 
 RESULT = QualityCheckResultSchema()
 WAIT_SECONDS = 2.0  # an as_of the projection has not reached yet waits this long, then says so
@@ -33,6 +34,8 @@ def check_document(check: Any) -> dict[str, Any]:
             "features": check.features,
             "outlier_share": check.outliers.get("share"),
             "outliers": check.outliers.get("rows", []),
+            "bad_rows": check.outliers.get("bad_rows", 0),
+            "row_errors": check.outliers.get("type_errors", []),
             "results": check.results,
             "failing": check.failing,
             "passed": not check.failing,
@@ -129,6 +132,7 @@ class QualityChecksResource:
             name,
             batch["rows"],
             req.context.principal.actor,
+            checker=checked_rows,
             batch_id=batch["batch_id"],
         )
         resp.status = falcon.HTTP_201

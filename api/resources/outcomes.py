@@ -2,6 +2,7 @@
 
 A list is all or nothing: every item is checked and the outcomes are saved in one
 transaction, so an unknown prediction (404 naming the item's index) records none.
+A retried outcome is answered 200 with the original (ledger/outcomes.py has the rules).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from api import params
 from api.schemas.outcomes import OutcomeSchema
 from api.services import Services
 from ledger import ids
+from ledger.outcomes import NewOutcome, RecordedOutcome
 
 ONE, MANY = OutcomeSchema(), OutcomeSchema(many=True)
 
@@ -25,20 +27,22 @@ def prediction_ref(item: dict[str, Any]) -> str:
     return str(ids.prediction_id(item["deployment"], item["request_id"]))
 
 
-def outcome_answer(prediction: Any) -> dict[str, Any]:
-    latest = prediction.outcome
+def outcome_answer(recorded: RecordedOutcome) -> dict[str, Any]:
+    prediction, outcome = recorded.prediction, recorded.outcome
     return {
         "prediction_id": str(prediction.id),
         "deployment": prediction.deployment,
         "request_id": prediction.request_id,
-        "actual": latest["actual"],
-        "observed_at": latest["observed_at"],
-        "correction": latest["correction"],
+        "actual": outcome["actual"],
+        "observed_at": outcome["observed_at"],
+        "correction": outcome["correction"],
+        "outcome_id": outcome["outcome_id"],
+        "retried": recorded.retried,
     }
 
 
 class OutcomesResource:
-    """POST /v1/outcomes: one outcome or a list (corrections are new events)."""
+    """POST /v1/outcomes: one outcome or a list (201 if any is new, 200 when all are retries)."""
 
     def __init__(self, services: Services):
         self.services = services
@@ -52,12 +56,17 @@ class OutcomesResource:
             )
         items = (MANY if many else ONE).load(body)
         outcomes = [
-            (prediction_ref(i), i["actual"], i["observed_at"] and i["observed_at"].isoformat())
+            NewOutcome(
+                prediction_ref(i),
+                i["actual"],
+                i["observed_at"] and i["observed_at"].isoformat(),
+                i["outcome_id"],
+            )
             for i in (items if many else [items])
         ]
         recorded = self.services.ledger.record_outcomes(outcomes, req.context.principal.actor)
-        answers = [outcome_answer(p) for p in recorded]
-        resp.status = falcon.HTTP_201
+        answers = [outcome_answer(r) for r in recorded]
+        resp.status = falcon.HTTP_200 if all(r.retried for r in recorded) else falcon.HTTP_201
         resp.media = {"outcomes": answers} if many else answers[0]
 
 

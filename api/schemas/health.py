@@ -61,6 +61,12 @@ class QualityCheckResultSchema(Schema):
     outliers = fields.List(
         fields.Integer(), metadata={"description": "row indexes the IsolationForest flags"}
     )
+    bad_rows = fields.Integer(
+        metadata={"description": "rows that do not load as a prediction's would (the schema check)"}
+    )
+    row_errors = fields.List(
+        fields.String(), metadata={"description": "the first 20 bad rows and their field errors"}
+    )
     results = fields.List(fields.Dict())
     failing = fields.List(fields.String())
     passed = fields.Boolean()

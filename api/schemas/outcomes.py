@@ -6,9 +6,16 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from api.schemas.predictions import REQUEST_ID
 
+OUTCOME_ID = validate.Length(min=1, max=200)
+
 
 class OutcomeSchema(Schema):
-    """The actual value observed for a prediction; a later one is a correction."""
+    """The actual value observed for a prediction; a later one is a correction.
+
+    `outcome_id` makes a retry safe: the same id (per deployment) with the same body returns
+    the original outcome, with another body 409. Without one, an outcome equal to the
+    prediction's latest is a retry; a different one is recorded as a correction.
+    """
 
     class Meta:
         unknown = RAISE
@@ -18,6 +25,11 @@ class OutcomeSchema(Schema):
     request_id = fields.String(validate=REQUEST_ID)
     actual = fields.Raw(required=True, allow_none=False)
     observed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    outcome_id = fields.String(
+        load_default=None,
+        validate=OUTCOME_ID,
+        metadata={"description": "the client's id of this outcome, unique per deployment"},
+    )
 
     @validates_schema
     def check_reference(self, data: dict, **_: object) -> None:
@@ -40,6 +52,10 @@ class OutcomeResultSchema(Schema):
     actual = fields.Raw()
     observed_at = fields.String(allow_none=True)
     correction = fields.Boolean()
+    outcome_id = fields.String(allow_none=True)
+    retried = fields.Boolean(
+        metadata={"description": "true: an outcome sent before, answered as first recorded"}
+    )
 
 
 class OutcomeListSchema(Schema):

@@ -78,19 +78,36 @@ class Prediction(Aggregate):
         return self.outcomes[-1] if self.outcomes else None
 
     class OutcomeRecorded(Aggregate.Event):
+        class_version = 2
         actual: Any
         observed_at: str | None
         correction: bool
         actor: str
+        outcome_id: str | None  # the client's id of this outcome, if it sent one
 
-    def record_outcome(self, actual: Any, observed_at: str | None, actor: str) -> None:
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["outcome_id"] = None
+
+    def record_outcome(
+        self, actual: Any, observed_at: str | None, actor: str, outcome_id: str | None = None
+    ) -> None:
         self._outcome_recorded(
-            actual=actual, observed_at=observed_at, correction=bool(self.outcomes), actor=actor
+            actual=actual,
+            observed_at=observed_at,
+            correction=bool(self.outcomes),
+            actor=actor,
+            outcome_id=outcome_id,
         )
 
     @event(OutcomeRecorded)
     def _outcome_recorded(
-        self, actual: Any, observed_at: str | None, correction: bool, actor: str
+        self,
+        actual: Any,
+        observed_at: str | None,
+        correction: bool,
+        actor: str,
+        outcome_id: str | None,
     ) -> None:
         self.outcomes.append(
             {
@@ -99,8 +116,33 @@ class Prediction(Aggregate):
                 "correction": correction,
                 "actor": actor,
                 "version": self.version,
+                "outcome_id": outcome_id,
             }
         )
+
+    def outcome_with_id(self, outcome_id: str) -> dict[str, Any] | None:
+        """The outcome recorded under this client id, if any."""
+        return next((o for o in self.outcomes if o["outcome_id"] == outcome_id), None)
+
+
+class OutcomeClaim(Aggregate):
+    """An outcome id taken in a deployment: its id derives from (deployment, outcome id), so
+    the store refuses a second claim and a retried outcome finds the first."""
+
+    class Claimed(Aggregate.Created):
+        deployment: str
+        outcome_id: str
+        prediction_id: str
+
+    @staticmethod
+    def create_id(deployment: str, outcome_id: str, **_: Any) -> UUID:
+        return ids.outcome_claim_id(deployment, outcome_id)
+
+    @event(Claimed)
+    def __init__(self, deployment: str, outcome_id: str, prediction_id: str):
+        self.deployment = deployment
+        self.outcome_id = outcome_id
+        self.prediction_id = prediction_id
 
 
 PREDICTION_TOPIC = get_topic(Prediction)

@@ -115,3 +115,23 @@ def test_the_dashboard_page_and_its_vendored_chart_library_need_no_key(api):
     for asset in ("chart.umd.js", "dashboard.js", "dashboard.css"):
         assert api.call("GET", f"/dashboard/static/{asset}", None).status_code == 200
     assert "cdn" not in page.text.lower() and "https://" not in page.text
+
+
+def test_a_quality_check_counts_rows_that_do_not_load_and_never_fails_on_them(api):
+    good = demo_rows(4, seed=2, drift=False)
+    rows = [
+        good[0],
+        {**good[1], "tenure_months": "seven"},
+        {k: v for k, v in good[2].items() if k != "region"},  # a required field missing
+        {**good[3], "colour": "red"},
+    ]
+    answer = api.call(
+        "POST", "/v1/deployments/churn/quality-checks", "predictor", json={"rows": rows}
+    )
+    assert answer.status_code == 201, answer.text
+    [schema] = [r for r in answer.json["results"] if r["check"] == "schema"]
+    assert schema["value"] == 0.75 and "schema" in answer.json["failing"]
+    assert answer.json["bad_rows"] == 3
+    assert answer.json["row_errors"][0] == "row 1: tenure_months: Not a valid integer."
+    assert answer.json["row_errors"][1].startswith("row 2: region: Missing data")
+    assert set(answer.json["outliers"]) <= {0}  # only the row that loads is scored

@@ -48,3 +48,34 @@ def test_quality_check_of_a_drifted_csv_names_the_drifted_features(churn, tmp_pa
 
     assert result["rows"] == 200
     assert {"drift_psi:income", "unseen_categories:region"} <= set(result["failing"])
+
+
+def test_quality_check_counts_bad_rows_and_bad_input_is_one_line(churn, tmp_path):
+    rows = demo_rows(4, seed=9, drift=False)
+    rows[1]["tenure_months"] = "seven"
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(rows))
+    url = churn.settings.database_url
+
+    result = json.loads(ledger_cli(url, "quality-check", str(path), "--deployment", "churn"))
+
+    assert result["bad_rows"] == 1 and "schema" in result["failing"]
+    assert result["row_errors"] == ["row 1: tenure_months: Not a valid integer."]
+    (tmp_path / "broken.json").write_text("[{")
+    (tmp_path / "object.json").write_text('{"rows": 1}')
+    for name, deployment in (("broken", "churn"), ("object", "churn"), ("batch", "nope")):
+        refused = CliRunner().invoke(
+            main,
+            [
+                "--db",
+                url,
+                "quality-check",
+                str(tmp_path / f"{name}.json"),
+                "--deployment",
+                deployment,
+            ],
+        )
+        assert refused.exit_code == 1 and refused.exception is not None
+        assert "Traceback" not in refused.output and len(refused.output.splitlines()) == 1, (
+            refused.output
+        )

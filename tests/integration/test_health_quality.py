@@ -7,6 +7,7 @@ from policies.quality_windows import check_batch, check_recent_windows
 from projections import health_queries as q
 from projections.health import HealthProjection
 from projections.runner import catch_up
+from serving.rows import checked_rows
 from tests.integration import health_support
 from tests.integration.health_support import demo_rows
 
@@ -69,7 +70,11 @@ def test_a_window_is_checked_once_and_partial_windows_wait_unless_flushed(churn)
 
 def test_a_batch_sent_in_is_checked_and_recorded_once_per_batch_id(churn):
     rows = demo_rows(200, seed=5, drift=True)
-    first = check_batch(churn, "churn", rows, actor="key:abc", batch_id="nightly-1")
-    again = check_batch(churn, "churn", rows, actor="key:abc", batch_id="nightly-1")
+    first = check_batch(
+        churn, "churn", rows, actor="key:abc", checker=checked_rows, batch_id="nightly-1"
+    )
+    again = check_batch(
+        churn, "churn", rows, actor="key:abc", checker=checked_rows, batch_id="nightly-1"
+    )
     assert first.id == again.id and first.covers["batch"]["rows"] == 200
     assert "unseen_categories:region" in first.failing

@@ -6,6 +6,7 @@ import pytest
 
 from api.replay import Request, ledger_requests, replay
 from ledger.clone import clone_ledger
+from ledger.ids import prediction_id
 from ledger.timeline import head_position
 from projections.compare import compare
 from tests.integration.api_support import (
@@ -103,3 +104,35 @@ def test_replay_keeps_the_original_cadence_scaled_by_speed():
 
     stats = replay(requests, send, speed=20, clock=lambda: now[0], sleep=sleep)
     assert stats.sent == 3 and sent_at == pytest.approx([0.0, 0.5, 1.5])
+
+
+def test_replaying_twice_records_no_outcome_twice(ledger, parallel):
+    production = make_api(ledger)
+    deployment_with_models(production)
+    clone_ledger(ledger.engine, parallel.engine, head_position(ledger.engine))
+    cut = head_position(ledger.engine)
+    for i in range(3):
+        assert predict(production, {"features": ROW, "request_id": f"r{i}"}).status_code == 201
+    outcomes = [
+        {"deployment": "churn", "request_id": "r0", "actual": "yes", "outcome_id": "o-0"},
+        {"deployment": "churn", "request_id": "r1", "actual": "yes"},
+        {"deployment": "churn", "request_id": "r1", "actual": "no"},  # a correction, no id
+    ]
+    for body in outcomes:
+        assert (
+            production.call("POST", "/v1/outcomes", role="predictor", json=body).status_code == 201
+        )
+    candidate = make_api(parallel)
+
+    def again():  # noqa: ANN202
+        return replay(
+            ledger_requests(ledger, cut, head_position(ledger.engine)), _sender(candidate), speed=0
+        )
+
+    first = again()
+    head = head_position(parallel.engine)
+    second = again()
+    assert first.statuses == {201: 6} and second.statuses == {200: 6}
+    assert head_position(parallel.engine) == head  # nothing recorded the second time
+    replayed = parallel.prediction(prediction_id("churn", "r1")).outcomes
+    assert [o["actual"] for o in replayed] == ["yes", "no"]

@@ -16,11 +16,12 @@ from policies.quality import (
     numeric_bins,
     numeric_psi,
     psi,
+    recorded_rows,
     reference_sample,
     score_in_batches,
     thresholds_from,
-    type_errors,
 )
+from serving.rows import checked_rows
 
 SCHEMA = {
     "features": [
@@ -122,16 +123,37 @@ def test_a_drifted_batch_fails_drift_range_nulls_and_unseen_categories():
     assert report.features["region"]["unseen"] == ["west"]
 
 
-def test_rows_that_break_the_schema_fail_the_schema_check():
+def test_recorded_rows_that_break_the_schema_fail_the_schema_check():
     rows = [{"income": "lots", "region": "north", "active": True}, {"income": 1.0, "colour": "red"}]
-    errors = type_errors(rows, SCHEMA)
-    assert (
-        len(errors) == 2
-        and "mistyped ['income']" in errors[0]
-        and "unknown ['colour']" in errors[1]
-    )
+    checked = recorded_rows(rows, SCHEMA)
+    assert checked.errors == {0: {"income": "Not a valid number."}, 1: {"colour": "Unknown field."}}
     report = check_rows(rows, SCHEMA, PROFILE, DEFAULT_THRESHOLDS)
-    assert "schema" in report.failing
+    assert "schema" in report.failing and report.outliers["bad_rows"] == 2
+
+
+def test_a_batch_counts_each_row_the_row_schema_refuses_and_checks_the_rest():
+    rows = [
+        {"income": 5.0, "region": "north", "active": True},
+        {"income": "seven", "region": "north", "active": True},  # mistyped
+        {"income": 5.0, "active": False},  # a required field missing
+        {"income": 5.0, "region": "south", "active": True, "colour": "red"},  # unknown
+    ]
+    scored = []
+
+    def scorer(good):
+        scored.extend(good)
+        return np.array([True] * len(good))
+
+    checked = checked_rows(SCHEMA, rows)
+    assert checked.loaded[0] == rows[0] and checked.loaded[1:] == [None, None, None]
+    report = check_rows(rows, SCHEMA, PROFILE, DEFAULT_THRESHOLDS, scorer, checked)
+    [schema] = [r for r in report.results if r["check"] == "schema"]
+    assert schema["value"] == 0.75 and not schema["passed"]
+    assert report.outliers["bad_rows"] == 3
+    assert report.outliers["field_errors"] == {"income": 1, "region": 1, "colour": 1}
+    assert report.outliers["type_errors"][0] == "row 1: income: Not a valid number."
+    assert scored == [rows[0]] and report.outliers["rows"] == [0]
+    assert report.features["income"]["rows"] == 1
 
 
 def test_few_rows_skip_the_drift_tests_rather_than_guess():
