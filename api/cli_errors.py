@@ -65,7 +65,12 @@ def told_in_one_line(debug: Callable[[], bool]) -> Iterator[None]:
     """Turn a failing verb's error into click's one-line `Error: ...` (see the module doc)."""
     try:
         yield
-    except (click.ClickException, click.exceptions.Exit, click.Abort):
+    except click.UsageError:
+        raise
+    except click.ClickException as error:  # a verb's own refusal: on one line too
+        error.message = " ".join(error.message.split())
+        raise
+    except (click.exceptions.Exit, click.Abort):
         raise
     except LedgerError as error:
         raise click.ClickException(one_line(error)) from error

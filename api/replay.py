@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
 
 from ledger.application import Ledger
+from ledger.errors import InvalidCommand
 from ledger.ids import as_uuid
 from ledger.storage import EVENTS_TABLE
 
@@ -243,7 +244,15 @@ def replay(
 def http_sender(base_url: str, key: str, timeout: float = 30.0) -> Send:
     """POST JSON to a running service with a predictor key (urllib; loopback in tests)."""
     import urllib.error
+    import urllib.parse
     import urllib.request
+
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidCommand(
+            f"target {base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8001",
+            field="target",
+        )
 
     def send(method: str, path: str, body: Any) -> tuple[int, Any]:
         data = json.dumps(body).encode()

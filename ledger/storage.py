@@ -23,6 +23,7 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
 
+from ledger.errors import InvalidSetting
 from ledger.group_commit import GroupCommitter
 from ledger.lean_insert import CLOCK_TABLE as CLOCK_TABLE  # `as`: re-exported
 from ledger.lean_insert import (
@@ -77,7 +78,13 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 8)
     kwargs.setdefault("max_overflow", 16)
-    return sa.create_engine(url, **kwargs)
+    try:
+        return sa.create_engine(url, **kwargs)
+    except ImportError as error:  # the URL names a driver this installation lacks
+        raise InvalidSetting(
+            f"the database URL names a driver that is not installed ({error.name}): "
+            "use postgresql+psycopg2://user@host/name or sqlite:///path"
+        ) from None
 
 
 class LedgerDatastore(SQLAlchemyDatastore):
