@@ -22,12 +22,13 @@ from ledger.errors import InvalidCommand
 from ledger.ids import as_uuid
 from ledger.privacy.forget import was_forgotten
 from ledger.privacy.keys import Forgotten, MasterKeyMismatch
-from ledger.privacy.sealing import ERASED_TEXT
+from ledger.privacy.sealing import ERASED
 from ledger.storage import EVENTS_TABLE
 from serving.compiled import PIPELINE
 from serving.scoring import ModelRuntime, score_model
 
 MADE = "ledger.domain.predictions:Prediction.Made"
+PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
 ERASED_INPUT = object()  # an erased personal field: scoring it is refused, not guessed
 
 
@@ -35,9 +36,6 @@ class SubjectErased(Forgotten):
     """A model of the prediction reads a personal field of an erased subject (410)."""
 
     code = "subject_erased"
-
-
-PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
 
 
 @dataclass
@@ -123,15 +121,17 @@ def _features(ledger: Ledger, prediction: Any) -> dict[str, Any]:
     sealed = prediction.sealed
     if not sealed:
         return dict(prediction.features)
+    own_id = getattr(prediction, "originator_id", None) or prediction.id
     try:
-        features = ledger.sealer.unseal_for_display(prediction)
+        values = ledger.sealer.unseal(sealed, binding=str(own_id))
     except MasterKeyMismatch:
         # A key made for the subject after its erasure does not open the old record.
         if not was_forgotten(ledger, sealed["subject_ref"], sealed["scope"]):
             raise
-        features = {**prediction.features, **dict.fromkeys(sealed["fields"], ERASED_TEXT)}
-    erased = [k for k in sealed["fields"] if features.get(k) == ERASED_TEXT]
-    return {**features, **dict.fromkeys(erased, ERASED_INPUT)}
+        values = ERASED
+    if values is ERASED:
+        return {**prediction.features, **dict.fromkeys(sealed["fields"], ERASED_INPUT)}
+    return {**prediction.features, **values}  # type: ignore[dict-item]
 
 
 def _refuse_erased_inputs(
