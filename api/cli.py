@@ -52,6 +52,17 @@ class LazyGroup(click.Group):
         module_name = VERBS.get(name)
         return module_commands(module_name).get(name) if module_name else None
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Every verb's refusals end in one line on stderr (api/cli_errors.py)."""
+        from api.cli_errors import told_in_one_line
+
+        def debug() -> bool:  # read on failure: the settings are made by main() itself
+            settings = (ctx.obj or {}).get("settings")
+            return bool(ctx.params.get("debug")) or bool(getattr(settings, "debug", False))
+
+        with told_in_one_line(debug):
+            return super().invoke(ctx)
+
 
 @click.group(cls=LazyGroup)
 @click.option(
@@ -60,8 +71,13 @@ class LazyGroup(click.Group):
     default=None,
     help="Database URL (default: LEDGER_DATABASE_URL, else a SQLite file under LEDGER_HOME).",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the traceback of an unexpected error (also LEDGER_DEBUG=1).",
+)
 @click.pass_context
-def main(ctx: click.Context, database_url: str | None) -> None:
+def main(ctx: click.Context, database_url: str | None, debug: bool) -> None:
     """Provenance Ledger: record, serve and prove what machine-learning models did."""
     from ledger.errors import InvalidSetting
     from ledger.settings import Settings

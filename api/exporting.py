@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from ledger.application import Ledger
 from ledger.domain.audits import Export
 from ledger.errors import InvalidCommand
 from ledger.notary import advance, default_key_path, issue_digest, iter_chain_rows
-from ledger.timeline import iso, parse_micros, position_at, to_micros
+from ledger.timeline import iso, parse_micros, position_at, refuse_future
 from projections.export import ExportRequest, PredictionExport, digest_stream, write_export
 
 EXTENSIONS = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
@@ -38,8 +37,7 @@ def parse_bound(text: str, name: str) -> int:
 def pin(ledger: Ledger, start: str, end: str, fmt: str) -> ExportRequest:
     """The request pinned to the last event recorded before `end`, which must be past."""
     start_us, end_us = parse_bound(start, "from"), parse_bound(end, "to")
-    if end_us > to_micros(datetime.now(UTC)):
-        raise InvalidCommand("`to` is in the future: an export covers a closed period", field="to")
+    refuse_future(end_us, "to")  # an export covers a period that has passed
     return ExportRequest(start_us, end_us, position_at(ledger.engine, end_us - 1), fmt)
 
 

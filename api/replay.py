@@ -17,6 +17,7 @@ from typing import Any
 from ledger import log
 from ledger.application import Ledger
 from ledger.domain.predictions import Prediction
+from ledger.errors import InvalidCommand
 
 PAGE = 2000
 
@@ -230,7 +231,15 @@ def replay(
 def http_sender(base_url: str, key: str, timeout: float = 30.0) -> Send:
     """POST JSON to a running service with a predictor key (urllib; loopback in tests)."""
     import urllib.error
+    import urllib.parse
     import urllib.request
+
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidCommand(
+            f"target {base_url!r} is not an http(s) URL, e.g. http://127.0.0.1:8001",
+            field="target",
+        )
 
     def send(method: str, path: str, body: Any) -> tuple[int, Any]:
         data = json.dumps(body).encode()

@@ -259,6 +259,10 @@ class Ledger(HealthCommands, Application[UUID]):
         """
         return recording.record_predictions(self, predictions)
 
+    def recorded_prediction_ids(self, prediction_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these predictions are recorded already."""
+        return recording.recorded_ids(self.engine, prediction_ids)
+
     def _existing_prediction(self, prediction_id: UUID) -> Prediction | None:
         try:
             return self.repository.get(prediction_id)

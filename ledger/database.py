@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ledger.errors import InvalidSetting
 from ledger.keyfiles import create_private_file
 
 
@@ -38,4 +39,10 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 8)
     kwargs.setdefault("max_overflow", 16)
-    return sa.create_engine(url, **kwargs)
+    try:
+        return sa.create_engine(url, **kwargs)
+    except ImportError as error:  # the URL names a driver this installation lacks
+        raise InvalidSetting(
+            f"the database URL names a driver that is not installed ({error.name}): "
+            "use postgresql+psycopg2://user@host/name or sqlite:///path"
+        ) from None

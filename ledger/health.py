@@ -66,11 +66,22 @@ class HealthCommands:
         raise Conflict(f"feed {feed!r} is being reported concurrently; retry")
 
     def close_feed_period(
-        self, feed: str, period_start: datetime, received: int, rule: str
+        self,
+        feed: str,
+        period_start: datetime,
+        received: int,
+        rule: str,
+        counted_version: int | None = None,
     ) -> Feed:
-        """Close one elapsed period with its count; the rule that closed it is the actor."""
+        """Close one elapsed period with its count; the rule that closed it is the actor.
+
+        `counted_version`: the feed's version when `received` was counted; a report recorded
+        since then makes the count stale, so the close is refused (Conflict) to be counted again.
+        """
         for _attempt in range(_RETRIES):
             record = self.feed(feed)
+            if counted_version is not None and record.version != counted_version:
+                raise Conflict(f"feed {feed!r} changed since its period was counted; count again")
             record.close_period(period_start, received, rule=rule, actor=f"rule:{rule}")
             if self._saved(record):
                 return record

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, NamedTuple
+from uuid import UUID
 
+import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
+from ledger.database import is_postgres
 from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.errors import Conflict, StorageUnavailable
+from ledger.ids import as_uuid
+from ledger.storage import EVENTS_TABLE
 
 
 class RecordedPrediction(NamedTuple):
@@ -85,3 +90,20 @@ def insert(app: Any, made: Sequence[Sequence[StoredEvent]]) -> list[int]:
         firsts.append(ids[offset])
         offset += len(events)
     return firsts
+
+
+def recorded_ids(engine: sa.Engine, prediction_ids: Sequence[UUID]) -> set[UUID]:
+    """Which of these predictions are recorded already (one read per 500 ids)."""
+    postgres = is_postgres(engine)
+    found: set[UUID] = set()
+    sql = sa.text(
+        f"SELECT originator_id FROM {EVENTS_TABLE} "
+        "WHERE originator_version = 1 AND originator_id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True))
+    with engine.connect() as conn:
+        for start in range(0, len(prediction_ids), 500):
+            chunk = prediction_ids[start : start + 500]
+            keys = [str(i) if postgres else i.bytes for i in chunk]
+            for (stored,) in conn.execute(sql, {"ids": keys}):
+                found.add(as_uuid(stored))
+    return found

@@ -228,6 +228,9 @@ class Settings:
     demo_drift: bool = setting(
         "LEDGER_DEMO_DRIFT", True, "`ledger serve --demo` also sends drifted traffic."
     )
+    debug: bool = setting(
+        "LEDGER_DEBUG", False, "`ledger` prints the traceback of an unexpected error (--debug)."
+    )
 
     def __post_init__(self) -> None:
         derived = {

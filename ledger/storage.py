@@ -22,7 +22,7 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.database import create_engine, is_postgres  # noqa: F401 - the ledger's modules import both from here
+from ledger.database import is_postgres
 from ledger.group_commit import GroupCommitter
 from ledger.lean_insert import CLOCK_TABLE as CLOCK_TABLE  # `as`: re-exported
 from ledger.lean_insert import (

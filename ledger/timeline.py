@@ -10,6 +10,9 @@ from ledger.errors import InvalidCommand
 from ledger.storage import EVENTS_TABLE
 
 EXAMPLE = "2026-03-03T12:00:00Z"
+# Hosts and the database each keep their own clock; an instant this far ahead of ours is
+# taken as skew, not as a claim about the future.
+FUTURE_TOLERANCE_SECONDS = 5
 
 
 def to_micros(instant: datetime) -> int:
@@ -43,6 +46,34 @@ def parse_micros(text: str, field: str) -> int:
     return to_micros(parse_instant(text, field))
 
 
+def now_micros() -> int:
+    """This host's clock, µs since the epoch (the one clock past-instant checks read)."""
+    return to_micros(datetime.now(UTC))
+
+
+def refuse_future(micros: int, field: str) -> int:
+    """`micros` if it has passed (give or take the clock-skew tolerance); else InvalidCommand."""
+    now = now_micros()
+    if micros > now + FUTURE_TOLERANCE_SECONDS * 1_000_000:
+        raise InvalidCommand(
+            f"{field} {iso(micros)} is in the future (now is {iso(now)}, and up to "
+            f"{FUTURE_TOLERANCE_SECONDS} s of clock skew is allowed): give an instant that has "
+            "passed",
+            field=field,
+        )
+    return micros
+
+
+def parse_past_micros(text: str, field: str) -> int:
+    """An instant that has passed, as µs; a future one is refused naming `field`."""
+    return refuse_future(parse_micros(text, field), field)
+
+
+def parse_past_instant(text: str, field: str) -> datetime:
+    """An instant that has passed, as an aware UTC datetime; a future one is refused."""
+    return from_micros(parse_past_micros(text, field))
+
+
 def from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
         microsecond=micros % 1_000_000
@@ -66,11 +97,12 @@ def parse_as_of(text: str) -> tuple[str, int]:
             raise InvalidCommand("as_of pos:N needs a non-negative integer N", field="as_of")
         return "position", position
     try:
-        return "instant", parse_micros(text, "as_of")
+        micros = parse_micros(text, "as_of")
     except InvalidCommand:
         raise InvalidCommand(
             f"as_of {text!r} is neither an ISO-8601 instant with an offset nor pos:N", field="as_of"
         ) from None
+    return "instant", refuse_future(micros, "as_of")
 
 
 def position_at(conn: sa.Connection | sa.Engine, micros: int) -> int:

@@ -25,7 +25,7 @@ MAX_PERIODS_PER_PASS = 1000  # a feed declared long ago catches up over several 
 def close_elapsed_periods(ledger: Ledger, now: datetime | None = None) -> list[dict[str, Any]]:
     """Close every feed's periods that ended at or before `now`; returns what was closed."""
     now = now or datetime.now(UTC)
-    catch_up(ledger.engine, HealthProjection)
+    catch_up(ledger.engine, HealthProjection)  # for the feeds declared so far
     with ledger.engine.connect() as conn:
         declared = q.feeds(conn)
     closed: list[dict[str, Any]] = []
@@ -38,6 +38,9 @@ def close_feed(ledger: Ledger, feed: dict[str, Any], now: int) -> list[dict[str,
     """Close one feed's elapsed periods in order, from the first one still open."""
     width = feed["period_seconds"] * MICROS
     record = ledger.feed(feed["name"])
+    # Counted after the feed was read: a report recorded in between changes its version,
+    # and the close is then refused rather than leaving that report out of the count.
+    catch_up(ledger.engine, HealthProjection)
     if record.closed_through:
         start = parse_micros(record.closed_through, "closed_through")
     else:
@@ -48,9 +51,11 @@ def close_feed(ledger: Ledger, feed: dict[str, Any], now: int) -> list[dict[str,
             received = q.received(conn, feed["name"], start)
         period_start = datetime.fromtimestamp(start // MICROS, tz=UTC)
         try:
-            record = ledger.close_feed_period(feed["name"], period_start, received, rule=RULE)
+            record = ledger.close_feed_period(
+                feed["name"], period_start, received, rule=RULE, counted_version=record.version
+            )
         except Conflict:
-            break  # another pass closed it first; the next pass goes on from where that one got
+            break  # closed or reported meanwhile: the next pass counts again from there
         closed.append(
             {
                 "feed": feed["name"],

@@ -15,7 +15,9 @@ import orjson
 from marshmallow import ValidationError
 
 from ledger.domain.predictions import NewPrediction, Prediction
-from ledger.errors import InvalidCommand, TooLarge
+from ledger.errors import Conflict, InvalidCommand, TooLarge
+from ledger.ids import prediction_id
+from ledger.privacy.sealing import BeforeNewKeys, SealedRow
 from serving.requests import PredictionRequestSchema
 from serving.scoring import DeploymentRuntime, RowScore
 from serving.service import Serving
@@ -139,7 +141,11 @@ def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> li
     runtime, rows = scored.runtime, scored.rows
     batch_id = scored.request_id if scored.batch else None
     sealed = serving.sealer.seal_many(
-        runtime.schema, rows, deployment=runtime.name, request_ids=scored.request_ids
+        runtime.schema,
+        rows,
+        deployment=runtime.name,
+        request_ids=scored.request_ids,
+        before_new_keys=retries_checked(serving, scored),
     )
     return [
         NewPrediction(
@@ -162,6 +168,36 @@ def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> li
             zip(rows, scored.scores, scored.request_ids, sealed, strict=True)
         )
     ]
+
+
+def retries_checked(serving: Serving, scored: ScoredRequest) -> BeforeNewKeys:
+    """Refuse a retry that would be refused anyway before a new subject key is made for it.
+
+    Runs only when some row's subject has no key yet. A retried row needing a new key was
+    recorded for another subject, or for one since erased; either way it is refused (409)
+    and no key is created: a refused request never leaves a key, and an erased subject's
+    retry does not bring one back.
+    """
+
+    def check(new_subject_rows: list[int], sealed: dict[int, SealedRow]) -> None:
+        ids = [prediction_id(scored.runtime.name, r) for r in scored.request_ids]
+        recorded = serving.ledger.recorded_prediction_ids(ids)
+        for index in (i for i, pid in enumerate(ids) if pid in recorded):
+            request_id = scored.request_ids[index]
+            if index in new_subject_rows:
+                raise Conflict(
+                    f"request_id {request_id!r} was already used, for another subject or for "
+                    "one whose data was since erased: send a new request_id",
+                    field="request_id",
+                )
+            digest = serving.sealer.body_digest(scored.rows[index], sealed[index].sealed)
+            if digest != serving.ledger.prediction(ids[index]).body_digest:
+                raise Conflict(
+                    f"request_id {request_id!r} was already used with a different body",
+                    field="request_id",
+                )
+
+    return check
 
 
 def scoring(batch_id: str | None, row: int, rows: int, scorers: dict[str, str]) -> dict[str, Any]:

@@ -17,10 +17,20 @@ from ledger import log
 from ledger.application import Ledger
 from ledger.domain.predictions import Prediction
 from ledger.errors import InvalidCommand
+from ledger.privacy.forget import was_forgotten
+from ledger.privacy.keys import Forgotten, MasterKeyMismatch
+from ledger.privacy.sealing import ERASED
 from serving.compiled import PIPELINE
 from serving.scoring import ModelRuntime, score_model
 
 PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas", "skops")
+ERASED_INPUT = object()  # an erased personal field: scoring it is refused, not guessed
+
+
+class SubjectErased(Forgotten):
+    """A model of the prediction reads a personal field of an erased subject (410)."""
+
+    code = "subject_erased"
 
 
 @dataclass
@@ -79,6 +89,7 @@ def reproduce(ledger: Ledger, prediction_id: str) -> Reproduction:
     checks, changes = [], {}
     for model_id, recorded in prediction.outputs.items():
         model = ledger.model(model_id)
+        _refuse_erased_inputs(prediction, model_id, list(model.features), rows)
         estimator = ledger.artifacts.load_model(model.artifact_digest)  # digest verified on load
         runtime = ModelRuntime(
             model_id,
@@ -101,24 +112,36 @@ def scorer_of(scoring: dict[str, Any], model_id: str) -> str:
 
 
 def _features(ledger: Ledger, prediction: Any) -> dict[str, Any]:
-    features = (
-        ledger.sealer.unseal_for_display(prediction)
-        if prediction.sealed
-        else dict(prediction.features)
-    )
-    erased = [
-        k
-        for k, v in features.items()
-        if v == "erased"
-        and (prediction.sealed or {}).get("fields")
-        and k in prediction.sealed["fields"]
-    ]
-    if erased:
-        raise InvalidCommand(
-            f"the subject of prediction {prediction.id} was forgotten: {', '.join(erased)} cannot be restored, "
-            "so the prediction cannot be reproduced"
-        )
-    return features
+    """The recorded features; an erased subject's personal fields as ERASED_INPUT."""
+    sealed = prediction.sealed
+    if not sealed:
+        return dict(prediction.features)
+    own_id = getattr(prediction, "originator_id", None) or prediction.id
+    try:
+        values = ledger.sealer.unseal(sealed, binding=str(own_id))
+    except MasterKeyMismatch:
+        # A key made for the subject after its erasure does not open the old record.
+        if not was_forgotten(ledger, sealed["subject_ref"], sealed["scope"]):
+            raise
+        values = ERASED
+    if values is ERASED:
+        return {**prediction.features, **dict.fromkeys(sealed["fields"], ERASED_INPUT)}
+    return {**prediction.features, **values}  # type: ignore[dict-item]
+
+
+def _refuse_erased_inputs(
+    prediction: Prediction, model_id: str, inputs: list[str], rows: list[dict[str, Any]]
+) -> None:
+    """A model that reads a personal field of an erased subject cannot score the row again."""
+    for row in rows:
+        erased = [name for name in inputs if row.get(name) is ERASED_INPUT]
+        if erased:
+            ref = str((prediction.sealed or {}).get("subject_ref", ""))[:12]
+            raise SubjectErased(
+                f"prediction {prediction.id} cannot be re-scored: the data of subject {ref}… "
+                f"was erased, and model {model_id} takes {', '.join(erased)} as input",
+                field="prediction_id",
+            )
 
 
 def _scoring_rows(ledger: Ledger, prediction: Prediction) -> tuple[list[dict[str, Any]], int]:

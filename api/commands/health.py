@@ -11,7 +11,7 @@ import click
 from api.commands.common import open_ledger
 from ledger.application import cli_actor
 from ledger.errors import InvalidCommand, LedgerError
-from ledger.timeline import parse_instant
+from ledger.timeline import parse_past_instant
 from policies.health import run_health_pass
 from policies.quality_windows import check_batch
 from serving.rows import checked_rows
@@ -173,7 +173,7 @@ def health_pass(
     interval: float,
 ) -> None:
     """Close elapsed feed periods and check new windows of predictions (once, or --loop)."""
-    now = parse_instant(now_text, "--now") if now_text else None
+    now = parse_past_instant(now_text, "--now") if now_text else None
     with open_ledger(ctx) as ledger:
         while True:
             if not loop:

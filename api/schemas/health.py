@@ -6,7 +6,7 @@ from marshmallow import RAISE, Schema, fields, validate
 
 
 class IngestionSchema(Schema):
-    """A feed's received count; without `period_start`, the period holding its recorded-at."""
+    """A feed's received count; without `period_start`, the period under way when it is recorded."""
 
     class Meta:
         unknown = RAISE

@@ -9,6 +9,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger import ids
 from ledger.errors import InvalidCommand
+from ledger.timeline import parse_instant
 
 ROLES = ("admin", "predictor", "auditor")
 
@@ -32,6 +33,8 @@ class ApiKey(Aggregate):
     def issue(cls, **kwargs: Any) -> ApiKey:
         if kwargs.get("role") not in ROLES:
             raise InvalidCommand(f"role must be one of {', '.join(ROLES)}", field="role")
+        if kwargs.get("expires_at") is not None:
+            parse_instant(kwargs["expires_at"], "expires_at")  # a key must say when it ends
         return cls(**kwargs)
 
     @event(Issued)

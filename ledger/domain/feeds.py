@@ -10,7 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger import ids
 from ledger.errors import Conflict, InvalidCommand
-from ledger.timeline import parse_instant
+from ledger.timeline import parse_instant, refuse_future, to_micros
 
 PERIOD_FLAGS = ("short", "excess", "none")
 QUALITY_SOURCES = ("batch", "window", "file")
@@ -85,6 +85,7 @@ class Feed(Aggregate):
         self.deployment = deployment
         self._expect(expected_count, period_seconds, tolerance)
         self.closed_through: str | None = None
+        self.closed_at: datetime | None = None  # when the last period was closed
         self.reported = 0
 
     def _expect(self, expected_count: int, period_seconds: int, tolerance: float) -> None:
@@ -100,7 +101,7 @@ class Feed(Aggregate):
 
     class IngestionReported(Aggregate.Event):
         count: int
-        period_start: str | None  # None: the period holding the event's recorded-at
+        period_start: str | None  # None (older reports only): the period of its recorded-at
         source: str
         actor: str
 
@@ -113,6 +114,9 @@ class Feed(Aggregate):
         rule: str
         actor: str
 
+        def apply(self, aggregate: Any) -> None:
+            aggregate.closed_at = self.timestamp
+
     # -- guards ------------------------------------------------------------------
     def period_of(self, instant: datetime) -> datetime:
         """The start of the period holding an instant (periods align to the epoch)."""
@@ -123,10 +127,13 @@ class Feed(Aggregate):
         if self.closed_through and period_start < parse_instant(
             self.closed_through, "closed_through"
         ):
+            closed_at = f" at {iso_instant(self.closed_at)}" if self.closed_at else ""
             raise Conflict(
-                f"feed {self.name!r} closed its periods through {self.closed_through}; "
-                f"report counts for later periods only",
+                f"feed {self.name!r} closed its periods through {self.closed_through}{closed_at}: "
+                f"a count for the period starting {iso_instant(period_start)} would not be "
+                "counted; report counts for later periods only",
                 field="period_start",
+                closed_through=self.closed_through,
             )
 
     # -- commands ------------------------------------------------------------------
@@ -152,10 +159,16 @@ class Feed(Aggregate):
     def report(self, count: int, period_start: str | None, source: str, actor: str) -> None:
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise InvalidCommand("count must be a whole number >= 0", field="count")
-        if period_start is not None:
-            start = self.period_of(parse_instant(period_start, "period_start"))
-            self.check_open(start)
-            period_start = iso_instant(start)
+        # Stamped with its period now, so the check below and the count agree on the period.
+        instant = (
+            datetime.now(UTC)
+            if period_start is None
+            else parse_instant(period_start, "period_start")
+        )
+        refuse_future(to_micros(instant), "period_start")
+        start = self.period_of(instant)
+        self.check_open(start)
+        period_start = iso_instant(start)
         self._ingestion_reported(count=count, period_start=period_start, source=source, actor=actor)
 
     def close_period(self, period_start: datetime, received: int, rule: str, actor: str) -> None:

@@ -114,3 +114,9 @@ def _existing_subject(ledger: Ledger, ref: str) -> Subject | None:
         return ledger.repository.get(subject_aggregate_id(ref))
     except AggregateNotFoundError:
         return None
+
+
+def was_forgotten(ledger: Ledger, ref: str, deployment: str) -> bool:
+    """Whether the subject's data in this deployment was erased."""
+    subject = _existing_subject(ledger, ref)
+    return subject is not None and subject.is_forgotten(deployment)

@@ -41,6 +41,10 @@ class MasterKeyMismatch(StorageUnavailable):
     code = "master_key_mismatch"
 
 
+# Called with the (subject, scope) pairs about to get a new key and the keys found so far.
+BeforeCreate = Callable[[list[tuple[str, str]], dict[tuple[str, str], bytes]], None]
+
+
 class MasterKey(Protocol):
     """Wraps and unwraps data keys; an external KMS can implement this."""
 
@@ -195,12 +199,26 @@ class DatabaseKeyStore:
     def get_or_create(self, subject_ref: str, scope: str = "") -> bytes:
         return self.get_or_create_many([(subject_ref, scope)])[(subject_ref, scope)]
 
-    def get_or_create_many(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
-        """Keys for many (subject, scope) pairs: one read and at most one insert."""
+    def get_or_create_many(
+        self, wanted: list[tuple[str, str]], before_create: BeforeCreate | None = None
+    ) -> dict[tuple[str, str], bytes]:
+        """Keys for many (subject, scope) pairs: one read and at most one insert.
+
+        `before_create(new_pairs, found)` runs before any key is made and may refuse (raise):
+        a request refused then leaves no key behind, not even one for an erased subject.
+        """
         found = {k: v for k in set(wanted) if (v := self.cache.get(k)) is not None}
         missing = [k for k in set(wanted) if k not in found]
-        if missing:
-            found.update(self._load_or_insert(missing))
+        if not missing:
+            return found
+        rows = self._select(missing)
+        found.update({k: self._remember(k[0], k[1], w) for k, w in rows.items()})
+        fresh = [k for k in missing if k not in rows]
+        if fresh:
+            if before_create is not None:
+                before_create(fresh, found)
+            made = self._insert(fresh)
+            found.update({k: self._remember(k[0], k[1], w) for k, w in made.items()})
         return found
 
     def get(self, subject_ref: str, scope: str = "") -> bytes:
@@ -278,13 +296,6 @@ class DatabaseKeyStore:
         key = self.master.unwrap(subject_ref, bytes(wrapped))
         self.cache.put((subject_ref, scope), key)
         return key
-
-    def _load_or_insert(self, missing: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
-        rows = self._select(missing)
-        fresh = [k for k in missing if k not in rows]
-        if fresh:
-            rows.update(self._insert(fresh))
-        return {k: self._remember(k[0], k[1], w) for k, w in rows.items()}
 
     def _insert(self, fresh: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         """One multi-row insert of new wrapped keys; where another process won the race, its key."""

@@ -8,7 +8,7 @@ import hmac
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import orjson
@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledger import ids
 from ledger.errors import InvalidCommand
-from ledger.privacy.keys import Forgotten, MasterKeyMismatch, SubjectKeyStore
+from ledger.privacy.keys import BeforeCreate, Forgotten, MasterKeyMismatch, SubjectKeyStore
 
 SEAL_FORMAT = 1
 ERASED_TEXT = "erased"
 REF_PREFIX = b"ledger subject v1\x00"
+Pair = tuple[str, str]  # (subject ref, scope)
 
 
 class _Erased:
@@ -48,6 +49,10 @@ class SealedRow(NamedTuple):
 
     features: dict[str, Any]  # without the personal fields
     sealed: dict[str, Any] | None  # None: the row has nothing to seal
+
+
+# Called with the indexes of the rows whose subject has no key yet and the other rows sealed.
+BeforeNewKeys = Callable[[list[int], dict[int, SealedRow]], None]
 
 
 def subject_ref(secret: bytes, subject_id: Any) -> str:
@@ -111,14 +116,43 @@ class Sealer:
         *,
         deployment: str,
         request_ids: Sequence[str],
+        before_new_keys: BeforeNewKeys | None = None,
     ) -> list[SealedRow]:
-        """Seal a batch: keys of every subject fetched (or created) in one round trip."""
+        """Seal a batch: keys of every subject fetched (or created) in one round trip.
+
+        `before_new_keys(rows, sealed)` runs before a key is created, with the indexes of
+        the rows whose subject has none yet and the others already sealed; raising refuses
+        the request with no key made.
+        """
         fields = sealed_fields(schema)
         if not fields:
             return [SealedRow(dict(row), None) for row in rows]
         refs = self._refs_for(schema, rows, fields, deployment)
-        keys = self._keys_for([(r, deployment) for r in set(refs) if r is not None])
         deadline = self._digest_keys.deadline()
+
+        def before_create(fresh: list[tuple[str, str]], found: dict[Pair, bytes]) -> None:
+            if before_new_keys is None:
+                return
+            new_refs = {ref for ref, _ in fresh}
+            sealed = {
+                index: self._seal_row(
+                    row,
+                    fields,
+                    ref,
+                    self._ciphers.get(ref, deployment, found[(ref, deployment)], deadline)
+                    if ref
+                    else None,
+                    deployment,
+                    request_id,
+                )
+                for index, (row, ref, request_id) in enumerate(
+                    zip(rows, refs, request_ids, strict=True)
+                )
+                if ref not in new_refs
+            }
+            before_new_keys([i for i, ref in enumerate(refs) if ref in new_refs], sealed)
+
+        keys = self._keys_for([(r, deployment) for r in set(refs) if r is not None], before_create)
         ciphers = {
             ref: self._ciphers.get(ref, scope, key, deadline) for (ref, scope), key in keys.items()
         }
@@ -235,11 +269,20 @@ class Sealer:
                 field=subject_field or "schema.subject_field",
             )
 
-    def _keys_for(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+    def _keys_for(self, pairs: list[Pair], before_create: BeforeCreate) -> dict[Pair, bytes]:
         many = getattr(self.keys, "get_or_create_many", None)
         if many is not None:
-            return cast(dict[tuple[str, str], bytes], many(pairs))
-        return {pair: self.keys.get_or_create(*pair) for pair in set(pairs)}
+            return cast(dict[Pair, bytes], many(pairs, before_create))
+        found: dict[Pair, bytes] = {}
+        for pair in set(pairs):
+            try:
+                found[pair] = self.keys.get(*pair)
+            except Forgotten:
+                pass
+        fresh = [pair for pair in set(pairs) if pair not in found]
+        if fresh:
+            before_create(fresh, found)
+        return {**found, **{pair: self.keys.get_or_create(*pair) for pair in fresh}}
 
     def _seal_row(
         self,

@@ -9,6 +9,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from api.cli import main
+from ledger import timeline
 from tests.integration import health_support
 from tests.integration.health_support import demo_rows
 
@@ -21,16 +22,19 @@ def ledger_cli(url: str, *args: str) -> str:
     return result.output
 
 
-def test_declare_report_and_a_health_pass_flag_a_short_and_an_empty_hour(database_url):
+def test_declare_report_and_a_health_pass_flag_a_short_and_an_empty_hour(database_url, monkeypatch):
     assert "1000 per 3600 s" in ledger_cli(
         database_url, "feeds", "declare", "transactions", "--expected", "1000"
     )
     ledger_cli(database_url, "feeds", "report", "transactions", "300")
-    later = (
-        datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
-    ).isoformat()
+    later = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=2)
+    refused = CliRunner().invoke(main, ["--db", database_url, "health-pass", "--now", f"{later}"])
+    assert refused.exit_code != 0 and "--now" in refused.output and "future" in refused.output
+    assert "Traceback" not in refused.output
 
-    result = json.loads(ledger_cli(database_url, "health-pass", "--now", later))
+    two_hours_on = timeline.now_micros() + 2 * 3600 * 10**6  # as if two hours had passed
+    monkeypatch.setattr(timeline, "now_micros", lambda: two_hours_on)
+    result = json.loads(ledger_cli(database_url, "health-pass", "--now", later.isoformat()))
 
     assert [(p["received"], p["flags"]) for p in result["closed_periods"]] == [
         (300, ["short"]),

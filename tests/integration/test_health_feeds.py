@@ -142,3 +142,31 @@ def test_the_health_tables_rebuilt_from_the_log_equal_the_incremental_ones(ledge
     assert rows() == incremental
     with ledger.engine.connect() as conn:
         assert [p["received"] for p in q.periods(conn, "tx")] == [6, 0]
+
+
+def test_a_count_for_the_current_period_after_it_was_closed_is_refused_not_lost(ledger):
+    ledger.declare_feed("early", expected_count=10, period_seconds=HOUR, actor="test")
+    close_elapsed_periods(ledger, now=this_hour() + timedelta(hours=1))  # the hour under way
+    with pytest.raises(Conflict, match="closed its periods through .* at 20") as refused:
+        ledger.report_ingestion("early", 5, actor="test")
+    assert this_hour().strftime("%Y-%m-%dT%H:00:00Z") in refused.value.detail
+
+
+def test_a_report_recorded_after_the_count_makes_the_close_count_again(ledger):
+    ledger.declare_feed("racy", expected_count=10, period_seconds=HOUR, actor="test")
+    counted = ledger.feed("racy").version
+    ledger.report_ingestion("racy", 5, actor="test")
+    with pytest.raises(Conflict, match="count again"):
+        ledger.close_feed_period("racy", this_hour(), 0, rule=RULE, counted_version=counted)
+
+    [closed] = close_elapsed_periods(ledger, now=this_hour() + timedelta(hours=1))
+
+    assert closed["received"] == 5
+
+
+def test_a_count_for_a_period_still_to_come_is_refused(ledger):
+    ledger.declare_feed("ahead", expected_count=10, period_seconds=HOUR, actor="test")
+    with pytest.raises(InvalidCommand, match="period_start .* is in the future"):
+        ledger.report_ingestion(
+            "ahead", 5, actor="test", period_start=(this_hour() + timedelta(hours=2)).isoformat()
+        )

@@ -166,3 +166,105 @@ def test_the_stored_body_digest_is_keyed_so_erased_values_cannot_be_guessed(
             bytes(s) for (s,) in conn.exec_driver_sql("SELECT state FROM ledger_events")
         )
     assert guessable.encode() not in states and b'"body_digest":"k1:' in states.replace(b" ", b"")
+
+
+def subject_keys(ledger: Ledger) -> int:
+    with ledger.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM ledger_subject_keys")).scalar_one()
+
+
+def predict(http: testing.TestClient, keys: dict[str, str], body: dict) -> testing.Result:
+    return http.simulate_post(
+        "/v1/deployments/churn/predictions", headers=auth(keys, "predictor"), json=body
+    )
+
+
+def test_a_refused_retry_creates_no_key_for_its_subject(client, ledger: Ledger) -> None:
+    http, keys = client
+    assert predict(http, keys, {"features": ROW, "request_id": "r-1"}).status_code == 201
+    other_subject = {"features": {**ROW, "customer_id": "Subject-Other-1"}, "request_id": "r-1"}
+    batch = {
+        "request_id": "b-1",
+        "instances": [
+            {**ROW, "customer_id": "Subject-New-2", "request_id": "r-2"},
+            {**ROW, "tenure": 8.0, "request_id": "r-1"},  # a retry with another body
+        ],
+    }
+
+    assert predict(http, keys, other_subject).status_code == 409
+    assert predict(http, keys, batch).status_code == 409
+    assert subject_keys(ledger) == 1  # the first request's subject only
+
+
+def test_an_erased_subjects_retry_is_refused_and_brings_no_key_back(client, ledger: Ledger) -> None:
+    from serving.reproduce import reproduce
+
+    http, keys = client
+    first = predict(http, keys, {"features": ROW, "request_id": "r-1"})
+    ledger.forget_subject(ROW["customer_id"], reason="erasure request 7", actor="test")
+
+    retry = predict(http, keys, {"features": ROW, "request_id": "r-1"})
+
+    assert retry.status_code == 409 and "erased" in retry.json["detail"]
+    assert subject_keys(ledger) == 0
+    # the personal fields are no model input: the output is reproduced from the others
+    assert reproduce(ledger, first.json["prediction_id"]).identical
+    # a key an earlier version made on such a retry does not open the old record either
+    ledger.sealer.keys.get_or_create(ledger.sealer.subject_ref(ROW["customer_id"]), "churn")
+    assert reproduce(ledger, first.json["prediction_id"]).identical
+
+
+def test_reproducing_a_prediction_that_read_an_erased_field_is_one_refusal(
+    ledger: Ledger, monkeypatch
+) -> None:
+    from click.testing import CliRunner
+
+    from api.app import create_app
+    from api.cli import main
+
+    schema = {
+        "features": [
+            {"name": "customer_id", "type": "category", "personal": True},
+            {"name": "age", "type": "number", "personal": True},
+        ],
+        "subject_field": "customer_id",
+    }
+    ledger.create_deployment(
+        name="by-age",
+        task="classification",
+        schema=schema,
+        policy={"name": "manual"},
+        positive_label="yes",
+        outcome_maturity_days=0,
+        actor="test",
+    )
+    estimator = LogisticRegression().fit(np.array([[20.0], [60.0], [25.0], [70.0]]), list("nyny"))
+    model_id = ledger.register_model(
+        name="by-age-lr",
+        artifact_digest=ledger.artifacts.put(dumps_skops(estimator)),
+        features=["age"],
+        algorithm="lr",
+        task="classification",
+        classes=["n", "y"],
+        training_run_id=None,
+        provenance="declared",
+        declared={},
+        actor="test",
+    )
+    ledger.add_model("by-age", model_id, actor="test")
+    key = ledger.issue_api_key(role="predictor", actor="test")[1]
+    answer = testing.TestClient(create_app(ledger=ledger)).simulate_post(
+        "/v1/deployments/by-age/predictions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"features": {"customer_id": "Subject-Aged-1", "age": 64.0}, "request_id": "a-1"},
+    )
+    ledger.forget_subject("Subject-Aged-1", reason="erasure request 8", actor="test")
+    monkeypatch.setenv("LEDGER_HOME", str(ledger.settings.home))
+
+    run = CliRunner().invoke(
+        main, ["--db", ledger.settings.database_url, "reproduce", answer.json["prediction_id"]]
+    )
+
+    assert run.exit_code != 0 and "Traceback" not in run.output
+    [line] = run.output.strip().splitlines()
+    assert "cannot be re-scored" in line and "was erased" in line and "takes age as input" in line

@@ -53,3 +53,20 @@ def test_as_of_is_a_position_or_an_instant() -> None:
         with pytest.raises(InvalidCommand) as refused:
             parse_as_of(bad)
         assert refused.value.field == "as_of"
+
+
+def test_a_future_instant_is_refused_where_a_past_one_is_meant_beyond_the_clock_skew() -> None:
+    from datetime import timedelta
+
+    from ledger.timeline import FUTURE_TOLERANCE_SECONDS, parse_past_instant
+
+    now = datetime.now(UTC)
+    assert parse_past_instant(now.isoformat(), "--now") <= datetime.now(UTC)
+    skewed = now + timedelta(seconds=FUTURE_TOLERANCE_SECONDS - 2)
+    assert parse_past_instant(skewed.isoformat(), "--now") == skewed
+    later = (now + timedelta(minutes=5)).isoformat()
+    with pytest.raises(InvalidCommand, match="--now .* is in the future") as refused:
+        parse_past_instant(later, "--now")
+    assert refused.value.field == "--now" and "clock skew" in refused.value.detail
+    with pytest.raises(InvalidCommand, match="as_of .* is in the future"):
+        parse_as_of(later)
