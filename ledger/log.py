@@ -5,8 +5,9 @@ through the application's mapper, so an event class's upcasters (`class_version`
 `upcast_vN_vM` static methods) reach every reader. Raw reads (`raw_page`, `rows`) and the
 SQL builders (`states_sql`, `originators_sql`) are the fast paths of rebuilds
 and exports: they hand back the stored JSON, which their callers read field by field as
-one class version wrote it. So they refuse (StaleReader) an event of another version:
-`fields` checks each row, the SQL builders check the class when they build.
+today's class version has it: `fields` applies the class's upcasters to an older state, as
+the mapper does, and the SQL builders, which read fields inside the database, refuse to
+build (StaleReader) for a class past version 1.
 
 Events are named by their classes, never by topic strings: `topic(Prediction.Made)`.
 Above the ledger nothing else names the event table or a topic (tests/unit/test_log_door.py).
@@ -23,7 +24,7 @@ import orjson
 import sqlalchemy as sa
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, StoredEvent
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.database import is_postgres
 from ledger.lean_insert import EVENTS_TABLE
@@ -96,16 +97,26 @@ def written_for(cls: type, version: int = 1) -> None:
         )
 
 
-def fields(row: LogRow, version: int = 1) -> dict[str, Any]:
-    """A raw row's stored JSON, refused if stored at a class version other than `version`."""
+def fields(row: LogRow) -> dict[str, Any]:
+    """A raw row's stored JSON as today's class version has it: the class's own upcasters
+    (`upcast_vN_vN+1`) applied to an older state, as the mapper applies them."""
     state: dict[str, Any] = orjson.loads(row.state)
-    stored = state.get("class_version", 1)  # the mapper writes it only above 1
-    if stored != version:
+    stored = state.pop("class_version", 1)  # the mapper writes it only above 1
+    cls = _event_class(row.topic)
+    while stored < class_version(cls):
+        getattr(cls, f"upcast_v{stored}_v{stored + 1}")(state)
+        stored += 1
+    if stored != class_version(cls):
         raise StaleReader(
-            f"event {row.position} ({row.topic}) is stored at class version {stored}; this "
-            f"reader reads version {version} and would bypass the upcasters: use the mapper"
+            f"event {row.position} ({row.topic}) is stored at class version {stored}, newer "
+            f"than this code's {class_version(cls)}: upgrade before reading it"
         )
     return state
+
+
+@functools.cache
+def _event_class(topic_: str) -> type:
+    return resolve_topic(topic_)  # type: ignore[no-any-return]
 
 
 def originator_text(value: Any) -> str:
