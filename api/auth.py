@@ -142,9 +142,10 @@ class AuthMiddleware:
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
     ) -> None:
         req.context.principal = None
+        req.context.route = None
         if resource is None:
             return  # no route: falcon answers 404
-        route = route_for(req.method, req.uri_template)
+        route = req.context.route = route_for(req.method, req.uri_template)
         if route is None:
             self._unlisted(req, resource)
             return

@@ -11,35 +11,30 @@ from api.schemas.deployments import (
     AddModelSchema,
     DeploymentCreateSchema,
     DeploymentPatchSchema,
-    DeploymentSchema,
     PromoteSchema,
     RetireSchema,
 )
 from api.services import Services
 from ledger.errors import LedgerError
 
-DEPLOYMENT = DeploymentSchema()
-
 
 def document(services: Services, deployment: Any, position: int | None = None) -> dict[str, Any]:
     """A deployment as read: leader and challengers with model summaries."""
     summaries = {m: model_summary(services, m, m == deployment.leader) for m in deployment.models}
-    return DEPLOYMENT.dump(
-        {
-            "name": deployment.name,
-            "task": deployment.task,
-            "version": deployment.version,
-            "schema": deployment.schema,
-            "policy": deployment.policy,
-            "positive_label": deployment.positive_label,
-            "outcome_maturity_days": deployment.outcome_maturity_days,
-            "settings": deployment.settings,
-            "leader": summaries.get(deployment.leader) if deployment.leader else None,
-            "challengers": [s for m, s in summaries.items() if m != deployment.leader],
-            "leader_set_by": deployment.leader_set_by,
-            "as_of_position": position,
-        }
-    )
+    return {
+        "name": deployment.name,
+        "task": deployment.task,
+        "version": deployment.version,
+        "schema": deployment.schema,
+        "policy": deployment.policy,
+        "positive_label": deployment.positive_label,
+        "outcome_maturity_days": deployment.outcome_maturity_days,
+        "settings": deployment.settings,
+        "leader": summaries.get(deployment.leader) if deployment.leader else None,
+        "challengers": [s for m, s in summaries.items() if m != deployment.leader],
+        "leader_set_by": deployment.leader_set_by,
+        "as_of_position": position,
+    }
 
 
 def model_summary(services: Services, model_id: str, leads: bool) -> dict[str, Any]:
@@ -141,7 +136,7 @@ class DeploymentModelResource:
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, name: str, model_id: str
     ) -> None:
-        reason = req.get_param("reason") or (
+        reason = params.query(req)["reason"] or (
             params.load(req, RetireSchema())["reason"]
             if req.content_length
             else "retired over the API"

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 from api import params
-from api.schemas.subjects import ForgetRequestSchema, ForgetResultSchema
+from api.schemas.subjects import ForgetRequestSchema
 
 
 class SubjectForgetResource:
@@ -19,7 +19,7 @@ class SubjectForgetResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, subject_id: str) -> None:
         body = params.load(req, ForgetRequestSchema())
         result = self.ledger.forget_subject(subject_id, actor=req.context.principal.actor, **body)
-        resp.media = ForgetResultSchema().dump(result.as_dict())
+        resp.media = result.as_dict()
         resp.status = falcon.HTTP_200
 
 

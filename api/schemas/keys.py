@@ -6,6 +6,8 @@ from datetime import datetime
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from api.schemas.common import AnswerSchema
+
 
 def _aware_instant(value: str) -> None:
     try:
@@ -29,7 +31,7 @@ class KeyCreateSchema(Schema):
     expires_at = fields.String(load_default=None, allow_none=True, validate=_aware_instant)
 
 
-class KeyIssuedSchema(Schema):
+class KeyIssuedSchema(AnswerSchema):
     """The new key: shown once, only its HMAC is stored."""
 
     key_id = fields.String(required=True)
@@ -39,7 +41,7 @@ class KeyIssuedSchema(Schema):
     expires_at = fields.String(allow_none=True)
 
 
-class KeyRevokedSchema(Schema):
+class KeyRevokedSchema(AnswerSchema):
     """DELETE /v1/keys/{key_id}."""
 
     key_id = fields.String(required=True)
