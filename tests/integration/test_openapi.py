@@ -14,6 +14,7 @@ from schemathesis import checks as st_checks
 from sklearn.linear_model import LogisticRegression
 
 from api.app import create_app
+from api.openapi import API_MD, with_routes
 from api.routes import ROUTES
 from ledger.application import Ledger
 from ledger.artifacts import dumps_skops
@@ -109,6 +110,19 @@ def test_protected_routes_declare_bearer_and_problem_answers(served):
     keys = spec["paths"]["/v1/keys"]["post"]
     assert keys["security"] == [{"bearer": []}]
     assert "application/problem+json" in keys["responses"]["401"]["content"]
+
+
+def test_every_operation_has_one_tag_of_its_area(served):
+    _, client, _ = served
+    spec = client.simulate_get("/openapi.json").json
+    declared = {tag["name"] for tag in spec["tags"]}
+    tags = [op["tags"] for ops in spec["paths"].values() for op in ops.values()]
+    assert all(len(t) == 1 and t[0] in declared for t in tags) and len(declared) >= 10
+
+
+def test_docs_api_md_lists_the_routes_the_table_declares():
+    document = API_MD.read_text()
+    assert document == with_routes(document), "run: python -m api.openapi --markdown"
 
 
 def test_the_docs_page_loads_only_vendored_files(served):
