@@ -90,7 +90,7 @@ def shape_schema(shape: Any) -> Any:
     if isinstance(shape, OneOf):
         return {"oneOf": [shape_schema(one) for one in shape.schemas]}
     if isinstance(shape, Many):
-        return {"type": "array", "items": shape.schema}
+        return {"type": "array", "items": shape.schema, "minItems": shape.min_items}
     return shape
 
 
@@ -160,6 +160,13 @@ def operation(route: Route) -> dict[str, Any]:
     return spec
 
 
+def _with_extras(routes: tuple[Route, ...]) -> list[type]:
+    bodies = [r.body for r in routes]
+    flat = [b for body in bodies for b in (body.schemas if isinstance(body, OneOf) else (body,))]
+    found = [b for b in flat if isinstance(b, type) and hasattr(b, "OPENAPI")]
+    return list(dict.fromkeys(found))
+
+
 @cache
 def build_spec(routes: tuple[Route, ...] = ROUTES) -> dict[str, Any]:
     """The OpenAPI 3 document for the routes."""
@@ -173,6 +180,8 @@ def build_spec(routes: tuple[Route, ...] = ROUTES) -> dict[str, Any]:
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Problem", schema=ProblemSchema)
+    for cls in _with_extras(routes):  # what marshmallow cannot say (e.g. minProperties)
+        spec.components.schema(cls.__name__.removesuffix("Schema"), cls.OPENAPI, schema=cls)
     by_path: dict[str, dict[str, Any]] = {}
     for route in routes:
         by_path.setdefault(route.path, {})[route.method.lower()] = operation(route)

@@ -55,9 +55,10 @@ class OneOf:
 
 @dataclass(frozen=True)
 class Many:
-    """A JSON array of one schema."""
+    """A JSON array of one schema, of at least `min_items`."""
 
     schema: type[Schema]
+    min_items: int = 1
 
 
 Shape = type[Schema] | Many | OneOf
