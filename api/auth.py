@@ -198,5 +198,5 @@ class AuthMiddleware:
         raise Problem(
             403,
             "no_route_rule",
-            f"{req.method} {req.uri_template} has no row in the route table (api/routes.py)",
+            f"{req.method} {req.uri_template} has no row in the route table (api/routes/)",
         )

@@ -17,25 +17,13 @@ import orjson
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from api.routes import ROUTES, Route
+from api.routes import ROUTES, TAGS, Route
 from api.routes.table import INTEGER_MAX, JSON, Answer, Many, OneOf, Param
 from api.schemas.common import ProblemSchema
 
 TITLE = "Provenance Ledger API"
 STATIC = Path(__file__).parent / "static" / "docs"
 PROBLEM_TYPE = "application/problem+json"
-TAGS = {
-    "deployments": "Deployments and the models they serve",
-    "models": "Uploaded and trained models, their provenance and roles",
-    "predictions": "Scoring, one prediction's provenance, the index, performance",
-    "outcomes": "What came true",
-    "data health": "Feeds, quality checks, drift and model health",
-    "ledger and proof": "Raw events, signed digests, verification",
-    "exports": "Compliance exports",
-    "subjects and privacy": "Erasure of a subject's personal data",
-    "keys": "API keys",
-    "service": "Liveness, metrics, this document, the docs and the dashboard",
-}
 DATE_TIME = {"type": "string", "format": "date-time"}
 FORMAT_SCHEMAS: dict[str, dict[str, Any]] = {
     "date-time": DATE_TIME,

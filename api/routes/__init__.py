@@ -38,6 +38,20 @@ ROUTES: tuple[Route, ...] = (
     *service.ROUTES,
 )
 
+# One tag per area, in the order /docs and docs/API.md show them; each route names one.
+TAGS: dict[str, str] = {
+    "deployments": "Deployments and the models they serve",
+    "models": "Uploaded and trained models, their provenance and roles",
+    "predictions": "Scoring, one prediction's provenance, the index, performance",
+    "outcomes": "What came true",
+    "data health": "Feeds, quality checks, drift and model health",
+    "ledger and proof": "Raw events, signed digests, verification",
+    "exports": "Compliance exports",
+    "subjects and privacy": "Erasure of a subject's personal data",
+    "keys": "API keys",
+    "service": "Liveness, metrics, this document, the docs and the dashboard",
+}
+
 BY_KEY: dict[tuple[str, str], Route] = {(r.method, r.path): r for r in ROUTES}
 PATHS: frozenset[str] = frozenset(r.path for r in ROUTES)
 

@@ -18,7 +18,7 @@ UPLOAD = {
                 "type": "object",
                 "required": ["file", "metadata"],
                 "properties": {
-                    "file": {"type": "string", "format": "binary"},
+                    "file": {"type": "string", "format": "binary", "minLength": 1},
                     "metadata": {
                         "type": "string",
                         "description": "JSON: name, task, features, algorithm, deployment, declared",
@@ -26,7 +26,9 @@ UPLOAD = {
                 },
             }
         },
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {
+            "schema": {"type": "string", "format": "binary", "minLength": 1}
+        },
     },
 }
 
