@@ -13,9 +13,11 @@ from typing import Any
 
 import falcon
 import orjson
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
 
+from api.answers import schema_for
 from api.errors import Problem
+from api.routes.table import Many, OneOf
 from ledger.timeline import resolve_as_of
 
 
@@ -50,9 +52,15 @@ def body(req: falcon.Request) -> Any:
     return req.get_media()
 
 
-def load(req: falcon.Request, schema: Schema) -> Any:
-    """The body loaded by a marshmallow schema (ValidationError -> 422 naming fields)."""
-    return schema.load(body(req))
+def load(req: falcon.Request) -> Any:
+    """The body loaded by the schema its route declares (ValidationError -> 422 naming
+    fields); a route that takes one object or a list of them loads what was sent."""
+    data = body(req)
+    shape = req.context.route.body
+    if isinstance(shape, OneOf):
+        lists = [s for s in shape.schemas if isinstance(s, Many)]
+        shape = lists[0] if lists and isinstance(data, list) else shape.schemas[0]
+    return schema_for(shape).load(data)
 
 
 def as_of(req: falcon.Request, engine: Any) -> int | None:

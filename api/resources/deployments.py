@@ -7,13 +7,6 @@ from typing import Any
 import falcon
 
 from api import catalog, params
-from api.schemas.deployments import (
-    AddModelSchema,
-    DeploymentCreateSchema,
-    DeploymentPatchSchema,
-    PromoteSchema,
-    RetireSchema,
-)
 from api.services import Services
 from ledger.errors import LedgerError
 
@@ -67,7 +60,7 @@ class DeploymentsResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        command = params.load(req, DeploymentCreateSchema())
+        command = params.load(req)
         deployment = self.services.ledger.create_deployment(
             actor=req.context.principal.actor, **command
         )
@@ -102,7 +95,7 @@ class DeploymentResource:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         version = params.if_match(req)
-        change = params.load(req, DeploymentPatchSchema())
+        change = params.load(req)
         deployment = self.services.ledger.change_deployment(
             name, req.context.principal.actor, expected_version=version, **change
         )
@@ -117,7 +110,7 @@ class DeploymentModelsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         version = params.if_match(req, required=False)
-        command = params.load(req, AddModelSchema())
+        command = params.load(req)
         if version is not None:
             self.services.ledger.deployment(name).check_version(version)
         deployment = self.services.ledger.add_model(
@@ -137,9 +130,7 @@ class DeploymentModelResource:
         self, req: falcon.Request, resp: falcon.Response, name: str, model_id: str
     ) -> None:
         reason = params.query(req)["reason"] or (
-            params.load(req, RetireSchema())["reason"]
-            if req.content_length
-            else "retired over the API"
+            params.load(req)["reason"] if req.content_length else "retired over the API"
         )
         deployment = self.services.ledger.retire_model(
             name, model_id, reason, req.context.principal.actor
@@ -155,7 +146,7 @@ class LeaderResource:
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         version = params.if_match(req)
-        command = params.load(req, PromoteSchema())
+        command = params.load(req)
         deployment = self.services.ledger.promote(
             name,
             str(command["model_id"]),

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from marshmallow import ValidationError
 
 from api import params
-from api.schemas.health import IngestionSchema, QualityCheckSchema
 from api.services import Services
 from ledger.errors import LedgerError
 from policies.quality_windows import check_batch
@@ -92,7 +91,7 @@ class IngestionsResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        report = params.load(req, IngestionSchema())
+        report = params.load(req)
         start = report["period_start"].isoformat() if report["period_start"] else None
         feed = self.services.ledger.report_ingestion(
             report["feed"],
@@ -117,7 +116,7 @@ class QualityChecksResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        batch = params.load(req, QualityCheckSchema())
+        batch = params.load(req)
         if len(batch["rows"]) > self.services.settings.max_batch_rows:
             raise ValidationError(
                 f"send at most {self.services.settings.max_batch_rows} rows a check", "rows"

@@ -7,7 +7,6 @@ from typing import Any
 import falcon
 
 from api import params
-from api.schemas.keys import KeyCreateSchema
 
 
 class KeysResource:
@@ -17,7 +16,7 @@ class KeysResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = params.load(req, KeyCreateSchema())
+        body = params.load(req)
         key_id, key = self.services.ledger.issue_api_key(actor=req.context.principal.actor, **body)
         resp.media = {"key_id": key_id, "key": key, **body}
         resp.status = falcon.HTTP_201

@@ -12,11 +12,8 @@ import falcon
 from marshmallow import ValidationError
 
 from api import params
-from api.schemas.outcomes import OutcomeSchema
 from api.services import Services
 from ledger import ids
-
-ONE, MANY = OutcomeSchema(), OutcomeSchema(many=True)
 
 
 def prediction_ref(item: dict[str, Any]) -> str:
@@ -50,7 +47,7 @@ class OutcomesResource:
             raise ValidationError(
                 f"send 1 to {self.services.settings.max_batch_rows} outcomes", "body"
             )
-        items = (MANY if many else ONE).load(body)
+        items = params.load(req)
         outcomes = [
             (prediction_ref(i), i["actual"], i["observed_at"] and i["observed_at"].isoformat())
             for i in (items if many else [items])

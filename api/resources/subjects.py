@@ -7,7 +7,6 @@ from typing import Any
 import falcon
 
 from api import params
-from api.schemas.subjects import ForgetRequestSchema
 
 
 class SubjectForgetResource:
@@ -17,7 +16,7 @@ class SubjectForgetResource:
         self.ledger = services.ledger
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, subject_id: str) -> None:
-        body = params.load(req, ForgetRequestSchema())
+        body = params.load(req)
         result = self.ledger.forget_subject(subject_id, actor=req.context.principal.actor, **body)
         resp.media = result.as_dict()
         resp.status = falcon.HTTP_200
