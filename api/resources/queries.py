@@ -28,9 +28,10 @@ def read_position(req: falcon.Request, services: Services) -> tuple[int | None, 
     least = params.query(req)["min_position"]
     if least is None:
         return as_of, 0.0
+    wanted = least if as_of is None else max(as_of, least)
     if least > head_position(services.ledger.engine):
-        return as_of, 0.0  # not recorded yet: no projection can pass it, so waiting is futile
-    return (least if as_of is None else max(as_of, least)), WAIT_SECONDS
+        return wanted, 0.0  # not recorded yet: no projection can pass it, so waiting is futile
+    return wanted, WAIT_SECONDS
 
 
 class PredictionIndexResource:

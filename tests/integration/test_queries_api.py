@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from ledger.application import Ledger
 from projections.predictions import PredictionsProjection
@@ -81,3 +82,15 @@ def test_min_position_waits_for_a_write_just_made(ledger: Ledger) -> None:
     finally:
         stop.set()
         follower.join(10)
+
+
+def test_min_position_past_the_head_answers_at_once(ledger: Ledger) -> None:
+    world = World(ledger, seed=7)
+    world.add_model("cls")
+    for cls in ALL:
+        Runner(ledger.engine, cls).catch_up()
+    api = make_api(ledger)
+    started = time.monotonic()
+    answer = api.call("GET", "/v1/predictions", "auditor", params={"min_position": "10000000"})
+    assert answer.status_code == 200 and not answer.json["complete"]
+    assert time.monotonic() - started < 2.0  # no 5 s wait for a position not recorded yet
