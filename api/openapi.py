@@ -148,7 +148,7 @@ def operation(route: Route) -> dict[str, Any]:
     return spec
 
 
-def _with_extras(routes: tuple[Route, ...]) -> list[type]:
+def _with_extras(routes: tuple[Route, ...]) -> list[Any]:
     bodies = [r.body for r in routes]
     flat = [b for body in bodies for b in (body.schemas if isinstance(body, OneOf) else (body,))]
     found = [b for b in flat if isinstance(b, type) and hasattr(b, "OPENAPI")]

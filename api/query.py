@@ -62,7 +62,8 @@ def day_or_instant(text: str) -> str:
         except ValueError:
             raise ValueError("a real date, e.g. 2026-03-01") from None
         return text
-    return instant(text) and text
+    instant(text)
+    return text
 
 
 def _unb64(text: str) -> str:

@@ -73,7 +73,7 @@ class Answer:
 
     description: str
     shape: Shape | dict[str, Any] | None = None
-    media: str = JSON
+    media: str | tuple[str, ...] = JSON  # several: the answer is one of them
     direct: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
 
