@@ -9,8 +9,10 @@ import falcon.media
 import orjson
 
 from api import dashboard, errors, observability, openapi, params
+from api.answers import AnswerMiddleware
 from api.auth import AuthMiddleware
 from api.limits import BodyLimitMiddleware
+from api.query import QueryMiddleware
 from api.resources import (
     deployments,
     exports,
@@ -28,7 +30,7 @@ from ledger.application import Ledger
 from ledger.settings import Settings
 
 # Every module that mounts routes: each has add_routes(app, services). Add yours here
-# (one line), and its rows to api/routes.py, whose path templates must match add_route's.
+# (one line), and its routes to api/routes/, whose path templates must match add_route's.
 ROUTE_MODULES: tuple[Any, ...] = (
     deployments,
     predictions,
@@ -61,11 +63,14 @@ def _json_handler() -> falcon.media.JSONHandler:
 
 
 def middleware(services: Services) -> list[Any]:
-    """Outermost first: observability (logs and metrics), then auth, then the body limit."""
+    """Outermost first: observability (logs and metrics), auth, the body limit, the query
+    parsed from the route table, and answers dumped through the table's schemas."""
     return [
         *observability.middleware(services),
         AuthMiddleware(services.keys, services.limiter),
         BodyLimitMiddleware(services.settings.max_body_bytes),
+        QueryMiddleware(),
+        AnswerMiddleware(),
     ]
 
 

@@ -143,9 +143,10 @@ class AuthMiddleware:
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
     ) -> None:
         req.context.principal = None
+        req.context.route = None
         if resource is None:
             return  # no route: falcon answers 404
-        route = route_for(req.method, req.uri_template)
+        route = req.context.route = route_for(req.method, req.uri_template)
         if route is None:
             self._unlisted(req, resource)
             return
@@ -198,5 +199,5 @@ class AuthMiddleware:
         raise Problem(
             403,
             "no_route_rule",
-            f"{req.method} {req.uri_template} has no row in the route table (api/routes.py)",
+            f"{req.method} {req.uri_template} has no row in the route table (api/routes/)",
         )

@@ -1,16 +1,13 @@
-"""OpenAPI 3 for every route in api/routes.py, built with apispec from our marshmallow schemas.
+"""OpenAPI 3 generated from the route table (api/routes/) with apispec and our schemas.
 
-The route table says who may call what; OPERATIONS below says what each call takes and
-answers (schema names from api/schemas/). A route without an entry still appears, with
-a generic JSON answer, so the spec never silently drops a route.
+Each route's roles, tag, parameters, body and answers are its declaration's; every refusal
+is a problem document. `python -m api.openapi --markdown` writes docs/API.md's route list.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
-from dataclasses import dataclass
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,272 +16,146 @@ import falcon
 import orjson
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema
 
-from api.routes import ROUTES, Route
+from api.routes import ROUTES, TAGS, Route
+from api.routes.table import INTEGER_MAX, JSON, Answer, Many, OneOf, Param
 from api.schemas.common import ProblemSchema
 
 TITLE = "Provenance Ledger API"
 STATIC = Path(__file__).parent / "static" / "docs"
 PROBLEM_TYPE = "application/problem+json"
-
-
-@dataclass(frozen=True)
-class Operation:
-    """What one route takes and answers, by schema name: `X[]` a list of X, a tuple one of
-    several (None: no body, or generic JSON)."""
-
-    summary: str
-    request: str | tuple[str, ...] | None = None
-    response: str | tuple[str, ...] | None = None
-    status: int = 200
-    query: tuple[str, ...] = ()
-    media: str = "application/json"
-    also: tuple[int, ...] = ()  # other success statuses with the same answer
-
-
-_AS_OF = ("as_of",)
-_PAGE = ("limit", "cursor")
-OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("POST", "/v1/deployments"): Operation(
-        "Create a deployment", "DeploymentCreateSchema", "DeploymentSchema", 201
-    ),
-    ("GET", "/v1/deployments"): Operation(
-        "List deployments", None, "DeploymentPageSchema", query=_AS_OF + _PAGE
-    ),
-    ("GET", "/v1/deployments/{name}"): Operation(
-        "One deployment", None, "DeploymentSchema", query=_AS_OF
-    ),
-    ("PATCH", "/v1/deployments/{name}"): Operation(
-        "Change policy or schema", "DeploymentPatchSchema", "DeploymentSchema"
-    ),
-    ("POST", "/v1/deployments/{name}/models"): Operation(
-        "Add a challenger", "AddModelSchema", "DeploymentSchema"
-    ),
-    ("DELETE", "/v1/deployments/{name}/models/{model_id}"): Operation(
-        "Retire a model", None, "DeploymentSchema"
-    ),
-    ("PUT", "/v1/deployments/{name}/leader"): Operation(
-        "Promote a leader", "PromoteSchema", "DeploymentSchema"
-    ),
-    ("POST", "/v1/models"): Operation(
-        "Upload a skops model with declared metadata", None, "UploadedModelSchema", 201
-    ),
-    ("GET", "/v1/models"): Operation(
-        "The model index", None, "ModelListSchema", query=_AS_OF + _PAGE
-    ),
-    ("GET", "/v1/models/{model_id}"): Operation(
-        "One model with its provenance", None, "ModelSchema", query=_AS_OF
-    ),
-    ("POST", "/v1/deployments/{name}/predictions"): Operation(
-        "Score one row or a batch",
-        "PredictionRequestSchema",
-        ("PredictionResultSchema", "BatchResultSchema"),
-        201,
-        also=(200,),
-    ),
-    ("POST", "/v1/outcomes"): Operation(
-        "Report actual outcomes",
-        ("OutcomeSchema", "OutcomeSchema[]"),
-        ("OutcomeResultSchema", "OutcomeListSchema"),
-        201,
-        also=(200,),
-    ),
-    ("GET", "/v1/predictions/{prediction_id}"): Operation(
-        "The provenance of one prediction", None, "ProvenanceSchema", query=_AS_OF
-    ),
-    ("GET", "/v1/predictions"): Operation(
-        "The prediction index",
-        None,
-        "PredictionListSchema",
-        query=_AS_OF + _PAGE + ("deployment", "model_id", "from", "to"),
-    ),
-    ("GET", "/v1/performance"): Operation(
-        "Metrics per model, window and slice",
-        None,
-        "PerformanceSchema",
-        query=_AS_OF + ("deployment", "window", "slice"),
-    ),
-    ("POST", "/v1/ingestions"): Operation(
-        "A feed's received count for a period", "IngestionSchema", "IngestionResultSchema", 201
-    ),
-    ("POST", "/v1/deployments/{name}/quality-checks"): Operation(
-        "Check rows against the reference profile",
-        "QualityCheckSchema",
-        "QualityCheckResultSchema",
-        201,
-    ),
-    ("GET", "/v1/data-health"): Operation(
-        "Feeds, drift, outliers, failing checks, model health",
-        None,
-        "DataHealthSchema",
-        query=_AS_OF + ("deployment", "limit", "checks", "days"),
-    ),
-    ("GET", "/v1/ledger/events"): Operation(
-        "Raw stored events as JSON lines, from a position",
-        None,
-        None,
-        query=("from", "limit"),
-        media="application/x-ndjson",
-    ),
-    ("GET", "/v1/ledger/digest"): Operation("The signed head of the chain", None, "DigestSchema"),
-    ("GET", "/v1/ledger/verify"): Operation(
-        "Verify the chain (long runs answer 202 and a job)",
-        None,
-        "VerifyJobSchema",
-        query=("from", "to"),
-    ),
-    ("GET", "/v1/ledger/verify/jobs/{job_id}"): Operation(
-        "A verification job", None, "VerifyJobSchema"
-    ),
-    ("GET", "/v1/exports/predictions"): Operation(
-        "Compliance export", None, None, query=("format", "from", "to")
-    ),
-    ("POST", "/v1/subjects/{subject_id}/forget"): Operation(
-        "Erase a subject's personal data", "ForgetRequestSchema", "ForgetResultSchema"
-    ),
-    ("POST", "/v1/keys"): Operation("Issue an API key", "KeyCreateSchema", "KeyIssuedSchema", 201),
-    ("DELETE", "/v1/keys/{key_id}"): Operation("Revoke an API key", None, "KeyRevokedSchema"),
-    ("GET", "/healthz"): Operation("Liveness", None, "HealthSchema"),
-    ("GET", "/openapi.json"): Operation("This specification"),
-    ("GET", "/docs"): Operation("The API docs page", media="text/html"),
-    ("GET", "/docs/{file}"): Operation("The docs page's vendored files", media="*/*"),
-    ("GET", "/metrics"): Operation("Prometheus metrics", media="text/plain"),
-    ("GET", "/dashboard"): Operation("The web dashboard", media="text/html"),
+DATE_TIME = {"type": "string", "format": "date-time"}
+FORMAT_SCHEMAS: dict[str, dict[str, Any]] = {
+    "date-time": DATE_TIME,
+    "as-of": {"anyOf": [{"type": "string", "pattern": "^pos:[0-9]{1,18}$"}, DATE_TIME]},
+    "date-or-date-time": {"anyOf": [{"type": "string", "format": "date"}, DATE_TIME]},
+    "version": {"type": "string", "pattern": '^(W/)?"?[0-9]{1,18}"?$'},
 }
 
 
-@cache
-def schema_classes() -> dict[str, type[Schema]]:
-    """Every marshmallow schema class in api.schemas, by class name."""
-    found: dict[str, type[Schema]] = {"ProblemSchema": ProblemSchema}
-    try:
-        package = importlib.import_module("api.schemas")
-    except ImportError:  # no schemas yet: every body is documented as a generic object
-        return found
-    for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"api.schemas.{info.name}")
-        for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, Schema) and value is not Schema:
-                found.setdefault(value.__name__, value)
-    return found
+def param_schema(param: Param) -> dict[str, Any]:
+    """The JSON schema of one declared parameter, as api/query.py parses it."""
+    if param.type == "integer":
+        schema: dict[str, Any] = {"type": "integer", "minimum": param.minimum}
+        schema["maximum"] = INTEGER_MAX if param.maximum is None else param.maximum
+        schema["minimum"] = -INTEGER_MAX if param.minimum is None else param.minimum
+    elif param.type == "boolean":
+        schema = {"type": "boolean"}
+    elif param.format in FORMAT_SCHEMAS:
+        schema = dict(FORMAT_SCHEMAS[param.format])
+    else:
+        schema = {"type": "string", "minLength": 1}
+        if param.format:
+            schema["format"] = param.format
+        if param.max_length:
+            schema["maxLength"] = param.max_length
+        if param.enum:
+            schema["enum"] = list(param.enum)
+    if param.default is not None:
+        schema["default"] = param.default
+    return schema
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
+def parameter(param: Param, where: str) -> dict[str, Any]:
+    return {
+        "name": f"{param.name}<name>" if param.prefix else param.name,
+        "in": where,
+        "required": param.required,
+        "description": param.description,
+        "schema": param_schema(param),
+    }
+
+
+def path_parameters(path: str) -> list[dict[str, Any]]:
     return [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)[^}]*}", path)
     ]
 
 
-def _query_parameters(names: tuple[str, ...]) -> list[dict[str, Any]]:
-    schemas = {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}}
-    return [
-        {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "schema": schemas.get(name, {"type": "string"}),
+def shape_schema(shape: Any) -> Any:
+    """A schema class, an array of one, oneOf several, or a literal JSON schema."""
+    if isinstance(shape, OneOf):
+        return {"oneOf": [shape_schema(one) for one in shape.schemas]}
+    if isinstance(shape, Many):
+        return {"type": "array", "items": shape.schema, "minItems": shape.min_items}
+    return shape
+
+
+def content(shape: Any, media: str | tuple[str, ...]) -> dict[str, Any]:
+    medias = (media,) if isinstance(media, str) else media
+    return {m: {"schema": shape_schema(shape) if m == JSON else {"type": "string"}} for m in medias}
+
+
+def answer(status: int, declared: Answer) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": declared.description,
+        "content": content(declared.shape, declared.media),
+    }
+    if declared.headers:
+        out["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in declared.headers.items()
         }
-        for name in names
-    ]
+    return out
 
 
-def _schema(name: str | tuple[str, ...] | None) -> Any:
-    """A schema class, a list of one, or oneOf several; a generic object when unknown."""
-    if isinstance(name, tuple):
-        return {"oneOf": [_schema(one) for one in name]}
-    if name and name.endswith("[]"):
-        return {"type": "array", "items": _schema(name[:-2])}
-    return schema_classes().get(name or "", None) or {"type": "object"}
-
-
-def _body(name: str | tuple[str, ...] | None, media: str) -> dict[str, Any]:
-    schema = _schema(name) if media == "application/json" else {"type": "string"}
-    return {"content": {media: {"schema": schema}}}
-
-
-def _upload_body() -> dict[str, Any]:
-    """POST /v1/models: multipart (file + metadata) or the raw skops bytes."""
-    metadata = {
-        "type": "string",
-        "description": "JSON of " + "ModelUpload (name, task, features, ...)",
-    }
-    return {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file", "metadata"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "metadata": metadata,
-                    },
-                }
-            },
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-
-
-def _error_responses(route: Route, op: Operation) -> dict[str, Any]:
-    problem = {"content": {PROBLEM_TYPE: {"schema": ProblemSchema}}}
-    statuses = ["default"]
+def refusals(route: Route) -> dict[str, Any]:
+    """Every refusal a route can answer, each a problem document."""
+    statuses = ["400"]
     if not route.public:
-        statuses += ["401", "403"]
-    if route.method != "GET" or op.query:
-        statuses += ["400", "422"]
+        statuses += ["401", "403", "429"]
     if "{" in route.path:
         statuses.append("404")
+    if route.body is not None:
+        statuses += ["409", "411", "413", "415", "422"]
+    elif route.query:
+        statuses.append("422")
+    if any(p.name == "If-Match" for p in route.headers):
+        statuses += ["412", "428"]
     statuses.append("503")
+    problem = {"content": {PROBLEM_TYPE: {"schema": ProblemSchema}}}
     out = {
-        status: {"description": "a problem (RFC 9457) with a stable code", **problem}
-        for status in statuses
+        s: {"description": "a problem (RFC 9457) with a stable code", **problem} for s in statuses
     }
-    out["default"]["description"] = "any other refusal, always as a problem"
+    out["default"] = {"description": "any other refusal, always a problem", **problem}
     return out
 
 
 def operation(route: Route) -> dict[str, Any]:
     """One OpenAPI operation object for a row of the route table."""
-    op = OPERATIONS.get((route.method, route.path), Operation(f"{route.method} {route.path}"))
-    roles = ", ".join(sorted(route.roles)) or "none"
-    answer = {"description": op.summary, **_body(op.response, op.media)}
-    responses: dict[str, Any] = {str(op.status): answer, **_error_responses(route, op)}
-    for status in op.also:
-        responses[str(status)] = {
-            **answer,
-            "description": f"{op.summary} (a retried request's original)",
-        }
-    if route.path == "/v1/ledger/verify":
-        responses["202"] = {
-            "description": "a long run: poll the job",
-            **_body("VerifyJobSchema", op.media),
-        }
+    roles = ", ".join(sorted(route.roles)) or "none (public)"
+    own = f" ({', '.join(sorted(route.own_only))}: own only)" if route.own_only else ""
     spec: dict[str, Any] = {
-        "summary": op.summary,
-        "description": f"Roles: {roles}.",
-        "parameters": _path_parameters(route.path) + _query_parameters(op.query),
-        "responses": responses,
+        "summary": route.summary,
+        "description": f"Roles: {roles}{own}. {route.description}".strip(),
+        "tags": [route.tag],
+        "operationId": f"{route.method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', route.path)}",
+        "parameters": path_parameters(route.path)
+        + [parameter(p, "query") for p in route.query]
+        + [parameter(p, "header") for p in route.headers],
+        "responses": {
+            **{str(s): answer(s, a) for s, a in route.answers.items()},
+            **refusals(route),
+        },
         "security": [] if route.public else [{"bearer": []}],
     }
-    if op.request:
-        spec["requestBody"] = {"required": True, **_body(op.request, "application/json")}
-    if (route.method, route.path) == ("POST", "/v1/models"):
-        spec["requestBody"] = _upload_body()
-        spec["parameters"].append(
-            {
-                "name": "X-Model-Metadata",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-                "description": "the metadata as JSON, with a raw skops body",
-            }
-        )
+    if isinstance(route.body, dict):
+        spec["requestBody"] = route.body
+    elif route.body is not None:
+        required = route.method != "DELETE"
+        spec["requestBody"] = {"required": required, "content": content(route.body, JSON)}
     return spec
 
 
+def _with_extras(routes: tuple[Route, ...]) -> list[Any]:
+    bodies = [r.body for r in routes]
+    flat = [b for body in bodies for b in (body.schemas if isinstance(body, OneOf) else (body,))]
+    found = [b for b in flat if isinstance(b, type) and hasattr(b, "OPENAPI")]
+    return list(dict.fromkeys(found))
+
+
+@cache
 def build_spec(routes: tuple[Route, ...] = ROUTES) -> dict[str, Any]:
     """The OpenAPI 3 document for the routes."""
     spec = APISpec(
@@ -293,9 +164,12 @@ def build_spec(routes: tuple[Route, ...] = ROUTES) -> dict[str, Any]:
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
         info={"description": "An event-sourced provenance ledger for ML models in production."},
+        tags=[{"name": name, "description": text} for name, text in TAGS.items()],
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.schema("Problem", schema=ProblemSchema)
+    for cls in _with_extras(routes):  # what marshmallow cannot say (e.g. minProperties)
+        spec.components.schema(cls.__name__.removesuffix("Schema"), cls.OPENAPI, schema=cls)
     by_path: dict[str, dict[str, Any]] = {}
     for route in routes:
         by_path.setdefault(route.path, {})[route.method.lower()] = operation(route)
@@ -354,3 +228,74 @@ def add_routes(app: falcon.App, services: Any) -> None:
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/docs", docs)
     app.add_route("/docs/{file}", docs, suffix="file")
+
+
+BEGIN, END = "<!-- routes: generated by python -m api.openapi --markdown -->", "<!-- routes end -->"
+API_MD = Path(__file__).parent.parent / "docs" / "API.md"
+
+
+def _param_text(p: Param) -> str:
+    """`limit` (integer 1..1000, default 100), as the route list shows a parameter."""
+    kind = p.format or p.type
+    if p.type == "integer":
+        kind += f" {p.minimum if p.minimum is not None else ''}..{p.maximum or ''}"
+    if p.enum:
+        kind = " | ".join(p.enum)
+    extra = ", required" if p.required else f", default {p.default}" if p.default else ""
+    return f"`{p.name}{'<name>' if p.prefix else ''}` ({kind}{extra})"
+
+
+def _shape_text(shape: Any) -> str:
+    if isinstance(shape, OneOf):
+        return " or ".join(_shape_text(one) for one in shape.schemas)
+    if isinstance(shape, Many):
+        return f"[{_shape_text(shape.schema)}]"
+    if isinstance(shape, type):
+        return shape.__name__.removesuffix("Schema")
+    return "-" if shape is None or "content" not in shape else " or ".join(shape["content"])
+
+
+def _answers_text(route: Route) -> str:
+    def one(status: int, a: Answer) -> str:
+        media = a.media if isinstance(a.media, str) else ", ".join(a.media)
+        return f"{status} {_shape_text(a.shape) if media == JSON else media}"
+
+    return "; ".join(one(s, a) for s, a in route.answers.items())
+
+
+def markdown(routes: tuple[Route, ...] = ROUTES) -> str:
+    """The route list, one table per tag, as docs/API.md holds it between its markers."""
+    lines = [BEGIN, ""]
+    for tag, text in TAGS.items():
+        lines += [f"### {tag}", text + ".", ""]
+        for r in (r for r in routes if r.tag == tag):
+            who = ", ".join(sorted(r.roles)) or "public"
+            if r.own_only:
+                who += f" ({', '.join(sorted(r.own_only))}: own only)"
+            lines.append(f"- **{r.method} `{r.path}`**: {r.summary}. Roles: {who}.")
+            if r.query:
+                lines.append("  Query: " + ", ".join(_param_text(p) for p in r.query) + ".")
+            if r.body is not None:
+                lines.append(f"  Body: {_shape_text(r.body)}.")
+            lines.append(f"  Answers: {_answers_text(r)}.")
+        lines.append("")
+    return "\n".join(lines + [END])
+
+
+def with_routes(document: str, routes: tuple[Route, ...] = ROUTES) -> str:
+    """docs/API.md with its route list replaced by the generated one."""
+    start, end = document.index(BEGIN), document.index(END) + len(END)
+    return document[:start] + markdown(routes) + document[end:]
+
+
+def main(argv: list[str]) -> int:
+    """`--markdown` rewrites docs/API.md's route list; otherwise print the spec as JSON."""
+    if argv[1:] == ["--markdown"]:
+        API_MD.write_text(with_routes(API_MD.read_text()))
+        return 0
+    sys.stdout.write(orjson.dumps(build_spec(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

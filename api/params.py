@@ -1,17 +1,23 @@
-"""Request parameters shared by resources: bodies, `as_of`, `If-Match`, pages."""
+"""Request parameters shared by resources: bodies, `as_of`, `If-Match`, pages.
+
+Query parameters are parsed before the resource runs (api/query.py); the helpers here
+read their typed values."""
 
 from __future__ import annotations
 
 import base64
 import json
 import math
+import re
 from typing import Any
 
 import falcon
 import orjson
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
 
+from api.answers import schema_for
 from api.errors import Problem
+from api.routes.table import Many, OneOf
 from ledger.timeline import resolve_as_of
 
 
@@ -46,14 +52,20 @@ def body(req: falcon.Request) -> Any:
     return req.get_media()
 
 
-def load(req: falcon.Request, schema: Schema) -> Any:
-    """The body loaded by a marshmallow schema (ValidationError -> 422 naming fields)."""
-    return schema.load(body(req))
+def load(req: falcon.Request) -> Any:
+    """The body loaded by the schema its route declares (ValidationError -> 422 naming
+    fields); a route that takes one object or a list of them loads what was sent."""
+    data = body(req)
+    shape = req.context.route.body
+    if isinstance(shape, OneOf):
+        lists = [s for s in shape.schemas if isinstance(s, Many)]
+        shape = lists[0] if lists and isinstance(data, list) else shape.schemas[0]
+    return schema_for(shape).load(data)
 
 
 def as_of(req: falcon.Request, engine: Any) -> int | None:
-    """The ledger position `as_of` names, or None for now (anything malformed -> 422)."""
-    return resolve_as_of(engine, req.get_param("as_of"))
+    """The ledger position the (already checked) `as_of` names, or None for now."""
+    return resolve_as_of(engine, req.context.query["as_of"])
 
 
 def if_match(req: falcon.Request, required: bool = True) -> int | None:
@@ -68,7 +80,7 @@ def if_match(req: falcon.Request, required: bool = True) -> int | None:
             )
         return None
     text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not re.fullmatch(r"[0-9]{1,18}", text):  # ASCII digits: str.isdigit() takes '²'
         raise Problem(
             422, "invalid_if_match", f"If-Match {raw!r} is not a version number", "If-Match"
         )
@@ -79,67 +91,30 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def limit(req: falcon.Request, default: int = 100, maximum: int = 1000) -> int:
-    """The page size: 1..maximum (the page cap), else 422 naming `limit`."""
-    raw = req.get_param("limit")
-    if raw is None:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise Problem(
-            422,
-            "invalid_limit",
-            f"limit must be an integer from 1 to {maximum}",
-            "limit",
-            maximum=maximum,
-        )
-    return int(raw)
+def query(req: falcon.Request) -> dict[str, Any]:
+    """The query parameters as api/query.py parsed them from the route's declaration."""
+    return req.context.query
+
+
+def limit(req: falcon.Request) -> int:
+    """The page size, within the route's declared bounds (its default when absent)."""
+    return int(req.context.query["limit"])
 
 
 def cursor(req: falcon.Request) -> int:
     """The position a page starts after (the opaque cursor encodes it); 0 for the first page."""
-    raw = req.get_param("cursor")
-    if not raw:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        kind, _, value = text.partition(":")
-        if kind == "p" and value.isdigit():
-            return int(value)
-    except (ValueError, UnicodeDecodeError):
-        pass
-    raise Problem(
-        422,
-        "invalid_cursor",
-        "cursor is not one this API issued; start from the first page",
-        "cursor",
-    )
+    return req.context.query["cursor"] or 0
+
+
+def name_cursor(req: falcon.Request) -> str | None:
+    """The name a page of names starts after (the opaque cursor encodes it); None at first."""
+    return req.context.query["cursor"]
 
 
 def next_cursor(position: int | None) -> str | None:
     if position is None:
         return None
     return base64.urlsafe_b64encode(f"p:{position}".encode()).decode().rstrip("=")
-
-
-def name_cursor(req: falcon.Request) -> str | None:
-    """The name a page of names starts after (the opaque cursor encodes it); None at first."""
-    raw = req.get_param("cursor")
-    if not raw:
-        return None
-    try:
-        kind, _, value = (
-            base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().partition(":")
-        )
-    except (ValueError, UnicodeDecodeError):
-        kind, value = "", ""
-    if kind != "n" or not value:
-        raise Problem(
-            422,
-            "invalid_cursor",
-            "cursor is not one this API issued; start from the first page",
-            "cursor",
-        )
-    return value
 
 
 def next_name_cursor(name: str | None) -> str | None:

@@ -7,39 +7,27 @@ from typing import Any
 import falcon
 
 from api import catalog, params
-from api.schemas.deployments import (
-    AddModelSchema,
-    DeploymentCreateSchema,
-    DeploymentPatchSchema,
-    DeploymentSchema,
-    PromoteSchema,
-    RetireSchema,
-)
 from api.services import Services
 from ledger.errors import LedgerError
-
-DEPLOYMENT = DeploymentSchema()
 
 
 def document(services: Services, deployment: Any, position: int | None = None) -> dict[str, Any]:
     """A deployment as read: leader and challengers with model summaries."""
     summaries = {m: model_summary(services, m, m == deployment.leader) for m in deployment.models}
-    return DEPLOYMENT.dump(
-        {
-            "name": deployment.name,
-            "task": deployment.task,
-            "version": deployment.version,
-            "schema": deployment.schema,
-            "policy": deployment.policy,
-            "positive_label": deployment.positive_label,
-            "outcome_maturity_days": deployment.outcome_maturity_days,
-            "settings": deployment.settings,
-            "leader": summaries.get(deployment.leader) if deployment.leader else None,
-            "challengers": [s for m, s in summaries.items() if m != deployment.leader],
-            "leader_set_by": deployment.leader_set_by,
-            "as_of_position": position,
-        }
-    )
+    return {
+        "name": deployment.name,
+        "task": deployment.task,
+        "version": deployment.version,
+        "schema": deployment.schema,
+        "policy": deployment.policy,
+        "positive_label": deployment.positive_label,
+        "outcome_maturity_days": deployment.outcome_maturity_days,
+        "settings": deployment.settings,
+        "leader": summaries.get(deployment.leader) if deployment.leader else None,
+        "challengers": [s for m, s in summaries.items() if m != deployment.leader],
+        "leader_set_by": deployment.leader_set_by,
+        "as_of_position": position,
+    }
 
 
 def model_summary(services: Services, model_id: str, leads: bool) -> dict[str, Any]:
@@ -72,7 +60,7 @@ class DeploymentsResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        command = params.load(req, DeploymentCreateSchema())
+        command = params.load(req)
         deployment = self.services.ledger.create_deployment(
             actor=req.context.principal.actor, **command
         )
@@ -107,7 +95,7 @@ class DeploymentResource:
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         version = params.if_match(req)
-        change = params.load(req, DeploymentPatchSchema())
+        change = params.load(req)
         deployment = self.services.ledger.change_deployment(
             name, req.context.principal.actor, expected_version=version, **change
         )
@@ -122,7 +110,7 @@ class DeploymentModelsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         version = params.if_match(req, required=False)
-        command = params.load(req, AddModelSchema())
+        command = params.load(req)
         if version is not None:
             self.services.ledger.deployment(name).check_version(version)
         deployment = self.services.ledger.add_model(
@@ -141,10 +129,8 @@ class DeploymentModelResource:
     def on_delete(
         self, req: falcon.Request, resp: falcon.Response, name: str, model_id: str
     ) -> None:
-        reason = req.get_param("reason") or (
-            params.load(req, RetireSchema())["reason"]
-            if req.content_length
-            else "retired over the API"
+        reason = params.query(req)["reason"] or (
+            params.load(req)["reason"] if req.content_length else "retired over the API"
         )
         deployment = self.services.ledger.retire_model(
             name, model_id, reason, req.context.principal.actor
@@ -160,7 +146,7 @@ class LeaderResource:
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         version = params.if_match(req)
-        command = params.load(req, PromoteSchema())
+        command = params.load(req)
         deployment = self.services.ledger.promote(
             name,
             str(command["model_id"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from api import exporting
+from api import exporting, params
 from api.services import Services
 from projections.export import digest_stream
 
@@ -16,14 +16,10 @@ class PredictionExportResource:
         self.ledger = services.ledger
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        request = exporting.pin(
-            self.ledger,
-            req.get_param("from", required=True),
-            req.get_param("to", required=True),
-            req.get_param("format", default="csv"),
-        )
+        query = params.query(req)
+        request = exporting.pin(self.ledger, query["from"], query["to"], query["format"])
         actor = req.context.principal.actor
-        if req.get_param_as_bool("manifest", default=False):
+        if query["manifest"]:
             sha, size = digest_stream(exporting.stream(self.ledger, request))
             resp.media = exporting.manifest(self.ledger, request, sha, size)
             exporting.record(self.ledger, request, actor, resp.media["files"])

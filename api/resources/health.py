@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from marshmallow import ValidationError
 
 from api import params
-from api.schemas.health import IngestionSchema, QualityCheckResultSchema, QualityCheckSchema
 from api.services import Services
 from ledger.errors import LedgerError
 from policies.quality_windows import check_batch
@@ -17,37 +16,35 @@ from projections import health_queries
 from projections.model_health import model_health
 from serving.rows import checked_rows
 
-RESULT = QualityCheckResultSchema()
 WAIT_SECONDS = 2.0  # an as_of the projection has not reached yet waits this long, then says so
 
 
 def check_document(check: Any) -> dict[str, Any]:
     """A recorded quality check as the API answers it."""
-    return RESULT.dump(
-        {
-            "check_id": str(check.id),
-            "deployment": check.deployment,
-            "key": check.key,
-            "rows": check.covers.get("rows", 0),
-            "batch": check.covers.get("batch"),
-            "reference": check.reference,
-            "features": check.features,
-            "outlier_share": check.outliers.get("share"),
-            "outliers": check.outliers.get("rows", []),
-            "bad_rows": check.outliers.get("bad_rows", 0),
-            "row_errors": check.outliers.get("type_errors", []),
-            "results": check.results,
-            "failing": check.failing,
-            "passed": not check.failing,
-        }
-    )
+    return {
+        "check_id": str(check.id),
+        "deployment": check.deployment,
+        "key": check.key,
+        "rows": check.covers.get("rows", 0),
+        "batch": check.covers.get("batch"),
+        "reference": check.reference,
+        "features": check.features,
+        "outlier_share": check.outliers.get("share"),
+        "outliers": check.outliers.get("rows", []),
+        "bad_rows": check.outliers.get("bad_rows", 0),
+        "row_errors": check.outliers.get("type_errors", []),
+        "results": check.results,
+        "failing": check.failing,
+        "passed": not check.failing,
+    }
 
 
 def data_health(services: Services, req: falcon.Request) -> dict[str, Any]:
     """Feeds and quality checks from the health tables, plus model health per deployment."""
     position = params.as_of(req, services.ledger.engine)
     engine = services.read_engine("health", "predictions", "deployments")
-    deployment = req.get_param("deployment")
+    query = params.query(req)
+    deployment = query["deployment"]
     with engine.connect() as conn:
         ready = health_queries.tables(conn) is not None
     answer = (
@@ -55,14 +52,14 @@ def data_health(services: Services, req: falcon.Request) -> dict[str, Any]:
             engine,
             position,
             deployment,
-            period_limit=params.limit(req, default=48, maximum=24 * 31),
-            check_limit=req.get_param_as_int("checks", min_value=1, max_value=200) or 20,
+            period_limit=query["limit"],
+            check_limit=query["checks"],
             wait=WAIT_SECONDS,
         )
         if ready
         else {"feeds": [], "deployments": [], "position": 0, "complete": position is None}
     )
-    days = req.get_param_as_int("days", min_value=1, max_value=90) or 14
+    days = query["days"]
     answer["model_health"] = [
         model_health_or_reason(engine, name, position, days)
         for name in deployment_names(engine, position, deployment)
@@ -97,7 +94,7 @@ class IngestionsResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        report = params.load(req, IngestionSchema())
+        report = params.load(req)
         start = report["period_start"].isoformat() if report["period_start"] else None
         feed = self.services.ledger.report_ingestion(
             report["feed"],
@@ -122,7 +119,7 @@ class QualityChecksResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        batch = params.load(req, QualityCheckSchema())
+        batch = params.load(req)
         if len(batch["rows"]) > self.services.settings.max_batch_rows:
             raise ValidationError(
                 f"send at most {self.services.settings.max_batch_rows} rows a check", "rows"

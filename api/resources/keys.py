@@ -7,7 +7,6 @@ from typing import Any
 import falcon
 
 from api import params
-from api.schemas.keys import KeyCreateSchema, KeyIssuedSchema, KeyRevokedSchema
 
 
 class KeysResource:
@@ -17,19 +16,19 @@ class KeysResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = params.load(req, KeyCreateSchema())
+        body = params.load(req)
         key_id, key = self.services.ledger.issue_api_key(actor=req.context.principal.actor, **body)
-        resp.media = KeyIssuedSchema().dump({"key_id": key_id, "key": key, **body})
+        resp.media = {"key_id": key_id, "key": key, **body}
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/keys/{key_id}"
 
     def on_delete_key(self, req: falcon.Request, resp: falcon.Response, key_id: str) -> None:
-        reason = req.get_param("reason") or "revoked over the API"
+        reason = params.query(req)["reason"] or "revoked over the API"
         self.services.ledger.revoke_api_key(
             key_id, reason=reason, actor=req.context.principal.actor
         )
         _forget_cached_keys(self.services)
-        resp.media = KeyRevokedSchema().dump({"key_id": key_id, "revoked": True})
+        resp.media = {"key_id": key_id, "revoked": True}
 
 
 def _forget_cached_keys(services: Any) -> None:

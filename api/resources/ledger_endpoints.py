@@ -9,13 +9,11 @@ import falcon
 import orjson
 
 from api import params
-from api.schemas.ledger import HealthSchema, VerifyJobSchema
 from api.verify_jobs import VerifyJobs
 from ledger import log, notary
 from ledger.errors import NotFound
 
 NDJSON = "application/x-ndjson"
-DEFAULT_PAGE, MAX_PAGE = 10_000, 100_000
 SHORT_RUN_SECONDS = 2.0  # a verification finished within this answers 200 at once
 
 
@@ -26,8 +24,8 @@ class EventsResource:
         self.engine = services.ledger.engine
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        start = max(req.get_param_as_int("from", min_value=0) or 0, params.cursor(req) + 1)
-        limit = params.limit(req, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+        start = max(params.query(req)["from"], params.cursor(req) + 1)
+        limit = params.limit(req)
         resp.content_type = NDJSON
         resp.stream = self._lines(start, limit)
 
@@ -70,14 +68,14 @@ class VerifyResource:
         job_id, thread = self.jobs.start()
         thread.join(SHORT_RUN_SECONDS)
         job = self.jobs.get(job_id)
-        resp.media = VerifyJobSchema().dump(job)
+        resp.media = job
         if job["status"] == "running":
             resp.status = falcon.HTTP_202
             resp.location = f"/v1/ledger/verify/jobs/{job_id}"
             resp.set_header("Retry-After", "2")
 
     def on_get_job(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
-        resp.media = VerifyJobSchema().dump(self.jobs.get(job_id))
+        resp.media = self.jobs.get(job_id)
 
 
 def _digests(settings: Any) -> list[Any]:
@@ -99,7 +97,7 @@ class HealthResource:
             answer = {"status": "ok", "database": "ok", "position": int(position)}
         except Exception:  # noqa: BLE001 - liveness reports the database, it does not fail on it
             answer = {"status": "ok", "database": "unavailable", "position": None}
-        resp.media = HealthSchema().dump(answer)
+        resp.media = answer
 
 
 def add_routes(app: falcon.App, services: Any) -> None:

@@ -15,7 +15,7 @@ import orjson
 
 from api.errors import Problem
 from api.resources.queries import model_index
-from api.schemas.uploads import ModelUploadSchema, UploadedModelSchema
+from api.schemas.uploads import ModelUploadSchema
 from ledger.artifacts import UPLOAD_TRUSTED_TYPES, loads_skops
 
 METADATA_HEADER = "X-Model-Metadata"
@@ -38,7 +38,7 @@ class ModelUploadResource:
         )  # others -> 422 untrusted_artifact
         declared = ModelUploadSchema().load(metadata)
         answer = self._register(content, model, declared, req.context.principal.actor)
-        resp.media = UploadedModelSchema().dump(answer)
+        resp.media = answer
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/models/{answer['model_id']}"
 

@@ -13,12 +13,9 @@ import falcon
 from marshmallow import ValidationError
 
 from api import params
-from api.schemas.outcomes import OutcomeSchema
 from api.services import Services
 from ledger import ids
 from ledger.outcomes import NewOutcome, RecordedOutcome
-
-ONE, MANY = OutcomeSchema(), OutcomeSchema(many=True)
 
 
 def prediction_ref(item: dict[str, Any]) -> str:
@@ -54,7 +51,7 @@ class OutcomesResource:
             raise ValidationError(
                 f"send 1 to {self.services.settings.max_batch_rows} outcomes", "body"
             )
-        items = (MANY if many else ONE).load(body)
+        items = params.load(req)
         outcomes = [
             NewOutcome(
                 prediction_ref(i),

@@ -13,50 +13,25 @@ from typing import Any
 import falcon
 
 from api import params
-from api.errors import Problem
 from api.services import Services
-from ledger.errors import InvalidCommand
-from ledger.timeline import parse_micros
+from ledger.timeline import head_position
 from projections.query_catalog import get_model, list_models
 from projections.query_performance import performance
 from projections.query_predictions import list_predictions
 
 WAIT_SECONDS = 5.0
-FEATURE_PREFIX = "feature."
-
-
-def instant(req: falcon.Request, name: str) -> int | None:
-    """An ISO-8601 instant with an offset as µs since the epoch (422 otherwise)."""
-    raw = req.get_param(name)
-    if not raw:
-        return None
-    try:
-        return parse_micros(raw, name)
-    except InvalidCommand:
-        raise Problem(
-            422,
-            "invalid_instant",
-            f"{name} must be an ISO-8601 instant such as 2026-03-03T12:00:00Z",
-            name,
-        ) from None
-
-
-def flag(req: falcon.Request, name: str) -> bool | None:
-    raw = req.get_param(name)
-    if raw is None:
-        return None
-    if raw.lower() not in ("true", "false", "1", "0"):
-        raise Problem(422, "invalid_boolean", f"{name} must be true or false", name)
-    return raw.lower() in ("true", "1")
 
 
 def read_position(req: falcon.Request, services: Services) -> tuple[int | None, float]:
     """(as_of, wait): `min_position` turns into an as_of the read waits for."""
     as_of = params.as_of(req, services.ledger.engine)
-    least = req.get_param_as_int("min_position", min_value=0)
+    least = params.query(req)["min_position"]
     if least is None:
         return as_of, 0.0
-    return (least if as_of is None else max(as_of, least)), WAIT_SECONDS
+    wanted = least if as_of is None else max(as_of, least)
+    if least > head_position(services.ledger.engine):
+        return wanted, 0.0  # not recorded yet: no projection can pass it, so waiting is futile
+    return wanted, WAIT_SECONDS
 
 
 class PredictionIndexResource:
@@ -67,22 +42,18 @@ class PredictionIndexResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         as_of, wait = read_position(req, self.services)
-        features = {
-            k[len(FEATURE_PREFIX) :]: v
-            for k, v in req.params.items()
-            if k.startswith(FEATURE_PREFIX)
-        }
+        query = params.query(req)
         resp.media = list_predictions(
             self.services.read_engine("predictions"),
-            deployment=req.get_param("deployment"),
-            model=req.get_param("model"),
-            from_us=instant(req, "from"),
-            to_us=instant(req, "to"),
-            features=features,
-            has_outcome=flag(req, "has_outcome"),
-            flagged=flag(req, "flagged"),
-            limit=params.limit(req),
-            cursor=req.get_param("cursor"),
+            deployment=query["deployment"],
+            model=query["model"],
+            from_us=query["from"],
+            to_us=query["to"],
+            features=query["feature."],
+            has_outcome=query["has_outcome"],
+            flagged=query["flagged"],
+            limit=query["limit"],
+            cursor=query["cursor"],
             as_of=as_of,
             wait=wait,
         )
@@ -95,20 +66,16 @@ class PerformanceResource:
         self.services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        deployment = req.get_param("deployment")
-        if not deployment:
-            raise Problem(
-                422, "deployment_required", "name the deployment: ?deployment=NAME", "deployment"
-            )
         as_of, wait = read_position(req, self.services)
+        query = params.query(req)
         resp.media = performance(
             self.services.read_engine("predictions"),
-            deployment,
-            model=req.get_param("model"),
-            from_us=instant(req, "from"),
-            to_us=instant(req, "to"),
-            window_days=req.get_param_as_int("window_days", min_value=1),
-            slice_feature=req.get_param("slice"),
+            query["deployment"],
+            model=query["model"],
+            from_us=query["from"],
+            to_us=query["to"],
+            window_days=query["window_days"],
+            slice_feature=query["slice"],
             as_of=as_of,
             wait=wait,
         )
@@ -119,7 +86,7 @@ def model_index(services: Services, req: falcon.Request, resp: falcon.Response) 
     as_of, wait = read_position(req, services)
     answer: dict[str, Any] = list_models(
         services.read_engine("models"),
-        deployment=req.get_param("deployment"),
+        deployment=params.query(req)["deployment"],
         limit=params.limit(req),
         after=params.name_cursor(req),
         as_of=as_of,

@@ -7,7 +7,6 @@ from typing import Any
 import falcon
 
 from api import params
-from api.schemas.subjects import ForgetRequestSchema, ForgetResultSchema
 
 
 class SubjectForgetResource:
@@ -17,9 +16,9 @@ class SubjectForgetResource:
         self.ledger = services.ledger
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, subject_id: str) -> None:
-        body = params.load(req, ForgetRequestSchema())
+        body = params.load(req)
         result = self.ledger.forget_subject(subject_id, actor=req.context.principal.actor, **body)
-        resp.media = ForgetResultSchema().dump(result.as_dict())
+        resp.media = result.as_dict()
         resp.status = falcon.HTTP_200
 
 

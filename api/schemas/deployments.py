@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from api.schemas.common import PageSchema
+from api.schemas.common import AnswerSchema, PageSchema, StrictBoolean
 
 RESERVED_FEATURE_NAMES = ("request_id",)  # batch rows may carry their own request_id
 
@@ -21,8 +21,8 @@ class FeatureSchema(Schema):
     type = fields.String(
         required=True, validate=validate.OneOf(("number", "integer", "category", "boolean"))
     )
-    nullable = fields.Boolean(load_default=False)
-    personal = fields.Boolean(load_default=False)
+    nullable = StrictBoolean(load_default=False)
+    personal = StrictBoolean(load_default=False)
 
 
 class InputSchemaSchema(Schema):
@@ -76,6 +76,8 @@ class DeploymentCreateSchema(Schema):
 class DeploymentPatchSchema(Schema):
     """PATCH /v1/deployments/{name}: a new policy, schema or settings (at least one)."""
 
+    OPENAPI = {"minProperties": 1}  # the OpenAPI component says what check_something checks
+
     class Meta:
         unknown = RAISE
 
@@ -119,7 +121,7 @@ class RetireSchema(Schema):
     )
 
 
-class ModelSummarySchema(Schema):
+class ModelSummarySchema(AnswerSchema):
     id = fields.String()
     name = fields.String()
     algorithm = fields.String()
@@ -129,7 +131,7 @@ class ModelSummarySchema(Schema):
     role = fields.String(metadata={"description": "leader or challenger"})
 
 
-class DeploymentSchema(Schema):
+class DeploymentSchema(AnswerSchema):
     """A deployment as read: its leader, challengers, schema, policy and version."""
 
     name = fields.String()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from api.schemas.common import AnswerSchema
+
 
 class IngestionSchema(Schema):
     """A feed's received count; without `period_start`, the period under way when it is recorded."""
@@ -17,7 +19,7 @@ class IngestionSchema(Schema):
     source = fields.String(load_default="api", validate=validate.Length(min=1, max=100))
 
 
-class IngestionResultSchema(Schema):
+class IngestionResultSchema(AnswerSchema):
     feed = fields.String()
     count = fields.Integer()
     period_start = fields.String(allow_none=True)
@@ -43,7 +45,7 @@ class QualityCheckSchema(Schema):
     )
 
 
-class QualityCheckResultSchema(Schema):
+class QualityCheckResultSchema(AnswerSchema):
     """What the check found; recorded as a QualityCheck.Recorded event."""
 
     check_id = fields.String()
@@ -72,7 +74,7 @@ class QualityCheckResultSchema(Schema):
     passed = fields.Boolean()
 
 
-class DataHealthSchema(Schema):
+class DataHealthSchema(AnswerSchema):
     """Feeds with periods, deployments with quality checks and drift, and model health."""
 
     feeds = fields.List(fields.Dict())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from api.schemas.common import AnswerSchema
 from ledger.errors import InvalidCommand
 from ledger.timeline import parse_instant
 
@@ -26,7 +27,7 @@ class KeyCreateSchema(Schema):
     expires_at = fields.String(load_default=None, allow_none=True, validate=_aware_instant)
 
 
-class KeyIssuedSchema(Schema):
+class KeyIssuedSchema(AnswerSchema):
     """The new key: shown once, only its HMAC is stored."""
 
     key_id = fields.String(required=True)
@@ -36,7 +37,7 @@ class KeyIssuedSchema(Schema):
     expires_at = fields.String(allow_none=True)
 
 
-class KeyRevokedSchema(Schema):
+class KeyRevokedSchema(AnswerSchema):
     """DELETE /v1/keys/{key_id}."""
 
     key_id = fields.String(required=True)

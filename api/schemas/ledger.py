@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import fields
+
+from api.schemas.common import AnswerSchema
 
 
-class DigestSchema(Schema):
+class DigestSchema(AnswerSchema):
     """A signed digest of the chain's head (the notary's JSON form)."""
 
-    class Meta:
-        unknown = "include"
+    position = fields.Integer(required=True)
+    head_hash = fields.String(required=True)
+    recorded_at = fields.String(required=True, allow_none=True)
+    issued_at = fields.String(required=True)
+    key_id = fields.String(required=True)
+    public_key = fields.String(required=True)
+    signature = fields.String(required=True)
 
 
-class VerifyJobSchema(Schema):
+class VerifyJobSchema(AnswerSchema):
     """A verification run: `running`, then `done` with the notary's report, or `failed`."""
 
     job_id = fields.String(required=True)
@@ -32,7 +39,7 @@ class VerifyJobSchema(Schema):
     error = fields.String(allow_none=True)
 
 
-class HealthSchema(Schema):
+class HealthSchema(AnswerSchema):
     """GET /healthz."""
 
     status = fields.String(required=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from api.schemas.common import AnswerSchema
 from api.schemas.predictions import REQUEST_ID
 
 OUTCOME_ID = validate.Length(min=1, max=200)
@@ -45,7 +46,7 @@ class OutcomeSchema(Schema):
             raise ValidationError("the actual value is a label or a number", "actual")
 
 
-class OutcomeResultSchema(Schema):
+class OutcomeResultSchema(AnswerSchema):
     prediction_id = fields.String()
     deployment = fields.String()
     request_id = fields.String()
@@ -58,7 +59,7 @@ class OutcomeResultSchema(Schema):
     )
 
 
-class OutcomeListSchema(Schema):
+class OutcomeListSchema(AnswerSchema):
     """The answer to a list of outcomes, in the order sent."""
 
     outcomes = fields.List(fields.Nested(OutcomeResultSchema))

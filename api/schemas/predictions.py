@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import fields
 
+from api.schemas.common import AnswerSchema
 from serving.requests import REQUEST_ID, PredictionRequestSchema, Rows  # noqa: F401 - the spec names them here
 
 
-class PredictionResultSchema(Schema):
+class PredictionResultSchema(AnswerSchema):
     """One scored row as served."""
 
     prediction_id = fields.String()
@@ -21,14 +22,14 @@ class PredictionResultSchema(Schema):
     )
 
 
-class BatchResultSchema(Schema):
+class BatchResultSchema(AnswerSchema):
     """A batch: one result per row, in order."""
 
     request_id = fields.String()
     predictions = fields.List(fields.Nested(PredictionResultSchema))
 
 
-class ProvenanceSchema(Schema):
+class ProvenanceSchema(AnswerSchema):
     """Everything about one prediction (nested parts are documents of their own)."""
 
     prediction_id = fields.String()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from api.schemas.common import AnswerSchema
+
 
 class ForgetRequestSchema(Schema):
     """Why the subject is forgotten; optionally only in one deployment."""
@@ -15,7 +17,7 @@ class ForgetRequestSchema(Schema):
     deployment = fields.String(load_default=None, allow_none=True)
 
 
-class ForgetResultSchema(Schema):
+class ForgetResultSchema(AnswerSchema):
     """What the erasure did; `models` learned from the subject and may still hold its values."""
 
     subject_ref = fields.String(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from api.schemas.common import AnswerSchema
+
 
 class ModelUploadSchema(Schema):
     """Declared metadata of an uploaded model (marked `declared`, not captured)."""
@@ -38,7 +40,7 @@ class ModelUploadSchema(Schema):
     )
 
 
-class UploadedModelSchema(Schema):
+class UploadedModelSchema(AnswerSchema):
     """The registered model."""
 
     model_id = fields.String(required=True)

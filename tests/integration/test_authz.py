@@ -1,4 +1,4 @@
-"""The authorization matrix, generated from api/routes.py: every route x every kind of caller.
+"""The authorization matrix, generated from api/routes/: every route x every kind of caller.
 
 Routes that another module has not mounted yet are skipped (and listed), never dropped
 from the table: the table stays the contract.

@@ -209,4 +209,4 @@ def test_the_export_endpoint_streams_the_same_bytes_its_manifest_names(ledger):
     bad = api.call(
         "GET", "/v1/exports/predictions", role="auditor", params={**params, "format": "xml"}
     )
-    assert bad.status_code == 422 and bad.json["code"] == "invalid"
+    assert bad.status_code == 400 and bad.json["code"] == "invalid_parameter"

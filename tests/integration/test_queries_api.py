@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from ledger.application import Ledger
 from projections.predictions import PredictionsProjection
@@ -35,11 +36,11 @@ def test_the_read_endpoints_answer_with_their_position(ledger: Ledger) -> None:
     )
     assert api.call("GET", "/v1/predictions", "predictor").status_code == 403
     assert (
-        api.call("GET", "/v1/predictions", "auditor", params={"cursor": "junk"}).status_code == 422
+        api.call("GET", "/v1/predictions", "auditor", params={"cursor": "junk"}).status_code == 400
     )
     assert (
         api.call("GET", "/v1/predictions", "auditor", params={"as_of": "yesterday"}).status_code
-        == 422
+        == 400
     )
 
     perf = api.call(
@@ -47,7 +48,7 @@ def test_the_read_endpoints_answer_with_their_position(ledger: Ledger) -> None:
     )
     assert perf.status_code == 200, perf.text
     assert sum(r["count"] for r in perf.json["results"]) == 8
-    assert api.call("GET", "/v1/performance", "admin").status_code == 422
+    assert api.call("GET", "/v1/performance", "admin").json["code"] == "missing_parameter"
 
     models = api.call("GET", "/v1/models", "predictor")
     assert models.status_code == 200 and [m["model_id"] for m in models.json["items"]] == [model]
@@ -81,3 +82,15 @@ def test_min_position_waits_for_a_write_just_made(ledger: Ledger) -> None:
     finally:
         stop.set()
         follower.join(10)
+
+
+def test_min_position_past_the_head_answers_at_once(ledger: Ledger) -> None:
+    world = World(ledger, seed=7)
+    world.add_model("cls")
+    for cls in ALL:
+        Runner(ledger.engine, cls).catch_up()
+    api = make_api(ledger)
+    started = time.monotonic()
+    answer = api.call("GET", "/v1/predictions", "auditor", params={"min_position": "10000000"})
+    assert answer.status_code == 200 and not answer.json["complete"]
+    assert time.monotonic() - started < 2.0  # no 5 s wait for a position not recorded yet

@@ -1,0 +1,59 @@
+"""The service itself: liveness, metrics, this specification, the docs and the dashboard."""
+
+from __future__ import annotations
+
+from api.routes.table import ADMIN, Answer, Route, roles
+from api.schemas.ledger import HealthSchema
+
+TAG = "service"
+HTML = "text/html; charset=utf-8"
+
+ROUTES = (
+    Route("GET", "/healthz", roles("none"), "Liveness", TAG, {200: Answer("alive", HealthSchema)}),
+    Route(
+        "GET",
+        "/openapi.json",
+        roles("none"),
+        "This specification",
+        TAG,
+        {200: Answer("OpenAPI 3", {"type": "object"})},
+    ),
+    Route(
+        "GET",
+        "/docs",
+        roles("none"),
+        "The API docs page",
+        TAG,
+        {200: Answer("Swagger UI", {"type": "string"}, media=HTML)},
+    ),
+    Route(
+        "GET",
+        "/docs/{file}",
+        roles("none"),
+        "The docs page's vendored files",
+        TAG,
+        {
+            200: Answer(
+                "a vendored file",
+                {"type": "string"},
+                media=(HTML, "text/javascript", "text/css", "image/png"),
+            )
+        },
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        roles(ADMIN),
+        "Prometheus metrics",
+        TAG,
+        {200: Answer("the exposition format", {"type": "string"}, media="text/plain")},
+    ),
+    Route(
+        "GET",
+        "/dashboard",
+        roles("none"),
+        "The web dashboard",
+        TAG,
+        {200: Answer("the page", {"type": "string"}, media=HTML)},
+    ),
+)
