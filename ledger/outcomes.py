@@ -107,7 +107,13 @@ class _Pending:
         """The outcome first recorded under the item's id, if the item is the same outcome."""
         claimed = self.prediction(UUID(claim.prediction_id), index)
         outcome = claimed.outcome_with_id(claim.outcome_id)
-        if outcome is None:  # the claim and its outcome commit together: a stale read
+        if outcome is None:
+            # The claim and its outcome commit together, so the prediction was read before
+            # they did (it is read first): read it again.
+            self.predictions.pop(claimed.id, None)
+            claimed = self.prediction(claimed.id, index)
+            outcome = claimed.outcome_with_id(claim.outcome_id)
+        if outcome is None:
             raise Conflict(f"outcome_id {claim.outcome_id!r} is being recorded; retry")
         differences = [
             *([f"prediction {claimed.id}"] if claimed.id != prediction.id else []),
