@@ -14,7 +14,7 @@ def describe(policy: Mapping[str, Any], maturity_days: int) -> str:
         return (
             f"best_recent over the last {days} days on {metric}: a challenger is promoted "
             f"once it beats the leader on at least {least} matured outcomes (outcomes mature "
-            f"after {maturity_days} days) with a 95% bootstrap interval that excludes zero"
+            f"after {maturity_days} day{'' if maturity_days == 1 else 's'}) with a 95% bootstrap interval that excludes zero"
         )
     if name == "majority_vote":
         return (

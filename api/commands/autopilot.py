@@ -134,7 +134,9 @@ def _brief(step: str, done: Any) -> str:
     if step == "health":
         return f"{len(done['closed_periods'])} feed periods closed, {len(done['quality_checks'])} quality checks"
     if step == "best_recent" and done:
-        return "".join(f"\n    {name}: {_decision(d)}" for name, d in done.items())
+        return f"{len(done)} deployments decided" + "".join(
+            f"\n    {name}: {_decision(d)}" for name, d in done.items()
+        )
     if step == "retention":
         return f"{sum(done['forgotten'].values())} subjects forgotten" + (
             f"; refused: {done['refused']}" if done["refused"] else ""
