@@ -24,7 +24,8 @@ OWN_ROUTE = route_for("GET", "/v1/predictions/{prediction_id}")
 def provenance(
     services: Services, prediction_id: str, principal: Principal, position: int | None
 ) -> dict[str, Any]:
-    """Features, every output, the served model's lineage, policy, leader, outcomes, chain."""
+    """Features, every output, the served model's lineage, policy, leader, the vote's tally,
+    outcomes, chain."""
     record = lookup(services, prediction_id, position)
     prediction = record.prediction
     if OWN_ROUTE and principal.role in OWN_ROUTE.own_only and prediction.caller != principal.actor:
@@ -53,6 +54,7 @@ def provenance(
         "leader": {"model_id": prediction.leader, "set_by": deployment.leader_set_by},
         "flags": prediction.flags,
         "scoring": prediction.scoring,
+        "tally": prediction.scoring.get("tally"),  # majority_vote: how the served value won
         "caller": prediction.caller,
         "outcome": prediction.outcome,
         "outcomes": prediction.outcomes,

@@ -23,7 +23,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "null_share_increase": 0.1,
     "out_of_range_share": 0.05,
     "unseen_share": 0.05,
-    "outlier_share": 0.05,  # outliers are cut at the training rows' 1% quantile: 5x that fails
+    "outlier_share": 0.05,  # the score cut flags 1% of training rows: 5x that fails
     "type_error_share": 0.0,
     "min_rows": 30,  # fewer rows say nothing about a distribution
 }
@@ -261,10 +261,12 @@ def check_rows(
                 report, name, reference, [r.get(name) for r in good], thresholds
             )
     if scorer is not None and good:  # a bad row is no input a model would ever be given
-        flags = score_in_batches(scorer, good)
+        flags, by_rule = flag_in_batches(scorer, good)
         share = float(flags.mean())
         flagged = [kept[int(j)][0] for j in np.flatnonzero(flags)]
         report.outliers.update(share=_round(share), rows=flagged)
+        if by_rule is not None:
+            report.outliers.update(by_rule=by_rule, detector=scorer.describe())  # type: ignore[attr-defined]
         report.add("outliers", None, share, thresholds["outlier_share"])
     return report
 
@@ -367,3 +369,19 @@ def score_in_batches(
         for i in range(0, len(rows), batch_size)
     ]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def flag_in_batches(
+    scorer: OutlierScorer, rows: list[Mapping[str, Any]], batch_size: int = 10_000
+) -> tuple[np.ndarray, dict[str, int] | None]:
+    """Outlier flags, and for a detector with rules (policies.outliers) how many each flagged."""
+    rules = getattr(scorer, "rules", None)
+    if rules is None:
+        return score_in_batches(scorer, rows, batch_size), None
+    parts: list[np.ndarray] = []
+    found: Counter[str] = Counter()
+    for i in range(0, len(rows), batch_size):
+        flagged = rules(rows[i : i + batch_size])
+        found.update({name: int(np.count_nonzero(f)) for name, f in flagged.items()})
+        parts.append(np.logical_or.reduce(list(flagged.values())))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool), dict(found)

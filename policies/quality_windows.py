@@ -8,11 +8,10 @@ on the request path; each check names the predictions (or batch rows) it covers.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
 import sqlalchemy as sa
 
@@ -21,6 +20,7 @@ from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
 from ledger.domain.feeds import QualityCheck
 from ledger.domain.predictions import Prediction
+from policies.outliers import detector_from
 from policies.quality import (
     CheckedRows,
     OutlierScorer,
@@ -34,10 +34,8 @@ from projections import health_queries as q
 from projections.deployments import DeploymentsProjection
 from projections.health import HealthProjection
 from projections.runner import catch_up
-from trainers.matrix import rows_to_matrix
 
 RULE = "quality.check_recent_windows/v1"
-OUTLIER_QUANTILE = "0.01"  # rows scoring below 1% of the training rows are outliers
 DEFAULT_WINDOW = 500  # predictions per window check: enough rows for PSI and KS to mean something
 
 
@@ -64,24 +62,12 @@ def reference_for(ledger: Ledger, deployment: Deployment) -> Reference | None:
 
 
 def outlier_scorer(ledger: Ledger, profile: Mapping[str, Any]) -> OutlierScorer | None:
-    """Rows -> outlier flags from the IsolationForest stored with the model.
-
-    A row is an outlier when it scores below the 1% quantile of the training rows' scores:
-    the forest's own `predict` cut (offset -0.5) flags most ordinary demo rows.
-    """
+    """Rows -> outlier flags: the stored IsolationForest with its recorded cut and rules
+    (policies.outliers)."""
     detector_info, layout = profile.get("outlier_detector") or {}, profile.get("input") or []
     if not detector_info.get("artifact_digest") or not layout:
         return None
-    detector = ledger.artifacts.load_model(detector_info["artifact_digest"])
-    cut = (detector_info.get("training_score_quantiles") or {}).get(OUTLIER_QUANTILE)
-
-    def score(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        matrix = rows_to_matrix(rows, layout)
-        if cut is None:
-            return np.asarray(detector.predict(matrix)) == -1
-        return np.asarray(detector.score_samples(matrix)) < float(cut)
-
-    return score
+    return detector_from(ledger.artifacts.load_model(detector_info["artifact_digest"]), profile)
 
 
 def check_batch(

@@ -161,7 +161,7 @@ def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> li
             policy=runtime.policy,
             leader=runtime.leader,
             flags=score.flags,
-            scoring=scoring(batch_id, index, len(rows), score.scorers),
+            scoring=scoring(batch_id, index, len(rows), score.scorers, score.tally),
             actor=actor,
         )
         for index, (row, score, request_id, (plain, sealed_record)) in enumerate(
@@ -200,8 +200,15 @@ def retries_checked(serving: Serving, scored: ScoredRequest) -> BeforeNewKeys:
     return check
 
 
-def scoring(batch_id: str | None, row: int, rows: int, scorers: dict[str, str]) -> dict[str, Any]:
-    """How the row was scored: alone or row i of a batch, and by which scorer per model."""
+def scoring(
+    batch_id: str | None,
+    row: int,
+    rows: int,
+    scorers: dict[str, str],
+    tally: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """How the row was scored: alone or row i of a batch, by which scorer per model, and
+    under majority_vote the tally that chose the served model."""
     how: dict[str, Any] = (
         {"mode": "single"}
         if batch_id is None
@@ -209,6 +216,8 @@ def scoring(batch_id: str | None, row: int, rows: int, scorers: dict[str, str]) 
     )
     if scorers:
         how["scorer"] = dict(scorers)
+    if tally is not None:
+        how["tally"] = tally
     return how
 
 

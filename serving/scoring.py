@@ -85,6 +85,7 @@ class RowScore:
     served_model: str
     flags: list[str]
     scorers: dict[str, str] = field(default_factory=dict)  # model id -> compiled-v1 | pipeline
+    tally: dict[str, Any] | None = None  # majority_vote: each model's vote and the winning count
 
     @property
     def served(self) -> dict[str, Any]:
@@ -178,10 +179,9 @@ class Scorer:
         scores = []
         for index, row in enumerate(rows):
             outputs = {model_id: results[index] for model_id, results in per_model.items()}
+            served, tally = vote(runtime, outputs)
             scores.append(
-                RowScore(
-                    outputs, choose(runtime, outputs), row_flags(runtime.profile, row), scorers
-                )
+                RowScore(outputs, served, row_flags(runtime.profile, row), scorers, tally)
             )
         return scores
 
@@ -253,17 +253,38 @@ def split_pipeline(estimator: Any) -> tuple[Any | None, Any]:
 
 def choose(runtime: DeploymentRuntime, outputs: dict[str, dict[str, Any]]) -> str:
     """The model whose output is served: the leader, or for majority_vote the commonest value."""
+    return vote(runtime, outputs)[0]
+
+
+def vote(
+    runtime: DeploymentRuntime, outputs: dict[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any] | None]:
+    """The served model and, under majority_vote, the tally that chose it.
+
+    The tally: each voting model's value, the winning value, how many voted for it, and
+    the models that could not vote (their scoring failed). With two models a disagreement
+    is a tie, which the leader breaks, so fewer than three models serve the leader.
+    """
     leader = runtime.leader if runtime.leader in outputs else next(iter(outputs))
-    if runtime.policy_name != "majority_vote" or len(outputs) < 3:
-        return leader  # with two models a disagreement is a tie, which the leader breaks
-    counts = Counter(_vote_key(o["value"]) for o in outputs.values() if "error" not in o)
-    top = max(counts.values())
+    if runtime.policy_name != "majority_vote":
+        return leader, None
+    votes = {m: o["value"] for m, o in outputs.items() if "error" not in o}
+    counts = Counter(_vote_key(v) for v in votes.values())
+    top = max(counts.values(), default=0)
     winners = {value for value, n in counts.items() if n == top}
-    if _vote_key(outputs[leader]["value"]) in winners:
-        return leader
-    return next(
-        m for m, o in outputs.items() if "error" not in o and _vote_key(o["value"]) in winners
-    )
+    if len(outputs) < 3 or _vote_key(outputs[leader]["value"]) in winners:
+        served = leader
+    else:
+        served = next(m for m, v in votes.items() if _vote_key(v) in winners)
+    tally = {
+        "votes": votes,
+        "winner": outputs[served]["value"],
+        "count": counts.get(_vote_key(outputs[served]["value"]), 0),
+        "voters": len(votes),
+        "abstained": sorted(set(outputs) - set(votes)),
+        "tie_to_leader": served == leader and len(winners) > 1,
+    }
+    return served, tally
 
 
 def _vote_key(value: Any) -> str:

@@ -149,7 +149,7 @@ def _fit_and_store(
         "features": profile.reference_profile(train, features, hasher),
         "input": steps.input_layout(pipeline, features),
         "outlier_detector": steps.detector_summary(
-            detector, frame_to_matrix(train, features), _store(ledger, detector)
+            detector, train, features, _store(ledger, detector)
         ),
     }
     model = {

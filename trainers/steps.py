@@ -242,9 +242,18 @@ def input_layout(pipeline: Pipeline, features: Features) -> list[dict[str, Any]]
     return layout
 
 
-def detector_summary(detector: Pipeline, X_train: np.ndarray, digest: str) -> dict[str, Any]:
-    """Where the outlier detector is and how its training rows scored, to set thresholds by."""
-    scores = detector.score_samples(X_train)
+OUTLIER_SCORE_QUANTILE = 0.01  # rows scoring below all but 1% of the training rows are outliers
+FENCE_IQR_MULTIPLE = 3.0  # a number beyond the training min/max by more than this many IQRs
+
+
+def detector_summary(
+    detector: Pipeline, train: pd.DataFrame, features: Features, digest: str
+) -> dict[str, Any]:
+    """Where the outlier detector is, its score threshold and the fences, all from the training rows.
+
+    Recorded with the model, so a row is judged by the same cut on any later day.
+    """
+    scores = detector.score_samples(frame_to_matrix(train, features))
     return {
         "artifact_digest": digest,
         "algorithm": "sklearn.ensemble.IsolationForest",
@@ -253,4 +262,31 @@ def detector_summary(detector: Pipeline, X_train: np.ndarray, digest: str) -> di
         "training_score_quantiles": {
             str(q): to_plain(np.quantile(scores, q)) for q in (0.001, 0.01, 0.05, 0.5)
         },
+        "threshold": to_plain(np.quantile(scores, OUTLIER_SCORE_QUANTILE)),
+        "threshold_quantile": OUTLIER_SCORE_QUANTILE,
+        "fence_iqr_multiple": FENCE_IQR_MULTIPLE,
+        "fences": outlier_fences(train, features, FENCE_IQR_MULTIPLE),
     }
+
+
+def outlier_fences(
+    train: pd.DataFrame, features: Features, multiple: float
+) -> dict[str, dict[str, float]]:
+    """Per plain numeric feature: min - k*IQR and max + k*IQR of the training values.
+
+    Personal features get none: a fence would tell their extremes. A feature whose
+    quartiles tie spreads by its range instead, so a fence is never the value itself
+    unless the feature never varied.
+    """
+    fences = {}
+    for f in features:
+        if f["type"] not in ("number", "integer") or f.get("personal"):
+            continue
+        values = train[f["name"]].dropna().astype("float64")
+        if values.empty:
+            continue
+        low, high = float(values.min()), float(values.max())
+        q25, q75 = values.quantile([0.25, 0.75]).tolist()
+        spread = (q75 - q25) or (high - low)
+        fences[f["name"]] = {"low": low - multiple * spread, "high": high + multiple * spread}
+    return fences

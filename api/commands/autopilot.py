@@ -12,11 +12,7 @@ import click
 from api.commands.common import open_ledger
 from ledger.application import cli_actor
 from ledger.errors import LedgerError
-
-PROMOTES = {
-    "best_recent": "best_recent may promote it once it wins on matured outcomes",
-    "manual": "policy manual, a person promotes",
-}
+from policies import policy_text
 
 
 @click.command("autopilot")
@@ -108,6 +104,7 @@ def summary(report: dict[str, Any]) -> str:
     lines += [f"  {step}: {_brief(step, done)}" for step, done in report["housekeeping"].items()]
     for d in report["deployments"]:
         lines.append(f"deployment {d['name']}:" + ("" if d["configured"] else f" {d['note']}"))
+        lines.append(f"  policy {d['policy_text']}")
         if not d["configured"]:
             continue
         width = max(len(v["rule"]) for v in d["verdicts"])
@@ -120,7 +117,10 @@ def summary(report: dict[str, Any]) -> str:
                 f"  retrained: model {d['model_id']} (run {d['training_run']}) joined as a challenger; "
                 f"data {json.dumps(d['data'], default=str)}"
             )
-            lines.append(f"  leader unchanged: {PROMOTES.get(d['policy'], 'a person promotes')}")
+            lines.append(
+                f"  leader unchanged: the autopilot never promotes; under {d['policy']} "
+                + policy_text.new_model(d["policy"])
+            )
         elif d["note"]:
             lines.append(f"  {d['note']}")
         elif not d["fired"]:
@@ -133,11 +133,24 @@ def _brief(step: str, done: Any) -> str:
         return str(done.get("error") or f"skipped ({done['skipped']})")
     if step == "health":
         return f"{len(done['closed_periods'])} feed periods closed, {len(done['quality_checks'])} quality checks"
+    if step == "best_recent" and done:
+        return f"{len(done)} deployments decided" + "".join(
+            f"\n    {name}: {_decision(d)}" for name, d in done.items()
+        )
     if step == "retention":
         return f"{sum(done['forgotten'].values())} subjects forgotten" + (
             f"; refused: {done['refused']}" if done["refused"] else ""
         )
     return json.dumps(done, default=str) if done else "no deployment uses it"
+
+
+def _decision(decided: dict[str, Any]) -> str:
+    """One best_recent decision: promoted, or unchanged and why."""
+    if "error" in decided:
+        return str(decided["error"])
+    if decided.get("changed"):
+        return f"promoted {decided['model_id']} over {decided['previous']}: {decided['reason']}"
+    return f"unchanged ({decided.get('why')}): {decided.get('reason')}"
 
 
 def register(group: click.Group) -> None:

@@ -45,6 +45,13 @@ class ProvenanceSchema(AnswerSchema):
     deployment_version = fields.Integer()
     flags = fields.List(fields.String())
     scoring = fields.Dict()
+    tally = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "majority_vote only: each model's vote, the winning value, "
+            "how many voted for it (null under other policies)"
+        },
+    )
     caller = fields.String()
     outcome = fields.Dict(allow_none=True)
     outcomes = fields.List(fields.Dict())

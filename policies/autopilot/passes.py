@@ -5,7 +5,8 @@ deployments that use it, retention, and then each deployment's rebuild rules. Wh
 rule fires, the leader's training spec (as stored on its run) is trained again on new
 data and the model joins as a challenger; the run's `trigger` holds the rule, its
 version and the evidence. The autopilot never promotes: `best_recent` may, `manual`
-waits for a person.
+waits for a person, under `majority_vote` the new model votes. Each deployment's report
+describes its actual policy (policies.policy_text).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
 from ledger.errors import Conflict, InvalidCommand, LedgerError
-from policies import best_recent
+from policies import best_recent, policy_text
 from policies.autopilot import config
 from policies.autopilot.data import retraining_input
 from policies.autopilot.evidence import LastTraining, last_trainings, refresh
@@ -36,6 +37,7 @@ class DeploymentReport:
 
     name: str
     policy: str = "manual"
+    policy_text: str = ""  # the deployment's policy with its settings, in words
     configured: bool = False
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
@@ -105,7 +107,11 @@ def rebuild(
 ) -> DeploymentReport:
     """Evaluate one deployment's rules; retrain once if any fired."""
     deployment = ledger.deployment(name)
-    report = DeploymentReport(name, str(deployment.policy.get("name", "manual")))
+    report = DeploymentReport(
+        name,
+        str(deployment.policy.get("name", "manual")),
+        policy_text.describe(deployment.policy, deployment.outcome_maturity_days),
+    )
     settings = config.effective(
         deployment.settings.get("autopilot"), file_entry, f"deployment {name!r}"
     )
@@ -209,13 +215,13 @@ def _housekeeping(ledger: Ledger, now_us: int) -> dict[str, Any]:
 
 
 def _best_recent(ledger: Ledger) -> dict[str, Any]:
-    """Let best_recent decide for the deployments that use it."""
+    """Let best_recent decide for the deployments that use it; each says what it did and why."""
     decided = {}
     for name in deployment_names(ledger):
         if ledger.deployment(name).policy.get("name") != "best_recent":
             continue
         try:
-            decided[name] = _plain(best_recent.evaluate(ledger, name))
+            decided[name] = _plain(best_recent.decide(ledger, name))
         except LedgerError as error:  # one deployment's refusal does not stop the others
             decided[name] = {"error": f"{error.code}: {error.detail}"}
     return decided

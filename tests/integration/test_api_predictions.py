@@ -76,6 +76,20 @@ def test_majority_vote_serves_the_commonest_answer(api: Api) -> None:
     )
     answer = predict(api, {"features": ROW, "request_id": "r-1"}).json
     assert answer["value"] == "yes" and answer["model_id"] in (yes_1, yes_2)
+    tally = api.ledger.prediction(answer["prediction_id"]).scoring["tally"]
+    assert tally["votes"] == {leader: "no", yes_1: "yes", yes_2: "yes"}
+    assert (tally["winner"], tally["count"], tally["voters"]) == ("yes", 2, 3)
+    shown = api.call("GET", f"/v1/predictions/{answer['prediction_id']}", role="auditor")
+    assert shown.status_code == 200, shown.text
+    assert shown.json["tally"] == tally and shown.json["scoring"]["tally"] == tally
+
+
+def test_other_policies_record_no_tally(api: Api) -> None:
+    deployment_with_models(api)
+    answer = predict(api, {"features": ROW, "request_id": "r-1"}).json
+    assert "tally" not in api.ledger.prediction(answer["prediction_id"]).scoring
+    shown = api.call("GET", f"/v1/predictions/{answer['prediction_id']}", role="auditor")
+    assert shown.json["tally"] is None
 
 
 def test_outcomes_by_prediction_id_and_by_request_id_with_corrections(api: Api) -> None:

@@ -78,3 +78,15 @@ def test_a_batch_sent_in_is_checked_and_recorded_once_per_batch_id(churn):
     )
     assert first.id == again.id and first.covers["batch"]["rows"] == 200
     assert "unseen_categories:region" in first.failing
+
+
+def test_a_quarter_of_planted_outliers_in_a_batch_is_an_outlier_share_of_a_quarter(churn):
+    rows = demo_rows(100, seed=31, drift=False)
+    for row in rows[:25]:
+        row.update(support_calls=500, region="atlantis")
+    check = check_batch(churn, "churn", rows, "test", checker=checked_rows)
+    assert set(range(25)) <= set(check.outliers["rows"])
+    assert abs(check.outliers["share"] - 0.25) <= 0.03
+    assert check.outliers["by_rule"]["unseen_category"] == 25
+    recorded = churn.training_run(check.reference["training_run_id"]).reference_profile
+    assert check.outliers["detector"]["threshold"] == recorded["outlier_detector"]["threshold"]

@@ -8,7 +8,14 @@ from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import Pipeline
 
 from serving.flags import merged_profile, row_flags
-from serving.scoring import DeploymentRuntime, ModelRuntime, choose, score_isolated, score_model
+from serving.scoring import (
+    DeploymentRuntime,
+    ModelRuntime,
+    choose,
+    score_isolated,
+    score_model,
+    vote,
+)
 
 SCHEMA = {
     "features": [
@@ -52,6 +59,36 @@ def test_majority_vote_ties_go_to_the_leader() -> None:
         runtime("majority_vote", "z", ["w", "x", "y", "z"]), outputs(w="a", x="a", y="b", z="b")
     )
     assert chosen == "z"
+
+
+def test_majority_vote_records_each_vote_and_the_winning_count() -> None:
+    served, tally = vote(
+        runtime("majority_vote", "x", ["x", "y", "z"]), outputs(x="no", y="yes", z="yes")
+    )
+    assert served == "y"
+    assert tally == {
+        "votes": {"x": "no", "y": "yes", "z": "yes"},
+        "winner": "yes",
+        "count": 2,
+        "voters": 3,
+        "abstained": [],
+        "tie_to_leader": False,
+    }
+
+
+def test_a_tie_broken_by_the_leader_and_a_failed_model_are_in_the_tally() -> None:
+    votes = {**outputs(w="a", x="a", y="b", z="b"), "v": {"value": None, "error": "boom"}}
+    served, tally = vote(runtime("majority_vote", "z", ["v", "w", "x", "y", "z"]), votes)
+    assert served == "z" and tally is not None
+    assert (tally["winner"], tally["count"], tally["tie_to_leader"]) == ("b", 2, True)
+    assert tally["abstained"] == ["v"] and "v" not in tally["votes"]
+
+
+def test_other_policies_have_no_tally() -> None:
+    assert vote(runtime("manual", "x", ["x", "y", "z"]), outputs(x="a", y="b", z="b")) == (
+        "x",
+        None,
+    )
 
 
 def test_a_model_reads_rows_in_its_own_column_order() -> None:
