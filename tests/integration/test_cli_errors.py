@@ -73,6 +73,7 @@ def cases(tmp: Path) -> dict[str, list[list[str]]]:
         "retention run": [[*NO_DB, "retention", "run"]],
         "retention set": [["retention", "set", "nope", "--days", "400"]],
         "serve": [["serve", "--port", "99999"]],
+        "master-key rotate": [[*NO_DB, "master-key", "rotate"]],
         "signing-key init": [["signing-key", "init", "--key-file", str(tmp / "a-file" / "k.pem")]],
         "signing-key rotate": [["signing-key", "rotate", "--key-file", missing]],
         "state": [["state", "--as-of", FUTURE], [*NO_DB, "state"]],
