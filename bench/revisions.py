@@ -1,10 +1,11 @@
 """One benchmark run over two revisions, alternating, so a change is measured against its base.
 
-    .venv/bin/python -m bench.revisions --base REV [--rounds 2] -- bench.api_single_row --n 300
+    .venv/bin/python -m bench.revisions --base REV [--head REV] [--rounds 2] -- bench.api_single_row --n 300
 
-The base revision is checked out beside the tree (a detached git worktree, removed after),
-and the module runs in turn in each tree (base first in odd rounds, head first in even ones,
-so a load change on the machine falls on both sides). Each figure of the output is paired
+The base revision, and the head one if given (else this tree as it is), is checked out
+beside the tree as a detached git worktree, removed after. The module runs in turn in each
+tree, base first in odd rounds and head first in even ones, so a load change on the machine
+falls on both sides. Each figure of the output is paired
 with the same figure of the other side: the numbers of a JSON document on the output's last
 line by key, else the numbers of lines whose words match. Printed per figure: the medians
 over the rounds, base and head, and head / base.
@@ -80,6 +81,7 @@ def compare(base: list[dict[str, float]], head: list[dict[str, float]]) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", required=True, help="the revision to compare against")
+    parser.add_argument("--head", help="the revision to measure (default: this tree as it is)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for one module run")
     parser.add_argument("module", nargs=argparse.REMAINDER, help="-- bench.MODULE [ARGS]")
@@ -88,19 +90,27 @@ def main() -> None:
     if not module:
         parser.error("name the benchmark module after --")
     with tempfile.TemporaryDirectory() as scratch:
-        base_tree = Path(scratch) / "base"
         git = ["git", "-C", str(ROOT)]
-        subprocess.run([*git, "worktree", "add", "--detach", str(base_tree), args.base], check=True)
+        trees = {"base": args.base, "head": args.head}
+        made = {}
+        for side, revision in trees.items():
+            if revision:
+                made[side] = Path(scratch) / side
+                subprocess.run(
+                    [*git, "worktree", "add", "--detach", str(made[side]), revision], check=True
+                )
+        base_tree, head_tree = made["base"], made.get("head", ROOT)
         try:
             runs: dict[str, list[dict[str, float]]] = {"base": [], "head": []}
             for round_ in range(args.rounds):
-                order = [("base", base_tree), ("head", ROOT)]
+                order = [("base", base_tree), ("head", head_tree)]
                 for side, tree in order if round_ % 2 == 0 else order[::-1]:
                     output = run_in(tree, module, args.timeout)
                     print(f"--- round {round_ + 1}, {side}\n{output.strip()}", flush=True)
                     runs[side].append(figures(output))
         finally:
-            subprocess.run([*git, "worktree", "remove", "--force", str(base_tree)], check=False)
+            for tree in made.values():
+                subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
     print(f"\n{' '.join(module)}: medians over {args.rounds} rounds, base {args.base}")
     for row in compare(runs["base"], runs["head"]):
         print(row)
