@@ -302,6 +302,16 @@ def originators(conn: sa.Connection, classes: Iterable[type]) -> list[str]:
 
 
 # -- SQL for the fast paths -----------------------------------------------------------------
+# PostgreSQL's jsonb and text cannot hold U+0000: the JSON escape \u0000 (one preceded by an
+# even number of backslashes, so not an escaped backslash's text) is read as \ufffd. Only
+# states holding the escape pay for the regular expression.
+NUL_SAFE_STATE = (
+    r"CASE WHEN position(convert_to('\u0000', 'UTF8') in state) > 0 "
+    r"THEN regexp_replace(convert_from(state, 'UTF8'), '(?<!\\)((?:\\\\)*)\\u0000', "
+    r"'\1\\ufffd', 'g') ELSE convert_from(state, 'UTF8') END"
+)
+
+
 def states_sql(conn: sa.Connection, cls: type, version: int = 1) -> tuple[str, dict[str, Any]]:
     """SQL text selecting `id, originator_id, recorded_at, s` of the events of `cls` in
     positions (:after, :upto], `s` the stored JSON (jsonb on PostgreSQL, text on SQLite),
@@ -315,7 +325,7 @@ def states_sql(conn: sa.Connection, cls: type, version: int = 1) -> tuple[str, d
         raise StaleReader("SQL over stored JSON reads class version 1 only: use the mapper")
     written_for(cls, version)
     if is_postgres(conn):
-        state = "convert_from(state, 'UTF8')::jsonb"
+        state = f"({NUL_SAFE_STATE})::jsonb"
     else:
         state = "CAST(state AS TEXT)"
     sql = (
