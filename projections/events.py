@@ -39,8 +39,8 @@ class Event:
 def decode(row: log.LogRow, nul_safe: bool = False) -> Event:
     """A raw row with its stored JSON, refused if stored at a class version other than 1.
 
-    `nul_safe` (read tables on PostgreSQL, whose text cannot hold U+0000): every U+0000 in
-    the state's strings, keys included, reads as U+FFFD; the stored event keeps it."""
+    `nul_safe` (what read tables are written from): every U+0000 in the state's strings,
+    keys included, reads as U+FFFD, as ledger.log.states_sql reads it; the event keeps it."""
     state = log.fields(row)
     if nul_safe and _holds_nul(row[4]):
         state = without_nul(state)

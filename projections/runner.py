@@ -65,7 +65,7 @@ class Runner:
         self.page_size, self.poll_interval = page_size, poll_interval
         self.backoff = backoff
         self.live: Projection | None = None
-        self.at = 0  # the position the last step started from
+        self.at = self.reaching = 0  # the range (at, reaching] the last step applied
         self.stall: stalls.Stall | None = None  # set while a page fails; see _failed
 
     # -- following ---------------------------------------------------------------
@@ -97,17 +97,17 @@ class Runner:
 
         A failed page is retried an event at a time, so the stall soon names the one event
         it cannot apply (and the events before it are applied meanwhile)."""
-        size = self._page_size()
+        upto = max(self.reaching, self.at + 1)
         attempts = self.stall.attempts + 1 if self.stall is not None else 1
         first, cap = self.backoff
         delay = min(cap, first * 2 ** (attempts - 1))
         try:
-            self.stall = stalls.record(self.engine, self.cls.name, self.at, self.at + size, error)
+            self.stall = stalls.record(self.engine, self.cls.name, self.at, upto, error)
         except Exception as unrecorded:  # noqa: BLE001 - the database may be what failed
             logger.warning("projection stall not recorded: %s", stalls.one_line(unrecorded))
             self.stall = stalls.Stall(
                 self.at,
-                self.at + size,
+                upto,
                 type(error).__qualname__,
                 stalls.one_line(error),
                 0,
@@ -119,7 +119,7 @@ class Runner:
             self.cls.name,
             self.at,
             self.at + 1,
-            self.at + size,
+            upto,
             type(error).__qualname__,
             stalls.one_line(error),
             self.stall.attempts,
@@ -215,11 +215,11 @@ class Runner:
         # are final (writers draw ids under the clock row lock and commit in id order).
         size = page_size or self.page_size
         rows, reached = log.raw_page(conn, position, upto, size, projection.topics)
+        self.reaching = reached  # a failure below names this range
         projection.apply_range(conn, position, reached)
         projection.prefetch(reached, min(upto, reached + size))
         if rows:
-            nul_safe = conn.dialect.name == "postgresql"
-            projection.apply(conn, [ev.decode(r, nul_safe) for r in rows])
+            projection.apply(conn, [ev.decode(r, nul_safe=True) for r in rows])
         return reached
 
     # -- rebuilding ----------------------------------------------------------------
