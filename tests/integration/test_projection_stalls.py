@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,7 +66,10 @@ def until(check: Callable[[], Any], seconds: float = 15.0) -> Any:
 
 def stall_of(ledger: Ledger) -> Stall | None:
     with ledger.engine.connect() as conn:
-        return stalls.read(conn, "predictions")
+        try:
+            return stalls.read(conn, "predictions")
+        except sa.exc.ProgrammingError:
+            return None  # no runner has made the table yet
 
 
 def position_of(ledger: Ledger) -> int:
@@ -256,3 +262,38 @@ def test_an_event_postgresql_cannot_store_stalls_the_projection_for_real(ledger:
         stall = until(lambda: (s := stall_of(ledger)) is not None and s.event == bad and s)
     assert stall.error == "DataError" and "value too long" in stall.reason
     assert position_of(ledger) == bad - 1
+
+
+def test_ledger_project_follow_logs_a_stall_once_per_backoff_and_keeps_the_others_going(
+    ledger: Ledger, database_url: str, tmp_path: Path
+) -> None:
+    if ledger.engine.dialect.name != "postgresql":
+        pytest.skip("a real failure to store needs PostgreSQL's column limits")
+    world = World(ledger, seed=7)
+    world.add_model("cls")
+    made(world, "r" * 400, "north")
+    bad = head_of(ledger)
+    world.add_model("cls")  # later events the other projections apply
+    log_path = tmp_path / "follow.log"
+    with log_path.open("wb") as log_file:
+        follower = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "ledger"), "project", "--follow"],
+            env={**os.environ, "LEDGER_DATABASE_URL": database_url},
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+        try:
+            until(lambda: (s := stall_of(ledger)) is not None and s.event == bad, 60)
+            time.sleep(3.5)  # retries after 1 s, then 2 s more: about three attempts
+            stall = stall_of(ledger)
+            health = make_api(ledger).call("GET", "/healthz", role=None)
+        finally:
+            follower.terminate()
+            follower.wait(20)
+    assert stall is not None and stall.error == "DataError"
+    lines = [line for line in log_path.read_text().splitlines() if "stalled at position" in line]
+    assert 2 <= len(lines) <= 5 and len(lines) in (stall.attempts, stall.attempts + 1)
+    assert health.status_code == 503
+    moved = {p["name"]: p for p in health.json["projections"]}
+    assert "stall" in moved["predictions"] and moved["predictions"]["position"] == bad - 1
+    assert all(p["lag"] == 0 for name, p in moved.items() if name != "predictions")
