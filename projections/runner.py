@@ -401,6 +401,11 @@ def catch_up(
         return
     target = head_position(engine) if position is None else position
     if not wait_for(engine, projection.name, target, timeout):
-        raise StorageUnavailable(
-            f"the {projection.name} projection is behind the log; is its runner stuck?"
+        with engine.connect() as conn:
+            stall = stalls.read(conn, projection.name)
+        why = (
+            f"it is stalled at position {stall.position}: {stall.error}: {stall.reason}"
+            if stall is not None
+            else "is its runner stuck?"
         )
+        raise StorageUnavailable(f"the {projection.name} projection is behind the log; {why}")
