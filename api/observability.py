@@ -2,8 +2,8 @@
 
 Under gunicorn each worker is a process, so the metrics live in prometheus-client's
 multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by `ledger serve` before any metric
-exists) and `/metrics` adds up every worker's files. Projector lag is computed at
-scrape time from the database, so it needs no shared state at all.
+exists) and `/metrics` adds up every worker's files. Projection positions, lag and stalls
+are read at scrape time from the database, so they need no shared state at all.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import falcon
 import structlog
 
 from api.errors import route_of
+from api.staleness import StalenessHeaders, statuses_of
+from projections.stalls import Status, statuses
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # A caller's id is echoed into logs and headers: keep it short and printable.
@@ -198,7 +200,9 @@ def middleware(services: Any) -> list[Any]:
     reads = getattr(services, "reads", None)
     if reads is not None:
         reads.observe = lambda served_by: metrics().reads.labels(served_by=served_by).inc()
-    return [RequestObserver()]
+    if ledger is None:
+        return [RequestObserver()]
+    return [RequestObserver(), StalenessHeaders(statuses_of(services))]
 
 
 # -- /metrics ----------------------------------------------------------------------------
@@ -216,34 +220,45 @@ def registry() -> Any:
 
 
 class ProjectorLag:
-    """A scrape-time collector: events each projection still has to apply."""
+    """A scrape-time collector: each projection's position, lag, and whether it is stalled."""
 
-    def __init__(self, lag_of: Callable[[], dict[str, int]]):
-        self._lag_of = lag_of
+    def __init__(self, status_of: Callable[[], list[Status]]):
+        self._status_of = status_of
 
     def collect(self) -> Any:
         from prometheus_client.core import GaugeMetricFamily
 
-        family = GaugeMetricFamily(
+        labels = ["projection"]
+        lag = GaugeMetricFamily(
             "ledger_projector_lag_events",
             "Events recorded but not yet applied, by projection",
-            labels=["projection"],
+            labels=labels,
+        )
+        position = GaugeMetricFamily(
+            "ledger_projection_position", "The last position applied, by projection", labels=labels
+        )
+        stalled = GaugeMetricFamily(
+            "ledger_projection_stalled",
+            "1 while the projection cannot apply an event (see /healthz for why), else 0",
+            labels=labels,
         )
         try:
-            lags = self._lag_of()
+            found = self._status_of()
         except Exception as error:  # noqa: BLE001 - a scrape must not fail because a read did
             log.warning("projector lag unavailable", error=str(error))
-            lags = {}
-        for name, lag in sorted(lags.items()):
-            family.add_metric([name], lag)
-        yield family
+            found = []
+        for status in found:
+            lag.add_metric([status.name], status.lag)
+            position.add_metric([status.name], status.position)
+            stalled.add_metric([status.name], 1 if status.stall is not None else 0)
+        yield from (lag, position, stalled)
 
 
 class MetricsResource:
     """GET /metrics: Prometheus text format (admin)."""
 
-    def __init__(self, lag_of: Callable[[], dict[str, int]] | None):
-        self._lag = ProjectorLag(lag_of) if lag_of else None
+    def __init__(self, status_of: Callable[[], list[Status]] | None):
+        self._lag = ProjectorLag(status_of) if status_of else None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -258,27 +273,18 @@ class MetricsResource:
         resp.data = body
 
 
-def projector_lag(engine: Any) -> dict[str, int]:
-    """Events recorded past each projection's position (no projection yet: nothing)."""
-    import sqlalchemy as sa
-
-    from ledger import log
-    from projections.base import positions
-
+def projection_statuses(engine: Any) -> list[Status]:
+    """Each projection's position, lag and stall, read now (no projection yet: none)."""
     with engine.connect() as conn:
-        if not sa.inspect(conn).has_table(positions.name):
-            return {}
-        head = log.head(conn)
-        rows = conn.execute(sa.select(positions.c.name, positions.c.position)).all()
-    return {name: max(0, int(head) - int(position)) for name, position in rows}
+        return statuses(conn)[1]
 
 
-def lag_reader(services: Any) -> Callable[[], dict[str, int]] | None:
-    """How far each projection trails the log, read at scrape time."""
+def lag_reader(services: Any) -> Callable[[], list[Status]] | None:
+    """How far each projection trails the log and whether it is stuck, read at scrape time."""
     ledger = getattr(services, "ledger", None)
     if ledger is None:
         return None
-    return lambda: projector_lag(ledger.engine)
+    return lambda: projection_statuses(ledger.engine)
 
 
 def add_routes(app: falcon.App, services: Any) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from api.auth import KeyCache, RateLimiter
 from api.replica import ReadRouter
+from api.staleness import note_read
 from ledger.application import Ledger
 from ledger.privacy import Sealer
 from ledger.settings import Settings
@@ -68,6 +69,7 @@ class Services:
 
     def read_engine(self, *projections: str) -> Any:
         """The engine for reading these projections: the standby when configured and caught up."""
+        note_read(projections)  # the answer's staleness headers (api/staleness.py)
         return self.reads.engine_for(*projections) if self.reads is not None else self.ledger.engine
 
     def close(self) -> None:

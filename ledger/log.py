@@ -313,6 +313,24 @@ def originators(conn: sa.Connection, classes: Iterable[type]) -> list[str]:
 
 
 # -- SQL for the fast paths -----------------------------------------------------------------
+# Read tables hold no U+0000 (PostgreSQL's jsonb and text cannot; SQLite's JSON functions cut
+# the text there): the JSON escape \u0000 reads as \ufffd, but not an escaped backslash's text
+# "\\u0000". Only states holding the escape pay for the rewrite.
+NUL_SAFE_STATE = {
+    "postgresql": (
+        r"CASE WHEN position(convert_to('\u0000', 'UTF8') in state) > 0 "
+        r"THEN regexp_replace(convert_from(state, 'UTF8'), '(?<!\\)((?:\\\\)*)\\u0000', "
+        r"'\1\\ufffd', 'g') ELSE convert_from(state, 'UTF8') END"
+    ),
+    # escaped backslashes parked on U+0001 (stored JSON escapes every control character)
+    "sqlite": (
+        r"CASE WHEN instr(state, X'5C7530303030') > 0 THEN replace(replace(replace("
+        r"CAST(state AS TEXT), '\\', char(1)), '\u0000', '\ufffd'), char(1), '\\') "
+        r"ELSE CAST(state AS TEXT) END"
+    ),
+}
+
+
 def states_sql(conn: sa.Connection, cls: type, version: int = 1) -> tuple[str, dict[str, Any]]:
     """SQL text selecting `id, originator_id, recorded_at, s` of the events of `cls` in
     positions (:after, :upto], `s` the stored JSON (jsonb on PostgreSQL, text on SQLite),
@@ -326,9 +344,9 @@ def states_sql(conn: sa.Connection, cls: type, version: int = 1) -> tuple[str, d
         raise StaleReader("SQL over stored JSON reads class version 1 only: use the mapper")
     written_for(cls, version)
     if is_postgres(conn):
-        state = "convert_from(state, 'UTF8')::jsonb"
+        state = f"({NUL_SAFE_STATE['postgresql']})::jsonb"
     else:
-        state = "CAST(state AS TEXT)"
+        state = f"({NUL_SAFE_STATE['sqlite']})"
     sql = (
         f"SELECT id, originator_id, recorded_at, {state} AS s FROM {EVENTS_TABLE} "
         "WHERE id > :after AND id <= :upto AND topic = :topic"

@@ -211,6 +211,12 @@ class Settings:
         1.0,
         "A read waits this long for the standby to catch up, then the primary answers.",
     )
+    projection_stall_grace_seconds: float = setting(
+        "LEDGER_PROJECTION_STALL_GRACE_SECONDS",
+        10.0,
+        "/healthz answers 503 once a projection has failed to apply an event for this long.",
+        check=at_least(0),
+    )
     host: str = setting("LEDGER_HOST", "127.0.0.1", "Address the API listens on.")
     port: int = setting("LEDGER_PORT", 8000, "Port the API listens on.", check=between(1, 65535))
     workers: int = setting(

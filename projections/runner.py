@@ -9,6 +9,7 @@ refused and reloads.
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ from ledger import log
 from ledger.errors import StorageUnavailable
 from ledger.timeline import head_position
 from projections import events as ev
+from projections import stalls
 from projections.base import (
     PositionMoved,
     Projection,
@@ -36,6 +38,9 @@ Progress = Callable[[int, int], None]
 REBUILD_PAGE = 5000  # a rebuild's pages are nobody's latency: bigger pages, fewer round trips
 WRITER_SWITCH_INTERVAL = 0.0005  # seconds; see _fill
 COLLECT_PAGES = 8  # a rebuild runs Python's cyclic collector once every this many pages
+STALL_BACKOFF = (1.0, 60.0)  # seconds: the first retry of a page that failed, and the cap
+
+logger = logging.getLogger("ledger.projections")
 
 
 def relax_durability(conn: sa.Connection) -> None:
@@ -54,10 +59,14 @@ class Runner:
         projection: type[Projection],
         page_size: int = 1000,
         poll_interval: float = 0.2,
+        backoff: tuple[float, float] = STALL_BACKOFF,
     ):
         self.engine, self.cls = engine, projection
         self.page_size, self.poll_interval = page_size, poll_interval
+        self.backoff = backoff
         self.live: Projection | None = None
+        self.at = self.reaching = 0  # the range (at, reaching] the last step applied
+        self.stall: stalls.Stall | None = None  # set while a page fails; see _failed
 
     # -- following ---------------------------------------------------------------
     def follow(self, stop: threading.Event | None = None, on_page: Progress | None = None) -> None:
@@ -67,16 +76,82 @@ class Runner:
         lock.acquire(wait=True, poll=self.poll_interval)
         try:
             self.upgrade_if_needed()
+            self.stall = self._left_stall()
             while not stop.is_set():
                 lock.check()
                 try:
                     moved = self.step(on_page)
                 except PositionMoved:
                     continue  # a rebuild swapped generations: read the new state
+                except Exception as error:  # noqa: BLE001 - recorded, logged, retried with backoff
+                    stop.wait(self._failed(error))
+                    continue
                 if moved == 0:
                     lock.wait(self.poll_interval)
         finally:
             lock.release()
+
+    # -- stalls ------------------------------------------------------------------------
+    def _failed(self, error: Exception) -> float:
+        """Record the stall where every process reads it, log it once, and return the backoff.
+
+        A failed page is retried an event at a time, so the stall soon names the one event
+        it cannot apply (and the events before it are applied meanwhile)."""
+        upto = max(self.reaching, self.at + 1)
+        attempts = self.stall.attempts + 1 if self.stall is not None else 1
+        first, cap = self.backoff
+        delay = min(cap, first * 2 ** (attempts - 1))
+        try:
+            self.stall = stalls.record(self.engine, self.cls.name, self.at, upto, error)
+        except Exception as unrecorded:  # noqa: BLE001 - the database may be what failed
+            logger.warning("projection stall not recorded: %s", stalls.one_line(unrecorded))
+            self.stall = stalls.Stall(
+                self.at,
+                upto,
+                type(error).__qualname__,
+                stalls.one_line(error),
+                0,
+                attempts,
+            )
+        logger.error(
+            "projection %s stalled at position %d (events %d..%d): %s: %s; attempt %d, "
+            "retrying in %.3g s",
+            self.cls.name,
+            self.at,
+            self.at + 1,
+            upto,
+            type(error).__qualname__,
+            stalls.one_line(error),
+            self.stall.attempts,
+            delay,
+        )
+        return delay
+
+    def _passed(self, position: int) -> None:
+        """Drop the stall once the projection has applied the range it failed on."""
+        if self.stall is None or position < self.stall.upto:
+            return
+        try:
+            stalls.clear(self.engine, self.cls.name)
+        except Exception as error:  # noqa: BLE001 - cleared on the next page instead
+            logger.warning("projection stall not cleared: %s", stalls.one_line(error))
+            return
+        logger.warning(
+            "projection %s moving again: applied past position %d after %d attempts",
+            self.cls.name,
+            self.stall.upto,
+            self.stall.attempts,
+        )
+        self.stall = None
+
+    def _left_stall(self) -> stalls.Stall | None:
+        """A stall an earlier runner recorded: this one clears it once it passes."""
+        with self.engine.connect() as conn:
+            return stalls.read(conn, self.cls.name)
+
+    def _page_size(self) -> int:
+        """One event at a time inside a range that failed, so the stall names its event."""
+        return 1 if self.stall is not None and self.at < self.stall.upto else self.page_size
 
     def catch_up(self, on_page: Progress | None = None) -> int:
         """Apply pages until none is left (the caller holds the lock, or is a test)."""
@@ -90,6 +165,7 @@ class Runner:
         """The position row and the first generation's tables, on a projection's first run."""
         with self.engine.begin() as conn:
             ensure_positions(conn)
+            stalls.ensure_stalls(conn)
             if read_position(conn, self.cls.name) is None:
                 self.cls(1).create_tables(conn)
                 conn.execute(
@@ -112,15 +188,17 @@ class Runner:
             with self.engine.begin() as conn:
                 relax_durability(conn)
                 position, generation, _ = read_position(conn, self.cls.name) or (0, 1, 0)
+                self.at = position
                 if self.live is None or self.live.generation != generation:
                     self.live = self.cls(generation)
-                new = self._apply_page(conn, self.live, position)
+                new = self._apply_page(conn, self.live, position, self._page_size())
                 if new == position:
                     return 0
                 compare_and_set(conn, self.cls.name, generation, position, new)
         except BaseException:
             self.live = None  # in-memory caches may hold the rolled-back page
             raise
+        self._passed(new)
         if on_page:
             on_page(new, new)
         return new - position
@@ -137,10 +215,11 @@ class Runner:
         # are final (writers draw ids under the clock row lock and commit in id order).
         size = page_size or self.page_size
         rows, reached = log.raw_page(conn, position, upto, size, projection.topics)
+        self.reaching = reached  # a failure below names this range
         projection.apply_range(conn, position, reached)
         projection.prefetch(reached, min(upto, reached + size))
         if rows:
-            projection.apply(conn, [ev.decode(r) for r in rows])
+            projection.apply(conn, [ev.decode(r, nul_safe=True) for r in rows])
         return reached
 
     # -- rebuilding ----------------------------------------------------------------
@@ -322,6 +401,11 @@ def catch_up(
         return
     target = head_position(engine) if position is None else position
     if not wait_for(engine, projection.name, target, timeout):
-        raise StorageUnavailable(
-            f"the {projection.name} projection is behind the log; is its runner stuck?"
+        with engine.connect() as conn:
+            stall = stalls.read(conn, projection.name)
+        why = (
+            f"it is stalled at position {stall.position}: {stall.error}: {stall.reason}"
+            if stall is not None
+            else "is its runner stuck?"
         )
+        raise StorageUnavailable(f"the {projection.name} projection is behind the log; {why}")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from api.commands.common import open_ledger
+from api.observability import configure_logging
 from projections import events as ev
 from projections.registry import ALL, named
 from projections.runner import Runner
@@ -39,6 +40,7 @@ def project(
             for runner in runners:
                 _rebuild(ledger.engine, runner)
         else:
+            configure_logging(ledger.settings.log_level)  # a stall's lines, as JSON on stderr
             _follow(runners)
 
 

@@ -9,8 +9,9 @@ import falcon
 import orjson
 
 from api import params
+from api.staleness import describe, stalled_beyond, statuses_of
 from api.verify_jobs import VerifyJobs
-from ledger import log, notary
+from ledger import notary
 from ledger.errors import NotFound
 
 NDJSON = "application/x-ndjson"
@@ -85,19 +86,30 @@ def _digests(settings: Any) -> list[Any]:
 
 
 class HealthResource:
-    """GET /healthz: liveness (always 200 while the process answers) and the database's state."""
+    """GET /healthz: liveness, the database's state and the projections' (api/staleness.py).
+
+    200 while the process answers, unless a projection has been stalled longer than
+    LEDGER_PROJECTION_STALL_GRACE_SECONDS: then 503, naming it."""
 
     def __init__(self, services: Any):
-        self.engine = services.ledger.engine
+        self.statuses = statuses_of(services)
+        self.grace = services.settings.projection_stall_grace_seconds
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            with self.engine.connect() as conn:
-                position = log.head(conn)
-            answer = {"status": "ok", "database": "ok", "position": int(position)}
+            position, found = self.statuses.get()
         except Exception:  # noqa: BLE001 - liveness reports the database, it does not fail on it
-            answer = {"status": "ok", "database": "unavailable", "position": None}
-        resp.media = answer
+            resp.media = {"status": "ok", "database": "unavailable", "position": None}
+            return
+        stalled = stalled_beyond(found, self.grace)
+        resp.media = {
+            "status": "stalled" if stalled else "ok",
+            "database": "ok",
+            "position": int(position),
+            "projections": [describe(s) for s in found],
+        }
+        if stalled:
+            resp.status = falcon.HTTP_503
 
 
 def add_routes(app: falcon.App, services: Any) -> None:

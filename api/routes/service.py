@@ -9,7 +9,17 @@ TAG = "service"
 HTML = "text/html; charset=utf-8"
 
 ROUTES = (
-    Route("GET", "/healthz", roles("none"), "Liveness", TAG, {200: Answer("alive", HealthSchema)}),
+    Route(
+        "GET",
+        "/healthz",
+        roles("none"),
+        "Liveness, and each projection's position, lag and stall",
+        TAG,
+        {
+            200: Answer("alive", HealthSchema),
+            503: Answer("a projection has been stalled past the grace", HealthSchema),
+        },
+    ),
     Route(
         "GET",
         "/openapi.json",

@@ -39,9 +39,33 @@ class VerifyJobSchema(AnswerSchema):
     error = fields.String(allow_none=True)
 
 
-class HealthSchema(AnswerSchema):
-    """GET /healthz."""
+class StallSchema(AnswerSchema):
+    """Why a projection cannot move on, and since when."""
 
-    status = fields.String(required=True)
+    position = fields.Integer(required=True, metadata={"description": "its position"})
+    event = fields.Integer(
+        allow_none=True,
+        metadata={"description": "the position of the event it cannot apply, once narrowed down"},
+    )
+    error = fields.String(required=True, metadata={"description": "the error's class"})
+    reason = fields.String(required=True, metadata={"description": "the error's first line"})
+    since = fields.String(required=True, metadata={"description": "the first failure, UTC"})
+    attempts = fields.Integer(required=True)
+
+
+class ProjectionStatusSchema(AnswerSchema):
+    """One projection on /healthz."""
+
+    name = fields.String(required=True)
+    position = fields.Integer(required=True)
+    lag = fields.Integer(required=True, metadata={"description": "events recorded past it"})
+    stall = fields.Nested(StallSchema)
+
+
+class HealthSchema(AnswerSchema):
+    """GET /healthz (503 when a projection has been stalled past the grace)."""
+
+    status = fields.String(required=True, metadata={"description": "ok or stalled"})
     database = fields.String(required=True)
     position = fields.Integer(allow_none=True)
+    projections = fields.List(fields.Nested(ProjectionStatusSchema))
