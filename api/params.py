@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import base64
-import json
-import math
 from typing import Any
 
 import falcon
-import orjson
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema
 
+from api import json_body
 from api.errors import Problem
 from ledger.timeline import resolve_as_of
 
 
 def json_loads(data: bytes | str) -> Any:
-    """orjson's strict parse; NaN/Infinity tokens and overflowing numbers become a 422."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        _refuse_non_finite(data)  # only on the failure path: the valid path stays fast
-        raise
-
-
-def _refuse_non_finite(data: bytes | str) -> None:
-    def refuse(token: str) -> float:
-        raise ValidationError(
-            f"{token} is not a JSON number: send finite numbers, and null for a missing value",
-            "body",
-        )
-
-    def parse_float(token: str) -> float:
-        value = float(token)
-        return value if math.isfinite(value) else refuse(token)
-
-    try:
-        json.loads(data, parse_constant=refuse, parse_float=parse_float)
-    except ValueError:
-        pass  # malformed for another reason: the caller's 400 stands
+    """orjson's strict parse, nesting bounded; NaN, Infinity and huge numbers are 422s naming
+    their field (api/json_body.py)."""
+    return json_body.loads(data)
 
 
 def body(req: falcon.Request) -> Any:

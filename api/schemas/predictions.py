@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from serving.requests import REQUEST_ID, PredictionRequestSchema, Rows  # noqa: F401 - the spec names them here
+from serving.requests import PredictionRequestSchema, Rows, request_id_field  # noqa: F401 - the spec names them here
 
 
 class PredictionResultSchema(Schema):
