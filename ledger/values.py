@@ -18,6 +18,7 @@ value past them is refused with the field named, never recorded.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from ledger.errors import InvalidCommand
@@ -29,6 +30,21 @@ NOTE_MAX = 2000  # characters of a reason given for a change
 DEPTH_MAX = 32  # levels of nested objects and arrays in a body
 CATEGORY_MAX = 100_000  # the most a deployment's schema may allow a category (`max_length`)
 DAYS_MAX = 36_500  # a span in days (a policy's window, an outcome's maturity): a century
+
+
+class Unstorable(InvalidCommand):
+    """A value the ledger cannot store and give back exactly (422)."""
+
+    code = "unstorable"
+
+
+ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # \u0000 not itself escaped
+
+
+def refuse_escaped_nul(data: bytes) -> None:
+    """Refuse JSON bytes holding U+0000 (a literal backslash followed by u0000 is fine)."""
+    if ESCAPED_NUL.search(data):
+        raise Unstorable("a text holds U+0000 (NUL), which the ledger cannot store: remove it")
 
 
 def text_fault(text: str, max_length: int = TEXT_MAX) -> str | None:
@@ -49,7 +65,7 @@ def require_text(text: str, field: str, max_length: int = TEXT_MAX) -> str:
     """`text` if it can be stored, else InvalidCommand naming `field`."""
     why = text_fault(text, max_length)
     if why is not None:
-        raise InvalidCommand(f"{field} {why}", field=field)
+        raise Unstorable(f"{field} {why}", field=field)
     return text
 
 
