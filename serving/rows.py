@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: the serving path need not load scipy f
 
 
 SAFE = values.SAFE_MAX
+SAFE_FLOAT = float(SAFE)  # exact: a float compared with a float is the fast comparison
 
 
 class StrictNumber(fields.Field):
@@ -37,8 +38,8 @@ class StrictNumber(fields.Field):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float | int:
         kind = type(value)  # JSON's own types only: bool is no number here
         if kind is float:
-            if -SAFE <= value <= SAFE:  # False for NaN
-                return value + 0.0  # one zero: jsonb gives -0.0 back as 0
+            if -SAFE_FLOAT <= value <= SAFE_FLOAT:  # False for NaN
+                return value or 0.0  # one zero: jsonb gives -0.0 back as 0
             raise self.make_error("range" if math.isfinite(value) else "finite")
         if kind is int:
             if -SAFE <= value <= SAFE:
@@ -91,7 +92,7 @@ class Category(fields.Field):
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         if type(value) is not str:
             raise self.make_error("invalid")
-        if len(value) > self.max_length or "\x00" in value or not value.isascii():
+        if not value.isascii() or len(value) > self.max_length or "\x00" in value:
             why = values.text_fault(value, self.max_length)  # the exact rule, off the fast path
             if why is not None:
                 raise self.make_error("unstorable", why=why)
