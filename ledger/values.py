@@ -12,7 +12,8 @@ orjson and JavaScript clients, so only what all of them give back exactly is sto
 - nesting: at most `DEPTH_MAX` levels of objects and arrays.
 
 The edge (serving's fields, the API's schemas and JSON parser) applies these checks, so a
-value past them is refused with the field named, never recorded.
+value past them is refused with the field named, never recorded; the transcoder refuses
+U+0000 and lone surrogates in any event, whatever path it came by.
 """
 
 from __future__ import annotations
@@ -76,11 +77,6 @@ def number_fault(number: int | float) -> str | None:
     if not -SAFE_MAX <= number <= SAFE_MAX:
         return f"is beyond ±{SAFE_MAX:,} (2^53 - 1), the range stored exactly"
     return None
-
-
-def one_zero(number: float) -> float:
-    """`number` with -0.0 as 0.0 (jsonb keeps no sign on zero); anything else unchanged."""
-    return number + 0.0
 
 
 def json_fault(
