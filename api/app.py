@@ -24,6 +24,7 @@ from api.resources import (
     subjects,  # POST /v1/subjects/{subject_id}/forget
 )
 from api.services import Services
+from api.text_params import TextParamsMiddleware
 from ledger.application import Ledger
 from ledger.settings import Settings
 
@@ -61,11 +62,12 @@ def _json_handler() -> falcon.media.JSONHandler:
 
 
 def middleware(services: Services) -> list[Any]:
-    """Outermost first: observability (logs and metrics), then auth, then the body limit."""
+    """Outermost first: observability (logs and metrics), auth, the body limit, NUL-free params."""
     return [
         *observability.middleware(services),
         AuthMiddleware(services.keys, services.limiter),
         BodyLimitMiddleware(services.settings.max_body_bytes),
+        TextParamsMiddleware(),
     ]
 
 

@@ -607,6 +607,36 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], int, str, str | None]] = [
         "invalid_field",
         "settings",
     ),
+    (
+        "NUL in a query parameter",
+        "auditor",
+        "GET",
+        "/v1/predictions",
+        {"query_string": "deployment=%00"},
+        422,
+        "invalid_parameter",
+        "deployment",
+    ),
+    (
+        "NUL in a feature filter",
+        "auditor",
+        "GET",
+        "/v1/predictions",
+        {"query_string": "feature.plan=a%00"},
+        422,
+        "invalid_parameter",
+        "feature.plan",
+    ),
+    (
+        "NUL in a path parameter",
+        "auditor",
+        "GET",
+        "/v1/deployments/a%00b",
+        {},
+        422,
+        "invalid_parameter",
+        "name",
+    ),
 ]
 
 # Bodies past the test app's 4,000-byte limit: answered by an app that takes 4 MB.
