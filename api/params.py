@@ -6,15 +6,12 @@ read their typed values."""
 from __future__ import annotations
 
 import base64
-import json
-import math
 import re
 from typing import Any
 
 import falcon
-import orjson
-from marshmallow import ValidationError
 
+from api import json_body
 from api.answers import schema_for
 from api.errors import Problem
 from api.routes.table import Many, OneOf
@@ -22,29 +19,9 @@ from ledger.timeline import resolve_as_of
 
 
 def json_loads(data: bytes | str) -> Any:
-    """orjson's strict parse; NaN/Infinity tokens and overflowing numbers become a 422."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        _refuse_non_finite(data)  # only on the failure path: the valid path stays fast
-        raise
-
-
-def _refuse_non_finite(data: bytes | str) -> None:
-    def refuse(token: str) -> float:
-        raise ValidationError(
-            f"{token} is not a JSON number: send finite numbers, and null for a missing value",
-            "body",
-        )
-
-    def parse_float(token: str) -> float:
-        value = float(token)
-        return value if math.isfinite(value) else refuse(token)
-
-    try:
-        json.loads(data, parse_constant=refuse, parse_float=parse_float)
-    except ValueError:
-        pass  # malformed for another reason: the caller's 400 stands
+    """orjson's strict parse, nesting bounded; NaN, Infinity and huge numbers are 422s naming
+    their field (api/json_body.py)."""
+    return json_body.loads(data)
 
 
 def body(req: falcon.Request) -> Any:

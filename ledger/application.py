@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError
 
-from ledger import ids, recording
+from ledger import ids, recording, values
 from ledger import outcomes as outcomes_module
 from ledger.artifacts import ArtifactStore
 from ledger.database import create_engine
@@ -222,7 +222,9 @@ class Ledger(HealthCommands, Application[UUID]):
 
     def retire_model(self, name: str, model_id: str, reason: str, actor: str) -> Deployment:
         deployment = self.deployment(name)
-        deployment.retire_model(model_id, reason, actor)
+        deployment.retire_model(
+            model_id, values.require_text(reason, "reason", values.NOTE_MAX), actor
+        )
         self._save_versioned(deployment)
         return deployment
 

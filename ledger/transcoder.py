@@ -16,7 +16,11 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
 
+from ledger import values
+from ledger.values import Unstorable
+
 TYPED = b'"_type_"'
+NUL = b"\\u0000"  # how JSON writes U+0000
 OPTIONS = (
     orjson.OPT_PASSTHROUGH_DATETIME
     | orjson.OPT_PASSTHROUGH_SUBCLASS
@@ -28,6 +32,17 @@ class OrjsonTranscoder(JSONTranscoder):
     """JSONTranscoder's format at orjson's speed, falling back to it where they differ."""
 
     def encode(self, obj: Any) -> bytes:
+        """The stored bytes; a text the ledger cannot store (ledger.values) is refused here,
+        whichever path it came by, rather than left to stop PostgreSQL's jsonb reads later."""
+        try:
+            data = self._encode(obj)
+        except UnicodeEncodeError:
+            raise Unstorable("a text holds a lone surrogate, which is not UTF-8") from None
+        if NUL in data:
+            values.refuse_escaped_nul(data)
+        return data
+
+    def _encode(self, obj: Any) -> bytes:
         if not orjson_writes_alike(obj):
             return super().encode(obj)  # NaN, UUIDs, non-string keys: the standard way
         try:

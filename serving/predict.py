@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from marshmallow import ValidationError
 
+from ledger import values
 from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.errors import Conflict, InvalidCommand, TooLarge
 from ledger.ids import prediction_id
@@ -110,14 +111,21 @@ def row_request_ids(request_id: str, raw_rows: list[Any], batch: bool) -> list[s
     out = []
     for index, row in enumerate(raw_rows):
         own = row.get("request_id") if isinstance(row, dict) else None
-        if own is not None and (not isinstance(own, str) or not 1 <= len(own) <= 200):
-            raise ValidationError(
-                {"instances": {index: {"request_id": ["Not a valid request id."]}}}
-            )
+        fault = None if own is None else request_id_fault(own)
+        if fault is not None:
+            raise ValidationError({"instances": {index: {"request_id": [fault]}}})
         out.append(own or f"{request_id}#{index}")
     if len(set(out)) != len(out):
         raise DuplicateRequestId("two rows of the batch share a request_id", field="instances")
     return out
+
+
+def request_id_fault(own: Any) -> str | None:
+    """What is wrong with a batch row's own request id, or None."""
+    if type(own) is not str or not own:
+        return "Not a valid request id."
+    why = values.text_fault(own, values.ID_MAX)
+    return None if why is None else f"The request id {why}."
 
 
 def validate_rows(

@@ -6,7 +6,13 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-REQUEST_ID = validate.Length(min=1, max=200)
+from ledger import values
+from serving.fields import Text
+
+
+def request_id_field(**kwargs: Any) -> Text:
+    """A request id: 1 to 200 characters the ledger can store."""
+    return Text(max_length=values.ID_MAX, **kwargs)
 
 
 class Rows(fields.List[dict[str, Any]]):
@@ -35,7 +41,7 @@ class PredictionRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    request_id = fields.String(required=True, validate=REQUEST_ID)
+    request_id = request_id_field(required=True)
     features = fields.Dict(keys=fields.String())
     instances = Rows(validate=validate.Length(min=1))
 

@@ -2,7 +2,9 @@
 
 JSON leaves no doubt about types, so the fields are strict: a number is a JSON number
 (not a string, not a boolean), a category a string, a boolean true/false. `null` means
-missing and is allowed only for nullable features; NaN and infinity are refused.
+missing and is allowed only for nullable features. Each field also holds its values to
+what the ledger can store (ledger.values): numbers within ±(2^53 - 1), text without NUL
+and at most the feature's `max_length` characters.
 """
 
 from __future__ import annotations
@@ -14,36 +16,52 @@ from typing import TYPE_CHECKING, Any, cast
 
 from marshmallow import RAISE, Schema, ValidationError, fields, missing
 
+from ledger import values
+
 if TYPE_CHECKING:  # imported where used: the serving path need not load scipy for it
     from policies.quality import CheckedRows
 
 
+SAFE = values.SAFE_MAX
+SAFE_FLOAT = float(SAFE)  # exact: a float compared with a float is the fast comparison
+
+
 class StrictNumber(fields.Field):
-    """A finite JSON number."""
+    """A finite JSON number within ±(2^53 - 1); -0.0 is taken as 0.0."""
 
     default_error_messages = {
         "invalid": "Not a valid number.",
         "finite": "NaN and infinity are not allowed.",
+        "range": f"The number is beyond ±{SAFE:,} (2^53 - 1), the range stored exactly.",
     }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> float | int:
         kind = type(value)  # JSON's own types only: bool is no number here
-        if kind is int or (kind is float and math.isfinite(value)):
-            return value
-        raise self.make_error("finite" if kind is float else "invalid")
+        if kind is float:
+            if -SAFE_FLOAT <= value <= SAFE_FLOAT:  # False for NaN
+                return value or 0.0  # one zero: jsonb gives -0.0 back as 0
+            raise self.make_error("range" if math.isfinite(value) else "finite")
+        if kind is int:
+            if -SAFE <= value <= SAFE:
+                return value
+            raise self.make_error("range")
+        raise self.make_error("invalid")
 
 
 class StrictInteger(fields.Field):
-    """A JSON integer (an integral float such as 3.0 is taken as 3)."""
+    """A JSON integer within ±(2^53 - 1) (an integral float such as 3.0 is taken as 3)."""
 
-    default_error_messages = {"invalid": "Not a valid integer."}
+    default_error_messages = {
+        "invalid": "Not a valid integer.",
+        "range": StrictNumber.default_error_messages["range"],
+    }
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
         kind = type(value)
-        if kind is int:
-            return value
-        if kind is float and math.isfinite(value) and value.is_integer():
-            return int(value)
+        if kind is int or (kind is float and math.isfinite(value) and value.is_integer()):
+            if -SAFE <= value <= SAFE:
+                return int(value)
+            raise self.make_error("range")
         raise self.make_error("invalid")
 
 
@@ -59,13 +77,25 @@ class StrictBoolean(fields.Field):
 
 
 class Category(fields.Field):
-    """A JSON string; values the models never saw are scored and flagged, not refused."""
+    """A JSON string of at most `max_length` characters that the ledger can store; values the
+    models never saw are scored and flagged, not refused."""
 
-    default_error_messages = {"invalid": "Not a valid category (send a string)."}
+    default_error_messages = {
+        "invalid": "Not a valid category (send a string).",
+        "unstorable": "The category {why}.",
+    }
+
+    def __init__(self, *, max_length: int = values.TEXT_MAX, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
         if type(value) is not str:
             raise self.make_error("invalid")
+        if not value.isascii() or len(value) > self.max_length or "\x00" in value:
+            why = values.text_fault(value, self.max_length)  # the exact rule, off the fast path
+            if why is not None:
+                raise self.make_error("unstorable", why=why)
         return value
 
 
@@ -183,17 +213,24 @@ def row_schema(name: str, input_schema: dict[str, Any]) -> Schema:
     names = [feature["name"] for feature in input_schema["features"]]
     keys = dot_free_keys(names)
     declared = {
-        key: FIELD_BY_TYPE[feature["type"]](
-            data_key=None if key == feature["name"] else feature["name"],
-            required=not feature.get("nullable"),
-            allow_none=bool(feature.get("nullable")),
-            metadata={"personal": bool(feature.get("personal"))},
-        )
+        key: feature_field(key, feature)
         for key, feature in zip(keys, input_schema["features"], strict=True)
     }
     schema_class = cast(type[RowSchema], RowSchema.from_dict(declared, name=f"{name}_features"))
     schema_class.renamed = {k: n for k, n in zip(keys, names, strict=True) if k != n}
     return schema_class(unknown=RAISE)
+
+
+def feature_field(key: str, feature: dict[str, Any]) -> fields.Field:
+    """The field of one feature, declared under `key`."""
+    extra = {"max_length": feature.get("max_length", values.TEXT_MAX)}
+    return FIELD_BY_TYPE[feature["type"]](
+        data_key=None if key == feature["name"] else feature["name"],
+        required=not feature.get("nullable"),
+        allow_none=bool(feature.get("nullable")),
+        metadata={"personal": bool(feature.get("personal"))},
+        **(extra if feature["type"] == "category" else {}),
+    )
 
 
 def dot_free_keys(names: list[str]) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from api.schemas.common import AnswerSchema, PageSchema, StrictBoolean
+from ledger import values
+from serving.fields import Storable, Text
 
 RESERVED_FEATURE_NAMES = ("request_id",)  # batch rows may carry their own request_id
 
@@ -15,14 +17,24 @@ class FeatureSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(
-        required=True, validate=[validate.Length(1, 200), validate.NoneOf(RESERVED_FEATURE_NAMES)]
+    name = Text(
+        required=True, max_length=values.ID_MAX, validate=validate.NoneOf(RESERVED_FEATURE_NAMES)
     )
     type = fields.String(
         required=True, validate=validate.OneOf(("number", "integer", "category", "boolean"))
     )
     nullable = StrictBoolean(load_default=False)
     personal = StrictBoolean(load_default=False)
+    max_length = fields.Integer(
+        strict=True,
+        validate=validate.Range(1, values.CATEGORY_MAX),
+        metadata={"description": f"a category's longest value (default {values.TEXT_MAX})"},
+    )
+
+    @validates_schema
+    def check_max_length(self, data: dict, **_: object) -> None:
+        if "max_length" in data and data["type"] != "category":
+            raise ValidationError("only a category feature has a max_length", "max_length")
 
 
 class InputSchemaSchema(Schema):
@@ -34,7 +46,7 @@ class InputSchemaSchema(Schema):
     features = fields.List(
         fields.Nested(FeatureSchema), required=True, validate=validate.Length(min=1)
     )
-    subject_field = fields.String(load_default=None, allow_none=True)
+    subject_field = Text(load_default=None, allow_none=True, max_length=values.ID_MAX)
 
 
 class PolicySchema(Schema):
@@ -46,9 +58,9 @@ class PolicySchema(Schema):
     name = fields.String(
         required=True, validate=validate.OneOf(("manual", "best_recent", "majority_vote"))
     )
-    metric = fields.String()
-    days = fields.Integer(strict=True, validate=validate.Range(min=1))
-    min_outcomes = fields.Integer(strict=True, validate=validate.Range(min=1))
+    metric = Text(max_length=values.ID_MAX)
+    days = fields.Integer(strict=True, validate=validate.Range(min=1, max=values.DAYS_MAX))
+    min_outcomes = fields.Integer(strict=True, validate=validate.Range(min=1, max=values.SAFE_MAX))
 
 
 class DeploymentCreateSchema(Schema):
@@ -66,11 +78,11 @@ class DeploymentCreateSchema(Schema):
     task = fields.String(required=True, validate=validate.OneOf(("classification", "regression")))
     schema = fields.Nested(InputSchemaSchema, required=True)
     policy = fields.Nested(PolicySchema, load_default=lambda: {"name": "manual"})
-    positive_label = fields.Raw(load_default=None, allow_none=True)
+    positive_label = fields.Raw(load_default=None, allow_none=True, validate=Storable())
     outcome_maturity_days = fields.Integer(
-        load_default=0, strict=True, validate=validate.Range(min=0)
+        load_default=0, strict=True, validate=validate.Range(min=0, max=values.DAYS_MAX)
     )
-    settings = fields.Dict(keys=fields.String(), load_default=dict)
+    settings = fields.Dict(keys=fields.String(), load_default=dict, validate=Storable())
 
 
 class DeploymentPatchSchema(Schema):
@@ -83,7 +95,7 @@ class DeploymentPatchSchema(Schema):
 
     policy = fields.Nested(PolicySchema)
     schema = fields.Nested(InputSchemaSchema)
-    settings = fields.Dict(keys=fields.String())
+    settings = fields.Dict(keys=fields.String(), validate=Storable())
 
     @validates_schema
     def check_something(self, data: dict, **_: object) -> None:
@@ -107,7 +119,7 @@ class PromoteSchema(Schema):
         unknown = RAISE
 
     model_id = fields.UUID(required=True)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = Text(required=True, max_length=values.NOTE_MAX)
 
 
 class RetireSchema(Schema):
@@ -116,9 +128,7 @@ class RetireSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    reason = fields.String(
-        load_default="retired over the API", validate=validate.Length(min=1, max=2000)
-    )
+    reason = Text(load_default="retired over the API", max_length=values.NOTE_MAX)
 
 
 class ModelSummarySchema(AnswerSchema):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from api.schemas.common import AnswerSchema
+from ledger import values
+from serving.fields import Text
 
 
 class IngestionSchema(Schema):
@@ -13,10 +15,12 @@ class IngestionSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    feed = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    feed = Text(required=True, max_length=values.ID_MAX)
+    count = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=values.SAFE_MAX)
+    )
     period_start = fields.AwareDateTime(load_default=None, allow_none=True)
-    source = fields.String(load_default="api", validate=validate.Length(min=1, max=100))
+    source = Text(load_default="api", max_length=100)
 
 
 class IngestionResultSchema(AnswerSchema):
@@ -35,12 +39,14 @@ class QualityCheckSchema(Schema):
         unknown = RAISE
 
     rows = fields.List(
-        fields.Dict(keys=fields.String()), required=True, validate=validate.Length(min=1)
+        fields.Dict(keys=Text(max_length=values.ID_MAX)),  # a bad row's keys are recorded
+        required=True,
+        validate=validate.Length(min=1),
     )
-    batch_id = fields.String(
+    batch_id = Text(
         load_default=None,
         allow_none=True,
-        validate=validate.Length(min=1, max=200),
+        max_length=values.ID_MAX,
         metadata={"description": "names the batch: the same id is checked once"},
     )
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from api.schemas.common import AnswerSchema
+from ledger import values
 from ledger.errors import InvalidCommand
 from ledger.timeline import parse_instant
+from serving.fields import Text
 
 
 def _aware_instant(value: str) -> None:
@@ -23,7 +25,7 @@ class KeyCreateSchema(Schema):
         unknown = RAISE
 
     role = fields.String(required=True, validate=validate.OneOf(("admin", "predictor", "auditor")))
-    label = fields.String(load_default="", validate=validate.Length(max=200))
+    label = Text(load_default="", min_length=0, max_length=values.ID_MAX)
     expires_at = fields.String(load_default=None, allow_none=True, validate=_aware_instant)
 
 

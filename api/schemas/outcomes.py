@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import RAISE, Schema, ValidationError, fields, validates_schema
 
 from api.schemas.common import AnswerSchema
-from api.schemas.predictions import REQUEST_ID
-
-OUTCOME_ID = validate.Length(min=1, max=200)
+from ledger import values
+from serving.fields import Storable, Text
+from serving.requests import request_id_field
 
 
 class OutcomeSchema(Schema):
@@ -22,13 +22,13 @@ class OutcomeSchema(Schema):
         unknown = RAISE
 
     prediction_id = fields.UUID()
-    deployment = fields.String(validate=validate.Length(min=1, max=63))
-    request_id = fields.String(validate=REQUEST_ID)
-    actual = fields.Raw(required=True, allow_none=False)
+    deployment = Text(max_length=63)
+    request_id = request_id_field()
+    actual = fields.Raw(required=True, allow_none=False, validate=Storable())
     observed_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    outcome_id = fields.String(
+    outcome_id = Text(
         load_default=None,
-        validate=OUTCOME_ID,
+        max_length=values.ID_MAX,
         metadata={"description": "the client's id of this outcome, unique per deployment"},
     )
 
@@ -40,8 +40,6 @@ class OutcomeSchema(Schema):
             raise ValidationError(
                 "send prediction_id, or deployment and request_id", "prediction_id"
             )
-        if isinstance(data["actual"], float) and data["actual"] != data["actual"]:
-            raise ValidationError("NaN is not an outcome", "actual")
         if isinstance(data["actual"], dict | list):
             raise ValidationError("the actual value is a label or a number", "actual")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import fields
 
 from api.schemas.common import AnswerSchema
-from serving.requests import REQUEST_ID, PredictionRequestSchema, Rows  # noqa: F401 - the spec names them here
+from serving.requests import PredictionRequestSchema, Rows, request_id_field  # noqa: F401 - the spec names them here
 
 
 class PredictionResultSchema(AnswerSchema):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from api.schemas.common import AnswerSchema
+from serving.fields import Text
 
 
 class ForgetRequestSchema(Schema):
@@ -13,8 +14,8 @@ class ForgetRequestSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    deployment = fields.String(load_default=None, allow_none=True)
+    reason = Text(required=True, max_length=500)
+    deployment = Text(load_default=None, allow_none=True, max_length=63)
 
 
 class ForgetResultSchema(AnswerSchema):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from api.schemas.common import AnswerSchema
+from ledger import values
+from serving.fields import Storable, Text
 
 
 class ModelUploadSchema(Schema):
@@ -13,26 +15,29 @@ class ModelUploadSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = Text(required=True, max_length=values.ID_MAX)
     task = fields.String(required=True, validate=validate.OneOf(("classification", "regression")))
     features = fields.List(
-        fields.String(validate=validate.Length(1, 200)),
+        Text(max_length=values.ID_MAX),
         required=True,
         validate=validate.Length(min=1),
     )
-    algorithm = fields.String(
+    algorithm = Text(
         load_default=None,
+        max_length=values.ID_MAX,
         allow_none=True,
         metadata={"description": "default: the estimator's class path"},
     )
-    deployment = fields.String(
+    deployment = Text(
         load_default=None,
         allow_none=True,
+        max_length=63,
         metadata={"description": "join this deployment as a challenger"},
     )
     declared = fields.Dict(
         keys=fields.String(),
         load_default=dict,
+        validate=Storable(),
         metadata={
             "description": "free-form provenance as the uploader states it "
             "(training data, code version, metrics)"

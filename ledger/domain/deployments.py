@@ -9,6 +9,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger import ids
 from ledger.errors import Conflict, InvalidCommand, NotFound, SchemaMismatch, StaleVersion
+from ledger.values import CATEGORY_MAX
 
 TASKS = ("classification", "regression")
 FEATURE_TYPES = ("number", "integer", "category", "boolean")
@@ -31,6 +32,7 @@ def check_schema(schema: dict[str, Any]) -> None:
                 f"feature {f.get('name')!r} has type {f.get('type')!r}; use one of {', '.join(FEATURE_TYPES)}",
                 field="schema.features",
             )
+        check_max_length(f)
     subject = schema.get("subject_field")
     if subject is not None and subject not in names:
         raise InvalidCommand(
@@ -42,6 +44,18 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise InvalidCommand(
             f"personal features ({', '.join(personal)}) need a subject_field naming whose data they are",
             field="schema.subject_field",
+        )
+
+
+def check_max_length(feature: dict[str, Any]) -> None:
+    """A category may bound its values' length (`max_length`); no other type has one."""
+    if "max_length" not in feature:
+        return
+    bound = feature["max_length"]
+    if feature["type"] != "category" or type(bound) is not int or not 1 <= bound <= CATEGORY_MAX:
+        raise InvalidCommand(
+            f"feature {feature.get('name')!r}: max_length is for a category, 1 to {CATEGORY_MAX}",
+            field="schema.features",
         )
 
 

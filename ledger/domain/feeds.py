@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate, event
 from ledger import ids
 from ledger.errors import Conflict, InvalidCommand
 from ledger.timeline import parse_instant, refuse_future, to_micros
+from ledger.values import SAFE_MAX
 
 PERIOD_FLAGS = ("short", "excess", "none")
 QUALITY_SOURCES = ("batch", "window", "file")
@@ -157,8 +158,10 @@ class Feed(Aggregate):
         )
 
     def report(self, count: int, period_start: str | None, source: str, actor: str) -> None:
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise InvalidCommand("count must be a whole number >= 0", field="count")
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= SAFE_MAX:
+            raise InvalidCommand(
+                f"count must be a whole number from 0 to {SAFE_MAX:,}", field="count"
+            )
         # Stamped with its period now, so the check below and the count agree on the period.
         instant = (
             datetime.now(UTC)

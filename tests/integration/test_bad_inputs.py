@@ -61,8 +61,8 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], int, str, str | None]] = [
             "headers": {"Content-Type": "application/json"},
         },
         422,
-        "invalid_body",
-        "body",
+        "invalid_field",
+        "features.income",
     ),
     (
         "overflowing number",
@@ -74,8 +74,8 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], int, str, str | None]] = [
             "headers": {"Content-Type": "application/json"},
         },
         422,
-        "invalid_body",
-        "body",
+        "invalid_field",
+        "features.income",
     ),
     (
         "not JSON",
@@ -481,6 +481,255 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], int, str, str | None]] = [
     ),
     ("unknown route", "admin", "GET", "/v1/nothing-here", {}, 404, "not_found", None),
     ("wrong method", "admin", "DELETE", "/v1/deployments", {}, 405, "method_not_allowed", None),
+    (
+        "a body nested 40 levels",
+        "predictor",
+        "POST",
+        PRED,
+        {"body": b"[" * 40 + b"]" * 40, "headers": {"Content-Type": "application/json"}},
+        400,
+        "too_deep",
+        "body",
+    ),
+    (
+        "a category of 1,001 characters",
+        "predictor",
+        "POST",
+        PRED,
+        {"json": row(plan="x" * 1001)},
+        422,
+        "invalid_field",
+        "features.plan",
+    ),
+    (
+        "a lone surrogate",
+        "predictor",
+        "POST",
+        PRED,
+        {
+            "body": b'{"features": {"plan": "\\ud800"}}',
+            "headers": {"Content-Type": "application/json"},
+        },
+        422,
+        "invalid_field",
+        "features.plan",
+    ),
+    (
+        "1e20 for a number",
+        "predictor",
+        "POST",
+        PRED,
+        {"json": row(income=1e20)},
+        422,
+        "invalid_field",
+        "features.income",
+    ),
+    (
+        "2^53 for a number",
+        "predictor",
+        "POST",
+        PRED,
+        {"json": row(income=2**53)},
+        422,
+        "invalid_field",
+        "features.income",
+    ),
+    (
+        "1e20 for an integer",
+        "predictor",
+        "POST",
+        PRED,
+        {"json": row(visits=1e20)},
+        422,
+        "invalid_field",
+        "features.visits",
+    ),
+    (
+        "NUL in a category",
+        "predictor",
+        "POST",
+        PRED,
+        {"json": row(plan="a\x00b")},
+        422,
+        "invalid_field",
+        "features.plan",
+    ),
+    (
+        "NUL in a request id",
+        "predictor",
+        "POST",
+        PRED,
+        {"json": {"features": ROW, "request_id": "r\x00"}},
+        422,
+        "invalid_field",
+        "request_id",
+    ),
+    (
+        "NUL in a batch row's request id",
+        "predictor",
+        "POST",
+        PRED,
+        {"json": {"instances": [{**ROW, "request_id": "r\x00"}], "request_id": "b"}},
+        422,
+        "invalid_field",
+        "instances.0.request_id",
+    ),
+    (
+        "NUL in an outcome's actual",
+        "predictor",
+        "POST",
+        "/v1/outcomes",
+        {"json": {"deployment": "churn", "request_id": "r", "actual": "y\x00"}},
+        422,
+        "invalid_field",
+        "actual",
+    ),
+    (
+        "1e20 as an outcome's actual",
+        "predictor",
+        "POST",
+        "/v1/outcomes",
+        {"json": {"deployment": "churn", "request_id": "r", "actual": 1e20}},
+        422,
+        "invalid_field",
+        "actual",
+    ),
+    (
+        "NUL in an outcome id",
+        "predictor",
+        "POST",
+        "/v1/outcomes",
+        {"json": {"deployment": "churn", "request_id": "r", "actual": "y", "outcome_id": "\x00"}},
+        422,
+        "invalid_field",
+        "outcome_id",
+    ),
+    (
+        "an ingestion count past 2^53 - 1",
+        "predictor",
+        "POST",
+        "/v1/ingestions",
+        {"json": {"feed": "f", "count": 2**60}},
+        422,
+        "invalid_field",
+        "count",
+    ),
+    (
+        "NUL in a feature's name",
+        "admin",
+        "POST",
+        "/v1/deployments",
+        {
+            "json": {
+                "name": "n",
+                "task": "regression",
+                "schema": {"features": [{"name": "a\x00", "type": "number"}]},
+            }
+        },
+        422,
+        "invalid_field",
+        "schema.features.0.name",
+    ),
+    (
+        "max_length on a number",
+        "admin",
+        "POST",
+        "/v1/deployments",
+        {
+            "json": {
+                "name": "n",
+                "task": "regression",
+                "schema": {"features": [{"name": "a", "type": "number", "max_length": 5}]},
+            }
+        },
+        422,
+        "invalid_field",
+        "schema.features.0.max_length",
+    ),
+    (
+        "NUL in a deployment's settings",
+        "admin",
+        "POST",
+        "/v1/deployments",
+        {
+            "json": {
+                "name": "n",
+                "task": "regression",
+                "schema": SCHEMA,
+                "settings": {"a": ["\x00"]},
+            }
+        },
+        422,
+        "invalid_field",
+        "settings",
+    ),
+    (
+        "NUL in a query parameter",
+        "auditor",
+        "GET",
+        "/v1/predictions",
+        {"query_string": "deployment=%00"},
+        400,
+        "invalid_parameter",
+        "deployment",
+    ),
+    (
+        "NUL in a feature filter",
+        "auditor",
+        "GET",
+        "/v1/predictions",
+        {"query_string": "feature.plan=a%00"},
+        400,
+        "invalid_parameter",
+        "feature.plan",
+    ),
+    (
+        "NUL in a path parameter",
+        "auditor",
+        "GET",
+        "/v1/deployments/a%00b",
+        {},
+        400,
+        "invalid_parameter",
+        "name",
+    ),
+]
+
+# Bodies past the test app's 4,000-byte limit: answered by an app that takes 4 MB.
+BIG_CASES = [
+    (
+        "a 5,000-digit integer",
+        "predictor",
+        "POST",
+        PRED,
+        {
+            "body": b'{"features": {"income": ' + b"9" * 5000 + b'}, "request_id": "r"}',
+            "headers": {"Content-Type": "application/json"},
+        },
+        422,
+        "invalid_field",
+        "features.income",
+    ),
+    (
+        "a body nested 100,000 levels",
+        "predictor",
+        "POST",
+        PRED,
+        {"body": b"[" * 100_000 + b"]" * 100_000, "headers": {"Content-Type": "application/json"}},
+        400,
+        "too_deep",
+        "body",
+    ),
+    (
+        "a 2 MB category",
+        "predictor",
+        "POST",
+        PRED,
+        {"json": row(plan="x" * 2_000_000)},
+        422,
+        "invalid_field",
+        "features.plan",
+    ),
 ]
 
 
@@ -494,9 +743,9 @@ def api(ledger) -> Api:
     return api
 
 
-def test_every_bad_input_gets_its_status_code_and_field(api: Api) -> None:
+def test_every_bad_input_gets_its_status_code_and_field(api: Api, cases: Any = None) -> None:
     failures = []
-    for name, role, method, path, kwargs, status, code, field in CASES:
+    for name, role, method, path, kwargs, status, code, field in cases or CASES:
         result = api.call(method, path, role=role, **kwargs)
         body = result.json if result.content else {}
         got = (result.status_code, body.get("code"), body.get("field"))
@@ -510,6 +759,12 @@ def test_every_bad_input_gets_its_status_code_and_field(api: Api) -> None:
         elif set(body) < {"type", "title", "status", "detail", "code"}:
             failures.append(f"{name}: not a problem document: {body}")
     assert not failures, "\n".join(failures)
+
+
+def test_big_bad_values_get_their_status_code_and_field(api: Api) -> None:
+    big = replace(api.ledger.settings, max_body_bytes=4_000_000, max_batch_rows=3)
+    api.client = TestClient(create_app(big, api.ledger))
+    test_every_bad_input_gets_its_status_code_and_field(api, BIG_CASES)
 
 
 def test_predicting_with_no_active_model_is_409(ledger) -> None:

@@ -7,7 +7,9 @@ accepts loads to marshmallow's output, and whatever marshmallow refuses it leave
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from unittest.mock import ANY
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,6 +41,38 @@ ROW = {
     "customer": "c-1",
 }
 
+# What ledger.values refuses, and what sits just inside it: each field checks it alike.
+SAFE = 2**53 - 1
+edge_values = st.one_of(
+    st.sampled_from(
+        [
+            "a\x00b",
+            "\x00",
+            "\ud800",
+            "x\udfff",
+            "x" * 1000,
+            "x" * 1001,
+            "é" * 1001,
+            "ok ✓",
+            1e20,
+            -1e20,
+            SAFE,
+            -SAFE,
+            SAFE + 1,
+            -SAFE - 1,
+            float(SAFE),
+            float(SAFE + 1),
+            2**64,
+            10**4000,
+            1e-320,
+            5e-324,
+            -0.0,
+        ]
+    ),
+    st.text(st.sampled_from("a\x00\ud800é"), max_size=4),
+    st.integers(SAFE - 2, SAFE + 2),
+    st.floats(1e15, 1e17),
+)
 values = st.one_of(
     st.integers(-(10**20), 10**20),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -51,6 +85,7 @@ values = st.one_of(
         [3.0, -0.0, 1e300, 2**53 + 1.0, 10**400, -(10**400), 0, 1, True, False, "1", "true", ""]
     ),
     st.sampled_from([{"nested": {"a": 1}}, [None], {"value": 1.0}, b"bytes", (1, 2)]),
+    edge_values,
 )
 rows = st.one_of(
     st.dictionaries(st.sampled_from([*NAMES, "colour", "request_id"]), values, max_size=9),
@@ -141,11 +176,24 @@ def typed(rows: list[dict[str, Any]]) -> list[list[tuple[str, Any, type]]]:
 feature_names = st.one_of(
     st.sampled_from(["a", "b", "c", "a.b", "_a_b", "x.y.z"]), st.text(min_size=1, max_size=3)
 )
+
+
+def category_bound(feature: dict[str, Any]) -> dict[str, Any]:
+    """The feature, its `max_length` kept only if it is a category (only they have one)."""
+    if feature["type"] == "category":
+        return feature
+    return {k: v for k, v in feature.items() if k != "max_length"}
+
+
 input_schemas = st.lists(
     st.fixed_dictionaries(
         {"name": feature_names, "type": st.sampled_from(sorted(FIELD_BY_TYPE))},
-        optional={"nullable": st.booleans(), "personal": st.booleans()},
-    ),
+        optional={
+            "nullable": st.booleans(),
+            "personal": st.booleans(),
+            "max_length": st.integers(1, 4),
+        },
+    ).map(category_bound),
     min_size=1,
     max_size=5,
     unique_by=lambda f: f["name"],
@@ -162,6 +210,8 @@ def schema_and_batch(draw: st.DrawFn) -> tuple[dict[str, Any], Any]:
         "category": st.text(max_size=3),
         "boolean": st.booleans(),
     }
+    if draw(st.booleans()):  # edge values too: whatever the fields accept must load alike
+        valid = {name: st.one_of(v, edge_values) for name, v in valid.items()}
     good_row = st.fixed_dictionaries(
         {f["name"]: valid[f["type"]] for f in features if not f.get("nullable")},
         optional={
@@ -248,3 +298,34 @@ def test_what_the_bulk_loader_cannot_reproduce_is_left_to_marshmallow() -> None:
     ]:
         assert schema._fast_load([row]) is None
         assert answer(schema.load, row) == answer(lambda r, s=schema: Schema.load(s, r), row)
+
+
+def test_the_fields_hold_values_to_what_the_ledger_stores() -> None:
+    schema = row_schema(
+        "edge",
+        {
+            "features": [
+                {"name": "n", "type": "number", "nullable": True},
+                {"name": "i", "type": "integer", "nullable": True},
+                {"name": "c", "type": "category", "nullable": True, "max_length": 3},
+                {"name": "d", "type": "category", "nullable": True},
+            ]
+        },
+    )
+    for row in [
+        {"n": 1e20},
+        {"n": SAFE + 1},
+        {"i": 1e20},
+        {"i": float(SAFE + 1)},
+        {"c": "abcd"},
+        {"c": "a\x00"},
+        {"d": "x" * 1001},
+        {"d": "\ud800"},
+    ]:
+        (field,) = row
+        assert answer(schema.load, row)[0] == "error", row
+        assert answer(lambda r: schema.load([r], many=True), row)[1] == {0: {field: ANY}}
+    loaded = schema.load({"n": -0.0, "i": float(SAFE), "c": "abc", "d": "x" * 1000})
+    assert loaded == {"n": 0.0, "i": SAFE, "c": "abc", "d": "x" * 1000}
+    assert math.copysign(1, loaded["n"]) == 1  # one zero: jsonb gives -0.0 back as 0
+    assert schema.load({"n": 1e-320, "i": -SAFE}) == {"n": 1e-320, "i": -SAFE}
