@@ -23,6 +23,7 @@ from api.resources import (
     outcomes,
     predictions,
     queries,  # prediction index, performance, model index
+    readiness,  # GET /readyz
     subjects,  # POST /v1/subjects/{subject_id}/forget
 )
 from api.services import Services
@@ -45,6 +46,7 @@ ROUTE_MODULES: tuple[Any, ...] = (
     dashboard,
     exports,
     queries,
+    readiness,
 )
 
 

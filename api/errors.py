@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 
 from ledger import errors as le
 from ledger.privacy.keys import Forgotten, MasterKeyMismatch
+from projections.snapshot import ProjectionNotReady
 
 log = logging.getLogger("api.errors")
 PROBLEM = "application/problem+json"
@@ -32,6 +33,7 @@ STATUS_BY_ERROR: dict[type[le.LedgerError], int] = {
     le.TooLarge: 413,
     le.NotAuthorized: 403,
     le.StorageUnavailable: 503,
+    ProjectionNotReady: 503,  # a read that cannot be served yet: retry once caught up
     le.UntrustedArtifact: 422,
     le.ArtifactCorrupt: 500,
     Forgotten: 410,  # the subject's key was destroyed: its personal data is gone for good

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from api.routes.table import ADMIN, Answer, Route, roles
-from api.schemas.ledger import HealthSchema
+from api.schemas.ledger import HealthSchema, ReadinessSchema
 
 TAG = "service"
 HTML = "text/html; charset=utf-8"
 
 ROUTES = (
     Route("GET", "/healthz", roles("none"), "Liveness", TAG, {200: Answer("alive", HealthSchema)}),
+    Route(
+        "GET",
+        "/readyz",
+        roles("none"),
+        "Readiness: reads are served",
+        TAG,
+        {200: Answer("every projection has caught up", ReadinessSchema)},
+        description="503 `not_ready` with Retry-After and `projections` (name, position, head) "
+        "while a projection is still catching up with the ledger as of the process' start.",
+    ),
     Route(
         "GET",
         "/openapi.json",
