@@ -220,6 +220,14 @@ def handle_missing_media(
     _respond(resp, 400, problem_body(400, "body_required", "send a JSON body"))
 
 
+def handle_too_deep(
+    req: falcon.Request, resp: falcon.Response, error: RecursionError, params: Any
+) -> None:
+    """A body nested deeper than any parser here recurses: the caller's input, not our fault."""
+    detail = "the body is nested too deeply; send JSON nested at most 1000 levels"
+    _respond(resp, 400, problem_body(400, "too_deep", detail))
+
+
 def handle_unexpected(
     req: falcon.Request, resp: falcon.Response, error: Exception, params: Any
 ) -> None:
@@ -242,5 +250,6 @@ def register(app: falcon.App) -> None:
     app.add_error_handler(UNAVAILABLE_ERRORS, handle_unavailable)
     app.add_error_handler(le.LedgerError, handle_ledger_error)
     app.add_error_handler(ValidationError, handle_validation_error)
+    app.add_error_handler(RecursionError, handle_too_deep)
     app.add_error_handler(falcon.MediaMalformedError, handle_malformed_media)
     app.add_error_handler(falcon.MediaNotFoundError, handle_missing_media)

@@ -84,7 +84,7 @@ def position_cursor(text: str) -> int:
 
 def name_cursor(text: str) -> str:
     kind, _, value = _unb64(text).partition(":")
-    if kind != "n" or not value:
+    if kind != "n" or not value or "\x00" in value:
         raise ValueError("a cursor this API issued; start from the first page")
     return value
 
@@ -126,6 +126,8 @@ def value(param: Param, text: str) -> Any:
         return BOOLEANS[text]
     if not text or (param.max_length and len(text) > param.max_length):
         raise ValueError(f"1 to {param.max_length or 'any number of'} characters")
+    if "\x00" in text:  # no stored name or value holds one (PostgreSQL cannot store it)
+        raise ValueError("text without NUL characters")
     if param.enum and text not in param.enum:
         raise ValueError("one of " + ", ".join(param.enum))
     return FORMATS[param.format](text) if param.format in FORMATS else text
@@ -171,3 +173,6 @@ class QueryMiddleware:
     ) -> None:
         route = getattr(req.context, "route", None)
         req.context.query = parse(route, req.params) if route is not None else {}
+        for name, given in params.items():
+            if isinstance(given, str) and "\x00" in given:  # names nothing stored
+                raise Problem(404, "not_found", f"no {name} holds a NUL character", name)
