@@ -21,6 +21,8 @@ from projections.snapshot import ProjectionNotReady
 log = logging.getLogger("api.errors")
 PROBLEM = "application/problem+json"
 RETRY_AFTER_SECONDS = "2"
+ECHO_LIMIT = 1000  # characters of a detail: a message quoting a 2 MB value is cut here
+ERRORS_SHOWN = 20  # fields at fault a 422 names
 
 # Each LedgerError class (and its subclasses, unless listed themselves) -> HTTP status.
 STATUS_BY_ERROR: dict[type[le.LedgerError], int] = {
@@ -101,6 +103,11 @@ def status_of(error: le.LedgerError) -> int:
     return 400
 
 
+def short(text: str, limit: int = ECHO_LIMIT) -> str:
+    """A message cut to `limit` characters (it may quote what the client sent)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def problem_body(
     status: int, code: str, detail: str, field: str | None = None, **extra: Any
 ) -> dict[str, Any]:
@@ -109,7 +116,7 @@ def problem_body(
         "type": f"urn:provenance-ledger:problem:{code}",
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": short(detail),
         "code": code,
     }
     if field:
@@ -161,7 +168,9 @@ def handle_validation_error(
     req: falcon.Request, resp: falcon.Response, error: ValidationError, params: Any
 ) -> None:
     """422 naming every field at fault; `field` is the first one ("body" for the whole body)."""
-    fields = flatten_messages(error.messages)
+    every = flatten_messages(error.messages)
+    # Field names come from the body: cut, and only the first few (the body is the client's).
+    fields = {short(name, 200): message for name, message in list(every.items())[:ERRORS_SHOWN]}
     first = next(iter(fields), None)
     detail = "; ".join(f"{name}: {message}" for name, message in list(fields.items())[:5])
     code = "invalid_body" if first in (None, "body") else "invalid_field"
@@ -177,8 +186,8 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
             out.update(flatten_messages(value, name))
         return out
     if isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
-        return {prefix or "body": " ".join(messages)}
-    return {prefix or "body": str(messages)}
+        return {prefix or "body": short(" ".join(messages))}
+    return {prefix or "body": short(str(messages))}
 
 
 def handle_unavailable(

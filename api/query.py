@@ -28,6 +28,7 @@ DATE_TIME = re.compile(
 )
 POSITION = re.compile(r"pos:[0-9]{1,18}")
 BOOLEANS = {"true": True, "false": False}
+NAME_ECHO = 100  # characters of an unknown parameter's name a refusal repeats
 
 
 def instant(text: str) -> int:
@@ -135,7 +136,8 @@ def value(param: Param, text: str) -> Any:
 
 def parse(route: Route, given: Mapping[str, Any]) -> dict[str, Any]:
     """Every declared parameter by name (defaults filled in; a prefix one as a dict)."""
-    unknown = sorted(name for name in given if route.param(name) is None)
+    # A name is echoed cut short: a 2 MB name must not make a 6 MB refusal.
+    unknown = sorted(name[:NAME_ECHO] for name in given if route.param(name) is None)
     if unknown:
         declared = ", ".join(p.name + ("<name>" if p.prefix else "") for p in route.query)
         raise Problem(
@@ -154,7 +156,8 @@ def parse(route: Route, given: Mapping[str, Any]) -> dict[str, Any]:
                 raise ValueError("given once")
             typed = value(param, raw)
         except ValueError as error:
-            raise Problem(400, param.code, f"{name} must be {error}", name) from None
+            shown = name[:NAME_ECHO]
+            raise Problem(400, param.code, f"{shown} must be {error}", shown) from None
         if param.prefix:
             parsed[param.name][name[len(param.name) :]] = typed
         else:
