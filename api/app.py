@@ -23,10 +23,10 @@ from api.resources import (
     outcomes,
     predictions,
     queries,  # prediction index, performance, model index
+    readiness,  # GET /readyz
     subjects,  # POST /v1/subjects/{subject_id}/forget
 )
 from api.services import Services
-from api.text_params import TextParamsMiddleware
 from ledger.application import Ledger
 from ledger.settings import Settings
 
@@ -46,6 +46,7 @@ ROUTE_MODULES: tuple[Any, ...] = (
     dashboard,
     exports,
     queries,
+    readiness,
 )
 
 
@@ -64,14 +65,12 @@ def _json_handler() -> falcon.media.JSONHandler:
 
 
 def middleware(services: Services) -> list[Any]:
-    """Outermost first: observability (logs and metrics), auth, the body limit, parameters
-    free of NUL, the query parsed from the route table, and answers dumped through the
-    table's schemas."""
+    """Outermost first: observability (logs and metrics), auth, the body limit, the query
+    parsed from the route table, and answers dumped through the table's schemas."""
     return [
         *observability.middleware(services),
         AuthMiddleware(services.keys, services.limiter),
         BodyLimitMiddleware(services.settings.max_body_bytes),
-        TextParamsMiddleware(),
         QueryMiddleware(),
         AnswerMiddleware(),
     ]

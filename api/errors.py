@@ -16,10 +16,13 @@ from marshmallow import ValidationError
 
 from ledger import errors as le
 from ledger.privacy.keys import Forgotten, MasterKeyMismatch
+from projections.snapshot import ProjectionNotReady
 
 log = logging.getLogger("api.errors")
 PROBLEM = "application/problem+json"
 RETRY_AFTER_SECONDS = "2"
+ECHO_LIMIT = 1000  # characters of a detail: a message quoting a 2 MB value is cut here
+ERRORS_SHOWN = 20  # fields at fault a 422 names
 
 # Each LedgerError class (and its subclasses, unless listed themselves) -> HTTP status.
 STATUS_BY_ERROR: dict[type[le.LedgerError], int] = {
@@ -32,6 +35,7 @@ STATUS_BY_ERROR: dict[type[le.LedgerError], int] = {
     le.TooLarge: 413,
     le.NotAuthorized: 403,
     le.StorageUnavailable: 503,
+    ProjectionNotReady: 503,  # a read that cannot be served yet: retry once caught up
     le.UntrustedArtifact: 422,
     le.ArtifactCorrupt: 500,
     Forgotten: 410,  # the subject's key was destroyed: its personal data is gone for good
@@ -99,6 +103,11 @@ def status_of(error: le.LedgerError) -> int:
     return 400
 
 
+def short(text: str, limit: int = ECHO_LIMIT) -> str:
+    """A message cut to `limit` characters (it may quote what the client sent)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def problem_body(
     status: int, code: str, detail: str, field: str | None = None, **extra: Any
 ) -> dict[str, Any]:
@@ -107,7 +116,7 @@ def problem_body(
         "type": f"urn:provenance-ledger:problem:{code}",
         "title": HTTPStatus(status).phrase,
         "status": status,
-        "detail": detail,
+        "detail": short(detail),
         "code": code,
     }
     if field:
@@ -125,15 +134,30 @@ def serialize_http_error(
     detail = error.description or error.title or HTTPStatus(status).phrase
     extra = getattr(error, "extra", {})
     resp.content_type = PROBLEM
-    resp.data = orjson.dumps(
-        problem_body(status, code, detail, getattr(error, "field", None), **extra), default=str
-    )
+    resp.data = _dumps(problem_body(status, code, detail, getattr(error, "field", None), **extra))
 
 
 def _respond(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.status = status
     resp.content_type = PROBLEM
-    resp.data = orjson.dumps(body, default=str)
+    resp.data = _dumps(body)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(body, default=str)
+    except TypeError:  # a refusal quoting what was sent: a lone surrogate is no UTF-8
+        return orjson.dumps(_whole_characters(body), default=str)
+
+
+def _whole_characters(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_whole_characters(k): _whole_characters(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_whole_characters(v) for v in value]
+    return value
 
 
 def route_of(req: falcon.Request) -> str:
@@ -159,7 +183,9 @@ def handle_validation_error(
     req: falcon.Request, resp: falcon.Response, error: ValidationError, params: Any
 ) -> None:
     """422 naming every field at fault; `field` is the first one ("body" for the whole body)."""
-    fields = flatten_messages(error.messages)
+    every = flatten_messages(error.messages)
+    # Field names come from the body: cut, and only the first few (the body is the client's).
+    fields = {short(name, 200): message for name, message in list(every.items())[:ERRORS_SHOWN]}
     first = next(iter(fields), None)
     detail = "; ".join(f"{name}: {message}" for name, message in list(fields.items())[:5])
     code = "invalid_body" if first in (None, "body") else "invalid_field"
@@ -175,8 +201,8 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, str]:
             out.update(flatten_messages(value, name))
         return out
     if isinstance(messages, list) and messages and all(isinstance(m, str) for m in messages):
-        return {prefix or "body": " ".join(messages)}
-    return {prefix or "body": str(messages)}
+        return {prefix or "body": short(" ".join(messages))}
+    return {prefix or "body": short(str(messages))}
 
 
 def handle_unavailable(
@@ -218,6 +244,14 @@ def handle_missing_media(
     _respond(resp, 400, problem_body(400, "body_required", "send a JSON body"))
 
 
+def handle_too_deep(
+    req: falcon.Request, resp: falcon.Response, error: RecursionError, params: Any
+) -> None:
+    """A body nested deeper than any parser here recurses: the caller's input, not our fault."""
+    detail = "the body is nested too deeply; send JSON nested at most 1000 levels"
+    _respond(resp, 400, problem_body(400, "too_deep", detail))
+
+
 def handle_unexpected(
     req: falcon.Request, resp: falcon.Response, error: Exception, params: Any
 ) -> None:
@@ -240,5 +274,6 @@ def register(app: falcon.App) -> None:
     app.add_error_handler(UNAVAILABLE_ERRORS, handle_unavailable)
     app.add_error_handler(le.LedgerError, handle_ledger_error)
     app.add_error_handler(ValidationError, handle_validation_error)
+    app.add_error_handler(RecursionError, handle_too_deep)
     app.add_error_handler(falcon.MediaMalformedError, handle_malformed_media)
     app.add_error_handler(falcon.MediaNotFoundError, handle_missing_media)

@@ -191,6 +191,16 @@ class OpenApiResource:
         resp.data = self._body
 
 
+@cache
+def vendored(suffixes: frozenset[str]) -> frozenset[str]:
+    """The docs page's vendored files by name (not hidden, of a type served)."""
+    return frozenset(
+        p.name
+        for p in STATIC.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix in suffixes
+    )
+
+
 class DocsResource:
     """GET /docs and its vendored files (Swagger UI, no CDN)."""
 
@@ -209,14 +219,9 @@ class DocsResource:
 
     def _send(self, resp: falcon.Response, name: str) -> None:
         path = STATIC / name
-        # Only files that sit directly in the vendored directory: no traversal.
-        if (
-            "/" in name
-            or name.startswith(".")
-            or not path.is_file()
-            or path.suffix not in self.TYPES
-        ):
-            raise falcon.HTTPNotFound(description=f"no docs file named {name!r}")
+        # Only the vendored files, by name: no traversal, and no name reaches the filesystem.
+        if name not in vendored(frozenset(self.TYPES)):
+            raise falcon.HTTPNotFound(description=f"no docs file named {name[:100]!r}")
         resp.content_type = self.TYPES[path.suffix]
         resp.data = path.read_bytes()
         resp.cache_control = ["public", "max-age=3600"]

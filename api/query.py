@@ -28,6 +28,7 @@ DATE_TIME = re.compile(
 )
 POSITION = re.compile(r"pos:[0-9]{1,18}")
 BOOLEANS = {"true": True, "false": False}
+NAME_ECHO = 100  # characters of an unknown parameter's name a refusal repeats
 
 
 def instant(text: str) -> int:
@@ -84,7 +85,7 @@ def position_cursor(text: str) -> int:
 
 def name_cursor(text: str) -> str:
     kind, _, value = _unb64(text).partition(":")
-    if kind != "n" or not value:
+    if kind != "n" or not value or "\x00" in value:
         raise ValueError("a cursor this API issued; start from the first page")
     return value
 
@@ -126,6 +127,8 @@ def value(param: Param, text: str) -> Any:
         return BOOLEANS[text]
     if not text or (param.max_length and len(text) > param.max_length):
         raise ValueError(f"1 to {param.max_length or 'any number of'} characters")
+    if "\x00" in text:  # no stored name or value holds one (PostgreSQL cannot store it)
+        raise ValueError("text without NUL characters")
     if param.enum and text not in param.enum:
         raise ValueError("one of " + ", ".join(param.enum))
     return FORMATS[param.format](text) if param.format in FORMATS else text
@@ -133,7 +136,8 @@ def value(param: Param, text: str) -> Any:
 
 def parse(route: Route, given: Mapping[str, Any]) -> dict[str, Any]:
     """Every declared parameter by name (defaults filled in; a prefix one as a dict)."""
-    unknown = sorted(name for name in given if route.param(name) is None)
+    # A name is echoed cut short: a 2 MB name must not make a 6 MB refusal.
+    unknown = sorted(name[:NAME_ECHO] for name in given if route.param(name) is None)
     if unknown:
         declared = ", ".join(p.name + ("<name>" if p.prefix else "") for p in route.query)
         raise Problem(
@@ -152,7 +156,8 @@ def parse(route: Route, given: Mapping[str, Any]) -> dict[str, Any]:
                 raise ValueError("given once")
             typed = value(param, raw)
         except ValueError as error:
-            raise Problem(400, param.code, f"{name} must be {error}", name) from None
+            shown = name[:NAME_ECHO]
+            raise Problem(400, param.code, f"{shown} must be {error}", shown) from None
         if param.prefix:
             parsed[param.name][name[len(param.name) :]] = typed
         else:
@@ -171,3 +176,6 @@ class QueryMiddleware:
     ) -> None:
         route = getattr(req.context, "route", None)
         req.context.query = parse(route, req.params) if route is not None else {}
+        for name, given in params.items():
+            if isinstance(given, str) and "\x00" in given:  # names nothing stored
+                raise Problem(404, "not_found", f"no {name} holds a NUL character", name)

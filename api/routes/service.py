@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.routes.table import ADMIN, Answer, Route, roles
-from api.schemas.ledger import HealthSchema
+from api.schemas.ledger import HealthSchema, ReadinessSchema
 
 TAG = "service"
 HTML = "text/html; charset=utf-8"
@@ -19,6 +19,16 @@ ROUTES = (
             200: Answer("alive", HealthSchema),
             503: Answer("a projection has been stalled past the grace", HealthSchema),
         },
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        roles("none"),
+        "Readiness: reads are served",
+        TAG,
+        {200: Answer("every projection has caught up", ReadinessSchema)},
+        description="503 `not_ready` with Retry-After and `projections` (name, position, head) "
+        "while a projection is still catching up with the ledger as of the process' start.",
     ),
     Route(
         "GET",

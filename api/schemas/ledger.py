@@ -69,3 +69,13 @@ class HealthSchema(AnswerSchema):
     database = fields.String(required=True)
     position = fields.Integer(allow_none=True)
     projections = fields.List(fields.Nested(ProjectionStatusSchema))
+
+
+class ReadinessSchema(AnswerSchema):
+    """GET /readyz when reads are served."""
+
+    status = fields.String(required=True, metadata={"enum": ["ready"]})
+    position = fields.Integer(
+        required=True,
+        metadata={"description": "the head when the process started: every projection is past it"},
+    )

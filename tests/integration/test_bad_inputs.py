@@ -689,8 +689,8 @@ CASES: list[tuple[str, str, str, str, dict[str, Any], int, str, str | None]] = [
         "GET",
         "/v1/deployments/a%00b",
         {},
-        400,
-        "invalid_parameter",
+        404,
+        "not_found",
         "name",
     ),
 ]
