@@ -9,8 +9,8 @@ import pytest
 from sklearn import metrics as sk
 
 from ledger.application import Ledger
-from projections.query_catalog import get_deployment, get_model, list_models
 from projections import query_predictions
+from projections.query_catalog import get_deployment, get_model, list_models
 from projections.query_performance import performance
 from projections.query_predictions import list_predictions
 from projections.registry import ALL
