@@ -64,23 +64,29 @@ class PredictionIndexResource:
         )
 
 
-def known_features(services: Services, deployment: str | None) -> list[str]:
-    """The feature names of the deployment's input schema (of every deployment's, without one)."""
+def known_features(services: Services, deployment: str | None) -> list[str] | None:
+    """The feature names of the deployment's input schema (of every deployment's, without
+    one); None for a deployment that does not exist (its page is empty whatever the filter)."""
     names = [deployment] if deployment else deployment_names(services.ledger.engine, None)
     known: set[str] = set()
     for name in names:
         try:
             known.update(services.ledger.deployment(name).feature_names)
         except NotFound:
-            continue  # no such deployment: it has no features
+            if deployment:
+                return None
     return sorted(known)
 
 
 def check_features(services: Services, deployment: str | None, wanted: dict[str, str]) -> None:
-    """400 `unknown_feature` for a filter on a feature the input schema does not name."""
+    """422 `unknown_feature` for a filter on a feature the input schema does not name.
+
+    422, not 400: the request is well formed, the deployment's own schema refuses it."""
     if not wanted:
         return
     known = known_features(services, deployment)
+    if known is None:
+        return
     unknown = sorted(set(wanted) - set(known))
     if not unknown:
         return
@@ -89,7 +95,7 @@ def check_features(services: Services, deployment: str | None, wanted: dict[str,
         shown += f" and {len(known) - NAMES_SHOWN} more"
     where = f"deployment {deployment!r}" if deployment else "any deployment"
     raise Problem(
-        400,
+        422,
         "unknown_feature",
         f"{', '.join(repr(n) for n in unknown)} is not a feature of {where}; known: {shown}",
         f"feature.{unknown[0]}",
