@@ -26,6 +26,7 @@ from api.resources import (
     readiness,  # GET /readyz
     subjects,  # POST /v1/subjects/{subject_id}/forget
 )
+from api.security_headers import SecurityHeadersMiddleware
 from api.services import Services
 from ledger.application import Ledger
 from ledger.settings import Settings
@@ -65,10 +66,12 @@ def _json_handler() -> falcon.media.JSONHandler:
 
 
 def middleware(services: Services) -> list[Any]:
-    """Outermost first: observability (logs and metrics), auth, the body limit, the query
-    parsed from the route table, and answers dumped through the table's schemas."""
+    """Outermost first: observability (logs and metrics), the security headers, auth, the
+    body limit, the query parsed from the route table, and answers dumped through the
+    table's schemas."""
     return [
         *observability.middleware(services),
+        SecurityHeadersMiddleware(),
         AuthMiddleware(services.keys, services.limiter),
         BodyLimitMiddleware(services.settings.max_body_bytes),
         QueryMiddleware(),

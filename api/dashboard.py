@@ -1,7 +1,8 @@
 """GET /dashboard: the web dashboard, from vendored static files (no CDN, nothing fetched).
 
 The page itself needs no key; its data calls send the key the user types in, which the
-browser keeps in sessionStorage only (gone when the tab closes).
+browser keeps in sessionStorage only (gone when the tab closes). Its Content-Security-Policy
+and the other page headers are api/security_headers.py's, as for every HTML answer.
 """
 
 from __future__ import annotations
@@ -13,11 +14,6 @@ import falcon
 from api.services import Services
 
 STATIC = Path(__file__).parent / "static" / "dashboard"
-# The page may run only our own scripts and talk only to this origin.
-POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 
 
 class DashboardResource:
@@ -25,7 +21,6 @@ class DashboardResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_HTML
-        resp.set_header("Content-Security-Policy", POLICY)
         resp.set_header("Cache-Control", "no-store")
         resp.data = (STATIC / "index.html").read_bytes()
 

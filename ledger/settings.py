@@ -185,6 +185,25 @@ class Settings:
         300,
         "Seconds between signed digests written by the sidecar; 0: none.",
     )
+    digest_read_write_seconds: float = setting(
+        "LEDGER_DIGEST_READ_WRITE_SECONDS",
+        300.0,
+        "GET /v1/ledger/digest writes a digest file at most once per this many seconds;"
+        " between, it returns the file at the head or signs the head without writing.",
+        check=at_least(0),
+    )
+    verify_jobs_per_key: int = setting(
+        "LEDGER_VERIFY_JOBS_PER_KEY",
+        1,
+        "Verification runs one API key may have running on a worker (429 beyond).",
+        check=at_least(1),
+    )
+    verify_jobs_total: int = setting(
+        "LEDGER_VERIFY_JOBS_TOTAL",
+        2,
+        "Verification runs a worker runs at once, all keys together (429 beyond).",
+        check=at_least(1),
+    )
     auth_cache_seconds: float = setting(
         "LEDGER_AUTH_CACHE_SECONDS",
         2.0,

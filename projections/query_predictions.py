@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import orjson
@@ -16,6 +17,9 @@ from projections.slicing import ERASED
 from projections.snapshot import Snapshot, snapshot
 
 MAX_LIMIT = 1000
+# A name written into a SQLite JSON path as `$."name"`; any other is matched by key instead,
+# so a quote in a name can never end the path early.
+PATH_SAFE = re.compile(r"[A-Za-z0-9_\- ]{1,200}")
 
 
 def encode_cursor(pinned: int, before: int) -> str:
@@ -120,10 +124,22 @@ def _feature_equals(snap: Snapshot, name: str, value: Any) -> Any:
     if snap.conn.dialect.name == "postgresql":
         wanted = sa.cast(sa.literal(orjson.dumps({name: value}).decode()), postgresql.JSONB)
         return column.op("@>")(wanted)  # served by the GIN index (jsonb_path_ops)
-    extracted = sa.func.json_extract(column, f'$."{name}"')
+    if not PATH_SAFE.fullmatch(name):
+        return _member_equals(column, name, value)
+    path = f'$."{name}"'
     if isinstance(value, bool):
-        return sa.func.json_type(column, f'$."{name}"') == ("true" if value else "false")
-    return extracted == value
+        return sa.func.json_type(column, path) == ("true" if value else "false")
+    return sa.func.json_extract(column, path) == value
+
+
+def _member_equals(column: Any, name: str, value: Any) -> Any:
+    """SQLite: the object has member `name` equal to `value`, the name a bound key, not a path."""
+    member = sa.func.json_each(column).table_valued("key", "value", "type").alias("member")
+    if isinstance(value, bool):
+        matches = member.c.type == ("true" if value else "false")
+    else:
+        matches = member.c.value == value
+    return sa.exists().where(member.c.key == name, matches)
 
 
 def _outcomes(snap: Snapshot, ids: list[str]) -> dict[str, dict[str, Any]]:

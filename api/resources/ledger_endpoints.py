@@ -42,7 +42,7 @@ class EventsResource:
 
 
 class DigestResource:
-    """GET /v1/ledger/digest: catch the chain up and sign its head now."""
+    """GET /v1/ledger/digest: the signed head; a read, so it writes at most one file per interval."""
 
     def __init__(self, services: Any):
         self.services = services
@@ -52,7 +52,12 @@ class DigestResource:
         key_path = notary.default_key_path(settings)
         if not key_path.exists():
             raise NotFound("this server has no signing key: run `ledger signing-key init` on it")
-        digest = notary.issue_digest(self.services.ledger.engine, key_path, settings.digests_dir)
+        digest = notary.digest_for_reader(
+            self.services.ledger.engine,
+            key_path,
+            settings.digests_dir,
+            settings.digest_read_write_seconds,
+        )
         resp.media = digest.to_json()
 
 
@@ -60,13 +65,16 @@ class VerifyResource:
     """GET /v1/ledger/verify (200 for a short run, else 202 and a job to poll)."""
 
     def __init__(self, services: Any):
-        engine = services.ledger.engine
+        engine, settings = services.ledger.engine, services.settings
         self.jobs = VerifyJobs(
-            engine, lambda: notary.verify_database(engine, _digests(services.settings))
+            engine,
+            lambda: notary.verify_database(engine, _digests(settings)),
+            per_key=settings.verify_jobs_per_key,
+            total=settings.verify_jobs_total,
         )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        job_id, thread = self.jobs.start()
+        job_id, thread = self.jobs.start(req.context.principal.key_id)
         thread.join(SHORT_RUN_SECONDS)
         job = self.jobs.get(job_id)
         resp.media = job

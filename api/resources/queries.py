@@ -13,13 +13,17 @@ from typing import Any
 import falcon
 
 from api import params
+from api.catalog import deployment_names
+from api.errors import Problem
 from api.services import Services
+from ledger.errors import NotFound
 from ledger.timeline import head_position
 from projections.query_catalog import get_model, list_models
 from projections.query_performance import performance
 from projections.query_predictions import list_predictions
 
 WAIT_SECONDS = 5.0
+NAMES_SHOWN = 20  # a refusal lists this many known feature names, then says how many more
 
 
 def read_position(req: falcon.Request, services: Services) -> tuple[int | None, float]:
@@ -43,6 +47,7 @@ class PredictionIndexResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         as_of, wait = read_position(req, self.services)
         query = params.query(req)
+        check_features(self.services, query["deployment"], query["feature."])
         resp.media = list_predictions(
             self.services.read_engine("predictions"),
             deployment=query["deployment"],
@@ -57,6 +62,45 @@ class PredictionIndexResource:
             as_of=as_of,
             wait=wait,
         )
+
+
+def known_features(services: Services, deployment: str | None) -> list[str] | None:
+    """The feature names of the deployment's input schema (of every deployment's, without
+    one); None for a deployment that does not exist (its page is empty whatever the filter)."""
+    names = [deployment] if deployment else deployment_names(services.ledger.engine, None)
+    known: set[str] = set()
+    for name in names:
+        try:
+            known.update(services.ledger.deployment(name).feature_names)
+        except NotFound:
+            if deployment:
+                return None
+    return sorted(known)
+
+
+def check_features(services: Services, deployment: str | None, wanted: dict[str, str]) -> None:
+    """422 `unknown_feature` for a filter on a feature the input schema does not name.
+
+    422, not 400: the request is well formed, the deployment's own schema refuses it."""
+    if not wanted:
+        return
+    known = known_features(services, deployment)
+    if known is None:
+        return
+    unknown = sorted(set(wanted) - set(known))
+    if not unknown:
+        return
+    shown = ", ".join(known[:NAMES_SHOWN]) or "none"
+    if len(known) > NAMES_SHOWN:
+        shown += f" and {len(known) - NAMES_SHOWN} more"
+    where = f"deployment {deployment!r}" if deployment else "any deployment"
+    raise Problem(
+        422,
+        "unknown_feature",
+        f"{', '.join(repr(n) for n in unknown)} is not a feature of {where}; known: {shown}",
+        f"feature.{unknown[0]}",
+        unknown=unknown,
+    )
 
 
 class PerformanceResource:

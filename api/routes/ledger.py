@@ -37,6 +37,8 @@ ROUTES = (
         "The signed head of the chain",
         TAG,
         {200: Answer("a signed digest", DigestSchema)},
+        description="A read: the digest file at the head as it is, else the head signed now;"
+        " at most one new file per LEDGER_DIGEST_READ_WRITE_SECONDS.",
     ),
     Route(
         "GET",
@@ -48,6 +50,8 @@ ROUTES = (
             200: Answer("the finished verification", JOB),
             202: Answer("a long run: poll the job at Location", JOB),
         },
+        description="A few runs at once per key and per worker (LEDGER_VERIFY_JOBS_PER_KEY,"
+        " LEDGER_VERIFY_JOBS_TOTAL); past them 429 `verify_busy` with Retry-After.",
     ),
     Route(
         "GET",

@@ -67,7 +67,8 @@ ROUTES = (
             ),
             Param(
                 "feature.",
-                "`feature.<name>=<value>`: only rows with this feature value",
+                "`feature.<name>=<value>`: only rows with this feature value; <name> is a"
+                " feature of the input schema (else 422 `unknown_feature`)",
                 prefix=True,
             ),
             limit(100, 1000),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,33 @@ def issue_digest(
     if write and digests_dir is not None:
         write_digest_file(digest, digests_dir)
     return digest
+
+
+def digest_for_reader(
+    engine: sa.Engine, key_path: Path, digests_dir: Path, write_every_seconds: float
+) -> Digest:
+    """The head, signed, for a reader: a read that writes at most one digest file per interval.
+
+    The latest digest in `digests_dir` is returned as it is when it is at the head. Otherwise
+    the head is signed, and written only when no file was written in the last
+    `write_every_seconds`: readers asking again and again never fill the directory.
+    """
+    advance(engine)
+    head = notary_head(engine).position
+    latest_path = latest_digest_file(digests_dir)
+    if latest_path is not None:
+        latest = load_digest(latest_path)
+        if latest.position == head:
+            key = load_private_key(key_path).public_key()
+            _check_signed_here([latest], key, retired_keys(engine, Path(key_path)))
+            return latest
+        age = time.time() - latest_path.stat().st_mtime
+        if age < write_every_seconds:
+            return issue_digest(engine, key_path, digests_dir, write=False)
+    try:
+        return issue_digest(engine, key_path, digests_dir)
+    except FileExistsError:  # another worker wrote this head in the same second
+        return issue_digest(engine, key_path, digests_dir, write=False)
 
 
 def _signed_heads(digests_dir: Path | None, previous: Digest | None) -> list[Digest]:

@@ -292,10 +292,20 @@ spec = schemathesis.openapi.from_dict(build_spec(), config=CONFIG)
 spec.app = WORLD_APP
 
 
+# A parameter family's template name, as a valid request fills it in: a feature the
+# world's deployment has (`feature.<name>` is any feature of the input schema).
+TEMPLATES = {"feature.<name>": "feature.age"}
+
+
 @spec.hook
 def map_case(context, case):
     """Every other valid request names things that exist (else most answer 404)."""
-    if case.meta is None or not case.meta.generation.mode.is_positive or not case.path_parameters:
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return case
+    for template, name in TEMPLATES.items():
+        if case.query and template in case.query:
+            case.query[name] = case.query.pop(template)
+    if not case.path_parameters:
         return case
     if zlib.crc32(repr(sorted(case.path_parameters.items())).encode()) % 2:
         for name in case.path_parameters:

@@ -57,6 +57,31 @@ def test_the_read_endpoints_answer_with_their_position(ledger: Ledger) -> None:
     assert api.call("GET", f"/v1/models/{model}", "auditor").json["roles"] == {"cls": "leader"}
 
 
+def test_a_feature_filter_names_a_feature_of_the_input_schema(ledger: Ledger) -> None:
+    world = World(ledger, seed=7)
+    world.add_model("cls")
+    world.predict("cls", 6)
+    for cls in ALL:
+        Runner(ledger.engine, cls).catch_up()
+    api = make_api(ledger)
+
+    def index(**params):
+        return api.call("GET", "/v1/predictions", "auditor", params=params)
+
+    quoted = index(deployment="cls", **{'feature.region"': "north"})
+    assert quoted.status_code == 422 and quoted.json["code"] == "unknown_feature", quoted.text
+    assert quoted.json["field"] == 'feature.region"' and "region" in quoted.json["detail"]
+    assert index(**{"feature.re'gion": "north"}).json["code"] == "unknown_feature"
+    nowhere = index(deployment="nope", **{'feature.re"gion': "north"})
+    assert nowhere.status_code == 200 and nowhere.json["items"] == []  # no such deployment
+    unknown = index(deployment="cls", **{"feature.colour": "red"})
+    assert unknown.json["unknown"] == ["colour"] and "known: " in unknown.json["detail"]
+    for params in ({"deployment": "cls"}, {}):
+        answer = index(**params, **{"feature.region": "north"})
+        assert answer.status_code == 200, answer.text
+        assert all(i["features"]["region"] == "north" for i in answer.json["items"])
+
+
 def test_min_position_waits_for_a_write_just_made(ledger: Ledger) -> None:
     world = World(ledger, seed=6)
     world.add_model("cls")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from sklearn import metrics as sk
 
 from ledger.application import Ledger
+from projections import query_predictions
 from projections.query_catalog import get_deployment, get_model, list_models
 from projections.query_performance import performance
 from projections.query_predictions import list_predictions
@@ -115,6 +117,17 @@ def test_feature_filters_flags_and_outcomes(ledger: Ledger, world: World) -> Non
     }
     unknown = list_predictions(ledger.engine, has_outcome=False, limit=1000)["items"]
     assert all(r["outcome"] is None for r in unknown) and len(unknown) < len(everything)
+
+
+def test_a_feature_name_is_never_a_json_path(ledger: Ledger, world: World, monkeypatch) -> None:
+    for odd in ('region"', 're"gion', "region')--", "$.region", "region\\"):
+        assert list_predictions(ledger.engine, features={odd: "north"}, limit=10)["items"] == []
+    # The by-key match (used for names a path cannot hold) agrees with the path.
+    filters = {"region": "north", "vip": "true"}
+    by_path = list_predictions(ledger.engine, features=filters, limit=1000)["items"]
+    monkeypatch.setattr(query_predictions, "PATH_SAFE", re.compile(r"(?!)"))
+    by_key = list_predictions(ledger.engine, features=filters, limit=1000)["items"]
+    assert by_path and by_key == by_path
 
 
 def test_the_cursor_is_pinned_to_a_position_and_visits_each_row_once(
