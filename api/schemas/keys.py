@@ -24,6 +24,22 @@ class KeyCreateSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(("admin", "predictor", "auditor")))
     label = fields.String(load_default="", validate=validate.Length(max=200))
     expires_at = fields.String(load_default=None, allow_none=True, validate=_aware_instant)
+    client = fields.String(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "the client the key acts for (its request ids and predictions); "
+            "an existing client's name rotates its key; none: the key is its own client"
+        },
+    )
+    grants = fields.List(
+        fields.String(),
+        load_default=list,
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "deployment:capability, capability predict, report-outcomes or read"
+        },
+    )
 
 
 class KeyIssuedSchema(Schema):
@@ -34,6 +50,8 @@ class KeyIssuedSchema(Schema):
     role = fields.String(required=True)
     label = fields.String(required=True)
     expires_at = fields.String(allow_none=True)
+    client = fields.String(required=True)
+    grants = fields.List(fields.String(), required=True)
 
 
 class KeyRevokedSchema(Schema):

@@ -45,6 +45,9 @@ class ProvenanceSchema(Schema):
     flags = fields.List(fields.String())
     scoring = fields.Dict()
     caller = fields.String()
+    client = fields.String(
+        metadata={"description": "the client whose request id it is (its key's client)"}
+    )
     outcome = fields.Dict(allow_none=True)
     outcomes = fields.List(fields.Dict())
     position = fields.Integer()
