@@ -35,7 +35,7 @@ class PredictionsResource:
 
 
 class PredictionResource:
-    """GET /v1/predictions/{prediction_id}: the provenance (a predictor sees only its own)."""
+    """GET /v1/predictions/{prediction_id}: the provenance (a predictor sees its client's)."""
 
     def __init__(self, services: Services):
         self.services = services
