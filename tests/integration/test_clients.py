@@ -112,6 +112,7 @@ def test_a_second_client_cannot_probe_the_first_clients_predictions(api: Api) ->
 
     mine = read("alice", pid)
     assert mine.status_code == 200 and mine.json["client"] == "alice"
+    assert mine.json["features"]["customer"] == "c-1"  # sealed under the client's prediction id
     assert mine.json["caller"].startswith("key:")
     as_of = "2000-01-01T00:00:00Z"  # before the ledger began
     for params in ({}, {"as_of": mine.json["recorded_at"]}, {"as_of": as_of}):
