@@ -160,7 +160,13 @@ class _Pending:
         """The outcome first recorded under the item's id, if the item is the same outcome."""
         claimed = self.prediction(UUID(claim.prediction_id), index)
         outcome = claimed.outcome_with_id(claim.outcome_id)
-        if outcome is None:  # the claim and its outcome commit together: a stale read
+        if outcome is None and claimed.id not in self.changed:
+            # Read before the claim's transaction committed, which holds its outcome too.
+            fresh = self.app._existing_prediction(claimed.id)
+            if fresh is not None:
+                self.predictions[claimed.id] = claimed = fresh
+                outcome = claimed.outcome_with_id(claim.outcome_id)
+        if outcome is None:
             raise Conflict(f"outcome_id {claim.outcome_id!r} is being recorded; retry")
         differences = [
             *([f"prediction {claimed.id}"] if claimed.id != prediction.id else []),
