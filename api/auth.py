@@ -23,6 +23,9 @@ from falcon.routing import StaticRoute
 
 from api.errors import Problem
 from api.routes import PATHS, route_for
+from ledger.domain.access import granted
+from ledger.ids import DEFAULT_CLIENT
+from ledger.outcomes import Reporter
 from ledger.timeline import parse_instant
 
 CHALLENGE = 'Bearer realm="provenance-ledger"'
@@ -30,15 +33,24 @@ CHALLENGE = 'Bearer realm="provenance-ledger"'
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's id and role; `actor` is what events record."""
+    """Who is calling: the key's id, role, client and grants; `actor` is what events record."""
 
     key_id: str
     role: str
     expires_at: str | None = None
+    client: str = DEFAULT_CLIENT
+    grants: frozenset[str] = frozenset()
 
     @property
     def actor(self) -> str:
         return f"key:{self.key_id}"
+
+    def may(self, capability: str, deployment: str) -> bool:
+        return granted(self.grants, capability, deployment)
+
+    @property
+    def reporter(self) -> Reporter:
+        return Reporter(self.actor, self.client, self.grants)
 
 
 class KeyCache:
@@ -73,7 +85,17 @@ class KeyCache:
     def _fetch(self, digest: str, key: str, now: float) -> tuple[float, Principal | None]:
         generation = self._generation
         record = self._authenticate(key)
-        found = Principal(record.key_id, record.role, record.expires_at) if record else None
+        found = (
+            Principal(
+                record.key_id,
+                record.role,
+                record.expires_at,
+                record.client,
+                frozenset(record.grants),
+            )
+            if record
+            else None
+        )
         hit = (now + self._ttl, found)
         with self._lock:
             if generation == self._generation:

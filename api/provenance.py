@@ -15,6 +15,7 @@ from api.routes import route_for
 from api.services import Services
 from ledger import ids
 from ledger.errors import LedgerError, NotFound
+from ledger.ids import DEFAULT_CLIENT
 from ledger.read_cache import PredictionRecord, read_prediction
 from ledger.timeline import iso
 
@@ -28,10 +29,13 @@ def provenance(
     outcomes, chain."""
     record = lookup(services, prediction_id, position)
     prediction = record.prediction
-    if OWN_ROUTE and principal.role in OWN_ROUTE.own_only and prediction.caller != principal.actor:
-        raise NotFound(
-            f"prediction {prediction_id} not found"
-        )  # others' predictions stay invisible
+    client = services.ledger.client_of(prediction.caller)
+    if (
+        OWN_ROUTE
+        and principal.role in OWN_ROUTE.own_only
+        and not may_read(principal, prediction, client)
+    ):
+        raise missing(prediction_id, position)  # others' predictions read as ones never made
     deployment = deployment_at(services, prediction.deployment, prediction.deployment_version)
     return {
         "prediction_id": str(prediction.id),
@@ -56,6 +60,7 @@ def provenance(
         "scoring": prediction.scoring,
         "tally": prediction.scoring.get("tally"),  # majority_vote: how the served value won
         "caller": prediction.caller,
+        "client": client,
         "outcome": prediction.outcome,
         "outcomes": prediction.outcomes,
         "position": record.position,
@@ -63,6 +68,26 @@ def provenance(
         "chain": chain_of(record),
         "as_of_position": position,
     }
+
+
+def may_read(principal: Principal, prediction: Any, client: str) -> bool:
+    """A client's own predictions, or any on a deployment it is granted read on.
+
+    Keys of the default client (issued before clients) share a namespace but were never
+    declared one party: each still reads only its own predictions.
+    """
+    if principal.may("read", prediction.deployment):
+        return True
+    if client != principal.client:
+        return False
+    return principal.client != DEFAULT_CLIENT or prediction.caller == principal.actor
+
+
+def missing(prediction_id: str, position: int | None) -> NotFound:
+    """The one answer for a prediction that is not there, or not there for this caller."""
+    if position is not None:
+        return NotFound(f"prediction {prediction_id} did not exist at position {position}")
+    return NotFound(f"prediction {prediction_id} not found")
 
 
 def lookup(services: Services, prediction_id: str, position: int | None) -> PredictionRecord:
@@ -73,10 +98,8 @@ def lookup(services: Services, prediction_id: str, position: int | None) -> Pred
         raise NotFound(f"prediction {prediction_id!r} not found: not a valid id") from None
     ledger = services.ledger
     record = read_prediction(ledger.engine, ledger.mapper, uid, position)
-    if record is None and position is not None:
-        raise NotFound(f"prediction {prediction_id} did not exist at position {position}")
     if record is None:
-        raise NotFound(f"prediction {prediction_id} not found")
+        raise missing(prediction_id, position)
     return record
 
 

@@ -36,7 +36,7 @@ from ledger.errors import (
 from ledger.health import HealthCommands
 from ledger.key_digests import KeyDigests
 from ledger.keyfiles import pepper
-from ledger.outcomes import NewOutcome, RecordedOutcome
+from ledger.outcomes import NewOutcome, RecordedOutcome, Reporter
 from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
 from ledger.read_cache import ReadCache
 from ledger.settings import Settings
@@ -290,13 +290,13 @@ class Ledger(HealthCommands, Application[UUID]):
         raise Conflict(f"prediction {prediction_id} is being changed concurrently; retry")
 
     def record_outcomes(
-        self, outcomes: Sequence[NewOutcome | tuple[Any, ...]], actor: str
+        self, outcomes: Sequence[NewOutcome | tuple[Any, ...]], reporter: Reporter | str
     ) -> list[RecordedOutcome]:
         """Record a list of outcomes in one transaction, all or none; retries record nothing.
 
-        The rules (outcome ids, retries, corrections) are ledger/outcomes.py's.
+        The rules (who may report, outcome ids, retries, corrections) are ledger/outcomes.py's.
         """
-        return outcomes_module.record_outcomes(self, outcomes, actor)
+        return outcomes_module.record_outcomes(self, outcomes, reporter)
 
     # -- keys ----------------------------------------------------------------------
     @cached_property
@@ -308,9 +308,19 @@ class Ledger(HealthCommands, Application[UUID]):
         return self.key_digests.digest(key)
 
     def issue_api_key(
-        self, role: str, actor: str, label: str = "", expires_at: str | None = None
+        self,
+        role: str,
+        actor: str,
+        label: str = "",
+        expires_at: str | None = None,
+        client: str | None = None,
+        grants: Sequence[str] = (),
     ) -> IssuedKey:
-        """Issue a key; the secret is returned once and only its HMAC is stored."""
+        """Issue a key of a client (its own, named after it, when None) with its grants.
+
+        The secret is returned once and only its HMAC is stored. A key of an existing
+        client shares its request ids and predictions: that is how a key is rotated.
+        """
         key_id = secrets.token_hex(6)
         key = f"pl_{key_id}_{secrets.token_urlsafe(24)}"
         self.save(
@@ -321,9 +331,37 @@ class Ledger(HealthCommands, Application[UUID]):
                 expires_at=expires_at,
                 label=label,
                 actor=actor,
+                client=client,
+                grants=list(grants),
             )
         )
         return IssuedKey(key_id, key)
+
+    def api_key(self, key_id: str) -> ApiKey:
+        return cast(ApiKey, self.get(ids.api_key_id(key_id), f"API key {key_id}"))
+
+    @cached_property
+    def _clients(self) -> dict[str, str]:
+        return {}
+
+    def client_of(self, actor: str) -> str:
+        """The client of the key an event names as actor (the default client for any other).
+
+        A prediction's client is its key's: a key's client never changes, so it is read once.
+        """
+        client = self._clients.get(actor)
+        if client is None:
+            client = ids.DEFAULT_CLIENT
+            kind, _, key_id = actor.partition(":")
+            if kind == "key" and key_id:
+                try:
+                    client = cast(ApiKey, self.repository.get(ids.api_key_id(key_id))).client
+                except AggregateNotFoundError:
+                    pass
+            if len(self._clients) >= 100_000:
+                self._clients.clear()
+            self._clients[actor] = client
+        return client
 
     def revoke_api_key(self, key_id: str, reason: str, actor: str) -> None:
         key: ApiKey = self.get(ids.api_key_id(key_id), f"API key {key_id}")

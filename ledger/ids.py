@@ -13,16 +13,29 @@ def deployment_id(name: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"deployment:{name}")
 
 
-def prediction_id(deployment: str, request_id: str) -> uuid.UUID:
+# The client whose namespace keys issued before clients existed share: its ids derive as
+# they always did, from (deployment, request id) alone, so every earlier prediction keeps its id.
+DEFAULT_CLIENT = "default"
+
+
+def _prediction_name(deployment: str, request_id: str, client: str) -> str:
+    """Request ids are the client's own: another client's same id names another prediction."""
+    if client == DEFAULT_CLIENT:
+        return f"prediction:{deployment}\x00{request_id}"
+    # A distinct prefix: no (deployment, request id) of the default namespace can spell this.
+    return f"client-prediction:{client}\x00{deployment}\x00{request_id}"
+
+
+def prediction_id(deployment: str, request_id: str, client: str = DEFAULT_CLIENT) -> uuid.UUID:
     """The store's uniqueness on this id is what dedupes a retried request."""
-    return uuid.uuid5(NAMESPACE, f"prediction:{deployment}\x00{request_id}")
+    return uuid.uuid5(NAMESPACE, _prediction_name(deployment, request_id, client))
 
 
-def prediction_id_text(deployment: str, request_id: str) -> str:
+def prediction_id_text(deployment: str, request_id: str, client: str = DEFAULT_CLIENT) -> str:
     """str(prediction_id(...)) without building a UUID object: sealing binds every batch row to it."""
     digest = bytearray(
         hashlib.sha1(
-            _NAMESPACE_BYTES + f"prediction:{deployment}\x00{request_id}".encode()
+            _NAMESPACE_BYTES + _prediction_name(deployment, request_id, client).encode()
         ).digest()
     )
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
@@ -31,9 +44,11 @@ def prediction_id_text(deployment: str, request_id: str) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def outcome_claim_id(deployment: str, outcome_id: str) -> uuid.UUID:
-    """Outcome ids are the client's, scoped per deployment like request ids."""
-    return uuid.uuid5(NAMESPACE, f"outcome:{deployment}\x00{outcome_id}")
+def outcome_claim_id(deployment: str, outcome_id: str, client: str = DEFAULT_CLIENT) -> uuid.UUID:
+    """Outcome ids are the reporting client's, scoped per deployment like request ids."""
+    if client == DEFAULT_CLIENT:
+        return uuid.uuid5(NAMESPACE, f"outcome:{deployment}\x00{outcome_id}")
+    return uuid.uuid5(NAMESPACE, f"client-outcome:{client}\x00{deployment}\x00{outcome_id}")
 
 
 def api_key_id(key_id: str) -> uuid.UUID:

@@ -17,7 +17,7 @@ from marshmallow import ValidationError
 from ledger import values
 from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.errors import Conflict, InvalidCommand, TooLarge
-from ledger.ids import prediction_id
+from ledger.ids import DEFAULT_CLIENT, prediction_id
 from ledger.privacy.sealing import BeforeNewKeys, SealedRow
 from serving.requests import PredictionRequestSchema
 from serving.scoring import DeploymentRuntime, RowScore
@@ -53,10 +53,15 @@ def body_digest(row: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def predict(serving: Serving, name: str, body: Any, actor: str) -> tuple[dict[str, Any], bool]:
-    """Score one row or a batch and record it; (answer, True when anything new was recorded)."""
+def predict(
+    serving: Serving, name: str, body: Any, actor: str, client: str = DEFAULT_CLIENT
+) -> tuple[dict[str, Any], bool]:
+    """Score one row or a batch and record it; (answer, True when anything new was recorded).
+
+    Request ids are the client's: the same id from another client is another prediction.
+    """
     scored = score_request(serving, name, body)
-    predictions = build_predictions(serving, scored, actor)
+    predictions = build_predictions(serving, scored, actor, client)
     recorded = serving.ledger.record_predictions(predictions)
     answers = [row_answer(p, position is None) for p, position in recorded]
     created = any(position is not None for _, position in recorded)
@@ -145,7 +150,9 @@ def validate_rows(
         raise ValidationError({"instances" if batch else "features": messages}) from None
 
 
-def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> list[NewPrediction]:
+def build_predictions(
+    serving: Serving, scored: ScoredRequest, actor: str, client: str = DEFAULT_CLIENT
+) -> list[NewPrediction]:
     runtime, rows = scored.runtime, scored.rows
     batch_id = scored.request_id if scored.batch else None
     sealed = serving.sealer.seal_many(
@@ -153,7 +160,8 @@ def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> li
         rows,
         deployment=runtime.name,
         request_ids=scored.request_ids,
-        before_new_keys=retries_checked(serving, scored),
+        before_new_keys=retries_checked(serving, scored, client),
+        client=client,
     )
     return [
         NewPrediction(
@@ -171,6 +179,7 @@ def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> li
             flags=score.flags,
             scoring=scoring(batch_id, index, len(rows), score.scorers, score.tally),
             actor=actor,
+            client=client,
         )
         for index, (row, score, request_id, (plain, sealed_record)) in enumerate(
             zip(rows, scored.scores, scored.request_ids, sealed, strict=True)
@@ -178,7 +187,7 @@ def build_predictions(serving: Serving, scored: ScoredRequest, actor: str) -> li
     ]
 
 
-def retries_checked(serving: Serving, scored: ScoredRequest) -> BeforeNewKeys:
+def retries_checked(serving: Serving, scored: ScoredRequest, client: str) -> BeforeNewKeys:
     """Refuse a retry that would be refused anyway before a new subject key is made for it.
 
     Runs only when some row's subject has no key yet. A retried row needing a new key was
@@ -188,7 +197,7 @@ def retries_checked(serving: Serving, scored: ScoredRequest) -> BeforeNewKeys:
     """
 
     def check(new_subject_rows: list[int], sealed: dict[int, SealedRow]) -> None:
-        ids = [prediction_id(scored.runtime.name, r) for r in scored.request_ids]
+        ids = [prediction_id(scored.runtime.name, r, client) for r in scored.request_ids]
         recorded = serving.ledger.recorded_prediction_ids(ids)
         for index in (i for i, pid in enumerate(ids) if pid in recorded):
             request_id = scored.request_ids[index]

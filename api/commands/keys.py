@@ -6,7 +6,7 @@ import click
 
 from api.commands.common import open_ledger, settings_from
 from ledger.application import cli_actor
-from ledger.domain.access import ROLES
+from ledger.domain.access import CAPABILITIES, ROLES
 
 
 @click.group("keys")
@@ -20,15 +20,42 @@ def keys_group() -> None:
 @click.option(
     "--expires", "expires_at", default=None, help="ISO-8601 instant after which it is refused."
 )
+@click.option(
+    "--client",
+    default=None,
+    help="The client the key acts for; an existing client's name rotates its key. "
+    "Default: the key is its own client.",
+)
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    metavar="DEPLOYMENT:CAPABILITY",
+    help=f"Repeatable; capability one of {', '.join(CAPABILITIES)}.",
+)
 @click.pass_context
-def create(ctx: click.Context, role: str, label: str, expires_at: str | None) -> None:
+def create(
+    ctx: click.Context,
+    role: str,
+    label: str,
+    expires_at: str | None,
+    client: str | None,
+    grants: tuple[str, ...],
+) -> None:
     """Print a new key once; only its HMAC is stored."""
     with open_ledger(ctx) as ledger:
         key_id, key = ledger.issue_api_key(
-            role=role, actor=cli_actor(ledger), label=label, expires_at=expires_at
+            role=role,
+            actor=cli_actor(ledger),
+            label=label,
+            expires_at=expires_at,
+            client=client,
+            grants=grants,
         )
+        issued = ledger.api_key(key_id)
     click.echo(key)
-    click.echo(f"key id {key_id} ({role})", err=True)
+    granted = f"; grants {', '.join(issued.grants)}" if issued.grants else ""
+    click.echo(f"key id {key_id} ({role}) of client {issued.client}{granted}", err=True)
 
 
 @keys_group.command("revoke")

@@ -17,8 +17,16 @@ class KeysResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = params.load(req)
-        key_id, key = self.services.ledger.issue_api_key(actor=req.context.principal.actor, **body)
-        resp.media = {"key_id": key_id, "key": key, **body}
+        ledger = self.services.ledger
+        key_id, key = ledger.issue_api_key(actor=req.context.principal.actor, **body)
+        issued = ledger.api_key(key_id)
+        resp.media = {
+            "key_id": key_id,
+            "key": key,
+            **body,
+            "client": issued.client,
+            "grants": issued.grants,
+        }
         resp.status = falcon.HTTP_201
         resp.location = f"/v1/keys/{key_id}"
 

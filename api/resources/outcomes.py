@@ -2,7 +2,9 @@
 
 A list is all or nothing: every item is checked and the outcomes are saved in one
 transaction, so an unknown prediction (404 naming the item's index) records none.
-A retried outcome is answered 200 with the original (ledger/outcomes.py has the rules).
+A retried outcome is answered 200 with the original (ledger/outcomes.py has the rules,
+including who may report: a request id is the caller's client's, and another client's
+prediction, named by id, is refused 403 unless granted, as an id naming nothing is).
 """
 
 from __future__ import annotations
@@ -14,14 +16,7 @@ from marshmallow import ValidationError
 
 from api import params
 from api.services import Services
-from ledger import ids
 from ledger.outcomes import NewOutcome, RecordedOutcome
-
-
-def prediction_ref(item: dict[str, Any]) -> str:
-    if "prediction_id" in item:
-        return str(item["prediction_id"])
-    return str(ids.prediction_id(item["deployment"], item["request_id"]))
 
 
 def outcome_answer(recorded: RecordedOutcome) -> dict[str, Any]:
@@ -54,14 +49,16 @@ class OutcomesResource:
         items = params.load(req)
         outcomes = [
             NewOutcome(
-                prediction_ref(i),
+                i.get("prediction_id"),
                 i["actual"],
                 i["observed_at"] and i["observed_at"].isoformat(),
                 i["outcome_id"],
+                i.get("deployment"),
+                i.get("request_id"),
             )
             for i in (items if many else [items])
         ]
-        recorded = self.services.ledger.record_outcomes(outcomes, req.context.principal.actor)
+        recorded = self.services.ledger.record_outcomes(outcomes, req.context.principal.reporter)
         answers = [outcome_answer(r) for r in recorded]
         resp.status = falcon.HTTP_200 if all(r.retried for r in recorded) else falcon.HTTP_201
         resp.media = {"outcomes": answers} if many else answers[0]

@@ -7,6 +7,8 @@ import falcon
 from api import params
 from api.provenance import provenance
 from api.services import Services
+from ledger.domain.access import may_predict
+from ledger.errors import NotAuthorized
 from serving.predict import predict
 
 
@@ -17,8 +19,14 @@ class PredictionsResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        principal = req.context.principal
+        if not may_predict(principal.grants, name):
+            raise NotAuthorized(
+                f"this key's client may predict only on the deployments it is granted "
+                f"predict on, not {name!r}: ask an admin for a key with {name}:predict"
+            )
         answer, created = predict(
-            self.services.serving, name, params.body(req), req.context.principal.actor
+            self.services.serving, name, params.body(req), principal.actor, principal.client
         )
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         if "prediction_id" in answer:
@@ -27,7 +35,7 @@ class PredictionsResource:
 
 
 class PredictionResource:
-    """GET /v1/predictions/{prediction_id}: the provenance (a predictor sees only its own)."""
+    """GET /v1/predictions/{prediction_id}: the provenance (a predictor sees its client's)."""
 
     def __init__(self, services: Services):
         self.services = services

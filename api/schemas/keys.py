@@ -27,6 +27,23 @@ class KeyCreateSchema(Schema):
     role = fields.String(required=True, validate=validate.OneOf(("admin", "predictor", "auditor")))
     label = Text(load_default="", min_length=0, max_length=values.ID_MAX)
     expires_at = fields.String(load_default=None, allow_none=True, validate=_aware_instant)
+    client = Text(
+        load_default=None,
+        allow_none=True,
+        max_length=values.ID_MAX,
+        metadata={
+            "description": "the client the key acts for (its request ids and predictions); "
+            "an existing client's name rotates its key; none: the key is its own client"
+        },
+    )
+    grants = fields.List(
+        Text(max_length=2 * values.ID_MAX),
+        load_default=list,
+        validate=validate.Length(max=200),
+        metadata={
+            "description": "deployment:capability, capability predict, report-outcomes or read"
+        },
+    )
 
 
 class KeyIssuedSchema(AnswerSchema):
@@ -37,6 +54,8 @@ class KeyIssuedSchema(AnswerSchema):
     role = fields.String(required=True)
     label = fields.String(required=True)
     expires_at = fields.String(allow_none=True)
+    client = fields.String(required=True)
+    grants = fields.List(fields.String(), required=True)
 
 
 class KeyRevokedSchema(AnswerSchema):

@@ -13,17 +13,19 @@ from serving.requests import request_id_field
 class OutcomeSchema(Schema):
     """The actual value observed for a prediction; a later one is a correction.
 
-    `outcome_id` makes a retry safe: the same id (per deployment) with the same body returns
-    the original outcome, with another body 409. Without one, an outcome equal to the
-    prediction's latest is a retry; a different one is recorded as a correction.
+    `outcome_id` makes a retry safe: the same id (per deployment and client) with the same
+    body returns the original outcome, with another body 409. Without one, an outcome equal
+    to the prediction's latest is a retry; a different one is recorded as a correction.
     """
 
     class Meta:
         unknown = RAISE
 
-    prediction_id = fields.UUID()
+    prediction_id = fields.UUID(
+        metadata={"description": "any client's prediction, if this client may report on it"}
+    )
     deployment = Text(max_length=63)
-    request_id = request_id_field()
+    request_id = request_id_field(metadata={"description": "one of this client's own request ids"})
     actual = fields.Raw(required=True, allow_none=False, validate=Storable())
     observed_at = fields.AwareDateTime(load_default=None, allow_none=True)
     outcome_id = Text(

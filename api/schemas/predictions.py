@@ -53,6 +53,9 @@ class ProvenanceSchema(AnswerSchema):
         },
     )
     caller = fields.String()
+    client = fields.String(
+        metadata={"description": "the client whose request id it is (its key's client)"}
+    )
     outcome = fields.Dict(allow_none=True)
     outcomes = fields.List(fields.Dict())
     position = fields.Integer()

@@ -1,7 +1,9 @@
-"""Who may act: API keys (hashed) and the public halves of signing keys."""
+"""Who may act: API keys (hashed) of named clients, and the public halves of signing keys."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -12,18 +14,75 @@ from ledger.errors import InvalidCommand
 from ledger.timeline import parse_instant
 
 ROLES = ("admin", "predictor", "auditor")
+# What a client may do on a deployment beyond its own predictions: predict there (a client
+# with no predict grant predicts on every deployment), report outcomes for any client's
+# predictions there, read any client's predictions there.
+CAPABILITIES = ("predict", "report-outcomes", "read")
+CLIENT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+DEPLOYMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def own_client(key_id: str) -> str:
+    """The client of a key issued without one: its own, named after the key."""
+    return f"key-{key_id}"
+
+
+def check_client(client: str) -> str:
+    if not CLIENT_NAME.fullmatch(client):
+        raise InvalidCommand(
+            f"client {client!r} is not a client name: 1-63 of a-z, 0-9, '.', '_', '-', "
+            "starting with a letter or digit",
+            field="client",
+        )
+    return client
+
+
+def parse_grants(grants: Iterable[str]) -> list[str]:
+    """`deployment:capability` grants, checked, each once, in order."""
+    out: list[str] = []
+    for grant in grants:
+        deployment, _, capability = grant.rpartition(":")
+        if not DEPLOYMENT_NAME.fullmatch(deployment) or capability not in CAPABILITIES:
+            raise InvalidCommand(
+                f"grant {grant!r} is not deployment:capability with a capability of "
+                f"{', '.join(CAPABILITIES)}",
+                field="grants",
+            )
+        if grant not in out:
+            out.append(grant)
+    return out
+
+
+def granted(grants: Iterable[str], capability: str, deployment: str) -> bool:
+    return f"{deployment}:{capability}" in grants
+
+
+def may_predict(grants: Iterable[str], deployment: str) -> bool:
+    """Predict grants narrow a key to their deployments; a key without any predicts anywhere."""
+    predict = [g for g in grants if g.endswith(":predict")]
+    return not predict or f"{deployment}:predict" in predict
 
 
 class ApiKey(Aggregate):
     """A bearer key: only an HMAC of its secret is stored."""
 
     class Issued(Aggregate.Created):
+        class_version = 2
         key_id: str
         role: str
         secret_digest: str
         expires_at: str | None
         label: str
         actor: str
+        client: str  # whose request ids and predictions the key's are
+        grants: list[str]  # deployment:capability
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Keys from before clients made every prediction in the namespace that derives
+            # ids from (deployment, request id) alone: the default client's.
+            state["client"] = ids.DEFAULT_CLIENT
+            state["grants"] = []
 
     @staticmethod
     def create_id(key_id: str, **_: Any) -> UUID:
@@ -35,6 +94,8 @@ class ApiKey(Aggregate):
             raise InvalidCommand(f"role must be one of {', '.join(ROLES)}", field="role")
         if kwargs.get("expires_at") is not None:
             parse_instant(kwargs["expires_at"], "expires_at")  # a key must say when it ends
+        kwargs["client"] = check_client(kwargs.get("client") or own_client(kwargs["key_id"]))
+        kwargs["grants"] = parse_grants(kwargs.get("grants") or ())
         return cls(**kwargs)
 
     @event(Issued)
@@ -46,6 +107,8 @@ class ApiKey(Aggregate):
         expires_at: str | None,
         label: str,
         actor: str,
+        client: str,
+        grants: list[str],
     ):
         self.key_id = key_id
         self.role = role
@@ -53,6 +116,8 @@ class ApiKey(Aggregate):
         self.expires_at = expires_at
         self.label = label
         self.issued_by = actor
+        self.client = client
+        self.grants = list(grants)
         self.revoked = False
 
     class Revoked(Aggregate.Event):

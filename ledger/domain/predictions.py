@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import InitVar, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -15,7 +15,12 @@ from ledger import ids
 
 
 class Prediction(Aggregate):
-    """One scored row; its id derives from (deployment, request id), so retries dedupe."""
+    """One scored row; its id derives from (deployment, client, request id), so retries dedupe.
+
+    The client is not in the event: it is the client of the key the event names as actor
+    (recorded once, in the key's Issued event; a key's client never changes), and an actor
+    that is no issued key is the default client's.
+    """
 
     class Made(Aggregate.Created):
         deployment: str
@@ -34,7 +39,7 @@ class Prediction(Aggregate):
 
     @staticmethod
     def create_id(deployment: str, request_id: str, **_: Any) -> UUID:
-        return ids.prediction_id(deployment, request_id)
+        return ids.prediction_id(deployment, request_id)  # the default client's: see the class
 
     @event(Made)
     def __init__(
@@ -126,23 +131,31 @@ class Prediction(Aggregate):
 
 
 class OutcomeClaim(Aggregate):
-    """An outcome id taken in a deployment: its id derives from (deployment, outcome id), so
-    the store refuses a second claim and a retried outcome finds the first."""
+    """An outcome id taken in a deployment by a client: its id derives from (deployment,
+    client, outcome id), so the store refuses a second claim and a retried outcome finds the
+    first, while another client's same id is another claim."""
 
     class Claimed(Aggregate.Created):
+        class_version = 2
         deployment: str
         outcome_id: str
         prediction_id: str
+        client: str  # the reporting client, whose outcome ids these are
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["client"] = ids.DEFAULT_CLIENT  # claimed before clients: the shared ids
 
     @staticmethod
-    def create_id(deployment: str, outcome_id: str, **_: Any) -> UUID:
-        return ids.outcome_claim_id(deployment, outcome_id)
+    def create_id(deployment: str, outcome_id: str, client: str, **_: Any) -> UUID:
+        return ids.outcome_claim_id(deployment, outcome_id, client)
 
     @event(Claimed)
-    def __init__(self, deployment: str, outcome_id: str, prediction_id: str):
+    def __init__(self, deployment: str, outcome_id: str, prediction_id: str, client: str):
         self.deployment = deployment
         self.outcome_id = outcome_id
         self.prediction_id = prediction_id
+        self.client = client
 
 
 PREDICTION_TOPIC = get_topic(Prediction)
@@ -173,6 +186,8 @@ class NewPrediction:
     (tests/unit/test_new_prediction.py), for a fraction of that.
     """
 
+    # Whose request id it is: derives the id, and is the client of the key named as actor.
+    client: InitVar[str] = ids.DEFAULT_CLIENT
     id: UUID = field(init=False)
     timestamp: datetime = field(init=False)
 
@@ -182,8 +197,8 @@ class NewPrediction:
 
         def __getattr__(self, name: str) -> Any: ...
 
-    def __post_init__(self) -> None:
-        self.id = ids.prediction_id(self.deployment, self.request_id)
+    def __post_init__(self, client: str) -> None:
+        self.id = ids.prediction_id(self.deployment, self.request_id, client)
         self.timestamp = Prediction.Made.create_timestamp()
 
     def stored_event(self, mapper: Mapper[UUID]) -> StoredEvent:

@@ -67,9 +67,9 @@ def sealed_fields(schema: Mapping[str, Any]) -> list[str]:
     return [f["name"] for f in schema["features"] if f.get("personal") or f["name"] == subject]
 
 
-def binding_of(deployment: str, request_id: str) -> str:
+def binding_of(deployment: str, request_id: str, client: str = ids.DEFAULT_CLIENT) -> str:
     """Associated data: the prediction id, so a ciphertext moved to another prediction fails."""
-    return ids.prediction_id_text(deployment, request_id)
+    return ids.prediction_id_text(deployment, request_id, client)
 
 
 class Sealer:
@@ -117,8 +117,11 @@ class Sealer:
         deployment: str,
         request_ids: Sequence[str],
         before_new_keys: BeforeNewKeys | None = None,
+        client: str = ids.DEFAULT_CLIENT,
     ) -> list[SealedRow]:
         """Seal a batch: keys of every subject fetched (or created) in one round trip.
+
+        Each row is bound to its prediction id, which the client's namespace derives.
 
         `before_new_keys(rows, sealed)` runs before a key is created, with the indexes of
         the rows whose subject has none yet and the others already sealed; raising refuses
@@ -128,6 +131,7 @@ class Sealer:
         if not fields:
             return [SealedRow(dict(row), None) for row in rows]
         refs = self._refs_for(schema, rows, fields, deployment)
+        bindings = [binding_of(deployment, r, client) for r in request_ids]
         deadline = self._digest_keys.deadline()
 
         def before_create(fresh: list[tuple[str, str]], found: dict[Pair, bytes]) -> None:
@@ -143,11 +147,9 @@ class Sealer:
                     if ref
                     else None,
                     deployment,
-                    request_id,
+                    binding,
                 )
-                for index, (row, ref, request_id) in enumerate(
-                    zip(rows, refs, request_ids, strict=True)
-                )
+                for index, (row, ref, binding) in enumerate(zip(rows, refs, bindings, strict=True))
                 if ref not in new_refs
             }
             before_new_keys([i for i, ref in enumerate(refs) if ref in new_refs], sealed)
@@ -157,10 +159,8 @@ class Sealer:
             ref: self._ciphers.get(ref, scope, key, deadline) for (ref, scope), key in keys.items()
         }
         sealed = [
-            self._seal_row(
-                row, fields, ref, ciphers.get(ref) if ref else None, deployment, request_id
-            )
-            for row, ref, request_id in zip(rows, refs, request_ids, strict=True)
+            self._seal_row(row, fields, ref, ciphers.get(ref) if ref else None, deployment, binding)
+            for row, ref, binding in zip(rows, refs, bindings, strict=True)
         ]
         self._digest_keys.hold(
             {
@@ -291,13 +291,12 @@ class Sealer:
         ref: str | None,
         cipher: _SubjectCipher | None,
         deployment: str,
-        request_id: str,
+        binding: str,
     ) -> SealedRow:
         if ref is None or cipher is None:  # no subject and no personal values: nothing to hide
             return SealedRow(dict(row), None)
         present = [f for f in fields if f in row]
         plain = {k: v for k, v in row.items() if k not in present}
-        binding = binding_of(deployment, request_id)
         nonce = os.urandom(12)
         payload = orjson.dumps({f: row[f] for f in present})
         ciphertext = cipher.aead.encrypt(nonce, payload, _aad(deployment, binding, present))

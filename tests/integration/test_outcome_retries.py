@@ -118,7 +118,7 @@ def test_a_retry_after_a_restart_still_finds_the_original(api: Api, settings) ->
     assert send(api, body).status_code == 201
     restarted = Ledger(replace(settings))
     try:
-        again = send(make_api(restarted), body)
+        again = send(replace(make_api(restarted), keys=api.keys), body)  # the same client's key
         assert again.status_code == 200 and again.json["retried"] is True
         assert len(restarted.prediction(pid).outcomes) == 1
     finally:

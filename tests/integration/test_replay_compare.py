@@ -134,5 +134,6 @@ def test_replaying_twice_records_no_outcome_twice(ledger, parallel):
     second = again()
     assert first.statuses == {201: 6} and second.statuses == {200: 6}
     assert head_position(parallel.engine) == head  # nothing recorded the second time
-    replayed = parallel.prediction(prediction_id("churn", "r1")).outcomes
+    client = parallel.authenticate(candidate.keys["predictor"]).client  # request ids are its
+    replayed = parallel.prediction(prediction_id("churn", "r1", client)).outcomes
     assert [o["actual"] for o in replayed] == ["yes", "no"]

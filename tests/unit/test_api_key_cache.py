@@ -22,7 +22,11 @@ class Keys:
         self.reads += 1
         role = self.role
         self.gate.wait(5)
-        return SimpleNamespace(key_id="k1", role=role, expires_at=None) if role else None
+        return (
+            SimpleNamespace(key_id="k1", role=role, expires_at=None, client="c", grants=[])
+            if role
+            else None
+        )
 
 
 def wait_until(condition, seconds: float = 2.0) -> None:
