@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ledger.timeline import iso
-from projections.base import read_position
+from projections.base import BIGINT, read_position
 from projections.health import MICROS, HealthProjection, micros
 from projections.snapshot import snapshot
 
@@ -223,3 +223,137 @@ def _drift(check: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for name, f in sorted(check["features"].items())
     ]
+
+
+def covering(
+    conn: sa.Connection,
+    deployment: str,
+    position: int,
+    recorded_at: int,
+    as_of: int | None = None,
+) -> dict[str, Any] | None:
+    """The window quality check and the feed periods that covered one prediction (its position
+    and recorded-at), as far as the health tables have got; None before they are built."""
+    try:
+        state = read_position(conn, HealthProjection.name)
+    except (sa.exc.ProgrammingError, sa.exc.OperationalError):
+        return None  # no projection has run on this ledger yet
+    if state is None or state.version != HealthProjection.version:
+        return None
+    t = HealthProjection.tables_for(state.generation)
+    at = state.position if as_of is None else min(as_of, state.position)
+    return {
+        "position": at,
+        "quality_checks": _covering_windows(conn, t, deployment, position, at),
+        "feed_periods": _covering_periods(conn, t, deployment, recorded_at, at),
+    }
+
+
+def _covering_windows(
+    conn: sa.Connection, t: dict[str, sa.Table], deployment: str, position: int, at: int
+) -> list[dict[str, Any]]:
+    """The window check holding the prediction: windows follow one another without overlap, so
+    it is the first recorded after the prediction that reaches it, if it starts at or before it."""
+    q = t["checks"]
+    query = (
+        sa.select(q.c.check_id, q.c.key, q.c.position, q.c.recorded_at, q.c.rows)
+        .add_columns(q.c.failing, q.c.actor, q.c.covers_to)
+        .where(
+            q.c.deployment == deployment,
+            q.c.position > position,
+            q.c.position <= at,
+            q.c.source == "window",
+            q.c.covers_to >= position,
+        )
+        .order_by(q.c.position)
+        .limit(1)
+    )
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        return []
+    start = window_start(row["key"])
+    if start is None or start > position:
+        return []
+    return [
+        {
+            "check_id": row["check_id"],
+            "key": row["key"],
+            "source": "window",
+            "position": row["position"],
+            "recorded_at": iso(row["recorded_at"]),
+            "rows": row["rows"],
+            "window": {"from_position": start, "to_position": row["covers_to"]},
+            "batch": None,
+            "failing": list(row["failing"]),
+            "passed": not row["failing"],
+            "actor": row["actor"],
+        }
+    ]
+
+
+def window_start(key: str) -> int | None:
+    """The first prediction position of a window check's key, `window:<first>-<last>`."""
+    first = key.removeprefix("window:").split("-", 1)[0]
+    return int(first) if first.isdigit() else None
+
+
+def _covering_periods(
+    conn: sa.Connection, t: dict[str, sa.Table], deployment: str, recorded_at: int, at: int
+) -> list[dict[str, Any]]:
+    """Per feed of the deployment: the period holding the instant, closed or still open."""
+    f, p, c = t["feeds"], t["periods"], t["counts"]
+    width = sa.cast(f.c.period_seconds, BIGINT) * MICROS
+    start = sa.bindparam("t", recorded_at, type_=BIGINT) // width * width
+    so_far = (
+        sa.select(sa.func.coalesce(sa.func.sum(c.c.count), 0))
+        .where(c.c.feed == f.c.name, c.c.period_start == start, c.c.position <= at)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(
+            f.c.name,
+            f.c.expected_count,
+            f.c.period_seconds,
+            f.c.declared_at,
+            start.label("start"),
+            p.c.period_end,
+            p.c.expected,
+            p.c.received,
+            p.c.flags,
+            p.c.rule,
+            p.c.position,
+            p.c.recorded_at,
+            so_far.label("so_far"),
+        )
+        .select_from(
+            f.outerjoin(
+                p, sa.and_(p.c.feed == f.c.name, p.c.period_start == start, p.c.position <= at)
+            )
+        )
+        .where(f.c.deployment == deployment, f.c.position <= at)
+        .order_by(f.c.name)
+    )
+    return [
+        _period(r)
+        for r in conn.execute(query).mappings()
+        if r["declared_at"] // (r["period_seconds"] * MICROS) * (r["period_seconds"] * MICROS)
+        <= r["start"]  # a feed has no periods before the one it was declared in
+    ]
+
+
+def _period(r: Any) -> dict[str, Any]:
+    closed = r["position"] is not None
+    flags = list(r["flags"]) if closed else []
+    return {
+        "feed": r["name"],
+        "start": iso(r["start"]),
+        "end": iso(r["start"] + r["period_seconds"] * MICROS),
+        "expected": r["expected"] if closed else r["expected_count"],
+        "received": r["received"] if closed else int(r["so_far"]),
+        "flags": flags,
+        "status": (flags[0] if flags else "ok") if closed else "open",
+        "closed": closed,
+        "closed_by": r["rule"],
+        "position": r["position"],
+        "recorded_at": iso(r["recorded_at"]) if closed else None,
+    }
