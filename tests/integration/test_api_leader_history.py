@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.api_support import Api, deployment_with_models, make_api
+from tests.integration.spec_support import assert_conforms
 
 
 @pytest.fixture
@@ -36,6 +37,7 @@ def test_each_change_of_leader_says_who_when_where_why_and_on_what(api: Api) -> 
     api.ledger.promote("churn", first, "best f1 over 7 days", "rule:best_recent", evidence)
 
     now = api.call("GET", "/v1/deployments/churn", role="auditor").json
+    assert_conforms(now, "Deployment")
     history = now["leader_history"]
     assert [(h["model_id"], h["previous"]) for h in history] == [
         (first, None),
@@ -72,6 +74,7 @@ def test_each_change_of_leader_says_who_when_where_why_and_on_what(api: Api) -> 
 def test_the_list_carries_each_deployments_history_too(api: Api) -> None:
     first, _ = deployment_with_models(api)
     page = api.call("GET", "/v1/deployments", role="auditor").json
+    assert_conforms(page, "DeploymentPage")
     (churn,) = page["items"]
     assert [h["model_id"] for h in churn["leader_history"]] == [first]
     assert churn["leader_since"]["position"] == churn["leader_history"][0]["position"]

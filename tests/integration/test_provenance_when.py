@@ -13,6 +13,7 @@ from policies.quality_windows import check_recent_windows
 from projections.health import HealthProjection
 from projections.runner import catch_up
 from tests.integration.api_support import ROW, Api, deployment_with_models, make_api, predict
+from tests.integration.spec_support import assert_conforms
 
 HOUR = 3600
 
@@ -25,6 +26,7 @@ def api(ledger) -> Api:
 def provenance(api: Api, prediction_id: str, **params: str) -> dict:
     answer = api.call("GET", f"/v1/predictions/{prediction_id}", role="auditor", params=params)
     assert answer.status_code == 200, answer.text
+    assert_conforms(answer.json, "Provenance")
     return answer.json
 
 
