@@ -102,3 +102,15 @@ def test_a_batch_rows_check_covers_it_and_nothing_before_the_tables_are_built(ap
     assert batch["source"] == "batch" and batch["batch"]["id"] == "b-1"
     assert batch["check_id"] == sent.json["check_id"] and batch["window"] is None
     assert coverage["feed_periods"] == []
+
+
+def test_coverage_follows_a_rebuild_of_the_health_tables(api: Api) -> None:
+    from projections.runner import Runner
+
+    deployment_with_models(api)
+    made = predict(api, {"features": ROW, "request_id": "r-1"}).json
+    check_recent_windows(api.ledger, flush=True)
+    catch_up(api.ledger.engine, HealthProjection)
+    before = provenance(api, made["prediction_id"])["coverage"]
+    Runner(api.ledger.engine, HealthProjection).rebuild()  # new tables, the old ones dropped
+    assert provenance(api, made["prediction_id"])["coverage"] == before
