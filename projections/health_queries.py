@@ -6,6 +6,7 @@ tables they have just caught up); `data_health` is the one consistent read the A
 
 from __future__ import annotations
 
+import time
 import weakref
 from typing import Any
 
@@ -20,6 +21,8 @@ from projections.snapshot import Snapshot, snapshot
 _positioned: weakref.WeakSet[sa.Engine] = weakref.WeakSet()  # engines whose position table exists
 NO_LIMIT = 2**62  # a position past any ledger's
 _generations: weakref.WeakKeyDictionary[sa.Engine, int] = weakref.WeakKeyDictionary()
+UNBUILT_RECHECK_SECONDS = 5.0  # how soon a provenance lookup sees health tables built since
+_unbuilt: weakref.WeakKeyDictionary[sa.Engine, float] = weakref.WeakKeyDictionary()
 
 
 def tables(conn: sa.Connection) -> dict[str, sa.Table] | None:
@@ -242,25 +245,21 @@ def covering(
     and recorded-at), as far as the health tables have got; None before they are built.
 
     On the provenance path, so one round trip: a statement compiled once per generation of the
-    tables, sent through the driver, that also reads the projection's position and generation."""
-    generation = _generations.get(conn.engine)
-    if generation is None:
-        state = _health_state(conn)
-        if state is None or state.version != HealthProjection.version:
-            return None
-        generation = _generations[conn.engine] = state.generation
+    tables, sent through the driver, that also reads the projection's position and generation
+    (on PostgreSQL `conn` is in autocommit: a generation dropped by a rebuild fails one read)."""
     params = {"d": deployment, "p": position, "t": recorded_at, "as_of": as_of}
-    try:
-        rows = _fetch(conn, generation, params)
-    except (sa.exc.ProgrammingError, sa.exc.OperationalError):
-        rows = []  # a rebuild swapped generations and dropped the tables read
+    rows: list[Any] = []
+    generation = _generations.get(conn.engine)
+    if generation is not None:
+        try:
+            rows = _fetch(conn, generation, params)
+        except (sa.exc.ProgrammingError, sa.exc.OperationalError):
+            pass  # a rebuild swapped generations and dropped the tables read
     if not rows or (int(rows[0][1]), int(rows[0][2])) != (generation, HealthProjection.version):
-        _generations.pop(conn.engine, None)  # read the state again, once
-        state = _health_state(conn)
-        if state is None or state.version != HealthProjection.version:
+        generation = _live_generation(conn)
+        rows = [] if generation is None else _fetch(conn, generation, params)
+        if not rows:
             return None
-        generation = _generations[conn.engine] = state.generation
-        rows = _fetch(conn, generation, params)
     at = int(rows[0][0]) if as_of is None else min(as_of, int(rows[0][0]))
     window = _window(rows[0][3:11], position)
     return {
@@ -268,6 +267,20 @@ def covering(
         "quality_checks": [window] if window is not None else [],
         "feed_periods": [p for p in map(_period, rows) if p is not None],
     }
+
+
+def _live_generation(conn: sa.Connection) -> int | None:
+    """The health tables' live generation, read again; None while they are not built (asked
+    again at most every UNBUILT_RECHECK_SECONDS, so a ledger without them pays nothing)."""
+    _generations.pop(conn.engine, None)
+    if _unbuilt.get(conn.engine, 0.0) > time.monotonic():
+        return None
+    state = _health_state(conn)
+    if state is None or state.version != HealthProjection.version:
+        _unbuilt[conn.engine] = time.monotonic() + UNBUILT_RECHECK_SECONDS
+        return None
+    _generations[conn.engine] = state.generation
+    return state.generation
 
 
 def _fetch(conn: sa.Connection, generation: int, params: dict[str, Any]) -> list[Any]:

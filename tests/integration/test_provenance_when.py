@@ -10,6 +10,7 @@ import pytest
 from ledger.timeline import parse_micros
 from policies.feeds import close_elapsed_periods
 from policies.quality_windows import check_recent_windows
+from projections import health_queries
 from projections.health import HealthProjection
 from projections.runner import catch_up
 from tests.integration.api_support import ROW, Api, deployment_with_models, make_api, predict
@@ -84,7 +85,10 @@ def test_the_window_check_and_the_feed_period_that_covered_it(api: Api) -> None:
     assert earlier["coverage"]["feed_periods"][0]["status"] == "open"
 
 
-def test_a_batch_rows_check_covers_it_and_nothing_before_the_tables_are_built(api: Api) -> None:
+def test_a_batch_rows_check_covers_it_and_nothing_before_the_tables_are_built(
+    api: Api, monkeypatch
+) -> None:
+    monkeypatch.setattr(health_queries, "UNBUILT_RECHECK_SECONDS", 0.0)
     deployment_with_models(api)
     rows = [dict(ROW), {**ROW, "age": 30.0}]
     made = predict(api, {"instances": rows, "request_id": "b-1"}).json["predictions"][1]
