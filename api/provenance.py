@@ -14,7 +14,7 @@ from api.auth import Principal
 from api.routes import route_for
 from api.services import Services
 from ledger import ids, log
-from ledger.domain.feeds import QualityCheck, quality_check_id
+from ledger.domain.feeds import QualityCheck, batch_check_key, quality_check_id
 from ledger.errors import LedgerError, NotFound
 from ledger.read_cache import PredictionRecord, lookup_engine, read_prediction
 from ledger.timeline import iso
@@ -124,7 +124,7 @@ def batch_checks(
     services: Services, conn: Any, deployment: str, batch_id: str, upto: int
 ) -> list[dict[str, Any]]:
     """The check recorded for the prediction's batch (its key names the batch), if any."""
-    check_id = quality_check_id(deployment, f"batch:{batch_id}")
+    check_id = quality_check_id(deployment, batch_check_key(batch_id))
     rows = log.rows(conn, originators=[check_id], classes=[QualityCheck.Recorded], upto=upto)
     checks = []
     for row in rows:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from ledger.domain.feeds import window_start
 from ledger.timeline import iso
 from projections.base import BIGINT, ProjectionState, positions, read_position
 from projections.health import MICROS, HealthProjection, micros
@@ -380,12 +381,6 @@ def _window(values: Any, position: int) -> dict[str, Any] | None:
         "passed": not failing,
         "actor": actor,
     }
-
-
-def window_start(key: str) -> int | None:
-    """The first prediction position of a window check's key, `window:<first>-<last>`."""
-    first = key.removeprefix("window:").split("-", 1)[0]
-    return int(first) if first.isdigit() else None
 
 
 def _period(row: Any) -> dict[str, Any] | None:
