@@ -78,3 +78,38 @@ def test_the_list_carries_each_deployments_history_too(api: Api) -> None:
     (churn,) = page["items"]
     assert [h["model_id"] for h in churn["leader_history"]] == [first]
     assert churn["leader_since"]["position"] == churn["leader_history"][0]["position"]
+
+
+def test_an_auditor_key_alone_answers_who_made_a_leader_when_why_and_its_outcomes(
+    api: Api,
+) -> None:
+    import orjson
+
+    from tests.integration.api_support import ROW, predict
+
+    first, second = deployment_with_models(api)
+    promote(api, second, "the tree wins on last week's outcomes")
+    made = predict(api, {"features": ROW, "request_id": "r-1"}).json
+    body = {"prediction_id": made["prediction_id"], "actual": "yes", "outcome_id": "o-1"}
+    assert api.call("POST", "/v1/outcomes", role="predictor", json=body).status_code == 201
+
+    deployment = api.call("GET", "/v1/deployments/churn", role="auditor").json
+    since = deployment["leader_since"]
+    change = deployment["leader_history"][-1]
+    assert (change["model_id"], change["reason"]) == (
+        second,
+        "the tree wins on last week's outcomes",
+    )
+    assert (change["position"], change["recorded_at"]) == (since["position"], since["recorded_at"])
+    event = api.call(
+        "GET", "/v1/ledger/events", role="auditor", params={"from": since["position"], "limit": 1}
+    )
+    assert event.status_code == 200, event.text
+    stored = orjson.loads(event.text.splitlines()[0])
+    assert stored["position"] == since["position"] and "LeaderChanged" in str(stored)
+
+    p = api.call("GET", f"/v1/predictions/{made['prediction_id']}", role="auditor").json
+    assert p["served"]["model_id"] == second and p["leader"]["set_by"]["actor"] == change["actor"]
+    (outcome,) = p["outcomes"]
+    assert outcome["outcome_id"] == "o-1" and outcome["recorded_at"] > since["recorded_at"]
+    assert outcome["reporter"] and outcome["position"] > p["position"] > since["position"]
