@@ -13,11 +13,13 @@ from uuid import UUID
 from api.auth import Principal
 from api.routes import route_for
 from api.services import Services
-from ledger import ids
+from ledger import ids, log
+from ledger.domain.feeds import QualityCheck, batch_check_key, quality_check_id
 from ledger.errors import LedgerError, NotFound
 from ledger.ids import DEFAULT_CLIENT
-from ledger.read_cache import PredictionRecord, read_prediction
+from ledger.read_cache import PredictionRecord, lookup_engine, read_prediction
 from ledger.timeline import iso
+from projections.health_queries import covering
 
 OWN_ROUTE = route_for("GET", "/v1/predictions/{prediction_id}")
 
@@ -37,10 +39,12 @@ def provenance(
     ):
         raise missing(prediction_id, position)  # others' predictions read as ones never made
     deployment = deployment_at(services, prediction.deployment, prediction.deployment_version)
+    outcomes = [stamped(outcome, record) for outcome in prediction.outcomes]
     return {
         "prediction_id": str(prediction.id),
         "deployment": prediction.deployment,
         "request_id": prediction.request_id,
+        "body_digest": prediction.body_digest,
         "features": features_of(services, prediction),
         "sealed_fields": (prediction.sealed or {}).get("fields", []),
         "outputs": prediction.outputs,
@@ -61,11 +65,12 @@ def provenance(
         "tally": prediction.scoring.get("tally"),  # majority_vote: how the served value won
         "caller": prediction.caller,
         "client": client,
-        "outcome": prediction.outcome,
-        "outcomes": prediction.outcomes,
+        "outcome": outcomes[-1] if outcomes else None,
+        "outcomes": outcomes,
         "position": record.position,
         "recorded_at": iso(record.recorded_at),
         "chain": chain_of(record),
+        "coverage": coverage_of(services, record, position),
         "as_of_position": position,
     }
 
@@ -110,6 +115,61 @@ def deployment_at(services: Services, name: str, version: int) -> Any:
     return ledger.read_cache.get(
         ("deployment", uid, version), lambda: ledger.repository.get(uid, version=version)
     )
+
+
+def stamped(outcome: dict[str, Any], record: PredictionRecord) -> dict[str, Any]:
+    """An outcome with when and where the ledger recorded it, and who reported it."""
+    # `version` is the prediction's version the outcome was recorded on: its event is the next
+    position, recorded_at = record.stamps[outcome["version"] + 1]
+    return {
+        **outcome,
+        "recorded_at": iso(recorded_at),
+        "position": position,
+        "reporter": outcome["actor"],
+    }
+
+
+def coverage_of(
+    services: Services, record: PredictionRecord, as_of: int | None
+) -> dict[str, Any] | None:
+    """The quality checks and feed periods that covered the prediction (None before the data
+    health tables are built): its window check from the tables, its batch's check from the log."""
+    prediction = record.prediction
+    with lookup_engine(services.ledger.engine).connect() as conn:
+        found = covering(conn, prediction.deployment, record.position, record.recorded_at, as_of)
+        batch_id = (prediction.scoring or {}).get("batch_id")
+        if found is not None and batch_id:
+            found["quality_checks"] += batch_checks(
+                services, conn, prediction.deployment, str(batch_id), found["position"]
+            )
+    return found
+
+
+def batch_checks(
+    services: Services, conn: Any, deployment: str, batch_id: str, upto: int
+) -> list[dict[str, Any]]:
+    """The check recorded for the prediction's batch (its key names the batch), if any."""
+    check_id = quality_check_id(deployment, batch_check_key(batch_id))
+    rows = log.rows(conn, originators=[check_id], classes=[QualityCheck.Recorded], upto=upto)
+    checks = []
+    for row in rows:
+        event = log.decode(services.ledger.mapper, row)
+        checks.append(
+            {
+                "check_id": row.originator_id,
+                "key": event.key,
+                "source": "batch",
+                "position": row.position,
+                "recorded_at": iso(row.recorded_at),
+                "rows": int(event.covers.get("rows", 0)),
+                "window": None,
+                "batch": event.covers.get("batch"),
+                "failing": list(event.failing),
+                "passed": not event.failing,
+                "actor": event.actor,
+            }
+        )
+    return checks
 
 
 def chain_of(record: PredictionRecord) -> dict[str, Any]:

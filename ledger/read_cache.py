@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -68,6 +68,8 @@ class PredictionRecord:
     position: int
     recorded_at: int
     chain_hash: bytes | None  # None: the notary has not chained that position (yet)
+    stamps: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Per event version of the prediction: (position, recorded-at µs), e.g. of each outcome."""
 
 
 def read_prediction(
@@ -124,6 +126,7 @@ def _read_prediction(
         int(made[0]),
         int(made[4]),
         bytes(chain_hash) if chain_hash is not None else None,
+        {int(row[1]): (int(row[0]), int(row[4])) for row in rows},
     )
 
 

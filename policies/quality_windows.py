@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ledger import log
 from ledger.application import Ledger
 from ledger.domain.deployments import Deployment
-from ledger.domain.feeds import QualityCheck
+from ledger.domain.feeds import QualityCheck, batch_check_key, window_check_key
 from ledger.domain.predictions import Prediction
 from policies.outliers import detector_from
 from policies.quality import (
@@ -91,7 +91,7 @@ def check_batch(
     report = _check(deployment, reference, rows, checker(deployment.schema, rows))
     covers = {"batch": {"id": batch_id, "rows": len(rows), "digest": digest}, "rows": len(rows)}
     return _record(
-        ledger, deployment, f"batch:{batch_id}", "batch", covers, reference, report, actor
+        ledger, deployment, batch_check_key(batch_id), "batch", covers, reference, report, actor
     )
 
 
@@ -209,5 +209,5 @@ def _check_window(
         "from_position": events[0].position,
         "to_position": events[-1].position,
     }
-    key = f"window:{events[0].position}-{events[-1].position}"
+    key = window_check_key(events[0].position, events[-1].position)
     return _record(ledger, deployment, key, "window", covers, reference, report, f"rule:{RULE}")

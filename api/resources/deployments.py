@@ -9,10 +9,26 @@ import falcon
 from api import catalog, params
 from api.services import Services
 from ledger.errors import LedgerError
+from ledger.leadership import leader_histories, leader_since
 
 
-def document(services: Services, deployment: Any, position: int | None = None) -> dict[str, Any]:
-    """A deployment as read: leader and challengers with model summaries."""
+def histories(services: Services, names: list[str], position: int | None) -> dict[str, Any]:
+    """The leader changes of these deployments up to the position: one read of the log."""
+    ledger = services.ledger
+    with ledger.engine.connect() as conn:
+        return leader_histories(conn, ledger.mapper, names, position)
+
+
+def document(
+    services: Services,
+    deployment: Any,
+    position: int | None = None,
+    history: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A deployment as read: leader and challengers with model summaries, and who made the
+    leader leader, when and why (its leader history up to the position)."""
+    if history is None:
+        history = histories(services, [deployment.name], position)[deployment.name]
     summaries = {m: model_summary(services, m, m == deployment.leader) for m in deployment.models}
     return {
         "name": deployment.name,
@@ -26,6 +42,8 @@ def document(services: Services, deployment: Any, position: int | None = None) -
         "leader": summaries.get(deployment.leader) if deployment.leader else None,
         "challengers": [s for m, s in summaries.items() if m != deployment.leader],
         "leader_set_by": deployment.leader_set_by,
+        "leader_since": leader_since(history, deployment.leader),
+        "leader_history": history,
         "as_of_position": position,
     }
 
@@ -75,8 +93,10 @@ class DeploymentsResource:
             params.name_cursor(req),
             params.limit(req),
         )
+        found = histories(self.services, names, position)
         items = [
-            document(self.services, ledger.deployment(name, position), position) for name in names
+            document(self.services, ledger.deployment(name, position), position, found[name])
+            for name in names
         ]
         resp.media = {"items": items, "next_cursor": params.next_name_cursor(last)}
 

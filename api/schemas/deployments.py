@@ -141,6 +141,30 @@ class ModelSummarySchema(AnswerSchema):
     role = fields.String(metadata={"description": "leader or challenger"})
 
 
+class LeaderChangeSchema(AnswerSchema):
+    """One change of leader: which model, who, when (time and ledger position), why, on what."""
+
+    model_id = fields.String(metadata={"description": "the model made leader"})
+    previous = fields.String(allow_none=True, metadata={"description": "the leader it replaced"})
+    recorded_at = fields.String(metadata={"description": "when the ledger recorded it (ISO-8601)"})
+    position = fields.Integer(
+        metadata={"description": "its ledger position (GET /v1/ledger/events?from=N&limit=1)"}
+    )
+    actor = fields.String(metadata={"description": "who promoted: an API key's actor or a rule"})
+    reason = fields.String()
+    policy = fields.Dict(
+        allow_none=True, metadata={"description": "the deployment's policy at the change"}
+    )
+    evidence = fields.Dict(metadata={"description": "what a policy decided on (best_recent)"})
+
+
+class LeaderSinceSchema(AnswerSchema):
+    """When the current leader became leader."""
+
+    recorded_at = fields.String()
+    position = fields.Integer()
+
+
 class DeploymentSchema(AnswerSchema):
     """A deployment as read: its leader, challengers, schema, policy and version."""
 
@@ -155,6 +179,10 @@ class DeploymentSchema(AnswerSchema):
     leader = fields.Nested(ModelSummarySchema, allow_none=True)
     challengers = fields.List(fields.Nested(ModelSummarySchema))
     leader_set_by = fields.Dict(allow_none=True)
+    leader_since = fields.Nested(LeaderSinceSchema, allow_none=True)
+    leader_history = fields.List(
+        fields.Nested(LeaderChangeSchema), metadata={"description": "oldest first, up to as_of"}
+    )
     as_of_position = fields.Integer(allow_none=True)
 
 

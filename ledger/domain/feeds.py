@@ -26,6 +26,22 @@ def quality_check_id(deployment: str, key: str) -> uuid.UUID:
     return uuid.uuid5(ids.NAMESPACE, f"quality-check:{deployment}\x00{key}")
 
 
+def batch_check_key(batch_id: str) -> str:
+    """The key of the check of a batch sent in (a batch of predictions shares its request id)."""
+    return f"batch:{batch_id}"
+
+
+def window_check_key(first: int, last: int) -> str:
+    """The key of the check of a window of predictions, by their first and last positions."""
+    return f"window:{first}-{last}"
+
+
+def window_start(key: str) -> int | None:
+    """The first prediction position a window check's key names (None: not a window's key)."""
+    first = key.removeprefix("window:").split("-", 1)[0] if key.startswith("window:") else ""
+    return int(first) if first.isdigit() else None
+
+
 def iso_instant(instant: datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
