@@ -19,7 +19,7 @@ import falcon
 from api.errors import Problem
 from api.routes.table import INTEGER_MAX, Param, Route
 from ledger.errors import LedgerError
-from ledger.timeline import to_micros
+from ledger.timeline import parse_micros, refuse_future
 
 INTEGER = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: str.isdigit() takes '²'
 DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
@@ -32,26 +32,33 @@ NAME_ECHO = 100  # characters of an unknown parameter's name a refusal repeats
 
 
 def instant(text: str) -> int:
-    """An RFC 3339 instant (an offset is required) as µs since the epoch."""
+    """An RFC 3339 instant (an offset is required) as µs since the epoch.
+
+    The edge holds the text to RFC 3339's shape (what the OpenAPI `date-time` format says);
+    the ledger's one parser of instants reads it."""
     match = DATE_TIME.fullmatch(text)
     if not match:
         raise ValueError("an ISO-8601 instant with an offset, e.g. 2026-03-03T12:00:00Z")
     fraction = (match.group(4) or ".0")[1:7].ljust(6, "0")
-    offset = match.group(5).upper().replace("Z", "+00:00")
+    offset = match.group(5).upper()
     whole = f"{text[:10]}T{match.group(1)}:{match.group(2)}:{match.group(3)}.{fraction}{offset}"
     try:
-        return to_micros(datetime.fromisoformat(whole))
-    except (ValueError, OverflowError, LedgerError):
+        return parse_micros(whole, "instant")
+    except (OverflowError, LedgerError):
         raise ValueError("a real instant, e.g. 2026-03-03T12:00:00Z") from None
 
 
 def as_of(text: str) -> str:
-    """`pos:N` or an instant; kept as text (the resource resolves it to a position)."""
+    """`pos:N` or an instant that has passed; kept as text (the resource resolves it)."""
     if not POSITION.fullmatch(text):
         try:
-            instant(text)
+            micros = instant(text)
         except ValueError:
             raise ValueError("pos:N or an ISO-8601 instant with an offset") from None
+        try:
+            refuse_future(micros, "as_of")
+        except LedgerError as error:
+            raise ValueError(f"an instant that has passed: {error.detail}") from None
     return text
 
 
