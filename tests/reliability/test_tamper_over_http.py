@@ -61,7 +61,7 @@ def test_the_stream_verifies_then_a_flipped_byte_is_refused_from_the_stream_alon
     assert clean.returncode == 0, clean.stdout + clean.stderr
     engine = sa.create_engine(server.database_url)
     unguard(engine)
-    flip_byte(engine, 4)
+    flip_byte(engine, _first_not_a_key(engine))  # the keys' events must stay readable to log in
     tampered = verify(server, keys, digest, pinned)
     # The stream carries events, not the notary's chain rows: the signed head brackets the change
     # (1..head); the database verifier names the exact position (test_tamper.py).
@@ -112,3 +112,10 @@ def test_a_rewritten_chain_signed_by_a_key_the_attacker_recorded_is_refused_by_t
 def _top(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return conn.exec_driver_sql("SELECT max(id) FROM ledger_events").scalar_one()
+
+
+def _first_not_a_key(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT min(id) FROM ledger_events WHERE topic NOT LIKE '%:ApiKey.%'"
+        ).scalar_one()
