@@ -359,4 +359,6 @@ def _text(value: Any) -> str:
 
 def _amount(number: float) -> str:
     size = abs(number)
-    return f"{size:,.0f}" if size >= 1000 else f"{size:.2g}"
+    if size >= 1000:
+        return f"{size:,.0f}"
+    return f"{size:.2f}" if size >= 0.01 else f"{size:.2g}"
