@@ -30,7 +30,7 @@ from sklearn.ensemble import (
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from ledger.application import Ledger
@@ -275,6 +275,8 @@ def _step_sources(step: Any, inputs: list[int]) -> list[int]:
             out += chosen if part == "passthrough" else _step_sources(part, chosen)
         return out
     if isinstance(step, (SimpleImputer, StandardScaler)):
+        return inputs
+    if isinstance(step, FunctionTransformer) and step.func is None:  # a passthrough remainder
         return inputs
     if isinstance(step, OneHotEncoder):
         drops = getattr(step, "drop_idx_", None)

@@ -197,3 +197,13 @@ def test_the_command_line_prints_the_reasons(api: Api, monkeypatch) -> None:
     assert "LinearExplainer" in run.output and " the log-odds of yes by " in run.output
     run = CliRunner().invoke(main, ["--db", url, "explain", "--json", made["prediction_id"]])
     assert json.loads(run.output)["model_id"] == made["model_id"]
+
+
+def test_as_of_after_the_prediction_gives_the_same_contributions(api: Api) -> None:
+    deployment_with_models(api)
+    made = _made(api, ROW)
+    now = _explained(api, made["prediction_id"])
+    position = api.ledger.recorder.max_notification_id()
+    then = _explained(api, made["prediction_id"], as_of=f"pos:{position}")
+    assert then["as_of_position"] == position
+    assert then["contributions"] == now["contributions"]
