@@ -1,4 +1,4 @@
-"""Model input columns traced back to the features as received, or refused."""
+"""Explanations: input columns traced back to the features, every covered model type adds up."""
 
 from __future__ import annotations
 
@@ -6,11 +6,26 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LinearRegression
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier
 
-from serving.explain import CannotExplainExactly, _grouped, _sources, _summary
+from serving.explain import (
+    TOLERANCE,
+    CannotExplainExactly,
+    _grouped,
+    _linear,
+    _sources,
+    _summary,
+    _tree,
+)
 
 ROWS = np.array([["a", 1.0, 5.0], ["b", 2.0, 6.0], ["c", 3.0, 8.0], ["a", 4.0, 9.0]], dtype=object)
 
@@ -56,3 +71,31 @@ def test_the_summary_says_which_way_and_by_how_much() -> None:
         "support_calls = 7 raised the probability of 1 by 0.21",
         "customer = (personal) lowered the probability of 1 by 0.05",
     ]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GradientBoostingClassifier(n_estimators=20, random_state=0),
+        lambda: GradientBoostingRegressor(n_estimators=20, random_state=0),
+        lambda: RandomForestRegressor(n_estimators=10, random_state=0),
+        lambda: ExtraTreesClassifier(n_estimators=10, random_state=0),
+        lambda: DecisionTreeClassifier(max_depth=4, random_state=0),
+        lambda: LogisticRegression(),
+        lambda: Ridge(),
+    ],
+)
+def test_every_covered_model_type_adds_up_to_its_output(make) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    model = make()
+    classifier = hasattr(model, "predict_proba")
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) if classifier else X @ [1.0, 2.0, 0.0, -1.0]
+    model.fit(X, y)
+    x = X[:1] + 0.3
+    for target in (0, 1) if classifier else (None,):
+        if type(model) in (LogisticRegression, Ridge):
+            values, base, output, name, _ = _linear(model, x, X[:100], target)
+        else:
+            values, base, output, name, _ = _tree(model, x, target)
+        assert abs(values.sum() + base - output) <= TOLERANCE[name]
