@@ -4,8 +4,8 @@ The served model scores the recorded features again (as `reproduce` does) and SH
 explainers split its output: LinearExplainer for linear models (in the margin: log-odds for
 a logistic model, the value for a regression), TreeExplainer for scikit-learn's trees (in
 the trees' own output: probability for forests and single trees, log-odds for boosting).
-The background is the training sample recorded with the model, so the answer does not
-change from day to day. Contributions of the model's input columns (one-hot levels, scaled
+Linear models are measured from the training sample recorded with the model, trees from
+the training cover recorded in their nodes, so the answer does not change from day to day. Contributions of the model's input columns (one-hot levels, scaled
 numbers) are summed back to the feature they came from. The sum is checked against the
 model's output; a model no exact method covers is refused, never approximated.
 """
@@ -94,19 +94,9 @@ def explain(ledger: Ledger, prediction_id: str, position: int | None = None) -> 
     transforms, final = split_pipeline(ledger.artifacts.load_model(model.artifact_digest))
     x = _prepared(transforms, [row], columns)
     target, label = _target(final, deployment.positive_label, prediction.value)
-    if type(final) in LINEAR:
-        background, described = _background(ledger, model, transforms, columns)
-        result = _linear(final, x, background, target)
-    elif type(final) in TREES:
-        described = TREE_BACKGROUND
-        result = _tree(final, x, target)
-    else:
-        raise CannotExplainExactly(
-            f"model {model_id} is a {type(final).__name__}: no exact explainer covers it "
-            "(linear models and scikit-learn trees only), so none is given",
-            field="prediction_id",
-        )
-    values, base, output, explainer, perturbation = result
+    (values, base, output, explainer, perturbation), described = _split(
+        ledger, model, transforms, final, columns, x, target
+    )
     error = abs(float(np.sum(values)) + base - output)
     if not error <= TOLERANCE[explainer]:
         raise CannotExplainExactly(
@@ -115,7 +105,7 @@ def explain(ledger: Ledger, prediction_id: str, position: int | None = None) -> 
             field="prediction_id",
         )
     contributions = _grouped(values, _sources(transforms, len(columns), x.shape[1]), columns, row)
-    contributions = _shown(contributions, prediction.features)
+    contributions = _shown(contributions, (prediction.sealed or {}).get("fields", []))
     unit = _unit(final, explainer, label)
     return {
         "prediction_id": str(prediction.id),
@@ -139,6 +129,28 @@ def explain(ledger: Ledger, prediction_id: str, position: int | None = None) -> 
         "as_of_position": position,
         "explained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _split(
+    ledger: Ledger,
+    model: Any,
+    transforms: Any,
+    final: Any,
+    columns: list[Any],
+    x: np.ndarray,
+    target: int | None,
+) -> tuple[tuple[np.ndarray, float, float, str, str], dict[str, Any]]:
+    """The exact explainer that covers the model, its split, and what it was measured from."""
+    if type(final) in LINEAR:
+        background, described = _background(ledger, model, transforms, columns)
+        return _linear(final, x, background, target), described
+    if type(final) in TREES:
+        return _tree(final, x, target), TREE_BACKGROUND
+    raise CannotExplainExactly(
+        f"model {model.id} is a {type(final).__name__}: no exact explainer covers it "
+        "(linear models and scikit-learn trees only), so none is given",
+        field="prediction_id",
+    )
 
 
 def _prepared(transforms: Any, rows: list[dict[str, Any]], columns: list[Any]) -> np.ndarray:
@@ -320,10 +332,10 @@ def _grouped(
     return sorted(grouped, key=lambda c: (-abs(c["contribution"]), c["feature"]))
 
 
-def _shown(contributions: list[dict[str, Any]], plain: dict[str, Any]) -> list[dict[str, Any]]:
+def _shown(contributions: list[dict[str, Any]], sealed: list[str]) -> list[dict[str, Any]]:
     """A sealed (personal) feature's value is not shown; its contribution is."""
     for c in contributions:
-        c["personal"] = c["feature"] not in plain and c["value"] is not None
+        c["personal"] = c["feature"] in sealed
         if c["personal"]:
             c["value"] = None
     return contributions

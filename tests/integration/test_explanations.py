@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from sklearn.linear_model import LogisticRegression
 
 from api.cli import main
+from api.demo import create_deployment as create_demo_deployment
 from ledger.application import Ledger
+from ledger.artifacts import dumps_skops
 from ledger.domain.audits import Explanation
 from ledger.ids import explanation_id
 from serving.explain import explain
 from tests.integration.api_support import (
     ROW,
     Api,
+    create_deployment,
     deployment_with_models,
     make_api,
+    pipeline,
     predict,
+    training_frame,
 )
 from trainers.demo import demo_specs
 
@@ -40,9 +47,7 @@ def _demo_churn(api: Api) -> dict[str, str]:
     specs = [
         s for s in demo_specs(end="2026-06-01T00:00:00Z", rows=400) if s["deployment"] == "churn"
     ]
-    from api.demo import create_deployment
-
-    create_deployment(api.ledger, "churn", specs)
+    create_demo_deployment(api.ledger, "churn", specs)
     deployment = api.ledger.deployment("churn")
     return {api.ledger.model(m).algorithm.rsplit(".", 1)[-1]: m for m in deployment.models}
 
@@ -207,3 +212,27 @@ def test_as_of_after_the_prediction_gives_the_same_contributions(api: Api) -> No
     then = _explained(api, made["prediction_id"], as_of=f"pos:{position}")
     assert then["as_of_position"] == position
     assert then["contributions"] == now["contributions"]
+
+
+def test_a_personal_features_value_is_not_shown_but_its_contribution_is(api: Api) -> None:
+    assert create_deployment(api).status_code == 201
+    rows, labels = training_frame()
+    rows[:, 2] = np.where(np.arange(len(rows)) % 2 == 0, "c-1", "c-2")  # customer, not plan
+    model = pipeline(LogisticRegression(max_iter=500), [0, 1], [2]).fit(rows, labels)
+    model_id = api.ledger.register_model(
+        name="m-personal",
+        artifact_digest=api.ledger.artifacts.put(dumps_skops(model)),
+        features=["age", "income", "customer"],
+        algorithm="LogisticRegression",
+        task="classification",
+        classes=["no", "yes"],
+        training_run_id=None,
+        provenance="uploaded",
+        declared={},
+        actor="test",
+    )
+    api.call("POST", "/v1/deployments/churn/models", json={"model_id": str(model_id)})
+    answer = _explained(api, _made(api, ROW)["prediction_id"])
+    customer = next(c for c in answer["contributions"] if c["feature"] == "customer")
+    assert customer["personal"] is True and customer["value"] is None
+    assert "c-1" not in json.dumps(answer)
