@@ -13,6 +13,7 @@ VERBS: dict[str, str] = {
     "clone": "clone",
     "compare": "replay",
     "digest": "notary",
+    "explain": "explain",
     "export": "export",
     "feeds": "health",
     "forget": "forget",

@@ -20,6 +20,7 @@ from ledger import outcomes as outcomes_module
 from ledger.artifacts import ArtifactStore
 from ledger.database import create_engine
 from ledger.domain.access import ApiKey, SigningKey
+from ledger.domain.audits import Explanation
 from ledger.domain.datasets import Dataset
 from ledger.domain.deployments import Deployment
 from ledger.domain.models import Model
@@ -297,6 +298,25 @@ class Ledger(HealthCommands, Application[UUID]):
         The rules (who may report, outcome ids, retries, corrections) are ledger/outcomes.py's.
         """
         return outcomes_module.record_outcomes(self, outcomes, reporter)
+
+    def record_explanation(
+        self, prediction_id: str, model_id: str, method: str, actor: str, position: int | None
+    ) -> bool:
+        """Record that an explanation was given; False when this caller had one today already."""
+        day = datetime.now(UTC).date().isoformat()
+        given = Explanation(
+            prediction_id=prediction_id,
+            model_id=model_id,
+            method=method,
+            day=day,
+            as_of_position=position,
+            actor=actor,
+        )
+        try:
+            self.save(given)
+        except IntegrityError:
+            return False  # same prediction, caller and day: recorded once
+        return True
 
     # -- keys ----------------------------------------------------------------------
     @cached_property

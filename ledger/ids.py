@@ -70,3 +70,8 @@ def as_uuid(value: object) -> uuid.UUID:
     if isinstance(value, (bytes, memoryview)):
         return uuid.UUID(bytes=bytes(value))
     return uuid.UUID(str(value))
+
+
+def explanation_id(prediction_id: str, actor: str, day: str) -> uuid.UUID:
+    """One record per prediction, caller and day: a repeated read finds it."""
+    return uuid.uuid5(NAMESPACE, f"explanation:{prediction_id}\x00{actor}\x00{day}")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
+import orjson
 import pandas as pd
 
 from ledger.application import Ledger
@@ -151,6 +152,7 @@ def _fit_and_store(
         "outlier_detector": steps.detector_summary(
             detector, train, features, _store(ledger, detector)
         ),
+        "background": _background(ledger, train, features, spec["seed"]),
     }
     model = {
         "name": spec["name"],
@@ -180,6 +182,20 @@ def _store(ledger: Ledger, fitted: Any) -> str:
             f"the fitted model holds types the ledger will not load: {', '.join(refused)}"
         )
     return ledger.artifacts.put(content)
+
+
+def _background(
+    ledger: Ledger, train: pd.DataFrame, features: list[Any], seed: int
+) -> dict[str, Any]:
+    """The stored training rows explanations measure contributions against."""
+    rows = steps.background_rows(train, features, seed)
+    content = orjson.dumps(rows, option=orjson.OPT_SORT_KEYS)
+    return {
+        "artifact_digest": ledger.artifacts.put(content, media_type="application/json"),
+        "rows": len(rows),
+        "seed": seed,
+        "personal_features": "left missing (imputed by the model)",
+    }
 
 
 def _subjects(ledger: Ledger, train: pd.DataFrame, subject: str | None) -> dict[str, Any] | None:

@@ -290,3 +290,23 @@ def outlier_fences(
         spread = (q75 - q25) or (high - low)
         fences[f["name"]] = {"low": low - multiple * spread, "high": high + multiple * spread}
     return fences
+
+
+BACKGROUND_ROWS = 100  # SHAP's background: enough for a stable mean, small enough to store
+
+
+def background_rows(
+    train: pd.DataFrame, features: Features, seed: int, size: int = BACKGROUND_ROWS
+) -> list[dict[str, Any]]:
+    """A seeded sample of training rows, the features only, to explain predictions against.
+
+    Personal features are left missing, so the model's own imputer stands in for them and
+    no personal value is stored beside the model.
+    """
+    chosen = train.sample(n=min(size, len(train)), random_state=seed)
+    rows = []
+    for _, row in chosen.iterrows():
+        rows.append(
+            {f["name"]: None if f.get("personal") else to_plain(row[f["name"]]) for f in features}
+        )
+    return rows

@@ -9,6 +9,7 @@ from api.provenance import provenance
 from api.services import Services
 from ledger.domain.access import may_predict
 from ledger.errors import NotAuthorized
+from serving.explain import explain_and_record
 from serving.predict import predict
 
 
@@ -45,6 +46,21 @@ class PredictionResource:
         resp.media = provenance(self.services, prediction_id, req.context.principal, position)
 
 
+class ExplanationResource:
+    """GET /v1/predictions/{prediction_id}/explanation: exact contributions, computed on request."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, prediction_id: str) -> None:
+        ledger = self.services.ledger
+        position = params.as_of(req, ledger.engine)
+        resp.media = explain_and_record(
+            ledger, prediction_id, req.context.principal.actor, position
+        )
+
+
 def add_routes(app: falcon.App, services: Services) -> None:
     app.add_route("/v1/deployments/{name}/predictions", PredictionsResource(services))
     app.add_route("/v1/predictions/{prediction_id}", PredictionResource(services))
+    app.add_route("/v1/predictions/{prediction_id}/explanation", ExplanationResource(services))

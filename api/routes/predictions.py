@@ -6,6 +6,7 @@ from api.routes.common import AS_OF, MIN_POSITION, cursor, instant, limit
 from api.routes.table import ADMIN, AUDITOR, PREDICTOR, Answer, OneOf, Param, Route, roles
 from api.schemas.predictions import (
     BatchResultSchema,
+    ExplanationSchema,
     PredictionRequestSchema,
     PredictionResultSchema,
     ProvenanceSchema,
@@ -43,6 +44,19 @@ ROUTES = (
         query=(AS_OF,),
         own_only=frozenset({PREDICTOR}),
         description="A predictor reads only the predictions its own key recorded.",
+    ),
+    Route(
+        "GET",
+        "/v1/predictions/{prediction_id}/explanation",
+        roles(AUDITOR, ADMIN),
+        "Why this value: each feature's exact contribution",
+        TAG,
+        {200: Answer("contributions per feature, base value, output, method", ExplanationSchema)},
+        query=(AS_OF,),
+        description="The served model scores the recorded features again; SHAP's exact "
+        "explainers split its output against the training sample recorded with the model. "
+        "A model no exact explainer covers is refused: 409 `explanation_not_exact`. "
+        "Recorded once per prediction, caller and day.",
     ),
     Route(
         "GET",

@@ -123,3 +123,32 @@ class ProvenanceSchema(AnswerSchema):
     chain = fields.Dict()
     coverage = fields.Nested(CoverageSchema, allow_none=True)
     as_of_position = fields.Integer(allow_none=True)
+
+
+class ContributionSchema(AnswerSchema):
+    """One feature as received: its input columns' contributions summed."""
+
+    feature = fields.String()
+    value = fields.Raw(allow_none=True, metadata={"description": "null for a personal feature"})
+    contribution = fields.Float(metadata={"description": "in the answer's unit"})
+    columns = fields.Integer(metadata={"description": "model input columns summed into it"})
+    personal = fields.Boolean()
+
+
+class ExplanationSchema(AnswerSchema):
+    """Why this value: base value plus the contributions equals the output (exact methods only)."""
+
+    prediction_id = fields.String()
+    model_id = fields.String()
+    model_type = fields.String()
+    unit = fields.String(metadata={"description": "e.g. `log-odds of yes`, `probability of 1`"})
+    base_value = fields.Float()
+    output = fields.Float()
+    additivity_error = fields.Float()
+    recorded = fields.Dict(metadata={"description": "the model's recorded output"})
+    contributions = fields.List(fields.Nested(ContributionSchema))
+    summary = fields.List(fields.String())
+    method = fields.Dict(metadata={"description": "library, explainer, perturbation, tolerance"})
+    background = fields.Dict(metadata={"description": "what the contributions are measured from"})
+    as_of_position = fields.Integer(allow_none=True)
+    explained_at = fields.String()

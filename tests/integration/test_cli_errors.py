@@ -65,6 +65,11 @@ def cases(tmp: Path) -> dict[str, list[list[str]]]:
             ["replay", "--target", "not a url", "--key", "k"],
             ["replay", "--target", "http://127.0.0.1:1", "--key", "k", "--from", FUTURE],
         ],
+        "explain": [
+            ["explain", "not-an-id"],
+            ["explain", "00000000-0000-0000-0000-000000000000"],
+            ["explain", "00000000-0000-0000-0000-000000000000", "--as-of", FUTURE],
+        ],
         "reproduce": [
             ["reproduce", "not-an-id"],
             ["reproduce", "00000000-0000-0000-0000-000000000000"],
