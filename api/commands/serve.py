@@ -100,7 +100,7 @@ def serve(
     sidecars: bool | None,
 ) -> None:
     """Serve the API under gunicorn (the app is built in each worker, after the fork)."""
-    from api.gunicorn_app import LedgerServer, prepare_database, prepare_metrics_dir, server_options
+    from api.gunicorn_app import LedgerServer, prepare_metrics_dir, server_options
     from api.observability import configure_logging
 
     settings = _with_options(
@@ -109,11 +109,10 @@ def serve(
     check_port_free(settings.host, settings.port)
     prepare_metrics_dir(settings.home)  # before any metric object exists in any process
     configure_logging(settings.log_level)
-    if demo:
-        from api.demo import bootstrap, keys_path, print_keys
-
-        print_keys(bootstrap(settings), keys_path(settings), settings.host, settings.port)
-    prepare_database(settings)
+    try:
+        _prepare(settings, demo)
+    except KeyboardInterrupt:  # Ctrl-C before gunicorn answers it: stop, quietly
+        ctx.exit(130)
     run_sidecars = sidecars if sidecars is not None else not is_postgres(settings.database_url)
     sidecar = start_sidecars(settings) if run_sidecars else None
     master = os.getpid()
@@ -125,6 +124,17 @@ def serve(
     finally:
         if os.getpid() == master:  # a worker leaves through here too, after the fork
             stop(sidecar)
+
+
+def _prepare(settings: Settings, demo: bool) -> None:
+    """The demo's deployments and keys (first start), then every table, before the fork."""
+    from api.gunicorn_app import prepare_database
+
+    if demo:
+        from api.demo import bootstrap, keys_path, print_keys
+
+        print_keys(bootstrap(settings), keys_path(settings), settings.host, settings.port)
+    prepare_database(settings)
 
 
 def register(group: click.Group) -> None:
