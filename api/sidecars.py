@@ -101,11 +101,15 @@ class Child:
             reader.start()
             log.info("sidecar started", sidecar=self.name, pid=self.process.pid)
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def stop(self, timeout: float = 10) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
@@ -188,6 +192,8 @@ def main(database_url: str, digest_interval: int | None, projector: bool) -> Non
                 next_digest = time.monotonic() + digest_interval
             time.sleep(0.5)
     finally:
+        for child in children:  # all at once: each stops in its own time, not in turn
+            child.ask_to_stop()
         for child in children:
             child.stop()
 
