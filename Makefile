@@ -19,8 +19,9 @@ $(VENV)/.dev: $(VENV)/.runtime
 
 install: $(VENV)/.runtime
 
+# `make run PORT=8001` when 8000 is taken (default: LEDGER_PORT, else 8000).
 run: install
-	$(VENV)/bin/ledger serve --demo
+	$(VENV)/bin/ledger serve --demo $(if $(PORT),--port $(PORT))
 
 test: $(VENV)/.dev
 	$(VENV)/bin/lint-imports --config setup.cfg

@@ -179,7 +179,7 @@ class AuthMiddleware:
             raise Problem(
                 403,
                 "forbidden",
-                f"a {principal.role} key may not {req.method} {req.uri_template}; "
+                f"{with_article(principal.role)} key may not {req.method} {req.uri_template}; "
                 f"allowed: {', '.join(sorted(route.roles))}",
             )
         wait = self.limiter.take(principal.key_id)
@@ -223,3 +223,8 @@ class AuthMiddleware:
             "no_route_rule",
             f"{req.method} {req.uri_template} has no row in the route table (api/routes/)",
         )
+
+
+def with_article(word: str) -> str:
+    """'an admin', 'an auditor', 'a predictor'."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

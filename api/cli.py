@@ -53,6 +53,17 @@ class LazyGroup(click.Group):
         module_name = VERBS.get(name)
         return module_commands(module_name).get(name) if module_name else None
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each verb's whole summary line, wrapped rather than cut at 45 characters with '...'."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> object:
         """Every verb's refusals end in one line on stderr (api/cli_errors.py)."""
         from api.cli_errors import told_in_one_line

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import structlog
 
 from ledger.application import Ledger
 from ledger.domain.access import ROLES
 from ledger.errors import NotFound
 from ledger.settings import Settings
 
+log = structlog.get_logger("ledger.demo")
 ACTOR = "demo:bootstrap"
 PERSONAL = ("customer_id",)  # the subject id: sealed per subject, never stored in plaintext
 
@@ -67,7 +69,7 @@ def create_deployment(ledger: Ledger, name: str, specs: list[dict[str, Any]]) ->
     ledger.create_deployment(**deployment, actor=ACTOR)
     for spec in specs:
         train_and_record(ledger, spec, ACTOR, deployment=name)
-    click.echo(f"demo: deployment {name!r} created with {len(specs)} trained models", err=True)
+    log.info("demo deployment created", deployment=name, trained_models=len(specs))
 
 
 def _exists(ledger: Ledger, name: str) -> bool:

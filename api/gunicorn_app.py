@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,8 @@ def server_options(
         "errorlog": "-",
         "logconfig_dict": logconfig(),
         "child_exit": child_exit,
+        "post_worker_init": leave_interrupts_to_master,
+        "worker_int": quit_at_once,
         "proc_name": "ledger-api",
         # One shared default socket path would make two servers on a host collide.
         "control_socket_disable": True,
@@ -103,6 +107,28 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def leave_interrupts_to_master(worker: Any) -> None:
+    """A terminal's Ctrl-C reaches every process in its group: workers leave it to the master.
+
+    The master answers SIGINT with SIGQUIT to each worker; a worker that also acted on the
+    SIGINT itself would exit twice over, and a second exit inside the first can hang until
+    the master's SIGKILL.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def quit_at_once(worker: Any) -> None:
+    """SIGQUIT (the master's answer to Ctrl-C) is gunicorn's quick shutdown: exit now.
+
+    Tearing down an interpreter that holds pandas and scikit-learn takes seconds on a busy
+    host, and a thread that never ends holds the worker until the master's SIGKILL. Nothing
+    is lost: an event is committed whole or not at all, and SIGTERM still drains requests.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 class LedgerServer(BaseApplication):

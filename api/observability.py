@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -78,6 +79,18 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a log line too, not loose text
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(
+        args.exc_type, args.exc_value, args.exc_traceback
+    )
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, trace: Any) -> None:
+    """A crash's traceback as one JSON line (a bare Ctrl-C stays silent)."""
+    if issubclass(kind, (KeyboardInterrupt, SystemExit)):
+        return
+    log.critical("uncaught exception", exc_info=(kind, error, trace))
 
 
 def request_id_from(header: str | None) -> str:

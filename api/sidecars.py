@@ -9,13 +9,16 @@ With --no-projector it only writes digests (the compose file's `digests` service
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import click
 import structlog
@@ -28,8 +31,42 @@ RESTART_BACKOFF_SECONDS = (1, 2, 5, 10, 30)
 
 
 def ledger_command(database_url: str, *args: str) -> list[str]:
-    """The `ledger` CLI as this interpreter runs it, on the given database."""
-    return [sys.executable, "-c", "from api.cli import main; main()", "--db", database_url, *args]
+    """The `ledger` CLI as this interpreter runs it (unbuffered, so lines come as they are said)."""
+    return [
+        sys.executable,
+        "-u",
+        "-c",
+        "from api.cli import main; main()",
+        "--db",
+        database_url,
+        *args,
+    ]
+
+
+def relay(name: str, stream: IO[str]) -> None:
+    """Each line a child says, as one of our JSON log lines tagged with the child's name."""
+    for line in stream:
+        text = line.strip()
+        if text:
+            log_line(name, text)
+
+
+def log_line(name: str, text: str) -> None:
+    """A JSON log line passes with its fields; a JSON report is nested; plain text is the event."""
+    try:
+        said = json.loads(text)
+    except ValueError:
+        said = None
+    if isinstance(said, dict) and "event" in said:
+        level = str(said.pop("level", "info"))
+        fields = {k: v for k, v in said.items() if k not in ("timestamp", "event")}
+        getattr(log, level, log.info)(str(said["event"]), **{"sidecar": name, **fields})
+    elif isinstance(said, dict):
+        log.info(f"{name} report", sidecar=name, report=said)
+    elif text.startswith("Error:"):
+        log.error(text.removeprefix("Error:").strip(), sidecar=name)
+    else:
+        log.info(text, sidecar=name)
 
 
 class Child:
@@ -37,7 +74,7 @@ class Child:
 
     def __init__(self, name: str, argv: Sequence[str]):
         self.name, self.argv = name, list(argv)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: subprocess.Popen[str] | None = None
         self.failures = 0
         self.next_start = 0.0
 
@@ -55,14 +92,24 @@ class Child:
             )
             self.process, self.next_start = None, time.monotonic() + delay
         if time.monotonic() >= self.next_start:
-            self.process = subprocess.Popen(self.argv)
+            self.process = subprocess.Popen(
+                self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            reader = threading.Thread(
+                target=relay, args=(self.name, self.process.stdout), daemon=True
+            )
+            reader.start()
             log.info("sidecar started", sidecar=self.name, pid=self.process.pid)
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def stop(self, timeout: float = 10) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
 
@@ -127,11 +174,13 @@ def main(database_url: str, digest_interval: int | None, projector: bool) -> Non
         # feed timer, quality windows, best_recent, retention and any configured rebuild rules
         children.append(
             Child(
-                "autopilot", ledger_command(database_url, "autopilot", "--loop", "--interval", "60")
+                "autopilot",
+                ledger_command(database_url, "autopilot", "--loop", "--interval", "60", "--json"),
             )
         )
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    for signum in (signal.SIGTERM, signal.SIGINT):  # `ledger serve` stops us with SIGTERM
+        signal.signal(signum, lambda *_: stopping.append(True))
     writer, key_path = digest_writer(settings, digest_interval)
     next_digest = time.monotonic() + min(digest_interval, 30)
     try:
@@ -143,6 +192,8 @@ def main(database_url: str, digest_interval: int | None, projector: bool) -> Non
                 next_digest = time.monotonic() + digest_interval
             time.sleep(0.5)
     finally:
+        for child in children:  # all at once: each stops in its own time, not in turn
+            child.ask_to_stop()
         for child in children:
             child.stop()
 

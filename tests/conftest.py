@@ -21,6 +21,8 @@ from ledger.settings import Settings
 PG_ADMIN_URL = os.environ.get(
     "LEDGER_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
+# Databases the tests create are named <prefix><12 hex>: a shared server can tell them apart.
+PG_DB_PREFIX = os.environ.get("LEDGER_TEST_DB_PREFIX", "ledger_test_")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _pg_state: dict[str, object] = {}
 
@@ -53,7 +55,7 @@ def require_postgres() -> None:
 def fresh_postgres_database() -> str:
     """A new, empty database; the caller drops it with drop_postgres_database."""
     require_postgres()
-    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    name = f"{PG_DB_PREFIX}{uuid.uuid4().hex[:12]}"
     engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')

@@ -120,3 +120,17 @@ def describe() -> dict[str, Any]:
         "plans": PLANS,
         "span_days": SPAN_DAYS,
     }
+
+
+def write_csv(path: str, n_rows: int = 500, seed: int = 7) -> None:
+    """The table as a CSV file: examples/data/churn_small.csv is `write_csv(that path)`."""
+    frame = generate(n_rows, seed)
+    frame["event_time"] = frame["event_time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+    frame["income"] = frame["income"].astype("Int64")  # whole numbers; a gap stays empty
+    frame.to_csv(path, index=False, lineterminator="\n")
+
+
+if __name__ == "__main__":  # python -m trainers.demo_data PATH: regenerate the example CSV
+    import sys
+
+    write_csv(sys.argv[1])

@@ -101,7 +101,9 @@ def _start(
         run_id = ledger.start_training(dataset_ids={}, **started)
         ledger.fail_training(run_id, error=_describe(error), actor=actor)
         raise TrainingFailed(
-            f"training run {run_id} failed: {_describe(error)}", run_id=str(run_id)
+            f"training run {run_id} failed: {_describe(error)}",
+            field=getattr(error, "field", None),  # the spec's field or column to fix
+            run_id=str(run_id),
         ) from error
     source = io.describe_source(spec["source"])
     dataset_ids = {

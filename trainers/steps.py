@@ -38,13 +38,32 @@ def typed_frame(frame: pd.DataFrame, spec: Mapping[str, Any]) -> pd.DataFrame:
     out = frame[used_columns(spec)].copy()
     for feature in spec["features"]:
         out[feature["name"]] = _coerce(out[feature["name"]], feature)
+    out = out[out[spec["target"]].notna()].reset_index(drop=True)
+    for feature in spec["features"]:
+        _refuse_undeclared_gaps(out[feature["name"]], feature)
     if spec["subject"]:
         out[spec["subject"]] = (
             out[spec["subject"]].astype(object).where(out[spec["subject"]].notna(), None)
         )
     if spec["time_column"]:
         out[spec["time_column"]] = _times(out[spec["time_column"]], spec["time_column"])
-    return out[out[spec["target"]].notna()].reset_index(drop=True)
+    return out
+
+
+def _refuse_undeclared_gaps(column: pd.Series, feature: Mapping[str, Any]) -> None:
+    """A feature with missing values must say `nullable: true`, or its deployment refuses nulls.
+
+    The pipeline would impute the gaps and train fine, but the deployment made from the
+    spec takes its nullability from the spec, and would refuse the same gaps at serving time.
+    """
+    gaps = int(column.isna().sum())
+    if gaps and not feature.get("nullable"):
+        raise InvalidSpec(
+            f"column {feature['name']!r} has {gaps} missing values of {len(column)} but its "
+            "feature is not declared nullable: add `nullable: true` to it (missing values "
+            "are then imputed, and accepted at serving time) or fill them in the data",
+            field=f"features.{feature['name']}",
+        )
 
 
 def _coerce(column: pd.Series, feature: Mapping[str, Any]) -> pd.Series:

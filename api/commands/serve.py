@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import subprocess
 import sys
 from dataclasses import replace
@@ -15,8 +18,27 @@ from ledger.errors import InvalidSetting
 from ledger.settings import Settings
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before any key is printed or worker started."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise click.ClickException(
+                f"port {port} on {host} is already in use: pick another with "
+                f"`ledger serve --port {port + 1}` (or `make run PORT={port + 1}`, or LEDGER_PORT)"
+            ) from None
+
+
 def start_sidecars(settings: Settings) -> subprocess.Popen[bytes]:
-    """One sidecar process (projector + digest writer) beside gunicorn's workers."""
+    """One sidecar process (projector + digest writer) beside gunicorn's workers.
+
+    In its own session, so a Ctrl-C at the terminal reaches only `ledger serve`, which then
+    stops the sidecars itself (SIGTERM): one orderly shutdown, no KeyboardInterrupt in each.
+    """
     return subprocess.Popen(
         [
             sys.executable,
@@ -26,15 +48,17 @@ def start_sidecars(settings: Settings) -> subprocess.Popen[bytes]:
             settings.database_url,
             "--digest-interval",
             str(settings.digest_interval_seconds),
-        ]
+        ],
+        start_new_session=True,
     )
 
 
-def stop(process: subprocess.Popen[bytes] | None) -> None:
+def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """Ask the sidecars to stop, and wait for them (they stop their children first)."""
     if process is not None and process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
 
@@ -76,28 +100,41 @@ def serve(
     sidecars: bool | None,
 ) -> None:
     """Serve the API under gunicorn (the app is built in each worker, after the fork)."""
-    from api.gunicorn_app import LedgerServer, prepare_database, prepare_metrics_dir, server_options
+    from api.gunicorn_app import LedgerServer, prepare_metrics_dir, server_options
     from api.observability import configure_logging
 
     settings = _with_options(
         settings_from(ctx), host=host, port=port, workers=workers, threads=threads
     )
+    check_port_free(settings.host, settings.port)
     prepare_metrics_dir(settings.home)  # before any metric object exists in any process
     configure_logging(settings.log_level)
-    if demo:
-        from api.demo import bootstrap, keys_path, print_keys
-
-        print_keys(bootstrap(settings), keys_path(settings), settings.host, settings.port)
-    prepare_database(settings)
+    try:
+        _prepare(settings, demo)
+    except KeyboardInterrupt:  # Ctrl-C before gunicorn answers it: stop, quietly
+        ctx.exit(130)
     run_sidecars = sidecars if sidecars is not None else not is_postgres(settings.database_url)
     sidecar = start_sidecars(settings) if run_sidecars else None
+    master = os.getpid()
     try:
         LedgerServer(
             settings,
             server_options(settings.host, settings.port, settings.workers, settings.threads),
         ).run()
     finally:
-        stop(sidecar)
+        if os.getpid() == master:  # a worker leaves through here too, after the fork
+            stop(sidecar)
+
+
+def _prepare(settings: Settings, demo: bool) -> None:
+    """The demo's deployments and keys (first start), then every table, before the fork."""
+    from api.gunicorn_app import prepare_database
+
+    if demo:
+        from api.demo import bootstrap, keys_path, print_keys
+
+        print_keys(bootstrap(settings), keys_path(settings), settings.host, settings.port)
+    prepare_database(settings)
 
 
 def register(group: click.Group) -> None:

@@ -15,7 +15,9 @@ from ledger.errors import LedgerError, NotFound
 @click.command("train")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--deployment", default=None, help="Add the model to this deployment as a challenger."
+    "--deployment",
+    default=None,
+    help="Add the model to this deployment (its leader if it has none, else a challenger).",
 )
 @click.option(
     "--create-deployment",
@@ -33,8 +35,8 @@ def train(
     try:
         spec = load_spec(spec_path)
         with open_ledger(ctx) as ledger:
-            if deployment and create_deployment:
-                _ensure_deployment(ledger, spec, deployment)
+            if deployment and create_deployment and _ensure_deployment(ledger, spec, deployment):
+                click.echo(f"created deployment {deployment}")
             model_id = train_and_record(
                 ledger,
                 spec,
@@ -43,23 +45,26 @@ def train(
                 trigger={"kind": "cli", "spec_file": str(spec_path)},
             )
             run = ledger.training_run(ledger.model(model_id).training_run_id)  # type: ignore[arg-type]
+            leads = bool(deployment) and ledger.deployment(deployment).leader == model_id
     except LedgerError as error:
         raise click.ClickException(f"{error.code}: {error.detail}") from None
-    click.echo(f"run    {run.id}")
-    click.echo(f"model  {model_id}")
+    click.echo(f"run     {run.id}")
+    click.echo(f"model   {model_id}")
     if deployment:
-        click.echo(f"joined {deployment} as a challenger")
+        click.echo(f"joined  {deployment} as {'its leader' if leads else 'a challenger'}")
     click.echo(f"metrics {json.dumps(run.metrics, sort_keys=True)}")
 
 
-def _ensure_deployment(ledger: Ledger, spec: dict, name: str) -> None:
+def _ensure_deployment(ledger: Ledger, spec: dict, name: str) -> bool:
+    """Create the deployment from the spec's features unless it exists; True when created."""
     from trainers.schema import deployment_for
 
     try:
         ledger.deployment(name)
     except NotFound:
         ledger.create_deployment(actor=cli_actor(ledger), **deployment_for(spec, name=name))
-        click.echo(f"created deployment {name}", err=True)
+        return True
+    return False
 
 
 def register(group: click.Group) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Generator, Iterator
 from typing import IO
 
-from ledger.errors import InvalidCommand
+from ledger.errors import InvalidCommand, NotAuthorized
 from ledger.notary.chain import RawEvent, raw_event_from_json
 
 
@@ -44,7 +45,7 @@ def _read_page(
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
     following: str | None = None
-    with _OPENER.open(request, timeout=timeout) as response:
+    with _opened(request, timeout) as response:
         for line in response:
             if not line.strip():
                 continue
@@ -55,6 +56,25 @@ def _read_page(
                 continue
             yield raw_event_from_json(item)
     return following
+
+
+def _opened(request: urllib.request.Request, timeout: float) -> http.client.HTTPResponse:
+    """The page's response; a refused key is told as what to set, not as a bare HTTP status."""
+    try:
+        response: http.client.HTTPResponse = _OPENER.open(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 401:
+            raise NotAuthorized(
+                f"{request.full_url} answered 401: set LEDGER_API_KEY to an auditor key "
+                "(`ledger keys create --role auditor` prints one)"
+            ) from None
+        if error.code == 403:
+            raise NotAuthorized(
+                f"{request.full_url} answered 403: the key in LEDGER_API_KEY may not read "
+                "the event stream; use an auditor key"
+            ) from None
+        raise
+    return response
 
 
 def _next_url(current: str, cursor: str) -> str:

@@ -39,10 +39,21 @@ ARGS = [
 WINDOW = 200
 
 
-def ensure_chromium() -> None:
-    """Install Debian's chromium when it is missing (CI does the same in .ci/run)."""
+INSTALLING = "installing chromium (Debian package) for the dashboard's browser test"
+
+
+def ensure_chromium(config: pytest.Config) -> None:
+    """Install Debian's chromium when it is missing, saying so first (CI does it in .ci/run)."""
     if Path(CHROMIUM).exists():
         return
+    if os.geteuid() != 0:
+        missing = "chromium is missing: `apt-get install chromium` (as root) runs this test"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # past pytest's capture: the person running the tests sees it
+        reporter.write_line(INSTALLING)
     try:
         subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=600)
         subprocess.run(
@@ -120,9 +131,9 @@ def promote_the_challenger(server: Server, keys: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory):
+def world(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
     """A served ledger with calm traffic, a quality check, then drifted traffic and its check."""
-    ensure_chromium()
+    ensure_chromium(pytestconfig)
     home = tmp_path_factory.mktemp("dashboard")
     url = f"sqlite:///{home / 'ledger.db'}"
     keys = build(home, url)

@@ -22,6 +22,7 @@ from ledger.application import Ledger
 from ledger.settings import Settings
 from tests.conftest import (
     PG_ADMIN_URL,
+    PG_DB_PREFIX,
     drop_postgres_database,
     fresh_postgres_database,
     require_postgres,
@@ -70,7 +71,7 @@ class Templates:
         if self.pg_template is None:
             self.pg_template = fresh_postgres_database()
             build_churn(Settings(home=self.home, database_url=self.pg_template))
-        name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+        name = f"{PG_DB_PREFIX}{uuid.uuid4().hex[:12]}"
         engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.exec_driver_sql(

@@ -203,3 +203,46 @@ def test_forgetting_a_subject_names_the_models_that_learned_from_it(
     learned = frame["customer_id"].iloc[0]  # the earliest rows are always in the training split
     assert models_trained_on(ledger, ledger.sealer.subject_ref(learned)) == [model_id]
     assert models_trained_on(ledger, ledger.sealer.subject_ref("C9999999")) == []
+
+
+def test_the_cli_says_leader_or_challenger_and_each_thing_on_its_own_line(
+    database_url: str, churn_spec: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("LEDGER_HOME", str(tmp_path))
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(churn_spec))
+    args = ("train", str(tmp_path / "spec.yaml"), "--deployment", "churn", "--create-deployment")
+    first = run_cli(database_url, *args).splitlines()
+    second = run_cli(database_url, *args).splitlines()
+    assert first[0] == "created deployment churn"
+    assert "joined  churn as its leader" in first
+    assert "created deployment churn" not in second
+    assert "joined  churn as a challenger" in second
+    for lines in (first, second):
+        [metrics] = [line for line in lines if line.startswith("metrics ")]
+        assert json.loads(metrics.removeprefix("metrics "))
+
+
+CSV_SPEC = Path(__file__).resolve().parents[2] / "examples" / "specs" / "churn_from_csv.yaml"
+
+
+def test_the_csv_example_trains_from_its_spec(ledger: Ledger):
+    from trainers.spec import load_spec
+
+    model_id = train_and_record(ledger, load_spec(CSV_SPEC), "test")
+    run = ledger.training_run(ledger.model(model_id).training_run_id)
+    assert run.status == "completed" and run.metrics["roc_auc"] > 0.6
+    train = ledger.dataset(run.dataset_ids["train"])
+    assert train.source.startswith("csv:") and train.source.endswith("churn_small.csv")
+
+
+def test_missing_values_in_a_column_not_declared_nullable_are_refused_by_name(
+    ledger: Ledger,
+):
+    from trainers.spec import load_spec
+
+    spec = load_spec(CSV_SPEC)
+    spec["features"] = [{**f, "nullable": False} for f in spec["features"]]
+    with pytest.raises(TrainingFailed, match="'income' has .* missing values") as refused:
+        train_and_record(ledger, spec, "test")
+    assert refused.value.field == "features.income"
+    assert count_events(ledger, "Model.Registered") == 0

@@ -101,3 +101,12 @@ def test_origins_differ_by_scheme_host_or_port(url, other):
     assert notary.remote._origin("http://H.example:80/x") == notary.remote._origin(
         "http://h.example/y"
     )
+
+
+def test_a_401_says_to_set_an_auditor_key(monkeypatch):
+    monkeypatch.delenv("LEDGER_API_KEY", raising=False)
+    with serving(lambda h: (401, {}, b'{"title": "unauthorized"}')) as (origin, _):
+        result = CliRunner().invoke(main, ["verify", "--from-url", f"{origin}/v1/ledger/events"])
+    assert result.exit_code != 0
+    [line] = result.output.strip().splitlines()
+    assert "LEDGER_API_KEY" in line and "auditor key" in line, line

@@ -75,3 +75,21 @@ def test_a_500_logs_the_route_template_never_the_subject_in_the_path(caplog):
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "/v1/subjects/{subject_id}/forget" in logged
     assert "alice@example.org" not in logged
+
+
+def test_whatever_a_sidecars_child_says_becomes_one_json_line(capsys):
+    from api.sidecars import log_line
+
+    observability.configure_logging("INFO")
+    said = [
+        "following: deployments, models",
+        "Error: a projection runner stopped",
+        json.dumps({"event": "digest written", "level": "warning", "position": 7}),
+        json.dumps({"started_at": "2026-11-01T00:00:00Z", "deployments": []}),
+    ]
+    for text in said:
+        log_line("projector", text)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["sidecar"] for line in lines] == ["projector"] * 4
+    assert [line["level"] for line in lines] == ["info", "error", "warning", "info"]
+    assert lines[2]["position"] == 7 and lines[3]["report"]["deployments"] == []

@@ -106,3 +106,13 @@ def test_demo_sources_describe_their_parameters():
         == "demo:churn?rows=50&seed=3&drift=true&end=2026-03-03T00:00:00.000000Z"
     )
     assert len(io.load_frame(spec)) == 50
+
+
+def test_the_example_csv_is_the_demo_table_it_says_it_is(tmp_path):
+    from pathlib import Path
+
+    from trainers.demo_data import write_csv
+
+    shipped = Path(__file__).resolve().parents[2] / "examples" / "data" / "churn_small.csv"
+    write_csv(str(tmp_path / "again.csv"))
+    assert (tmp_path / "again.csv").read_bytes() == shipped.read_bytes()

@@ -62,6 +62,13 @@ def test_typed_frame_names_a_missing_column():
         steps.typed_frame(demo_data.generate(50, 1).drop(columns="income"), demo_spec())
 
 
+def test_missing_values_in_a_feature_not_declared_nullable_are_refused_by_name():
+    not_nullable = [{**f, "nullable": False} for f in FEATURES]
+    with pytest.raises(InvalidSpec, match="'income' has .* missing values") as refused:
+        steps.typed_frame(demo_data.generate(200, 3), demo_spec(features=not_nullable))
+    assert refused.value.field == "features.income" and "nullable: true" in refused.value.detail
+
+
 def test_a_time_split_puts_the_latest_rows_in_the_test_set(frame):
     train, test = steps.split(frame, demo_spec())
     assert len(test) == 50 and len(train) == 150
