@@ -7,7 +7,7 @@ beside the tree as a detached git worktree, removed after. The module runs in tu
 tree, base first in odd rounds and head first in even ones, so a load change on the machine
 falls on both sides. Each figure of the output is paired
 with the same figure of the other side: the numbers of a JSON document on the output's last
-line by key, else the numbers of lines whose words match. Printed per figure: the medians
+line by key, else each line's numbers, named by the words before them. Printed per figure: the medians
 over the rounds, base and head, and head / base.
 """
 
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
 
 
 def figures(output: str) -> dict[str, float]:
@@ -37,9 +37,13 @@ def figures(output: str) -> dict[str, float]:
             pass
     named: dict[str, float] = {}
     for line in lines:
-        shape = NUMBER.sub("#", line).strip()
-        for index, token in enumerate(NUMBER.findall(line)):
-            named[f"{shape} [{index}]"] = float(token.replace(",", ""))
+        head = line.split(":", 1)[0] if ":" in line else ""
+        for match in NUMBER.finditer(line):
+            before = re.findall(r"[A-Za-z][\w/]*", line[: match.start()])[-2:]
+            name = f"{head}: {' '.join(before)}".strip(": ")
+            while name in named:
+                name += "'"
+            named[name] = float(match.group().replace(",", ""))
     return named
 
 

@@ -61,7 +61,10 @@ def predict(
     Request ids are the client's: the same id from another client is another prediction.
     """
     scored = score_request(serving, name, body)
-    predictions = build_predictions(serving, scored, actor, client)
+    try:
+        predictions = build_predictions(serving, scored, actor, client)
+    except KeyMadeMeanwhile:  # a concurrent copy of this request made the subject's key
+        predictions = build_predictions(serving, scored, actor, client)
     recorded = serving.ledger.record_predictions(predictions)
     answers = [row_answer(p, position is None) for p, position in recorded]
     created = any(position is not None for _, position in recorded)
@@ -187,6 +190,12 @@ def build_predictions(
     ]
 
 
+class KeyMadeMeanwhile(Conflict):
+    """A recorded row whose subject had no key when this request looked: another subject's,
+    an erased one's, or a concurrent copy of this request made it since (then, once, the
+    request is sealed again and answered as the retry it is)."""
+
+
 def retries_checked(serving: Serving, scored: ScoredRequest, client: str) -> BeforeNewKeys:
     """Refuse a retry that would be refused anyway before a new subject key is made for it.
 
@@ -202,7 +211,7 @@ def retries_checked(serving: Serving, scored: ScoredRequest, client: str) -> Bef
         for index in (i for i, pid in enumerate(ids) if pid in recorded):
             request_id = scored.request_ids[index]
             if index in new_subject_rows:
-                raise Conflict(
+                raise KeyMadeMeanwhile(
                     f"request_id {request_id!r} was already used, for another subject or for "
                     "one whose data was since erased: send a new request_id",
                     field="request_id",

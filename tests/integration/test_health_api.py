@@ -137,7 +137,7 @@ def test_a_quality_check_counts_rows_that_do_not_load_and_never_fails_on_them(ap
     assert set(answer.json["outliers"]) <= {0}  # only the row that loads is scored
 
 
-def test_a_count_for_a_closed_period_is_409_naming_when_and_a_future_as_of_is_400(api):
+def test_a_count_for_a_closed_period_is_409_naming_when_and_a_future_as_of_is_422(api):
     api.ledger.declare_feed("early", 10, 3600, actor="test")
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     close_elapsed_periods(api.ledger, now=hour + timedelta(hours=1))  # closed before its end
@@ -146,4 +146,4 @@ def test_a_count_for_a_closed_period_is_409_naming_when_and_a_future_as_of_is_40
     future = api.call("GET", "/v1/data-health", "auditor", params={"as_of": "2099-01-01T00:00:00Z"})
 
     assert late.status_code == 409 and "closed its periods through" in late.json["detail"]
-    assert future.status_code == 400 and "as_of" in future.text and "future" in future.text
+    assert future.status_code == 422 and "as_of" in future.text and "future" in future.text
