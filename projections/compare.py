@@ -89,14 +89,20 @@ def compare(
     after: int = 0,
     deployment: str | None = None,
     max_differences: int = 100,
+    candidate_after: int | None = None,
 ) -> Comparison:
-    """Join both ledgers' answers on (deployment, request id); outcomes come from the baseline."""
+    """Join both ledgers' answers on (deployment, request id); outcomes come from the baseline.
+
+    Each side counts its predictions after its own position (`candidate_after`, default
+    `after`): a clone shares the history below the cut, which is no side's own.
+    """
     base = dict(answers(baseline, after, None, deployment))
     result = Comparison()
     actuals = outcomes(baseline)
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     seen = set()
-    for key, answer in answers(candidate, 0, None, deployment):
+    since = after if candidate_after is None else candidate_after
+    for key, answer in answers(candidate, since, None, deployment):
         original = base.get(key)
         if original is None:
             result.only_candidate += 1

@@ -130,7 +130,7 @@ def replay_command(
 @click.option(
     "--since",
     default=None,
-    help="Compare the baseline's requests recorded after this (instant or pos:N).",
+    help="Count only predictions recorded after this (instant or pos:N), on both sides.",
 )
 @click.option("--deployment", default=None)
 @click.option("--limit", default=100, show_default=True, help="How many differing rows to list.")
@@ -143,7 +143,8 @@ def compare(
     baseline, candidate = Ledger(settings), Ledger(replace(settings, database_url=candidate_url))
     try:
         after = resolve_as_of(baseline.engine, since) or 0
-        report = compare_ledgers(baseline, candidate, after, deployment, limit)
+        candidate_after = resolve_as_of(candidate.engine, since) or 0  # its own positions
+        report = compare_ledgers(baseline, candidate, after, deployment, limit, candidate_after)
     finally:
         baseline.close()
         candidate.close()

@@ -137,3 +137,43 @@ def test_replaying_twice_records_no_outcome_twice(ledger, parallel):
     client = parallel.authenticate(candidate.keys["predictor"]).client  # request ids are its
     replayed = parallel.prediction(prediction_id("churn", "r1", client)).outcomes
     assert [o["actual"] for o in replayed] == ["yes", "no"]
+
+
+def test_compare_since_an_instant_counts_only_what_came_after_it_on_both_sides(ledger, parallel):
+    import json
+
+    from click.testing import CliRunner
+
+    from api.cli import main
+    from ledger.timeline import iso
+
+    production = make_api(ledger)
+    deployment_with_models(production)
+    for i in range(4):  # history both sides share once cloned
+        assert predict(production, {"features": ROW, "request_id": f"h{i}"}).status_code == 201
+    cut = head_position(ledger.engine)
+    since = iso(clone_ledger(ledger.engine, parallel.engine, cut).last_recorded_at)
+    for i in range(3):
+        assert predict(production, {"features": ROW, "request_id": f"n{i}"}).status_code == 201
+    replay(
+        ledger_requests(ledger, cut, head_position(ledger.engine)),
+        _sender(make_api(parallel)),
+        speed=0,
+    )
+
+    said = CliRunner().invoke(
+        main,
+        [
+            "--db",
+            ledger.settings.database_url,
+            "compare",
+            "--candidate",
+            parallel.settings.database_url,
+            "--since",
+            since,
+        ],
+        env={"LEDGER_HOME": str(ledger.settings.home)},
+    )
+    assert said.exit_code == 0, said.output
+    report = json.loads(said.output)
+    assert (report["compared"], report["only_baseline"], report["only_candidate"]) == (3, 0, 0)
