@@ -121,4 +121,6 @@ def test_clone_serve_replay_and_compare_count_only_the_replayed_predictions(tmp_
     report = json.loads(compared.stdout)
     assert report["compared"] == 0 and report["only_baseline"] == production_only
     assert report["only_candidate"] == REPLAYED + 1  # the replayed rows and the flagged one
+    [(name, metrics)] = report["model_metrics"].items()  # the replayed labels, on the clone
+    assert name.startswith("candidate:") and metrics["count"] == REPLAYED
     assert time.monotonic() - started < 60
