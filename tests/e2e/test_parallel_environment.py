@@ -18,6 +18,7 @@ from ledger.application import Ledger
 from ledger.settings import Settings
 from ledger.timeline import iso, now_micros
 from policies.health import run_health_pass
+from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.e2e.server import REPO, Server
 from tests.integration.api_support import make_api
 from trainers.record import train_and_record
@@ -83,9 +84,25 @@ def labelled_csv(path: Path) -> Path:
     return path
 
 
-def test_clone_serve_replay_and_compare_count_only_the_replayed_predictions(tmp_path: Path):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def urls(request: pytest.FixtureRequest, tmp_path: Path):
+    """Production's database and the clone's, empty, on one backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'prod.db'}", f"sqlite:///{tmp_path / 'clone.db'}"
+        return
+    made = [fresh_postgres_database(), fresh_postgres_database()]
+    try:
+        yield tuple(made)
+    finally:
+        for url in made:
+            drop_postgres_database(url)
+
+
+def test_clone_serve_replay_and_compare_count_only_the_replayed_predictions(
+    tmp_path: Path, urls: tuple[str, str]
+):
     started = time.monotonic()
-    prod_url, clone_url = f"sqlite:///{tmp_path / 'prod.db'}", f"sqlite:///{tmp_path / 'clone.db'}"
+    prod_url, clone_url = urls
     key, instant, production_only = production(tmp_path, prod_url)
     server = Server(tmp_path, clone_url)  # the same home: the same master key unseals
 
