@@ -1,8 +1,9 @@
 """Traffic replay: historic requests sent into a running service at their original cadence.
 
 The source is either a ledger (the prediction requests recorded between two instants,
-with their outcomes later at their original delays, each under its outcome id) or a CSV/Parquet file with a time
-column (a continuous upload of data). The source is only read; nothing is recorded in it.
+with their outcomes later at their original delays, each under its outcome id) or a
+CSV/Parquet file with a time column (a continuous upload of data), optionally with a label
+column sent later as outcomes. The source is only read; nothing is recorded in it.
 """
 
 from __future__ import annotations
@@ -159,29 +160,113 @@ def _prediction_key(source: Ledger, prediction_id: Any) -> tuple[str, str]:
     return prediction.deployment, prediction.request_id
 
 
-def file_requests(
-    path: Path, deployment: str, time_column: str, skip: int = 0
-) -> Iterator[Request]:
-    """Rows of a CSV/Parquet file as single predictions, paced by their time column."""
+@dataclass
+class FileColumns:
+    """What each column of a replayed file is: its time, its label and when that was known."""
+
+    time: str
+    label: str | None = None
+    label_time: str | None = None
+
+    def known(self) -> set[str]:
+        return {c for c in (self.time, self.label, self.label_time) if c}
+
+
+def read_file(path: Path, columns: FileColumns) -> Any:
+    """The file's rows (a DataFrame), refused if a column named by an option is missing."""
     import pandas as pd
 
     frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
-    times = pd.to_datetime(frame[time_column], utc=True)
-    frame = frame.assign(_t=times).sort_values("_t", kind="stable").reset_index(drop=True)
-    first = frame["_t"].iloc[0] if len(frame) else None
-    columns = [c for c in frame.columns if c not in (time_column, "_t")]
-    for index, row in frame.iterrows():
-        if index < skip:
-            continue
-        features = {c: _plain(row[c]) for c in columns}
-        at = int((row["_t"] - first).total_seconds() * 1_000_000)
-        yield Request(
-            at,
-            index + 1,
-            f"/v1/deployments/{deployment}/predictions",
-            {"features": features, "request_id": f"replay:{path.name}:{index}"},
-            "prediction",
+    for option, name in (
+        ("--time-column", columns.time),
+        ("--label", columns.label),
+        ("--label-time-column", columns.label_time),
+    ):
+        if name and name not in frame.columns:
+            raise InvalidCommand(
+                f"{option} {name!r} is not a column of {path.name}; its columns: "
+                f"{', '.join(map(str, frame.columns))}",
+                field=option.lstrip("-"),
+            )
+    return frame
+
+
+def check_file_columns(frame: Any, columns: FileColumns, schema: dict[str, Any]) -> None:
+    """Refuse, before anything is sent, columns the deployment's input schema does not declare."""
+    declared = {f["name"] for f in schema["features"]}
+    unknown = [str(c) for c in frame.columns if c not in declared and c not in columns.known()]
+    if unknown:
+        raise InvalidCommand(
+            f"columns not in the deployment's input schema: {', '.join(unknown)}; "
+            "drop them, or name the label with --label",
+            field="columns",
+            columns=unknown,
         )
+
+
+def deployment_schema(send: Send, deployment: str) -> dict[str, Any]:
+    """The target service's input schema for the deployment (read before anything is sent)."""
+    status, body = send("GET", f"/v1/deployments/{deployment}", None)
+    if status != 200:
+        detail = body.get("detail") if isinstance(body, dict) else body
+        raise InvalidCommand(
+            f"the target cannot give deployment {deployment!r}'s schema ({status}): {detail}",
+            field="deployment",
+        )
+    return dict(body["schema"])
+
+
+def file_requests(
+    frame: Any, name: str, deployment: str, columns: FileColumns, skip: int = 0
+) -> Iterator[Request]:
+    """Rows as single predictions paced by their time column, each label later as an outcome.
+
+    A label is sent at its row's time plus its recorded delay (`label_time`; none: right
+    after the prediction), under an outcome id derived from the row, so a second replay
+    records nothing again. Positions count the requests in the order sent; `skip` resumes.
+    """
+    import pandas as pd
+
+    frame = frame.assign(_t=pd.to_datetime(frame[columns.time], utc=True))
+    frame = frame.sort_values("_t", kind="stable").reset_index(drop=True)
+    features = [c for c in frame.columns if c not in columns.known() and c != "_t"]
+    requests: list[Request] = []
+    for index, row in frame.iterrows():
+        at = _micros(row["_t"] - frame["_t"].iloc[0])
+        request_id = f"replay:{name}:{index}"
+        path = f"/v1/deployments/{deployment}/predictions"
+        body = {"features": {c: _plain(row[c]) for c in features}, "request_id": request_id}
+        requests.append(Request(at, 0, path, body, "prediction"))
+        actual = _plain(row[columns.label]) if columns.label else None
+        if actual is not None:
+            requests.append(_label(deployment, request_id, actual, at, row, columns))
+    requests.sort(key=lambda r: r.at)  # stable: a row's outcome never precedes its prediction
+    rebase = requests[skip].at if skip < len(requests) else 0
+    for ordinal, request in enumerate(requests[skip:], start=skip + 1):
+        yield Request(request.at - rebase, ordinal, request.path, request.body, request.kind)
+
+
+def _label(
+    deployment: str, request_id: str, actual: Any, at: int, row: Any, columns: FileColumns
+) -> Request:
+    import pandas as pd
+
+    body = {
+        "deployment": deployment,
+        "request_id": request_id,
+        "actual": actual,
+        "outcome_id": f"{request_id}:{columns.label}",
+    }
+    delay = 0
+    if columns.label_time and not pd.isna(row[columns.label_time]):
+        known = pd.to_datetime(row[columns.label_time], utc=True)
+        delay = max(0, _micros(known - row["_t"]))
+        body["observed_at"] = known.isoformat()
+    return Request(at + delay, 0, "/v1/outcomes", body, "outcome")
+
+
+def _micros(delta: Any) -> int:
+    return int(delta.total_seconds() * 1_000_000)
 
 
 def _plain(value: Any) -> Any:
@@ -242,7 +327,7 @@ def http_sender(base_url: str, key: str, timeout: float = 30.0) -> Send:
         )
 
     def send(method: str, path: str, body: Any) -> tuple[int, Any]:
-        data = json.dumps(body).encode()
+        data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(
             base_url.rstrip("/") + path,
             data=data,

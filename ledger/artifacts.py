@@ -39,8 +39,30 @@ CAPTURED_TRUSTED_TYPES = (
 )
 
 
+# Every event that rests on a stored artifact names it under this key, at any depth of its
+# state (a model's bytes, a training run's outlier detector and explanation background):
+# a clone finds what to copy by this key alone, whatever kind of artifact it is.
+REFERENCE_KEY = "artifact_digest"
+
+
 def sha256(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+def referenced_digests(state: Any) -> set[str]:
+    """The artifact digests an event's decoded state names under REFERENCE_KEY, at any depth."""
+    found: set[str] = set()
+    pending = [state]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            digest = value.get(REFERENCE_KEY)
+            if isinstance(digest, str):
+                found.add(digest)
+            pending.extend(value.values())
+        elif isinstance(value, list | tuple):
+            pending.extend(value)
+    return found
 
 
 class ArtifactStore:

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
-from ledger.artifacts import artifacts_table
+from ledger.artifacts import REFERENCE_KEY, artifacts_table, referenced_digests
 from ledger.database import is_postgres
 from ledger.errors import Conflict
 from ledger.ids import as_uuid
 from ledger.storage import CLOCK_TABLE, EVENTS_TABLE
 
 PAGE = 5000
-MODEL_REGISTERED = "ledger.domain.models:Model.Registered"
+_REFERENCE = f'"{REFERENCE_KEY}"'.encode()  # most events name no artifact: skip parsing them
 
 
 @dataclass
@@ -56,18 +56,19 @@ def clone_ledger(
                 break
             batch = [_portable_row(r, is_postgres(target)) for r in rows]
             for r in rows:
-                if r.topic == MODEL_REGISTERED:
-                    digests.add(json.loads(bytes(r.state))["artifact_digest"])
+                state = bytes(r.state)
+                if _REFERENCE in state:
+                    digests |= referenced_digests(orjson.loads(state))
             with target.begin() as dst:
                 dst.execute(events_table.insert(), batch)
             copied += len(rows)
             last_id, last_at = rows[-1].id, rows[-1].recorded_at
             if progress:
                 progress(len(rows))
-    _copy_artifacts(source, target, digests)
+    artifacts = _copy_artifacts(source, target, digests)
     _continue_above(target, last_id, last_at)
     return CloneReport(
-        position=last_id, events=copied, artifacts=len(digests), last_recorded_at=last_at
+        position=last_id, events=copied, artifacts=artifacts, last_recorded_at=last_at
     )
 
 
@@ -83,7 +84,9 @@ def _portable_row(row: sa.Row[Any], target_postgres: bool) -> dict[str, Any]:
     }
 
 
-def _copy_artifacts(source: sa.Engine, target: sa.Engine, digests: set[str]) -> None:
+def _copy_artifacts(source: sa.Engine, target: sa.Engine, digests: set[str]) -> int:
+    """Copy the named artifacts the source holds; how many it held."""
+    held = 0
     for digest in sorted(digests):
         with source.connect() as src:
             row = src.execute(
@@ -91,12 +94,14 @@ def _copy_artifacts(source: sa.Engine, target: sa.Engine, digests: set[str]) -> 
             ).first()
         if row is None:
             continue
+        held += 1
         with target.begin() as dst:
             exists = dst.execute(
                 sa.select(artifacts_table.c.digest).where(artifacts_table.c.digest == digest)
             ).first()
             if not exists:
                 dst.execute(artifacts_table.insert().values(**row._mapping))
+    return held
 
 
 def _continue_above(target: sa.Engine, last_id: int, last_at: int) -> None:

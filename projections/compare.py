@@ -89,17 +89,26 @@ def compare(
     after: int = 0,
     deployment: str | None = None,
     max_differences: int = 100,
+    candidate_after: int | None = None,
 ) -> Comparison:
-    """Join both ledgers' answers on (deployment, request id); outcomes come from the baseline."""
+    """Join both ledgers' answers on (deployment, request id); outcomes come from the baseline,
+    and for requests only the candidate answered (a replayed file) from the candidate.
+
+    Each side counts its predictions after its own position (`candidate_after`, default
+    `after`): a clone shares the history below the cut, which is no side's own.
+    """
     base = dict(answers(baseline, after, None, deployment))
     result = Comparison()
-    actuals = outcomes(baseline)
+    actuals, candidate_actuals = outcomes(baseline), outcomes(candidate)
     hits: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     seen = set()
-    for key, answer in answers(candidate, 0, None, deployment):
+    since = after if candidate_after is None else candidate_after
+    for key, answer in answers(candidate, since, None, deployment):
         original = base.get(key)
         if original is None:
             result.only_candidate += 1
+            if key in candidate_actuals:
+                _tally(hits, "candidate", answer, candidate_actuals[key])
             continue
         seen.add(key)
         result.compared += 1
@@ -115,13 +124,18 @@ def compare(
                 }
             )
         if key in actuals:
-            for side, ans in (("baseline", original), ("candidate", answer)):
-                for model_id, output in ans.outputs.items():
-                    tally = hits[f"{side}:{model_id}"]
-                    tally[0] += output["value"] == actuals[key]
-                    tally[1] += 1
+            _tally(hits, "baseline", original, actuals[key])
+            _tally(hits, "candidate", answer, actuals[key])
     result.only_baseline = len(base) - len(seen)
     result.model_metrics = {
         k: {"accuracy": c / n, "count": n} for k, (c, n) in sorted(hits.items()) if n
     }
     return result
+
+
+def _tally(hits: dict[str, list[int]], side: str, answer: Answer, actual: Any) -> None:
+    """Count each model's output of one answer against the actual outcome."""
+    for model_id, output in answer.outputs.items():
+        tally = hits[f"{side}:{model_id}"]
+        tally[0] += output["value"] == actual
+        tally[1] += 1

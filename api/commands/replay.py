@@ -9,7 +9,16 @@ from pathlib import Path
 import click
 
 from api.commands.common import settings_from
-from api.replay import file_requests, http_sender, ledger_requests, replay
+from api.replay import (
+    FileColumns,
+    check_file_columns,
+    deployment_schema,
+    file_requests,
+    http_sender,
+    ledger_requests,
+    read_file,
+    replay,
+)
 from ledger.application import Ledger
 from ledger.timeline import head_position, resolve_as_of
 from projections.compare import compare as compare_ledgers
@@ -44,6 +53,16 @@ from projections.compare import compare as compare_ledgers
     "--time-column", default="event_time", show_default=True, help="With --file: the time column."
 )
 @click.option(
+    "--label",
+    default=None,
+    help="With --file: the column holding each row's actual value, sent later as an outcome.",
+)
+@click.option(
+    "--label-time-column",
+    default=None,
+    help="With --label: when each label became known; its delay after the row is kept.",
+)
+@click.option(
     "--speed",
     type=float,
     default=1.0,
@@ -57,7 +76,8 @@ from projections.compare import compare as compare_ledgers
     "state_file",
     type=click.Path(path_type=Path),
     default=None,
-    help="Resume file: the last position sent is kept here and skipped on the next run.",
+    help="Resume file: the last position sent (for a file, how many requests) is kept here "
+    "and skipped on the next run.",
 )
 @click.pass_context
 def replay_command(
@@ -69,6 +89,8 @@ def replay_command(
     data_file: Path | None,
     deployment: str | None,
     time_column: str,
+    label: str | None,
+    label_time_column: str | None,
     speed: float,
     max_rate: float | None,
     no_outcomes: bool,
@@ -82,12 +104,20 @@ def replay_command(
     key = key or settings.replay_key
     if not key:
         raise click.UsageError("give the target's predictor key: --key or LEDGER_REPLAY_KEY")
+    if data_file is None and (label or label_time_column):
+        raise click.UsageError("--label and --label-time-column go with --file")
+    send = http_sender(target, key)
     source = Ledger(replace(settings, group_commit=False))
     try:
         if data_file is not None:
             if not deployment:
                 raise click.UsageError("--file needs --deployment")
-            requests = file_requests(data_file, deployment, time_column, skip=done)
+            columns = FileColumns(time_column, label, label_time_column)
+            frame = read_file(data_file, columns)
+            check_file_columns(frame, columns, deployment_schema(send, deployment))
+            requests = file_requests(frame, data_file.name, deployment, columns, skip=done)
+            if no_outcomes:
+                requests = (r for r in requests if r.kind != "outcome")
             total = None
         else:
             after = max(resolve_as_of(source.engine, start) or 0, done)
@@ -102,7 +132,7 @@ def replay_command(
 
             stats = replay(
                 iter(bar),
-                http_sender(target, key),
+                send,
                 speed=speed,
                 max_rate=max_rate,
                 progress=checkpoint,
@@ -130,7 +160,7 @@ def replay_command(
 @click.option(
     "--since",
     default=None,
-    help="Compare the baseline's requests recorded after this (instant or pos:N).",
+    help="Count only predictions recorded after this (instant or pos:N), on both sides.",
 )
 @click.option("--deployment", default=None)
 @click.option("--limit", default=100, show_default=True, help="How many differing rows to list.")
@@ -143,7 +173,8 @@ def compare(
     baseline, candidate = Ledger(settings), Ledger(replace(settings, database_url=candidate_url))
     try:
         after = resolve_as_of(baseline.engine, since) or 0
-        report = compare_ledgers(baseline, candidate, after, deployment, limit)
+        candidate_after = resolve_as_of(candidate.engine, since) or 0  # its own positions
+        report = compare_ledgers(baseline, candidate, after, deployment, limit, candidate_after)
     finally:
         baseline.close()
         candidate.close()

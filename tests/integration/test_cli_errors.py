@@ -18,6 +18,7 @@ def cases(tmp: Path) -> dict[str, list[list[str]]]:
     """Bad invocations per verb path (a missing file, a malformed or future instant, ...)."""
     (tmp / "bad.yaml").write_text("rules: [\n")
     (tmp / "rows.csv").write_text("a,b\n1,2\n")
+    (tmp / "timed.csv").write_text("event_time,a\n2024-01-01T00:00:00Z,1\n")
     (tmp / "a-file").write_text("")
     missing = str(tmp / "missing")
     other_db = f"sqlite:///{tmp / 'other.db'}"
@@ -64,6 +65,11 @@ def cases(tmp: Path) -> dict[str, list[list[str]]]:
         "replay": [
             ["replay", "--target", "not a url", "--key", "k"],
             ["replay", "--target", "http://127.0.0.1:1", "--key", "k", "--from", FUTURE],
+            ["replay", "--target", "http://127.0.0.1:1", "--key", "k", "--label", "y"],
+            [
+                *["replay", "--target", "http://127.0.0.1:1", "--key", "k"],
+                *["--file", str(tmp / "timed.csv"), "--deployment", "churn", "--label", "y"],
+            ],
         ],
         "explain": [
             ["explain", "not-an-id"],

@@ -86,3 +86,33 @@ def test_a_clone_verifies_and_its_chain_head_equals_production_at_that_position(
     position, clone_hash, _ = notary_head(target.engine)
     assert (position, clone_hash) == (cut, production_hash)
     assert verify_database(target.engine).ok
+
+
+def test_a_clone_holds_every_artifact_its_events_name_and_serves_with_flags(ledger, target):
+    import sqlalchemy as sa
+
+    from ledger.artifacts import artifacts_table
+    from policies.quality_windows import reference_for
+    from tests.integration.api_support import make_api
+    from tests.integration.test_api_trained_models import ROW, deploy
+
+    deploy(make_api(ledger), "churn_classifier.yaml", "classification")
+    with ledger.engine.connect() as conn:
+        stored = set(conn.execute(sa.select(artifacts_table.c.digest)).scalars())
+    assert len(stored) == 3  # the model, its outlier detector, its explanation background
+
+    report = clone_ledger(ledger.engine, target.engine, _rows(ledger)[-1][0])
+
+    assert report.artifacts == 3
+    for digest in stored:
+        assert target.artifacts.get(digest) == ledger.artifacts.get(digest)
+    reference = reference_for(target, target.deployment("churn"))
+    assert reference is not None and reference.scorer is not None  # the detector loads
+    made = make_api(target).call(
+        "POST",
+        "/v1/deployments/churn/predictions",
+        role="predictor",
+        json={"features": {**ROW, "region": "atlantis"}, "request_id": "r-1"},
+    )
+    assert made.status_code == 201, made.text
+    assert "unseen_category:region" in made.json["flags"]

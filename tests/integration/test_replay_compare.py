@@ -137,3 +137,119 @@ def test_replaying_twice_records_no_outcome_twice(ledger, parallel):
     client = parallel.authenticate(candidate.keys["predictor"]).client  # request ids are its
     replayed = parallel.prediction(prediction_id("churn", "r1", client)).outcomes
     assert [o["actual"] for o in replayed] == ["yes", "no"]
+
+
+def test_compare_since_an_instant_counts_only_what_came_after_it_on_both_sides(ledger, parallel):
+    import json
+
+    from click.testing import CliRunner
+
+    from api.cli import main
+    from ledger.timeline import iso
+
+    production = make_api(ledger)
+    deployment_with_models(production)
+    for i in range(4):  # history both sides share once cloned
+        assert predict(production, {"features": ROW, "request_id": f"h{i}"}).status_code == 201
+    cut = head_position(ledger.engine)
+    since = iso(clone_ledger(ledger.engine, parallel.engine, cut).last_recorded_at)
+    for i in range(3):
+        assert predict(production, {"features": ROW, "request_id": f"n{i}"}).status_code == 201
+    replay(
+        ledger_requests(ledger, cut, head_position(ledger.engine)),
+        _sender(make_api(parallel)),
+        speed=0,
+    )
+
+    said = CliRunner().invoke(
+        main,
+        [
+            "--db",
+            ledger.settings.database_url,
+            "compare",
+            "--candidate",
+            parallel.settings.database_url,
+            "--since",
+            since,
+        ],
+        env={"LEDGER_HOME": str(ledger.settings.home)},
+    )
+    assert said.exit_code == 0, said.output
+    report = json.loads(said.output)
+    assert (report["compared"], report["only_baseline"], report["only_candidate"]) == (3, 0, 0)
+
+
+def _labelled_csv(path):
+    import pandas as pd
+
+    rows = [
+        {
+            **ROW,
+            "income": 30_000.0 + 1000 * i,
+            "event_time": f"2024-03-01T10:00:{2 * i:02d}Z",
+            "churned": "yes" if i % 2 else "no",
+            "known_at": f"2024-03-01T10:00:{2 * i + 3:02d}Z",  # known 3 s after the row
+        }
+        for i in range(4)
+    ]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_a_labelled_file_replays_labels_as_later_outcomes_once(ledger, tmp_path):
+    from api.replay import FileColumns, file_requests, read_file
+
+    api = make_api(ledger)
+    deployment_with_models(api)
+    columns = FileColumns("event_time", "churned", "known_at")
+    frame = read_file(_labelled_csv(tmp_path / "rows.csv"), columns)
+    requests = list(file_requests(frame, "rows.csv", "churn", columns))
+
+    assert [(r.kind, r.at // 1_000_000) for r in requests] == [
+        ("prediction", 0),
+        ("prediction", 2),
+        ("outcome", 3),
+        ("prediction", 4),
+        ("outcome", 5),
+        ("prediction", 6),
+        ("outcome", 7),
+        ("outcome", 9),
+    ]
+    assert all("churned" not in r.body.get("features", {}) for r in requests)
+    first = replay(iter(requests), _sender(api), speed=0)
+    head = head_position(ledger.engine)
+    second = replay(file_requests(frame, "rows.csv", "churn", columns), _sender(api), speed=0)
+    assert first.statuses == {201: 8} and second.statuses == {200: 8}
+    assert head_position(ledger.engine) == head  # nothing recorded the second time
+    client = ledger.authenticate(api.keys["predictor"]).client
+    made = ledger.prediction(prediction_id("churn", "replay:rows.csv:1", client))
+    assert "churned" not in made.features and made.outcome["actual"] == "yes"
+
+
+def test_a_file_with_columns_the_schema_lacks_is_refused_before_anything_is_sent(ledger, tmp_path):
+    import pandas as pd
+
+    from api.replay import FileColumns, check_file_columns, deployment_schema, read_file
+    from ledger.errors import InvalidCommand
+
+    api = make_api(ledger)
+    deployment_with_models(api)
+    path = _labelled_csv(tmp_path / "rows.csv")
+    pd.read_csv(path).assign(colour="red", shoe=1).to_csv(path, index=False)
+    sent = []
+
+    def send(method, path, body):
+        sent.append(method)
+        return _sender(api)(method, path, body)
+
+    schema = deployment_schema(send, "churn")
+    columns = FileColumns("event_time", "churned", "known_at")
+    with pytest.raises(InvalidCommand) as refused:
+        check_file_columns(read_file(path, columns), columns, schema)
+    assert refused.value.detail.startswith(
+        "columns not in the deployment's input schema: colour, shoe;"
+    )
+    assert sent == ["GET"]  # the schema only
+    unlabelled = FileColumns("event_time")  # a label not named is an unknown column too
+    with pytest.raises(InvalidCommand, match="churned, known_at, colour, shoe"):
+        check_file_columns(read_file(path, unlabelled), unlabelled, schema)
