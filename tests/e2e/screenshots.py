@@ -42,7 +42,6 @@ def shoot(server: Server, keys: dict[str, str], prediction_id: str) -> list[Path
         )
         page.screenshot(path=str(written[0]))
         page.screenshot(
-            path=str(Path(tempfile.gettempdir()) / "dashboard-full.png"), full_page=True
         )
         page.locator("#performance-view").screenshot(path=str(written[1]))
         page.fill("#lookup-id", prediction_id)

@@ -1,6 +1,6 @@
 // The Provenance Ledger dashboard: plain JavaScript over the public API, charts by the
 // vendored Chart.js. The key lives in sessionStorage only; every card honours as_of, which
-// the address keeps (?as_of=...) so a view can be linked.
+// the address keeps (#as_of=...) so a view can be linked.
 "use strict";
 
 const KEY_ITEM = "provenance-ledger-key";
@@ -564,9 +564,10 @@ function showAsOf() {
 
 function setAsOf(value) {
   state.asOf = value;
+  // in the fragment: the page's own route takes no query parameters, and the server never sees it
   const url = new URL(window.location.href);
-  if (value) url.searchParams.set("as_of", value); else url.searchParams.delete("as_of");
-  window.history.replaceState(null, "", url);
+  url.hash = value ? new URLSearchParams({ as_of: value }).toString() : "";
+  window.history.replaceState(null, "", url.hash ? url : url.pathname);
   showAsOf();
   return refresh();
 }
@@ -581,6 +582,8 @@ function showViews(open) {
 function forgetKey(reason) {
   sessionStorage.removeItem(KEY_ITEM);
   state.epoch += 1;  // answers still on their way were asked with the old key
+  state.lookupId = null;
+  $("lookup-id").value = "";
   emptyAll();
   showViews(false);
   note("status", reason || "");
@@ -615,7 +618,7 @@ function wire() {
 }
 
 wire();
-state.asOf = new URL(window.location.href).searchParams.get("as_of") || null;
+state.asOf = new URLSearchParams(window.location.hash.slice(1)).get("as_of") || null;
 showAsOf();
 if (sessionStorage.getItem(KEY_ITEM)) {
   showViews(true);
