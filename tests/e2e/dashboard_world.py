@@ -74,7 +74,7 @@ def promote_the_challenger(server: Server, keys: dict[str, str]) -> None:
     promoted = server.call(
         "PUT",
         "/v1/deployments/churn/leader",
-        {"model_id": challenger, "reason": "better recall on recent outcomes"},
+        {"model_id": challenger, "reason": "promoted by hand to serve it in production"},
         key=keys["admin"],
         headers={"If-Match": f'"{deployment["version"]}"'},
     )
