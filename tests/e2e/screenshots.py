@@ -41,8 +41,6 @@ def shoot(server: Server, keys: dict[str, str], prediction_id: str) -> list[Path
             "() => document.querySelector('#slice-table thead th')?.textContent === 'tenure_months'"
         )
         page.screenshot(path=str(written[0]))
-        page.screenshot(
-        )
         page.locator("#performance-view").screenshot(path=str(written[1]))
         page.fill("#lookup-id", prediction_id)
         page.click("#lookup-form button")

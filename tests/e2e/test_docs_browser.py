@@ -26,8 +26,8 @@ document.addEventListener("securitypolicyviolation",
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):
-    ensure_chromium()
+def served(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config):
+    ensure_chromium(pytestconfig)
     home = tmp_path_factory.mktemp("docs")
     url = f"sqlite:///{home / 'ledger.db'}"
     ledger = Ledger(Settings(home=home, database_url=url, group_commit=False))
