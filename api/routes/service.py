@@ -7,6 +7,7 @@ from api.schemas.ledger import HealthSchema, ReadinessSchema
 
 TAG = "service"
 HTML = "text/html; charset=utf-8"
+ICON = "image/x-icon"
 
 ROUTES = (
     Route(
@@ -75,5 +76,21 @@ ROUTES = (
         "The web dashboard",
         TAG,
         {200: Answer("the page", {"type": "string"}, media=HTML)},
+    ),
+    Route(
+        "GET",
+        "/",
+        roles("none"),
+        "The landing page: links to the dashboard and the API docs",
+        TAG,
+        {200: Answer("the page", {"type": "string"}, media=HTML)},
+    ),
+    Route(
+        "GET",
+        "/favicon.ico",
+        roles("none"),
+        "The service's icon",
+        TAG,
+        {200: Answer("the icon", {"type": "string"}, media=ICON)},
     ),
 )

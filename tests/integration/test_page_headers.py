@@ -26,7 +26,7 @@ def api(ledger):
 
 
 def test_the_route_table_declares_the_pages():
-    assert {"/docs", "/dashboard", "/docs/index.html"} <= set(PAGES)
+    assert {"/", "/docs", "/dashboard", "/docs/index.html"} <= set(PAGES)
 
 
 @pytest.mark.parametrize("path", PAGES)
