@@ -1,42 +1,76 @@
-"""The demo's monitoring story, so the dashboard has something real to show on first start.
+"""The demo's history: 60 days of simulated traffic, loaded the way historic data is loaded.
 
-Per demo deployment: a feed counting its predictions, a day of calm traffic from the
-seeded generator, then (unless Settings.demo_drift is off) traffic with the generator's drift
-switch on; outcomes for every row; then one health pass (feed periods, quality windows).
+Per demo deployment: a feed counting its predictions, then day by day on a simulated
+clock a weekly rhythm of requests (fewer at weekends), scored and recorded with the
+historic instant (`occurred_at`); outcomes observed three days later, a few corrected;
+the last DRIFT_DAYS days with the generator's drift switch on (unless Settings.demo_drift
+is off). Half-way the churn leader is promoted by hand with a reason; at the end the
+churn deployment moves to best_recent and the rule decides on the recorded evidence.
+The ledger records it all now (recorded_at stays monotone); the simulated clock is
+written to SIMULATED_CLOCK so the log and `ledger state` say the history was simulated.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import structlog
 
 from api.auth import Principal
 from api.services import Services
 from ledger.application import Ledger
 from ledger.errors import NotFound
 from ledger.settings import Settings
+from policies import best_recent
 from policies.health import run_health_pass
 from serving.predict import predict
 
+log = structlog.get_logger("ledger.demo")
 ACTOR = Principal(key_id="demo-traffic", role="predictor")
 TARGETS = {"churn": "churned", "lifetime-value": "lifetime_value"}
-ROWS_PER_PHASE, BATCH, WINDOW = 600, 200, 300
+DAYS, PER_DAY, DRIFT_DAYS, OUTCOME_LAG_DAYS = 60, 40, 12, 3
+WEEKLY = (1.1, 1.2, 1.2, 1.1, 1.0, 0.6, 0.5)  # Monday first: quieter weekends
+CORRECTED_EVERY = 25  # one outcome in 25 is corrected a day after it arrived
+WINDOW = 300
 NOT_FEATURES = ("event_time", "churned", "lifetime_value")
+SIMULATED_CLOCK = "simulated-clock.json"
+
+
+def clock_path(settings: Settings) -> Path:
+    return Path(settings.home) / SIMULATED_CLOCK
+
+
+def simulated_clock(settings: Settings) -> dict[str, Any] | None:
+    """The demo's simulated clock as recorded on first start, or None outside the demo."""
+    path = clock_path(settings)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def seed(settings: Settings, ledger: Ledger) -> None:
-    """Feeds, traffic and checks for every demo deployment that has none yet."""
+    """Feeds and 60 days of history for every demo deployment that has none yet."""
     services = Services.build(settings, ledger)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=DAYS)
+    seeded_now = []
     for name, target in TARGETS.items():
         if _seeded(ledger, name):
             continue
         ledger.declare_feed(
-            f"{name}-requests", ROWS_PER_PHASE, 3600, "demo:bootstrap", 0.2, deployment=name
+            f"{name}-requests", DAYS * PER_DAY, 3600, "demo:bootstrap", 0.2, deployment=name
         )
-        phases = [(False, 101)] + ([(True, 102)] if settings.demo_drift else [])
-        for drift, seed_value in phases:
-            _traffic(services, name, target, drift, seed_value)
+        _history(services, settings, name, target, start)
+        seeded_now.append(name)
+    if seeded_now:
+        _record_clock(settings, start, today, seeded_now)
+    if "churn" in seeded_now:
+        _best_recent(ledger, "churn")
+    clock = simulated_clock(settings)
+    if clock:
+        log.info("demo history on a simulated clock", **clock)
     # The timer closes the hours that have passed; the windows cover calm, then drifted rows.
     run_health_pass(ledger, datetime.now(UTC) + timedelta(seconds=1), window=WINDOW)
 
@@ -49,24 +83,103 @@ def _seeded(ledger: Ledger, name: str) -> bool:
         return False
 
 
-def _traffic(services: Services, name: str, target: str, drift: bool, seed_value: int) -> None:
+def _history(
+    services: Services, settings: Settings, name: str, target: str, start: datetime
+) -> None:
     from trainers.demo_data import generate
 
-    frame = generate(ROWS_PER_PHASE, seed=seed_value, drift=drift).astype(object)
-    records = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    tag = "drifted" if drift else "calm"
-    for start in range(0, len(records), BATCH):
-        chunk = records[start : start + BATCH]
+    now = datetime.now(UTC)
+    for day in range(DAYS):
+        day_start = start + timedelta(days=day)
+        drift = settings.demo_drift and day >= DAYS - DRIFT_DAYS
+        rows = max(1, round(PER_DAY * WEEKLY[day_start.weekday()]))
+        frame = generate(rows, seed=1000 + day, drift=drift).astype(object)
+        records = [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
+        scored_at = day_start + timedelta(hours=12)
         body = {
-            "request_id": f"demo-{tag}-{start}",
-            "instances": [{k: v for k, v in r.items() if k not in NOT_FEATURES} for r in chunk],
+            "request_id": f"demo-day-{day}",
+            "instances": [{k: v for k, v in r.items() if k not in NOT_FEATURES} for r in records],
         }
-        answer, _ = predict(services.serving, name, body, ACTOR.actor)
-        outcomes = [
-            (p["prediction_id"], r[target], None)
-            for p, r in zip(answer["predictions"], chunk, strict=True)
-        ]
-        services.ledger.record_outcomes(outcomes, ACTOR.actor)
+        answer, _ = predict(
+            services.serving, name, body, ACTOR.actor, occurred_at=_micros(scored_at)
+        )
+        observed = scored_at + timedelta(days=OUTCOME_LAG_DAYS)
+        if observed < now:  # outcomes of the last days have not arrived yet
+            _outcomes(services, answer["predictions"], records, target, observed, now)
+        if name == "churn" and day == DAYS // 2:
+            _promote_by_hand(services.ledger, name)
+
+
+def _outcomes(
+    services: Services,
+    predictions: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    target: str,
+    observed: datetime,
+    now: datetime,
+) -> None:
+    pairs = list(zip(predictions, records, strict=True))
+    services.ledger.record_outcomes(
+        [(p["prediction_id"], r[target], observed.isoformat()) for p, r in pairs], ACTOR.actor
+    )
+    corrected_at = observed + timedelta(days=1)
+    if corrected_at >= now:
+        return
+    corrections = [
+        (p["prediction_id"], _corrected(r[target]), corrected_at.isoformat())
+        for p, r in pairs[::CORRECTED_EVERY]
+    ]
+    services.ledger.record_outcomes(corrections, ACTOR.actor)
+
+
+def _corrected(actual: Any) -> Any:
+    """A label that was reported wrong first: a flipped class, or a value off by 10%."""
+    return 1 - actual if isinstance(actual, int) and actual in (0, 1) else round(actual * 1.1, 2)
+
+
+def _promote_by_hand(ledger: Ledger, name: str) -> None:
+    """Half-way through, an operator moves the lead to the other model and says why."""
+    deployment = ledger.deployment(name)
+    other = next((m for m in deployment.models if m != deployment.leader), None)
+    if other is not None:
+        reason = "demo: trying the other model on live traffic after a support-calls spike"
+        ledger.promote(name, other, reason=reason, actor="demo:operator")
+
+
+def _best_recent(ledger: Ledger, name: str) -> None:
+    """The deployment moves to best_recent; the rule decides on the recorded outcomes."""
+    from projections.predictions import PredictionsProjection
+    from projections.runner import catch_up
+
+    deployment = ledger.deployment(name)
+    catch_up(ledger.engine, PredictionsProjection)  # the rule reads the scored outcomes
+    policy = {"name": "best_recent", "metric": "accuracy", "days": 30, "min_outcomes": 50}
+    ledger.change_deployment(name, actor="demo:operator", policy=policy)
+    decision = best_recent.decide(ledger, name)
+    log.info("demo best_recent decision", deployment=deployment.name, **_loggable(decision))
+
+
+def _loggable(decision: dict[str, Any]) -> dict[str, Any]:
+    return {k: decision.get(k) for k in ("changed", "why", "reason", "model_id")}
+
+
+def _record_clock(settings: Settings, start: datetime, end: datetime, names: list[str]) -> None:
+    clock = {
+        "simulated": True,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "days": DAYS,
+        "deployments": names,
+        "note": "predictions carry their simulated instant (scoring.occurred_at); "
+        "recorded_at is when this ledger recorded them",
+    }
+    path = clock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(clock, indent=2))
+
+
+def _micros(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
 
 
 def _plain(value: Any) -> Any:
