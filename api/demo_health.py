@@ -1,8 +1,8 @@
 """The demo's history: 60 days of simulated traffic, loaded the way historic data is loaded.
 
-Per demo deployment: a feed counting its predictions, then day by day on a simulated
-clock a weekly rhythm of requests (fewer at weekends), scored and recorded with the
-historic instant (`occurred_at`); outcomes observed three days later, a few corrected;
+Per demo deployment: a daily feed counting its predictions, then day by day on a simulated
+clock a weekly rhythm of requests (fewer at weekends; one short day for churn, two silent
+days for lifetime-value), scored and recorded with the historic instant (`occurred_at`); outcomes observed three days later, a few corrected;
 the last DRIFT_DAYS days with the generator's drift switch on (unless Settings.demo_drift
 is off). Half-way the churn leader is promoted by hand with a reason; at the end the
 churn deployment moves to best_recent and the rule decides on the recorded evidence.
@@ -36,6 +36,9 @@ DAYS, PER_DAY, DRIFT_DAYS, OUTCOME_LAG_DAYS = 60, 40, 12, 3
 WEEKLY = (1.1, 1.2, 1.2, 1.1, 1.0, 0.6, 0.5)  # Monday first: quieter weekends
 CORRECTED_EVERY = 25  # one outcome in 25 is corrected a day after it arrived
 WINDOW = 300
+FEED = (36, 86400, 0.5)  # expected a day, period seconds, tolerance: weekends stay within it
+# (deployment, simulated day) -> rows that day: a feed that under-delivers, one that goes silent
+UNUSUAL = {("churn", 20): 8, ("lifetime-value", 40): 0, ("lifetime-value", 41): 0}
 NOT_FEATURES = ("event_time", "churned", "lifetime_value")
 SIMULATED_CLOCK = "simulated-clock.json"
 
@@ -59,8 +62,9 @@ def seed(settings: Settings, ledger: Ledger) -> None:
     for name, target in TARGETS.items():
         if _seeded(ledger, name):
             continue
+        expected, seconds, tolerance = FEED
         ledger.declare_feed(
-            f"{name}-requests", DAYS * PER_DAY, 3600, "demo:bootstrap", 0.2, deployment=name
+            f"{name}-requests", expected, seconds, "demo:bootstrap", tolerance, deployment=name
         )
         _history(services, settings, name, target, start)
         seeded_now.append(name)
@@ -92,7 +96,9 @@ def _history(
     for day in range(DAYS):
         day_start = start + timedelta(days=day)
         drift = settings.demo_drift and day >= DAYS - DRIFT_DAYS
-        rows = max(1, round(PER_DAY * WEEKLY[day_start.weekday()]))
+        rows = UNUSUAL.get((name, day), round(PER_DAY * WEEKLY[day_start.weekday()]))
+        if rows == 0:
+            continue  # the feed is silent that day
         frame = generate(rows, seed=1000 + day, drift=drift).astype(object)
         records = [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
         scored_at = day_start + timedelta(hours=12)

@@ -41,6 +41,11 @@ def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
 
         health = data_health(engine, deployment="churn")
         assert any(f["drifted"] for d in health["deployments"] for f in d["drift"])
+        flags = _flagged_days(engine, first)
+        assert flags == {
+            "churn-requests": {20: ["short"]},
+            "lifetime-value-requests": {40: ["none"], 41: ["none"]},
+        }
 
         bootstrap(settings)  # a restart keeps the history: nothing is seeded twice
         catch_up(engine, PredictionsProjection)
@@ -48,6 +53,19 @@ def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
         assert len(get_deployment(engine, "churn")["leader_history"]) == len(history)
     finally:
         ledger.close()
+
+
+def _flagged_days(engine, first: int) -> dict[str, dict[int, list[str]]]:
+    """Per feed, the simulated days (counted from the first) whose closed period was flagged."""
+    feeds = data_health(engine, period_limit=100)["feeds"]
+    return {
+        f["name"]: {_day(p["start"]) - first: p["flags"] for p in f["periods"] if p.get("flags")}
+        for f in feeds
+    }
+
+
+def _day(instant: str) -> int:
+    return int(datetime.fromisoformat(instant.replace("Z", "+00:00")).timestamp()) // 86400
 
 
 def _outcomes(engine, day: int | None) -> int:
