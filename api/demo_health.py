@@ -4,7 +4,7 @@ Per demo deployment: a daily feed counting its predictions, then day by day on a
 clock a weekly rhythm of requests (fewer at weekends; one short day for churn, two silent
 days for lifetime-value), scored and recorded with the historic instant (`occurred_at`); outcomes observed three days later, a few corrected;
 the last DRIFT_DAYS days with the generator's drift switch on (unless Settings.demo_drift
-is off). Half-way the churn leader is promoted by hand with a reason; at the end the
+is off), and two days into it a challenger trained on drifted rows. Half-way the churn leader is promoted by hand with a reason; at the end the
 churn deployment moves to best_recent and the rule decides on the recorded evidence.
 The ledger records it all now (recorded_at stays monotone); the simulated clock is
 written to SIMULATED_CLOCK so the log and `ledger state` say the history was simulated.
@@ -33,6 +33,7 @@ log = structlog.get_logger("ledger.demo")
 ACTOR = Principal(key_id="demo-traffic", role="predictor")
 TARGETS = {"churn": "churned", "lifetime-value": "lifetime_value"}
 DAYS, PER_DAY, DRIFT_DAYS, OUTCOME_LAG_DAYS = 60, 40, 12, 3
+CHALLENGER_DAY = DAYS - DRIFT_DAYS + 2  # a challenger trained once the drift has begun
 WEEKLY = (1.1, 1.2, 1.2, 1.1, 1.0, 0.6, 0.5)  # Monday first: quieter weekends
 CORRECTED_EVERY = 25  # one outcome in 25 is corrected a day after it arrived
 WINDOW = 300
@@ -70,13 +71,14 @@ def seed(settings: Settings, ledger: Ledger) -> None:
         seeded_now.append(name)
     if seeded_now:
         _record_clock(settings, start, today, seeded_now)
+    # The timer closes the days that have passed; the windows cover calm, then drifted rows,
+    # checked against the leader of the time, before best_recent decides.
+    run_health_pass(ledger, datetime.now(UTC) + timedelta(seconds=1), window=WINDOW)
     if "churn" in seeded_now:
         _best_recent(ledger, "churn")
     clock = simulated_clock(settings)
     if clock:
         log.info("demo history on a simulated clock", **clock)
-    # The timer closes the hours that have passed; the windows cover calm, then drifted rows.
-    run_health_pass(ledger, datetime.now(UTC) + timedelta(seconds=1), window=WINDOW)
 
 
 def _seeded(ledger: Ledger, name: str) -> bool:
@@ -114,6 +116,8 @@ def _history(
             _outcomes(services, answer["predictions"], records, target, observed, now)
         if name == "churn" and day == DAYS // 2:
             _promote_by_hand(services.ledger, name)
+        if name == "churn" and day == CHALLENGER_DAY:
+            _train_challenger(services.ledger, name, day_start, settings.demo_drift)
 
 
 def _outcomes(
@@ -141,6 +145,23 @@ def _outcomes(
 def _corrected(actual: Any) -> Any:
     """A label that was reported wrong first: a flipped class, or a value off by 10%."""
     return 1 - actual if isinstance(actual, int) and actual in (0, 1) else round(actual * 1.1, 2)
+
+
+def _train_challenger(ledger: Ledger, name: str, until: datetime, drift: bool) -> None:
+    """Once the drift has begun, a forest trained on drifted rows joins as a challenger."""
+    from trainers.demo import demo_specs
+    from trainers.record import train_and_record
+
+    spec = next(
+        s
+        for s in demo_specs(end=until, rows=1500, seed=11, drift=drift)
+        if s["deployment"] == name and "forest" in s["name"]
+    )
+    spec = {**spec, "name": f"{spec['name']}-retrained"}
+    model_id = train_and_record(ledger, spec, "demo:operator", deployment=name)
+    log.info(
+        "demo challenger trained", deployment=name, model_id=model_id, data_until=until.isoformat()
+    )
 
 
 def _promote_by_hand(ledger: Ledger, name: str) -> None:

@@ -40,7 +40,8 @@ def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
         assert rule["actor"].startswith("rule:best_recent") and rule["evidence"]
 
         health = data_health(engine, deployment="churn")
-        assert any(f["drifted"] for d in health["deployments"] for f in d["drift"])
+        checks = [c for d in health["deployments"] for c in d["checks"]]
+        assert any(f.startswith("drift_") for c in checks for f in c["failing"])
         flags = _flagged_days(engine, first)
         assert flags == {
             "churn-requests": {20: ["short"]},
