@@ -5,7 +5,8 @@ clock a weekly rhythm of requests (fewer at weekends; one short day for churn, t
 days for lifetime-value), scored and recorded with the historic instant (`occurred_at`); outcomes observed three days later, a few corrected;
 the last DRIFT_DAYS days with the generator's drift switch on (unless Settings.demo_drift
 is off), and two days into it a challenger trained on drifted rows. Half-way the churn leader is promoted by hand with a reason; at the end the
-churn deployment moves to best_recent and the rule decides on the recorded evidence.
+churn deployment moves to best_recent and the rule decides on the recorded evidence, and an
+autopilot pass retrains lifetime-value on its rules.
 The ledger records it all now (recorded_at stays monotone); the simulated clock is
 written to SIMULATED_CLOCK so the log and `ledger state` say the history was simulated.
 """
@@ -76,6 +77,8 @@ def seed(settings: Settings, ledger: Ledger) -> None:
     run_health_pass(ledger, datetime.now(UTC) + timedelta(seconds=1), window=WINDOW)
     if "churn" in seeded_now:
         _best_recent(ledger, "churn")
+    if "lifetime-value" in seeded_now:
+        _autopilot(ledger, "lifetime-value")
     clock = simulated_clock(settings)
     if clock:
         log.info("demo history on a simulated clock", **clock)
@@ -184,6 +187,23 @@ def _best_recent(ledger: Ledger, name: str) -> None:
     ledger.change_deployment(name, actor="demo:operator", policy=policy)
     decision = best_recent.decide(ledger, name)
     log.info("demo best_recent decision", deployment=deployment.name, **_loggable(decision))
+
+
+def _autopilot(ledger: Ledger, name: str) -> None:
+    """Autopilot rules on the deployment, then one pass: drift or enough new outcomes retrain."""
+    from policies.autopilot.passes import run_pass
+
+    rules = {"drift": {"psi": 0.2, "min_rows": 200, "window": 400}, "outcomes": {"count": 1000}}
+    autopilot = {"data": "both", "min_training_rows": 50, "rules": rules}
+    ledger.change_deployment(name, actor="demo:operator", settings={"autopilot": autopilot})
+    report = run_pass(ledger, only=[name], housekeeping=False).deployments[0]
+    log.info(
+        "demo autopilot pass",
+        deployment=name,
+        fired=report.fired,
+        model_id=report.model_id,
+        note=report.note,
+    )
 
 
 def _loggable(decision: dict[str, Any]) -> dict[str, Any]:

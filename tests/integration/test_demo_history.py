@@ -1,4 +1,5 @@
-"""The demo's history: 60 simulated days of traffic, two leader changes, drift, and a restart."""
+"""The demo's history: 60 simulated days of traffic, two leader changes, a challenger and an
+autopilot retrain, a short and a silent feed, drift, and a restart that seeds nothing twice."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
         assert len({c for c in counted if c}) > 1  # a weekly rhythm, not a flat line
         total = _outcomes(engine, None)
 
+        # a challenger trained mid-way (churn) and an autopilot retrain (lifetime-value)
+        assert len(get_deployment(engine, "churn")["models"]) == 3
+        assert len(get_deployment(engine, "lifetime-value")["models"]) == 3
         history = get_deployment(engine, "churn")["leader_history"]
         manual, rule = history[1], history[2]
         assert manual["actor"] == "demo:operator" and manual["reason"]
