@@ -1,44 +1,87 @@
-"""The demo's monitoring story, so the dashboard has something real to show on first start.
+"""The demo's history: 60 days of simulated traffic, loaded the way historic data is loaded.
 
-Per demo deployment: a feed counting its predictions, a day of calm traffic from the
-seeded generator, then (unless Settings.demo_drift is off) traffic with the generator's drift
-switch on; outcomes for every row; then one health pass (feed periods, quality windows).
+Per demo deployment: a daily feed counting its predictions, then day by day on a simulated
+clock a weekly rhythm of requests (fewer at weekends; one short day for churn, two silent
+days for lifetime-value), scored and recorded with the historic instant (`occurred_at`); outcomes observed three days later, a few corrected;
+the last DRIFT_DAYS days with the generator's drift switch on (unless Settings.demo_drift
+is off), and two days into it a challenger trained on drifted rows. Half-way the churn leader is promoted by hand with a reason; at the end the
+churn deployment moves to best_recent and the rule decides on the recorded evidence, and an
+autopilot pass retrains lifetime-value on its rules.
+The ledger records it all now (recorded_at stays monotone); the simulated clock is
+written to SIMULATED_CLOCK so the log and `ledger state` say the history was simulated.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import structlog
 
 from api.auth import Principal
 from api.services import Services
 from ledger.application import Ledger
 from ledger.errors import NotFound
 from ledger.settings import Settings
+from policies import best_recent
 from policies.health import run_health_pass
 from serving.predict import predict
 
+log = structlog.get_logger("ledger.demo")
 ACTOR = Principal(key_id="demo-traffic", role="predictor")
 TARGETS = {"churn": "churned", "lifetime-value": "lifetime_value"}
-ROWS_PER_PHASE, BATCH, WINDOW = 600, 200, 300
+DAYS, PER_DAY, DRIFT_DAYS, OUTCOME_LAG_DAYS = 60, 40, 12, 3
+CHALLENGER_DAY = DAYS - DRIFT_DAYS + 2  # a challenger trained once the drift has begun
+WEEKLY = (1.1, 1.2, 1.2, 1.1, 1.0, 0.6, 0.5)  # Monday first: quieter weekends
+CORRECTED_EVERY = 25  # one outcome in 25 is corrected a day after it arrived
+WINDOW = 300
+FEED = (36, 86400, 0.5)  # expected a day, period seconds, tolerance: weekends stay within it
+# (deployment, simulated day) -> rows that day: a feed that under-delivers, one that goes silent
+UNUSUAL = {("churn", 20): 8, ("lifetime-value", 40): 0, ("lifetime-value", 41): 0}
 NOT_FEATURES = ("event_time", "churned", "lifetime_value")
+SIMULATED_CLOCK = "simulated-clock.json"
+
+
+def clock_path(settings: Settings) -> Path:
+    return Path(settings.home) / SIMULATED_CLOCK
+
+
+def simulated_clock(settings: Settings) -> dict[str, Any] | None:
+    """The demo's simulated clock as recorded on first start, or None outside the demo."""
+    path = clock_path(settings)
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def seed(settings: Settings, ledger: Ledger) -> None:
-    """Feeds, traffic and checks for every demo deployment that has none yet."""
+    """Feeds and 60 days of history for every demo deployment that has none yet."""
     services = Services.build(settings, ledger)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=DAYS)
+    seeded_now = []
     for name, target in TARGETS.items():
         if _seeded(ledger, name):
             continue
+        expected, seconds, tolerance = FEED
         ledger.declare_feed(
-            f"{name}-requests", ROWS_PER_PHASE, 3600, "demo:bootstrap", 0.2, deployment=name
+            f"{name}-requests", expected, seconds, "demo:bootstrap", tolerance, deployment=name
         )
-        phases = [(False, 101)] + ([(True, 102)] if settings.demo_drift else [])
-        for drift, seed_value in phases:
-            _traffic(services, name, target, drift, seed_value)
-    # The timer closes the hours that have passed; the windows cover calm, then drifted rows.
+        _history(services, settings, name, target, start)
+        seeded_now.append(name)
+    if seeded_now:
+        _record_clock(settings, start, today, seeded_now)
+    # The timer closes the days that have passed; the windows cover calm, then drifted rows,
+    # checked against the leader of the time, before best_recent decides.
     run_health_pass(ledger, datetime.now(UTC) + timedelta(seconds=1), window=WINDOW)
+    if "churn" in seeded_now:
+        _best_recent(ledger, "churn")
+    if "lifetime-value" in seeded_now:
+        _autopilot(ledger, "lifetime-value")
+    clock = simulated_clock(settings)
+    if clock:
+        log.info("demo history on a simulated clock", **clock)
 
 
 def _seeded(ledger: Ledger, name: str) -> bool:
@@ -49,24 +92,141 @@ def _seeded(ledger: Ledger, name: str) -> bool:
         return False
 
 
-def _traffic(services: Services, name: str, target: str, drift: bool, seed_value: int) -> None:
+def _history(
+    services: Services, settings: Settings, name: str, target: str, start: datetime
+) -> None:
     from trainers.demo_data import generate
 
-    frame = generate(ROWS_PER_PHASE, seed=seed_value, drift=drift).astype(object)
-    records = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
-    tag = "drifted" if drift else "calm"
-    for start in range(0, len(records), BATCH):
-        chunk = records[start : start + BATCH]
+    now = datetime.now(UTC)
+    for day in range(DAYS):
+        day_start = start + timedelta(days=day)
+        drift = settings.demo_drift and day >= DAYS - DRIFT_DAYS
+        rows = UNUSUAL.get((name, day), round(PER_DAY * WEEKLY[day_start.weekday()]))
+        if rows == 0:
+            continue  # the feed is silent that day
+        frame = generate(rows, seed=1000 + day, drift=drift).astype(object)
+        records = [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
+        scored_at = day_start + timedelta(hours=12)
         body = {
-            "request_id": f"demo-{tag}-{start}",
-            "instances": [{k: v for k, v in r.items() if k not in NOT_FEATURES} for r in chunk],
+            "request_id": f"demo-day-{day}",
+            "instances": [{k: v for k, v in r.items() if k not in NOT_FEATURES} for r in records],
         }
-        answer, _ = predict(services.serving, name, body, ACTOR.actor)
-        outcomes = [
-            (p["prediction_id"], r[target], None)
-            for p, r in zip(answer["predictions"], chunk, strict=True)
-        ]
-        services.ledger.record_outcomes(outcomes, ACTOR.actor)
+        answer, _ = predict(
+            services.serving, name, body, ACTOR.actor, occurred_at=_micros(scored_at)
+        )
+        observed = scored_at + timedelta(days=OUTCOME_LAG_DAYS)
+        if observed < now:  # outcomes of the last days have not arrived yet
+            _outcomes(services, answer["predictions"], records, target, observed, now)
+        if name == "churn" and day == DAYS // 2:
+            _promote_by_hand(services.ledger, name)
+        if name == "churn" and day == CHALLENGER_DAY:
+            _train_challenger(services.ledger, name, day_start, settings.demo_drift)
+
+
+def _outcomes(
+    services: Services,
+    predictions: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    target: str,
+    observed: datetime,
+    now: datetime,
+) -> None:
+    pairs = list(zip(predictions, records, strict=True))
+    services.ledger.record_outcomes(
+        [(p["prediction_id"], r[target], observed.isoformat()) for p, r in pairs], ACTOR.actor
+    )
+    corrected_at = observed + timedelta(days=1)
+    if corrected_at >= now:
+        return
+    corrections = [
+        (p["prediction_id"], _corrected(r[target]), corrected_at.isoformat())
+        for p, r in pairs[::CORRECTED_EVERY]
+    ]
+    services.ledger.record_outcomes(corrections, ACTOR.actor)
+
+
+def _corrected(actual: Any) -> Any:
+    """A label that was reported wrong first: a flipped class, or a value off by 10%."""
+    return 1 - actual if isinstance(actual, int) and actual in (0, 1) else round(actual * 1.1, 2)
+
+
+def _train_challenger(ledger: Ledger, name: str, until: datetime, drift: bool) -> None:
+    """Once the drift has begun, a forest trained on drifted rows joins as a challenger."""
+    from trainers.demo import demo_specs
+    from trainers.record import train_and_record
+
+    spec = next(
+        s
+        for s in demo_specs(end=until, rows=1500, seed=11, drift=drift)
+        if s["deployment"] == name and "forest" in s["name"]
+    )
+    spec = {**spec, "name": f"{spec['name']}-retrained"}
+    model_id = train_and_record(ledger, spec, "demo:operator", deployment=name)
+    log.info(
+        "demo challenger trained", deployment=name, model_id=model_id, data_until=until.isoformat()
+    )
+
+
+def _promote_by_hand(ledger: Ledger, name: str) -> None:
+    """Half-way through, an operator moves the lead to the other model and says why."""
+    deployment = ledger.deployment(name)
+    other = next((m for m in deployment.models if m != deployment.leader), None)
+    if other is not None:
+        reason = "demo: trying the other model on live traffic after a support-calls spike"
+        ledger.promote(name, other, reason=reason, actor="demo:operator")
+
+
+def _best_recent(ledger: Ledger, name: str) -> None:
+    """The deployment moves to best_recent; the rule decides on the recorded outcomes."""
+    from projections.predictions import PredictionsProjection
+    from projections.runner import catch_up
+
+    deployment = ledger.deployment(name)
+    catch_up(ledger.engine, PredictionsProjection)  # the rule reads the scored outcomes
+    policy = {"name": "best_recent", "metric": "accuracy", "days": 30, "min_outcomes": 50}
+    ledger.change_deployment(name, actor="demo:operator", policy=policy)
+    decision = best_recent.decide(ledger, name)
+    log.info("demo best_recent decision", deployment=deployment.name, **_loggable(decision))
+
+
+def _autopilot(ledger: Ledger, name: str) -> None:
+    """Autopilot rules on the deployment, then one pass: drift or enough new outcomes retrain."""
+    from policies.autopilot.passes import run_pass
+
+    rules = {"drift": {"psi": 0.2, "min_rows": 200, "window": 400}, "outcomes": {"count": 1000}}
+    autopilot = {"data": "both", "min_training_rows": 50, "rules": rules}
+    ledger.change_deployment(name, actor="demo:operator", settings={"autopilot": autopilot})
+    report = run_pass(ledger, only=[name], housekeeping=False).deployments[0]
+    log.info(
+        "demo autopilot pass",
+        deployment=name,
+        fired=report.fired,
+        model_id=report.model_id,
+        note=report.note,
+    )
+
+
+def _loggable(decision: dict[str, Any]) -> dict[str, Any]:
+    return {k: decision.get(k) for k in ("changed", "why", "reason", "model_id")}
+
+
+def _record_clock(settings: Settings, start: datetime, end: datetime, names: list[str]) -> None:
+    clock = {
+        "simulated": True,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "days": DAYS,
+        "deployments": names,
+        "note": "predictions carry their simulated instant (scoring.occurred_at); "
+        "recorded_at is when this ledger recorded them",
+    }
+    path = clock_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(clock, indent=2))
+
+
+def _micros(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
 
 
 def _plain(value: Any) -> Any:

@@ -1,8 +1,10 @@
 """The feed timer: close every elapsed period with an event, so missing data is detected.
 
 A period is closed once its end has passed; its received count (ingestion reports
-plus the feed deployment's predictions, by recorded-at) comes from the health tables,
-brought up to the head of the log first.
+plus the feed deployment's predictions, by their historic instant when loaded history
+carries one, else by recorded-at) comes from the health tables, brought up to the head of
+the log first. Periods are closed from the feed's declaration, or from its first counted
+period when loaded history starts earlier.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def close_feed(ledger: Ledger, feed: dict[str, Any], now: int) -> list[dict[str,
         start = parse_micros(record.closed_through, "closed_through")
     else:
         start = feed["declared_at"] // width * width
+        with ledger.engine.connect() as conn:
+            first = q.first_counted(conn, feed["name"])
+        start = min(start, first) if first is not None else start
     closed: list[dict[str, Any]] = []
     while start + width <= now and len(closed) < MAX_PERIODS_PER_PASS:
         with ledger.engine.connect() as conn:

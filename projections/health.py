@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from ledger.domain.feeds import Feed, QualityCheck
-from ledger.domain.predictions import Prediction
+from ledger.domain.predictions import OCCURRED_AT, Prediction
 from ledger.timeline import parse_micros
 from projections import events as ev
 from projections.base import BIGINT, JSON, Projection
@@ -131,7 +131,8 @@ class HealthProjection(Projection):
         self._by_deployment = None
 
     def _feed_periods(self, conn: sa.Connection, event: ev.Event) -> list[tuple[str, int]]:
-        """The feeds a prediction counts for, each with the period holding its recorded-at."""
+        """The feeds a prediction counts for, each with the period holding its historic instant
+        (loaded history) or else its recorded-at."""
         if self._by_deployment is None:
             t = self.tables["feeds"]
             self._by_deployment = {}
@@ -142,7 +143,8 @@ class HealthProjection(Projection):
             ):
                 self._by_deployment.setdefault(deployment, []).append((name, seconds * MICROS))
         feeds = self._by_deployment.get(event.state["deployment"], [])
-        return [(name, event.recorded_at // width * width) for name, width in feeds]
+        at = (event.state.get("scoring") or {}).get(OCCURRED_AT, event.recorded_at)
+        return [(name, at // width * width) for name, width in feeds]
 
     def _feed_event(self, conn: sa.Connection, e: ev.Event) -> None:
         s, kind, t = e.state, e.kind, self.tables

@@ -67,6 +67,17 @@ def received(
     return int(conn.execute(query).scalar_one())
 
 
+def first_counted(conn: sa.Connection, feed: str) -> int | None:
+    """The earliest period with a count for the feed: before its declaration for loaded history."""
+    t = tables(conn)
+    if t is None:
+        return None
+    c = t["counts"]
+    found = conn.execute(sa.select(sa.func.min(c.c.period_start)).where(c.c.feed == feed))
+    value = found.scalar_one()
+    return None if value is None else int(value)
+
+
 def periods(
     conn: sa.Connection,
     feed: str,

@@ -4,7 +4,8 @@ Three of four events in a busy ledger are predictions; parsing their JSON in SQL
 inserting in the same statement skips the round trip, the decode in Python and the
 re-encode for the insert. Read-only on the event table, in position order. The fields
 read are those of Prediction.Made at class version 1: ledger.log.states_sql refuses to
-build for another version.
+build for another version. The day is the historic instant's when the row carries one
+(OCCURRED_AT, loaded history), else the recording's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ledger import log
-from ledger.domain.predictions import Prediction
+from ledger.domain.predictions import OCCURRED_AT, Prediction
 from projections.cubes import DAY_US
 
 COLUMNS = (
@@ -25,7 +26,8 @@ POSTGRES = f"""
 WITH e AS MATERIALIZED (  -- parse each state once, not once per field
     {{states}})
 INSERT INTO {{table}} ({COLUMNS})
-SELECT e.originator_id::text, e.id, e.recorded_at, e.recorded_at / {DAY_US}, s->>'deployment',
+SELECT e.originator_id::text, e.id, e.recorded_at,
+       COALESCE((s->'scoring'->>'{OCCURRED_AT}')::bigint, e.recorded_at) / {DAY_US}, s->>'deployment',
        (s->>'deployment_version')::int, s->>'served_model', s->>'leader', s->>'request_id',
        s->'features', s->'outputs', s->'flags', jsonb_array_length(s->'flags') > 0, s->>'actor',
        s->'sealed'->>'subject_ref', s->'sealed'->'fields'
@@ -34,7 +36,9 @@ FROM e
 
 SQLITE = f"""
 INSERT INTO {{table}} ({COLUMNS})
-SELECT {log.SQLITE_UUID_TEXT}, id, recorded_at, recorded_at / {DAY_US}, json_extract(s, '$.deployment'),
+SELECT {log.SQLITE_UUID_TEXT}, id, recorded_at,
+       CAST(COALESCE(json_extract(s, '$.scoring.{OCCURRED_AT}'), recorded_at) AS INTEGER) / {DAY_US},
+       json_extract(s, '$.deployment'),
        json_extract(s, '$.deployment_version'), json_extract(s, '$.served_model'), json_extract(s, '$.leader'),
        json_extract(s, '$.request_id'), json_extract(s, '$.features'), json_extract(s, '$.outputs'),
        json_extract(s, '$.flags'), json_array_length(s, '$.flags') > 0, json_extract(s, '$.actor'),

@@ -15,7 +15,7 @@ import orjson
 from marshmallow import ValidationError
 
 from ledger import values
-from ledger.domain.predictions import NewPrediction, Prediction
+from ledger.domain.predictions import OCCURRED_AT, NewPrediction, Prediction
 from ledger.errors import Conflict, InvalidCommand, TooLarge
 from ledger.ids import DEFAULT_CLIENT, prediction_id
 from ledger.privacy.sealing import BeforeNewKeys, SealedRow
@@ -54,17 +54,24 @@ def body_digest(row: dict[str, Any]) -> str:
 
 
 def predict(
-    serving: Serving, name: str, body: Any, actor: str, client: str = DEFAULT_CLIENT
+    serving: Serving,
+    name: str,
+    body: Any,
+    actor: str,
+    client: str = DEFAULT_CLIENT,
+    occurred_at: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Score one row or a batch and record it; (answer, True when anything new was recorded).
 
     Request ids are the client's: the same id from another client is another prediction.
+    `occurred_at` (µs) is the historic instant of loaded history, kept in `scoring`; the
+    HTTP path never sets it.
     """
     scored = score_request(serving, name, body)
     try:
-        predictions = build_predictions(serving, scored, actor, client)
+        predictions = build_predictions(serving, scored, actor, client, occurred_at)
     except KeyMadeMeanwhile:  # a concurrent copy of this request made the subject's key
-        predictions = build_predictions(serving, scored, actor, client)
+        predictions = build_predictions(serving, scored, actor, client, occurred_at)
     recorded = serving.ledger.record_predictions(predictions)
     answers = [row_answer(p, position is None) for p, position in recorded]
     created = any(position is not None for _, position in recorded)
@@ -154,7 +161,11 @@ def validate_rows(
 
 
 def build_predictions(
-    serving: Serving, scored: ScoredRequest, actor: str, client: str = DEFAULT_CLIENT
+    serving: Serving,
+    scored: ScoredRequest,
+    actor: str,
+    client: str = DEFAULT_CLIENT,
+    occurred_at: int | None = None,
 ) -> list[NewPrediction]:
     runtime, rows = scored.runtime, scored.rows
     batch_id = scored.request_id if scored.batch else None
@@ -180,7 +191,7 @@ def build_predictions(
             policy=runtime.policy,
             leader=runtime.leader,
             flags=score.flags,
-            scoring=scoring(batch_id, index, len(rows), score.scorers, score.tally),
+            scoring=scoring(batch_id, index, len(rows), score.scorers, score.tally, occurred_at),
             actor=actor,
             client=client,
         )
@@ -232,9 +243,10 @@ def scoring(
     rows: int,
     scorers: dict[str, str],
     tally: dict[str, Any] | None = None,
+    occurred_at: int | None = None,
 ) -> dict[str, Any]:
-    """How the row was scored: alone or row i of a batch, by which scorer per model, and
-    under majority_vote the tally that chose the served model."""
+    """How the row was scored: alone or row i of a batch, by which scorer per model, under
+    majority_vote the tally that chose the served model, and for loaded history when."""
     how: dict[str, Any] = (
         {"mode": "single"}
         if batch_id is None
@@ -244,6 +256,8 @@ def scoring(
         how["scorer"] = dict(scorers)
     if tally is not None:
         how["tally"] = tally
+    if occurred_at is not None:
+        how[OCCURRED_AT] = occurred_at
     return how
 
 

@@ -33,6 +33,9 @@ def state(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
         for cls in ALL:
             catch_up(engine, cls, target)
         answer = _state(engine, position)
+        from api.demo_health import simulated_clock
+
+        answer["simulated_clock"] = simulated_clock(ledger.settings)
     click.echo(json.dumps(answer, indent=2, default=str) if as_json else _text(answer))
 
 
@@ -50,6 +53,12 @@ def _state(engine: Any, position: int | None) -> dict[str, Any]:
 
 def _text(answer: dict[str, Any]) -> str:
     lines = [f"ledger state at position {answer['position']}"]
+    clock = answer.get("simulated_clock")
+    if clock:
+        lines.append(
+            f"simulated clock: history from {clock['from']} to {clock['to']} was loaded on a "
+            "simulated clock (predictions carry occurred_at; recorded_at is when it was recorded)"
+        )
     for d in answer["deployments"]:
         set_by = d["leader_set_by"] or {}
         lines += [

@@ -13,6 +13,11 @@ from eventsourcing.utils import get_topic
 
 from ledger import ids
 
+OCCURRED_AT = "occurred_at"
+"""Key in Prediction.Made's `scoring` for when the row was scored in business time (epoch
+micros), set only when historic traffic is loaded. recorded_at stays when the ledger
+recorded it (monotone, what as_of reads); the projections' prediction day reads this first."""
+
 
 class Prediction(Aggregate):
     """One scored row; its id derives from (deployment, client, request id), so retries dedupe.

@@ -1,0 +1,80 @@
+"""The demo's history: 60 simulated days of traffic, two leader changes, a challenger and an
+autopilot retrain, a short and a silent feed, drift, and a restart that seeds nothing twice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from api.demo import bootstrap
+from api.demo_health import DAYS, OUTCOME_LAG_DAYS, simulated_clock
+from ledger.application import Ledger
+from projections.cubes import DAY_US
+from projections.deployments import DeploymentsProjection
+from projections.health import HealthProjection
+from projections.health_queries import data_health
+from projections.predictions import PredictionsProjection
+from projections.query_catalog import get_deployment
+from projections.query_performance import performance
+from projections.runner import catch_up
+
+
+def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
+    bootstrap(settings)
+    clock = simulated_clock(settings)
+    assert clock and clock["simulated"] and clock["days"] == DAYS
+    ledger = Ledger(settings)
+    try:
+        engine = ledger.engine
+        for cls in (PredictionsProjection, DeploymentsProjection, HealthProjection):
+            catch_up(engine, cls)
+        first = int(datetime.fromisoformat(clock["from"]).timestamp() * 1e6) // DAY_US
+        counted = [_outcomes(engine, day) for day in range(first, first + DAYS)]
+        # every simulated day has outcomes, except the last ones whose outcomes are not due yet
+        assert all(counted[: DAYS - OUTCOME_LAG_DAYS])
+        assert not any(counted[-(OUTCOME_LAG_DAYS - 1) :])
+        assert len({c for c in counted if c}) > 1  # a weekly rhythm, not a flat line
+        total = _outcomes(engine, None)
+
+        # a challenger trained mid-way (churn) and an autopilot retrain (lifetime-value)
+        assert len(get_deployment(engine, "churn")["models"]) == 3
+        assert len(get_deployment(engine, "lifetime-value")["models"]) == 3
+        history = get_deployment(engine, "churn")["leader_history"]
+        manual, rule = history[1], history[2]
+        assert manual["actor"] == "demo:operator" and manual["reason"]
+        assert rule["actor"].startswith("rule:best_recent") and rule["evidence"]
+
+        health = data_health(engine, deployment="churn")
+        checks = [c for d in health["deployments"] for c in d["checks"]]
+        assert any(f.startswith("drift_") for c in checks for f in c["failing"])
+        flags = _flagged_days(engine, first)
+        assert flags == {
+            "churn-requests": {20: ["short"]},
+            "lifetime-value-requests": {40: ["none"], 41: ["none"]},
+        }
+
+        bootstrap(settings)  # a restart keeps the history: nothing is seeded twice
+        catch_up(engine, PredictionsProjection)
+        assert _outcomes(engine, None) == total
+        assert len(get_deployment(engine, "churn")["leader_history"]) == len(history)
+    finally:
+        ledger.close()
+
+
+def _flagged_days(engine, first: int) -> dict[str, dict[int, list[str]]]:
+    """Per feed, the simulated days (counted from the first) whose closed period was flagged."""
+    feeds = data_health(engine, period_limit=100)["feeds"]
+    return {
+        f["name"]: {_day(p["start"]) - first: p["flags"] for p in f["periods"] if p.get("flags")}
+        for f in feeds
+    }
+
+
+def _day(instant: str) -> int:
+    return int(datetime.fromisoformat(instant.replace("Z", "+00:00")).timestamp()) // 86400
+
+
+def _outcomes(engine, day: int | None) -> int:
+    """Outcomes counted for the churn leader on one day of prediction time (None: all days)."""
+    bounds = {} if day is None else {"from_us": day * DAY_US, "to_us": (day + 1) * DAY_US}
+    results = performance(engine, "churn", **bounds)["results"]
+    return max((r["count"] for r in results), default=0)
