@@ -1,7 +1,7 @@
 """`python -m tests.e2e.screenshots`: the README's pictures of the dashboard, taken afresh.
 
-Starts `ledger serve --demo` in a temporary home, sends it the browser test's story (calm
-traffic, drift, a promotion, a short feed), opens the dashboard in Debian's chromium and
+Starts `ledger serve --demo` in a temporary home (its 60 days of simulated history: what a
+new user sees), asks it for one prediction, opens the dashboard in Debian's chromium and
 writes docs/img/dashboard-overview.png, dashboard-performance.png and dashboard-lookup.png.
 """
 
@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.dashboard_world import tell_the_story
 from tests.e2e.server import REPO, Server
 
 OUT = REPO / "docs" / "img"
@@ -62,14 +61,30 @@ def wait_for_the_drift_check(server: Server, key: str) -> None:
     raise RuntimeError("the quality checks never reached data health")
 
 
+def one_prediction(server: Server, key: str) -> str:
+    """The README's example prediction, as a new user sends it."""
+    features = {
+        "customer_id": "c-1001",
+        "tenure_months": 7,
+        "monthly_charges": 82.5,
+        "support_calls": 3,
+        "income": 41000,
+        "region": "north",
+        "plan": "premium",
+        "has_partner": False,
+    }
+    body = {"request_id": "screenshot-1", "features": features}
+    answer = server.call("POST", "/v1/deployments/churn/predictions", body=body, key=key)
+    return str(answer.json["prediction_id"])
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ledger-screenshots-") as home:
         server = Server(Path(home), f"sqlite:///{home}/ledger.db").start("--demo")
         try:
             keys = json.loads((Path(home) / "demo-keys.json").read_text())
-            _, ids = tell_the_story(server, keys)
             wait_for_the_drift_check(server, keys["auditor"])
-            for path in shoot(server, keys, ids[0]):
+            for path in shoot(server, keys, one_prediction(server, keys["predictor"])):
                 print(f"{path.relative_to(REPO)}: {path.stat().st_size // 1024} KB")
         finally:
             server.stop()
