@@ -7,11 +7,9 @@ baseline composes `score_request` with `unrecorded_answer` itself.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from marshmallow import ValidationError
 
 from ledger import values
@@ -46,11 +44,6 @@ class ScoredRequest:
     rows: list[dict[str, Any]]
     scores: list[RowScore]
     request_ids: list[str]
-
-
-def body_digest(row: dict[str, Any]) -> str:
-    """sha256 of the row's canonical JSON: what decides "same body" on a retry."""
-    return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def predict(
