@@ -29,19 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import create_postgres_database, drop_postgres_database
-from tests.e2e.server import REPO, Server
+from tests.e2e.server import EXAMPLE_ROW, REPO, Server
 
 PREDICT = "/v1/deployments/churn/predictions"
-ROW = {
-    "customer_id": "c-1001",
-    "tenure_months": 7,
-    "monthly_charges": 82.5,
-    "support_calls": 3,
-    "income": 41000,
-    "region": "north",
-    "plan": "premium",
-    "has_partner": False,
-}
+ROW = EXAMPLE_ROW
 TICKS = os.sysconf("SC_CLK_TCK")
 
 LUA = r"""

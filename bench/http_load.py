@@ -21,19 +21,10 @@ import time
 from pathlib import Path
 
 from tests.conftest import drop_postgres_database, fresh_postgres_database
-from tests.e2e.server import Server
+from tests.e2e.server import EXAMPLE_ROW, Server
 
 PREDICT, HEALTHZ = "/v1/deployments/churn/predictions", "/healthz"
-ROW = {
-    "customer_id": "c-1001",
-    "tenure_months": 7,
-    "monthly_charges": 82.5,
-    "support_calls": 3,
-    "income": 41000,
-    "region": "north",
-    "plan": "premium",
-    "has_partner": False,
-}
+ROW = EXAMPLE_ROW
 
 
 def client(

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.e2e.server import REPO, Server
+from tests.e2e.server import EXAMPLE_ROW, REPO, Server
 
 OUT = REPO / "docs" / "img"
 CHROMIUM = "/usr/bin/chromium"
@@ -63,17 +63,7 @@ def wait_for_the_drift_check(server: Server, key: str) -> None:
 
 def one_prediction(server: Server, key: str) -> str:
     """The README's example prediction, as a new user sends it."""
-    features = {
-        "customer_id": "c-1001",
-        "tenure_months": 7,
-        "monthly_charges": 82.5,
-        "support_calls": 3,
-        "income": 41000,
-        "region": "north",
-        "plan": "premium",
-        "has_partner": False,
-    }
-    body = {"request_id": "screenshot-1", "features": features}
+    body = {"request_id": "screenshot-1", "features": EXAMPLE_ROW}
     answer = server.call("POST", "/v1/deployments/churn/predictions", body=body, key=key)
     return str(answer.json["prediction_id"])
 

@@ -18,6 +18,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 
 
+# The README's example row for the demo's churn deployment (its customer_id is personal).
+EXAMPLE_ROW = {
+    "customer_id": "c-1001",
+    "tenure_months": 7,
+    "monthly_charges": 82.5,
+    "support_calls": 3,
+    "income": 41000,
+    "region": "north",
+    "plan": "premium",
+    "has_partner": False,
+}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

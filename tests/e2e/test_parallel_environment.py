@@ -19,23 +19,14 @@ from ledger.settings import Settings
 from ledger.timeline import iso, now_micros
 from policies.health import run_health_pass
 from tests.conftest import drop_postgres_database, fresh_postgres_database
-from tests.e2e.server import REPO, Server
+from tests.e2e.server import EXAMPLE_ROW, REPO, Server
 from tests.integration.api_support import make_api
 from trainers.record import train_and_record
 from trainers.schema import deployment_for
 
 pytestmark = pytest.mark.slow
 SPEC = REPO / "examples" / "specs" / "churn_classifier.yaml"
-ROW = {
-    "customer_id": "c-1001",
-    "tenure_months": 7,
-    "monthly_charges": 82.5,
-    "support_calls": 3,
-    "income": 41000,
-    "region": "north",
-    "plan": "premium",
-    "has_partner": False,
-}
+ROW = EXAMPLE_ROW
 REPLAYED = 6
 
 

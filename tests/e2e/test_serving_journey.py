@@ -19,23 +19,14 @@ from ledger.application import Ledger
 from ledger.artifacts import dumps_skops
 from ledger.settings import Settings
 from tests.conftest import drop_postgres_database, fresh_postgres_database
-from tests.e2e.server import REPO, Server
+from tests.e2e.server import EXAMPLE_ROW, REPO, Server
 from trainers.demo_data import generate
 from trainers.schema import deployment_for
 
 pytestmark = pytest.mark.slow
 SPEC = REPO / "examples" / "specs" / "churn_classifier.yaml"
 UPLOADED_FEATURES = ["tenure_months", "monthly_charges", "support_calls"]
-ROW = {
-    "customer_id": "c-1001",
-    "tenure_months": 7,
-    "monthly_charges": 82.5,
-    "support_calls": 3,
-    "income": 41000,
-    "region": "north",
-    "plan": "premium",
-    "has_partner": False,
-}
+ROW = EXAMPLE_ROW
 
 
 def issue_keys(home: Path, url: str) -> dict[str, str]:
