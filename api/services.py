@@ -41,9 +41,7 @@ class Services:
         return cls(
             settings=settings,
             ledger=ledger,
-            serving=Serving.build(
-                ledger, settings, check_seconds=settings.deployment_check_seconds
-            ),
+            serving=Serving.build(ledger, settings),
             keys=KeyCache(ledger.authenticate, ttl_seconds=settings.auth_cache_seconds),
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             reads=ReadRouter.for_url(
@@ -75,4 +73,5 @@ class Services:
     def close(self) -> None:
         if self.reads is not None:
             self.reads.close()
+        self.serving.scorer.close()
         self.ledger.close()

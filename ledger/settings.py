@@ -220,10 +220,12 @@ class Settings:
     rate_limit_burst: float = setting(
         "LEDGER_RATE_LIMIT_BURST", 2000.0, "Requests a key may send at once above the rate."
     )
-    deployment_check_seconds: float = setting(
-        "LEDGER_DEPLOYMENT_CHECK_SECONDS",
-        0.0,
-        "How old a worker's view of a deployment may be; 0: compare its version each request.",
+    deployment_staleness_ms: float = setting(
+        "LEDGER_DEPLOYMENT_STALENESS_MS",
+        1000.0,
+        "Every worker serves a deployment's change within this of its commit, without a "
+        "query per request; 0: compare the deployment's version on every request.",
+        check=at_least(0),
     )
     standby_wait_seconds: float = setting(
         "LEDGER_STANDBY_WAIT_SECONDS",

@@ -23,6 +23,8 @@ from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.database import is_postgres
+from ledger.deployment_watch import TRIGGER as DEPLOYMENT_TRIGGER
+from ledger.deployment_watch import create_notify_trigger
 from ledger.group_commit import GroupCommitter
 from ledger.lean_insert import CLOCK_TABLE as CLOCK_TABLE  # `as`: re-exported
 from ledger.lean_insert import (
@@ -174,6 +176,8 @@ def _create_postgres_guards(conn: sa.Connection) -> None:
         f"{EVENTS_TABLE}_no_update_delete": ("UPDATE OR DELETE", "ROW"),
         f"{EVENTS_TABLE}_no_truncate": ("TRUNCATE", "STATEMENT"),
     }
+    if DEPLOYMENT_TRIGGER not in installed:
+        create_notify_trigger(conn)
     missing = {name: spec for name, spec in wanted.items() if name not in installed}
     if not missing:
         return  # creating a trigger would lock the table against every insert

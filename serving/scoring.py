@@ -1,7 +1,9 @@
 """The scoring path: every active model scores every row, the policy picks the answer.
 
 A deployment's runtime (models, their column orders, the training profiles behind the
-inline flags) is built once per deployment version and reused until the version moves.
+inline flags) is built once per deployment version and reused until the version moves:
+the process's DeploymentWatch says when it may have (within `deployment_staleness_ms`),
+and while it cannot vouch, each request compares the stored version instead.
 Rows enter each model as ONE 2-D object array in that model's `features` order, built
 by trainers.matrix (the conversion its pipelines were trained on: numbers as floats with
 NaN for missing, categories as str or None).
@@ -11,20 +13,21 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from sklearn import config_context
 from sklearn.pipeline import Pipeline
 
 from ledger import ids
 from ledger.application import Ledger
+from ledger.deployment_watch import DeploymentWatch
 from ledger.errors import Conflict, LedgerError
+from ledger.version_probe import VersionProbe
 from serving.compiled import COMPILED, PIPELINE, CompiledModel, compile_model
 from serving.flags import Profile, merged_profile, row_flags
-from serving.version_probe import VersionProbe
 from trainers.matrix import rows_to_matrix
 
 log = logging.getLogger("serving.scoring")
@@ -70,7 +73,10 @@ class DeploymentRuntime:
     leader: str | None
     models: list[ModelRuntime]
     profile: Profile
-    checked_at: float = field(default=0.0)
+    stamp: tuple[int, int] | None = None  # the watch's stamp when this was last read
+
+    def __post_init__(self) -> None:
+        self.deployment_id: UUID = ids.deployment_id(self.name)
 
     @property
     def policy_name(self) -> str:
@@ -95,28 +101,43 @@ class RowScore:
 class Scorer:
     """Runtimes per deployment, cached per version; scores rows vectorised per model."""
 
-    def __init__(self, ledger: Ledger, check_seconds: float = 0.0):
+    def __init__(self, ledger: Ledger, staleness_ms: float = 0.0):
         self.ledger = ledger
-        self.check_seconds = check_seconds  # 0: compare the version on every request
         self._runtimes: dict[str, DeploymentRuntime] = {}
         self._lock = threading.Lock()
         self._probe = VersionProbe(ledger.engine)
+        # 0: no watch, every request compares the version
+        self.watch = DeploymentWatch(ledger.engine, staleness_ms / 1000) if staleness_ms else None
 
     def runtime(self, name: str) -> DeploymentRuntime:
         """The deployment's runtime at its current version (rebuilt when it moved)."""
         cached = self._runtimes.get(name)
-        now = time.monotonic()
-        if cached is not None and now - cached.checked_at < self.check_seconds:
+        watch = self.watch
+        if (
+            cached is not None
+            and watch is not None
+            and watch.fresh(cached.deployment_id, cached.stamp)
+        ):
             return cached
-        version = self.current_version(name) if cached is not None else None
-        if cached is not None and version == cached.version:
-            cached.checked_at = now
+        deployment_id = ids.deployment_id(name)
+        # Read before the version: a change committed during the read moves the stamp.
+        stamp = watch.stamp(deployment_id) if watch is not None else None
+        if cached is not None and self.current_version(name) == cached.version:
+            cached.stamp = stamp
             return cached
         with self._lock:
             built = self._build(name)
-            built.checked_at = now
+            built.stamp = stamp
             self._runtimes[name] = built
+        if watch is not None:
+            watch.track(deployment_id, built.version)
         return built
+
+    def close(self) -> None:
+        """Stop the watch's thread and close the probe's connection."""
+        if self.watch is not None:
+            self.watch.close()
+        self._probe.close()
 
     def forget(self, name: str) -> None:
         """Drop a cached runtime (this process changed the deployment)."""

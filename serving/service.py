@@ -22,15 +22,13 @@ class Serving:
     sealer: Sealer  # personal features never bypass it
 
     @classmethod
-    def build(
-        cls, ledger: Ledger, settings: Settings | None = None, check_seconds: float = 0.0
-    ) -> Serving:
+    def build(cls, ledger: Ledger, settings: Settings | None = None) -> Serving:
         """Failing to build the sealer fails start-up: it never opens a leak."""
         settings = settings or ledger.settings
         return cls(
             settings=settings,
             ledger=ledger,
-            scorer=Scorer(ledger, check_seconds=check_seconds),
+            scorer=Scorer(ledger, staleness_ms=settings.deployment_staleness_ms),
             row_schemas=RowSchemas(),
             sealer=sealer_for(settings, ledger.engine),
         )

@@ -1,7 +1,8 @@
 """The latest version of one aggregate, read the cheapest way each backend allows.
 
-Every request compares its deployment's cached runtime with the stored version. Through
-the pool that read is three round trips (pre-ping, query, rollback) and ~50% of a
+A worker reads its deployment's version on each request only while its DeploymentWatch
+cannot vouch for the cached runtime (0 staleness, a lost listener). Through the pool that
+read is three round trips (pre-ping, query, rollback) and ~50% of a
 no-recording worker's time (py-spy, bench/http_compare.py). On PostgreSQL it runs on
 one long-lived autocommit connection per process instead: one round trip.
 """
@@ -52,7 +53,8 @@ class VersionProbe:
             self._connection.autocommit = True
         with self._connection.cursor() as cursor:
             cursor.execute(log.LAST_VERSION_SQL, (str(originator_id),))
-            return cursor.fetchone()[0]
+            version = cursor.fetchone()[0]
+            return None if version is None else int(version)
 
     def _pooled(self, originator_id: uuid.UUID) -> int | None:
         with self.engine.connect() as conn:

@@ -1,0 +1,250 @@
+"""Which deployments may have changed, known in each process without a query per request.
+
+A worker caches each deployment's runtime; it must serve a promotion, a retirement or a
+policy change within a bound of its commit without reading the database on every request.
+A watch gives each deployment a stamp that moves whenever the deployment may have changed,
+or None when the watch cannot vouch for anything. A caller reads the stamp *before* it
+reads the deployment, keeps it beside what it read, and trusts that while `fresh` says so;
+otherwise it reads the version again (one indexed query) as it would without a watch.
+
+`fresh` holds only under a lease: a check of the database sent at time t renews it to
+t + bound, and it is renewed every third of the bound. Every change committed before t has
+been applied to the stamps when the lease is renewed, so while it runs nothing older than
+the bound is missing. A lost connection ends the lease at once; a new connection moves
+every stamp, so each cached deployment is read again once.
+
+PostgreSQL: a trigger on the event table NOTIFYs `ledger_deployments` with the originator
+id of every deployment event, in the inserting transaction, whatever path wrote it; the row
+WHEN keeps it off every other insert. One thread per process LISTENs on a connection of its
+own; its heartbeat is `SELECT 1`, because the server hands a listener the notifications
+that arrived during a command before that command's ReadyForQuery.
+
+SQLite (one host): the same thread, every third of the bound, asks its own connection for
+PRAGMA data_version, which moves only when another connection has committed, and then
+reads the latest version of each deployment the process has cached (one index seek each).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+
+from ledger.database import is_postgres
+from ledger.domain.deployments import Deployment
+from ledger.lean_insert import EVENTS_TABLE
+from ledger.log import topic
+
+log = logging.getLogger("ledger.deployment_watch")
+
+CHANNEL = "ledger_deployments"
+APPLICATION_NAME = "ledger-deployment-watch"  # how pg_stat_activity names its connection
+TRIGGER = f"{EVENTS_TABLE}_deployment_notify"
+TOPIC_PREFIX = topic(Deployment) + "."  # every event class nested in Deployment
+RETRY_SECONDS = 0.2  # between attempts to reconnect: the fallback serves meanwhile
+SQLITE_VERSIONS = (
+    f"SELECT originator_id, max(originator_version) FROM {EVENTS_TABLE} "
+    "WHERE originator_id = ? GROUP BY originator_id"
+)
+
+
+def create_notify_trigger(conn: sa.Connection) -> None:
+    """The trigger that NOTIFYs each deployment event's originator id (PostgreSQL)."""
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION ledger_notify_deployment() RETURNS trigger AS $$ "
+        f"BEGIN PERFORM pg_notify('{CHANNEL}', NEW.originator_id::text); RETURN NULL; "
+        "END $$ LANGUAGE plpgsql"
+    )
+    conn.exec_driver_sql(
+        f"CREATE TRIGGER {TRIGGER} AFTER INSERT ON {EVENTS_TABLE} FOR EACH ROW "
+        f"WHEN (starts_with(NEW.topic, '{TOPIC_PREFIX}')) "
+        "EXECUTE FUNCTION ledger_notify_deployment()"
+    )
+
+
+class DeploymentWatch:
+    """Stamps per deployment, kept by one background thread per process (started lazily)."""
+
+    def __init__(self, engine: sa.Engine, bound_seconds: float):
+        self.engine = engine
+        self.bound = bound_seconds
+        self.postgres = is_postgres(engine)
+        self._lease_until = 0.0  # monotonic; 0: not vouching
+        self._epoch = 0  # moves on every new connection
+        self._changes: dict[UUID, int] = {}  # moves on every change seen
+        self._versions: dict[UUID, int | None] = {}  # SQLite: versions of what is cached
+        self._recheck = False  # SQLite: a new deployment is cached, read versions next tick
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = -1, -1
+        _after_fork(self)
+        # Closing the ledger disposes its engine: the thread goes with it (then every
+        # request reads the version, as without a watch).
+        sa.event.listen(engine, "engine_disposed", lambda _engine: self.close())
+
+    def fresh(self, deployment_id: UUID, stamp: tuple[int, int] | None) -> bool:
+        """Whether what was read under `stamp` is still the deployment (within the bound)."""
+        return (
+            stamp is not None
+            and time.monotonic() < self._lease_until
+            and stamp == (self._epoch, self._changes.get(deployment_id, 0))
+        )
+
+    def stamp(self, deployment_id: UUID) -> tuple[int, int] | None:
+        """Read before reading the deployment; None while the watch vouches for nothing."""
+        self._start()
+        if time.monotonic() >= self._lease_until:
+            return None
+        return (self._epoch, self._changes.get(deployment_id, 0))
+
+    def track(self, deployment_id: UUID, version: int | None) -> None:
+        """This process caches the deployment at this version (SQLite reads its version)."""
+        if not self.postgres:
+            with self._lock:
+                self._versions[deployment_id] = version
+                self._recheck = True
+
+    @property
+    def live(self) -> bool:
+        return time.monotonic() < self._lease_until
+
+    def close(self) -> None:
+        """Stop the thread and close its connection."""
+        self._stop.set()
+        if self._wake_w >= 0:
+            os.write(self._wake_w, b"x")
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._lease_until = 0.0
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r, self._wake_w = -1, -1
+
+    # -- the thread ------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._thread is None and not self._stop.is_set():
+            with self._lock:
+                if self._thread is None:
+                    self._wake_r, self._wake_w = os.pipe()
+                    self._thread = threading.Thread(
+                        target=self._run, name="deployment-watch", daemon=True
+                    )
+                    self._thread.start()
+
+    def _forked(self) -> None:
+        # The parent's thread and its connection are not ours: forget them, close nothing.
+        self._lease_until, self._thread, self._epoch = 0.0, None, self._epoch + 1
+        self._lock = threading.Lock()
+        self._wake_r, self._wake_w = -1, -1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            conn = None
+            try:
+                conn = self._connect()
+                self._epoch += 1  # after LISTEN: whatever is read from now on is watched
+                self._serve(conn)
+            except Exception as error:  # noqa: BLE001 - any failure: fall back, reconnect
+                if not self._stop.is_set():
+                    log.warning("deployment watch lost its connection: %s", error)
+            finally:
+                self._lease_until = 0.0
+                if conn is not None:
+                    _close_quietly(conn)
+            self._wait(RETRY_SECONDS)
+
+    def _connect(self) -> Any:
+        pooled = self.engine.raw_connection()
+        pooled.detach()  # ours alone, never back to the pool
+        conn: Any = pooled.dbapi_connection
+        if self.postgres:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f"SET application_name = {APPLICATION_NAME!r}")
+                cur.execute(f"LISTEN {CHANNEL}")
+                cur.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s", (TRIGGER,))
+                if cur.fetchone() is None:  # no NOTIFY would ever come: never vouch
+                    raise RuntimeError(f"the trigger {TRIGGER} is not installed")
+        else:
+            conn.isolation_level = None
+        return conn
+
+    def _serve(self, conn: Any) -> None:
+        tick = self.bound / 3
+        data_version = None
+        while not self._stop.is_set():
+            sent = time.monotonic()
+            if self.postgres:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")  # notifications that came meanwhile arrive first
+                self._notified(conn)
+            else:
+                data_version = self._poll_sqlite(conn, data_version)
+            self._lease_until = sent + self.bound
+            due = sent + tick
+            while (left := due - time.monotonic()) > 0 and not self._stop.is_set():
+                if self.postgres:
+                    if conn in select.select([conn, self._wake_r], [], [], left)[0]:
+                        conn.poll()
+                        self._notified(conn)
+                else:
+                    self._wait(left)
+
+    def _notified(self, conn: Any) -> None:
+        while conn.notifies:
+            note = conn.notifies.pop(0)
+            self._changed(UUID(note.payload))
+
+    def _changed(self, deployment_id: UUID) -> None:
+        self._changes[deployment_id] = self._changes.get(deployment_id, 0) + 1
+
+    def _poll_sqlite(self, conn: sqlite3.Connection, seen: int | None) -> int:
+        data_version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        with self._lock:
+            recheck, self._recheck = self._recheck, False
+            tracked = list(self._versions)
+        if data_version == seen and not recheck:
+            return data_version  # nobody else committed since the last read
+        latest = {}
+        for deployment_id in tracked:
+            row = conn.execute(SQLITE_VERSIONS, (deployment_id.bytes,)).fetchone()
+            latest[deployment_id] = None if row is None else int(row[1])
+        with self._lock:
+            for deployment_id, version in latest.items():
+                if self._versions.get(deployment_id, version) != version:
+                    self._versions[deployment_id] = version
+                    self._changed(deployment_id)
+        return data_version
+
+    def _wait(self, seconds: float) -> None:
+        if select.select([self._wake_r], [], [], seconds)[0]:
+            self._stop.set()
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - already broken; nothing more to release
+        pass
+
+
+def _after_fork(watch: DeploymentWatch) -> None:
+    ref: Callable[[], DeploymentWatch | None] = weakref.ref(watch)
+
+    def forked() -> None:
+        alive = ref()
+        if alive is not None:
+            alive._forked()
+
+    os.register_at_fork(after_in_child=forked)
