@@ -98,6 +98,9 @@ class Ledger(HealthCommands, Application[UUID]):
         return self.recorder
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
+        deployments = [str(o.id) for o in objs if isinstance(o, Deployment)]
+        if deployments:  # announced in the same transaction, off the group committer
+            kwargs["notify_deployments"] = deployments
         try:
             return super().save(*objs, **kwargs)
         except OperationalError as error:

@@ -23,8 +23,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.database import is_postgres
-from ledger.deployment_watch import TRIGGER as DEPLOYMENT_TRIGGER
-from ledger.deployment_watch import create_notify_trigger
+from ledger.deployment_watch import CHANNEL as DEPLOYMENTS_CHANNEL
 from ledger.group_commit import GroupCommitter
 from ledger.lean_insert import CLOCK_TABLE as CLOCK_TABLE  # `as`: re-exported
 from ledger.lean_insert import (
@@ -105,6 +104,9 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
         try:
             if is_postgres(conn):
                 cursor.execute(f"NOTIFY {self.channel_name}")
+                # Delivered at this transaction's commit, to every worker's deployment watch.
+                for deployment_id in kwargs.get("notify_deployments", ()):
+                    cursor.execute("SELECT pg_notify(%s, %s)", (DEPLOYMENTS_CHANNEL, deployment_id))
                 return insert_postgres(cursor, stored_events)
             return insert_sqlite(cursor, stored_events)
         except DBAPI_INTEGRITY_ERRORS as error:  # the raw cursor bypasses SQLAlchemy's mapping
@@ -176,8 +178,6 @@ def _create_postgres_guards(conn: sa.Connection) -> None:
         f"{EVENTS_TABLE}_no_update_delete": ("UPDATE OR DELETE", "ROW"),
         f"{EVENTS_TABLE}_no_truncate": ("TRUNCATE", "STATEMENT"),
     }
-    if DEPLOYMENT_TRIGGER not in installed:
-        create_notify_trigger(conn)
     missing = {name: spec for name, spec in wanted.items() if name not in installed}
     if not missing:
         return  # creating a trigger would lock the table against every insert
