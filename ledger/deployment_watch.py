@@ -62,6 +62,8 @@ class DeploymentWatch:
         self.engine = engine
         self.bound = bound_seconds
         self.postgres = is_postgres(engine)
+        # Each connection to an in-memory SQLite database is a database of its own.
+        self._in_memory = not self.postgres and engine.url.database in (None, "", ":memory:")
         self._lease_until = 0.0  # monotonic; 0: not vouching
         self._epoch = 0  # moves on every new connection
         self._changes: dict[UUID, int] = {}  # moves on every change seen
@@ -117,7 +119,7 @@ class DeploymentWatch:
 
     # -- the thread ------------------------------------------------------------------
     def _start(self) -> None:
-        if self._thread is None and not self._stop.is_set():
+        if self._thread is None and not self._stop.is_set() and not self._in_memory:
             with self._lock:
                 if self._thread is None:
                     self._wake_r, self._wake_w = os.pipe()
@@ -133,15 +135,18 @@ class DeploymentWatch:
         self._wake_r, self._wake_w = -1, -1
 
     def _run(self) -> None:
+        connected = True  # so that the first failure is logged
         while not self._stop.is_set():
             conn = None
             try:
                 conn = self._connect()
                 self._epoch += 1  # after LISTEN: whatever is read from now on is watched
+                connected = True
                 self._serve(conn)
             except Exception as error:  # noqa: BLE001 - any failure: fall back, reconnect
-                if not self._stop.is_set():
-                    log.warning("deployment watch lost its connection: %s", error)
+                if connected and not self._stop.is_set():  # once per outage, not per retry
+                    log.warning("deployment watch lost its connection, reconnecting: %s", error)
+                connected = False
             finally:
                 self._lease_until = 0.0
                 if conn is not None:
