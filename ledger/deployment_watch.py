@@ -16,8 +16,8 @@ every stamp, so each cached deployment is read again once.
 PostgreSQL: every save of a Deployment NOTIFYs `ledger_deployments` with its id in the
 transaction that inserts its events (Ledger.save routes it off the group committer, and
 LedgerRecorder sends the NOTIFY), delivered at commit; a prediction's insert pays nothing
-(a row trigger with a WHEN on the topic was measured at +0.9 µs of server CPU per inserted
-row: bench/deployment_notify.py). One thread per process LISTENs on a connection of its
+(a row trigger with a WHEN on the topic cost +0.8 µs of server CPU per inserted row:
+docs/ARCHITECTURE.md). One thread per process LISTENs on a connection of its
 own; its heartbeat is `SELECT 1`, because the server hands a listener the notifications
 that arrived during a command before that command's ReadyForQuery.
 
