@@ -45,4 +45,4 @@ def create_unrecorded_app(settings: Settings | None = None) -> LedgerApp:
 def wsgi() -> LedgerApp:
     """Gunicorn's app factory, called in each worker after the fork (as api/wsgi.py's app)."""
     configure_logging()
-    return create_unrecorded_app()
+    return create_unrecorded_app(Settings.at_start())
