@@ -112,15 +112,18 @@ def decode_reply(body: bytes) -> list[int]:
     raise OperationalError(f"the writer process could not record the events: {message}")
 
 
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks, left = [], size
-    while left:
-        chunk = sock.recv(left)
+def _read_reply(sock: socket.socket) -> bytes:
+    """One reply's body; a single recv for any ordinary reply."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
         if not chunk:
             raise EOFError("the writer process closed the connection")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+        data += chunk
+        if len(data) >= LENGTH.size:
+            (length,) = LENGTH.unpack_from(data, 0)
+            if len(data) >= LENGTH.size + length:
+                return data[LENGTH.size : LENGTH.size + length]
 
 
 # -- the workers' side ---------------------------------------------------------------------
@@ -137,21 +140,18 @@ class WriterClient:
         if not events:
             return []
         frame = encode_events(events)
-        sock = self._socket()
+        sock = self._socket(timeout)
         try:
-            sock.settimeout(timeout)
             try:
                 sock.sendall(frame)
             except OSError:
-                # Not all of the frame reached the writer, so it cannot have committed it:
-                # a writer that was replaced since this thread's last call; send it again.
+                # The writer closed this socket (it was replaced since this thread's last
+                # call) before any of the frame was read, so it cannot have committed it.
                 self._drop()
-                sock = self._socket()
-                sock.settimeout(timeout)
+                sock = self._socket(timeout)
                 sock.sendall(frame)
-            (length,) = LENGTH.unpack(_recv_exactly(sock, LENGTH.size))
-            body = _recv_exactly(sock, length)
-        except TimeoutError:
+            body = _read_reply(sock)
+        except BlockingIOError:  # SO_RCVTIMEO ran out
             self._drop()  # a late answer must not be read as the next call's
             raise OperationalError(
                 f"no acknowledgement within {timeout} s; the events may yet be recorded"
@@ -168,17 +168,20 @@ class WriterClient:
         """Close this thread's socket (others close with their threads)."""
         self._drop()
 
-    def _socket(self) -> socket.socket:
+    def _socket(self, timeout: float) -> socket.socket:
         sock: socket.socket | None = getattr(self._local, "sock", None)
-        if sock is not None and getattr(self._local, "pid", 0) == os.getpid():
-            # Nothing is in flight between calls, so a readable socket is one the writer
-            # closed (it was restarted): connect again rather than fail this caller.
-            readable, _, _ = select.select([sock], [], [], 0)
-            if not readable:
-                return sock
-            self._drop()
-        sock = self._connect()
-        self._local.sock, self._local.pid = sock, os.getpid()
+        if sock is None or self._local.pid != os.getpid():
+            sock = self._connect()
+            self._local.sock, self._local.pid, self._local.timeout = sock, os.getpid(), None
+        if self._local.timeout != timeout:
+            # A kernel timeout on a blocking socket: Python's own (settimeout) would poll()
+            # before every send and recv, two more system calls per prediction.
+            seconds = int(timeout)
+            micros = int((timeout - seconds) * 1e6)
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", seconds, micros)
+            )
+            self._local.timeout = timeout
         return sock
 
     def _connect(self) -> socket.socket:
