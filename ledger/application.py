@@ -43,7 +43,7 @@ from ledger.read_cache import ReadCache
 from ledger.settings import Settings
 from ledger.storage import LedgerFactory, LedgerRecorder
 from ledger.timeline import parse_instant, version_at
-from ledger.writer_process import SOCKET_ENV
+from ledger.writer_process import inherited_socket
 
 
 def cli_actor(ledger: Ledger) -> str:
@@ -86,7 +86,7 @@ class Ledger(HealthCommands, Application[UUID]):
         self.artifacts = ArtifactStore(self.engine, self.settings.artifact_cache_bytes)
         self.artifacts.create_table()
         if self.settings.group_commit:
-            writer = os.environ.get(SOCKET_ENV)  # set by a gunicorn master that runs a writer
+            writer = inherited_socket()
             if writer and self.settings.writer_process and is_postgres(self.engine):
                 self.recorder_.enable_writer_process(writer)
             else:

@@ -58,6 +58,11 @@ MAX_FRAME = 1 << 30
 CONNECT_SECONDS = 10.0
 
 
+def inherited_socket() -> str | None:
+    """The writer's socket when this process is a worker of a master that runs one."""
+    return os.environ.get(SOCKET_ENV) or None
+
+
 # -- frames --------------------------------------------------------------------------------
 def encode_events(events: Sequence[StoredEvent]) -> bytes:
     """One request frame: the events exactly as they will be stored."""
