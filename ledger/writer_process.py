@@ -349,6 +349,10 @@ def main(argv: list[str]) -> int:
     finally:
         writer.close()
         engine.dispose()
+    try:
+        os.rmdir(os.path.dirname(path))  # the supervisor's private directory, now empty
+    except OSError:
+        pass
     return 0
 
 
@@ -376,6 +380,8 @@ class WriterSupervisor:
         self._pidfd = -1
         self._thread: threading.Thread | None = None
         self.starts = 0
+        self._started = 0.0
+        self._last_delay = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -412,6 +418,7 @@ class WriterSupervisor:
             env=env,
         )
         self.starts += 1
+        self._started = time.monotonic()
         try:
             # A pidfd tells of the exit whoever reaps it (gunicorn's master reaps every child).
             self._pidfd = os.pidfd_open(self._proc.pid)
@@ -426,12 +433,19 @@ class WriterSupervisor:
                 self._pidfd = -1
             if self._stopping.is_set():
                 return
+            # One that cannot start (a database URL it refuses, a broken install) is
+            # retried at most every few seconds, not in a tight loop.
+            delay = self.restart_delay
+            if time.monotonic() - self._started < 2:
+                delay = min(max(delay, self._last_delay * 2), 5.0)
+            self._last_delay = delay
             log.error(
                 "the writer process %s ended; callers in flight were answered unavailable; "
-                "starting another",
+                "starting another in %.1f s",
                 self.pid,
+                delay,
             )
-            time.sleep(self.restart_delay)
+            time.sleep(delay)
             if not self._stopping.is_set():
                 self._spawn()
 

@@ -130,3 +130,25 @@ def test_no_writer_at_all_is_unavailable_within_the_connect_bound(tmp_path):
     with pytest.raises(OperationalError, match="not accepting"):
         client.submit([StoredEvent(uuid.uuid4(), 1, TOPIC, b"{}")])
     assert time.monotonic() - started < 5
+
+
+def test_the_writer_commits_what_it_holds_and_leaves_when_the_life_pipe_closes(ledger, settings):
+    supervisor = WriterSupervisor(settings.database_url)
+    supervisor.start()
+    client = WriterClient(supervisor.path)
+    event = stored()
+    (position,) = client.submit([event])
+    pid = supervisor.pid
+    os.kill(pid, signal.SIGTERM)  # the process group's signal at shutdown: it stays for the workers
+    time.sleep(0.2)
+    assert client.submit([stored()])[0] > position
+    client.close()
+    started = time.monotonic()
+    supervisor.stop()
+    assert time.monotonic() - started < 10, "it should leave on EOF, not on the kill after 15 s"
+    assert (
+        not os.path.exists(f"/proc/{pid}/cmdline")
+        or b"writer_process" not in open(f"/proc/{pid}/cmdline", "rb").read()
+    )
+    assert not os.path.exists(supervisor.dir)
+    assert rows_by_originator(ledger)[event.originator_id] == position
