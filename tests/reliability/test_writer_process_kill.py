@@ -21,6 +21,7 @@ from tests.conftest import drop_postgres_database, fresh_postgres_database
 from tests.reliability.support import (
     TIMEOUT,
     Tally,
+    predict_once,
     recorded_predictions,
     run_clients,
     scaled,
@@ -100,5 +101,21 @@ def test_every_acknowledged_prediction_is_recorded_once_through_writer_kills(
         assert not [s for _, s, _ in tally.statuses if s == 0], "a worker broke a connection"
         assert writer_process(server) is not None, "no writer after the last kill"
         assert_retries_return_the_original(server, keys["predictor"], tally)
+    finally:
+        server.stop()
+
+
+def test_a_retry_through_the_writer_process_is_answered_as_a_retry_or_409(postgres_url, tmp_path):
+    server, keys = served(tmp_path, postgres_url)
+    try:
+        assert writer_process(server) is not None, "the server records through no writer process"
+        first = predict_once(server, keys["predictor"], "same-id", 1)
+        again = predict_once(server, keys["predictor"], "same-id", 1)
+        other = predict_once(server, keys["predictor"], "same-id", 2)  # another body
+        assert first.status == 201 and first.json["retried"] is False
+        assert again.status == 200 and again.json["retried"] is True
+        assert again.json["prediction_id"] == first.json["prediction_id"]
+        assert other.status == 409 and other.json["code"] == "conflict", other.body
+        assert recorded_predictions(postgres_url) == {first.json["prediction_id"]: 1}
     finally:
         server.stop()
