@@ -15,8 +15,10 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from ledger.database import is_postgres
 from ledger.keyfiles import private_dir
 from ledger.settings import Settings
+from ledger.writer_process import WriterSupervisor
 
 
 def default_workers() -> int:
@@ -48,6 +50,8 @@ def server_options(
         "errorlog": "-",
         "logconfig_dict": logconfig(),
         "child_exit": child_exit,
+        "when_ready": start_writer,
+        "on_exit": stop_writer,
         "post_worker_init": leave_interrupts_to_master,
         "worker_int": quit_at_once,
         "proc_name": "ledger-api",
@@ -107,6 +111,33 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def start_writer(server: Any) -> None:
+    """Start the host's writer process before any worker, when the settings call for one.
+
+    Workers then record through it (ledger/writer_process.py): one process batches every
+    worker's inserts, and their request threads keep their GIL for requests.
+    """
+    settings = _settings_of(server)
+    if settings.writer_process and settings.group_commit and is_postgres(settings.database_url):
+        supervisor = WriterSupervisor(settings.database_url)
+        supervisor.start()
+        server.ledger_writer = supervisor
+
+
+def stop_writer(server: Any) -> None:
+    """The workers are gone: let the writer commit what it holds, then end it."""
+    supervisor = getattr(server, "ledger_writer", None)
+    if supervisor is not None:
+        supervisor.stop()
+
+
+def _settings_of(server: Any) -> Settings:
+    # `ledger serve` passes its settings (command-line options included); plain gunicorn
+    # with deploy/gunicorn.conf.py reads them from the environment, as its workers do.
+    settings = getattr(server.app, "settings", None)
+    return settings if isinstance(settings, Settings) else Settings.at_start()
 
 
 def leave_interrupts_to_master(worker: Any) -> None:

@@ -24,6 +24,7 @@ import structlog
 
 from api.errors import route_of
 from api.staleness import StalenessHeaders, statuses_of
+from ledger.group_commit import GroupCommitter
 from projections.stalls import Status, statuses
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -164,8 +165,8 @@ def count_served(deployment: str, answer: Any) -> None:
 def attach_group_commit_metrics(ledger: Any) -> None:
     """Observe the size of every group commit the ledger's writer thread makes."""
     recorder = getattr(ledger, "recorder", None)
-    if getattr(recorder, "committer", None) is None:
-        return
+    if not isinstance(getattr(recorder, "committer", None), GroupCommitter):
+        return  # none, or the writer process's: its batches are not this worker's
     recorder.enable_group_commit(  # a fresh committer, before any request has used it
         max_events=ledger.settings.group_commit_max_events,
         on_batch=metrics().batch_sizes.observe,

@@ -153,6 +153,13 @@ def tree(pid: int) -> list[int]:
     return [pid] + [p for c in children for p in tree(int(c))]
 
 
+def is_writer_process(pid: int) -> bool:
+    try:
+        return b"ledger.writer_process" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -202,10 +209,14 @@ def measured(
     server: Server, script: Path, clients: int, seconds: float, url: str
 ) -> dict[str, float]:
     pids, database = tree(server.process.pid), postgres_pids(url)
+    writer = [p for p in pids if is_writer_process(p)]
     cpu, db_cpu, (busy, total) = cpu_seconds(pids), cpu_seconds(database), machine_ticks()
+    writer_cpu = cpu_seconds(writer)
     result = wrk(server.url + PREDICT, script, clients, seconds)
     ok = max(result["ok"], 1)
     result["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - cpu) / ok
+    # Of which the writer process's (ledger/writer_process.py): the rest is the workers' own.
+    result["writer_cpu_ms_per_request"] = 1000 * (cpu_seconds(writer) - writer_cpu) / ok
     # Backends that existed before the run (pooled and writer connections live on).
     result["postgres_cpu_ms_per_request"] = 1000 * (cpu_seconds(database) - db_cpu) / ok
     busy2, total2 = machine_ticks()

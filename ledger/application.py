@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from ledger import ids, recording, values
 from ledger import outcomes as outcomes_module
 from ledger.artifacts import ArtifactStore
-from ledger.database import create_engine
+from ledger.database import create_engine, is_postgres
 from ledger.domain.access import ApiKey, SigningKey
 from ledger.domain.audits import Explanation
 from ledger.domain.datasets import Dataset
@@ -43,6 +43,7 @@ from ledger.read_cache import ReadCache
 from ledger.settings import Settings
 from ledger.storage import LedgerFactory, LedgerRecorder
 from ledger.timeline import parse_instant, version_at
+from ledger.writer_process import inherited_socket
 
 
 def cli_actor(ledger: Ledger) -> str:
@@ -85,7 +86,11 @@ class Ledger(HealthCommands, Application[UUID]):
         self.artifacts = ArtifactStore(self.engine, self.settings.artifact_cache_bytes)
         self.artifacts.create_table()
         if self.settings.group_commit:
-            self.recorder_.enable_group_commit(max_events=self.settings.group_commit_max_events)
+            writer = inherited_socket()
+            if writer and self.settings.writer_process and is_postgres(self.engine):
+                self.recorder_.enable_writer_process(writer)
+            else:
+                self.recorder_.enable_group_commit(max_events=self.settings.group_commit_max_events)
 
     # eventsourcing's factory is invariant in its recorder type, so no subclass's factory
     # matches the base signature.

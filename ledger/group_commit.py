@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
@@ -104,34 +105,50 @@ class GroupCommitter:
             stop = any(item is _STOP for item in batch)
             batch = [item for item in batch if item is not _STOP]
             if batch:
-                self._commit(batch)
+                commit_group(self._insert, batch, self._on_batch)
             if stop:
                 return
 
-    def _commit(self, batch: list[_Item]) -> None:
-        try:
-            ids = self._insert([e for item in batch for e in item.events])
-        except IntegrityError as error:
-            if len(batch) == 1:
-                batch[0].finish(error=_conflict(batch[0], error))
-                return
-            half = len(batch) // 2  # bisect: a lone conflict costs ~2·log2(n) transactions
-            self._commit(batch[:half])
-            self._commit(batch[half:])
+
+class Waiter(Protocol):
+    """One caller's events and how to answer it (a blocked thread, or a socket to reply on)."""
+
+    @property
+    def events(self) -> Sequence[StoredEvent]: ...
+
+    def finish(self, ids: Sequence[int] = (), error: BaseException | None = None) -> None: ...
+
+
+def commit_group(
+    insert: Insert, batch: Sequence[Waiter], on_batch: Callable[[int], None] | None = None
+) -> None:
+    """Insert the callers' events as one transaction and answer each; a conflict is bisected.
+
+    Shared by the writer thread and the writer process (ledger/writer_process.py).
+    """
+    try:
+        ids = insert([e for item in batch for e in item.events])
+    except IntegrityError as error:
+        if len(batch) == 1:
+            batch[0].finish(error=_conflict(batch[0], error))
             return
-        except BaseException as error:  # every caller of a failed batch learns why
-            for item in batch:
-                item.finish(error=error)
-            return
-        if self._on_batch:
-            self._on_batch(len(batch))
-        start = 0
+        half = len(batch) // 2  # bisect: a lone conflict costs ~2·log2(n) transactions
+        commit_group(insert, batch[:half], on_batch)
+        commit_group(insert, batch[half:], on_batch)
+        return
+    except BaseException as error:  # every caller of a failed batch learns why
         for item in batch:
-            item.finish(ids[start : start + len(item.events)])
-            start += len(item.events)
+            item.finish(error=error)
+        return
+    if on_batch:
+        on_batch(len(batch))
+    start = 0
+    for item in batch:
+        item.finish(ids[start : start + len(item.events)])
+        start += len(item.events)
 
 
-def _conflict(item: _Item, cause: IntegrityError) -> IntegrityError:
+def _conflict(item: Waiter, cause: IntegrityError) -> IntegrityError:
     first = item.events[0]
     error = IntegrityError(
         f"an event for {first.originator_id} at version {first.originator_version} "

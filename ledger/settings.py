@@ -156,6 +156,12 @@ class Settings:
         True,
         "Batch concurrent writers' inserts into one transaction per worker.",
     )
+    writer_process: bool = setting(
+        "LEDGER_WRITER_PROCESS",
+        True,
+        "Under gunicorn on PostgreSQL, one writer process per host commits every worker's "
+        "inserts; off: a writer thread per worker (as SQLite and processes outside gunicorn).",
+    )
     group_commit_max_events: int = setting(
         "LEDGER_GROUP_COMMIT_MAX_EVENTS",
         2000,

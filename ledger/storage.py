@@ -37,6 +37,7 @@ from ledger.lean_insert import (
 )
 from ledger.lean_insert import EVENTS_TABLE as EVENTS_TABLE  # `as`: re-exported
 from ledger.transcoder import OrjsonTranscoder
+from ledger.writer_process import WriterClient
 
 APPLICATION_NAME = "Ledger"
 
@@ -59,13 +60,18 @@ class LedgerDatastore(SQLAlchemyDatastore):
 class LedgerRecorder(SQLAlchemyApplicationRecorder):
     """Application recorder with a database clock, a multi-row insert and group commit."""
 
-    committer: GroupCommitter | None = None
+    committer: GroupCommitter | WriterClient | None = None
     batch_writer: BatchWriter | None = None
 
     def enable_group_commit(self, **kwargs: Any) -> GroupCommitter:
         """Route inserts through one writer thread with a connection of its own."""
         self.batch_writer = BatchWriter(self.datastore.engine, self.channel_name)  # type: ignore[arg-type]
         self.committer = GroupCommitter(self.batch_writer.insert, **kwargs)
+        return self.committer
+
+    def enable_writer_process(self, path: str) -> WriterClient:
+        """Route inserts to the host's writer process, listening at `path`."""
+        self.committer = WriterClient(path)
         return self.committer
 
     def close_writer(self) -> None:

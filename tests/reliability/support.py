@@ -328,7 +328,7 @@ def children_of(pid: int) -> list[int]:
 
 
 def gunicorn_workers(server: Server) -> list[int]:
-    """The server's gunicorn worker pids (its children other than the sidecars)."""
+    """The server's gunicorn worker pids (its children other than the sidecars and the writer)."""
     assert server.process is not None
     workers = []
     for child in children_of(server.process.pid):
@@ -336,9 +336,26 @@ def gunicorn_workers(server: Server) -> list[int]:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except FileNotFoundError:
             continue
-        if b"api.sidecars" not in cmdline:
+        if b"api.sidecars" not in cmdline and WRITER not in cmdline:
             workers.append(child)
     return workers
+
+
+WRITER = b"ledger.writer_process"
+
+
+def writer_process(server: Server) -> int | None:
+    """The pid of the server's writer process (ledger/writer_process.py), if one runs now."""
+    assert server.process is not None
+    for child in children_of(server.process.pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if WRITER in cmdline and state != "Z":
+            return child
+    return None
 
 
 def peak_rss_mb(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[float, str]:

@@ -17,6 +17,7 @@ SOURCES = ("ledger", "projections", "trainers", "policies", "serving", "api")
 ALLOWED_READS = {
     "api/gunicorn_app.py": 3,  # PROMETHEUS_MULTIPROC_DIR, exported for prometheus_client
     "api/observability.py": 1,  # PROMETHEUS_MULTIPROC_DIR, where /metrics reads every worker
+    "ledger/writer_process.py": 4,  # LEDGER_WRITER_SOCKET, from the master to its workers
     "trainers/io.py": 1,  # the variable a training spec names for its warehouse URL
 }
 
