@@ -26,7 +26,7 @@ from api.auth import Principal, principal_of
 from api.resources.predictions import predict_as
 from api.services import Services
 from ledger.application import Ledger
-from ledger.domain.access import LOAD_HISTORY
+from ledger.domain.access import LOAD_HISTORY, historic_instant
 from ledger.errors import NotFound
 from ledger.settings import Settings
 from policies import best_recent
@@ -60,15 +60,32 @@ def simulated_clock(ledger: Ledger, position: int | None = None) -> dict[str, An
     return {"simulated": True, "loads": loads} if loads else None
 
 
-def seed(settings: Settings, ledger: Ledger) -> None:
+def history_start() -> datetime:
+    """Midnight UTC DAYS days ago: where the simulated clock starts."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=DAYS)
+
+
+def pending(ledger: Ledger) -> list[str]:
+    """The demo deployments with no history loaded yet."""
+    return [name for name in TARGETS if not _seeded(ledger, name)]
+
+
+def at_instant(loader: Principal, name: str, at: datetime) -> int | None:
+    """A simulated instant as µs, through the check every historic instant passes."""
+    return historic_instant(loader.grants, name, at.isoformat())
+
+
+def seed(settings: Settings, ledger: Ledger, loader: Principal | None) -> None:
     """Feeds and 60 days of history for every demo deployment that has none yet."""
     services = Services.build(settings, ledger)
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - timedelta(days=DAYS)
-    pending = [name for name in TARGETS if not _seeded(ledger, name)]
-    if pending:
-        loader = _loader(ledger, pending)
-        for name in pending:
+    start = history_start()
+    today = start + timedelta(days=DAYS)
+    to_load = pending(ledger)
+    if to_load:
+        if loader is None:
+            raise RuntimeError("loading history needs a loader key")  # bootstrap gives one
+        for name in to_load:
             expected, seconds, tolerance = FEED
             ledger.declare_feed(
                 f"{name}-requests", expected, seconds, "demo:bootstrap", tolerance, deployment=name
@@ -77,7 +94,7 @@ def seed(settings: Settings, ledger: Ledger) -> None:
         ledger.record_history_load(
             start.isoformat(),
             today.isoformat(),
-            pending,
+            to_load,
             simulated=True,
             loader=loader.actor,
             note=NOTE,
@@ -88,9 +105,9 @@ def seed(settings: Settings, ledger: Ledger) -> None:
     # The timer closes the days that have passed; the windows cover calm, then drifted rows,
     # checked against the leader of the time, before best_recent decides.
     run_health_pass(ledger, datetime.now(UTC) + timedelta(seconds=1), window=WINDOW)
-    if "churn" in pending:
+    if "churn" in to_load:
         _best_recent(ledger, "churn")
-    if "lifetime-value" in pending:
+    if "lifetime-value" in to_load:
         _autopilot(ledger, "lifetime-value")
     clock = simulated_clock(ledger)
     for load in clock["loads"] if clock else ():
@@ -105,7 +122,7 @@ def seed(settings: Settings, ledger: Ledger) -> None:
         )
 
 
-def _loader(ledger: Ledger, names: list[str]) -> Principal:
+def new_loader(ledger: Ledger, names: list[str]) -> Principal:
     """The demo's history loader: a client of its own, granted load-history where it loads."""
     issued = ledger.issue_api_key(
         role="predictor",
@@ -156,10 +173,11 @@ def _history(
         observed = scored_at + timedelta(days=OUTCOME_LAG_DAYS)
         if observed < now:  # outcomes of the last days have not arrived yet
             _outcomes(services, loader, answer["predictions"], records, target, observed, now)
+        decided_at = at_instant(loader, name, scored_at + timedelta(hours=2))
         if name == "churn" and day == DAYS // 2:
-            _promote_by_hand(services.ledger, name)
+            _promote_by_hand(services.ledger, name, decided_at)
         if name == "churn" and day == CHALLENGER_DAY:
-            _train_challenger(services.ledger, name, day_start, settings.demo_drift)
+            _train_challenger(services.ledger, name, day_start, settings.demo_drift, decided_at)
 
 
 def _outcomes(
@@ -191,7 +209,9 @@ def _corrected(actual: Any) -> Any:
     return 1 - actual if isinstance(actual, int) and actual in (0, 1) else round(actual * 1.1, 2)
 
 
-def _train_challenger(ledger: Ledger, name: str, until: datetime, drift: bool) -> None:
+def _train_challenger(
+    ledger: Ledger, name: str, until: datetime, drift: bool, occurred_at: int | None
+) -> None:
     """Once the drift has begun, a forest trained on drifted rows joins as a challenger."""
     from trainers.demo import demo_specs
     from trainers.record import train_and_record
@@ -202,19 +222,21 @@ def _train_challenger(ledger: Ledger, name: str, until: datetime, drift: bool) -
         if s["deployment"] == name and "forest" in s["name"]
     )
     spec = {**spec, "name": f"{spec['name']}-retrained"}
-    model_id = train_and_record(ledger, spec, "demo:operator", deployment=name)
+    model_id = train_and_record(
+        ledger, spec, "demo:operator", deployment=name, occurred_at=occurred_at
+    )
     log.info(
         "demo challenger trained", deployment=name, model_id=model_id, data_until=until.isoformat()
     )
 
 
-def _promote_by_hand(ledger: Ledger, name: str) -> None:
+def _promote_by_hand(ledger: Ledger, name: str, occurred_at: int | None) -> None:
     """Half-way through, an operator moves the lead to the other model and says why."""
     deployment = ledger.deployment(name)
     other = next((m for m in deployment.models if m != deployment.leader), None)
     if other is not None:
         reason = "demo: trying the other model on live traffic after a support-calls spike"
-        ledger.promote(name, other, reason=reason, actor="demo:operator")
+        ledger.promote(name, other, reason=reason, actor="demo:operator", occurred_at=occurred_at)
 
 
 def _best_recent(ledger: Ledger, name: str) -> None:

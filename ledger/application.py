@@ -215,10 +215,12 @@ class Ledger(HealthCommands, Application[UUID]):
         self._save_versioned(deployment)
         return deployment
 
-    def add_model(self, name: str, model_id: UUID | str, actor: str) -> Deployment:
+    def add_model(
+        self, name: str, model_id: UUID | str, actor: str, occurred_at: int | None = None
+    ) -> Deployment:
         deployment = self.deployment(name)
         model = self.model(model_id)
-        deployment.add_model(str(model.id), model.features, model.task, actor)
+        deployment.add_model(str(model.id), model.features, model.task, actor, occurred_at)
         self._save_versioned(deployment)
         return deployment
 
@@ -238,9 +240,10 @@ class Ledger(HealthCommands, Application[UUID]):
         actor: str,
         evidence: dict[str, Any] | None = None,
         expected_version: int | None = None,
+        occurred_at: int | None = None,
     ) -> Deployment:
         deployment = self.deployment(name)
-        deployment.promote(model_id, reason, actor, evidence, expected_version)
+        deployment.promote(model_id, reason, actor, evidence, expected_version, occurred_at)
         self._save_versioned(deployment)
         return deployment
 

@@ -147,6 +147,10 @@ class LeaderChangeSchema(AnswerSchema):
     model_id = fields.String(metadata={"description": "the model made leader"})
     previous = fields.String(allow_none=True, metadata={"description": "the leader it replaced"})
     recorded_at = fields.String(metadata={"description": "when the ledger recorded it (ISO-8601)"})
+    occurred_at = fields.String(
+        allow_none=True,
+        metadata={"description": "the historic instant of loaded history (else null)"},
+    )
     position = fields.Integer(
         metadata={"description": "its ledger position (GET /v1/ledger/events?from=N&limit=1)"}
     )
@@ -162,6 +166,7 @@ class LeaderSinceSchema(AnswerSchema):
     """When the current leader became leader."""
 
     recorded_at = fields.String()
+    occurred_at = fields.String(allow_none=True)
     position = fields.Integer()
 
 

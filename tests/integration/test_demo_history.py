@@ -11,14 +11,15 @@ from structlog.testing import capture_logs
 
 from api.cli import main
 from api.demo import bootstrap
-from api.demo_health import DAYS, OUTCOME_LAG_DAYS, simulated_clock
+from api.demo_health import CHALLENGER_DAY, DAYS, OUTCOME_LAG_DAYS, simulated_clock
 from ledger.application import Ledger
 from projections.cubes import DAY_US
 from projections.deployments import DeploymentsProjection
 from projections.health import HealthProjection
 from projections.health_queries import data_health
+from projections.models import ModelsProjection
 from projections.predictions import PredictionsProjection
-from projections.query_catalog import get_deployment
+from projections.query_catalog import get_deployment, list_models
 from projections.query_performance import performance
 from projections.runner import catch_up
 
@@ -34,7 +35,12 @@ def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
         span = datetime.fromisoformat(load["to"]) - datetime.fromisoformat(load["from"])
         assert span.days == DAYS
         engine = ledger.engine
-        for cls in (PredictionsProjection, DeploymentsProjection, HealthProjection):
+        for cls in (
+            PredictionsProjection,
+            DeploymentsProjection,
+            HealthProjection,
+            ModelsProjection,
+        ):
             catch_up(engine, cls)
         first = int(datetime.fromisoformat(load["from"]).timestamp() * 1e6) // DAY_US
         counted = [_outcomes(engine, day) for day in range(first, first + DAYS)]
@@ -48,9 +54,19 @@ def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
         assert len(get_deployment(engine, "churn")["models"]) == 3
         assert len(get_deployment(engine, "lifetime-value")["models"]) == 3
         history = get_deployment(engine, "churn")["leader_history"]
-        manual, rule = history[1], history[2]
+        first_leader, manual, rule = history
         assert manual["actor"] == "demo:operator" and manual["reason"]
         assert rule["actor"].startswith("rule:best_recent") and rule["evidence"]
+        # leader changes and training runs of the loaded history carry its simulated instants
+        assert first_leader["occurred_at"] == load["from"].replace("+00:00", ".000000Z")
+        assert _day(manual["occurred_at"]) - first == DAYS // 2
+        assert rule["occurred_at"] is None  # decided now, on the loaded evidence
+        assert manual["recorded_at"] > first_leader["recorded_at"]  # recorded-at: the ledger's
+        trained = {m["name"]: m["occurred_at"] for m in list_models(engine, limit=1000)["items"]}
+        retrained = [n for n in trained if n.endswith("-retrained")]
+        assert len(retrained) == 1 and _day(trained[retrained[0]]) - first == CHALLENGER_DAY
+        started = {n: at for n, at in trained.items() if at and _day(at) == first}
+        assert len(started) == 4  # two initial models per deployment, trained at the start
 
         health = data_health(engine, deployment="churn")
         checks = [c for d in health["deployments"] for c in d["checks"]]
