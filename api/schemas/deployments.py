@@ -120,6 +120,13 @@ class PromoteSchema(Schema):
 
     model_id = fields.UUID(required=True)
     reason = Text(required=True, max_length=values.NOTE_MAX)
+    occurred_at = fields.String(
+        metadata={
+            "description": "RFC 3339 instant the change occurred at, for loading history: "
+            "only keys granted `<deployment>:load-history`, only an instant that has passed",
+            "example": "2026-03-03T12:00:00Z",
+        }
+    )
 
 
 class RetireSchema(Schema):

@@ -151,3 +151,30 @@ def test_a_replay_into_a_clone_carries_the_original_instants(ledger, parallel_le
 
 def _status(answer):  # noqa: ANN001, ANN202
     return answer.status_code, answer.json
+
+
+def test_a_promotion_takes_an_instant_from_a_granted_key_only(api: Api, ledger) -> None:
+    first, second = (m for m in ledger.deployment("churn").models)
+    api.keys["admin-loader"] = ledger.issue_api_key(
+        "admin", actor="test", grants=["churn:load-history"]
+    ).key
+
+    def promote(model_id: str, role: str, occurred_at: str):  # noqa: ANN202
+        version = api.call("GET", "/v1/deployments/churn").json["version"]
+        body = {"model_id": model_id, "reason": "loaded", "occurred_at": occurred_at}
+        return api.call(
+            "PUT",
+            "/v1/deployments/churn/leader",
+            role=role,
+            json=body,
+            headers={"If-Match": f'"{version}"'},
+        )
+
+    refused = promote(second, "admin", days_ago(5))
+    assert refused.status_code == 403 and "churn:load-history" in refused.json["detail"]
+    instant = days_ago(5)
+    assert promote(second, "admin-loader", instant).status_code == 200
+    history = api.call("GET", "/v1/deployments/churn").json["leader_history"]
+    assert parse_micros(history[-1]["occurred_at"], "t") == parse_micros(instant, "t")
+    assert history[0]["occurred_at"] is None  # a change made live says only when recorded
+    assert history[-1]["recorded_at"] >= history[0]["recorded_at"]
