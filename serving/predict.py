@@ -58,7 +58,7 @@ def predict(
 
     Request ids are the client's: the same id from another client is another prediction.
     `occurred_at` (µs) is the historic instant of loaded history, kept in `scoring`; who
-    may give one is checked before (`ledger.domain.access.historic_instant`).
+    may give one is checked by the caller (`historic_instant`, in the access module).
     """
     scored = score_request(serving, name, body)
     try:
