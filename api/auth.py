@@ -53,6 +53,13 @@ class Principal:
         return Reporter(self.actor, self.client, self.grants)
 
 
+def principal_of(record: Any) -> Principal:
+    """The caller an issued key (ApiKey) stands for."""
+    return Principal(
+        record.key_id, record.role, record.expires_at, record.client, frozenset(record.grants)
+    )
+
+
 class KeyCache:
     """Bearer key -> Principal (or None), remembered for a few seconds per worker.
 
@@ -85,17 +92,7 @@ class KeyCache:
     def _fetch(self, digest: str, key: str, now: float) -> tuple[float, Principal | None]:
         generation = self._generation
         record = self._authenticate(key)
-        found = (
-            Principal(
-                record.key_id,
-                record.role,
-                record.expires_at,
-                record.client,
-                frozenset(record.grants),
-            )
-            if record
-            else None
-        )
+        found = principal_of(record) if record else None
         hit = (now + self._ttl, found)
         with self._lock:
             if generation == self._generation:

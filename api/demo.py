@@ -15,6 +15,7 @@ from typing import Any
 import click
 import structlog
 
+from api.auth import Principal
 from ledger.application import Ledger
 from ledger.domain.access import ROLES
 from ledger.errors import NotFound
@@ -33,14 +34,17 @@ def bootstrap(settings: Settings) -> dict[str, str]:
     """Create what is missing of the demo and return a key per role."""
     from dataclasses import replace
 
+    from api import demo_health
+
     ledger = Ledger(replace(settings, group_commit=False))  # one writer: no group commit thread
     try:
+        # what has no history yet is loaded by a key granted load-history on it
+        pending = demo_health.pending(ledger)
+        loader = demo_health.new_loader(ledger, pending) if pending else None
         for name, specs in specs_by_deployment().items():
             if not _exists(ledger, name):
-                create_deployment(ledger, name, specs)
-        from api import demo_health
-
-        demo_health.seed(settings, ledger)  # feeds, calm then drifted traffic, quality windows
+                create_deployment(ledger, name, specs, loader)
+        demo_health.seed(settings, ledger, loader)  # feeds, traffic, outcomes, quality windows
         ensure_signing_key(ledger, settings)
         return ensure_keys(ledger, settings)
     finally:
@@ -57,8 +61,12 @@ def specs_by_deployment() -> dict[str, list[dict[str, Any]]]:
     return dict(grouped)
 
 
-def create_deployment(ledger: Ledger, name: str, specs: list[dict[str, Any]]) -> None:
-    """The deployment serving these specs' features, then every spec trained into it."""
+def create_deployment(
+    ledger: Ledger, name: str, specs: list[dict[str, Any]], loader: Principal | None = None
+) -> None:
+    """The deployment serving these specs' features, then every spec trained into it (with a
+    loader: at the start of the simulated history, so its first leader is set then)."""
+    from api.demo_health import at_instant, history_start
     from trainers.record import train_and_record
     from trainers.schema import deployment_for
 
@@ -67,8 +75,9 @@ def create_deployment(ledger: Ledger, name: str, specs: list[dict[str, Any]]) ->
     for feature in deployment["schema"]["features"]:
         feature["personal"] = feature["personal"] or feature["name"] in PERSONAL
     ledger.create_deployment(**deployment, actor=ACTOR)
+    occurred_at = at_instant(loader, name, history_start()) if loader else None
     for spec in specs:
-        train_and_record(ledger, spec, ACTOR, deployment=name)
+        train_and_record(ledger, spec, ACTOR, deployment=name, occurred_at=occurred_at)
     log.info("demo deployment created", deployment=name, trained_models=len(specs))
 
 

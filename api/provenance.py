@@ -15,6 +15,7 @@ from api.routes import route_for
 from api.services import Services
 from ledger import ids, log
 from ledger.domain.feeds import QualityCheck, batch_check_key, quality_check_id
+from ledger.domain.predictions import OCCURRED_AT
 from ledger.errors import LedgerError, NotFound
 from ledger.ids import DEFAULT_CLIENT
 from ledger.read_cache import PredictionRecord, lookup_engine, read_prediction
@@ -69,10 +70,17 @@ def provenance(
         "outcomes": outcomes,
         "position": record.position,
         "recorded_at": iso(record.recorded_at),
+        "occurred_at": _occurred_at(prediction.scoring),
         "chain": chain_of(record),
         "coverage": coverage_of(services, record, position),
         "as_of_position": position,
     }
+
+
+def _occurred_at(scoring: dict[str, Any]) -> str | None:
+    """The historic instant loaded history gave, else None (it occurred when recorded)."""
+    at = scoring.get(OCCURRED_AT)
+    return None if at is None else iso(at)
 
 
 def may_read(principal: Principal, prediction: Any, client: str) -> bool:

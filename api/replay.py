@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ledger import log
 from ledger.application import Ledger
-from ledger.domain.predictions import Prediction
+from ledger.domain.access import OCCURRED_AT_FIELD
+from ledger.domain.predictions import OCCURRED_AT, Prediction
 from ledger.errors import InvalidCommand
+from ledger.timeline import iso
 
 PAGE = 2000
 
@@ -35,6 +37,7 @@ class Request:
     path: str
     body: Any
     kind: str  # "prediction" | "outcome"
+    occurred_at: int | None = None  # µs: when the recorded request originally occurred
 
 
 @dataclass
@@ -47,9 +50,27 @@ class ReplayStats:
 
 
 def ledger_requests(
-    source: Ledger, after: int, until: int, outcomes: bool = True
+    source: Ledger, after: int, until: int, outcomes: bool = True, instants: bool = False
 ) -> Iterator[Request]:
-    """The requests recorded in (after, until], and outcomes of those predictions recorded later."""
+    """The requests recorded in (after, until], and outcomes of those predictions recorded later.
+
+    With `instants` each prediction request carries the instant it originally occurred at
+    (`occurred_at`: its own historic instant if it was loaded with one, else when the source
+    recorded it), which the target takes only from a key granted load-history.
+    """
+    requests = _ledger_requests(source, after, until, outcomes)
+    return (with_instant(r) for r in requests) if instants else requests
+
+
+def with_instant(request: Request) -> Request:
+    """The request with its original instant in the body, for a target that keeps it."""
+    if request.kind != "prediction" or request.body is None or request.occurred_at is None:
+        return request
+    body = {**request.body, OCCURRED_AT_FIELD: iso(request.occurred_at)}
+    return replace(request, body=body)
+
+
+def _ledger_requests(source: Ledger, after: int, until: int, outcomes: bool) -> Iterator[Request]:
     replayed: set[Any] = set()
     first_at: int | None = None
     pending_batch: list[tuple[int, int, Any]] = []
@@ -126,7 +147,12 @@ def _single_request(
     features = _features(source, event)
     body = None if features is None else {"features": features, "request_id": event.request_id}
     yield Request(
-        at - first, position, f"/v1/deployments/{event.deployment}/predictions", body, "prediction"
+        at - first,
+        position,
+        f"/v1/deployments/{event.deployment}/predictions",
+        body,
+        "prediction",
+        event.scoring.get(OCCURRED_AT, at),
     )
 
 
@@ -151,7 +177,12 @@ def _batch_request(source: Ledger, members: list[tuple[int, int, Any]], first: i
         instances.append({**features, **({"request_id": own} if own else {})})
     body = {"instances": instances, "request_id": batch_id} if instances else None
     return Request(
-        at - first, position, f"/v1/deployments/{head.deployment}/predictions", body, "prediction"
+        at - first,
+        position,
+        f"/v1/deployments/{head.deployment}/predictions",
+        body,
+        "prediction",
+        head.scoring.get(OCCURRED_AT, at),
     )
 
 
@@ -236,14 +267,15 @@ def file_requests(
         request_id = f"replay:{name}:{index}"
         path = f"/v1/deployments/{deployment}/predictions"
         body = {"features": {c: _plain(row[c]) for c in features}, "request_id": request_id}
-        requests.append(Request(at, 0, path, body, "prediction"))
+        occurred = _micros(row["_t"] - pd.Timestamp(0, tz="UTC"))
+        requests.append(Request(at, 0, path, body, "prediction", occurred))
         actual = _plain(row[columns.label]) if columns.label else None
         if actual is not None:
             requests.append(_label(deployment, request_id, actual, at, row, columns))
     requests.sort(key=lambda r: r.at)  # stable: a row's outcome never precedes its prediction
     rebase = requests[skip].at if skip < len(requests) else 0
     for ordinal, request in enumerate(requests[skip:], start=skip + 1):
-        yield Request(request.at - rebase, ordinal, request.path, request.body, request.kind)
+        yield replace(request, at=request.at - rebase, position=ordinal)
 
 
 def _label(

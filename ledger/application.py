@@ -23,6 +23,7 @@ from ledger.domain.access import ApiKey, SigningKey
 from ledger.domain.audits import Explanation
 from ledger.domain.datasets import Dataset
 from ledger.domain.deployments import Deployment
+from ledger.domain.history import History
 from ledger.domain.models import Model
 from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.domain.training import TrainingRun
@@ -222,10 +223,12 @@ class Ledger(HealthCommands, Application[UUID]):
         self._save_versioned(deployment)
         return deployment
 
-    def add_model(self, name: str, model_id: UUID | str, actor: str) -> Deployment:
+    def add_model(
+        self, name: str, model_id: UUID | str, actor: str, occurred_at: int | None = None
+    ) -> Deployment:
         deployment = self.deployment(name)
         model = self.model(model_id)
-        deployment.add_model(str(model.id), model.features, model.task, actor)
+        deployment.add_model(str(model.id), model.features, model.task, actor, occurred_at)
         self._save_versioned(deployment)
         return deployment
 
@@ -245,9 +248,10 @@ class Ledger(HealthCommands, Application[UUID]):
         actor: str,
         evidence: dict[str, Any] | None = None,
         expected_version: int | None = None,
+        occurred_at: int | None = None,
     ) -> Deployment:
         deployment = self.deployment(name)
-        deployment.promote(model_id, reason, actor, evidence, expected_version)
+        deployment.promote(model_id, reason, actor, evidence, expected_version, occurred_at)
         self._save_versioned(deployment)
         return deployment
 
@@ -413,6 +417,31 @@ class Ledger(HealthCommands, Application[UUID]):
         if expires and expires <= datetime.now(UTC):
             return None
         return record
+
+    # -- history loaded with historic instants ------------------------------------
+    def record_history_load(
+        self,
+        span_from: str,
+        span_to: str,
+        deployments: Sequence[str],
+        simulated: bool,
+        loader: str,
+        note: str,
+        actor: str,
+    ) -> History:
+        """Record that historic data was loaded: the span of its instants, whose key gave them,
+        and whether they are simulated (what the log and `ledger state` then say)."""
+        try:
+            history = self.history()
+        except NotFound:
+            history = History(actor=actor)
+        history.load(span_from, span_to, list(deployments), simulated, loader, note, actor)
+        self.save(history)
+        return history
+
+    def history(self, position: int | None = None) -> History:
+        """Every load of historic data (NotFound when there was none), or as at a position."""
+        return cast(History, self.get(ids.history_id(), "history", position))
 
     def record_signing_key(
         self, key_id: str, public_key: str, actor: str, replaces: str | None = None

@@ -55,6 +55,11 @@ def api_key_id(key_id: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"api-key:{key_id}")
 
 
+def history_id() -> uuid.UUID:
+    """The ledger's one History aggregate: every load of historic data is an event of it."""
+    return uuid.uuid5(NAMESPACE, "history")
+
+
 def signing_key_id(key_id: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"signing-key:{key_id}")
 

@@ -42,6 +42,8 @@ def leader_change(event: Any, row: log.LogRow, policy: Any) -> dict[str, Any]:
         "model_id": event.model_id,
         "previous": event.previous,
         "recorded_at": iso(row.recorded_at),
+        # the historic instant of loaded history (the demo's simulated one), else null
+        "occurred_at": None if event.occurred_at is None else iso(event.occurred_at),
         "position": row.position,
         "actor": event.actor,
         "reason": event.reason,
@@ -55,4 +57,8 @@ def leader_since(history: Sequence[dict[str, Any]], leader: str | None) -> dict[
     if leader is None or not history or history[-1]["model_id"] != leader:
         return None
     last = history[-1]
-    return {"recorded_at": last["recorded_at"], "position": last["position"]}
+    return {
+        "recorded_at": last["recorded_at"],
+        "occurred_at": last["occurred_at"],
+        "position": last["position"],
+    }

@@ -21,7 +21,7 @@ class DeploymentsProjection(Projection):
     """Deployment versions (leader, challengers, policy, who set the leader) and leader history."""
 
     name = "deployments"
-    version = 1
+    version = 2  # 2: leader history keeps occurred_at
     topics = frozenset(
         {
             Deployment.Created,
@@ -60,6 +60,7 @@ class DeploymentsProjection(Projection):
             sa.Column("position", BIGINT, primary_key=True),
             sa.Column("deployment", sa.String(200), nullable=False),
             sa.Column("recorded_at", BIGINT, nullable=False),
+            sa.Column("occurred_at", BIGINT),  # loaded history's instant, else null
             sa.Column("model_id", sa.String(36), nullable=False),
             sa.Column("previous", sa.String(36)),
             sa.Column("reason", sa.Text, nullable=False),
@@ -149,6 +150,7 @@ class DeploymentsProjection(Projection):
                     position=e.position,
                     deployment=row["name"],
                     recorded_at=e.recorded_at,
+                    occurred_at=s.get("occurred_at"),
                     model_id=s["model_id"],
                     previous=s["previous"],
                     reason=s["reason"],

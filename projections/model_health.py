@@ -68,7 +68,7 @@ def model_health(
         "models": [_model(m, metric, floor, per_day, rolling, info) for m in models],
         "leader_changes": [
             {
-                "at": h["recorded_at"],
+                "at": h["occurred_at"] or h["recorded_at"],  # loaded history: its instant
                 "model_id": h["model_id"],
                 "previous": h["previous"],
                 "reason": h["reason"],

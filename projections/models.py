@@ -19,7 +19,7 @@ class ModelsProjection(Projection):
     """Models with features, algorithm, params, data, code version, metrics; roles by range."""
 
     name = "models"
-    version = 1
+    version = 2  # 2: a trained model keeps its run's occurred_at
     topics = frozenset(
         [
             Model.Registered,
@@ -41,6 +41,7 @@ class ModelsProjection(Projection):
             sa.Column("model_id", sa.String(36), primary_key=True),
             sa.Column("position", BIGINT, nullable=False),
             sa.Column("recorded_at", BIGINT, nullable=False),
+            sa.Column("occurred_at", BIGINT),  # its run's, in loaded history; else null
             *(
                 sa.Column(c, sa.String(200))
                 for c in (
@@ -151,6 +152,7 @@ class ModelsProjection(Projection):
             data_time_range=None,
             spec_name=None,
             target=None,
+            occurred_at=None,
         )
         if s.get("training_run_id"):
             row.update(self._from_run(conn, s["training_run_id"]))
@@ -179,6 +181,7 @@ class ModelsProjection(Projection):
             "code_version": started.get("code_version"),
             "spec_name": started.get("spec_name"),
             "target": started.get("target"),
+            "occurred_at": started.get("occurred_at"),
             "metrics": run["metrics"],
             "datasets": used,
             "data_time_range": time_range(used),
@@ -196,6 +199,7 @@ class ModelsProjection(Projection):
             "code_version",
             "trigger",
             "actor",
+            "occurred_at",
         )
         conn.execute(
             self.tables["runs"]

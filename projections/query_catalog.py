@@ -48,7 +48,14 @@ def get_deployment(
             .where(h.c.deployment == name, h.c.position <= snap.position)
             .order_by(h.c.position)
         ).mappings()
-        leaders = [{**dict(r), "recorded_at": iso(r["recorded_at"])} for r in history]
+        leaders = [
+            {
+                **dict(r),
+                "recorded_at": iso(r["recorded_at"]),
+                "occurred_at": None if r["occurred_at"] is None else iso(r["occurred_at"]),
+            }
+            for r in history
+        ]
         return {**_deployment(row), "leader_history": leaders, **snap.stamp()}
 
 
@@ -154,6 +161,7 @@ def _model(snap: Snapshot, row: Any) -> dict[str, Any]:
     return {
         **{k: v for k, v in row.items() if k not in skip},
         "registered_at": iso(row["recorded_at"]),
+        "occurred_at": None if row["occurred_at"] is None else iso(row["occurred_at"]),
         "registered_position": row["position"],
         "roles": current,
         "role_history": history,

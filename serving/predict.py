@@ -57,8 +57,8 @@ def predict(
     """Score one row or a batch and record it; (answer, True when anything new was recorded).
 
     Request ids are the client's: the same id from another client is another prediction.
-    `occurred_at` (µs) is the historic instant of loaded history, kept in `scoring`; the
-    HTTP path never sets it.
+    `occurred_at` (µs) is the historic instant of loaded history, kept in `scoring`; who
+    may give one is checked by the caller (`historic_instant`, in the access module).
     """
     scored = score_request(serving, name, body)
     try:

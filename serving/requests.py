@@ -44,6 +44,14 @@ class PredictionRequestSchema(Schema):
     request_id = request_id_field(required=True)
     features = fields.Dict(keys=fields.String())
     instances = Rows(validate=validate.Length(min=1))
+    occurred_at = fields.String(
+        metadata={
+            "description": "RFC 3339 instant the request occurred at, for loading history: "
+            "only keys granted `<deployment>:load-history`, only an instant that has passed "
+            "(else 403 / 422); recorded-at stays the ledger's",
+            "example": "2026-03-03T12:00:00Z",
+        }
+    )
 
     @validates_schema
     def check_one_shape(self, data: dict, **_: object) -> None:

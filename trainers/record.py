@@ -37,10 +37,17 @@ def train_and_record(
     deployment: str | None = None,
     rows_provider: io.RowsProvider | None = None,
     trigger: Mapping[str, Any] | None = None,
+    occurred_at: int | None = None,
 ) -> str:
-    """Fit the spec, record everything it rests on, and return the registered model's id."""
+    """Fit the spec, record everything it rests on, and return the registered model's id.
+
+    `occurred_at` (µs): when the run happened in loaded history, kept in the run's Started
+    event and in the leader change it may make; the caller checks who may give one.
+    """
     spec = _fitting(ledger, load_spec(spec), deployment)
-    run_id, train, test = _start(ledger, spec, actor, deployment, rows_provider, trigger)
+    run_id, train, test = _start(
+        ledger, spec, actor, deployment, rows_provider, trigger, occurred_at
+    )
     try:
         model, completed = _fit_and_store(ledger, spec, train, test)
     except Exception as error:  # any failure of a started run is recorded, then re-raised
@@ -52,7 +59,7 @@ def train_and_record(
         run_id, model={**model, "actor": actor}, actor=actor, **completed
     )
     if deployment:
-        ledger.add_model(deployment, model_id, actor)
+        ledger.add_model(deployment, model_id, actor, occurred_at)
     return str(model_id)
 
 
@@ -79,6 +86,7 @@ def _start(
     deployment: str | None,
     rows_provider: Any,
     trigger: Mapping[str, Any] | None,
+    occurred_at: int | None = None,
 ) -> tuple[UUID, pd.DataFrame, pd.DataFrame]:
     started = {
         "spec_name": spec["name"],
@@ -93,6 +101,7 @@ def _start(
         "code_version": code_version(configured_commit=ledger.settings.git_commit),
         "trigger": to_plain(dict(trigger)) if trigger else None,
         "actor": actor,
+        "occurred_at": occurred_at,
     }
     try:
         frame = steps.typed_frame(io.load_frame(spec, rows_provider), spec)

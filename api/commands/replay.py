@@ -18,6 +18,7 @@ from api.replay import (
     ledger_requests,
     read_file,
     replay,
+    with_instant,
 )
 from ledger.application import Ledger
 from ledger.timeline import head_position, resolve_as_of
@@ -72,6 +73,13 @@ from projections.compare import compare as compare_ledgers
 @click.option("--max-rate", type=float, default=None, help="At most this many requests a second.")
 @click.option("--no-outcomes", is_flag=True, help="Send the predictions only.")
 @click.option(
+    "--original-instants",
+    is_flag=True,
+    help="Send each prediction with the instant it originally occurred at (occurred_at; "
+    "a file row's time column), for a production-parallel history; the target key needs "
+    "<deployment>:load-history.",
+)
+@click.option(
     "--state",
     "state_file",
     type=click.Path(path_type=Path),
@@ -94,6 +102,7 @@ def replay_command(
     speed: float,
     max_rate: float | None,
     no_outcomes: bool,
+    original_instants: bool,
     state_file: Path | None,
 ) -> None:
     """Send historic requests to a running service at their original cadence times --speed."""
@@ -116,13 +125,17 @@ def replay_command(
             frame = read_file(data_file, columns)
             check_file_columns(frame, columns, deployment_schema(send, deployment))
             requests = file_requests(frame, data_file.name, deployment, columns, skip=done)
+            if original_instants:
+                requests = (with_instant(r) for r in requests)
             if no_outcomes:
                 requests = (r for r in requests if r.kind != "outcome")
             total = None
         else:
             after = max(resolve_as_of(source.engine, start) or 0, done)
             until = resolve_as_of(source.engine, end) or head_position(source.engine)
-            requests = ledger_requests(source, after, until, outcomes=not no_outcomes)
+            requests = ledger_requests(
+                source, after, until, outcomes=not no_outcomes, instants=original_instants
+            )
             total = None
         with click.progressbar(requests, length=total, label="replaying", show_pos=True) as bar:
 

@@ -8,6 +8,9 @@ from typing import Any
 import click
 
 from api.commands.common import open_ledger
+from ledger import ids, log
+from ledger.application import Ledger
+from ledger.errors import NotFound
 from ledger.timeline import head_position, resolve_as_of
 from projections.query_catalog import list_deployments, list_models
 from projections.query_performance import performance
@@ -33,10 +36,21 @@ def state(ctx: click.Context, as_of: str | None, as_json: bool) -> None:
         for cls in ALL:
             catch_up(engine, cls, target)
         answer = _state(engine, position)
-        from api.demo_health import simulated_clock
-
-        answer["simulated_clock"] = simulated_clock(ledger.settings)
+        answer["history_loaded"] = _history_loads(ledger, position)
     click.echo(json.dumps(answer, indent=2, default=str) if as_json else _text(answer))
+
+
+def _history_loads(ledger: Ledger, position: int | None) -> list[dict[str, Any]]:
+    """Each load of historic data (History.Loaded), with the position it was recorded at."""
+    try:
+        loads = ledger.history(position).loads
+    except NotFound:
+        return []
+    with ledger.engine.connect() as conn:
+        rows = log.rows(conn, originators=[ids.history_id()], upto=position)
+    at = {r.originator_version: r.position for r in rows}
+    # a load's "version" is the aggregate's before its event, as for outcomes
+    return [{**load, "position": at.get(load["version"] + 1)} for load in loads]
 
 
 def _state(engine: Any, position: int | None) -> dict[str, Any]:
@@ -53,11 +67,13 @@ def _state(engine: Any, position: int | None) -> dict[str, Any]:
 
 def _text(answer: dict[str, Any]) -> str:
     lines = [f"ledger state at position {answer['position']}"]
-    clock = answer.get("simulated_clock")
-    if clock:
+    for load in answer["history_loaded"]:
+        clock = "a simulated clock" if load["simulated"] else "their original instants"
         lines.append(
-            f"simulated clock: history from {clock['from']} to {clock['to']} was loaded on a "
-            "simulated clock (predictions carry occurred_at; recorded_at is when it was recorded)"
+            f"history loaded on {clock}: {load['from']} to {load['to']} for "
+            f"{', '.join(load['deployments'])} by {load['loader']} (position "
+            f"{load['position']}); predictions carry occurred_at, recorded_at is when it was "
+            "recorded"
         )
     for d in answer["deployments"]:
         set_by = d["leader_set_by"] or {}

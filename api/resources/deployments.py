@@ -8,6 +8,7 @@ import falcon
 
 from api import catalog, params
 from api.services import Services
+from ledger.domain.access import historic_instant
 from ledger.errors import LedgerError
 from ledger.leadership import leader_histories, leader_since
 
@@ -167,12 +168,14 @@ class LeaderResource:
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         version = params.if_match(req)
         command = params.load(req)
+        principal = req.context.principal
         deployment = self.services.ledger.promote(
             name,
             str(command["model_id"]),
             command["reason"],
-            req.context.principal.actor,
+            principal.actor,
             expected_version=version,
+            occurred_at=historic_instant(principal.grants, name, command.get("occurred_at")),
         )
         respond(resp, self.services, deployment)
 

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from api import params
+from api.auth import Principal
 from api.provenance import provenance
 from api.services import Services
-from ledger.domain.access import may_predict
+from ledger.domain.access import OCCURRED_AT_FIELD, historic_instant, may_predict
 from ledger.errors import NotAuthorized
 from serving.explain import explain_and_record
 from serving.predict import predict
+from serving.service import Serving
+
+
+def predict_as(
+    serving: Serving, principal: Principal, name: str, body: Any
+) -> tuple[dict[str, Any], bool]:
+    """A prediction request from this caller: its grants checked, then scored and recorded.
+
+    What the HTTP route does after authentication, and what the demo's history loader calls
+    with its own key: one path, one grant check, for live traffic and for loaded history.
+    """
+    if not may_predict(principal.grants, name):
+        raise NotAuthorized(
+            f"this key's client may predict only on the deployments it is granted "
+            f"predict on, not {name!r}: ask an admin for a key with {name}:predict"
+        )
+    text = body.get(OCCURRED_AT_FIELD) if isinstance(body, dict) else None
+    occurred_at = historic_instant(principal.grants, name, text)
+    return predict(serving, name, body, principal.actor, principal.client, occurred_at)
 
 
 class PredictionsResource:
@@ -20,14 +42,8 @@ class PredictionsResource:
         self.services = services
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        principal = req.context.principal
-        if not may_predict(principal.grants, name):
-            raise NotAuthorized(
-                f"this key's client may predict only on the deployments it is granted "
-                f"predict on, not {name!r}: ask an admin for a key with {name}:predict"
-            )
-        answer, created = predict(
-            self.services.serving, name, params.body(req), principal.actor, principal.client
+        answer, created = predict_as(
+            self.services.serving, req.context.principal, name, params.body(req)
         )
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         if "prediction_id" in answer:

@@ -120,6 +120,13 @@ class PromoteSchema(Schema):
 
     model_id = fields.UUID(required=True)
     reason = Text(required=True, max_length=values.NOTE_MAX)
+    occurred_at = fields.String(
+        metadata={
+            "description": "RFC 3339 instant the change occurred at, for loading history: "
+            "only keys granted `<deployment>:load-history`, only an instant that has passed",
+            "example": "2026-03-03T12:00:00Z",
+        }
+    )
 
 
 class RetireSchema(Schema):
@@ -147,6 +154,10 @@ class LeaderChangeSchema(AnswerSchema):
     model_id = fields.String(metadata={"description": "the model made leader"})
     previous = fields.String(allow_none=True, metadata={"description": "the leader it replaced"})
     recorded_at = fields.String(metadata={"description": "when the ledger recorded it (ISO-8601)"})
+    occurred_at = fields.String(
+        allow_none=True,
+        metadata={"description": "the historic instant of loaded history (else null)"},
+    )
     position = fields.Integer(
         metadata={"description": "its ledger position (GET /v1/ledger/events?from=N&limit=1)"}
     )
@@ -162,6 +173,7 @@ class LeaderSinceSchema(AnswerSchema):
     """When the current leader became leader."""
 
     recorded_at = fields.String()
+    occurred_at = fields.String(allow_none=True)
     position = fields.Integer()
 
 

@@ -41,7 +41,8 @@ class KeyCreateSchema(Schema):
         load_default=list,
         validate=validate.Length(max=200),
         metadata={
-            "description": "deployment:capability, capability predict, report-outcomes or read"
+            "description": "deployment:capability, capability predict, report-outcomes, read "
+            "or load-history"
         },
     )
 

@@ -120,6 +120,10 @@ class ProvenanceSchema(AnswerSchema):
     outcomes = fields.List(fields.Nested(RecordedOutcomeSchema))
     position = fields.Integer()
     recorded_at = fields.String()
+    occurred_at = fields.String(
+        allow_none=True,
+        metadata={"description": "the historic instant loaded history gave (else null)"},
+    )
     chain = fields.Dict()
     coverage = fields.Nested(CoverageSchema, allow_none=True)
     as_of_position = fields.Integer(allow_none=True)

@@ -46,6 +46,10 @@ class ModelSchema(StampedSchema):
     data_time_range = fields.Raw(allow_none=True)
     metrics = fields.Raw(allow_none=True)
     registered_at = fields.String()
+    occurred_at = fields.String(
+        allow_none=True,
+        metadata={"description": "when its training run happened in loaded history, else null"},
+    )
     registered_position = fields.Integer()
     roles = fields.Dict(
         keys=fields.String(), values=fields.String(), metadata={"description": "deployment -> role"}

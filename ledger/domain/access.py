@@ -10,14 +10,17 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger import ids
-from ledger.errors import InvalidCommand
-from ledger.timeline import parse_instant
+from ledger.errors import InvalidCommand, NotAuthorized
+from ledger.timeline import parse_instant, parse_past_micros
 
 ROLES = ("admin", "predictor", "auditor")
 # What a client may do on a deployment beyond its own predictions: predict there (a client
 # with no predict grant predicts on every deployment), report outcomes for any client's
-# predictions there, read any client's predictions there.
-CAPABILITIES = ("predict", "report-outcomes", "read")
+# predictions there, read any client's predictions there, load history there (give each
+# prediction the historic instant it occurred at: docs/ARCHITECTURE.md, "Historic instants").
+LOAD_HISTORY = "load-history"
+CAPABILITIES = ("predict", "report-outcomes", "read", LOAD_HISTORY)
+OCCURRED_AT_FIELD = "occurred_at"
 CLIENT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 DEPLOYMENT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -61,6 +64,26 @@ def may_predict(grants: Iterable[str], deployment: str) -> bool:
     """Predict grants narrow a key to their deployments; a key without any predicts anywhere."""
     predict = [g for g in grants if g.endswith(":predict")]
     return not predict or f"{deployment}:predict" in predict
+
+
+def historic_instant(grants: Iterable[str], deployment: str, text: str | None) -> int | None:
+    """The historic instant (µs) a caller gives for what it records, None when it gives none.
+
+    Only a key granted `<deployment>:load-history` may give one, and only an instant that
+    has passed (give or take the clock-skew tolerance); recorded-at is the database's, never
+    the caller's.
+    """
+    if text is None:
+        return None
+    grant = f"{deployment}:{LOAD_HISTORY}"
+    if not granted(grants, LOAD_HISTORY, deployment):
+        raise NotAuthorized(
+            f"{OCCURRED_AT_FIELD} (a historic instant) is for loaders of history: ask an admin "
+            f"for a key granted {grant}",
+            field=OCCURRED_AT_FIELD,
+            grant=grant,
+        )
+    return parse_past_micros(text, OCCURRED_AT_FIELD)
 
 
 class ApiKey(Aggregate):

@@ -151,11 +151,17 @@ class Deployment(Aggregate):
         actor: str
 
     class LeaderChanged(Aggregate.Event):
+        class_version = 2  # 2 adds occurred_at
         model_id: str
         previous: str | None
         reason: str
         evidence: dict[str, Any]
         actor: str
+        occurred_at: int | None  # µs: the historic instant of loaded history, else None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["occurred_at"] = None
 
     # -- guards ----------------------------------------------------------------
     @property
@@ -210,7 +216,14 @@ class Deployment(Aggregate):
         self.check_version(expected_version)
         self._settings_changed(settings={**self.settings, **settings}, actor=actor)
 
-    def add_model(self, model_id: str, features: list[str], task: str, actor: str) -> None:
+    def add_model(
+        self,
+        model_id: str,
+        features: list[str],
+        task: str,
+        actor: str,
+        occurred_at: int | None = None,
+    ) -> None:
         if model_id in self.models:
             raise Conflict(f"model {model_id} is already active in deployment {self.name!r}")
         self.check_fits(features, task)
@@ -222,6 +235,7 @@ class Deployment(Aggregate):
                 reason="first model of the deployment",
                 evidence={},
                 actor=actor,
+                occurred_at=occurred_at,
             )
 
     def retire_model(self, model_id: str, reason: str, actor: str) -> None:
@@ -239,7 +253,10 @@ class Deployment(Aggregate):
         actor: str,
         evidence: dict[str, Any] | None = None,
         expected_version: int | None = None,
+        occurred_at: int | None = None,
     ) -> None:
+        """`occurred_at` (µs): the historic instant of loaded history, checked by the caller
+        (`ledger.domain.access.historic_instant`); recorded-at stays the ledger's."""
         self.check_version(expected_version)
         self.check_active(model_id)
         if not reason or not reason.strip():
@@ -252,6 +269,7 @@ class Deployment(Aggregate):
             reason=reason,
             evidence=evidence or {},
             actor=actor,
+            occurred_at=occurred_at,
         )
 
     # -- mutators ----------------------------------------------------------------
@@ -281,7 +299,13 @@ class Deployment(Aggregate):
 
     @event(LeaderChanged)
     def _leader_changed(
-        self, model_id: str, previous: str | None, reason: str, evidence: dict[str, Any], actor: str
+        self,
+        model_id: str,
+        previous: str | None,
+        reason: str,
+        evidence: dict[str, Any],
+        actor: str,
+        occurred_at: int | None = None,
     ) -> None:
         self.leader = model_id
         self.leader_set_by = {"actor": actor, "reason": reason, "evidence": evidence}

@@ -13,6 +13,7 @@ class TrainingRun(Aggregate):
     """One fit of one spec: started, then completed or failed, never both."""
 
     class Started(Aggregate.Created):
+        class_version = 2  # 2 adds occurred_at
         spec_name: str
         spec: dict[str, Any]
         deployment: str | None
@@ -24,6 +25,11 @@ class TrainingRun(Aggregate):
         code_version: dict[str, Any]
         trigger: dict[str, Any] | None
         actor: str
+        occurred_at: int | None  # µs: the historic instant of loaded history, else None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["occurred_at"] = None
 
     @event(Started)
     def __init__(
@@ -39,6 +45,7 @@ class TrainingRun(Aggregate):
         code_version: dict[str, Any],
         trigger: dict[str, Any] | None,
         actor: str,
+        occurred_at: int | None = None,
     ):
         self.spec_name = spec_name
         self.spec = spec
@@ -50,6 +57,7 @@ class TrainingRun(Aggregate):
         self.params = params
         self.code_version = code_version
         self.trigger = trigger
+        self.occurred_at = occurred_at
         self.status = "running"
         self.metrics: dict[str, Any] = {}
         self.artifact_digest: str | None = None

@@ -57,14 +57,23 @@ def test_each_change_of_leader_says_who_when_where_why_and_on_what(api: Api) -> 
     times = [h["recorded_at"] for h in history]
     assert positions == sorted(positions) and times == sorted(times)
     assert all(t.endswith("Z") for t in times)
-    assert now["leader_since"] == {"recorded_at": times[2], "position": positions[2]}
+    assert all(h["occurred_at"] is None for h in history)  # live changes: no historic instant
+    assert now["leader_since"] == {
+        "recorded_at": times[2],
+        "occurred_at": None,
+        "position": positions[2],
+    }
 
     between = api.call(
         "GET", "/v1/deployments/churn", role="auditor", params={"as_of": f"pos:{positions[2] - 1}"}
     ).json
     assert [h["position"] for h in between["leader_history"]] == positions[:2]
     assert between["leader"]["id"] == second
-    assert between["leader_since"] == {"recorded_at": times[1], "position": positions[1]}
+    assert between["leader_since"] == {
+        "recorded_at": times[1],
+        "occurred_at": None,
+        "position": positions[1],
+    }
     at_instant = api.call(
         "GET", "/v1/deployments/churn", role="auditor", params={"as_of": times[1]}
     ).json

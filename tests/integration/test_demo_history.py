@@ -3,31 +3,46 @@ autopilot retrain, a short and a silent feed, drift, and a restart that seeds no
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
+from click.testing import CliRunner
+from structlog.testing import capture_logs
+
+from api.cli import main
 from api.demo import bootstrap
-from api.demo_health import DAYS, OUTCOME_LAG_DAYS, simulated_clock
+from api.demo_health import CHALLENGER_DAY, DAYS, OUTCOME_LAG_DAYS, simulated_clock
 from ledger.application import Ledger
 from projections.cubes import DAY_US
 from projections.deployments import DeploymentsProjection
 from projections.health import HealthProjection
 from projections.health_queries import data_health
+from projections.models import ModelsProjection
 from projections.predictions import PredictionsProjection
-from projections.query_catalog import get_deployment
+from projections.query_catalog import get_deployment, list_models
 from projections.query_performance import performance
 from projections.runner import catch_up
 
 
 def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
     bootstrap(settings)
-    clock = simulated_clock(settings)
-    assert clock and clock["simulated"] and clock["days"] == DAYS
     ledger = Ledger(settings)
     try:
+        clock = simulated_clock(ledger)
+        assert clock and clock["simulated"] and len(clock["loads"]) == 1
+        load = clock["loads"][0]
+        assert load["deployments"] == ["churn", "lifetime-value"]
+        span = datetime.fromisoformat(load["to"]) - datetime.fromisoformat(load["from"])
+        assert span.days == DAYS
         engine = ledger.engine
-        for cls in (PredictionsProjection, DeploymentsProjection, HealthProjection):
+        for cls in (
+            PredictionsProjection,
+            DeploymentsProjection,
+            HealthProjection,
+            ModelsProjection,
+        ):
             catch_up(engine, cls)
-        first = int(datetime.fromisoformat(clock["from"]).timestamp() * 1e6) // DAY_US
+        first = int(datetime.fromisoformat(load["from"]).timestamp() * 1e6) // DAY_US
         counted = [_outcomes(engine, day) for day in range(first, first + DAYS)]
         # every simulated day has outcomes, except the last ones whose outcomes are not due yet
         assert all(counted[: DAYS - OUTCOME_LAG_DAYS])
@@ -39,9 +54,19 @@ def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
         assert len(get_deployment(engine, "churn")["models"]) == 3
         assert len(get_deployment(engine, "lifetime-value")["models"]) == 3
         history = get_deployment(engine, "churn")["leader_history"]
-        manual, rule = history[1], history[2]
+        first_leader, manual, rule = history
         assert manual["actor"] == "demo:operator" and manual["reason"]
         assert rule["actor"].startswith("rule:best_recent") and rule["evidence"]
+        # leader changes and training runs of the loaded history carry its simulated instants
+        assert first_leader["occurred_at"] == load["from"].replace("+00:00", ".000000Z")
+        assert _day(manual["occurred_at"]) - first == DAYS // 2
+        assert rule["occurred_at"] is None  # decided now, on the loaded evidence
+        assert manual["recorded_at"] > first_leader["recorded_at"]  # recorded-at: the ledger's
+        trained = {m["name"]: m["occurred_at"] for m in list_models(engine, limit=1000)["items"]}
+        retrained = [n for n in trained if n.endswith("-retrained")]
+        assert len(retrained) == 1 and _day(trained[retrained[0]]) - first == CHALLENGER_DAY
+        started = {n: at for n, at in trained.items() if at and _day(at) == first}
+        assert len(started) == 4  # two initial models per deployment, trained at the start
 
         health = data_health(engine, deployment="churn")
         checks = [c for d in health["deployments"] for c in d["checks"]]
@@ -52,10 +77,25 @@ def test_the_demo_has_sixty_days_of_history_and_keeps_it(settings):
             "lifetime-value-requests": {40: ["none"], 41: ["none"]},
         }
 
-        bootstrap(settings)  # a restart keeps the history: nothing is seeded twice
+        with capture_logs() as logs:
+            bootstrap(settings)  # a restart keeps the history: nothing is seeded twice
         catch_up(engine, PredictionsProjection)
         assert _outcomes(engine, None) == total
         assert len(get_deployment(engine, "churn")["leader_history"]) == len(history)
+        assert simulated_clock(ledger) == clock  # no second load
+        said = [e for e in logs if e["event"] == "demo history on a simulated clock"]
+        assert said and said[0]["simulated"] and said[0]["span_from"] == load["from"]
+
+        # `ledger state` says so, from the event; the event verifies with the rest
+        cli = CliRunner()
+        args = ["--db", settings.database_url]
+        env = {"LEDGER_HOME": str(settings.home), "LEDGER_API_KEY": None}
+        text = cli.invoke(main, [*args, "state"], env=env)
+        assert text.exit_code == 0, text.output
+        assert f"history loaded on a simulated clock: {load['from']} to {load['to']}" in text.output
+        answer = json.loads(cli.invoke(main, [*args, "state", "--json"], env=env).output)
+        assert [h["simulated"] for h in answer["history_loaded"]] == [True]
+        assert answer["history_loaded"][0]["loader"].startswith("key:")
     finally:
         ledger.close()
 

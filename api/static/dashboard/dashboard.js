@@ -148,6 +148,11 @@ function policyText(policy) {
   return params.length ? `${policy.name} (${params.join(", ")})` : policy.name;
 }
 
+// Loaded history says when a change happened (occurred_at); live changes, when recorded.
+function changedAt(change) {
+  return change.occurred_at || change.recorded_at;
+}
+
 function lastChange(d) {
   const history = d.leader_history || [];
   return history.length ? history[history.length - 1] : null;
@@ -166,7 +171,7 @@ async function loadDeployments() {
     const change = lastChange(d);
     cell(row, `${d.name} · ${d.task}`);
     cell(row, d.leader ? modelName(d.leader.id) : "none", "leader");
-    cell(row, d.leader_since ? `${when(d.leader_since.recorded_at)} (#${d.leader_since.position})` : null);
+    cell(row, d.leader_since ? `${when(changedAt(d.leader_since))} (#${d.leader_since.position})` : null);
     cell(row, change ? `${change.actor}: ${change.reason}` : null);
     cell(row, policyText(d.policy));
     cell(row, (d.challengers || []).map((m) => modelName(m.id)).join(", ") || null);
@@ -253,7 +258,7 @@ function renderLeaderHistory(d) {
   for (const h of (d && d.leader_history) || []) {
     const item = element("li");
     item.append(element("strong", modelName(h.model_id), "leader"),
-      ` made leader ${when(h.recorded_at)} by ${h.actor}: ${h.reason}` +
+      ` made leader ${when(changedAt(h))} by ${h.actor}: ${h.reason}` +
       (h.policy && h.policy.name ? ` · policy ${policyText(h.policy)}` : "") +
       (h.previous ? ` · replaced ${modelName(h.previous)}` : ""));
     list.appendChild(item);
