@@ -35,7 +35,7 @@ class UnrecordedPredictions:
         resp.media = unrecorded_answer(scored)
 
 
-def create_unrecorded_app(settings: Settings | None = None) -> LedgerApp:
+def create_unrecorded_app(settings: Settings) -> LedgerApp:
     """The product's app, its predictions route answered by UnrecordedPredictions."""
     app = create_app(settings)
     app.add_route(PREDICTIONS, UnrecordedPredictions(app.services))  # Falcon replaces the route
@@ -44,5 +44,6 @@ def create_unrecorded_app(settings: Settings | None = None) -> LedgerApp:
 
 def wsgi() -> LedgerApp:
     """Gunicorn's app factory, called in each worker after the fork (as api/wsgi.py's app)."""
-    configure_logging()
-    return create_unrecorded_app()
+    settings = Settings.at_start()  # as api/wsgi.py: once per worker, after the fork
+    configure_logging(settings.log_level)
+    return create_unrecorded_app(settings)
