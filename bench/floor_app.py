@@ -33,7 +33,10 @@ class FloorPredictions:
     """POST /v1/deployments/{name}/predictions: the body parsed, a fixed answer."""
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        body = orjson.loads(req.bounded_stream.read())
+        try:
+            body = orjson.loads(req.bounded_stream.read())
+        except orjson.JSONDecodeError:
+            raise falcon.HTTPBadRequest(title="malformed JSON") from None
         if not isinstance(body, dict):
             raise falcon.HTTPBadRequest(title="a JSON object is expected")
         resp.status = falcon.HTTP_201
