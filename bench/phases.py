@@ -108,7 +108,9 @@ def no_recording(app: falcon.App, n: int, run: str) -> tuple[Phases, list[predic
         phases.add(
             "validate the request", "serving.predict.REQUEST_SCHEMA.load", request_us, "score"
         ),
-        phases.add("deployment runtime (cached)", "Scorer.runtime", runtime_us, "score"),
+        phases.add(
+            "deployment runtime (cached, version checked)", "Scorer.runtime", runtime_us, "score"
+        ),
         phases.add(
             "validate the row", "serving.predict.validate_rows (row schema)", rows_us, "score"
         ),

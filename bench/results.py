@@ -367,8 +367,8 @@ def render(results: dict[str, Any], command: str, profile_dir: Path | None) -> s
     parts = [
         "# Benchmark results",
         "",
-        f"Regenerate from a clean clone with `{REGENERATE}` (`make bench`: the venv, wrk, then "
-        "`python -m bench.run_all --profile`, about 30 minutes on 2 cores; add `--scale` for 1, 2 "
+        f"Regenerate from a clean clone with `{REGENERATE}` (it makes the venv, installs wrk, then "
+        "runs `python -m bench.run_all --profile`: about 30 minutes on 2 cores; add `--scale` for 1, 2 "
         "and 4 API processes and reads on a standby, about 8 minutes more; `--quick --only STEP...` "
         "for a few of the figures at small sizes). It needs PostgreSQL 15 at 127.0.0.1:5432 (trust) "
         "and its binaries for the split-core cluster; the MLflow baseline installs its own venv.",
@@ -422,7 +422,9 @@ def phases_detail(step: dict[str, Any]) -> list[str]:
         "## Where a single-row request's CPU goes, by phase (in-process)",
         "",
         f"`{step.get('command', '')}`: each phase is the named function of the product, called on "
-        "n distinct requests; indented rows are parts of the row above them.",
+        "n distinct requests in a loop of its own; indented rows are parts of the bold row above "
+        'them, and a "rest" row (the whole less its parts) also holds what running the parts '
+        "together costs beyond running each alone (caches, the garbage collector).",
         "",
         *report(step["data"]),
         "",
