@@ -242,7 +242,7 @@ def measured(
     seconds: float,
     database: Callable[[], list[int]],
     cpus: str | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """One wrk run; the server's and the database's CPU per answered request, from /proc.
 
     `database` lists the database's processes (called before the run); `cpus`, where wrk runs.
@@ -250,7 +250,7 @@ def measured(
     pids, database_pids = tree(server.process.pid), database()
     cpu, db_cpu, (busy, total) = cpu_seconds(pids), cpu_seconds(database_pids), machine_ticks()
     cores = core_ticks()
-    result = wrk(server.url + PREDICT, script, clients, seconds, cpus)
+    result: dict[str, Any] = {**wrk(server.url + PREDICT, script, clients, seconds, cpus)}
     ok = max(result["ok"], 1)
     result["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - cpu) / ok
     # Backends that existed before the run (pooled and writer connections live on).

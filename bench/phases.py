@@ -31,7 +31,7 @@ import falcon
 import orjson
 from falcon.testing import TestClient
 
-from api.app import create_app
+from api.app import LedgerApp, create_app
 from api.demo import create_deployment, ensure_keys, specs_by_deployment
 from bench.common import create_postgres_database, drop_postgres_database
 from bench.floor_app import create_floor_app
@@ -74,7 +74,7 @@ def bodies(prefix: str, n: int) -> list[bytes]:
     return [orjson.dumps({"request_id": f"{prefix}-{i}", "features": ROW}) for i in range(n)]
 
 
-def no_recording(app: falcon.App, n: int, run: str) -> tuple[Phases, list[predict.ScoredRequest]]:
+def no_recording(app: LedgerApp, n: int, run: str) -> tuple[Phases, list[predict.ScoredRequest]]:
     """Parse, validate, score, flag and answer, each phase timed alone; the scored requests."""
     serving, phases = app.services.serving, Phases()
     handler = app.req_options.media_handlers[falcon.MEDIA_JSON]
@@ -89,12 +89,14 @@ def no_recording(app: falcon.App, n: int, run: str) -> tuple[Phases, list[predic
     rows_us, rows = timed(
         lambda r: predict.validate_rows(serving, runtime, [r["features"]], False), requests
     )
-    per_model: dict[str, list[dict[str, Any]]] = {}
+    per_model: dict[str, list[list[dict[str, Any]]]] = {}
     models_us = []
     for model in runtime.models:
-        us, per_model[model.model_id] = timed(
-            lambda r, m=model: score_isolated(m, r, runtime.leader), rows
-        )
+
+        def score(rows: list[dict[str, Any]], model: Any = model) -> list[dict[str, Any]]:
+            return score_isolated(model, rows, runtime.leader)
+
+        us, per_model[model.model_id] = timed(score, rows)
         models_us.append((model.model_id, model.scorer, us))
     flags_us, _ = timed(lambda r: row_flags(runtime.profile, r[0]), rows)
     outputs = [
@@ -149,7 +151,7 @@ def no_recording(app: falcon.App, n: int, run: str) -> tuple[Phases, list[predic
 
 
 def recorded(
-    app: falcon.App,
+    app: LedgerApp,
     scored: list[predict.ScoredRequest],
     spare: list[predict.ScoredRequest],
     url: str,
