@@ -10,7 +10,8 @@ user) runs on core 1; the three gunicorn servers, with http_compare's options, r
 not recording) and bench/floor_app.py (bare Falcon: the HTTP floor). wrk runs beside the
 database on core 1. The servers are loaded one at a time, alternately. Per request: the
 API's CPU (master and workers) and the database's (every process of the cluster), from
-/proc. The cluster is stopped and removed at the end, also on error or SIGTERM.
+/proc. The cluster is stopped and removed at the end, also on error or SIGTERM; one left by
+a killed run (SIGKILL, as run_all's timeout sends) is removed by the next run.
 Prints a summary on stderr and one JSON document on stdout's last line.
 """
 
