@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,18 @@ end
 
 
 class FlaggedServer(Server):
-    """A Server whose environment adds the given variables and whose log is its own."""
+    """A Server whose environment adds the given variables, whose log is its own, and whose
+    processes (master and workers, which inherit the affinity) run on `cpus` when set."""
 
     extra_env: dict[str, str] = {}
     name: str = "server"
+    cpus: str | None = None
+
+    def command(self, *extra: str) -> list[str]:
+        return pinned(self.cpus, self.served(*extra))
+
+    def served(self, *extra: str) -> list[str]:
+        return Server.command(self, *extra)
 
     @property
     def env(self) -> dict[str, str]:
@@ -79,13 +88,14 @@ class UnrecordedServer(FlaggedServer):
     """The baseline: gunicorn with deploy/gunicorn.conf.py on bench.unrecorded_app's app."""
 
     name = "off"
+    app = "bench.unrecorded_app:wsgi()"
 
     @property
     def env(self) -> dict[str, str]:
         path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         return {**super().env, "PYTHONPATH": path}  # it starts in its home, not in the repository
 
-    def command(self, *extra: str) -> list[str]:
+    def served(self, *extra: str) -> list[str]:
         return [
             sys.executable,
             "-m",
@@ -95,8 +105,20 @@ class UnrecordedServer(FlaggedServer):
             "--bind",
             f"127.0.0.1:{self.port}",
             *extra,
-            "bench.unrecorded_app:wsgi()",
+            self.app,
         ]
+
+
+class FloorServer(UnrecordedServer):
+    """The HTTP floor: bench.floor_app (bare Falcon) under the same gunicorn options."""
+
+    name = "floor"
+    app = "bench.floor_app:wsgi()"
+
+
+def pinned(cpus: str | None, command: list[str]) -> list[str]:
+    """The command run on these CPUs only (taskset's list syntax), or as it is."""
+    return ["taskset", "-c", cpus, *command] if cpus else command
 
 
 def lua_script(directory: Path, key: str, path: str, row: dict[str, Any]) -> Path:
@@ -110,8 +132,10 @@ def lua_script(directory: Path, key: str, path: str, row: dict[str, Any]) -> Pat
     return script
 
 
-def wrk(url: str, script: Path, clients: int, seconds: float) -> dict[str, float]:
-    """One wrk run: requests/s, latency percentiles (ms), errors."""
+def wrk(
+    url: str, script: Path, clients: int, seconds: float, cpus: str | None = None
+) -> dict[str, float]:
+    """One wrk run (on `cpus` when set): requests/s, latency percentiles (ms), errors."""
     command = [
         "wrk",
         "-t",
@@ -128,7 +152,9 @@ def wrk(url: str, script: Path, clients: int, seconds: float) -> dict[str, float
         "--",
         uuid.uuid4().hex[:12],
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    done = subprocess.run(
+        pinned(cpus, command), capture_output=True, text=True, timeout=seconds + 60
+    )
     lines = [x for x in done.stdout.splitlines() if x.startswith("WRKJSON ")]
     if not lines:
         raise RuntimeError(f"wrk gave no figures: {done.stdout[-500:]} {done.stderr[-500:]}")
@@ -161,13 +187,15 @@ def is_writer_process(pid: int) -> bool:
 
 
 def cpu_seconds(pids: list[int]) -> float:
+    """CPU these processes used, and the children each has reaped (a backend or autovacuum
+    worker that ends during a run still counts: its parent holds its time)."""
     total = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
+        total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
     return total / TICKS
 
 
@@ -178,6 +206,17 @@ def rss_mib(pid: int) -> dict[str, float]:
         if ":" in line
     )
     return {k: int(status[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM")}
+
+
+def core_ticks() -> list[tuple[int, int]]:
+    """(busy, total) CPU ticks of each core, from /proc/stat."""
+    out = []
+    for line in Path("/proc/stat").read_text().splitlines()[1:]:
+        if not line.startswith("cpu"):
+            break
+        fields = [int(x) for x in line.split()[1:]]
+        out.append((sum(fields) - fields[3] - fields[4], sum(fields)))
+    return out
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -206,22 +245,67 @@ def postgres_pids(url: str) -> list[int]:
 
 
 def measured(
-    server: Server, script: Path, clients: int, seconds: float, url: str
-) -> dict[str, float]:
-    pids, database = tree(server.process.pid), postgres_pids(url)
+    server: Server,
+    script: Path,
+    clients: int,
+    seconds: float,
+    database: Callable[[], list[int]],
+    cpus: str | None = None,
+) -> dict[str, Any]:
+    """One wrk run; the server's and the database's CPU per answered request, from /proc.
+
+    `database` lists the database's processes, before the run and again after it (a process
+    started during the run counts whole); `cpus`, where wrk runs.
+    """
+    pids, database_pids = tree(server.process.pid), database()
     writer = [p for p in pids if is_writer_process(p)]
-    cpu, db_cpu, (busy, total) = cpu_seconds(pids), cpu_seconds(database), machine_ticks()
+    cpu, db_cpu, (busy, total) = cpu_seconds(pids), cpu_seconds(database_pids), machine_ticks()
     writer_cpu = cpu_seconds(writer)
-    result = wrk(server.url + PREDICT, script, clients, seconds)
+    cores = core_ticks()
+    result: dict[str, Any] = {**wrk(server.url + PREDICT, script, clients, seconds, cpus)}
     ok = max(result["ok"], 1)
     result["server_cpu_ms_per_request"] = 1000 * (cpu_seconds(pids) - cpu) / ok
     # Of which the writer process's (ledger/writer_process.py): the rest is the workers' own.
     result["writer_cpu_ms_per_request"] = 1000 * (cpu_seconds(writer) - writer_cpu) / ok
-    # Backends that existed before the run (pooled and writer connections live on).
-    result["postgres_cpu_ms_per_request"] = 1000 * (cpu_seconds(database) - db_cpu) / ok
+    # Pooled and writer connections live on; on a shared cluster a backend that ends during the
+    # run takes its time with it (its parent, the postmaster, is not listed there).
+    result["postgres_cpu_ms_per_request"] = 1000 * (cpu_seconds(database()) - db_cpu) / ok
     busy2, total2 = machine_ticks()
     result["machine_busy_share"] = (busy2 - busy) / max(total2 - total, 1)
+    result["core_busy_share"] = [
+        (b2 - b1) / max(t2 - t1, 1) for (b1, t1), (b2, t2) in zip(cores, core_ticks(), strict=True)
+    ]
     return result
+
+
+def alternate(
+    servers: dict[str, Server],
+    script: Path,
+    clients: list[int],
+    seconds: float,
+    database: Callable[[], list[int]],
+    cpus: str | None = None,
+    rounds: int = 2,
+) -> list[dict[str, Any]]:
+    """Every server loaded in turn, `rounds` times per client count, after a warm-up of each.
+
+    Alternating spreads what else the machine does over every server alike.
+    """
+    # Warm: runtimes, schemas, key caches, connections in every worker and thread. Too short
+    # a warm-up left the first measured run paying start-up costs (seconds at p99).
+    for _ in range(2):
+        for server in servers.values():
+            wrk(server.url + PREDICT, script, max(clients), 4, cpus)
+    return [
+        {
+            "recording": label,
+            "clients": n,
+            **measured(server, script, n, seconds, database, cpus),
+        }
+        for n in clients
+        for _ in range(rounds)
+        for label, server in servers.items()
+    ]
 
 
 def profile(
@@ -299,24 +383,42 @@ def made_events(url: str) -> int:
 
 
 def start_pair(
-    home: Path, url: str, workers: int, threads: int, env: dict[str, str] | None = None
+    home: Path,
+    url: str,
+    workers: int,
+    threads: int,
+    env: dict[str, str] | None = None,
+    cpus: str | None = None,
 ) -> tuple[Server, Server, str]:
     """The recording server (which creates the demo) and the unrecorded baseline, on one database and home.
 
     One home: API keys and the privacy master key live there; each keeps its own metrics directory.
     """
-    options = ("--workers", str(workers), "--threads", str(threads))
     on = FlaggedServer(home, url)
-    on.name, on.extra_env = (
-        "on",
-        {**(env or {}), "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-on")},
-    )
-    on.start("--demo", *options, timeout=600)
+    on.name = "on"
+    start_beside(on, home, workers, threads, env, cpus, "--demo")
     key = json.loads((home / "demo-keys.json").read_text())["predictor"]
-    off = UnrecordedServer(home, url)
-    off.extra_env = {**(env or {}), "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics-off")}
-    off.start(*options, timeout=300)
+    off = start_beside(UnrecordedServer(home, url), home, workers, threads, env, cpus)
     return on, off, key
+
+
+def start_beside(
+    server: FlaggedServer,
+    home: Path,
+    workers: int,
+    threads: int,
+    env: dict[str, str] | None,
+    cpus: str | None,
+    *extra: str,
+) -> FlaggedServer:
+    """Start one of the compared servers with the options all of them share."""
+    server.cpus = cpus
+    server.extra_env = {
+        **(env or {}),
+        "PROMETHEUS_MULTIPROC_DIR": str(home / f"metrics-{server.name}"),
+    }
+    server.start(*extra, "--workers", str(workers), "--threads", str(threads), timeout=600)
+    return server
 
 
 def run(
@@ -342,19 +444,9 @@ def run(
             on, off, key = start_pair(home, url, workers, threads, env)
             script = lua_script(home, key, PREDICT, ROW)
             results["made_before"] = made_events(url)
-            # Warm: runtimes, schemas, key caches, connections in every worker and thread. Too short
-            # a warm-up left the first measured run paying start-up costs (seconds at p99).
-            for server in (on, off, on, off):
-                wrk(server.url + PREDICT, script, max(clients), 4)
-            for n in clients:
-                for label, server in (("off", off), ("on", on), ("off", off), ("on", on)):
-                    results["runs"].append(
-                        {
-                            "recording": label,
-                            "clients": n,
-                            **measured(server, script, n, seconds, url),
-                        }
-                    )
+            results["runs"] = alternate(
+                {"off": off, "on": on}, script, clients, seconds, lambda: postgres_pids(url)
+            )
             results["worker_rss_mib"] = {
                 label: [rss_mib(p) for p in tree(s.process.pid)[1:]]
                 for label, s in (("on", on), ("off", off))

@@ -1,9 +1,13 @@
 """Every performance figure beside its baseline, measured in one run; writes bench/RESULTS.md.
 
-    .venv/bin/python -m bench.run_all [--quick] [--profile] [--only http mlflow batch big verify]
+    .venv/bin/python -m bench.run_all [--quick] [--profile] [--scale] [--only split phases http ...]
 
+`make bench` runs `python -m bench.run_all --profile` (about 30 minutes on 2 cores).
 One script per figure, each in its own process (so peak RSS and CPU are its own), loopback
-only, each bounded by a timeout: http_compare (gunicorn + wrk, recording on vs off),
+only, each bounded by a timeout: split_cores (recording on vs off and the bare-Falcon floor,
+the API on core 0 and a throwaway PostgreSQL cluster with wrk on core 1), phases (CPU per
+request by phase, in-process), http_compare (gunicorn + wrk, recording on vs off, all on
+the same two cores),
 mlflow_serve (the MLflow baseline, when its venv exists or installs in time), batch_copy
 (10,000 rows vs COPY), big_ledger (rebuild vs raw read, as_of vs now, provenance p99,
 rebuild/export peak RSS) and verify (the notary over N events); with --scale, the HTTP figure
@@ -40,6 +44,11 @@ def steps(
     if profile_dir:
         http += ["--profile", str(profile_dir.relative_to(HERE.parent))]  # steps run there
     return {
+        "split": (
+            ["bench.split_cores", "--seconds", seconds, "--clients", "16", "64"],
+            1500,
+        ),
+        "phases": (["bench.phases", "--n", "500" if quick else "3000"], 900),
         "http": (http, 1200),
         "mlflow": (
             [
@@ -162,21 +171,7 @@ def main() -> None:
         "--quick", action="store_true", help="small enough for a laptop (a few minutes)"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the API workers under load")
-    parser.add_argument(
-        "--only",
-        nargs="+",
-        choices=(
-            "http",
-            "mlflow",
-            "batch",
-            "big",
-            "verify",
-            "scale1",
-            "scale2",
-            "scale4",
-            "standby",
-        ),
-    )
+    parser.add_argument("--only", nargs="+", choices=tuple(steps(False, None)))
     parser.add_argument(
         "--scale",
         action="store_true",

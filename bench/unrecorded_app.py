@@ -35,7 +35,7 @@ class UnrecordedPredictions:
         resp.media = unrecorded_answer(scored)
 
 
-def create_unrecorded_app(settings: Settings | None = None) -> LedgerApp:
+def create_unrecorded_app(settings: Settings) -> LedgerApp:
     """The product's app, its predictions route answered by UnrecordedPredictions."""
     app = create_app(settings)
     app.add_route(PREDICTIONS, UnrecordedPredictions(app.services))  # Falcon replaces the route
