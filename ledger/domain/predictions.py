@@ -206,12 +206,21 @@ class NewPrediction:
         self.id = ids.prediction_id(self.deployment, self.request_id, client)
         self.timestamp = Prediction.Made.create_timestamp()
 
-    def stored_event(self, mapper: Mapper[UUID]) -> StoredEvent:
-        """What mapper.to_stored_event(Prediction(...)'s Made event) returns."""
+    def stored_event(self, mapper: Mapper[UUID], known_alike: bool = False) -> StoredEvent:
+        """What mapper.to_stored_event(Prediction(...)'s Made event) returns.
+
+        `known_alike`: the caller has checked that orjson writes this state as the standard
+        encoder would (see ledger.transcoder), as a batch does for all its rows at once.
+        """
         state: dict[str, Any] = {"timestamp": self.timestamp, "originator_topic": PREDICTION_TOPIC}
         for name in MADE_NAMES:
             state[name] = getattr(self, name)
-        data = mapper.transcoder.encode(state)
+        encode_alike = getattr(mapper.transcoder, "encode_alike", None)
+        data = (
+            encode_alike(state)
+            if known_alike and encode_alike is not None
+            else mapper.transcoder.encode(state)
+        )
         if mapper.compressor:
             data = mapper.compressor.compress(data)
         if mapper.cipher:
