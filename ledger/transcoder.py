@@ -44,6 +44,11 @@ class OrjsonTranscoder(JSONTranscoder):
         """
         return self._stored(obj, self._dumps)
 
+    def typed(self, o: Any) -> Any:
+        """A registered type's value as the stored JSON holds it (`{"_type_": ..., "_data_": ...}`):
+        a value shared by many states is converted once and placed in each."""
+        return self._orjson_default(o)
+
     def _stored(self, obj: Any, encode: Any) -> bytes:
         try:
             data: bytes = encode(obj)

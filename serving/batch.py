@@ -21,7 +21,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from ledger.domain.predictions import NewPrediction
+from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.ids import DEFAULT_CLIENT
 from ledger.transcoder import orjson_writes_alike
 from serving.flags import Profile, row_flags
@@ -155,9 +155,17 @@ def batch_predictions(
             zip(rows, scored.scores, scored.request_ids, sealed, strict=True)
         )
     ]
+    # The rows of a batch are made at one instant: one timestamp, converted once.
+    at = Prediction.Made.create_timestamp()
+    for prediction in predictions:
+        prediction.timestamp = at
     mapper = serving.ledger.mapper
+    typed = getattr(mapper.transcoder, "typed", None)
+    written = typed(at) if typed is not None else None
     alike = batch_writes_alike(runtime, scored.scores)
-    return predictions, [[p.stored_event(mapper, known_alike=alike)] for p in predictions]
+    return predictions, [
+        [p.stored_event(mapper, known_alike=alike, timestamp=written)] for p in predictions
+    ]
 
 
 def batch_writes_alike(runtime: DeploymentRuntime, scores: list[RowScore]) -> bool:

@@ -206,13 +206,20 @@ class NewPrediction:
         self.id = ids.prediction_id(self.deployment, self.request_id, client)
         self.timestamp = Prediction.Made.create_timestamp()
 
-    def stored_event(self, mapper: Mapper[UUID], known_alike: bool = False) -> StoredEvent:
+    def stored_event(
+        self, mapper: Mapper[UUID], known_alike: bool = False, timestamp: Any = None
+    ) -> StoredEvent:
         """What mapper.to_stored_event(Prediction(...)'s Made event) returns.
 
         `known_alike`: the caller has checked that orjson writes this state as the standard
         encoder would (see ledger.transcoder), as a batch does for all its rows at once.
+        `timestamp`: this prediction's timestamp as the transcoder writes it (`typed`), when
+        a batch whose rows share it converted it once.
         """
-        state: dict[str, Any] = {"timestamp": self.timestamp, "originator_topic": PREDICTION_TOPIC}
+        state: dict[str, Any] = {
+            "timestamp": self.timestamp if timestamp is None else timestamp,
+            "originator_topic": PREDICTION_TOPIC,
+        }
         for name in MADE_NAMES:
             state[name] = getattr(self, name)
         encode_alike = getattr(mapper.transcoder, "encode_alike", None)
