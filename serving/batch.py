@@ -21,6 +21,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
+from ledger import ids
 from ledger.domain.predictions import NewPrediction, Prediction
 from ledger.ids import DEFAULT_CLIENT
 from ledger.transcoder import orjson_writes_alike
@@ -123,6 +124,7 @@ def batch_predictions(
 ) -> tuple[list[NewPrediction], list[list[StoredEvent]]]:
     """The batch's predictions, as `build_predictions` makes them, and their stored events."""
     runtime, rows = scored.runtime, scored.rows
+    prediction_ids = ids.prediction_ids(runtime.name, scored.request_ids, client)
     sealed = serving.sealer.seal_many(
         runtime.schema,
         rows,
@@ -130,6 +132,7 @@ def batch_predictions(
         request_ids=scored.request_ids,
         before_new_keys=retries_checked(serving, scored, client),
         client=client,
+        bindings=[str(i) for i in prediction_ids],
     )
     digest, count = serving.sealer.body_digest, len(rows)
     predictions = [
@@ -150,9 +153,10 @@ def batch_predictions(
             ),
             actor=actor,
             client=client,
+            known_id=prediction_id,
         )
-        for index, (row, score, request_id, (plain, sealed_record)) in enumerate(
-            zip(rows, scored.scores, scored.request_ids, sealed, strict=True)
+        for index, (row, score, request_id, (plain, sealed_record), prediction_id) in enumerate(
+            zip(rows, scored.scores, scored.request_ids, sealed, prediction_ids, strict=True)
         )
     ]
     # The rows of a batch are made at one instant: one timestamp, converted once.

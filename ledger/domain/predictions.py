@@ -193,6 +193,8 @@ class NewPrediction:
 
     # Whose request id it is: derives the id, and is the client of the key named as actor.
     client: InitVar[str] = ids.DEFAULT_CLIENT
+    # The id when the caller derived it already (ids.prediction_ids, as a batch does).
+    known_id: InitVar[UUID | None] = None
     id: UUID = field(init=False)
     timestamp: datetime = field(init=False)
 
@@ -202,8 +204,12 @@ class NewPrediction:
 
         def __getattr__(self, name: str) -> Any: ...
 
-    def __post_init__(self, client: str) -> None:
-        self.id = ids.prediction_id(self.deployment, self.request_id, client)
+    def __post_init__(self, client: str, known_id: UUID | None) -> None:
+        self.id = (
+            ids.prediction_id(self.deployment, self.request_id, client)
+            if known_id is None
+            else known_id
+        )
         self.timestamp = Prediction.Made.create_timestamp()
 
     def stored_event(
