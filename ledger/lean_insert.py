@@ -4,8 +4,9 @@ The writer thread is on the critical path of every caller, and each round trip t
 database hands the GIL back to busy request threads that it must then wait for. So the
 writer keeps one DBAPI connection of its own (no pool checkout, no ping, no ORM session)
 and sends a batch in one round trip on PostgreSQL (`NOTIFY; clock; INSERT` as one
-implicit transaction, the last two prepared once per connection); on SQLite `BEGIN
-IMMEDIATE`, the clock, one executemany, `COMMIT`. The writers' lock (the clock row on
+implicit transaction, the last two prepared once per connection), or for a big batch
+`BEGIN; NOTIFY; clock; ids`, a binary COPY and `COMMIT`; on SQLite `BEGIN IMMEDIATE`, the
+clock, one executemany, `COMMIT`. The writers' lock (the clock row on
 PostgreSQL, the write lock on SQLite) is taken before the rows are numbered, so commit order still equals position order.
 """
 
@@ -56,10 +57,10 @@ PG_EXECUTE = "EXECUTE ledger_clock; EXECUTE ledger_rows(%s::uuid[], %s, %s, %s)"
 # A big batch goes by COPY instead: PostgreSQL parses binary COPY rows several times
 # faster than it unnests four arrays, and nothing is formatted per row but a few packs.
 # Its ids are drawn under the clock row, so they are as ordered as RETURNING's.
-PG_CLOCK_AT = f"{PG_CLOCK} RETURNING last_us"
-PG_DRAW_IDS = (
-    f"SELECT nextval(pg_get_serial_sequence('{EVENTS_TABLE}', 'id')) "
-    "FROM generate_series(1, %s) ORDER BY 1"
+PG_CLOCK_AND_IDS = (
+    f"{PG_CLOCK}; SELECT (SELECT last_us FROM {CLOCK_TABLE} WHERE id = 1), "
+    f"nextval(pg_get_serial_sequence('{EVENTS_TABLE}', 'id')) "
+    "FROM generate_series(1, %s) ORDER BY 2"
 )
 PG_COPY = (
     f"COPY {EVENTS_TABLE} (id, originator_id, originator_version, topic, state, recorded_at) "
@@ -117,22 +118,18 @@ def copy_payload(events: Sequence[StoredEvent], ids: Sequence[int], recorded_at:
     return b"".join(parts)
 
 
-def copy_postgres(
-    cursor: Any, events: Sequence[StoredEvent], notify: str | None = None
-) -> list[int]:
-    """Take the clock row, draw the ids, COPY the rows; the caller's transaction commits.
+def copy_postgres(cursor: Any, events: Sequence[StoredEvent], before: str = "") -> list[int]:
+    """Take the clock row, draw the ids (one round trip, after the statements in `before`),
+    then COPY the rows; the caller's transaction commits.
 
     The clock row is the writers' lock, as for PG_INSERT: taken before any id is drawn and
     held to commit, so commit order equals position order, and every row's recorded_at is
     the clock's.
     """
-    if notify is not None:
-        cursor.execute(f"NOTIFY {notify}")
-    cursor.execute(PG_CLOCK_AT)
-    at = cursor.fetchone()[0]
-    cursor.execute(PG_DRAW_IDS, (len(events),))
-    ids = [row[0] for row in cursor.fetchall()]
-    cursor.copy_expert(PG_COPY, io.BytesIO(copy_payload(events, ids, at)))
+    cursor.execute(before + PG_CLOCK_AND_IDS, (len(events),))
+    drawn = cursor.fetchall()
+    ids = [row[1] for row in drawn]
+    cursor.copy_expert(PG_COPY, io.BytesIO(copy_payload(events, ids, drawn[0][0])))
     return ids
 
 
@@ -154,9 +151,10 @@ def _uuid_bytes(value: uuid.UUID | str) -> bytes:
     return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
 
 
-# From this many events a batch goes by COPY (three round trips instead of one; see
-# bench.batch_copy and the measurements in docs/ARCHITECTURE.md).
-COPY_MIN_EVENTS = 1000
+# From this many events a batch goes by COPY (three round trips instead of one): at 100
+# events it took about the unnest INSERT's time and a third of the writer's CPU, at 1,000
+# about a third of both (python -m bench.copy_threshold).
+COPY_MIN_EVENTS = 100
 
 
 class BatchWriter:
@@ -205,9 +203,8 @@ class BatchWriter:
 
     def _copy_postgres(self, conn: Any, events: Sequence[StoredEvent]) -> list[int]:
         with conn.cursor() as cur:
-            cur.execute("BEGIN")
             try:
-                ids = copy_postgres(cur, events, notify=self.channel)
+                ids = copy_postgres(cur, events, before=f"BEGIN; NOTIFY {self.channel}; ")
             except BaseException:
                 self._rollback(conn)
                 raise
