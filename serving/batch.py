@@ -5,8 +5,9 @@ one vote per row, one leaf walk per stored event, and the garbage collector scan
 heap again and again while ~100 objects a row pile up. Here the rows are validated a column
 at a time (`serving.rows.column_loader`, from the same fields as one row's schema), every
 model scores them in one call, the flags are decided once per distinct value of a feature
-(by `row_flags` itself), the vote once when the policy does not look at values, and the
-stored events are checked for the transcoder together. What is recorded and answered is
+(by `row_flags` itself), the vote once when the policy does not look at values, the
+prediction ids are derived once for sealing and the event, the rows share one timestamp,
+and the stored events are checked for the transcoder together. What is recorded and answered is
 exactly what the row path (`serving.predict`) gives; tests/unit/test_batch_columns.py holds
 the two equal, stored bytes included.
 """
