@@ -104,15 +104,14 @@ def column_flags(profile: Profile, rows: list[dict[str, Any]]) -> list[list[str]
             categories={name: profile.categories[name]} if name in profile.categories else {},
             names=(name,),
         )
-        decided: dict[tuple[type, Any], list[str]] = {}  # validated values: scalars, no NaN
-        for index, row in enumerate(rows):
-            value = row.get(name)
-            key = (type(value), value)  # 1, 1.0 and True are equal keys but not equal values
-            found = decided.get(key)
-            if found is None:
-                found = decided[key] = row_flags(alone, {name: value})
-            if found:
-                flags[index].extend(found)
+        column = [row.get(name) for row in rows]
+        keys = list(zip(map(type, column), column, strict=True))  # 1, 1.0, True: three keys
+        decided = {key: row_flags(alone, {name: key[1]}) for key in set(keys)}
+        if any(decided.values()):
+            for row_flags_, key in zip(flags, keys, strict=True):
+                found = decided[key]
+                if found:
+                    row_flags_.extend(found)
     return flags
 
 
