@@ -8,6 +8,7 @@ are read at scrape time from the database, so they need no shared state at all.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import re
@@ -157,9 +158,11 @@ def count_served(deployment: str, answer: Any) -> None:
     rows = answer.get("predictions") if isinstance(answer, dict) else None
     if not isinstance(rows, list):
         rows = [answer]
-    for row in rows:
-        if isinstance(row, dict) and row.get("model_id"):
-            metrics().predictions.labels(deployment=deployment, model=str(row["model_id"])).inc()
+    served = collections.Counter(
+        str(row["model_id"]) for row in rows if isinstance(row, dict) and row.get("model_id")
+    )
+    for model, count in served.items():  # a batch's rows counted once per model
+        metrics().predictions.labels(deployment=deployment, model=model).inc(count)
 
 
 def attach_group_commit_metrics(ledger: Any) -> None:

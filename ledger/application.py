@@ -13,7 +13,7 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from ledger import ids, recording, values
 from ledger import outcomes as outcomes_module
@@ -267,12 +267,14 @@ class Ledger(HealthCommands, Application[UUID]):
     def record_predictions(
         self,
         predictions: Sequence[Prediction | NewPrediction],
+        made: Sequence[Sequence[StoredEvent]] | None = None,
     ) -> recording.Recorded:
         """Record new predictions; a retried one returns the original (same body) or 409.
 
         Returns each prediction as stored, with its position (None for a returned original).
+        `made`: their stored events, when the caller encoded them already (a batch does).
         """
-        return recording.record_predictions(self, predictions)
+        return recording.record_predictions(self, predictions, made)
 
     def recorded_prediction_ids(self, prediction_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these predictions are recorded already."""

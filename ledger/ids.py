@@ -31,6 +31,14 @@ def prediction_id(deployment: str, request_id: str, client: str = DEFAULT_CLIENT
     return uuid.uuid5(NAMESPACE, _prediction_name(deployment, request_id, client))
 
 
+def prediction_ids(
+    deployment: str, request_ids: list[str], client: str = DEFAULT_CLIENT
+) -> list[uuid.UUID]:
+    """prediction_id of each of a batch's request ids, each hashed once: sealing binds a row
+    to its id's text (str of it), and the prediction takes the id itself."""
+    return [uuid.uuid5(NAMESPACE, _prediction_name(deployment, r, client)) for r in request_ids]
+
+
 def prediction_id_text(deployment: str, request_id: str, client: str = DEFAULT_CLIENT) -> str:
     """str(prediction_id(...)) without building a UUID object: sealing binds every batch row to it."""
     digest = bytearray(

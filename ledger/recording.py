@@ -34,9 +34,17 @@ class RecordedPrediction(NamedTuple):
 Recorded = list[RecordedPrediction]
 
 
-def record_predictions(app: Any, predictions: Sequence[Prediction | NewPrediction]) -> Recorded:
-    """Record new predictions; a retried one returns the original (same body) or 409."""
-    made = [stored_events(app, p) for p in predictions]
+def record_predictions(
+    app: Any,
+    predictions: Sequence[Prediction | NewPrediction],
+    made: Sequence[Sequence[StoredEvent]] | None = None,
+) -> Recorded:
+    """Record new predictions; a retried one returns the original (same body) or 409.
+
+    `made`: each prediction's stored events, when the caller encoded them already.
+    """
+    if made is None:
+        made = [stored_events(app, p) for p in predictions]
     try:
         stored = zip(predictions, insert(app, made), strict=True)
         return [RecordedPrediction(p, position) for p, position in stored]

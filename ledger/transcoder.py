@@ -34,8 +34,24 @@ class OrjsonTranscoder(JSONTranscoder):
     def encode(self, obj: Any) -> bytes:
         """The stored bytes; a text the ledger cannot store (ledger.values) is refused here,
         whichever path it came by, rather than left to stop PostgreSQL's jsonb reads later."""
+        return self._stored(obj, self._encode)
+
+    def encode_alike(self, obj: Any) -> bytes:
+        """encode() of a state its caller has already found written alike (`orjson_writes_alike`).
+
+        A batch checks its states a column at a time (the row schema admits finite numbers
+        only; the model outputs are checked together), so no row walks its leaves again.
+        """
+        return self._stored(obj, self._dumps)
+
+    def typed(self, o: Any) -> Any:
+        """A registered type's value as the stored JSON holds it (`{"_type_": ..., "_data_": ...}`):
+        a value shared by many states is converted once and placed in each."""
+        return self._orjson_default(o)
+
+    def _stored(self, obj: Any, encode: Any) -> bytes:
         try:
-            data = self._encode(obj)
+            data: bytes = encode(obj)
         except UnicodeEncodeError:
             raise Unstorable("a text holds a lone surrogate, which is not UTF-8") from None
         if NUL in data:
@@ -45,6 +61,9 @@ class OrjsonTranscoder(JSONTranscoder):
     def _encode(self, obj: Any) -> bytes:
         if not orjson_writes_alike(obj):
             return super().encode(obj)  # NaN, UUIDs, non-string keys: the standard way
+        return self._dumps(obj)
+
+    def _dumps(self, obj: Any) -> bytes:
         try:
             return orjson.dumps(obj, default=self._orjson_default, option=OPTIONS)
         except TypeError:  # a subclass, a non-string key, an unregistered type: json decides

@@ -60,6 +60,10 @@ def predict(
     `occurred_at` (µs) is the historic instant of loaded history, kept in `scoring`; who
     may give one is checked by the caller (`historic_instant`, in the access module).
     """
+    if isinstance(body, dict) and "instances" in body:
+        from serving.batch import predict_batch  # column-wise; it builds on this module
+
+        return predict_batch(serving, name, body, actor, client, occurred_at)
     scored = score_request(serving, name, body)
     try:
         predictions = build_predictions(serving, scored, actor, client, occurred_at)

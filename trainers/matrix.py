@@ -36,8 +36,8 @@ def rows_to_matrix(
     matrix = np.empty((len(rows), len(features)), dtype=object)
     for i, feature in enumerate(features):
         name, convert = feature["name"], category_text if feature["type"] == "category" else _number
-        for r, row in enumerate(rows):
-            matrix[r, i] = convert(row.get(name))
+        # a column at a time; an object array keeps each converted value as it is
+        matrix[:, i] = np.array([convert(row.get(name)) for row in rows], dtype=object)
     return matrix
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import InitVar, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -168,6 +169,7 @@ MADE_TOPIC = get_topic(Prediction.Made)
 # The event's own fields in its order (after originator id, version, timestamp and topic).
 MADE_FIELDS = tuple(fields(Prediction.Made))[4:]
 MADE_NAMES = tuple(f.name for f in MADE_FIELDS)
+_made_values = operator.attrgetter(*MADE_NAMES)  # the fields' values, in order, in one C call
 
 
 def with_made_fields(cls: type) -> type:
@@ -193,6 +195,8 @@ class NewPrediction:
 
     # Whose request id it is: derives the id, and is the client of the key named as actor.
     client: InitVar[str] = ids.DEFAULT_CLIENT
+    # The id when the caller derived it already (ids.prediction_ids, as a batch does).
+    known_id: InitVar[UUID | None] = None
     id: UUID = field(init=False)
     timestamp: datetime = field(init=False)
 
@@ -202,16 +206,35 @@ class NewPrediction:
 
         def __getattr__(self, name: str) -> Any: ...
 
-    def __post_init__(self, client: str) -> None:
-        self.id = ids.prediction_id(self.deployment, self.request_id, client)
+    def __post_init__(self, client: str, known_id: UUID | None) -> None:
+        self.id = (
+            ids.prediction_id(self.deployment, self.request_id, client)
+            if known_id is None
+            else known_id
+        )
         self.timestamp = Prediction.Made.create_timestamp()
 
-    def stored_event(self, mapper: Mapper[UUID]) -> StoredEvent:
-        """What mapper.to_stored_event(Prediction(...)'s Made event) returns."""
-        state: dict[str, Any] = {"timestamp": self.timestamp, "originator_topic": PREDICTION_TOPIC}
-        for name in MADE_NAMES:
-            state[name] = getattr(self, name)
-        data = mapper.transcoder.encode(state)
+    def stored_event(
+        self, mapper: Mapper[UUID], known_alike: bool = False, timestamp: Any = None
+    ) -> StoredEvent:
+        """What mapper.to_stored_event(Prediction(...)'s Made event) returns.
+
+        `known_alike`: the caller has checked that orjson writes this state as the standard
+        encoder would (see ledger.transcoder), as a batch does for all its rows at once.
+        `timestamp`: this prediction's timestamp as the transcoder writes it (`typed`), when
+        a batch whose rows share it converted it once.
+        """
+        state: dict[str, Any] = {
+            "timestamp": self.timestamp if timestamp is None else timestamp,
+            "originator_topic": PREDICTION_TOPIC,
+        }
+        state.update(zip(MADE_NAMES, _made_values(self), strict=True))
+        encode_alike = getattr(mapper.transcoder, "encode_alike", None)
+        data = (
+            encode_alike(state)
+            if known_alike and encode_alike is not None
+            else mapper.transcoder.encode(state)
+        )
         if mapper.compressor:
             data = mapper.compressor.compress(data)
         if mapper.cipher:

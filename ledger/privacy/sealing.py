@@ -118,6 +118,7 @@ class Sealer:
         request_ids: Sequence[str],
         before_new_keys: BeforeNewKeys | None = None,
         client: str = ids.DEFAULT_CLIENT,
+        bindings: Sequence[str] | None = None,
     ) -> list[SealedRow]:
         """Seal a batch: keys of every subject fetched (or created) in one round trip.
 
@@ -125,13 +126,15 @@ class Sealer:
 
         `before_new_keys(rows, sealed)` runs before a key is created, with the indexes of
         the rows whose subject has none yet and the others already sealed; raising refuses
-        the request with no key made.
+        the request with no key made. `bindings`: each row's `binding_of`, when the caller
+        has derived the prediction ids already.
         """
         fields = sealed_fields(schema)
         if not fields:
             return [SealedRow(dict(row), None) for row in rows]
         refs = self._refs_for(schema, rows, fields, deployment)
-        bindings = [binding_of(deployment, r, client) for r in request_ids]
+        if bindings is None:
+            bindings = [binding_of(deployment, r, client) for r in request_ids]
         deadline = self._digest_keys.deadline()
 
         def before_create(fresh: list[tuple[str, str]], found: dict[Pair, bytes]) -> None:

@@ -39,3 +39,16 @@ def test_a_clients_ids_are_its_own_and_the_default_clients_are_as_before(
         assert ids.prediction_id(deployment, request_id, client) != before
         claim = uuid.uuid5(ids.NAMESPACE, f"outcome:{deployment}\x00{request_id}")
         assert ids.outcome_claim_id(deployment, request_id, client) != claim
+
+
+@given(
+    st.text(max_size=30),
+    st.lists(st.text(max_size=50), max_size=5),
+    st.sampled_from(["default", "acme"]),
+)
+def test_a_batchs_ids_are_each_rows_prediction_id(
+    deployment: str, request_ids: list[str], client: str
+) -> None:
+    batch = ids.prediction_ids(deployment, request_ids, client)
+    assert batch == [ids.prediction_id(deployment, r, client) for r in request_ids]
+    assert [str(i) for i in batch] == [binding_of(deployment, r, client) for r in request_ids]

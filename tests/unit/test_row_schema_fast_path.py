@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from api.schemas.predictions import Rows
-from serving.rows import FIELD_BY_TYPE, RowSchema, RowSchemas, row_schema
+from serving.rows import FIELD_BY_TYPE, RowSchema, RowSchemas, column_loader, row_schema
 
 SCHEMA = {
     "features": [
@@ -329,3 +329,22 @@ def test_the_fields_hold_values_to_what_the_ledger_stores() -> None:
     assert loaded == {"n": 0.0, "i": SAFE, "c": "abc", "d": "x" * 1000}
     assert math.copysign(1, loaded["n"]) == 1  # one zero: jsonb gives -0.0 back as 0
     assert schema.load({"n": 1e-320, "i": -SAFE}) == {"n": 1e-320, "i": -SAFE}
+
+
+@settings(max_examples=500, deadline=None)
+@given(schema_and_batch())
+def test_the_column_loader_loads_what_marshmallow_loads_and_leaves_the_rest_to_it(
+    case: tuple[dict[str, Any], Any],
+) -> None:
+    input_schema, batch = case
+    schema = row_schema("any", input_schema)
+    columns = column_loader(schema)
+    assert columns is not None
+    if type(batch) is not list:
+        return  # RowSchema.load hands only lists to it
+    expected = loaded_or_refused(schema, batch)
+    loaded = columns(batch)
+    if expected[0] == "error":
+        assert loaded is None
+    else:  # every valid batch is loaded column-wise, to what marshmallow loads
+        assert ("ok", typed(loaded)) == expected  # type: ignore[arg-type]
