@@ -45,6 +45,7 @@ class Projection:
         self.generation = generation
         self.tables = self.tables_for(generation)
         self.writer: Writer | None = None  # set by the runner while it fills a new generation
+        self.copier: Writer | None = None  # a second one, for what `apply_range` copies in SQL
 
     @classmethod
     def tables_for(cls, generation: int) -> dict[str, sa.Table]:

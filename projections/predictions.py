@@ -37,7 +37,7 @@ UNKNOWN = {
 
 
 class ReadAhead(NamedTuple):
-    """The next page, being copied and its outcomes' facts read by the writer."""
+    """The next page, being copied and its outcomes' facts read by the copier."""
 
     after: int
     upto: int
@@ -75,11 +75,11 @@ class PredictionsProjection(Projection):
         # hashes of the predictions with an outcome, kept while this instance has seen every
         # outcome (it started on empty tables: a rebuild): the others need no outcome lookup
         self.answered: set[int] | None = None
-        # the next page's predictions being copied by the writer, then their outcomes' facts read
+        # the next page's predictions being copied by the copier, then their outcomes' facts read
         self.ahead: ReadAhead | None = None
         self.prefetched: dict[
             str, tuple[Any, ...]
-        ] = {}  # this page's facts rows read by the writer
+        ] = {}  # this page's facts rows read by the copier
         self.forgets = 0  # a forget changes facts (erased): rows read before it are dropped
 
     @classmethod
@@ -96,7 +96,7 @@ class PredictionsProjection(Projection):
             None,
             {},
         )  # read-ahead rows serve one page only
-        if self.writer is None:
+        if self.copier is None:
             copy_predictions(conn, self.tables["predictions"], after, upto)
             return
         if (
@@ -107,17 +107,21 @@ class PredictionsProjection(Projection):
                 self.prefetched = {row[0]: row for row in rows}
             after = ahead.upto
         if after < upto:
-            self.writer.call(lambda c: copy_predictions(c, self.tables["predictions"], after, upto))
+            self.copier.call(lambda c: copy_predictions(c, self.tables["predictions"], after, upto))
 
     def prefetch(self, after: int, upto: int) -> None:
         """Start copying the next page's predictions, and reading its outcomes' facts, while
-        this page's outcomes are computed."""
-        if self.writer is not None and after < upto:
+        this page's outcomes are computed and the writer writes the pages before.
+
+        On the copier's connection, beside the writer's: the copy is most of a rebuild's
+        database work and needs nothing the writer writes (a forget erases only rows made
+        before it, copied with their page; facts read before a forget are dropped)."""
+        if self.copier is not None and after < upto:
             self.ahead = ReadAhead(
                 after,
                 upto,
                 self.forgets,
-                self.writer.submit(lambda c: self._next_page(c, after, upto)),
+                self.copier.submit(lambda c: self._next_page(c, after, upto)),
             )
 
     def _next_page(self, conn: sa.Connection, after: int, upto: int) -> list[tuple[Any, ...]]:
@@ -288,7 +292,7 @@ class PredictionsProjection(Projection):
     def _lookup(
         self, conn: sa.Connection, ids: list[str], maybe: list[str]
     ) -> dict[str, dict[str, Any]]:
-        """stored_facts, from the rows the writer read ahead where it has them."""
+        """stored_facts, from the rows the copier read ahead where it has them."""
         ready = [self.prefetched[pid] for pid in ids if pid in self.prefetched]
         if not ready:
             return stored_facts(conn, self.tables, ids, maybe)

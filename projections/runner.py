@@ -299,17 +299,20 @@ class Runner:
         if not projection.pipelined or self.engine.dialect.name != "postgresql":
             return self._fill_pages(projection, position, progress)
         writer = projection.writer = Writer(self.engine)
+        copier = projection.copier = Writer(self.engine)
         # The writer thread needs the GIL back after every statement; with the default 5 ms
         # switch interval it waits for this busy thread's turn to end, the database idle meanwhile.
         interval = sys.getswitchinterval()
         sys.setswitchinterval(WRITER_SWITCH_INTERVAL)
         try:
             position = self._fill_pages(projection, position, progress)
+            copier.drain()
             writer.drain()
             return position
         finally:
             sys.setswitchinterval(interval)
-            projection.writer = None
+            projection.writer = projection.copier = None
+            copier.close()
             writer.close()
 
     def _fill_pages(self, projection: Projection, position: int, progress: Progress | None) -> int:
