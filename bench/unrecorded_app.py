@@ -44,5 +44,6 @@ def create_unrecorded_app(settings: Settings | None = None) -> LedgerApp:
 
 def wsgi() -> LedgerApp:
     """Gunicorn's app factory, called in each worker after the fork (as api/wsgi.py's app)."""
-    configure_logging()
-    return create_unrecorded_app()
+    settings = Settings.at_start()
+    configure_logging(settings.log_level)
+    return create_unrecorded_app(settings)
