@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import falcon
@@ -110,6 +110,17 @@ class Metrics:
     predictions: Any
     batch_sizes: Any
     reads: Any
+    # (metric, *label values) -> its child; prometheus keeps every child anyway, and its
+    # labels() validates and locks on each call
+    children: dict[tuple[str, ...], Any] = field(default_factory=dict)
+
+    def child(self, metric: str, *values: str) -> Any:
+        """The metric's child for these label values (in the metric's label order)."""
+        key = (metric, *values)
+        found = self.children.get(key)
+        if found is None:
+            found = self.children[key] = getattr(self, metric).labels(*values)
+        return found
 
 
 _metrics: Metrics | None = None
@@ -158,7 +169,7 @@ def count_served(deployment: str, answer: Any) -> None:
         rows = [answer]
     for row in rows:
         if isinstance(row, dict) and row.get("model_id"):
-            metrics().predictions.labels(deployment=deployment, model=str(row["model_id"])).inc()
+            metrics().child("predictions", deployment, str(row["model_id"])).inc()
 
 
 def attach_group_commit_metrics(ledger: Any) -> None:
@@ -190,8 +201,9 @@ class RequestObserver:
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
         route = route_of(req)
         status = str(resp.status_code)
-        metrics().requests.labels(method=req.method, route=route, status=status).inc()
-        metrics().latency.labels(method=req.method, route=route, status=status).observe(elapsed)
+        found = metrics()
+        found.child("requests", req.method, route, status).inc()
+        found.child("latency", req.method, route, status).observe(elapsed)
         if req.method == "POST" and route.endswith("/predictions") and resp.status_code < 300:
             count_served(str(req.path.split("/")[3]), resp.media)
         # The route template, never the path: a path can name a person (/v1/subjects/{id}/forget).
@@ -212,7 +224,7 @@ def middleware(services: Any) -> list[Any]:
         attach_group_commit_metrics(ledger)
     reads = getattr(services, "reads", None)
     if reads is not None:
-        reads.observe = lambda served_by: metrics().reads.labels(served_by=served_by).inc()
+        reads.observe = lambda served_by: metrics().child("reads", served_by).inc()
     if ledger is None:
         return [RequestObserver()]
     return [RequestObserver(), StalenessHeaders(statuses_of(services))]
