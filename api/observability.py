@@ -8,6 +8,7 @@ are read at scrape time from the database, so they need no shared state at all.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import falcon
+import orjson
 import structlog
 
 from api.errors import route_of
@@ -44,6 +46,18 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+def json_renderer() -> structlog.processors.JSONRenderer:
+    """One JSON object per line, encoded by orjson (a third of a request's log line in json)."""
+    return structlog.processors.JSONRenderer(serializer=_dumps)
+
+
+def _dumps(value: Any, default: Any = None, **kwargs: Any) -> str:
+    try:
+        return orjson.dumps(value, default=default).decode()
+    except TypeError:  # what orjson refuses (an integer past 64 bits, a non-text key)
+        return json.dumps(value, default=default, **kwargs)
+
+
 def json_formatter() -> logging.Formatter:
     """A stdlib formatter that renders any library's log record as our JSON line."""
     return structlog.stdlib.ProcessorFormatter(
@@ -51,7 +65,7 @@ def json_formatter() -> logging.Formatter:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            json_renderer(),
         ],
     )
 
@@ -68,7 +82,7 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[
             *_shared_processors(),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            json_renderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=_stderr_logger,
