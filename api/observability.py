@@ -213,19 +213,19 @@ class RequestObserver:
         request_id = getattr(req.context, "request_id", None) or request_id_from(None)
         resp.set_header(REQUEST_ID_HEADER, request_id)
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
-        route = route_of(req)
-        status = str(resp.status_code)
+        route, code, method = route_of(req), resp.status_code, req.method
+        status = str(code)
         found = metrics()
-        found.child("requests", req.method, route, status).inc()
-        found.child("latency", req.method, route, status).observe(elapsed)
-        if req.method == "POST" and route.endswith("/predictions") and resp.status_code < 300:
+        found.child("requests", method, route, status).inc()
+        found.child("latency", method, route, status).observe(elapsed)
+        if method == "POST" and route.endswith("/predictions") and code < 300:
             count_served(str(req.path.split("/")[3]), resp.media)
         # The route template, never the path: a path can name a person (/v1/subjects/{id}/forget).
         log.info(
             "request",
-            method=req.method,
+            method=method,
             route=route,
-            status=resp.status_code,
+            status=code,
             duration_ms=round(elapsed * 1000, 2),
         )
         structlog.contextvars.clear_contextvars()
