@@ -19,6 +19,8 @@ class BodyLimitMiddleware:
 
     def __init__(self, max_body_bytes: int):
         self.max_body_bytes = max_body_bytes
+        # Each routed resource's `on_*` names: dir() of a resource was most of this check.
+        self._on_names: dict[Any, tuple[str, ...]] = {}
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
@@ -26,7 +28,7 @@ class BodyLimitMiddleware:
         if (
             req.method not in BODY_METHODS
             or resource is None
-            or not _responds(resource, req, params)
+            or not self._responds(resource, req.method.lower())
         ):
             return  # no body to read (a method the resource lacks gets falcon's 405)
         length = req.content_length
@@ -46,8 +48,16 @@ class BodyLimitMiddleware:
                 limit=limit,
             )
 
+    def _responds(self, resource: Any, method: str) -> bool:
+        """Whether the routed resource has a responder for this method (any suffix)."""
+        try:
+            names = self._on_names.get(resource)
+        except TypeError:  # unhashable: read each time
+            names = _on_names(resource)
+        if names is None:
+            names = self._on_names[resource] = _on_names(resource)
+        return any(name == f"on_{method}" or name.startswith(f"on_{method}_") for name in names)
 
-def _responds(resource: Any, req: falcon.Request, params: dict[str, Any]) -> bool:
-    """Whether the routed resource has a responder for this method (any suffix)."""
-    method = req.method.lower()
-    return any(name == f"on_{method}" or name.startswith(f"on_{method}_") for name in dir(resource))
+
+def _on_names(resource: Any) -> tuple[str, ...]:
+    return tuple(name for name in dir(resource) if name.startswith("on_"))

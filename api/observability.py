@@ -9,6 +9,7 @@ are read at scrape time from the database, so they need no shared state at all.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import re
@@ -17,10 +18,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import falcon
+import orjson
 import structlog
 
 from api.errors import route_of
@@ -46,6 +48,18 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+def json_renderer() -> structlog.processors.JSONRenderer:
+    """One JSON object per line, encoded by orjson (a third of a request's log line in json)."""
+    return structlog.processors.JSONRenderer(serializer=_dumps)
+
+
+def _dumps(value: Any, default: Any = None, **kwargs: Any) -> str:
+    try:
+        return orjson.dumps(value, default=default).decode()
+    except TypeError:  # what orjson refuses (an integer past 64 bits, a non-text key)
+        return json.dumps(value, default=default, **kwargs)
+
+
 def json_formatter() -> logging.Formatter:
     """A stdlib formatter that renders any library's log record as our JSON line."""
     return structlog.stdlib.ProcessorFormatter(
@@ -53,7 +67,7 @@ def json_formatter() -> logging.Formatter:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            json_renderer(),
         ],
     )
 
@@ -70,7 +84,7 @@ def configure_logging(level: str = "INFO") -> None:
         processors=[
             *_shared_processors(),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            json_renderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=_stderr_logger,
@@ -112,6 +126,17 @@ class Metrics:
     predictions: Any
     batch_sizes: Any
     reads: Any
+    # (metric, *label values) -> its child; prometheus keeps every child anyway, and its
+    # labels() validates and locks on each call
+    children: dict[tuple[str, ...], Any] = field(default_factory=dict)
+
+    def child(self, metric: str, *values: str) -> Any:
+        """The metric's child for these label values (in the metric's label order)."""
+        key = (metric, *values)
+        found = self.children.get(key)
+        if found is None:
+            found = self.children[key] = getattr(self, metric).labels(*values)
+        return found
 
 
 _metrics: Metrics | None = None
@@ -162,7 +187,7 @@ def count_served(deployment: str, answer: Any) -> None:
         str(row["model_id"]) for row in rows if isinstance(row, dict) and row.get("model_id")
     )
     for model, count in served.items():  # a batch's rows counted once per model
-        metrics().predictions.labels(deployment=deployment, model=model).inc(count)
+        metrics().child("predictions", deployment, model).inc(count)
 
 
 def attach_group_commit_metrics(ledger: Any) -> None:
@@ -192,18 +217,19 @@ class RequestObserver:
         request_id = getattr(req.context, "request_id", None) or request_id_from(None)
         resp.set_header(REQUEST_ID_HEADER, request_id)
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
-        route = route_of(req)
-        status = str(resp.status_code)
-        metrics().requests.labels(method=req.method, route=route, status=status).inc()
-        metrics().latency.labels(method=req.method, route=route, status=status).observe(elapsed)
-        if req.method == "POST" and route.endswith("/predictions") and resp.status_code < 300:
+        route, code, method = route_of(req), resp.status_code, req.method
+        status = str(code)
+        found = metrics()
+        found.child("requests", method, route, status).inc()
+        found.child("latency", method, route, status).observe(elapsed)
+        if method == "POST" and route.endswith("/predictions") and code < 300:
             count_served(str(req.path.split("/")[3]), resp.media)
         # The route template, never the path: a path can name a person (/v1/subjects/{id}/forget).
         log.info(
             "request",
-            method=req.method,
+            method=method,
             route=route,
-            status=resp.status_code,
+            status=code,
             duration_ms=round(elapsed * 1000, 2),
         )
         structlog.contextvars.clear_contextvars()
@@ -216,7 +242,7 @@ def middleware(services: Any) -> list[Any]:
         attach_group_commit_metrics(ledger)
     reads = getattr(services, "reads", None)
     if reads is not None:
-        reads.observe = lambda served_by: metrics().reads.labels(served_by=served_by).inc()
+        reads.observe = lambda served_by: metrics().child("reads", served_by).inc()
     if ledger is None:
         return [RequestObserver()]
     return [RequestObserver(), StalenessHeaders(statuses_of(services))]

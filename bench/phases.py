@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ from falcon.testing import TestClient
 
 from api.app import LedgerApp, create_app
 from api.demo import create_deployment, ensure_keys, specs_by_deployment
+from api.observability import configure_logging
 from bench.common import create_postgres_database, drop_postgres_database
 from bench.floor_app import create_floor_app
 from bench.http_compare import PREDICT, ROW, cpu_seconds, postgres_pids
@@ -225,6 +227,12 @@ def run(n: int) -> dict[str, Any]:
     url = create_postgres_database("ledger_bench_phases")
     try:
         with tempfile.TemporaryDirectory() as home:
+            # As under gunicorn: JSON log lines on stderr (here a file), multiprocess metrics,
+            # so that "Falcon + middleware" carries what a served request pays for them.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(home) / "metrics")
+            (Path(home) / "metrics").mkdir()
+            terminal, sys.stderr = sys.stderr, (Path(home) / "server.log").open("w")
+            configure_logging()
             settings = Settings(home=Path(home), database_url=url)
             ledger = Ledger(replace(settings, group_commit=False))
             try:
@@ -245,6 +253,8 @@ def run(n: int) -> dict[str, Any]:
             finally:
                 for app in (on, off):
                     app.services.ledger.close()
+                sys.stderr.close()
+                sys.stderr = terminal
     finally:
         drop_postgres_database(url)
     return {

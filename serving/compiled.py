@@ -6,10 +6,17 @@ of known fitted steps and replays their transform/predict code paths with the sa
 operations in the same order (same BLAS call, same sequential tree sums), so values and
 probabilities equal the pipeline's; anything else returns None and scores through the
 pipeline. A prediction records which scorer made it; reproduce uses the same one.
+
+A single row has a scalar form of the same scorer (`CompiledModel.one`): numpy's fixed cost
+per call is most of a one-row score, so each step replays its arithmetic on Python floats,
+which are the same IEEE doubles with the same correctly rounded operations, and the final
+step still runs on a (1, n) array where a BLAS call decides the rounding (tests hold the
+two forms bit-identical on random rows).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +39,10 @@ from sklearn.utils.extmath import softmax
 
 PIPELINE, COMPILED = "pipeline", "compiled-v1"
 Step = Callable[[np.ndarray], np.ndarray]
+OneStep = Callable[[list[Any]], list[Any]]  # one row's values -> the step's output values
+# one prepared row -> (its value, its probabilities or None), as `.tolist()` gives them
+OneFinal = Callable[[list[float]], tuple[Any, list[float] | None]]
+NOT_FINITE = "Input contains NaN or infinity (a missing value no step imputes)"
 FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor)
 TREES = (DecisionTreeClassifier, DecisionTreeRegressor)
 
@@ -47,6 +58,8 @@ class CompiledModel:
     prepare: Step
     final: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
     allow_nan: bool = False  # trees route NaN themselves; linear models refuse it
+    prepare_one: OneStep | None = None  # the scalar forms, None when a step has none
+    final_one: OneFinal | None = None
 
     def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         prepared = self.prepare(matrix)
@@ -54,8 +67,21 @@ class CompiledModel:
             np.isfinite(prepared) | np.isnan(prepared) if self.allow_nan else np.isfinite(prepared)
         )
         if not finite.all():  # sklearn's check_array refuses these too
-            raise ValueError("Input contains NaN or infinity (a missing value no step imputes)")
+            raise ValueError(NOT_FINITE)
         return self.final(prepared)
+
+    @property
+    def scores_one(self) -> bool:
+        return self.prepare_one is not None and self.final_one is not None
+
+    def one(self, values: list[Any]) -> tuple[Any, list[float] | None]:
+        """score() of the one-row matrix holding `values`, as `.tolist()[0]` of each output."""
+        assert self.prepare_one is not None and self.final_one is not None
+        prepared = self.prepare_one(values)
+        for x in prepared:
+            if not math.isfinite(x) and not (self.allow_nan and x != x):
+                raise ValueError(NOT_FINITE)
+        return self.final_one(prepared)
 
 
 def compile_model(estimator: Any) -> CompiledModel | None:
@@ -63,11 +89,19 @@ def compile_model(estimator: Any) -> CompiledModel | None:
     try:
         if isinstance(estimator, Pipeline):
             steps = [s for _, s in estimator.steps if s not in (None, "passthrough")]
-            prepare = _chain([_transform(s) for s in steps[:-1]])
-            return CompiledModel(prepare, _final(steps[-1]), _allows_nan(steps[-1]))
-        return CompiledModel(_as_float, _final(estimator), _allows_nan(estimator))
+            transforms, final = steps[:-1], steps[-1]
+        else:
+            transforms, final = [], estimator
+        prepare = _chain([_transform(s) for s in transforms])
+        compiled = CompiledModel(prepare, _final(final), _allows_nan(final))
     except Unsupported:
         return None
+    try:
+        compiled.prepare_one = _chain_one([_transform_one(s) for s in transforms])
+        compiled.final_one = _final_one(final, compiled.final)
+    except Unsupported:
+        compiled.prepare_one = compiled.final_one = None
+    return compiled
 
 
 def _allows_nan(final: Any) -> bool:
@@ -212,6 +246,131 @@ def _one_hot(encoder: OneHotEncoder) -> Step:
                 if at is not None:
                     out[r, offsets[j] + at] = 1.0
         return out
+
+    return run
+
+
+# -- one row: the same steps on a list of Python values ---------------------------------------
+def _chain_one(steps: list[OneStep]) -> OneStep:
+    def run(x: list[Any]) -> list[Any]:
+        for step in steps:
+            x = step(x)
+        return [v if type(v) is float else _float(v) for v in x]  # _as_float
+
+    return run
+
+
+def _float(value: Any) -> float:
+    """One value as np.asarray(..., dtype=np.float64) converts it (None is NaN there)."""
+    return math.nan if value is None else float(value)
+
+
+def _transform_one(step: Any) -> OneStep:
+    """`_transform(step)` on one row; Unsupported where it has no scalar form."""
+    kind = type(step)
+    if kind is Pipeline:
+        return _chain_one(
+            [_transform_one(s) for _, s in step.steps if s not in (None, "passthrough")]
+        )
+    if kind is ColumnTransformer:
+        return _columns_one(step)
+    if kind is SimpleImputer:
+        return _imputer_one(step)
+    if kind is StandardScaler:
+        return _scaler_one(step)
+    if kind is OneHotEncoder:
+        return _one_hot_one(step)
+    raise Unsupported(kind.__name__)
+
+
+def _columns_one(ct: ColumnTransformer) -> OneStep:
+    parts = [
+        (_transform_one(transformer), [int(i) for i in columns])
+        for _, transformer, columns in ct.transformers_
+        if not isinstance(transformer, str)  # "drop": _columns refuses every other string
+    ]
+
+    def run(x: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for step, index in parts:
+            out += [v if type(v) is float else _float(v) for v in step([x[i] for i in index])]
+        return out
+
+    return run
+
+
+def _imputer_one(imputer: SimpleImputer) -> OneStep:
+    statistics = imputer.statistics_.tolist()
+    if imputer.missing_values is None:
+        return lambda x: [statistics[j] if v is None else v for j, v in enumerate(x)]
+
+    def run(x: list[Any]) -> list[Any]:
+        out = [_float(v) for v in x]
+        return [statistics[j] if v != v else v for j, v in enumerate(out)]
+
+    return run
+
+
+def _scaler_one(scaler: StandardScaler) -> OneStep:
+    mean = scaler.mean_.tolist() if scaler.with_mean else None
+    scale = scaler.scale_.tolist() if scaler.with_std else None
+
+    def run(x: list[Any]) -> list[Any]:
+        out = [_float(v) for v in x]
+        if mean is not None:
+            out = [v - m for v, m in zip(out, mean, strict=True)]
+        if scale is not None:
+            out = [v / s for v, s in zip(out, scale, strict=True)]
+        return out
+
+    return run
+
+
+def _one_hot_one(encoder: OneHotEncoder) -> OneStep:
+    lookups = [
+        {level: i for i, level in enumerate(levels.tolist())} for levels in encoder.categories_
+    ]
+    offsets = np.cumsum([0] + [len(lookup) for lookup in lookups]).tolist()
+
+    def run(x: list[Any]) -> list[Any]:
+        out = [0.0] * offsets[-1]
+        for j, lookup in enumerate(lookups):
+            value = x[j]
+            at = lookup.get(value) if isinstance(value, str) else None
+            if at is not None:
+                out[offsets[j] + at] = 1.0
+        return out
+
+    return run
+
+
+def _final_one(
+    estimator: Any, final: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+) -> OneFinal:
+    """Trees walk in Python; a linear model's product stays numpy's, on a (1, n) array."""
+    kind = type(estimator)
+    if kind in TREES or kind in FORESTS:
+        from serving.compiled_trees import tree_scorer_one
+
+        return tree_scorer_one(estimator)
+    if kind is LogisticRegression and estimator.coef_.shape[0] == 1:
+        return _binary_logistic_one(estimator)
+
+    def run(x: list[float]) -> tuple[Any, list[float] | None]:
+        values, probabilities = final(np.array([x], dtype=np.float64))
+        return values.tolist()[0], None if probabilities is None else probabilities.tolist()[0]
+
+    return run
+
+
+def _binary_logistic_one(model: LogisticRegression) -> OneFinal:
+    """`_logistic`'s two-class branch on one row: the product and expit stay numpy's."""
+    coef_T, intercept, classes = model.coef_.T, model.intercept_, model.classes_.tolist()
+
+    def run(x: list[float]) -> tuple[Any, list[float]]:
+        score = (np.array([x], dtype=np.float64) @ coef_T + intercept).item()
+        prob = float(expit(score))
+        return classes[1 if score > 0 else 0], [1 - prob, prob]
 
     return run
 

@@ -9,6 +9,8 @@ cumulative sum along the tree axis, which is that same sequential addition.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import reduce
+from operator import add
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,57 @@ def tree_scorer(estimator: Any) -> Callable[[np.ndarray], tuple[np.ndarray, np.n
         if classes is None:
             return out[:, 0], None
         return classes.take(np.argmax(out, axis=1), axis=0), out
+
+    return run
+
+
+def tree_scorer_one(estimator: Any) -> Callable[[list[float]], tuple[Any, list[float] | None]]:
+    """`tree_scorer(estimator)` on one prepared row, in Python: (value, probabilities or None)."""
+    forest = isinstance(estimator, FORESTS)
+    trees = [t.tree_ for t in estimator.estimators_] if forest else [estimator.tree_]
+    classifier = is_classifier(estimator)
+    width = int(estimator.n_classes_) if classifier else 1
+    # Every tree's nodes in one list, a node as (feature, threshold, NaN goes left, left, right)
+    # with children as indices into that list; a leaf's left is -1 and its feature its value row.
+    nodes: list[tuple[Any, float, bool, int, int]] = []
+    roots = []
+    for t in trees:
+        offset = len(nodes)
+        roots.append(offset)
+        missing = np.asarray(t.missing_go_to_left, dtype=bool).tolist()
+        for feature, threshold, nan_left, left, right, value in zip(
+            t.feature.tolist(),
+            t.threshold.tolist(),
+            missing,
+            t.children_left.tolist(),
+            t.children_right.tolist(),
+            t.value[:, 0, :width].tolist(),
+            strict=True,
+        ):
+            if left == -1:
+                nodes.append((value, 0.0, False, -1, -1))
+            else:
+                nodes.append((feature, threshold, nan_left, left + offset, right + offset))
+    count = len(trees)
+    classes = estimator.classes_.tolist() if classifier else None
+
+    def run(x: list[float]) -> tuple[Any, list[float] | None]:
+        x32 = np.asarray(x, dtype=np.float32).tolist()  # as _validate_X_predict casts
+        leaves = []
+        for root in roots:
+            feature, threshold, nan_left, left, right = nodes[root]
+            while left != -1:
+                v = x32[feature]
+                node = left if (nan_left if v != v else v <= threshold) else right
+                feature, threshold, nan_left, left, right = nodes[node]
+            leaves.append(feature)
+        # the cumulative sum over trees: one addition after another, in tree order
+        out = [reduce(add, column) for column in zip(*leaves, strict=True)]
+        if forest:
+            out = [a / count for a in out]
+        if classes is None:
+            return out[0], None
+        return classes[out.index(max(out))], out  # argmax: the first of equal maxima
 
     return run
 

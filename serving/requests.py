@@ -36,7 +36,11 @@ class Rows(fields.List[dict[str, Any]]):
 
 
 class PredictionRequestSchema(Schema):
-    """`{"features": {...}, "request_id": ...}` or `{"instances": [{...}], "request_id": ...}`."""
+    """`{"features": {...}, "request_id": ...}` or `{"instances": [{...}], "request_id": ...}`.
+
+    A well-formed single row skips marshmallow's schema machinery (`one_row`); anything else,
+    and every error answer, is marshmallow's own.
+    """
 
     class Meta:
         unknown = RAISE
@@ -59,3 +63,34 @@ class PredictionRequestSchema(Schema):
             raise ValidationError(
                 "send either features (one row) or instances (a batch)", "features"
             )
+
+    def load(
+        self, data: Any, *, many: bool | None = None, partial: Any = None, unknown: Any = None
+    ) -> Any:
+        if not (many or self.many) and partial is None and unknown is None:
+            loaded = self.one_row(data)
+            if loaded is not None:
+                return loaded
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
+    def one_row(self, data: Any) -> dict[str, Any] | None:
+        """A `{"request_id", "features"}` body as marshmallow loads it, or None to let it answer.
+
+        The request id goes through its own field; the features are what `Dict(keys=String())`
+        makes of an object whose keys are all strings: a copy.
+        """
+        if type(data) is not dict or data.keys() != ONE_ROW:
+            return None
+        features = data["features"]
+        if type(features) is not dict or not all(type(k) is str for k in features):
+            return None
+        try:
+            request_id = self.fields["request_id"].deserialize(
+                data["request_id"], "request_id", data
+            )
+        except ValidationError:
+            return None
+        return {"request_id": request_id, "features": dict(features)}
+
+
+ONE_ROW = frozenset(("request_id", "features"))

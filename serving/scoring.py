@@ -28,7 +28,7 @@ from ledger.errors import Conflict, LedgerError
 from ledger.version_probe import VersionProbe
 from serving.compiled import COMPILED, PIPELINE, CompiledModel, compile_model
 from serving.flags import Profile, merged_profile, row_flags
-from trainers.matrix import rows_to_matrix
+from trainers.matrix import column_readers, row_values, rows_to_matrix
 
 log = logging.getLogger("serving.scoring")
 
@@ -54,6 +54,9 @@ class ModelRuntime:
         self.compiled: CompiledModel | None = (
             compile_model(self.estimator) if self.estimator is not None else None
         )
+        self.readers = column_readers(self.columns)
+        classes = getattr(self.final, "classes_", None) if self.classifier else None
+        self.labels = None if classes is None else [str(label) for label in classes.tolist()]
 
     @property
     def scorer(self) -> str:
@@ -231,15 +234,17 @@ def score_model(
     """
     if model.load_error:
         raise RuntimeError(f"the model could not be loaded: {model.load_error}")
-    array, final = rows_to_matrix(rows, model.columns), model.final
+    compiled, final = model.compiled, model.final
     if (scorer or model.scorer) == COMPILED:
-        if model.compiled is None:
+        if compiled is None:
             raise RuntimeError(
                 "the model was scored compiled but no longer compiles (a step changed)"
             )
-        value_array, probability_array = model.compiled.score(array)
+        if len(rows) == 1 and compiled.scores_one:
+            return [score_one(model, compiled, rows[0])]
+        value_array, probability_array = compiled.score(rows_to_matrix(rows, model.columns))
     else:
-        value_array, probability_array = _pipeline_score(model, array)
+        value_array, probability_array = _pipeline_score(model, rows_to_matrix(rows, model.columns))
     values = value_array.tolist()
     if not model.classifier:
         return [{"value": v, "probabilities": None} for v in values]
@@ -250,6 +255,16 @@ def score_model(
         {"value": v, "probabilities": dict(zip(labels, p, strict=True))}
         for v, p in zip(values, probabilities, strict=True)
     ]
+
+
+def score_one(model: ModelRuntime, compiled: CompiledModel, row: dict[str, Any]) -> dict[str, Any]:
+    """score_model of one row by the compiled scorer's one-row form (the same numbers)."""
+    value, probabilities = compiled.one(row_values(row, model.readers))
+    if not model.classifier:
+        return {"value": value, "probabilities": None}
+    # every classifier has classes and every classifier's scorer returns probabilities
+    assert model.labels is not None and probabilities is not None
+    return {"value": value, "probabilities": dict(zip(model.labels, probabilities, strict=True))}
 
 
 def _pipeline_score(model: ModelRuntime, array: Any) -> tuple[Any, Any]:

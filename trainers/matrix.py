@@ -8,7 +8,7 @@ categories are `str` or `None` (missing). The same conversion serves training
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,11 +34,23 @@ def rows_to_matrix(
 ) -> np.ndarray:
     """The same matrix from JSON-like rows (an absent key or None is missing)."""
     matrix = np.empty((len(rows), len(features)), dtype=object)
-    for i, feature in enumerate(features):
-        name, convert = feature["name"], category_text if feature["type"] == "category" else _number
+    for i, (name, convert) in enumerate(column_readers(features)):
         # a column at a time; an object array keeps each converted value as it is
         matrix[:, i] = np.array([convert(row.get(name)) for row in rows], dtype=object)
     return matrix
+
+
+Reader = tuple[str, Callable[[Any], Any]]
+
+
+def column_readers(features: Sequence[Mapping[str, Any]]) -> list[Reader]:
+    """Each column's feature name and the conversion of its JSON value."""
+    return [(f["name"], category_text if f["type"] == "category" else _number) for f in features]
+
+
+def row_values(row: Mapping[str, Any], readers: Sequence[Reader]) -> list[Any]:
+    """One row of rows_to_matrix as a list (readers: column_readers of the same features)."""
+    return [convert(row.get(name)) for name, convert in readers]
 
 
 def _number(value: Any) -> float:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from api.schemas.predictions import Rows
+from serving.requests import PredictionRequestSchema
 from serving.rows import FIELD_BY_TYPE, RowSchema, RowSchemas, column_loader, row_schema
 
 SCHEMA = {
@@ -348,3 +349,45 @@ def test_the_column_loader_loads_what_marshmallow_loads_and_leaves_the_rest_to_i
         assert loaded is None
     else:  # every valid batch is loaded column-wise, to what marshmallow loads
         assert ("ok", typed(loaded)) == expected  # type: ignore[arg-type]
+
+
+# -- the request body: one row skips marshmallow, and answers as it would ---------------------
+request_ids = st.one_of(
+    st.text(max_size=3),
+    st.sampled_from(["r-1", "", "x" * 200, "x" * 201, "a\x00b", "\ud800", 7, None, b"r-1"]),
+    values,
+)
+features_values = st.one_of(
+    st.dictionaries(st.text(max_size=2), values, max_size=3),
+    st.just(ROW),
+    st.dictionaries(st.integers(), st.integers(), max_size=1),
+    values,
+)
+request_bodies = st.one_of(
+    st.fixed_dictionaries({"request_id": request_ids, "features": features_values}),
+    st.dictionaries(
+        st.sampled_from(["request_id", "features", "instances", "occurred_at", "extra"]),
+        st.one_of(request_ids, features_values, st.lists(features_values, max_size=2)),
+        max_size=4,
+    ),
+    values,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(request_bodies)
+def test_a_request_body_loads_or_fails_exactly_as_marshmallow_would(body: Any) -> None:
+    schema = PredictionRequestSchema()
+    fast = answer(schema.load, body)
+    assert fast == answer(lambda b: Schema.load(schema, b), body)
+    if fast[0] == "ok" and "features" in fast[1]:
+        assert fast[1]["features"] is not body["features"]  # a copy, as Dict makes
+
+
+def test_a_well_formed_single_row_takes_the_one_row_path() -> None:
+    schema = PredictionRequestSchema()
+    body = {"request_id": "r-1", "features": ROW}
+    assert schema.one_row(body) == {"request_id": "r-1", "features": ROW}
+    assert schema.one_row({**body, "request_id": ""}) is None
+    assert schema.one_row({**body, "instances": [ROW]}) is None
+    assert schema.one_row({"request_id": "r-1", "instances": [ROW]}) is None
