@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
-from ledger import ids, recording, values
+from ledger import deployment_watch, ids, recording, values
 from ledger import outcomes as outcomes_module
 from ledger.artifacts import ArtifactStore
 from ledger.database import create_engine, is_postgres
@@ -104,13 +104,16 @@ class Ledger(HealthCommands, Application[UUID]):
         return self.recorder
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
-        deployments = [str(o.id) for o in objs if isinstance(o, Deployment)]
+        deployments = [o.id for o in objs if isinstance(o, Deployment)]
         if deployments:  # announced in the same transaction, off the group committer
-            kwargs["notify_deployments"] = deployments
+            kwargs["notify_deployments"] = [str(d) for d in deployments]
         try:
-            return super().save(*objs, **kwargs)
+            saved = super().save(*objs, **kwargs)
         except OperationalError as error:
             raise StorageUnavailable(f"the event store is unavailable: {error}") from error
+        if deployments:
+            deployment_watch.saved(self.engine.url, deployments)
+        return saved
 
     def get(self, aggregate_id: UUID, what: str, position: int | None = None) -> Any:
         """The aggregate now, or as it was at a ledger position."""

@@ -47,6 +47,7 @@ from ledger.lean_insert import EVENTS_TABLE
 log = logging.getLogger("ledger.deployment_watch")
 
 CHANNEL = "ledger_deployments"
+_WATCHES: weakref.WeakSet[DeploymentWatch] = weakref.WeakSet()  # this process's
 APPLICATION_NAME = "ledger-deployment-watch"  # how pg_stat_activity names its connection
 RETRY_SECONDS = 0.2  # between attempts to reconnect: the fallback serves meanwhile
 SQLITE_VERSIONS = (
@@ -74,6 +75,7 @@ class DeploymentWatch:
         self._stop = threading.Event()
         self._wake_r, self._wake_w = -1, -1
         _after_fork(self)
+        _WATCHES.add(self)
         # Closing the ledger disposes its engine: the thread goes with it (then every
         # request reads the version, as without a watch).
         sa.event.listen(engine, "engine_disposed", lambda _engine: self.close())
@@ -234,3 +236,13 @@ def _after_fork(watch: DeploymentWatch) -> None:
             alive._forked()
 
     os.register_at_fork(after_in_child=forked)
+
+
+def saved(url: sa.URL, deployment_ids: list[UUID]) -> None:
+    """This process committed these deployments: its own watches see it now, not within the
+    bound (read-your-writes: the demo's loader scores right after it adds a challenger)."""
+    for watch in list(_WATCHES):
+        if watch.engine.url == url:
+            with watch._lock:
+                for deployment_id in deployment_ids:
+                    watch._changed(deployment_id)

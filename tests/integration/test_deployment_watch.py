@@ -128,3 +128,17 @@ def test_a_lost_listener_falls_back_to_reading_the_version_then_recovers(
         served_after(api, acked, bound, lambda a: a["model_id"] == leader)
     finally:
         other.close()
+
+
+def test_a_change_made_in_this_process_is_served_by_the_next_request(ledger, settings) -> None:
+    """Read-your-writes: a loader that adds a challenger and scores at once (the demo's
+    history) never waits out the bound for its own change."""
+    api, scorer, _ = worker(ledger)
+    leader, challenger = deployment_with_models(api)
+    score(api)
+    wait_for(lambda: scorer.watch.live)
+    for _ in range(3):
+        api.ledger.promote("churn", challenger, "now", "test")
+        assert score(api).json["model_id"] == challenger
+        api.ledger.promote("churn", leader, "back", "test")
+        assert score(api).json["model_id"] == leader
