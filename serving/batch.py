@@ -8,7 +8,7 @@ model scores them in one call, the flags are decided once per distinct value of 
 (by `row_flags` itself), the vote once when the policy does not look at values, the
 prediction ids are derived once for sealing and the event, the rows share one timestamp,
 and the stored events are checked for the transcoder together. What is recorded and answered is
-exactly what the row path (`serving.predict`) gives; tests/unit/test_batch_columns.py holds
+exactly what the row path (`serving.predict`) gives; tests/integration/test_batch_columns.py holds
 the two equal, stored bytes included.
 """
 
