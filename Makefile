@@ -30,9 +30,14 @@ test: $(VENV)/.dev
 	$(VENV)/bin/mypy ledger serving policies
 	$(VENV)/bin/pytest -q
 
+# py-spy, for the workers' profiles under load (the bench extra).
+$(VENV)/.bench: $(VENV)/.dev
+	$(PIP) install -q -e '.[dev,bench]'
+	touch $@
+
 # About 30 minutes on 2 cores; writes bench/RESULTS.md and RESULTS.json (add --scale for
 # 1, 2 and 4 API processes and reads on a standby).
-bench: $(VENV)/.dev /usr/bin/wrk
+bench: $(VENV)/.bench /usr/bin/wrk
 	$(PY) -m bench.run_all --profile
 
 # The HTTP figures are loaded by wrk, a Debian package a new machine lacks.

@@ -374,7 +374,12 @@ def render(results: dict[str, Any], command: str, profile_dir: Path | None) -> s
         "and its binaries for the split-core cluster; the MLflow baseline installs its own venv.",
         "",
         f"Made by `{command}` at commit {commit}, {results['started']} → {results['finished']} UTC"
-        f"{' (quick mode: small sizes)' if results.get('quick') else ''}.",
+        f"{' (quick mode: small sizes)' if results.get('quick') else ''}."
+        + "".join(
+            f" Run again with `--rerun {' '.join(r['steps'])}`: {r['started']} → "
+            f"{r.get('finished', '?')} UTC."
+            for r in results.get("reruns", [])
+        ),
         f"Machine: 2 shared cores; load average {results['load_before'][0]:.1f} before, "
         f"{results['load_after'][0]:.1f} after. Every ratio compares two figures measured in the same run;",
         "absolute numbers are noisy. Raw measurements: the .json file beside this one.",

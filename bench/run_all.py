@@ -181,6 +181,13 @@ def main() -> None:
         "--big-events", type=int, default=None, help="events of the large ledger (default 1M)"
     )
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--rerun",
+        nargs="+",
+        choices=tuple(steps(False, None)),
+        help="run only these steps again and keep the others from the last run's .json "
+        "(the header says which steps ran when)",
+    )
     args = parser.parse_args()
     profile_dir = HERE / "profiles" if args.profile else None
     plan = steps(args.quick, profile_dir, args.big_events)
@@ -189,9 +196,15 @@ def main() -> None:
         "load_before": os.getloadavg(),
         "quick": args.quick,
     }
+    if args.rerun:
+        results = json.loads(args.out.with_suffix(".json").read_text())
+        results.setdefault("reruns", []).append(
+            {"steps": args.rerun, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+        )
     for name, (module_args, timeout) in plan.items():
-        if (args.only and name not in args.only) or (
-            not args.only and name.startswith(("scale", "standby")) and not args.scale
+        chosen = args.rerun or args.only
+        if (chosen and name not in chosen) or (
+            not chosen and name.startswith(("scale", "standby")) and not args.scale
         ):
             continue
         if name == "mlflow" and (problem := ensure_mlflow()):
@@ -201,9 +214,18 @@ def main() -> None:
         results[name] = run_step(module_args, timeout)
         if name == "verify" and "text" in results[name]:
             results[name]["data"] = parse_verify(results[name]["text"])
-    results["load_after"] = os.getloadavg()
-    results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    command = "python -m bench.run_all" + " ".join([""] + sys.argv[1:])
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
+    if args.rerun:
+        results["reruns"][-1]["finished"] = finished
+    else:
+        results["load_after"] = os.getloadavg()
+        results["finished"] = finished
+    argv = sys.argv[1:]
+    if args.rerun:  # the run's own command; the reruns are listed beside it
+        at = argv.index("--rerun")
+        argv = argv[:at] + argv[at + 1 + len(args.rerun) :]
+    command = results.get("command") or "python -m bench.run_all" + " ".join([""] + argv)
+    results["command"] = command
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     args.out.write_text(render(results, command, profile_dir))
     print(f"[run_all] wrote {args.out}", file=sys.stderr)
