@@ -32,8 +32,8 @@ from serving.predict import (
     KeyMadeMeanwhile,
     ScoredRequest,
     check_batch_size,
+    record_answers,
     retries_checked,
-    row_answer,
     row_request_ids,
     scoring,
     validate_rows,
@@ -57,9 +57,7 @@ def predict_batch(
             predictions, made = batch_predictions(serving, scored, actor, client, occurred_at)
         except KeyMadeMeanwhile:  # a concurrent copy of this request made the subject's key
             predictions, made = batch_predictions(serving, scored, actor, client, occurred_at)
-        recorded = serving.ledger.record_predictions(predictions, made)
-        answers = [row_answer(p, position is None) for p, position in recorded]
-        created = any(position is not None for _, position in recorded)
+        answers, created = record_answers(serving, predictions, made)
         return {"request_id": scored.request_id, "predictions": answers}, created
 
 

@@ -7,9 +7,11 @@ baseline composes `score_request` with `unrecorded_answer` itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eventsourcing.persistence import StoredEvent
 from marshmallow import ValidationError
 
 from ledger import values
@@ -69,12 +71,19 @@ def predict(
         predictions = build_predictions(serving, scored, actor, client, occurred_at)
     except KeyMadeMeanwhile:  # a concurrent copy of this request made the subject's key
         predictions = build_predictions(serving, scored, actor, client, occurred_at)
-    recorded = serving.ledger.record_predictions(predictions)
+    answers, created = record_answers(serving, predictions)
+    return answers[0], created  # a batch went to serving.batch above
+
+
+def record_answers(
+    serving: Serving,
+    predictions: list[NewPrediction],
+    made: Sequence[Sequence[StoredEvent]] | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Record the predictions; each row's answer, and True when anything new was recorded."""
+    recorded = serving.ledger.record_predictions(predictions, made)
     answers = [row_answer(p, position is None) for p, position in recorded]
-    created = any(position is not None for _, position in recorded)
-    if not scored.batch:
-        return answers[0], created
-    return {"request_id": scored.request_id, "predictions": answers}, created
+    return answers, any(position is not None for _, position in recorded)
 
 
 def score_request(serving: Serving, name: str, body: Any) -> ScoredRequest:
