@@ -79,9 +79,15 @@ def middleware(services: Services) -> list[Any]:
     ]
 
 
-def create_app(settings: Settings | None = None, ledger: Ledger | None = None) -> LedgerApp:
-    """Build the WSGI app; call it after a fork (each worker owns its connections)."""
-    services = Services.build(settings, ledger)
+def create_app(
+    settings: Settings | None = None, ledger: Ledger | None = None, other_servers: bool = False
+) -> LedgerApp:
+    """Build the WSGI app; call it after a fork (each worker owns its connections).
+
+    `other_servers`: other processes serve the same ledger (gunicorn's workers do), so a
+    deployment change answers only once they serve it too (Services.deployment_changed).
+    """
+    services = Services.build(settings, ledger, other_servers)
     app = LedgerApp(middleware=middleware(services))
     handler = _json_handler()
     app.req_options.media_handlers.update({falcon.MEDIA_JSON: handler})

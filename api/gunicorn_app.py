@@ -180,4 +180,4 @@ class LedgerServer(BaseApplication):
         from api.observability import configure_logging
 
         configure_logging(self.settings.log_level)
-        return create_app(self.settings)
+        return create_app(self.settings, other_servers=True)

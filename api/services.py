@@ -6,6 +6,7 @@ resources keep the parts they need. Nothing here opens a connection at import ti
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +31,17 @@ class Services:
     keys: KeyCache
     limiter: RateLimiter
     reads: ReadRouter | None = None  # always built by build(); None only for hand-made Services
+    # Other processes (gunicorn's other workers, other hosts) serve this ledger too.
+    other_servers: bool = False
     extras: dict[str, Any] = field(default_factory=dict)  # other modules' shared objects
 
     @classmethod
-    def build(cls, settings: Settings | None = None, ledger: Ledger | None = None) -> Services:
+    def build(
+        cls,
+        settings: Settings | None = None,
+        ledger: Ledger | None = None,
+        other_servers: bool = False,
+    ) -> Services:
         settings = settings or (ledger.settings if ledger is not None else None)
         if settings is None:
             raise TypeError("Services.build needs the settings or a ledger built with them")
@@ -47,6 +55,7 @@ class Services:
             reads=ReadRouter.for_url(
                 ledger.engine, settings.read_database_url, settings.standby_wait_seconds
             ),
+            other_servers=other_servers,
         )
 
     @property
@@ -62,8 +71,12 @@ class Services:
         return self.serving.sealer
 
     def deployment_changed(self, name: str) -> None:
-        """This worker changed a deployment: drop its cached runtime at once."""
+        """This worker committed a change to a deployment: it serves the change at once, and
+        where other processes serve too, the answer waits out the staleness bound, within
+        which each of them serves it; so every request sent after the answer is served by it."""
         self.scorer.forget(name)
+        if self.other_servers:
+            time.sleep(self.settings.deployment_staleness_ms / 1000)
 
     def read_engine(self, *projections: str) -> Any:
         """The engine for reading these projections: the standby when configured and caught up."""

@@ -6,4 +6,4 @@ from ledger.settings import Settings
 
 SETTINGS = Settings.at_start()  # once per worker, after the fork
 configure_logging(SETTINGS.log_level)
-app = create_app(SETTINGS)
+app = create_app(SETTINGS, other_servers=True)

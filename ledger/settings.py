@@ -230,7 +230,8 @@ class Settings:
         "LEDGER_DEPLOYMENT_STALENESS_MS",
         1000.0,
         "Every worker serves a deployment's change within this of its commit, without a "
-        "query per request; 0: compare the deployment's version on every request.",
+        "query per request, and a change over HTTP answers once this has passed; 0: compare "
+        "the deployment's version on every request.",
         check=at_least(0),
     )
     standby_wait_seconds: float = setting(

@@ -64,6 +64,7 @@ class ModelUploadResource:
         )
         if meta["deployment"]:
             ledger.add_model(meta["deployment"], model_id, actor)
+            self.services.deployment_changed(meta["deployment"])
         return {
             **meta,
             "model_id": str(model_id),

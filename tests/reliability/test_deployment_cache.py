@@ -1,11 +1,12 @@
-"""Every gunicorn worker serves a deployment change within LEDGER_DEPLOYMENT_STALENESS_MS.
+"""Every gunicorn worker serves a deployment change once the change is answered.
 
 Each worker caches its deployments' runtimes and learns of changes from its deployment
-watch (ledger/deployment_watch.py), not from a query per request. Here a real gunicorn
+watch (ledger/deployment_watch.py) within LEDGER_DEPLOYMENT_STALENESS_MS, not from a query
+per request; a change over HTTP answers once that bound has passed. Here a real gunicorn
 runs two workers; the test keeps one HTTP connection open to each (keep-alive pins a
 connection to the worker that accepted it, found through /proc), changes the deployment
-through the API, and checks every answer sent later than the bound after the change was
-acknowledged: the new leader serves it, and a retired model no longer scores it. On
+through the API, and checks every answer sent after the change was answered: the new
+leader serves it, and a retired model no longer scores it. On
 PostgreSQL it then kills each worker's listening connection and checks the same while the
 workers fall back to reading the version, and after they listen again.
 """
@@ -115,31 +116,31 @@ class Client:
         assert response.status == 201, answer
         return answer
 
-    def served_after(self, acked: float, expect: Any, ledger: Ledger) -> dict[int, float]:
-        """Each worker predicts until BOUND + 0.5 s after `acked`; every answer sent after
-        acked + BOUND must satisfy `expect`. How long after `acked` each worker's first
-        satisfying answer was sent."""
-        first: dict[int, float] = {}
-        while (sent := time.monotonic()) < acked + BOUND + 0.5:
+    def served_after(self, acked: float, expect: Any, ledger: Ledger) -> int:
+        """Each worker predicts for 0.5 s after `acked`; every answer must satisfy `expect`.
+        How many answers were checked."""
+        checked = 0
+        while time.monotonic() < acked + 0.5:
             for pid, connection in self.by_worker.items():
                 sent = time.monotonic()
                 answer = self.predict(connection)
                 outputs = set(ledger.prediction(answer["prediction_id"]).outputs)
-                ok = expect(answer["model_id"], outputs)
-                if ok:
-                    first.setdefault(pid, sent - acked)
-                if sent >= acked + BOUND:
-                    assert ok, f"worker {pid}: {sent - acked:.3f}s after the change, served stale"
-        assert set(first) == set(self.by_worker)
-        return first
+                assert expect(answer["model_id"], outputs), (
+                    f"worker {pid}: {sent - acked:.3f}s after the change was answered, served stale"
+                )
+                checked += 1
+        return checked
 
 
 def change(server: Server, key: str, method: str, path: str, body: dict) -> float:
-    """Send a deployment change; the moment its acknowledgement arrived."""
+    """Send a deployment change; the moment its answer arrived, which waits out the bound."""
     version = server.call("GET", "/v1/deployments/churn", key=key).json["version"]
+    sent = time.monotonic()
     answer = server.call(method, path, body, key=key, headers={"If-Match": f'"{version}"'})
     assert answer.status in (200, 201, 204), answer.body
-    return time.monotonic()
+    acked = time.monotonic()
+    assert acked - sent >= BOUND, f"answered {acked - sent:.3f}s after it was sent"
+    return acked
 
 
 def add_model(server: Server, key: str, name: str, seed: int) -> str:
@@ -212,8 +213,7 @@ def test_every_worker_serves_a_change_within_the_bound(database_url, tmp_path) -
 
         acked = change(server, keys["admin"], "PUT", "/v1/deployments/churn/leader",
                        {"model_id": second, "reason": "promoted"})  # fmt: skip
-        latency = client.served_after(acked, lambda served, _: served == second, ledger)
-        print(f"\nnew leader served after (s, per worker): {latency}")
+        client.served_after(acked, lambda served, _: served == second, ledger)
 
         acked = change(server, keys["admin"], "DELETE", f"/v1/deployments/churn/models/{first}",
                        {"reason": "retired"})  # fmt: skip
