@@ -38,6 +38,7 @@ STATUS_BY_ERROR: dict[type[le.LedgerError], int] = {
     ProjectionNotReady: 503,  # a read that cannot be served yet: retry once caught up
     le.UntrustedArtifact: 422,
     le.ArtifactCorrupt: 500,
+    le.EventUnreadable: 500,  # damage on our side, named, never the caller's to fix
     Forgotten: 410,  # the subject's key was destroyed: its personal data is gone for good
     MasterKeyMismatch: 500,  # a configuration error on our side, not the caller's
     le.LedgerError: 400,

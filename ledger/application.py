@@ -41,6 +41,7 @@ from ledger.keyfiles import pepper
 from ledger.outcomes import NewOutcome, RecordedOutcome, Reporter
 from ledger.privacy import ForgetResult, Sealer, default_sealer, forget
 from ledger.read_cache import ReadCache
+from ledger.repository import LedgerRepository
 from ledger.settings import Settings
 from ledger.storage import LedgerFactory, LedgerRecorder
 from ledger.timeline import parse_instant, version_at
@@ -97,6 +98,10 @@ class Ledger(HealthCommands, Application[UUID]):
     # matches the base signature.
     def construct_factory(self, env: Any) -> LedgerFactory:  # type: ignore[override]
         return LedgerFactory(env, self.engine)
+
+    def construct_repository(self) -> LedgerRepository:
+        # No aggregate cache (the env sets none): the defaults are eventsourcing's own.
+        return LedgerRepository(event_store=self.events, snapshot_store=self.snapshots)
 
     @property
     def recorder_(self) -> LedgerRecorder:

@@ -69,6 +69,12 @@ class ArtifactCorrupt(LedgerError):
     code = "artifact_corrupt"
 
 
+class EventUnreadable(LedgerError):
+    """A stored event no longer decodes into its aggregate (ledger/repository.py)."""
+
+    code = "event_unreadable"
+
+
 class UntrustedArtifact(LedgerError):
     code = "untrusted_artifact"
 

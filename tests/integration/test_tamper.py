@@ -256,3 +256,34 @@ def test_the_notary_refuses_to_sign_a_rewritten_chain(signed, tmp_path):
     rewrite_chain_from(engine, 11)
     with pytest.raises(notary.TamperSuspected, match="position 24"):
         notary.issue_digest(engine, tmp_path / "secrets" / "signing-key.pem", tmp_path / "digests")
+
+
+@pytest.mark.parametrize(
+    "state",
+    [b"{not json", b'{"role": 5}'],
+    ids=["no longer JSON", "no longer its class's fields"],
+)
+def test_a_request_that_reads_an_altered_event_is_told_so_by_name(signed, ledger, state):
+    """The key's own record was edited: its holder gets a 500 that names the damage and the
+    command that locates it, not an anonymous internal error; other keys are unaffected."""
+    from falcon import testing
+
+    from api.app import create_app
+
+    _record, intact = ledger.issue_api_key("auditor", actor="test", label="intact")
+    _record, damaged = ledger.issue_api_key("auditor", actor="test", label="damaged")
+    unguard(ledger.engine)
+    with ledger.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE ledger_events SET state = :state WHERE id = :position"),
+            {"state": state, "position": last_position(ledger.engine)},
+        )
+    client = testing.TestClient(create_app(ledger.settings, ledger))
+    answer = client.simulate_get(
+        "/v1/ledger/events", headers={"Authorization": f"Bearer {damaged}"}
+    )
+    assert answer.status_code == 500, answer.text
+    assert answer.json["code"] == "event_unreadable"
+    assert "ledger verify" in answer.json["detail"]
+    ok = client.simulate_get("/v1/ledger/events", headers={"Authorization": f"Bearer {intact}"})
+    assert ok.status_code == 200, ok.text
