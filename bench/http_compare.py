@@ -397,8 +397,12 @@ def start_pair(
     on = FlaggedServer(home, url)
     on.name = "on"
     start_beside(on, home, workers, threads, env, cpus, "--demo")
-    key = json.loads((home / "demo-keys.json").read_text())["predictor"]
-    off = start_beside(UnrecordedServer(home, url), home, workers, threads, env, cpus)
+    try:
+        key = json.loads((home / "demo-keys.json").read_text())["predictor"]
+        off = start_beside(UnrecordedServer(home, url), home, workers, threads, env, cpus)
+    except BaseException:  # the caller never sees `on`: stop it here
+        on.stop()
+        raise
     return on, off, key
 
 
