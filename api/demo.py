@@ -1,7 +1,9 @@
 """`ledger serve --demo`: demo deployments, two trained models in each, and a key per role.
 
-Idempotent: a deployment that exists is left as it is, and the keys saved in
-<home>/demo-keys.json on the first start are printed again on every later one.
+Idempotent: a demo whose history is loaded is left as it is, and the keys saved in
+<home>/demo-keys.json on the first start are printed again on every later one. A first
+start stopped before the history was loaded is refused with what to do, never completed
+over what it left.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import structlog
 from api.auth import Principal
 from ledger.application import Ledger
 from ledger.domain.access import ROLES
-from ledger.errors import NotFound
 from ledger.settings import Settings
 
 log = structlog.get_logger("ledger.demo")
@@ -38,11 +39,17 @@ def bootstrap(settings: Settings) -> dict[str, str]:
 
     ledger = Ledger(replace(settings, group_commit=False))  # one writer: no group commit thread
     try:
+        if stopped := demo_health.interrupted(ledger):
+            raise click.ClickException(
+                f"the demo in {settings.home} is incomplete ({', '.join(stopped)}: its first "
+                "start was stopped before the history was loaded); remove that directory "
+                "(`make clean` removes var/) and start again"
+            )
         # what has no history yet is loaded by a key granted load-history on it
         pending = demo_health.pending(ledger)
         loader = demo_health.new_loader(ledger, pending) if pending else None
         for name, specs in specs_by_deployment().items():
-            if not _exists(ledger, name):
+            if not demo_health.deployment_exists(ledger, name):
                 create_deployment(ledger, name, specs, loader)
         demo_health.seed(settings, ledger, loader)  # feeds, traffic, outcomes, quality windows
         ensure_signing_key(ledger, settings)
@@ -79,14 +86,6 @@ def create_deployment(
     for spec in specs:
         train_and_record(ledger, spec, ACTOR, deployment=name, occurred_at=occurred_at)
     log.info("demo deployment created", deployment=name, trained_models=len(specs))
-
-
-def _exists(ledger: Ledger, name: str) -> bool:
-    try:
-        ledger.deployment(name)
-        return True
-    except NotFound:
-        return False
 
 
 def ensure_signing_key(ledger: Ledger, settings: Settings) -> None:

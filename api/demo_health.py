@@ -71,6 +71,22 @@ def pending(ledger: Ledger) -> list[str]:
     return [name for name in TARGETS if not _seeded(ledger, name)]
 
 
+def interrupted(ledger: Ledger) -> list[str]:
+    """The demo deployments that exist without a recorded load of their history: a first
+    start stopped part way (creating, training or loading)."""
+    clock = simulated_clock(ledger)
+    loaded = {name for load in clock["loads"] for name in load["deployments"]} if clock else set()
+    return [name for name in TARGETS if name not in loaded and deployment_exists(ledger, name)]
+
+
+def deployment_exists(ledger: Ledger, name: str) -> bool:
+    try:
+        ledger.deployment(name)
+        return True
+    except NotFound:
+        return False
+
+
 def at_instant(loader: Principal, name: str, at: datetime) -> int | None:
     """A simulated instant as µs, through the check every historic instant passes."""
     return historic_instant(loader.grants, name, at.isoformat())

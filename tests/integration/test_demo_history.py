@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import click
+import pytest
 from click.testing import CliRunner
 from structlog.testing import capture_logs
 
 from api.cli import main
-from api.demo import bootstrap
+from api.demo import bootstrap, create_deployment, specs_by_deployment
 from api.demo_health import CHALLENGER_DAY, DAYS, OUTCOME_LAG_DAYS, simulated_clock
 from ledger.application import Ledger
 from projections.cubes import DAY_US
@@ -119,3 +121,26 @@ def _outcomes(engine, day: int | None) -> int:
     bounds = {} if day is None else {"from_us": day * DAY_US, "to_us": (day + 1) * DAY_US}
     results = performance(engine, "churn", **bounds)["results"]
     return max((r["count"] for r in results), default=0)
+
+
+def test_a_first_start_stopped_part_way_is_refused_with_what_to_do(settings):
+    """A deployment was created and trained, then the start was stopped before its history
+    was loaded: a later start says so and what to do, and writes nothing."""
+    ledger = Ledger(settings)
+    try:
+        create_deployment(ledger, "churn", specs_by_deployment()["churn"])
+        with ledger.engine.connect() as conn:
+            before = conn.exec_driver_sql("SELECT max(id) FROM ledger_events").scalar_one()
+    finally:
+        ledger.close()
+    with pytest.raises(click.ClickException) as refused:
+        bootstrap(settings)
+    assert "incomplete (churn" in refused.value.message
+    assert "make clean" in refused.value.message and str(settings.home) in refused.value.message
+    ledger = Ledger(settings)
+    try:
+        with ledger.engine.connect() as conn:
+            after = conn.exec_driver_sql("SELECT max(id) FROM ledger_events").scalar_one()
+    finally:
+        ledger.close()
+    assert after == before
