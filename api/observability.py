@@ -116,7 +116,8 @@ def configure_logging(level: str = "INFO") -> None:
     level = level.upper()
     processors = [*_shared_processors(), structlog.processors.format_exc_info, json_renderer()]
     _Installed.processors = tuple(processors)  # capture_logs changes the list in place
-    _Installed.info = logging.getLevelName(level) <= logging.INFO
+    number = logging.getLevelName(level)
+    _Installed.info = isinstance(number, int) and number <= logging.INFO
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
