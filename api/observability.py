@@ -39,7 +39,7 @@ log = structlog.get_logger("ledger.api")
 
 
 # -- logging -----------------------------------------------------------------------
-_second: list[Any] = [None, ""]  # [the whole second last stamped, its "YYYY-MM-DDTHH:MM:SS"]
+_second: tuple[int, str] = (-1, "")  # the whole second last stamped, its "YYYY-MM-DDTHH:MM:SS"
 
 
 def utc_stamp(nanoseconds: int) -> str:
@@ -48,11 +48,11 @@ def utc_stamp(nanoseconds: int) -> str:
 
     The text up to the second is kept for the second it names: a request's log line costs
     one division and one format instead of a timezone-aware datetime."""
+    global _second
     second, micros = divmod(nanoseconds // 1000, 1_000_000)
-    cached = _second
+    cached = _second  # one tuple, read and replaced whole: threads never mix two seconds
     if cached[0] != second:
-        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        cached[0] = second
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
     return f"{cached[1]}.{micros:06d}Z" if micros else f"{cached[1]}Z"
 
 
