@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from ledger.database import is_postgres
@@ -47,6 +48,7 @@ def server_options(
         "graceful_timeout": 15,
         "preload_app": False,
         "accesslog": None,  # every request is logged by api.observability, with its id
+        "logger_class": "api.gunicorn_app.Logger",  # and so none by gunicorn (see there)
         "errorlog": "-",
         "logconfig_dict": logconfig(),
         "child_exit": child_exit,
@@ -58,6 +60,18 @@ def server_options(
         # One shared default socket path would make two servers on a host collide.
         "control_socket_disable": True,
     }
+
+
+class Logger(glogging.Logger):
+    """Gunicorn's logger, without an access log.
+
+    A logconfig_dict turns gunicorn's access log on whatever `accesslog` says: it then built
+    every request's atoms (headers, environ, a formatted time) and a log record for a logger
+    with no handler, about 60 µs of CPU per request timed alone. api.observability logs
+    each request already, with its id."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
 
 
 def logconfig() -> dict[str, Any]:

@@ -19,8 +19,8 @@ class BodyLimitMiddleware:
 
     def __init__(self, max_body_bytes: int):
         self.max_body_bytes = max_body_bytes
-        # Each routed resource's `on_*` names: dir() of a resource was most of this check.
-        self._on_names: dict[Any, tuple[str, ...]] = {}
+        # (routed resource, method) -> whether it responds: dir() of a resource was most of this check
+        self._responders: dict[tuple[Any, str], bool] = {}
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: dict[str, Any]
@@ -51,12 +51,18 @@ class BodyLimitMiddleware:
     def _responds(self, resource: Any, method: str) -> bool:
         """Whether the routed resource has a responder for this method (any suffix)."""
         try:
-            names = self._on_names.get(resource)
+            found = self._responders.get((resource, method))
         except TypeError:  # unhashable: read each time
-            names = _on_names(resource)
-        if names is None:
-            names = self._on_names[resource] = _on_names(resource)
-        return any(name == f"on_{method}" or name.startswith(f"on_{method}_") for name in names)
+            return _responds(resource, method)
+        if found is None:
+            found = self._responders[(resource, method)] = _responds(resource, method)
+        return found
+
+
+def _responds(resource: Any, method: str) -> bool:
+    return any(
+        name == f"on_{method}" or name.startswith(f"on_{method}_") for name in _on_names(resource)
+    )
 
 
 def _on_names(resource: Any) -> tuple[str, ...]:

@@ -5,12 +5,15 @@
 In-process, on a fresh PostgreSQL database holding the demo's churn deployment (trained as
 `ledger serve --demo` trains it) and the README's example row. Each phase is one real
 function of the product (serving.predict, serving.scoring, serving.flags, ledger.recording,
-the app's JSON media handler), called `n` times on `n` distinct requests; the clock is
-time.process_time_ns (this process, every thread: the group committer's writer thread
-included), so waiting for a core or for fsync does not count. A phase whose function
-calls the others is listed with its parts and its remainder ("rest"); what Falcon, the
-middleware and falcon.testing add is the end-to-end call less the phases. The database's
-CPU per insert (this database's backends and the WAL writer, from /proc) is beside it.
+the app's JSON media handler), called `n` times on `n` distinct requests in a loop that
+drops what each call returns, as a server does (the results a later phase needs are made
+again, untimed); the clock is time.process_time_ns (this process, every thread: the group
+committer's writer thread included), so waiting for a core or for fsync does not count. A
+phase whose function calls the others is listed with its parts and its remainder ("rest");
+what Falcon, the middleware and falcon.testing add is the end-to-end call less the phases,
+and each middleware's share of it is clocked in an end-to-end run of its own (every hook
+of every middleware wrapped, the clock's own cost taken off). The database's CPU per
+insert (this database's backends and the WAL writer, from /proc) is beside it.
 Prints a table on stderr and one JSON document on stdout's last line.
 """
 
@@ -23,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -52,13 +56,19 @@ ACTOR = "bench:phases"
 CLOCK = "time.process_time_ns, this process (all threads), mean over n calls"
 
 
-def timed(call: Callable[[Any], Any], inputs: Sequence[Any]) -> tuple[float, list[Any]]:
-    """CPU µs per call, and what each call returned."""
-    out = []
+def timed(
+    call: Callable[[Any], Any], inputs: Sequence[Any], keep: bool = True
+) -> tuple[float, list[Any]]:
+    """CPU µs per call, and what each call returned (`keep`: called again, untimed, for that).
+
+    The timed loop drops what each call returns, as a server does: n results kept alive
+    while the loop runs make every garbage collection walk them, which a request never pays
+    (it was most of score_request's "rest" when the results were kept)."""
     started = time.process_time_ns()
     for item in inputs:
-        out.append(call(item))
-    return (time.process_time_ns() - started) / 1000 / len(inputs), out
+        call(item)
+    us = (time.process_time_ns() - started) / 1000 / len(inputs)
+    return us, [call(item) for item in inputs] if keep else []
 
 
 class Phases:
@@ -100,12 +110,12 @@ def no_recording(app: LedgerApp, n: int, run: str) -> tuple[Phases, list[predict
 
         us, per_model[model.model_id] = timed(score, rows)
         models_us.append((model.model_id, model.scorer, us))
-    flags_us, _ = timed(lambda r: row_flags(runtime.profile, r[0]), rows)
+    flags_us, _ = timed(lambda r: row_flags(runtime.profile, r[0]), rows, keep=False)
     outputs = [
         {model_id: results[i][0] for model_id, results in per_model.items()} for i in range(n)
     ]
-    vote_us, _ = timed(lambda o: vote(runtime, o), outputs)
-    score_us, _ = timed(lambda r: serving.scorer.score(runtime, r), rows)
+    vote_us, _ = timed(lambda o: vote(runtime, o), outputs, keep=False)
+    score_us, _ = timed(lambda r: serving.scorer.score(runtime, r), rows, keep=False)
     whole, scored = timed(lambda b: predict.score_request(serving, DEPLOYMENT, b), parsed)
     phases.add("validate and score (whole)", "serving.predict.score_request", whole)
     parts = [
@@ -147,7 +157,7 @@ def no_recording(app: LedgerApp, n: int, run: str) -> tuple[Phases, list[predict
     )
     answer_us, answers = timed(predict.unrecorded_answer, scored)
     phases.add("build the answer", "serving.predict.unrecorded_answer", answer_us)
-    encode_us, _ = timed(lambda a: handler.serialize(a, falcon.MEDIA_JSON), answers)
+    encode_us, _ = timed(lambda a: handler.serialize(a, falcon.MEDIA_JSON), answers, keep=False)
     phases.add("encode the answer", "the app's JSON media handler (orjson)", encode_us)
     return phases, scored
 
@@ -171,7 +181,7 @@ def recorded(
             client=DEFAULT_CLIENT,
         )
 
-    seal_us, _ = timed(seal, scored)
+    seal_us, _ = timed(seal, scored, keep=False)
     build_us, built = timed(
         lambda s: predict.build_predictions(serving, s, ACTOR, DEFAULT_CLIENT), scored
     )
@@ -187,7 +197,7 @@ def recorded(
     phases.add("encode (mapper, transcoder)", "ledger.recording.stored_events", encode_us)
     database = postgres_pids(url)
     db_before = cpu_seconds(database)
-    insert_us, _ = timed(lambda events: recording.insert(ledger, [events]), made)
+    insert_us, _ = timed(lambda events: recording.insert(ledger, [events]), made, keep=False)
     db_us = 1e6 * (cpu_seconds(database) - db_before) / len(made)
     phases.add("insert (whole)", "ledger.recording.insert (through the group committer)", insert_us)
     writer = getattr(ledger.recorder, "batch_writer", None)
@@ -197,7 +207,7 @@ def recorded(
             for s in spare
             for p in predict.build_predictions(serving, s, ACTOR, DEFAULT_CLIENT)
         ]
-        direct_us, _ = timed(writer.insert, spare_made)
+        direct_us, _ = timed(writer.insert, spare_made, keep=False)
         phases.add("the insert", "the recorder's batch_writer.insert", direct_us, "insert")
         phases.add(
             "hand to the writer and wait",
@@ -205,7 +215,7 @@ def recorded(
             insert_us - direct_us,
             "insert",
         )
-    answers_us, _ = timed(lambda p: predict.row_answer(p[0], False), built)
+    answers_us, _ = timed(lambda p: predict.row_answer(p[0], False), built, keep=False)
     phases.add("build the answer", "serving.predict.row_answer", answers_us)
     return phases, db_us
 
@@ -220,7 +230,74 @@ def end_to_end(app: falcon.App, key: str, n: int, run: str) -> float:
         if answer.status_code != 201:
             raise RuntimeError(f"{answer.status_code}: {answer.text[:300]}")
 
-    return timed(post, bodies(run, n))[0]
+    return timed(post, bodies(run, n), keep=False)[0]
+
+
+HOOKS = ("process_request", "process_resource", "process_response")
+
+
+class Clocked:
+    """A middleware whose every hook adds its CPU to a total (the clock's own cost taken off)."""
+
+    def __init__(self, inner: Any, overhead_ns: float):
+        self.inner, self.overhead_ns, self.ns, self.calls = inner, overhead_ns, 0, 0
+        for hook in HOOKS:
+            if hasattr(inner, hook):
+                setattr(self, hook, self._clocked(getattr(inner, hook)))
+
+    def _clocked(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(clocked: Clocked, *args: Any) -> Any:
+            started = time.process_time_ns()
+            try:
+                return method(*args)
+            finally:
+                clocked.ns += time.process_time_ns() - started
+                clocked.calls += 1
+
+        return types.MethodType(call, self)  # falcon takes bound methods only
+
+    def us(self, n: int) -> float:
+        return (self.ns - self.calls * self.overhead_ns) / 1000 / n
+
+
+def clock_overhead_ns(n: int = 20_000) -> float:
+    """What one clocked call of a method that does nothing costs, in ns."""
+    idle = Clocked(type("Idle", (), {"process_request": lambda self, *a: None})(), 0.0)
+    started = time.process_time_ns()
+    for _ in range(n):
+        idle.process_request(None, None)  # type: ignore[attr-defined]
+    return (time.process_time_ns() - started) / n
+
+
+def middleware_split(app: falcon.App, key: str, n: int, run: str) -> list[dict[str, Any]]:
+    """CPU µs per request of each middleware (every hook it has), end to end on `app`.
+
+    Each middleware is wrapped in Clocked for this run only; the app is put back after it.
+    """
+    unwrapped = list(app._unprepared_middleware)
+    overhead = clock_overhead_ns()
+    clocked = [Clocked(m, overhead) for m in unwrapped]
+
+    def prepare(middleware: list[Any]) -> None:
+        app._unprepared_middleware = middleware
+        app._middleware = app._prepare_middleware(
+            middleware, independent_middleware=app._independent_middleware
+        )
+
+    prepare(clocked)  # type: ignore[arg-type]
+    try:
+        end_to_end(app, key, n, run)
+    finally:
+        prepare(unwrapped)
+    return [
+        {
+            "middleware": type(c.inner).__name__,
+            "module": type(c.inner).__module__,
+            "hooks": [h for h in HOOKS if hasattr(c.inner, h)],
+            "us": c.us(n),
+        }
+        for c in clocked
+    ]
 
 
 def run(n: int) -> dict[str, Any]:
@@ -233,7 +310,9 @@ def run(n: int) -> dict[str, Any]:
             (Path(home) / "metrics").mkdir()
             terminal, sys.stderr = sys.stderr, (Path(home) / "server.log").open("w")
             configure_logging()
-            settings = Settings(home=Path(home), database_url=url)
+            # The limiter still takes a token per request; a burst this size never refuses one
+            # (back-to-back runs of n requests outpace the default rate of one key).
+            settings = Settings(home=Path(home), database_url=url, rate_limit_burst=1e9)
             ledger = Ledger(replace(settings, group_commit=False))
             try:
                 create_deployment(ledger, DEPLOYMENT, specs_by_deployment()[DEPLOYMENT])
@@ -249,6 +328,7 @@ def run(n: int) -> dict[str, Any]:
                 recording_phases, db_us = recorded(on, scored, spare, url)
                 floor_us = end_to_end(create_floor_app(), key, n, "floor")
                 off_us = end_to_end(off, key, n, "off")
+                split = middleware_split(off, key, n, "split")
                 on_us = end_to_end(on, key, n, "on")
             finally:
                 for app in (on, off):
@@ -264,6 +344,7 @@ def run(n: int) -> dict[str, Any]:
         "recording": recording_phases.rows,
         "database_us_per_insert": db_us,
         "end_to_end_us": {"floor": floor_us, "off": off_us, "on": on_us},
+        "middleware_us": split,
     }
 
 
@@ -301,9 +382,24 @@ def report(data: dict[str, Any]) -> list[str]:
         for r in rows:
             name = f"  ↳ {r['phase']}" if r["part_of"] else f"**{r['phase']}**"
             lines.append(f"| {path} | {name} | `{r['function']}` | {r['us']:,.0f} |")
-    lines += [
+    lines.append(
         f"| no recording | **Falcon, middleware, falcon.testing** | end-to-end less the phases above | "
-        f"{sums['no_recording_overhead']:,.0f} |",
+        f"{sums['no_recording_overhead']:,.0f} |"
+    )
+    split = data.get("middleware_us") or []
+    for m in split:
+        hooks = ", ".join(m["hooks"])
+        lines.append(
+            f"| no recording |   ↳ middleware {m['middleware']} | `{m['module']}.{m['middleware']}` "
+            f"({hooks}) | {m['us']:,.0f} |"
+        )
+    if split:
+        lines.append(
+            "| no recording |   ↳ Falcon, falcon.testing and the resource's own lines | "
+            "the row above less its middleware (clocked in a run of their own) | "
+            f"{sums['no_recording_overhead'] - sum(m['us'] for m in split):,.0f} |"
+        )
+    lines += [
         f"| no recording | end to end | `TestClient.simulate_post` on bench.unrecorded_app | {e2e['off']:,.0f} |",
         f"| recording | **Falcon, middleware, falcon.testing** | end-to-end less the phases (parse, score, "
         f"record, answer, encode) | {sums['recording_overhead']:,.0f} |",

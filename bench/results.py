@@ -427,9 +427,12 @@ def phases_detail(step: dict[str, Any]) -> list[str]:
         "## Where a single-row request's CPU goes, by phase (in-process)",
         "",
         f"`{step.get('command', '')}`: each phase is the named function of the product, called on "
-        "n distinct requests in a loop of its own; indented rows are parts of the bold row above "
-        'them, and a "rest" row (the whole less its parts) also holds what running the parts '
-        "together costs beyond running each alone (caches, the garbage collector).",
+        "n distinct requests in a loop of its own that drops what each call returns, as a "
+        'server does; indented rows are parts of the bold row above them, and a "rest" row '
+        "(the whole less its parts) also holds what running the parts together costs beyond "
+        "running each alone (caches, the garbage collector). Each middleware's row is its hooks' "
+        "CPU in an end-to-end run of their own, every hook wrapped in a clock whose own cost is "
+        "taken off.",
         "",
         *report(step["data"]),
         "",

@@ -6,7 +6,7 @@ import os
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from api.gunicorn_app import LedgerServer, prepare_metrics_dir, server_options
+from api.gunicorn_app import LedgerServer, Logger, prepare_metrics_dir, server_options
 from api.sidecars import ledger_command
 from ledger.settings import Settings
 
@@ -24,6 +24,14 @@ def test_workers_are_gthread_with_keep_alive_off_and_the_app_built_after_the_for
 def test_every_option_is_one_gunicorn_knows(tmp_path):
     server = LedgerServer(Settings(home=tmp_path), server_options())
     assert issubclass(server.cfg.worker_class, ThreadWorker) and server.cfg.keepalive == 0
+
+
+def test_gunicorn_builds_no_access_log_line(tmp_path):
+    server = LedgerServer(Settings(home=tmp_path), server_options())
+    assert server.cfg.logger_class is Logger
+    # gunicorn's own Logger would read the response and environ here (its logconfig_dict
+    # turns the access log on); this one touches neither
+    assert Logger(server.cfg).access(None, None, None, None) is None
 
 
 def test_the_metrics_directory_is_emptied_and_exported(tmp_path, monkeypatch):
