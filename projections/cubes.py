@@ -79,7 +79,9 @@ def label(value: Any) -> str:
 def predicted_values(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """{model: its predicted value} from a prediction's outputs."""
     return {
-        model: output.get("value") if isinstance(output, Mapping) else output
+        model: output.get("value")
+        if type(output) is dict or isinstance(output, Mapping)
+        else output
         for model, output in outputs.items()
     }
 

@@ -93,12 +93,14 @@ def prepare(
 
 def _outcomes_text(rows: list[tuple[Any, ...]]) -> str:
     """Outcome rows (OUTCOME_COLUMNS) in COPY's text format: bulk.copy_text's encoding, spelled
-    out for the columns' types (a rebuild encodes one per outcome)."""
+    out for the columns' types (a rebuild encodes one per outcome), the common JSON values
+    (an integer label, no previous outcome) written without a call."""
     j, t, n = json_field, text_field, nullable_text
     return "".join(
         [
-            f"{p}\t{t(pid)}\t{at}\t{epoch}\t{t(dep)}\t{day}\t{j(pred)}\t{j(actual)}\t{'t' if corrected else 'f'}\t"
-            f"{j(previous)}\t{j(slices)}\t{j(previous_slices)}\t{n(observed)}\t{t(actor)}\n"
+            f"{p}\t{t(pid)}\t{at}\t{epoch}\t{t(dep)}\t{day}\t{j(pred)}\t{actual if type(actual) is int else j(actual)}\t"
+            f"{'t' if corrected else 'f'}\t{'null' if previous is None else j(previous)}\t{j(slices)}\t"
+            f"{'null' if previous_slices is None else j(previous_slices)}\t{n(observed)}\t{t(actor)}\n"
             for p, pid, at, epoch, dep, day, pred, actual, corrected, previous, slices, previous_slices, observed, actor in rows
         ]
     )

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from ledger import log
 from ledger.domain.deployments import Deployment
 from ledger.domain.predictions import Prediction
 from ledger.domain.subjects import Subject
@@ -24,15 +25,17 @@ from projections.facts import add_latest, decoded, page_facts, restore_clock, st
 from projections.made_sql import copy_predictions
 from projections.page_writes import OUTCOME_COLUMNS, prepare, write
 from projections.pipeline import Ticket
-from projections.slicing import quantile_edges, slice_values, sliceable
+from projections.slicing import quantile_edges, sliceable, slicer
 from projections.tables import prediction_tables
 
 RECENT = 20_000  # predictions whose facts stay in memory (corrections, outcomes in bursts)
+OUTCOME_TOPIC = log.topic(Prediction.OutcomeRecorded)  # most of a page's decoded events
 ANSWERED = 500_000  # prediction hashes kept (about 30 MB) before a rebuild looks outcomes up again
 UNKNOWN = {
     "task": "classification",
     "sliced": [],
     "bins": {},
+    "slicer": slicer([], {}),
 }  # a deployment the projection never saw
 
 
@@ -133,7 +136,7 @@ class PredictionsProjection(Projection):
             self._load_deployments(conn)
         outcomes: list[ev.Event] = []
         for e in events:
-            if e.kind == "Prediction.OutcomeRecorded":
+            if e.topic == OUTCOME_TOPIC:
                 outcomes.append(e)
                 continue
             if outcomes:  # slicing may change: count the outcomes before it under the old one
@@ -179,6 +182,7 @@ class PredictionsProjection(Projection):
             self.deployments[e.originator_id] = row
             return
         row = self.deployments[e.originator_id]
+        row.pop("slicer", None)  # made again from the new slicing when next needed
         if e.kind == "Deployment.SchemaChanged":
             row["sliced"] = sliceable(s["schema"])
         else:  # ModelAdded: numeric features still without edges take this model's
@@ -245,7 +249,10 @@ class PredictionsProjection(Projection):
             o.state["actual"],
             prediction["latest"],
         )
-        slices = slice_values(prediction["features"], deployment["sliced"], deployment["bins"])
+        slice_of = deployment.get("slicer")
+        if slice_of is None:
+            slice_of = deployment["slicer"] = slicer(deployment["sliced"], deployment["bins"])
+        slices = slice_of(prediction["features"])
         if prediction["erased"]:  # a forgotten subject's later outcomes are counted as erased too
             slices = erased_slices(slices)
         add_outcome(deltas, prediction, deployment["task"], actual, slices, previous, epoch)

@@ -9,7 +9,7 @@ Bins are right-closed, as in policies/quality.py: (-inf, e1], (e1, e2], ..., (ek
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import pairwise
 from typing import Any
 
@@ -65,19 +65,36 @@ def slice_values(
     features: Mapping[str, Any], sliced: list[dict[str, Any]], bins: Mapping[str, list[float]]
 ) -> dict[str, str]:
     """{feature: slice value} for every sliceable schema feature."""
-    out: dict[str, str] = {}
+    return slicer(sliced, bins)(features)
+
+
+def slicer(
+    sliced: list[dict[str, Any]], bins: Mapping[str, list[float]]
+) -> Callable[[Mapping[str, Any]], dict[str, str]]:
+    """slice_values for one deployment's slicing, its per-feature choices made once (a
+    rebuild slices every outcome's features)."""
+    plan = []
     for spec in sliced:
-        name, value = spec["name"], features.get(spec["name"])
-        if value is None:
-            out[name] = MISSING
-        elif spec["type"] in NUMERIC and not isinstance(value, bool):
-            edges = bins.get(name)
-            out[name] = bin_label(float(value), edges) if edges else UNBINNED
-        elif isinstance(value, bool):
-            out[name] = "true" if value else "false"
-        else:
-            out[name] = str(value)
-    return out
+        edges = bins.get(spec["name"]) or []
+        plan.append(
+            (spec["name"], spec["type"] in NUMERIC, edges, bin_labels(edges) if edges else [])
+        )
+
+    def values(features: Mapping[str, Any]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, numeric, edges, labels in plan:
+            value = features.get(name)
+            if value is None:
+                out[name] = MISSING
+            elif value is True or value is False:
+                out[name] = "true" if value else "false"
+            elif numeric:
+                out[name] = labels[bisect.bisect_left(edges, float(value))] if edges else UNBINNED
+            else:
+                out[name] = str(value)
+        return out
+
+    return values
 
 
 def sliceable(schema: Mapping[str, Any]) -> list[dict[str, Any]]:

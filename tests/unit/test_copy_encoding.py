@@ -46,6 +46,11 @@ OUTCOMES = [
         AWKWARD,
     ),
     (9, "p-2", 2, 1, "churn", 0, {}, None, True, [1, 2], {}, {}, "2026-11-28T12:00:00Z", "a"),
+    # integer labels are written without a call, booleans (an int's subclass) are not
+    (10, "p-3", 3, 2, "churn", 0, {"m1": 1}, 1, False, None, {}, None, None, "a"),
+    (11, "p-4", 4, 2, "churn", 0, {"m1": True}, True, True, 0, {}, {}, None, "a"),
+    (12, "p-5", 5, 2, "churn", 0, {"m1": -3}, -3, True, False, {}, None, None, "a"),
+    (13, "p-6", 6, 2, "churn", 0, {"m1": 2**62}, 2**62, False, None, {}, None, None, "a"),
 ]
 
 

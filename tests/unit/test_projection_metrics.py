@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics as sk
 
 from projections import metrics
-from projections.slicing import bin_label, quantile_edges, slice_values
+from projections.slicing import bin_label, quantile_edges, slice_values, slicer
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -73,3 +73,29 @@ def test_slices_say_missing_and_unbinned_and_skip_personal_features() -> None:
     ]
     got = slice_values({"region": None, "age": 3, "vip": True}, sliced, {})
     assert got == {"region": "missing", "age": "unbinned", "vip": "true"}
+
+
+def test_slicer_bins_numbers_and_keeps_booleans_and_categories_as_they_are() -> None:
+    sliced = [
+        {"name": "region", "type": "category"},
+        {"name": "age", "type": "number"},
+        {"name": "n", "type": "integer"},
+        {"name": "vip", "type": "boolean"},
+    ]
+    bins = {"age": [30.0, 40.0], "n": []}
+    values = slicer(sliced, bins)
+    assert values({"region": 7, "age": 30, "n": 5, "vip": False}) == {
+        "region": "7",
+        "age": "<=30",
+        "n": "unbinned",
+        "vip": "false",
+    }
+    assert values({"age": 40.5, "n": True, "vip": None}) == {
+        "region": "missing",
+        "age": ">40",
+        "n": "true",
+        "vip": "missing",
+    }
+    assert values({"age": 35, "region": "north"}) == slice_values(
+        {"age": 35, "region": "north"}, sliced, bins
+    )
