@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -47,6 +48,7 @@ def child(command: list[str], env: dict[str, str], timeout: float) -> dict[str, 
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # a timeout kills the command too, not only /usr/bin/time
     )
     deadline = started + timeout
     while True:
@@ -54,7 +56,7 @@ def child(command: list[str], env: dict[str, str], timeout: float) -> dict[str, 
         if pid:
             break
         if time.perf_counter() > deadline:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             pid, status, usage = os.wait4(process.pid, 0)
             break
         time.sleep(0.2)
