@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import sqlite3
 import threading
 import time
@@ -42,6 +41,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from ledger.database import is_postgres
+from ledger.fd_wait import readable
 from ledger.lean_insert import EVENTS_TABLE
 
 log = logging.getLogger("ledger.deployment_watch")
@@ -183,7 +183,7 @@ class DeploymentWatch:
             due = sent + tick
             while (left := due - time.monotonic()) > 0 and not self._stop.is_set():
                 if self.postgres:
-                    if conn in select.select([conn, self._wake_r], [], [], left)[0]:
+                    if conn in readable([conn, self._wake_r], left):
                         conn.poll()
                         self._notified(conn)
                 else:
@@ -216,7 +216,7 @@ class DeploymentWatch:
         return data_version
 
     def _wait(self, seconds: float) -> None:
-        if select.select([self._wake_r], [], [], seconds)[0]:
+        if readable([self._wake_r], seconds):
             self._stop.set()
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import selectors
 import shutil
 import signal
@@ -40,6 +39,7 @@ from collections.abc import Callable, Sequence
 
 from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
+from ledger.fd_wait import readable
 from ledger.group_commit import Insert, commit_group
 
 log = logging.getLogger("ledger.writer_process")
@@ -400,11 +400,8 @@ class WriterSupervisor:
         _close(self._life_w)
         proc, pidfd = self._proc, self._pidfd
         if proc is not None and pidfd >= 0:
-            try:
-                readable, _, _ = select.select([pidfd], [], [], timeout)
-            except (OSError, ValueError):  # the watcher saw it end and closed the pidfd
-                readable = [pidfd]
-            if not readable:
+            # a pidfd the watcher closed when it saw the exit is ready too
+            if not readable([pidfd], timeout):
                 log.error("the writer process did not stop within %g s; killed", timeout)
                 proc.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -428,7 +425,7 @@ class WriterSupervisor:
     def _watch(self) -> None:
         while not self._stopping.is_set():
             if self._pidfd >= 0:
-                select.select([self._pidfd], [], [])
+                readable([self._pidfd])
                 _close(self._pidfd)
                 self._pidfd = -1
             if self._stopping.is_set():
