@@ -7,7 +7,10 @@ at a time (`serving.rows.column_loader`, from the same fields as one row's schem
 model scores them in one call, the flags are decided once per distinct value of a feature
 (by `row_flags` itself), the vote once when the policy does not look at values, the
 prediction ids are derived once for sealing and the event, the rows share one timestamp,
-and the stored events are checked for the transcoder together. What is recorded and answered is
+each subject's key and cipher are made ready once for the batch's rows (`Sealer.seal_many`),
+the digests take the keys the sealing held in one go (`Sealer.body_digests`), and the stored
+events are checked for the transcoder together and encoded in one call
+(`stored_made_events`). What is recorded and answered is
 exactly what the row path (`serving.predict`) gives; tests/integration/test_batch_columns.py holds
 the two equal, stored bytes included.
 """
@@ -23,7 +26,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 
 from ledger import ids
-from ledger.domain.predictions import NewPrediction, Prediction
+from ledger.domain.predictions import NewPrediction, Prediction, stored_made_events
 from ledger.ids import DEFAULT_CLIENT
 from ledger.transcoder import orjson_writes_alike
 from serving.flags import Profile, row_flags
@@ -132,13 +135,15 @@ def batch_predictions(
         client=client,
         bindings=[str(i) for i in prediction_ids],
     )
-    digest, count = serving.sealer.body_digest, len(rows)
+    digests = serving.sealer.body_digests(rows, [record for _, record in sealed])
+    count = len(rows)
+    at = Prediction.Made.create_timestamp()  # the rows of a batch are made at one instant
     predictions = [
         NewPrediction(
             deployment=runtime.name,
             deployment_version=runtime.version,
             request_id=request_id,
-            body_digest=digest(row, sealed_record),
+            body_digest=digest,
             features=plain,
             sealed=sealed_record,
             outputs=score.outputs,
@@ -152,22 +157,18 @@ def batch_predictions(
             actor=actor,
             client=client,
             known_id=prediction_id,
+            at=at,
         )
-        for index, (row, score, request_id, (plain, sealed_record), prediction_id) in enumerate(
-            zip(rows, scored.scores, scored.request_ids, sealed, prediction_ids, strict=True)
+        for index, (digest, score, request_id, (plain, sealed_record), prediction_id) in enumerate(
+            zip(digests, scored.scores, scored.request_ids, sealed, prediction_ids, strict=True)
         )
     ]
-    # The rows of a batch are made at one instant: one timestamp, converted once.
-    at = Prediction.Made.create_timestamp()
-    for prediction in predictions:
-        prediction.timestamp = at
     mapper = serving.ledger.mapper
     typed = getattr(mapper.transcoder, "typed", None)
-    written = typed(at) if typed is not None else None
+    written = typed(at) if typed is not None else None  # converted once for every row
     alike = batch_writes_alike(runtime, scored.scores)
-    return predictions, [
-        [p.stored_event(mapper, known_alike=alike, timestamp=written)] for p in predictions
-    ]
+    made = stored_made_events(predictions, mapper, known_alike=alike, timestamp=written)
+    return predictions, [[event] for event in made]
 
 
 def batch_writes_alike(runtime: DeploymentRuntime, scores: list[RowScore]) -> bool:

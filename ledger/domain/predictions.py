@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import InitVar, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -197,6 +198,8 @@ class NewPrediction:
     client: InitVar[str] = ids.DEFAULT_CLIENT
     # The id when the caller derived it already (ids.prediction_ids, as a batch does).
     known_id: InitVar[UUID | None] = None
+    # The timestamp when the caller has one (a batch's rows are made at one instant).
+    at: InitVar[datetime | None] = None
     id: UUID = field(init=False)
     timestamp: datetime = field(init=False)
 
@@ -206,13 +209,13 @@ class NewPrediction:
 
         def __getattr__(self, name: str) -> Any: ...
 
-    def __post_init__(self, client: str, known_id: UUID | None) -> None:
+    def __post_init__(self, client: str, known_id: UUID | None, at: datetime | None) -> None:
         self.id = (
             ids.prediction_id(self.deployment, self.request_id, client)
             if known_id is None
             else known_id
         )
-        self.timestamp = Prediction.Made.create_timestamp()
+        self.timestamp = Prediction.Made.create_timestamp() if at is None else at
 
     def stored_event(
         self, mapper: Mapper[UUID], known_alike: bool = False, timestamp: Any = None
@@ -224,17 +227,25 @@ class NewPrediction:
         `timestamp`: this prediction's timestamp as the transcoder writes it (`typed`), when
         a batch whose rows share it converted it once.
         """
-        state: dict[str, Any] = {
-            "timestamp": self.timestamp if timestamp is None else timestamp,
-            "originator_topic": PREDICTION_TOPIC,
-        }
-        state.update(zip(MADE_NAMES, _made_values(self), strict=True))
         encode_alike = getattr(mapper.transcoder, "encode_alike", None)
+        state = self.made_state(timestamp)
         data = (
             encode_alike(state)
             if known_alike and encode_alike is not None
             else mapper.transcoder.encode(state)
         )
+        return self._stored(mapper, data)
+
+    def made_state(self, timestamp: Any = None) -> dict[str, Any]:
+        """The Made event's state as the mapper hands it to the transcoder."""
+        state: dict[str, Any] = {
+            "timestamp": self.timestamp if timestamp is None else timestamp,
+            "originator_topic": PREDICTION_TOPIC,
+        }
+        state.update(zip(MADE_NAMES, _made_values(self), strict=True))
+        return state
+
+    def _stored(self, mapper: Mapper[UUID], data: bytes) -> StoredEvent:
         if mapper.compressor:
             data = mapper.compressor.compress(data)
         if mapper.cipher:
@@ -242,3 +253,22 @@ class NewPrediction:
         return StoredEvent(
             originator_id=self.id, originator_version=1, topic=MADE_TOPIC, state=data
         )
+
+
+def stored_made_events(
+    predictions: Sequence[NewPrediction], mapper: Mapper[UUID], known_alike: bool, timestamp: Any
+) -> list[StoredEvent]:
+    """[p.stored_event(mapper, known_alike, timestamp) for p in predictions], for a batch.
+
+    States found written alike (`known_alike`) are encoded in one transcoder call
+    (`encode_alike_many`): a batch's rows share the timestamp, which starts each state.
+    """
+    encode_many = getattr(mapper.transcoder, "encode_alike_many", None)
+    if not known_alike or encode_many is None:
+        return [p.stored_event(mapper, known_alike, timestamp) for p in predictions]
+    encoded = encode_many([p.made_state(timestamp) for p in predictions])
+    if mapper.compressor or mapper.cipher:
+        return [p._stored(mapper, data) for p, data in zip(predictions, encoded, strict=True)]
+    return [
+        StoredEvent(p.id, 1, MADE_TOPIC, data) for p, data in zip(predictions, encoded, strict=True)
+    ]

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Protocol
@@ -159,18 +159,31 @@ class KeyCache:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str]) -> bytes | None:
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """The live keys among these (one lock for a batch's subjects)."""
+        found = {}
         with self._lock:
-            hit = self._keys.get(key)
-            if hit is None or hit[1] < time.monotonic():
-                self._keys.pop(key, None)
-                return None
-            self._keys.move_to_end(key)
-            return hit[0]
+            now = time.monotonic()
+            for key in keys:
+                hit = self._keys.get(key)
+                if hit is None or hit[1] < now:
+                    self._keys.pop(key, None)
+                    continue
+                self._keys.move_to_end(key)
+                found[key] = hit[0]
+        return found
 
     def put(self, key: tuple[str, str], value: bytes) -> None:
+        self.put_many({key: value})
+
+    def put_many(self, keys: Mapping[tuple[str, str], bytes]) -> None:
         with self._lock:
-            self._keys[key] = (value, time.monotonic() + self.ttl)
-            self._keys.move_to_end(key)
+            expires = time.monotonic() + self.ttl
+            for key, value in keys.items():
+                self._keys[key] = (value, expires)
+                self._keys.move_to_end(key)
             while len(self._keys) > self.max_keys:
                 self._keys.popitem(last=False)
 
@@ -207,18 +220,19 @@ class DatabaseKeyStore:
         `before_create(new_pairs, found)` runs before any key is made and may refuse (raise):
         a request refused then leaves no key behind, not even one for an erased subject.
         """
-        found = {k: v for k in set(wanted) if (v := self.cache.get(k)) is not None}
-        missing = [k for k in set(wanted) if k not in found]
+        unique = set(wanted)
+        found = self.cache.get_many(unique)
+        missing = [k for k in unique if k not in found]
         if not missing:
             return found
         rows = self._select(missing)
-        found.update({k: self._remember(k[0], k[1], w) for k, w in rows.items()})
+        found.update(self._remember_many(rows))
         fresh = [k for k in missing if k not in rows]
         if fresh:
             if before_create is not None:
                 before_create(fresh, found)
             made = self._insert(fresh)
-            found.update({k: self._remember(k[0], k[1], w) for k, w in made.items()})
+            found.update(self._remember_many(made))
         return found
 
     def get(self, subject_ref: str, scope: str = "") -> bytes:
@@ -293,9 +307,14 @@ class DatabaseKeyStore:
 
     # -- internals ---------------------------------------------------------------
     def _remember(self, subject_ref: str, scope: str, wrapped: bytes) -> bytes:
-        key = self.master.unwrap(subject_ref, bytes(wrapped))
-        self.cache.put((subject_ref, scope), key)
-        return key
+        return self._remember_many({(subject_ref, scope): wrapped})[(subject_ref, scope)]
+
+    def _remember_many(
+        self, wrapped: Mapping[tuple[str, str], bytes]
+    ) -> dict[tuple[str, str], bytes]:
+        keys = {pair: self.master.unwrap(pair[0], bytes(w)) for pair, w in wrapped.items()}
+        self.cache.put_many(keys)
+        return keys
 
     def _insert(self, fresh: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         """One multi-row insert of new wrapped keys; where another process won the race, its key."""

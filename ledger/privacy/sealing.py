@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -20,6 +21,8 @@ from ledger.errors import InvalidCommand
 from ledger.privacy.keys import BeforeCreate, Forgotten, MasterKeyMismatch, SubjectKeyStore
 
 SEAL_FORMAT = 1
+NONCE_BYTES = 12  # AES-GCM's; fresh for every sealed record
+NONCE_TEXT = 16  # its base64: 12 bytes are 16 characters, with no padding
 ERASED_TEXT = "erased"
 REF_PREFIX = b"ledger subject v1\x00"
 Pair = tuple[str, str]  # (subject ref, scope)
@@ -141,30 +144,31 @@ class Sealer:
             if before_new_keys is None:
                 return
             new_refs = {ref for ref, _ in fresh}
-            sealed = {
-                index: self._seal_row(
-                    row,
-                    fields,
-                    ref,
-                    self._ciphers.get(ref, deployment, found[(ref, deployment)], deadline)
+            old = [i for i, ref in enumerate(refs) if ref not in new_refs]
+            ciphers = self._ciphers.get_many(
+                {
+                    (ref, deployment): found[(ref, deployment)]
+                    for ref in {refs[i] for i in old}
                     if ref
-                    else None,
-                    deployment,
-                    binding,
-                )
-                for index, (row, ref, binding) in enumerate(zip(rows, refs, bindings, strict=True))
-                if ref not in new_refs
-            }
-            before_new_keys([i for i, ref in enumerate(refs) if ref in new_refs], sealed)
+                },
+                deadline,
+            )
+            sealed = self._seal_rows(
+                [rows[i] for i in old],
+                fields,
+                [refs[i] for i in old],
+                ciphers,
+                deployment,
+                [bindings[i] for i in old],
+            )
+            before_new_keys(
+                [i for i, ref in enumerate(refs) if ref in new_refs],
+                dict(zip(old, sealed, strict=True)),
+            )
 
         keys = self._keys_for([(r, deployment) for r in set(refs) if r is not None], before_create)
-        ciphers = {
-            ref: self._ciphers.get(ref, scope, key, deadline) for (ref, scope), key in keys.items()
-        }
-        sealed = [
-            self._seal_row(row, fields, ref, ciphers.get(ref) if ref else None, deployment, binding)
-            for row, ref, binding in zip(rows, refs, bindings, strict=True)
-        ]
+        ciphers = self._ciphers.get_many(keys, deadline)
+        sealed = self._seal_rows(rows, fields, refs, ciphers, deployment, bindings)
         self._digest_keys.hold(
             {
                 record["nonce"]: ciphers[ref]  # type: ignore[index]
@@ -217,12 +221,29 @@ class Sealer:
         A plain sha256 of a row holding personal values would let anyone test guesses of
         them (a customer number is easy to enumerate) even after an erasure.
         """
-        canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
         if not sealed:
-            return hashlib.sha256(canonical).hexdigest()
-        mac_key = self._digest_keys.take(sealed["nonce"], sealed["subject_ref"], sealed["scope"])
-        if mac_key is None:  # not sealed by this sealer a moment ago: ask the key store
+            return _plain_digest(row)
+        held = self._digest_keys.take_many([sealed["nonce"]])[0]
+        return self._keyed_digest(row, sealed, held)
+
+    def body_digests(
+        self, rows: Sequence[Mapping[str, Any]], sealed: Sequence[Mapping[str, Any] | None]
+    ) -> list[str]:
+        """[body_digest(row, record) ...] of a batch: the digest keys held for it taken at once."""
+        held = self._digest_keys.take_many([r["nonce"] if r else None for r in sealed])
+        return [
+            self._keyed_digest(row, record, cipher) if record else _plain_digest(row)
+            for row, record, cipher in zip(rows, sealed, held, strict=True)
+        ]
+
+    def _keyed_digest(
+        self, row: Mapping[str, Any], sealed: Mapping[str, Any], held: _SubjectCipher | None
+    ) -> str:
+        if held is not None and held.ref == sealed["subject_ref"] and held.scope == sealed["scope"]:
+            mac_key = held.mac_key
+        else:  # not sealed by this sealer a moment ago: ask the key store
             mac_key = _mac_key(self.keys.get(sealed["subject_ref"], sealed["scope"]))
+        canonical = orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
         return "k1:" + hmac.digest(mac_key, canonical, "sha256").hex()
 
     def destroy(self, subject_ref: str, scope: str | None = None) -> int:
@@ -287,32 +308,53 @@ class Sealer:
             before_create(fresh, found)
         return {**found, **{pair: self.keys.get_or_create(*pair) for pair in fresh}}
 
-    def _seal_row(
-        self,
-        row: Mapping[str, Any],
+    @staticmethod
+    def _seal_rows(
+        rows: Sequence[Mapping[str, Any]],
         fields: list[str],
-        ref: str | None,
-        cipher: _SubjectCipher | None,
+        refs: Sequence[str | None],
+        ciphers: Mapping[str, _SubjectCipher],
         deployment: str,
-        binding: str,
-    ) -> SealedRow:
-        if ref is None or cipher is None:  # no subject and no personal values: nothing to hide
-            return SealedRow(dict(row), None)
-        present = [f for f in fields if f in row]
-        plain = {k: v for k, v in row.items() if k not in present}
-        nonce = os.urandom(12)
-        payload = orjson.dumps({f: row[f] for f in present})
-        ciphertext = cipher.aead.encrypt(nonce, payload, _aad(deployment, binding, present))
-        record = {
-            "v": SEAL_FORMAT,
-            "subject_ref": ref,
-            "scope": deployment,
-            "binding": binding,
-            "fields": present,
-            "nonce": _b64e(nonce),
-            "ciphertext": _b64e(ciphertext),
-        }
-        return SealedRow(plain, record)
+        bindings: Sequence[str],
+    ) -> list[SealedRow]:
+        """Each row sealed under its subject's cipher, with a nonce of its own.
+
+        The rows' nonces are drawn in one call and written as base64 in one call (12 bytes
+        are 16 characters, so each row's text is its slice); each row's associated data is
+        its binding between the scope's and its fields' parts.
+        """
+        nonces = os.urandom(NONCE_BYTES * len(rows))
+        nonce_texts = _b64e(nonces)
+        head = _aad_head(deployment)
+        tails: dict[tuple[str, ...], bytes] = {}
+        sealed = []
+        for index, (row, ref, binding) in enumerate(zip(rows, refs, bindings, strict=True)):
+            cipher = ciphers.get(ref) if ref is not None else None
+            if cipher is None:  # no subject and no personal values: nothing to hide
+                sealed.append(SealedRow(dict(row), None))
+                continue
+            present = [f for f in fields if f in row]
+            tail = tails.get(key := tuple(present))
+            if tail is None:
+                tail = tails[key] = _aad_tail(present)
+            at = index * NONCE_BYTES
+            ciphertext = cipher.aead.encrypt(
+                nonces[at : at + NONCE_BYTES],
+                orjson.dumps({f: row[f] for f in present}),
+                head + binding.encode() + tail,
+            )
+            at = index * NONCE_TEXT
+            record = {
+                "v": SEAL_FORMAT,
+                "subject_ref": ref,
+                "scope": deployment,
+                "binding": binding,
+                "fields": present,
+                "nonce": nonce_texts[at : at + NONCE_TEXT],
+                "ciphertext": _b64e(ciphertext),
+            }
+            sealed.append(SealedRow({k: v for k, v in row.items() if k not in present}, record))
+        return sealed
 
 
 class _SubjectCipher:
@@ -346,21 +388,31 @@ class _CipherCache:
         self._lock = threading.Lock()
 
     def get(self, ref: str, scope: str, key: bytes, deadline: float) -> _SubjectCipher:
+        return self.get_many({(ref, scope): key}, deadline)[ref]
+
+    def get_many(self, keys: Mapping[Pair, bytes], deadline: float) -> dict[str, _SubjectCipher]:
+        """A ready cipher for each (subject, scope)'s key, by subject ref (a batch has one scope)."""
         now = time.monotonic()
-        cipher = self._ready.get((ref, scope))
-        if cipher is not None and cipher.key == key and cipher.expires > now:
-            cipher.deadline = deadline  # its digest keys held for this batch live as long
-            return cipher
-        cipher = _SubjectCipher(ref, scope, key, deadline, now + self.max_age)
-        with self._lock:
-            self._ready.pop((ref, scope), None)
-            self._ready[(ref, scope)] = cipher
-            while self._ready:  # oldest first: each entry lives max_age from insertion
-                oldest = next(iter(self._ready))
-                if len(self._ready) <= self.max_entries and self._ready[oldest].expires > now:
-                    break
-                del self._ready[oldest]
-        return cipher
+        ciphers, made = {}, []
+        for (ref, scope), key in keys.items():
+            cipher = self._ready.get((ref, scope))
+            if cipher is not None and cipher.key == key and cipher.expires > now:
+                cipher.deadline = deadline  # its digest keys held for this batch live as long
+            else:
+                cipher = _SubjectCipher(ref, scope, key, deadline, now + self.max_age)
+                made.append(cipher)
+            ciphers[ref] = cipher
+        if made:
+            with self._lock:
+                for cipher in made:
+                    self._ready.pop((cipher.ref, cipher.scope), None)
+                    self._ready[(cipher.ref, cipher.scope)] = cipher
+                while self._ready:  # oldest first: each entry lives max_age from insertion
+                    oldest = next(iter(self._ready))
+                    if len(self._ready) <= self.max_entries and self._ready[oldest].expires > now:
+                        break
+                    del self._ready[oldest]
+        return ciphers
 
     def drop(self, subject_ref: str) -> None:
         with self._lock:
@@ -394,17 +446,13 @@ class _DigestKeys:
                     break
                 del self._held[oldest]
 
-    def take(self, nonce: str, subject_ref: str, scope: str) -> bytes | None:
+    def take_many(self, nonces: Sequence[str | None]) -> list[_SubjectCipher | None]:
+        """The cipher held for each record's nonce (None: none, or past its deadline)."""
         with self._lock:
-            held = self._held.pop(nonce, None)
-        if (
-            held is None
-            or held.ref != subject_ref
-            or held.scope != scope
-            or held.deadline < time.monotonic()
-        ):
-            return None
-        return held.mac_key
+            pop = self._held.pop
+            held = [None if n is None else pop(n, None) for n in nonces]
+        now = time.monotonic()
+        return [None if h is None or h.deadline < now else h for h in held]
 
     def drop(self, subject_ref: str, scope: str | None) -> None:
         with self._lock:
@@ -421,13 +469,24 @@ def _mac_key(key: bytes) -> bytes:
 
 
 def _aad(scope: str, binding: str, fields: Sequence[str]) -> bytes:
-    return b"\x00".join(
-        [b"ledger sealed v1", scope.encode(), binding.encode(), ",".join(fields).encode()]
-    )
+    """Associated data: the scope, the binding and the sealed fields' names, NUL-separated."""
+    return _aad_head(scope) + binding.encode() + _aad_tail(fields)
+
+
+def _aad_head(scope: str) -> bytes:
+    return b"ledger sealed v1\x00" + scope.encode() + b"\x00"
+
+
+def _aad_tail(fields: Sequence[str]) -> bytes:
+    return b"\x00" + ",".join(fields).encode()
+
+
+def _plain_digest(row: Mapping[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _b64e(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
+    return binascii.b2a_base64(raw, newline=False).decode()
 
 
 def _b64(text: str) -> bytes:

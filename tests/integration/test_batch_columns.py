@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+from base64 import b64decode
 from typing import Any
 
 import pytest
@@ -19,10 +20,11 @@ from marshmallow import ValidationError
 from ledger import recording
 from ledger.domain.predictions import Prediction
 from ledger.errors import LedgerError
+from ledger.privacy.forget import forget_ref
 from serving import batch as columns
 from serving import predict as rows
 from serving.service import Serving
-from tests.integration.api_support import ROW, Api, deployment_with_models, make_api
+from tests.integration.api_support import ROW, SCHEMA, Api, deployment_with_models, make_api
 
 SAFE = 2**53 - 1
 numbers = st.one_of(
@@ -86,9 +88,10 @@ def fixed(monkeypatch):  # noqa: ANN001, ANN201
         nonlocal counter
         counter = itertools.count()
 
-    monkeypatch.setattr(
-        "ledger.privacy.sealing.os.urandom", lambda n: next(counter).to_bytes(n, "big")
-    )
+    def nonces(n: int) -> bytes:  # each row's 12 bytes its own, as os.urandom's would be
+        return b"".join(next(counter).to_bytes(12, "big") for _ in range(n // 12))
+
+    monkeypatch.setattr("ledger.privacy.sealing.os.urandom", nonces)
     return restart
 
 
@@ -153,3 +156,39 @@ def test_a_big_batch_goes_the_column_path_and_flags_every_row_as_the_row_path_do
     assert outcome(serving_of(api), column_path, body) == expected
     flags = {tuple(answer["flags"]) for answer in expected[1][0]}
     assert {(), ("out_of_range:age",), ("unseen_category:plan",), ("missing:plan",)} <= flags
+
+
+def test_personal_fields_of_several_subjects_nulls_and_a_forgotten_subject_are_sealed_alike(
+    api,  # noqa: ANN001
+    fixed,  # noqa: ANN001
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    serving = serving_of(api)
+    sealer = serving.sealer
+    subjects = ("c-1", "c-2", "c-3", "c-4")
+    sealer.seal(SCHEMA, {**ROW, "customer": "c-2"}, deployment="churn", request_id="x")
+    forget_ref(serving.ledger, sealer.subject_ref("c-2"), "asked", "key:test")
+    monkeypatch.setattr("ledger.privacy.keys.secrets.token_bytes", lambda n: b"k" * n)
+    instances = [
+        {**ROW, "customer": [*subjects, None][i % 5], "age": [None, 30.0][i % 2]} for i in range(40)
+    ]
+    body = {"instances": instances, "request_id": "personal"}
+    results = []
+    for path in (row_path, column_path):
+        for subject in subjects:  # each path makes every key anew, c-2's after its erasure
+            sealer.destroy(sealer.subject_ref(subject))
+        fixed()
+        results.append(outcome(serving, path, body))
+    assert results[0][0] == "ok" and results[1] == results[0]
+
+    _, predictions, made = column_path(serving, {**body, "request_id": "again"})
+    records = [p.sealed for p in predictions]
+    assert [r is None for r in records] == [row["customer"] is None for row in instances]
+    opened = [sealer.unseal(r, str(p.id)) for p, r in zip(predictions, records, strict=True) if r]
+    assert opened == [{"customer": row["customer"]} for row in instances if row["customer"]]
+    nonces = [r["nonce"] for r in records if r]
+    assert len(set(nonces)) == len(nonces) and {len(b64decode(n)) for n in nonces} == {12}
+    assert {r["subject_ref"] for r in records if r} == {sealer.subject_ref(s) for s in subjects}
+    for p, row, events in zip(predictions, instances, made, strict=True):
+        assert b'"c-' not in events[0].state  # no personal value in the stored bytes
+        assert p.features == {k: v for k, v in row.items() if k != "customer" or v is None}

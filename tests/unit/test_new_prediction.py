@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import math
+import uuid
 
 import pytest
 from eventsourcing.persistence import Mapper
 
-from ledger.domain.predictions import NewPrediction, Prediction
+from ledger.domain.predictions import NewPrediction, Prediction, stored_made_events
 from ledger.transcoder import OrjsonTranscoder
 
 FIELDS = {
@@ -90,3 +92,68 @@ def test_it_decodes_into_the_same_aggregate() -> None:
         FIELDS["features"],
         "key:abc",
     )
+
+
+def batch(changes: list[dict], at: datetime.datetime) -> list[NewPrediction]:
+    out = []
+    for i, change in enumerate(changes):
+        lean = NewPrediction(**{**FIELDS, "request_id": f"b#{i}", **change})
+        lean.timestamp = at
+        out.append(lean)
+    return out
+
+
+AT = datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.UTC)
+# What the cut between two states looks like, placed inside a state: only the count of cuts
+# tells it from a real one.
+FAKE_CUT = {"x": [{"a": 1}, {"timestamp": {"_type_": "datetime_iso", "_data_": AT.isoformat()}}]}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        [{}, {}],
+        [{}, {"sealed": None, "leader": None, "flags": []}, {"features": {"a": "ünïcode"}}],
+        [{"outputs": {"m1": FAKE_CUT}}, {}, {"outputs": FAKE_CUT}],
+        [{"features": {"a": '},{"timestamp":'}}, {}],  # a text holding the cut
+        [{}],
+        [],
+    ],
+)
+def test_a_batchs_states_encoded_together_are_each_states_own_bytes(changes: list[dict]) -> None:
+    m = mapper()
+    predictions = batch(changes, AT)
+    written = m.transcoder.typed(AT)
+    expected = [p.stored_event(m, known_alike=True, timestamp=written) for p in predictions]
+    assert stored_made_events(predictions, m, known_alike=True, timestamp=written) == expected
+    assert stored_made_events(predictions, m, known_alike=False, timestamp=None) == [
+        p.stored_event(m) for p in predictions
+    ]
+
+
+def test_states_that_begin_differently_are_encoded_each_alone() -> None:
+    m = mapper()
+    predictions = batch([{}, {}, {}], AT)
+    predictions[1].timestamp = AT + datetime.timedelta(microseconds=1)
+    expected = [p.stored_event(m, known_alike=True) for p in predictions]
+    assert stored_made_events(predictions, m, known_alike=True, timestamp=None) == expected
+    states = [p.made_state(m.transcoder.typed(AT)) for p in predictions]
+    states[2]["timestamp"] = dict(states[2]["timestamp"])  # equal, not the same object
+    assert m.transcoder.encode_alike_many(states) == [m.transcoder.encode_alike(s) for s in states]
+
+
+@pytest.mark.parametrize(
+    "bad", [{"a": "nul \x00 here"}, {"a": "lone \ud800"}, {"a": math.nan}, {"a": uuid.uuid4()}]
+)
+def test_a_state_the_fast_encoding_cannot_write_is_written_or_refused_as_alone(bad: dict) -> None:
+    m = mapper()
+    states = [p.made_state(m.transcoder.typed(AT)) for p in batch([{}, {"features": bad}], AT)]
+    try:
+        expected: object = [m.transcoder.encode_alike(s) for s in states]
+    except Exception as error:  # noqa: BLE001
+        expected = type(error)
+    try:
+        got: object = m.transcoder.encode_alike_many(states)
+    except Exception as error:  # noqa: BLE001
+        got = type(error)
+    assert got == expected

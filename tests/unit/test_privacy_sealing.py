@@ -15,6 +15,7 @@ from ledger.errors import InvalidCommand, StorageUnavailable
 from ledger.privacy import (
     ERASED,
     DatabaseKeyStore,
+    Forgotten,
     KeyCache,
     LocalMasterKey,
     MasterKeyMismatch,
@@ -189,3 +190,29 @@ def test_a_subjects_ready_cipher_serves_only_its_key_and_only_as_long_as_the_key
     again = cache.get(ref, "churn", b"k" * 32, deadline=1.0)
     assert cache.get(ref, "churn", b"k" * 32, deadline=1.0) is not again  # expired at once
     assert sealer.unseal(sealed) is ERASED
+
+
+def test_a_batchs_body_digests_are_each_rows_body_digest(engine: sa.Engine) -> None:
+    sealer = make_sealer(engine)
+    rows = [
+        {**ROW, "email": [f"s{i % 3}@example.org", None][i % 4 == 3], "age": [44, None][i % 4 == 3]}
+        for i in range(12)
+    ]
+    request_ids = [f"b#{i}" for i in range(12)]
+    records = [
+        r for _, r in sealer.seal_many(SCHEMA, rows, deployment="churn", request_ids=request_ids)
+    ]
+    assert [r is None for r in records] == [i % 4 == 3 for i in range(12)]
+    held = sealer.body_digests(rows, records)  # the keys this sealer holds for the batch
+    assert held == [sealer.body_digest(row, r) for row, r in zip(rows, records, strict=True)]
+    records = [
+        r for _, r in sealer.seal_many(SCHEMA, rows, deployment="churn", request_ids=request_ids)
+    ]
+    assert [sealer.body_digest(row, r) for row, r in zip(rows, records, strict=True)] == held
+    assert sealer.body_digests(rows, records) == held  # taken already: from the key store
+    assert len(set(held)) == 4 and all(
+        d.startswith("k1:") for d, r in zip(held, records, strict=True) if r
+    )
+    sealer.destroy(sealer.subject_ref("s1@example.org"))
+    with pytest.raises(Forgotten):
+        sealer.body_digests(rows, records)
