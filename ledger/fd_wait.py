@@ -1,8 +1,8 @@
 """Waiting for file descriptors by poll(2), which has no ceiling on their numbers.
 
 select(2) refuses a descriptor numbered 1024 or more, and a long-lived process (a worker
-with many connections, a test run) reaches such numbers: the deployment watch and the
-writer's supervisor would then stop watching.
+with many connections, a test run) reaches such numbers: the deployment watch, the
+writer's supervisor and a projection's follower would then stop watching.
 """
 
 from __future__ import annotations

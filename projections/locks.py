@@ -11,13 +11,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import select
 import time
 from typing import Any
 
 import sqlalchemy as sa
 
 from ledger.database import is_postgres
+from ledger.fd_wait import readable
 from ledger.log import CHANNEL
 
 
@@ -69,7 +69,7 @@ class AdvisoryLock:
     def wait(self, timeout: float) -> None:
         """Sleep until a NOTIFY on the events channel, or the timeout."""
         try:
-            if select.select([self.conn], [], [], timeout)[0]:
+            if readable([self.conn], timeout):
                 self.conn.poll()
                 self.conn.notifies.clear()
         except Exception as error:
