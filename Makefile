@@ -48,4 +48,4 @@ soak: $(VENV)/.dev
 	LEDGER_SOAK=1 $(VENV)/bin/pytest -q tests/reliability
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .venv-mlflow var .pytest_cache

@@ -1,6 +1,6 @@
 """`mlflow models serve` (MLflow 3.17.2, its own venv) on the demo's leader, loaded by wrk.
 
-    .venv/bin/python -m bench.mlflow_serve [--venv /tmp/mlflow-venv] [--seconds 15] [--clients 16 64]
+    .venv/bin/python -m bench.mlflow_serve [--venv .venv-mlflow] [--seconds 15] [--clients 16 64]
 
 The leader (churn-logistic: the demo's pipeline, trained here the same way) is pickled,
 saved as an MLflow sklearn model by the MLflow venv's Python, served with 2 workers on
@@ -28,6 +28,8 @@ from trainers import steps
 from trainers.demo import demo_specs
 from trainers.demo_data import generate
 
+# MLflow's own venv, beside ours in the repository root (ignored by git; `make clean` removes it).
+DEFAULT_VENV = Path(__file__).resolve().parents[1] / ".venv-mlflow"
 SAVE = """
 import pickle, sys, mlflow.sklearn
 mlflow.sklearn.save_model(pickle.load(open(sys.argv[1], "rb")), sys.argv[2], serialization_format="pickle")
@@ -143,7 +145,7 @@ def run(venv: Path, seconds: float, clients: list[int]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venv", type=Path, default=Path("/tmp/mlflow-venv"))
+    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 64])
     args = parser.parse_args()

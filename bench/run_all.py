@@ -29,10 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.mlflow_serve import DEFAULT_VENV
 from bench.results import render
 
 HERE = Path(__file__).resolve().parent
-MLFLOW_VENV = Path(os.environ.get("LEDGER_BENCH_MLFLOW_VENV", "/tmp/mlflow-venv"))
+MLFLOW_VENV = Path(os.environ.get("LEDGER_BENCH_MLFLOW_VENV", DEFAULT_VENV))
 
 
 def steps(
@@ -54,7 +55,7 @@ def steps(
             [
                 "bench.mlflow_serve",
                 "--venv",
-                str(MLFLOW_VENV),
+                os.path.relpath(MLFLOW_VENV, HERE.parent),  # steps run there
                 "--seconds",
                 seconds,
                 "--clients",
