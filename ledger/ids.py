@@ -28,25 +28,22 @@ def _prediction_name(deployment: str, request_id: str, client: str) -> str:
 
 def prediction_id(deployment: str, request_id: str, client: str = DEFAULT_CLIENT) -> uuid.UUID:
     """The store's uniqueness on this id is what dedupes a retried request."""
-    return uuid.uuid5(NAMESPACE, _prediction_name(deployment, request_id, client))
+    return prediction_ids(deployment, [request_id], client)[0]
 
 
 def prediction_ids(
     deployment: str, request_ids: list[str], client: str = DEFAULT_CLIENT
 ) -> list[uuid.UUID]:
-    """prediction_id of each of a batch's request ids, each hashed once: sealing binds a row
-    to its id's text (str of it), and the prediction takes the id itself.
-
-    uuid5 as uuid.uuid5 computes it, without its per-call work: the name's shared head (the
-    request id comes last) is encoded once, and the version and variant bits are set on
-    the integer.
-    """
+    """prediction_id of each of a batch's request ids, the name's shared head (the request id
+    comes last) encoded once."""
     head = _NAMESPACE_BYTES + _prediction_name(deployment, "", client).encode()
-    sha1, from_bytes, make = hashlib.sha1, int.from_bytes, uuid.UUID
-    return [
-        make(int=from_bytes(sha1(head + r.encode()).digest()[:16]) & _CLEAR | _VERSION_5)
-        for r in request_ids
-    ]
+    return [uuid.UUID(int=_uuid5_int(head + r.encode())) for r in request_ids]
+
+
+def prediction_id_text(deployment: str, request_id: str, client: str = DEFAULT_CLIENT) -> str:
+    """str(prediction_id(...)) without building a UUID object: sealing binds every batch row to it."""
+    h = f"{_uuid5_int(_NAMESPACE_BYTES + _prediction_name(deployment, request_id, client).encode()):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 # The bits uuid.UUID(version=5) sets: the version nibble (5) and the RFC 4122 variant (10).
@@ -54,17 +51,9 @@ _CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _VERSION_5 = (5 << 76) | (0x8000 << 48)
 
 
-def prediction_id_text(deployment: str, request_id: str, client: str = DEFAULT_CLIENT) -> str:
-    """str(prediction_id(...)) without building a UUID object: sealing binds every batch row to it."""
-    digest = bytearray(
-        hashlib.sha1(
-            _NAMESPACE_BYTES + _prediction_name(deployment, request_id, client).encode()
-        ).digest()
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+def _uuid5_int(name: bytes) -> int:
+    """uuid.uuid5's integer, for a name already led by the namespace's bytes."""
+    return int.from_bytes(hashlib.sha1(name).digest()[:16]) & _CLEAR | _VERSION_5
 
 
 def outcome_claim_id(deployment: str, outcome_id: str, client: str = DEFAULT_CLIENT) -> uuid.UUID:

@@ -267,8 +267,4 @@ def stored_made_events(
     if not known_alike or encode_many is None:
         return [p.stored_event(mapper, known_alike, timestamp) for p in predictions]
     encoded = encode_many([p.made_state(timestamp) for p in predictions])
-    if mapper.compressor or mapper.cipher:
-        return [p._stored(mapper, data) for p, data in zip(predictions, encoded, strict=True)]
-    return [
-        StoredEvent(p.id, 1, MADE_TOPIC, data) for p, data in zip(predictions, encoded, strict=True)
-    ]
+    return [p._stored(mapper, data) for p, data in zip(predictions, encoded, strict=True)]
